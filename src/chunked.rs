@@ -1,0 +1,151 @@
+//! HTTP/1.1 chunked transfer coding (RFC 9112, section 7.1), one frame at a time.
+//!
+//! ```
+//! use sse_htmx::chunked::Framing;
+//!
+//! let mut wire = Vec::new();
+//! let mut scratch = Vec::new();
+//! Framing::Chunked.write_frame(&mut wire, &mut scratch, b"data: x\n\n")?;
+//! Framing::Chunked.finish(&mut wire)?;
+//! assert_eq!(wire, b"9\r\ndata: x\n\n\r\n0\r\n\r\n");
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Each frame goes out in a single `write_all` followed by a flush, so a frame is never left
+//! half in a buffer and never waits for the next one.
+
+use std::io::{self, Write};
+
+/// How a streamed body is delimited on the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// HTTP/1.1: each frame is a chunk; the body ends with the zero-length chunk.
+    Chunked,
+    /// HTTP/1.0 has no chunked coding: frames are written as they are and the body ends when the
+    /// connection closes.
+    CloseDelimited,
+}
+
+impl Framing {
+    /// Writes `payload` as one frame and flushes it; returns the bytes written. `scratch` is
+    /// reused between calls so that a frame costs no allocation once it has grown to size.
+    pub fn write_frame(
+        self,
+        w: &mut impl Write,
+        scratch: &mut Vec<u8>,
+        payload: &[u8],
+    ) -> io::Result<usize> {
+        if payload.is_empty() {
+            // An empty chunk would end the body.
+            return Ok(0);
+        }
+        let frame = match self {
+            Framing::Chunked => {
+                scratch.clear();
+                write!(scratch, "{:x}\r\n", payload.len())?;
+                scratch.extend_from_slice(payload);
+                scratch.extend_from_slice(b"\r\n");
+                &scratch[..]
+            }
+            Framing::CloseDelimited => payload,
+        };
+        w.write_all(frame)?;
+        w.flush()?;
+        Ok(frame.len())
+    }
+
+    /// Ends the body: the zero-length chunk for chunked coding, nothing otherwise (closing the
+    /// connection ends a close-delimited body).
+    pub fn finish(self, w: &mut impl Write) -> io::Result<()> {
+        if self == Framing::Chunked {
+            w.write_all(b"0\r\n\r\n")?;
+        }
+        w.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(framing: Framing, payload: &[u8]) -> Vec<u8> {
+        let mut wire = Vec::new();
+        framing
+            .write_frame(&mut wire, &mut Vec::new(), payload)
+            .unwrap();
+        wire
+    }
+
+    #[test]
+    fn chunk_size_is_hex() {
+        let payload = vec![b'x'; 300];
+        let wire = frame(Framing::Chunked, &payload);
+        assert!(wire.starts_with(b"12c\r\nxxx"));
+        assert!(wire.ends_with(b"xxx\r\n"));
+        assert_eq!(wire.len(), 5 + 300 + 2);
+    }
+
+    #[test]
+    fn empty_payload_writes_nothing() {
+        assert!(frame(Framing::Chunked, b"").is_empty());
+    }
+
+    #[test]
+    fn close_delimited_writes_payload_as_is() {
+        assert_eq!(
+            frame(Framing::CloseDelimited, b"data: x\n\n"),
+            b"data: x\n\n"
+        );
+        let mut wire = Vec::new();
+        Framing::CloseDelimited.finish(&mut wire).unwrap();
+        assert!(wire.is_empty());
+    }
+
+    #[test]
+    fn scratch_is_reused() {
+        let mut wire = Vec::new();
+        let mut scratch = Vec::new();
+        Framing::Chunked
+            .write_frame(&mut wire, &mut scratch, b"ab")
+            .unwrap();
+        Framing::Chunked
+            .write_frame(&mut wire, &mut scratch, b"c")
+            .unwrap();
+        assert_eq!(wire, b"2\r\nab\r\n1\r\nc\r\n");
+    }
+
+    /// A writer that records each flush, to show one frame is one write and one flush.
+    #[derive(Default)]
+    struct Recorder {
+        writes: Vec<Vec<u8>>,
+        flushes: usize,
+    }
+
+    impl Write for Recorder {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.writes.push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.flushes += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_frame_is_one_write_and_one_flush() {
+        let mut recorder = Recorder::default();
+        let mut scratch = Vec::new();
+        Framing::Chunked
+            .write_frame(&mut recorder, &mut scratch, b"one")
+            .unwrap();
+        Framing::Chunked
+            .write_frame(&mut recorder, &mut scratch, b"two")
+            .unwrap();
+        assert_eq!(
+            recorder.writes,
+            vec![b"3\r\none\r\n".to_vec(), b"3\r\ntwo\r\n".to_vec()]
+        );
+        assert_eq!(recorder.flushes, 2);
+    }
+}

@@ -1,0 +1,61 @@
+//! A small synchronous server that streams live HTML to an htmx page over Server-Sent Events.
+//!
+//! ```no_run
+//! use sse_htmx::{Config, Server};
+//!
+//! let server = Server::bind(Config::default())?;
+//! println!("open http://{}/", server.local_addr());
+//! server.run()?;
+//! # Ok::<(), sse_htmx::Error>(())
+//! ```
+//!
+//! # Why synchronous
+//! Each event stream is one OS thread that sleeps until its next tick and writes one flushed
+//! chunk. That is all an SSE stream needs, and it keeps the program small enough to read in an
+//! afternoon: no async runtime, no executor, and a dependency tree of a few crates. The price is a
+//! thread per open stream; see the README for what that costs and where it stops.
+//!
+//! [`tiny_http`] parses requests; [`maud`] builds every page and fragment; [`sse`] writes the
+//! event format and [`chunked`] frames it, neither knowing anything of HTTP servers.
+
+#![forbid(unsafe_code)]
+
+pub mod chunked;
+pub mod sse;
+
+mod assets;
+mod error;
+mod http;
+mod log;
+mod routes;
+mod server;
+mod stop;
+mod stream;
+mod views;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use error::Error;
+pub use server::{Server, Stopper};
+
+/// How the server runs. [`Config::default`] is what the binary uses without flags.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where to listen. Port 0 picks a free port.
+    pub addr: SocketAddr,
+    /// Time between two events of a stream.
+    pub interval: Duration,
+    /// No request or stream log lines on stderr.
+    pub quiet: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            interval: Duration::from_secs(1),
+            quiet: false,
+        }
+    }
+}
