@@ -18,17 +18,21 @@
 //! [`tiny_http`] parses requests; [`maud`] builds every page and fragment; [`sse`] writes the
 //! event format and [`chunked`] frames it, neither knowing anything of HTTP servers.
 
-#![forbid(unsafe_code)]
+// One function holds unsafe code, with its reason: `socket::borrow`.
+#![deny(unsafe_code)]
 
 pub mod chunked;
 pub mod sse;
 
 mod assets;
+mod capacity;
 mod error;
 mod http;
 mod log;
+mod metrics;
 mod routes;
 mod server;
+mod socket;
 mod stop;
 mod stream;
 mod views;
@@ -36,6 +40,7 @@ mod views;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use capacity::Capacity;
 pub use error::Error;
 pub use server::{Server, Stopper};
 
@@ -46,6 +51,13 @@ pub struct Config {
     pub addr: SocketAddr,
     /// Time between two events of a stream.
     pub interval: Duration,
+    /// The reconnection delay suggested to clients (`retry:`, sent once per stream).
+    pub retry: Duration,
+    /// Longest silence on a stream before a comment line is sent to keep it alive.
+    pub keepalive: Duration,
+    /// Streams accepted before `/connect` answers `503`; `None` derives it from the host's
+    /// limits.
+    pub max_streams: Option<usize>,
     /// No request or stream log lines on stderr.
     pub quiet: bool,
 }
@@ -55,6 +67,9 @@ impl Default for Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
             interval: Duration::from_secs(1),
+            retry: Duration::from_secs(3),
+            keepalive: Duration::from_secs(15),
+            max_streams: None,
             quiet: false,
         }
     }

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sse_htmx::{Config, Server};
+use sse_htmx::{Config, Server, Stopper};
 
 const USAGE: &str = "\
 sse-htmx: serves a page whose box updates live over Server-Sent Events.
@@ -9,13 +9,19 @@ sse-htmx: serves a page whose box updates live over Server-Sent Events.
 Usage: sse-htmx [OPTIONS]
 
 Options:
-      --addr <ADDR>        Address to listen on [default: 127.0.0.1:8000]
-      --interval <TIME>    Time between two events of a stream, e.g. 1s, 250ms [default: 1s]
-  -q, --quiet              No log lines on stderr
-  -h, --help               Print this help
-  -V, --version            Print the version
+      --addr <ADDR>          Address to listen on [default: 127.0.0.1:8000]
+      --interval <TIME>      Time between two events of a stream, e.g. 1s, 250ms [default: 1s]
+      --retry <TIME>         Reconnection delay suggested to clients (SSE retry:) [default: 3s]
+      --keepalive <TIME>     Longest silence on a stream before a keep-alive comment [default: 15s]
+      --max-streams <N>      Streams held at once before /connect answers 503
+                             [default: derived from the host's limits, printed at start]
+  -q, --quiet                No log lines on stderr
+  -h, --help                 Print this help
+  -V, --version              Print the version
 
-Routes: / (live box), /on-demand (box on a click), /connect (the event stream).";
+Routes: / (live box), /on-demand (box on a click), /connect (the event stream),
+/healthz, /metrics (Prometheus). SIGINT or SIGTERM ends every stream cleanly and exits 0;
+a second signal exits at once.";
 
 fn parse_args() -> Result<Option<Config>, lexopt::Error> {
     use lexopt::prelude::*;
@@ -32,7 +38,12 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
                         .into(),
                 })?;
             }
-            Long("interval") => config.interval = parser.value()?.parse_with(parse_interval)?,
+            Long("interval") => config.interval = parser.value()?.parse_with(positive_duration)?,
+            Long("retry") => config.retry = parser.value()?.parse_with(positive_duration)?,
+            Long("keepalive") => {
+                config.keepalive = parser.value()?.parse_with(positive_duration)?
+            }
+            Long("max-streams") => config.max_streams = Some(parser.value()?.parse()?),
             Short('q') | Long("quiet") => config.quiet = true,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
@@ -48,12 +59,32 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
     Ok(Some(config))
 }
 
-fn parse_interval(text: &str) -> Result<Duration, String> {
-    let interval = humantime::parse_duration(text).map_err(|e| format!("{e} (e.g. 1s, 250ms)"))?;
-    if interval < Duration::from_millis(1) {
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| format!("{e} (e.g. 1s, 250ms)"))?;
+    if duration < Duration::from_millis(1) {
         return Err("must be at least 1ms".into());
     }
-    Ok(interval)
+    Ok(duration)
+}
+
+/// The first SIGINT or SIGTERM stops the server cleanly; a second one exits at once.
+fn stop_on_signals(stopper: Stopper) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut forever = signals.forever();
+            if let Some(signal) = forever.next() {
+                eprintln!("sse-htmx: signal {signal}: stopping (again to exit at once)");
+                stopper.stop();
+            }
+            if let Some(signal) = forever.next() {
+                eprintln!("sse-htmx: signal {signal}: exiting now");
+                std::process::exit(128 + signal);
+            }
+        })?;
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -72,7 +103,27 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    println!("sse-htmx listening; open http://{}/", server.local_addr());
+    if let Err(error) = stop_on_signals(server.stopper()) {
+        eprintln!("sse-htmx: cannot handle signals: {error}");
+        return ExitCode::FAILURE;
+    }
+    let (open_files, hard) = server.open_files();
+    eprintln!(
+        "sse-htmx: capacity {} (open files: {open_files})",
+        server.capacity()
+    );
+    if hard < 4096 {
+        eprintln!(
+            "sse-htmx: the open-file limit is low ({hard}); raise it (ulimit -Hn) for more streams"
+        );
+    }
+    let addr = server.local_addr();
+    let host = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    println!("sse-htmx listening; open http://{host}/");
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -2,110 +2,190 @@
 //! when told to.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
-use std::time::Instant;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
+use crate::capacity::{Capacity, Limits};
 use crate::log::Log;
+use crate::metrics::Metrics;
 use crate::routes;
+use crate::socket;
 use crate::stop::Stop;
 use crate::{Config, Error};
+
+/// Connections waiting for tiny_http's accept thread. Linux caps it at `net.core.somaxconn`
+/// (4096 by default); a burst of new streams larger than this sees connect retries.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// How long a stopping server waits for its streams to write their last chunk.
+const DRAIN_TIME: Duration = Duration::from_millis(500);
 
 /// What every request handler and stream thread shares.
 pub struct App {
     pub config: Config,
     pub log: Log,
     pub stop: Stop,
+    pub metrics: Metrics,
     pub live_streams: AtomicUsize,
+    pub max_streams: usize,
+    pub local_addr: SocketAddr,
+    /// The highest descriptor number the process can have, for finding a connection's socket.
+    pub max_fd: RawFd,
 }
 
 /// A bound server. [`Server::run`] serves until [`Stopper::stop`] is called.
 pub struct Server {
-    http: Arc<tiny_http::Server>,
     app: Arc<App>,
-    local_addr: SocketAddr,
+    listener: TcpListener,
+    http: Arc<RwLock<Arc<tiny_http::Server>>>,
+    capacity: Capacity,
+    limits: Limits,
 }
 
 /// Stops a running [`Server`] from another thread. Cheap to clone.
 #[derive(Clone)]
 pub struct Stopper {
-    http: Arc<tiny_http::Server>,
     app: Arc<App>,
+    http: Arc<RwLock<Arc<tiny_http::Server>>>,
 }
 
 impl Server {
-    /// Binds `config.addr` (port 0 picks a free port; see [`Server::local_addr`]).
+    /// Binds `config.addr` (port 0 picks a free port; see [`Server::local_addr`]). Raises the
+    /// open-file soft limit to the hard limit and derives the stream capacity from the host's
+    /// limits, unless `config.max_streams` sets it.
     pub fn bind(config: Config) -> Result<Server, Error> {
-        let listener = TcpListener::bind(config.addr).map_err(|source| Error::Bind {
+        let limits = Limits::raise_and_read();
+        let capacity = match config.max_streams {
+            Some(streams) => Capacity {
+                streams,
+                limited_by: "--max-streams",
+            },
+            None => limits.capacity(),
+        };
+        let bind_error = |source| Error::Bind {
             addr: config.addr,
             source,
-        })?;
-        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
-            addr: config.addr,
-            source,
-        })?;
-        let http = tiny_http::Server::from_listener(listener, None)
-            .map_err(|source| Error::Start(source.to_string()))?;
+        };
+        let listener = socket::listen(config.addr, LISTEN_BACKLOG).map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+        let http = start_http(&listener)?;
         let app = App {
             log: Log {
                 quiet: config.quiet,
             },
             config,
             stop: Stop::default(),
+            metrics: Metrics::default(),
             live_streams: AtomicUsize::new(0),
+            max_streams: capacity.streams,
+            local_addr,
+            max_fd: RawFd::try_from(limits.open_files).unwrap_or(RawFd::MAX),
         };
         Ok(Server {
-            http: Arc::new(http),
             app: Arc::new(app),
-            local_addr,
+            listener,
+            http: Arc::new(RwLock::new(Arc::new(http))),
+            capacity,
+            limits,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.app.local_addr
+    }
+
+    /// How many streams the server accepts before it answers `503`, and why that many.
+    pub fn capacity(&self) -> &Capacity {
+        &self.capacity
+    }
+
+    /// The open-file limit after raising it, and the hard limit.
+    pub fn open_files(&self) -> (u64, u64) {
+        (self.limits.open_files, self.limits.open_files_hard)
     }
 
     pub fn stopper(&self) -> Stopper {
         Stopper {
-            http: self.http.clone(),
             app: self.app.clone(),
+            http: self.http.clone(),
         }
     }
 
-    /// How many event streams are open right now.
-    pub fn live_streams(&self) -> usize {
-        self.app
-            .live_streams
-            .load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Serves requests until stopped. Each request is handled on this thread, except event
-    /// streams, which each get a thread of their own.
+    /// Serves requests until stopped, then gives every stream a moment to end its body. Each
+    /// request is handled on this thread, except event streams, which each get a thread.
     pub fn run(self) -> Result<(), Error> {
-        loop {
-            let received = self.http.recv();
-            if self.app.stop.is_triggered() {
-                break;
+        // Servers whose accept thread died: their pool threads may still hand in requests from
+        // connections they had accepted.
+        let mut retired: Vec<Arc<tiny_http::Server>> = Vec::new();
+        while !self.app.stop.is_triggered() {
+            let http = self.current_http();
+            let wait = if retired.is_empty() {
+                Duration::from_secs(3600)
+            } else {
+                Duration::from_millis(50)
+            };
+            match http.recv_timeout(wait) {
+                Ok(Some(request)) => routes::handle(request, &self.app, Instant::now()),
+                Ok(None) => {}
+                Err(_) if self.app.stop.is_triggered() => break,
+                Err(error) => {
+                    self.app.log.line(format_args!(
+                        "accepting stopped ({error}); starting a new accept thread"
+                    ));
+                    // The error (out of descriptors, say) may last: don't spin on it.
+                    std::thread::sleep(Duration::from_millis(100));
+                    let fresh = Arc::new(start_http(&self.listener)?);
+                    let old = std::mem::replace(
+                        &mut *self.http.write().unwrap_or_else(PoisonError::into_inner),
+                        fresh,
+                    );
+                    retired.push(old);
+                }
             }
-            match received {
-                Ok(request) => routes::handle(request, &self.app, Instant::now()),
-                Err(error) => return Err(Error::Accept(error)),
+            for old in &retired {
+                while let Ok(Some(request)) = old.try_recv() {
+                    routes::handle(request, &self.app, Instant::now());
+                }
             }
+        }
+        let deadline = Instant::now() + DRAIN_TIME;
+        while self.app.live_streams.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
         }
         Ok(())
     }
+
+    fn current_http(&self) -> Arc<tiny_http::Server> {
+        self.http
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// A tiny_http server accepting on a duplicate of `listener`, so that another can take over if
+/// its accept thread stops.
+fn start_http(listener: &TcpListener) -> Result<tiny_http::Server, Error> {
+    let listener = listener
+        .try_clone()
+        .map_err(|e| Error::Start(e.to_string()))?;
+    tiny_http::Server::from_listener(listener, None).map_err(|e| Error::Start(e.to_string()))
 }
 
 impl Stopper {
     /// Asks the server to stop: the request loop returns and every stream ends its body.
     pub fn stop(&self) {
         self.app.stop.trigger();
-        self.http.unblock();
+        self.http
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .unblock();
     }
 
+    /// How many event streams are open right now.
     pub fn live_streams(&self) -> usize {
-        self.app
-            .live_streams
-            .load(std::sync::atomic::Ordering::SeqCst)
+        self.app.live_streams.load(Ordering::SeqCst)
     }
 }

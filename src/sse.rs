@@ -124,6 +124,20 @@ impl Event {
         Ok(self)
     }
 
+    /// Sets the `id:` field to a number, which needs no check.
+    ///
+    /// ```
+    /// # use sse_htmx::sse::Event;
+    /// let mut wire = Vec::new();
+    /// Event::new().id_number(42).data("x").write_to(&mut wire)?;
+    /// assert_eq!(wire, b"id: 42\ndata: x\n\n");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn id_number(mut self, id: u64) -> Self {
+        self.id = Some(id.to_string());
+        self
+    }
+
     /// Sets the `retry:` field: how long the client waits before reconnecting, in whole
     /// milliseconds.
     ///

@@ -5,7 +5,9 @@
 //! `start + k × interval`, so the schedule never drifts however long the writes take.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -15,6 +17,7 @@ use tiny_http::{HTTPVersion, Request};
 use crate::chunked::Framing;
 use crate::http;
 use crate::server::App;
+use crate::socket;
 use crate::sse::Event;
 use crate::views;
 
@@ -22,8 +25,11 @@ use crate::views;
 /// message and unwinding.
 const STACK_SIZE: usize = 128 * 1024;
 
+/// Sent when no event has gone out for the keep-alive time: proxies see traffic, and a dead
+/// client is found at the write.
+const KEEPALIVE_FRAME: &[u8] = b": keep-alive\n\n";
+
 /// Why a stream ended, for the log.
-#[derive(Debug)]
 enum Ended {
     ClientGone(std::io::Error),
     ServerStopping,
@@ -36,24 +42,38 @@ struct LiveStream {
 
 impl LiveStream {
     fn new(app: &Arc<App>) -> LiveStream {
-        app.live_streams
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        app.live_streams.fetch_add(1, Ordering::SeqCst);
+        app.metrics.streams_opened.fetch_add(1, Ordering::Relaxed);
         LiveStream { app: app.clone() }
     }
 }
 
 impl Drop for LiveStream {
     fn drop(&mut self) {
-        self.app
-            .live_streams
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.app.live_streams.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// Starts a stream for `request` on its own thread. Returns at once; the thread logs the request
-/// when the stream ends.
-pub fn open(request: Request, app: &Arc<App>, received: Instant) {
-    let framing = framing_for(&request);
+/// What a stream needs to know about its request once the request itself is gone.
+struct Opening {
+    framing: Framing,
+    first_id: u64,
+    peer: Option<SocketAddr>,
+    received: Instant,
+}
+
+/// Starts a stream for `request` on its own thread, or answers 503 at capacity. Returns the
+/// status at once; the thread logs the request when the stream ends.
+pub fn open(request: Request, app: &Arc<App>, received: Instant) -> Option<u16> {
+    if app.live_streams.load(Ordering::SeqCst) >= app.max_streams {
+        return Some(refuse(request, app, "at capacity"));
+    }
+    let opening = Opening {
+        framing: framing_for(&request),
+        first_id: resume_after(&request),
+        peer: request.remote_addr().copied(),
+        received,
+    };
     let live = LiveStream::new(app);
     // The request travels to the thread through a channel, so that if the thread cannot be
     // spawned it is still here to be answered.
@@ -63,37 +83,38 @@ pub fn open(request: Request, app: &Arc<App>, received: Instant) {
         .stack_size(STACK_SIZE)
         .spawn(move || {
             if let Ok(request) = take.recv() {
-                run(request, framing, &live, received);
+                run(request, opening, &live);
             }
         });
     match spawned {
         Ok(_) => {
             // The receiver lives until the thread has taken the request.
             let _ = hand_over.send(request);
+            None
         }
-        Err(error) => {
-            app.log.line(format_args!(
-                "stream refused: cannot spawn a thread: {error}"
-            ));
-            let response = http::text(503, "too many streams, try again later\n")
-                .with_header(http::header("Retry-After", "1"));
-            let _ = request.respond(response);
-            app.log
-                .request(&"GET", "/connect", 503, 0, received.elapsed());
-        }
+        Err(error) => Some(refuse(
+            request,
+            app,
+            &format!("cannot spawn a thread: {error}"),
+        )),
     }
 }
 
+fn refuse(request: Request, app: &App, why: &str) -> u16 {
+    app.metrics.streams_rejected.fetch_add(1, Ordering::Relaxed);
+    app.log.line(format_args!("stream refused: {why}"));
+    let response = http::text(503, "too many streams, try again later\n")
+        .with_header(http::header("Retry-After", "5"));
+    let _ = request.respond(response);
+    503
+}
+
 /// `HEAD /connect`: the head a stream would have, no body, and no thread.
-pub fn head(request: Request, app: &App, received: Instant) {
+pub fn head(request: Request) -> u16 {
     let framing = framing_for(&request);
     let mut writer = request.into_writer();
-    let status = match http::write_stream_head(&mut writer, framing) {
-        Ok(_) => 200,
-        Err(_) => 0,
-    };
-    app.log
-        .request(&"HEAD", "/connect", status, 0, received.elapsed());
+    let _ = http::write_stream_head(&mut writer, framing);
+    200
 }
 
 /// HTTP/1.0 has no chunked coding: its body ends when the connection closes.
@@ -105,68 +126,107 @@ fn framing_for(request: &Request) -> Framing {
     }
 }
 
-fn run(request: Request, framing: Framing, live: &LiveStream, received: Instant) {
+/// The id to start at: one past the client's `Last-Event-ID` (browsers send it when they
+/// reconnect), so the count goes on instead of starting over. Anything but a number starts at 0.
+fn resume_after(request: &Request) -> u64 {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Last-Event-ID"))
+        .and_then(|h| h.value.as_str().trim().parse::<u64>().ok())
+        .and_then(|last| last.checked_add(1))
+        .unwrap_or(0)
+}
+
+fn run(request: Request, opening: Opening, live: &LiveStream) {
     let app = &live.app;
-    let peer = request.remote_addr().copied();
-    let method = request.method().clone();
+    let peer = opening
+        .peer
+        .map_or_else(|| "-".to_owned(), |addr| addr.to_string());
+    if let Some(addr) = opening.peer {
+        // tiny_http's pool thread is waiting for a second request that an event stream never
+        // sends; let it go.
+        socket::release_read_half(addr, app.local_addr, app.max_fd);
+    }
+    app.log.line(format_args!(
+        "stream {peer} opened at id {} ({} live)",
+        opening.first_id,
+        app.live_streams.load(Ordering::Relaxed)
+    ));
     let mut writer = request.into_writer();
-    let mut bytes = 0;
-    let mut events = 0;
-    let ended = match http::write_stream_head(&mut writer, framing) {
+    let mut sent = Sent::default();
+    let ended = match http::write_stream_head(&mut writer, opening.framing) {
         Ok(head) => {
-            bytes += head;
-            write_events(&mut writer, framing, app, &mut bytes, &mut events)
+            sent.bytes += head;
+            write_events(&mut writer, &opening, app, &mut sent)
         }
         Err(error) => Ended::ClientGone(error),
     };
     if let Ended::ServerStopping = ended {
         // Ending the body properly tells the client the stream is over, not cut.
-        if framing.finish(&mut writer).is_ok() && framing == Framing::Chunked {
-            bytes += 5;
+        if opening.framing.finish(&mut writer).is_ok() && opening.framing == Framing::Chunked {
+            sent.bytes += 5;
         }
     }
     drop(writer);
-    let took = received.elapsed();
-    let peer = peer.map_or_else(|| "-".to_owned(), |addr| addr.to_string());
+    let took = opening.received.elapsed();
     app.log.line(format_args!(
-        "stream {peer} closed: {events} events, {:.1}s, {}",
+        "stream {peer} closed: {} events, {:.1}s, {}",
+        sent.events,
         took.as_secs_f64(),
         match &ended {
             Ended::ClientGone(error) => format!("client gone ({error})"),
             Ended::ServerStopping => "server stopping".to_owned(),
         }
     ));
-    app.log.request(&method, "/connect", 200, bytes, took);
+    app.log.request(&"GET", "/connect", 200, sent.bytes, took);
 }
 
-/// Writes event 0 at once, then one event per interval until the client goes or the server stops.
-fn write_events(
-    writer: &mut impl Write,
-    framing: Framing,
-    app: &App,
-    bytes: &mut usize,
-    events: &mut u64,
-) -> Ended {
-    let interval = app.config.interval;
-    let mut event = Vec::with_capacity(64);
-    let mut frame = Vec::with_capacity(64);
-    let mut due = Instant::now();
-    let mut n: u64 = 0;
+#[derive(Default)]
+struct Sent {
+    bytes: usize,
+    events: u64,
+}
+
+/// Writes the first event at once, then one per interval, and a keep-alive comment whenever
+/// nothing has been written for the keep-alive time, until the client goes or the server stops.
+fn write_events(writer: &mut impl Write, opening: &Opening, app: &App, sent: &mut Sent) -> Ended {
+    let config = &app.config;
+    let mut event = Vec::with_capacity(96);
+    let mut frame = Vec::with_capacity(96);
+    let mut id = opening.first_id;
+    let mut event_due = Instant::now();
+    let mut last_write = event_due;
     loop {
-        if app.stop.wait_until(due) {
+        let keepalive_due = last_write + config.keepalive;
+        if app.stop.wait_until(event_due.min(keepalive_due)) {
             return Ended::ServerStopping;
         }
-        event.clear();
-        Event::new()
-            .data(views::event_html(n).into_string())
-            .encode_into(&mut event);
-        match framing.write_frame(writer, &mut frame, &event) {
-            Ok(written) => *bytes += written,
+        let now = Instant::now();
+        let payload = if now >= event_due {
+            event.clear();
+            let mut next = Event::new()
+                .id_number(id)
+                .data(views::event_html(id).into_string());
+            if id == opening.first_id {
+                next = next.retry(config.retry);
+            }
+            next.encode_into(&mut event);
+            &event[..]
+        } else {
+            KEEPALIVE_FRAME
+        };
+        match opening.framing.write_frame(writer, &mut frame, payload) {
+            Ok(written) => sent.bytes += written,
             Err(error) => return Ended::ClientGone(error),
         }
-        *events += 1;
-        n += 1;
-        due = next_due(due, interval, Instant::now());
+        last_write = Instant::now();
+        if now >= event_due {
+            sent.events += 1;
+            app.metrics.events_sent.fetch_add(1, Ordering::Relaxed);
+            id = id.wrapping_add(1);
+            event_due = next_due(event_due, config.interval, last_write);
+        }
     }
 }
 
@@ -199,6 +259,5 @@ mod tests {
         let interval = Duration::from_millis(100);
         let due = next_due(start, interval, start + Duration::from_millis(350));
         assert_eq!(due, start + Duration::from_millis(300));
-        assert!(due <= start + Duration::from_millis(350));
     }
 }

@@ -279,3 +279,87 @@ pub fn stream_threads() -> usize {
         .filter(|name| name.trim_end() == "sse-stream")
         .count()
 }
+
+/// The `sse-htmx` binary of this build, started as its own
+/// process on port 0. Dropping it kills it (by its PID, through the child handle).
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    pub fn start(args: &[&str]) -> ServerProcess {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sse-htmx"))
+            .args(["--addr", "127.0.0.1:0", "--quiet"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sse-htmx");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let line = read_line(&mut stdout);
+        let url = line.split("http://").nth(1).expect("the URL line");
+        let addr = url.trim_end_matches('/').parse().expect("an address");
+        ServerProcess { child, addr }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A field of /proc/PID/status, such as `Threads`.
+    pub fn status(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|value| value.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
+    }
+
+    pub fn threads(&self) -> u64 {
+        self.status("Threads")
+    }
+
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits up to `within` for the process to exit.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Lets this test process hold many sockets.
+pub fn raise_open_files() {
+    let (_, hard) = rlimit::Resource::NOFILE.get().unwrap();
+    rlimit::increase_nofile_limit(hard).unwrap();
+}
