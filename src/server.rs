@@ -3,6 +3,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::RawFd;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -127,7 +128,7 @@ impl Server {
                 Duration::from_millis(50)
             };
             match http.recv_timeout(wait) {
-                Ok(Some(request)) => routes::handle(request, &self.app, Instant::now()),
+                Ok(Some(request)) => self.handle(request),
                 Ok(None) => {}
                 Err(_) if self.app.stop.is_triggered() => break,
                 Err(error) => {
@@ -146,7 +147,7 @@ impl Server {
             }
             for old in &retired {
                 while let Ok(Some(request)) = old.try_recv() {
-                    routes::handle(request, &self.app, Instant::now());
+                    self.handle(request);
                 }
             }
         }
@@ -155,6 +156,19 @@ impl Server {
             std::thread::sleep(Duration::from_millis(5));
         }
         Ok(())
+    }
+
+    /// Handles one request. A panic in a handler is a bug, but it must cost that one request
+    /// (tiny_http answers it with 500 as it is dropped), never the server.
+    fn handle(&self, request: tiny_http::Request) {
+        let handled = panic::catch_unwind(AssertUnwindSafe(|| {
+            routes::handle(request, &self.app, Instant::now());
+        }));
+        if handled.is_err() {
+            self.app
+                .log
+                .line(format_args!("a request handler panicked; serving on"));
+        }
     }
 
     fn current_http(&self) -> Arc<tiny_http::Server> {

@@ -6,6 +6,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -83,7 +84,16 @@ pub fn open(request: Request, app: &Arc<App>, received: Instant) -> Option<u16> 
         .stack_size(STACK_SIZE)
         .spawn(move || {
             if let Ok(request) = take.recv() {
-                run(request, opening, &live);
+                let peer = opening.peer;
+                // A panic ends this stream only: the thread unwinds, the connection closes and the
+                // stream stops being counted. The panic hook has printed the message.
+                let ran = panic::catch_unwind(AssertUnwindSafe(|| run(request, opening, &live)));
+                if ran.is_err() {
+                    let peer = peer.map_or_else(|| "-".to_owned(), |addr| addr.to_string());
+                    live.app
+                        .log
+                        .line(format_args!("stream {peer} closed: panicked"));
+                }
             }
         });
     match spawned {
