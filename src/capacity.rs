@@ -1,34 +1,42 @@
-//! How many streams this host can hold, from its real limits.
+//! How many connections and streams this host can carry, from its real limits.
 //!
-//! Each stream is one thread and, once tiny_http's pool thread has let go of it, one descriptor.
-//! Running out of either inside tiny_http is fatal (a failed thread spawn there panics and the
-//! process aborts; a failed accept stops its accept thread), so the server refuses streams with
-//! `503` well before any limit is reached.
+//! Each stream is one thread and, once tiny_http's pool thread has let go of it, one descriptor;
+//! every other connection holds one of tiny_http's threads and two descriptors. Running out of
+//! threads or memory mappings inside tiny_http is fatal (a failed thread spawn there panics and
+//! the process aborts), while running out of descriptors is not (the accept fails, and the
+//! server starts a new accept thread). So the open-file limit is set no higher than the number
+//! of threads the host can map: connections then run out of descriptors first, whatever mix of
+//! streams and idle connections arrives. Streams are refused with `503` before that.
 
 use std::fmt;
 use std::fs;
 
-/// Memory mappings one stream thread adds: its stack and guard page, and the alternate signal
-/// stack and guard page that Rust gives every thread (measured on Linux: 4).
-const MAPPINGS_PER_STREAM: u64 = 4;
-/// Descriptors one stream holds once tiny_http's pool thread has let go of its read half (see
-/// `socket::release_read_half`); a connection holds two before that, for a moment.
-const FDS_PER_STREAM: u64 = 1;
-/// Left for everything that is not a stream: page requests, idle keep-alive connections and
-/// tiny_http's pool threads, connections of a burst not yet released, the allocator's arenas,
-/// the binary's own mappings.
-const RESERVE_FDS: u64 = 1024;
+/// Memory mappings one thread adds: its stack and guard page, and the alternate signal stack
+/// and guard page that Rust gives every thread (measured on Linux: 4).
+const MAPPINGS_PER_THREAD: u64 = 4;
+/// Left for the binary's own mappings and the allocator's arenas.
 const RESERVE_MAPPINGS: u64 = 2048;
+/// Left for threads that are not connections: main, accept, signals, sweep, tiny_http's idle
+/// pool threads.
 const RESERVE_THREADS: u64 = 256;
+/// Descriptors left for what is not a stream: page requests, idle connections (closed after
+/// the idle timeout), connections of a burst not yet released. A quarter of the limit, at most
+/// 1024.
+const RESERVE_FDS_MAX: u64 = 1024;
+/// The largest refused body that may be discarded: tiny_http allocates (without touching) a
+/// buffer of the declared size to discard it.
+const DRAINABLE_BODY_MAX: u64 = 1 << 30;
 
 /// The host's limits as read at start.
 #[derive(Clone, Debug)]
 pub struct Limits {
+    /// The open-file soft limit the process runs with.
     pub open_files: u64,
     pub open_files_hard: u64,
     pub max_map_count: Option<u64>,
     pub threads_max: Option<u64>,
     pub pids_max: Option<u64>,
+    pub memory_bytes: Option<u64>,
 }
 
 /// The largest number of streams the limits allow, and the limit that sets it.
@@ -49,51 +57,76 @@ impl fmt::Display for Capacity {
 }
 
 impl Limits {
-    /// Raises the open-file soft limit to the hard limit, then reads every limit.
+    /// Reads the host's limits and sets the open-file soft limit to the hard limit or to the
+    /// thread budget, whichever is lower.
     pub fn raise_and_read() -> Limits {
         let (_, hard) = rlimit::Resource::NOFILE.get().unwrap_or((1024, 1024));
-        let open_files = rlimit::increase_nofile_limit(hard).unwrap_or(1024);
-        Limits {
-            open_files,
+        let mut limits = Limits {
+            open_files: 0,
             open_files_hard: hard,
             max_map_count: read_number("/proc/sys/vm/max_map_count"),
             threads_max: read_number("/proc/sys/kernel/threads-max"),
             pids_max: read_number("/sys/fs/cgroup/pids.max")
                 .or_else(|| read_number("/sys/fs/cgroup/pids/pids.max")),
-        }
+            memory_bytes: memory_total(),
+        };
+        let wanted = hard.min(limits.thread_budget().0);
+        limits.open_files = match rlimit::Resource::NOFILE.set(wanted, hard) {
+            Ok(()) => wanted,
+            Err(_) => rlimit::Resource::NOFILE
+                .get()
+                .map_or(1024, |(soft, _)| soft),
+        };
+        limits
     }
 
-    pub fn capacity(&self) -> Capacity {
-        let mut candidates = vec![(
-            self.open_files.saturating_sub(RESERVE_FDS) / FDS_PER_STREAM,
-            "open files",
-        )];
+    /// How many threads the process may have for connections, and the limit that sets it.
+    fn thread_budget(&self) -> (u64, &'static str) {
+        let mut budgets = vec![(u64::MAX, "nothing")];
         if let Some(maps) = self.max_map_count {
-            candidates.push((
-                maps.saturating_sub(RESERVE_MAPPINGS) / MAPPINGS_PER_STREAM,
-                "vm.max_map_count",
-            ));
+            let threads = maps.saturating_sub(RESERVE_MAPPINGS) / MAPPINGS_PER_THREAD;
+            budgets.push((threads, "vm.max_map_count"));
         }
         if let Some(threads) = self.threads_max {
-            candidates.push((
+            budgets.push((
                 threads.saturating_sub(RESERVE_THREADS),
                 "kernel.threads-max",
             ));
         }
         if let Some(pids) = self.pids_max {
-            candidates.push((
+            budgets.push((
                 pids.saturating_sub(RESERVE_THREADS),
                 "the cgroup's pids.max",
             ));
         }
-        let (streams, limited_by) = candidates
+        budgets
             .into_iter()
-            .min_by_key(|(streams, _)| *streams)
-            .expect("open files is always a candidate");
+            .min_by_key(|(threads, _)| *threads)
+            .expect("one budget")
+    }
+
+    pub fn capacity(&self) -> Capacity {
+        let (threads, thread_limit) = self.thread_budget();
+        let reserve_fds = (self.open_files / 4).min(RESERVE_FDS_MAX);
+        let by_fds = self.open_files.saturating_sub(reserve_fds);
+        let (streams, limited_by) = if by_fds <= threads {
+            (by_fds, "open files")
+        } else {
+            (threads, thread_limit)
+        };
         Capacity {
             streams: usize::try_from(streams).unwrap_or(usize::MAX),
             limited_by,
         }
+    }
+
+    /// The largest declared body that can be refused without keeping its connection: an
+    /// untouched allocation of that size must succeed, so a quarter of memory, at most 1 GiB.
+    pub fn drainable_body(&self) -> usize {
+        let bytes = self
+            .memory_bytes
+            .map_or(64 << 20, |memory| (memory / 4).min(DRAINABLE_BODY_MAX));
+        usize::try_from(bytes).unwrap_or(usize::MAX)
     }
 }
 
@@ -102,25 +135,47 @@ fn read_number(path: &str) -> Option<u64> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+fn memory_total() -> Option<u64> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// This machine's defaults: 2 cores, 24 GiB, vm.max_map_count 65530, 20000 open files.
     fn limits() -> Limits {
         Limits {
-            open_files: 1_048_576,
-            open_files_hard: 1_048_576,
+            open_files: 15_870,
+            open_files_hard: 20_000,
             max_map_count: Some(65_530),
             threads_max: Some(192_730),
             pids_max: None,
+            memory_bytes: Some(24 << 30),
         }
     }
 
     #[test]
-    fn default_kernel_limits_allow_ten_thousand_streams() {
-        let capacity = limits().capacity();
-        assert_eq!(capacity.limited_by, "vm.max_map_count");
-        assert!(capacity.streams >= 10_000, "{capacity}");
+    fn default_kernel_limits_allow_more_than_ten_thousand_streams() {
+        let limits = limits();
+        assert_eq!(limits.thread_budget(), (15_870, "vm.max_map_count"));
+        let capacity = limits.capacity();
+        assert_eq!(
+            capacity,
+            Capacity {
+                streams: 14_846,
+                limited_by: "open files"
+            }
+        );
     }
 
     #[test]
@@ -149,5 +204,25 @@ mod tests {
                 limited_by: "the cgroup's pids.max"
             }
         );
+    }
+
+    #[test]
+    fn a_low_open_file_limit_keeps_a_quarter_in_reserve() {
+        let capacity = Limits {
+            open_files: 256,
+            ..limits()
+        }
+        .capacity();
+        assert_eq!(capacity.streams, 192);
+    }
+
+    #[test]
+    fn drainable_body_is_a_quarter_of_memory_at_most_a_gibibyte() {
+        assert_eq!(limits().drainable_body(), 1 << 30);
+        let small = Limits {
+            memory_bytes: Some(512 << 20),
+            ..limits()
+        };
+        assert_eq!(small.drainable_body(), 128 << 20);
     }
 }

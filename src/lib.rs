@@ -30,7 +30,9 @@ mod error;
 mod http;
 mod log;
 mod metrics;
+mod reaper;
 mod routes;
+mod screen;
 mod server;
 mod socket;
 mod stop;
@@ -58,6 +60,15 @@ pub struct Config {
     /// Streams accepted before `/connect` answers `503`; `None` derives it from the host's
     /// limits.
     pub max_streams: Option<usize>,
+    /// A connection that is not a stream and starts no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// Longest a write to one client may block (the client stopped reading) before it is given
+    /// up on.
+    pub write_timeout: Duration,
+    /// For tests of panic containment: the stream thread panics before writing the event with
+    /// this id. Not a flag of the binary.
+    #[doc(hidden)]
+    pub panic_at_event: Option<u64>,
     /// No request or stream log lines on stderr.
     pub quiet: bool,
 }
@@ -70,6 +81,9 @@ impl Default for Config {
             retry: Duration::from_secs(3),
             keepalive: Duration::from_secs(15),
             max_streams: None,
+            idle_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(10),
+            panic_at_event: None,
             quiet: false,
         }
     }

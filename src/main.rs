@@ -15,6 +15,10 @@ Options:
       --keepalive <TIME>     Longest silence on a stream before a keep-alive comment [default: 15s]
       --max-streams <N>      Streams held at once before /connect answers 503
                              [default: derived from the host's limits, printed at start]
+      --idle-timeout <TIME>  Close a connection that is not a stream and starts no request
+                             for this long [default: 30s]
+      --write-timeout <TIME> Give up on a client whose socket accepts nothing for this long
+                             [default: 10s]
   -q, --quiet                No log lines on stderr
   -h, --help                 Print this help
   -V, --version              Print the version
@@ -44,6 +48,12 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
                 config.keepalive = parser.value()?.parse_with(positive_duration)?
             }
             Long("max-streams") => config.max_streams = Some(parser.value()?.parse()?),
+            Long("idle-timeout") => {
+                config.idle_timeout = parser.value()?.parse_with(positive_duration)?
+            }
+            Long("write-timeout") => {
+                config.write_timeout = parser.value()?.parse_with(positive_duration)?;
+            }
             Short('q') | Long("quiet") => config.quiet = true,
             Short('h') | Long("help") => {
                 println!("{USAGE}");

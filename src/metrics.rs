@@ -11,6 +11,8 @@ pub struct Metrics {
     pub streams_opened: AtomicU64,
     pub streams_rejected: AtomicU64,
     pub events_sent: AtomicU64,
+    pub idle_closed: AtomicU64,
+    pub requests_parked: AtomicU64,
     /// Requests answered, by route label and status. Route labels are a fixed set (see
     /// `routes::route_label`), so a client cannot grow this map.
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
@@ -53,6 +55,18 @@ impl Metrics {
             "counter",
             "Events written to streams since start.",
             self.events_sent.load(Ordering::Relaxed),
+        );
+        metric(
+            "http_idle_connections_closed_total",
+            "counter",
+            "Connections closed for sending no request for the idle timeout.",
+            self.idle_closed.load(Ordering::Relaxed),
+        );
+        metric(
+            "http_requests_parked_total",
+            "counter",
+            "Requests declaring a body too large to discard, kept with their thread for good.",
+            self.requests_parked.load(Ordering::Relaxed),
         );
         out.push_str(
             "# HELP http_requests_total HTTP requests answered, by route and status.\n\

@@ -8,6 +8,7 @@ use tiny_http::{Method, Request, Response};
 
 use crate::assets::{self, Asset};
 use crate::http::{self, Body};
+use crate::screen;
 use crate::server::App;
 use crate::stream;
 use crate::views;
@@ -17,6 +18,18 @@ pub fn handle(request: Request, app: &Arc<App>, received: Instant) {
     let method = request.method().clone();
     let path = path_of(request.url()).to_owned();
     let route = route_label(&path);
+    if let Some(peer) = request.remote_addr() {
+        app.connections.request_started(*peer);
+    }
+    let request = match screen::screen(request, app) {
+        Ok(request) => request,
+        Err(status) => {
+            app.metrics.count_request(route, status);
+            app.log
+                .request(&method, &path, status, 0, received.elapsed());
+            return;
+        }
+    };
     let (status, bytes) = match (&method, path.as_str()) {
         (Method::Get, "/connect") => match stream::open(request, app, received) {
             Some(refused) => (refused, 0),

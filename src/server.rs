@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::capacity::{Capacity, Limits};
 use crate::log::Log;
 use crate::metrics::Metrics;
+use crate::reaper::{self, Connections};
 use crate::routes;
 use crate::socket;
 use crate::stop::Stop;
@@ -34,6 +35,10 @@ pub struct App {
     pub local_addr: SocketAddr,
     /// The highest descriptor number the process can have, for finding a connection's socket.
     pub max_fd: RawFd,
+    pub connections: Connections,
+    /// The largest declared request body that can be refused without keeping its connection
+    /// (see `screen`).
+    pub drainable_body: usize,
 }
 
 /// A bound server. [`Server::run`] serves until [`Stopper::stop`] is called.
@@ -69,7 +74,8 @@ impl Server {
             addr: config.addr,
             source,
         };
-        let listener = socket::listen(config.addr, LISTEN_BACKLOG).map_err(bind_error)?;
+        let listener = socket::listen(config.addr, LISTEN_BACKLOG, config.write_timeout)
+            .map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
         let http = start_http(&listener)?;
         let app = App {
@@ -83,6 +89,8 @@ impl Server {
             max_streams: capacity.streams,
             local_addr,
             max_fd: RawFd::try_from(limits.open_files).unwrap_or(RawFd::MAX),
+            connections: Connections::default(),
+            drainable_body: limits.drainable_body(),
         };
         Ok(Server {
             app: Arc::new(app),
@@ -117,6 +125,7 @@ impl Server {
     /// Serves requests until stopped, then gives every stream a moment to end its body. Each
     /// request is handled on this thread, except event streams, which each get a thread.
     pub fn run(self) -> Result<(), Error> {
+        let reaper = reaper::spawn(self.app.clone()).map_err(|e| Error::Start(e.to_string()))?;
         // Servers whose accept thread died: their pool threads may still hand in requests from
         // connections they had accepted.
         let mut retired: Vec<Arc<tiny_http::Server>> = Vec::new();
@@ -155,6 +164,7 @@ impl Server {
         while self.app.live_streams.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
+        let _ = reaper.join();
         Ok(())
     }
 

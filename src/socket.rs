@@ -1,35 +1,46 @@
-//! Socket options for the listener, and finding the socket of a connection tiny_http accepted.
+//! Socket options for the listener, and reaching the sockets of connections tiny_http accepted.
 //!
 //! Options set on a listening socket are inherited by the sockets it accepts (Linux copies them
-//! at accept), which is the only way to reach sockets that tiny_http owns. A receive timeout must
-//! never be set there: tiny_http's accept thread stops for good on its first accept error.
+//! at accept), which is the only way to configure sockets that tiny_http owns. A receive timeout
+//! must never be set there: tiny_http's accept thread stops for good on its first accept error.
+//!
+//! tiny_http hands out no socket, yet some things need one: letting go of a stream's read half,
+//! closing an idle connection, refusing a body. [`find`] looks a connection up among the
+//! process's descriptors by its two addresses and returns a duplicate the caller owns.
 
-use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
-/// How long one write to a client may block before the client is given up on.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// TCP keep-alive on every connection: a peer that vanished without a FIN (power cut, cable,
+/// NAT timeout) is found after about 60 s + 6 × 10 s of silence, instead of never.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_PROBES: u32 = 6;
 
-/// Binds a listener whose accepted sockets have a send timeout, TCP keep-alive and no Nagle
-/// delay.
-pub fn listen(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
+/// Binds a listener whose accepted sockets have a send timeout (a client that stops reading
+/// cannot hold a thread in `write` longer than that), TCP keep-alive and no Nagle delay.
+pub fn listen(
+    addr: SocketAddr,
+    backlog: i32,
+    send_timeout: Duration,
+) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
         socket.set_only_v6(false).ok();
     }
     socket.set_tcp_nodelay(true)?;
-    socket.set_write_timeout(Some(SEND_TIMEOUT))?;
+    socket.set_write_timeout(Some(send_timeout))?;
     socket.set_keepalive(true)?;
     socket.set_tcp_keepalive(
         &TcpKeepalive::new()
-            .with_time(Duration::from_secs(60))
-            .with_interval(Duration::from_secs(10))
-            .with_retries(6),
+            .with_time(KEEPALIVE_IDLE)
+            .with_interval(KEEPALIVE_INTERVAL)
+            .with_retries(KEEPALIVE_PROBES),
     )?;
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
@@ -40,31 +51,44 @@ pub fn listen(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
 /// searching outward from here usually takes a few probes.
 static LAST_FOUND: AtomicI32 = AtomicI32::new(3);
 
-/// Shuts the read half of the connection from `peer` to `local`.
-///
-/// An event stream never sends a second request, yet tiny_http keeps one of its pool threads
-/// blocked reading the connection for one. Shutting the read half ends that read, and the pool
-/// thread goes back to the pool: one thread per stream instead of two. tiny_http hands out no
-/// socket, so this finds it among the process's descriptors by its addresses.
-///
-/// Returns `false` if it was not found (it is then left as it is).
-pub fn release_read_half(peer: SocketAddr, local: SocketAddr, max_fd: RawFd) -> bool {
+/// An owned duplicate of the socket of the TCP connection from `peer` to `local`, searched for
+/// among descriptors `0..=max_fd`.
+pub fn find(peer: SocketAddr, local: SocketAddr, max_fd: RawFd) -> Option<Socket> {
     let start = LAST_FOUND.load(Ordering::Relaxed).clamp(0, max_fd);
     for distance in 0..=max_fd {
-        for fd in [start + distance, start - distance - 1] {
-            if fd < 0 || fd > max_fd {
-                continue;
-            }
-            if let Some(socket) = owned_if_connection(fd, peer, local) {
-                LAST_FOUND.store(fd, Ordering::Relaxed);
-                return socket.shutdown(Shutdown::Read).is_ok();
-            }
-        }
-        if start + distance > max_fd && start - distance - 1 < 0 {
+        let (up, down) = (start + distance, start - distance - 1);
+        if up > max_fd && down < 0 {
             break;
         }
+        for fd in [up, down] {
+            if (0..=max_fd).contains(&fd)
+                && let Some(socket) = owned_if_connection(fd, peer, local)
+            {
+                LAST_FOUND.store(fd, Ordering::Relaxed);
+                return Some(socket);
+            }
+        }
     }
-    false
+    None
+}
+
+/// The peers of every connection accepted on `local` that this process holds, one entry per
+/// descriptor (tiny_http holds two for a connection it is still reading).
+pub fn accepted_peers(local: SocketAddr) -> Vec<SocketAddr> {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
+        .filter_map(|fd| {
+            let candidate = borrow(fd);
+            let candidate = SockRef::from(&candidate);
+            if candidate.local_addr().ok()?.as_socket()? != local {
+                return None;
+            }
+            candidate.peer_addr().ok()?.as_socket()
+        })
+        .collect()
 }
 
 /// A duplicate of descriptor `fd` if it is the TCP connection from `peer` to `local`.
@@ -85,9 +109,10 @@ fn owned_if_connection(fd: RawFd, peer: SocketAddr, local: SocketAddr) -> Option
 #[allow(unsafe_code)]
 fn borrow(fd: RawFd) -> BorrowedFd<'static> {
     // SAFETY: a BorrowedFd must refer to an open descriptor while it is used. Here it is used
-    // for getpeername and a dup only, which on a descriptor that was closed meanwhile fail with
-    // EBADF and on a reused number act on whatever is there now; both are checked by the caller,
-    // and neither can touch memory. No read, write or close is ever made through it.
+    // for getsockname, getpeername and a dup only, which on a descriptor that was closed
+    // meanwhile fail with EBADF and on a reused number act on whatever is there now; callers
+    // check what they get, and none of these calls can touch memory. No read, write or close is
+    // ever made through it.
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
@@ -95,40 +120,64 @@ fn borrow(fd: RawFd) -> BorrowedFd<'static> {
 mod tests {
     use super::*;
     use std::io::Read;
-    use std::net::TcpStream;
+    use std::net::{Shutdown, TcpStream};
 
-    #[test]
-    fn listener_options_reach_accepted_sockets() {
-        let listener = listen("127.0.0.1:0".parse().unwrap(), 16).unwrap();
-        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        assert_eq!(accepted.write_timeout().unwrap(), Some(SEND_TIMEOUT));
-        assert!(accepted.nodelay().unwrap());
-        assert!(SockRef::from(&accepted).keepalive().unwrap());
-        assert_eq!(accepted.read_timeout().unwrap(), None);
+    fn listener() -> TcpListener {
+        listen("127.0.0.1:0".parse().unwrap(), 16, Duration::from_secs(7)).unwrap()
     }
 
     #[test]
-    fn release_ends_a_blocked_read_on_the_connection() {
-        let listener = listen("127.0.0.1:0".parse().unwrap(), 16).unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (accepted, peer) = listener.accept().unwrap();
-        let local = accepted.local_addr().unwrap();
+    fn listener_options_reach_accepted_sockets() {
+        let listener = listener();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert_eq!(
+            accepted.write_timeout().unwrap(),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(accepted.read_timeout().unwrap(), None);
+        assert!(accepted.nodelay().unwrap());
+        let accepted = SockRef::from(&accepted);
+        assert!(accepted.keepalive().unwrap());
+        assert_eq!(accepted.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
+        assert_eq!(
+            accepted.tcp_keepalive_interval().unwrap(),
+            KEEPALIVE_INTERVAL
+        );
+        assert_eq!(accepted.tcp_keepalive_retries().unwrap(), KEEPALIVE_PROBES);
+    }
+
+    #[test]
+    fn shutting_the_found_read_half_ends_a_blocked_read() {
+        let listener = listener();
+        let local = listener.local_addr().unwrap();
+        let client = TcpStream::connect(local).unwrap();
+        let (mut accepted, peer) = listener.accept().unwrap();
         let mut reader = accepted.try_clone().unwrap();
         let blocked = std::thread::spawn(move || reader.read(&mut [0; 16]).unwrap());
         std::thread::sleep(Duration::from_millis(20));
-        assert!(release_read_half(peer, local, 4096));
+        let found = find(peer, local, 4096).expect("found");
+        found.shutdown(Shutdown::Read).unwrap();
         assert_eq!(blocked.join().unwrap(), 0, "the read saw end of file");
         // The write half still works.
-        let mut accepted = accepted;
         std::io::Write::write_all(&mut accepted, b"still here").unwrap();
         drop(client);
+    }
+
+    #[test]
+    fn accepted_peers_lists_connections_of_this_listener_only() {
+        let listener = listener();
+        let local = listener.local_addr().unwrap();
+        let client = TcpStream::connect(local).unwrap();
+        let (_accepted, peer) = listener.accept().unwrap();
+        assert_eq!(accepted_peers(local), vec![peer]);
+        assert_eq!(peer, client.local_addr().unwrap());
     }
 
     #[test]
     fn unknown_connection_is_not_found() {
         let peer = "127.0.0.1:1".parse().unwrap();
         let local = "127.0.0.1:2".parse().unwrap();
-        assert!(!release_read_half(peer, local, 256));
+        assert!(find(peer, local, 256).is_none());
     }
 }

@@ -5,7 +5,7 @@
 //! `start + k × interval`, so the schedule never drifts however long the writes take.
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -88,6 +88,9 @@ pub fn open(request: Request, app: &Arc<App>, received: Instant) -> Option<u16> 
                 // A panic ends this stream only: the thread unwinds, the connection closes and the
                 // stream stops being counted. The panic hook has printed the message.
                 let ran = panic::catch_unwind(AssertUnwindSafe(|| run(request, opening, &live)));
+                if let Some(addr) = peer {
+                    live.app.connections.stream_ended(addr);
+                }
                 if ran.is_err() {
                     let peer = peer.map_or_else(|| "-".to_owned(), |addr| addr.to_string());
                     live.app
@@ -154,9 +157,12 @@ fn run(request: Request, opening: Opening, live: &LiveStream) {
         .peer
         .map_or_else(|| "-".to_owned(), |addr| addr.to_string());
     if let Some(addr) = opening.peer {
+        app.connections.stream_started(addr);
         // tiny_http's pool thread is waiting for a second request that an event stream never
-        // sends; let it go.
-        socket::release_read_half(addr, app.local_addr, app.max_fd);
+        // sends; shutting the read half ends that wait and the thread goes back to the pool.
+        if let Some(socket) = socket::find(addr, app.local_addr, app.max_fd) {
+            let _ = socket.shutdown(Shutdown::Read);
+        }
     }
     app.log.line(format_args!(
         "stream {peer} opened at id {} ({} live)",
@@ -214,6 +220,9 @@ fn write_events(writer: &mut impl Write, opening: &Opening, app: &App, sent: &mu
         }
         let now = Instant::now();
         let payload = if now >= event_due {
+            if config.panic_at_event == Some(id) {
+                panic!("panic_at_event {id}, as configured");
+            }
             event.clear();
             let mut next = Event::new()
                 .id_number(id)

@@ -1,0 +1,78 @@
+//! Requests refused before routing: headers larger than any browser sends, and bodies, which
+//! no route takes.
+//!
+//! tiny_http has read a request's headers before the server sees them (it has no limit of its
+//! own), but not its body when that is over 1 KiB. Such a body needs care: tiny_http discards it
+//! when the request is dropped by reading it all, on the thread that drops it (the request loop)
+//! and into one buffer of the declared size. A slow client would stall the server, and a
+//! declared size beyond memory aborts the process.
+
+use std::io::Write;
+use std::mem;
+use std::net::Shutdown;
+use std::sync::atomic::Ordering;
+
+use tiny_http::Request;
+
+use crate::http;
+use crate::server::App;
+use crate::socket;
+
+pub const MAX_HEADERS: usize = 100;
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// tiny_http reads bodies up to this size itself, before the request reaches the server.
+const READ_BY_TINY_HTTP: usize = 1024;
+
+/// Passes a request on, or answers it and returns the status.
+pub fn screen(request: Request, app: &App) -> Result<Request, u16> {
+    let headers = request.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4)
+        .sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        let response = http::text(431, "request headers too large\n")
+            .with_header(http::header("Connection", "close"));
+        let _ = request.respond(response);
+        return Err(431);
+    }
+    match request.body_length() {
+        Some(length) if length > READ_BY_TINY_HTTP => Err(refuse_body(request, length, app)),
+        _ => Ok(request),
+    }
+}
+
+/// Answers 413 to a request whose body tiny_http has not read, without reading it.
+fn refuse_body(request: Request, length: usize, app: &App) -> u16 {
+    let found = request
+        .remote_addr()
+        .and_then(|peer| socket::find(*peer, app.local_addr, app.max_fd));
+    match found {
+        Some(socket) if length <= app.drainable_body => {
+            // With the read half shut, tiny_http's discarding read ends at once; its buffer of
+            // `length` bytes is allocated but never touched.
+            let _ = socket.shutdown(Shutdown::Read);
+            let response = http::text(413, "request body not accepted\n")
+                .with_header(http::header("Connection", "close"));
+            let _ = request.respond(response);
+        }
+        found => {
+            // Dropping this request would ask for a buffer larger than memory, which aborts the
+            // process. It is kept instead, for the life of the process, with the tiny_http
+            // thread that waits for it; the client is answered and disconnected.
+            if let Some(mut socket) = found {
+                let _ = socket.write_all(
+                    b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                      Content-Length: 26\r\nConnection: close\r\n\r\nrequest body not accepted\n",
+                );
+                let _ = socket.shutdown(Shutdown::Both);
+            }
+            app.metrics.requests_parked.fetch_add(1, Ordering::Relaxed);
+            app.log.line(format_args!(
+                "request declaring a {length}-byte body refused; its tiny_http thread is parked for good"
+            ));
+            mem::forget(request);
+        }
+    }
+    413
+}
