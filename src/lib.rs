@@ -24,6 +24,7 @@
 pub mod chunked;
 pub mod sse;
 
+mod accept;
 mod assets;
 mod capacity;
 mod error;

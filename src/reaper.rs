@@ -5,6 +5,7 @@
 //! connects and sends nothing, or sends its headers a byte a minute, or keeps an idle keep-alive
 //! connection, would hold that thread forever. Once a second this sweep closes every accepted
 //! connection that is not an event stream and has not started a request for the idle timeout.
+//! The same thread runs the accept [`Watchdog`], which needs the same list of connections.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Shutdown, SocketAddr};
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::accept::Watchdog;
 use crate::server::App;
 use crate::socket;
 
@@ -73,14 +75,20 @@ pub fn spawn(app: Arc<App>) -> std::io::Result<thread::JoinHandle<()>> {
     let period =
         (app.config.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     thread::Builder::new().name("reaper".into()).spawn(move || {
+        let mut watchdog = Watchdog::default();
         while !app.stop.wait_until(Instant::now() + period) {
-            sweep(&app);
+            let peers = socket::accepted_peers(app.local_addr);
+            if watchdog.accept_thread_gone(app.local_addr, &peers) {
+                app.log.line(format_args!("the accept thread is gone"));
+                let dead = app.acceptor.current();
+                app.acceptor.replace(&dead, &app.stop, &app.log);
+            }
+            sweep(&app, peers);
         }
     })
 }
 
-fn sweep(app: &App) {
-    let peers = socket::accepted_peers(app.local_addr);
+fn sweep(app: &App, peers: Vec<SocketAddr>) {
     let idle = app
         .connections
         .idle(peers, app.config.idle_timeout, Instant::now());

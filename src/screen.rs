@@ -36,6 +36,18 @@ pub fn screen(request: Request, app: &App) -> Result<Request, u16> {
         let _ = request.respond(response);
         return Err(431);
     }
+    let declared_length = headers.iter().find(|h| h.field.equiv("Content-Length"));
+    if request.body_length().is_none()
+        && let Some(header) = declared_length
+        && header.value.as_str().trim().parse::<u64>().is_err()
+    {
+        // tiny_http ignores a Content-Length it cannot parse and would read the body as the
+        // next request.
+        let response = http::text(400, "bad Content-Length\n")
+            .with_header(http::header("Connection", "close"));
+        let _ = request.respond(response);
+        return Err(400);
+    }
     match request.body_length() {
         Some(length) if length > READ_BY_TINY_HTTP => Err(refuse_body(request, length, app)),
         _ => Ok(request),

@@ -21,8 +21,14 @@ const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_PROBES: u32 = 6;
 
+/// The kernel's send buffer for each connection (it doubles the figure for its own bookkeeping).
+/// Fixed rather than auto-tuned up to megabytes: a client that stops reading then pins little
+/// kernel memory and meets the send timeout soon. The largest response, htmx itself, fits.
+const SEND_BUFFER: usize = 64 * 1024;
+
 /// Binds a listener whose accepted sockets have a send timeout (a client that stops reading
-/// cannot hold a thread in `write` longer than that), TCP keep-alive and no Nagle delay.
+/// cannot hold a thread in `write` longer than that), a bounded send buffer, TCP keep-alive and
+/// no Nagle delay.
 pub fn listen(
     addr: SocketAddr,
     backlog: i32,
@@ -35,6 +41,7 @@ pub fn listen(
     }
     socket.set_tcp_nodelay(true)?;
     socket.set_write_timeout(Some(send_timeout))?;
+    socket.set_send_buffer_size(SEND_BUFFER)?;
     socket.set_keepalive(true)?;
     socket.set_tcp_keepalive(
         &TcpKeepalive::new()
@@ -138,6 +145,7 @@ mod tests {
         assert_eq!(accepted.read_timeout().unwrap(), None);
         assert!(accepted.nodelay().unwrap());
         let accepted = SockRef::from(&accepted);
+        assert_eq!(accepted.send_buffer_size().unwrap(), 2 * SEND_BUFFER);
         assert!(accepted.keepalive().unwrap());
         assert_eq!(accepted.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
         assert_eq!(

@@ -289,8 +289,22 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub fn start(args: &[&str]) -> ServerProcess {
+        ServerProcess::start_with_prefix(&[], args)
+    }
+
+    /// Starts the server under a wrapper command, e.g. `prlimit --nofile=256:256 --`.
+    pub fn start_with_prefix(prefix: &[&str], args: &[&str]) -> ServerProcess {
         use std::process::{Command, Stdio};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sse-htmx"))
+        let binary = env!("CARGO_BIN_EXE_sse-htmx");
+        let mut command = match prefix.split_first() {
+            Some((wrapper, wrapper_args)) => {
+                let mut command = Command::new(wrapper);
+                command.args(wrapper_args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .args(["--addr", "127.0.0.1:0", "--quiet"])
             .args(args)
             .stdout(Stdio::piped())

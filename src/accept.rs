@@ -1,0 +1,129 @@
+//! tiny_http's accept thread, watched, and replaced when it stops.
+//!
+//! tiny_http accepts connections on one thread that stops for good on its first accept error
+//! (out of descriptors, say), or panics when it runs out of descriptors between an accept and
+//! the `dup` that follows. In the first case the request loop hears of it; in the second nothing
+//! is said, so [`Watchdog`] checks once a second that a connection to the listener is accepted.
+//! Either way a new tiny_http server takes over the same listener.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::Error;
+use crate::log::Log;
+use crate::stop::Stop;
+
+/// The tiny_http server now accepting, and the listener to start another on.
+pub struct Acceptor {
+    listener: TcpListener,
+    current: RwLock<Arc<tiny_http::Server>>,
+    replacing: Mutex<()>,
+}
+
+impl Acceptor {
+    pub fn new(listener: TcpListener) -> Result<Acceptor, Error> {
+        let http = start_http(&listener).map_err(Error::Start)?;
+        Ok(Acceptor {
+            listener,
+            current: RwLock::new(Arc::new(http)),
+            replacing: Mutex::new(()),
+        })
+    }
+
+    pub fn current(&self) -> Arc<tiny_http::Server> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Wakes the request loop from its wait for a request.
+    pub fn unblock(&self) {
+        self.current().unblock();
+    }
+
+    /// Puts a new tiny_http server in place of `dead`, unless that was done already. While one
+    /// cannot be started (the error may last as long as a flood of connections holds every
+    /// descriptor) it tries again, less often each time. Returns `false` if the server stopped
+    /// meanwhile.
+    pub fn replace(&self, dead: &Arc<tiny_http::Server>, stop: &Stop, log: &Log) -> bool {
+        let _one_at_a_time = self
+            .replacing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !Arc::ptr_eq(&self.current(), dead) {
+            return true;
+        }
+        let mut pause = Duration::from_millis(50);
+        loop {
+            if stop.wait_until(Instant::now() + pause) {
+                return false;
+            }
+            match start_http(&self.listener) {
+                Ok(http) => {
+                    *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(http);
+                    // The request loop may be waiting on the dead one.
+                    dead.unblock();
+                    log.line(format_args!("accepting again"));
+                    return true;
+                }
+                Err(error) => log.line(format_args!("cannot accept yet: {error}")),
+            }
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+/// A tiny_http server accepting on a duplicate of `listener`.
+fn start_http(listener: &TcpListener) -> Result<tiny_http::Server, String> {
+    let listener = listener.try_clone().map_err(|e| e.to_string())?;
+    tiny_http::Server::from_listener(listener, None).map_err(|e| e.to_string())
+}
+
+/// How long a probe connection may wait to be accepted before the accept thread counts as gone.
+/// tiny_http accepts in microseconds; a second covers a busy machine.
+const PROBE_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Connects to the listener now and then, and says whether the connection was accepted.
+#[derive(Default)]
+pub struct Watchdog {
+    probe: Option<(TcpStream, SocketAddr, Instant)>,
+}
+
+impl Watchdog {
+    /// Given the peers of the connections accepted now, is the accept thread gone? Starts a new
+    /// probe when the last one was accepted.
+    pub fn accept_thread_gone(&mut self, local: SocketAddr, accepted: &[SocketAddr]) -> bool {
+        match &self.probe {
+            Some((_, probe, _)) if accepted.contains(probe) => self.probe = None,
+            Some((_, _, since)) if since.elapsed() > PROBE_PATIENCE => {
+                self.probe = None;
+                return true;
+            }
+            Some(_) => return false,
+            None => {}
+        }
+        // The kernel completes the connection from the listen queue; only an accept takes it
+        // out. Dropping the probe later lets tiny_http's thread for it go at once.
+        if let Ok(stream) =
+            TcpStream::connect_timeout(&connectable(local), Duration::from_millis(100))
+            && let Ok(addr) = stream.local_addr()
+        {
+            self.probe = Some((stream, addr, Instant::now()));
+        }
+        false
+    }
+}
+
+/// `local` with an unspecified address made loopback, so it can be connected to.
+fn connectable(local: SocketAddr) -> SocketAddr {
+    let mut addr = local;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
+}

@@ -1,0 +1,371 @@
+//! Hostile and broken clients, each against the real server on 127.0.0.1: the server answers
+//! with a clear 4xx or closes the connection, keeps serving everyone else, and keeps nothing.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{EventStream, ServerProcess, TestServer, connect, request, wait_for};
+
+const INTERVAL: Duration = Duration::from_millis(50);
+
+/// Sends raw bytes and returns everything the server sends back until it closes (or 3 s).
+fn exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut socket = connect(addr);
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    // The server may close before reading everything; that is an answer too.
+    let _ = socket.write_all(bytes);
+    let mut answer = Vec::new();
+    let _ = socket.read_to_end(&mut answer);
+    answer
+}
+
+fn status_of(answer: &[u8]) -> Option<u16> {
+    let text = String::from_utf8_lossy(answer);
+    text.strip_prefix("HTTP/1.1 ")
+        .or_else(|| text.strip_prefix("HTTP/1.0 "))?
+        .get(..3)?
+        .parse()
+        .ok()
+}
+
+fn still_serving(addr: SocketAddr) {
+    assert_eq!(
+        request(addr, "POST", "/ping", "").status,
+        200,
+        "the server still answers"
+    );
+}
+
+#[test]
+fn malformed_requests_get_a_4xx_or_a_close() {
+    let server = TestServer::with(|c| c.idle_timeout = Duration::from_millis(500));
+    let big_header = format!(
+        "GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let many_headers = format!(
+        "GET / HTTP/1.1\r\n{}\r\n",
+        (0..5000)
+            .map(|i| format!("X-H{i}: v\r\n"))
+            .collect::<String>()
+    );
+    let cases: Vec<(&str, Vec<u8>, Option<u16>)> = vec![
+        (
+            "garbage request line",
+            b"HELLO THERE\r\n\r\n".to_vec(),
+            Some(400),
+        ),
+        ("100 KiB header line", big_header.into_bytes(), Some(431)),
+        ("5000 headers", many_headers.into_bytes(), Some(431)),
+        (
+            "invalid UTF-8 in the path",
+            b"GET /\xff\xfe HTTP/1.1\r\n\r\n".to_vec(),
+            None,
+        ),
+        (
+            "unparsable Content-Length",
+            b"POST /ping HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n".to_vec(),
+            Some(400),
+        ),
+        (
+            "unknown HTTP version",
+            b"GET / HTTP/3.7x\r\n\r\n".to_vec(),
+            Some(400),
+        ),
+    ];
+    for (name, bytes, expected) in cases {
+        let answer = exchange(server.addr, &bytes);
+        match expected {
+            Some(status) => assert_eq!(status_of(&answer), Some(status), "{name}"),
+            // Nothing better than closing: the answer, if any, is an error.
+            None => assert!(
+                answer.is_empty() || status_of(&answer).is_some_and(|s| (400..500).contains(&s)),
+                "{name}: {:?}",
+                String::from_utf8_lossy(&answer)
+            ),
+        }
+        still_serving(server.addr);
+    }
+}
+
+#[test]
+fn an_http2_preface_is_closed_and_costs_no_one_else() {
+    // tiny_http answers a request line above HTTP/1.1 with a response that waits for itself, so
+    // the connection gets no answer; the idle sweep closes it.
+    let server = TestServer::with(|c| c.idle_timeout = Duration::from_millis(300));
+    let started = Instant::now();
+    let answer = exchange(server.addr, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    assert!(status_of(&answer).is_none_or(|s| s >= 400), "{answer:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "closed, not left hanging"
+    );
+    still_serving(server.addr);
+}
+
+#[test]
+fn paths_reach_nothing_outside_the_embedded_assets() {
+    let server = TestServer::start(INTERVAL);
+    for path in [
+        "/assets/../Cargo.toml",
+        "/assets/..%2f..%2fetc%2fpasswd",
+        "/../../../../etc/passwd",
+        "/assets/%2e%2e/src/main.rs",
+        "/assets//htmx.min.js",
+        "/assets/htmx.min.js/..",
+        "/src/main.rs",
+    ] {
+        let response = request(server.addr, "GET", path, "");
+        assert_eq!(response.status, 404, "{path}");
+        assert!(!response.text().contains("fn main"), "{path}");
+    }
+}
+
+#[test]
+fn a_large_body_is_refused_without_stalling_the_server() {
+    let server = TestServer::start(INTERVAL);
+    // Declares 100 KiB and sends only part of it, then waits: the refusal must not wait for the
+    // rest (it would stall every other request).
+    let mut slow = connect(server.addr);
+    slow.write_all(b"POST /ping HTTP/1.1\r\nContent-Length: 102400\r\n\r\n")
+        .unwrap();
+    slow.write_all(&[b'x'; 2000]).unwrap();
+    let mut answer = [0; 12];
+    slow.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 413");
+    still_serving(server.addr);
+}
+
+#[test]
+fn an_absurd_content_length_is_refused_and_the_server_lives() {
+    let server = TestServer::start(INTERVAL);
+    // tiny_http would discard this body into a buffer of its declared size, which aborts.
+    let answer = exchange(
+        server.addr,
+        b"POST /ping HTTP/1.1\r\nContent-Length: 1000000000000000\r\n\r\n",
+    );
+    assert_eq!(status_of(&answer), Some(413));
+    still_serving(server.addr);
+    let metrics = request(server.addr, "GET", "/metrics", "").text();
+    assert!(
+        metrics.contains("http_requests_parked_total 1\n"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let server = TestServer::start(INTERVAL);
+    let answer = exchange(
+        server.addr,
+        b"POST /ping HTTP/1.1\r\nContent-Length: 0\r\n\r\n\
+          POST /pong HTTP/1.1\r\nContent-Length: 0\r\n\r\n\
+          GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&answer);
+    let pong = text.find(">Pong</button>").expect("the answer to /ping");
+    let ping = text.find(">Ping</button>").expect("the answer to /pong");
+    let ok = text.rfind("ok\n").expect("the answer to /healthz");
+    assert!(pong < ping && ping < ok, "{text}");
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 3);
+}
+
+#[test]
+fn responses_carry_the_security_headers() {
+    let server = TestServer::with(|c| {
+        c.interval = INTERVAL;
+        c.max_streams = Some(1);
+    });
+    let stream = EventStream::open(server.addr);
+    let mut responses = vec![("stream", stream.head)];
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/on-demand"),
+        ("POST", "/pong"),
+        ("POST", "/start-connection"),
+        ("GET", "/assets/htmx.min.js"),
+        ("GET", "/nope"),
+        ("GET", "/ping"),
+        ("GET", "/connect"), // 503: the one stream is taken
+    ] {
+        responses.push((path, request(server.addr, method, path, "")));
+    }
+    for (what, response) in &responses {
+        assert_eq!(
+            response.header("X-Content-Type-Options"),
+            Some("nosniff"),
+            "{what}"
+        );
+        assert_eq!(
+            response.header("Referrer-Policy"),
+            Some("no-referrer"),
+            "{what}"
+        );
+        let csp = response
+            .header("Content-Security-Policy")
+            .unwrap_or_default();
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("script-src 'self'"),
+            "{what}"
+        );
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn a_client_that_stops_reading_loses_its_stream_not_a_thread() {
+    let server = TestServer::with(|c| {
+        c.interval = Duration::from_millis(1);
+        c.write_timeout = Duration::from_millis(300);
+    });
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut socket: TcpStream = socket.into();
+    socket
+        .write_all(b"GET /connect HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(2), || server.live_streams() == 1));
+    // Never read: the buffers fill, a write blocks, the write timeout ends the stream.
+    assert!(
+        wait_for(Duration::from_secs(60), || server.live_streams() == 0),
+        "the stream ended once its writes stopped going through"
+    );
+    still_serving(server.addr);
+    drop(socket);
+}
+
+#[test]
+fn a_panic_in_a_stream_ends_that_stream_only() {
+    let server = TestServer::with(|c| {
+        c.interval = INTERVAL;
+        c.panic_at_event = Some(2);
+    });
+    let mut doomed = EventStream::open(server.addr);
+    assert_eq!(doomed.next_event().0.id.as_deref(), Some("0"));
+    assert_eq!(doomed.next_event().0.id.as_deref(), Some("1"));
+    let mut rest = Vec::new();
+    doomed
+        .into_inner()
+        .read_to_end(&mut rest)
+        .expect("closed, not hanging");
+    assert!(wait_for(Duration::from_secs(1), || server.live_streams() == 0));
+    // Others go on: a stream resumed past the fatal id, and ordinary requests.
+    let mut healthy = EventStream::open_with(server.addr, "Last-Event-ID: 5\r\n");
+    assert_eq!(healthy.next_event().0.id.as_deref(), Some("6"));
+    assert_eq!(healthy.next_event().0.id.as_deref(), Some("7"));
+    still_serving(server.addr);
+}
+
+#[test]
+fn vanishing_clients_leave_no_thread_or_descriptor() {
+    common::raise_open_files();
+    let server = ServerProcess::start(&["--interval", "20ms"]);
+    for _ in 0..4 {
+        EventStream::open(server.addr).next_event();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let (threads, fds) = (server.threads(), server.open_fds());
+    for round in 0..50 {
+        let mut stream = EventStream::open(server.addr);
+        stream.next_event();
+        let socket = stream.into_inner();
+        match round % 3 {
+            // Reset mid-stream: close with SO_LINGER 0 sends RST.
+            0 => socket2::SockRef::from(&socket)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap(),
+            // Half-close, then go.
+            1 => socket.shutdown(Shutdown::Write).unwrap(),
+            // Close between two chunks.
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+        drop(socket);
+    }
+    assert!(
+        wait_for(Duration::from_secs(8), || server.threads() <= threads
+            && server.open_fds() <= fds),
+        "{} threads (before {threads}), {} descriptors (before {fds})",
+        server.threads(),
+        server.open_fds()
+    );
+}
+
+#[test]
+fn idle_connections_are_closed_after_the_idle_timeout() {
+    common::raise_open_files();
+    let server = ServerProcess::start(&["--idle-timeout", "500ms"]);
+    let idle: Vec<_> = (0..200).map(|_| connect(server.addr)).collect();
+    let keepalive = connect(server.addr);
+    (&keepalive)
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    for mut socket in idle.into_iter().chain([keepalive]) {
+        let mut rest = Vec::new();
+        let started = Instant::now();
+        socket
+            .read_to_end(&mut rest)
+            .expect("closed by the server, not a timeout");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+}
+
+#[test]
+fn two_thousand_idle_connections_do_not_slow_healthy_clients() {
+    common::raise_open_files();
+    let server = ServerProcess::start(&["--idle-timeout", "60s"]);
+    let idle: Vec<_> = (0..2000).map(|_| connect(server.addr)).collect();
+    let mut latencies: Vec<Duration> = (0..200)
+        .map(|_| {
+            let started = Instant::now();
+            assert_eq!(request(server.addr, "POST", "/ping", "").status, 200);
+            started.elapsed()
+        })
+        .collect();
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    assert!(
+        p99 < Duration::from_millis(100),
+        "POST /ping p99 {p99:?} with 2000 idle connections"
+    );
+    drop(idle);
+}
+
+#[test]
+fn a_flood_past_the_descriptor_limit_does_not_stop_accepting_for_good() {
+    common::raise_open_files();
+    // A server allowed 256 descriptors, flooded with 600 connections that send nothing.
+    let mut server = ServerProcess::start_with_prefix(&["prlimit", "--nofile=256:256", "--"], &[]);
+    let flood: Vec<_> = (0..600)
+        .filter_map(|_| TcpStream::connect(server.addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server is alive"
+    );
+    drop(flood);
+    // Once the flood is gone it serves again by itself, within seconds.
+    let healthy = wait_for(Duration::from_secs(10), || {
+        TcpStream::connect(server.addr).is_ok_and(|mut socket| {
+            socket
+                .set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            let _ = socket.write_all(b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+            let mut answer = String::new();
+            let _ = socket.read_to_string(&mut answer);
+            answer.ends_with("ok\n")
+        })
+    });
+    assert!(healthy, "serving again after the flood");
+    let mut stream = EventStream::open(server.addr);
+    assert_eq!(stream.next_event().0.id.as_deref(), Some("0"));
+}
