@@ -3,7 +3,7 @@
 //! tiny_http accepts connections on one thread that stops for good on its first accept error
 //! (out of descriptors, say), or panics when it runs out of descriptors between an accept and
 //! the `dup` that follows. In the first case the request loop hears of it; in the second nothing
-//! is said, so [`Watchdog`] checks once a second that a connection to the listener is accepted.
+//! is said, so [`Watchdog`] checks at every sweep of the reaper that a connection to the listener is accepted.
 //! Either way a new tiny_http server takes over the same listener.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

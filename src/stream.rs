@@ -158,12 +158,17 @@ fn run(request: Request, opening: Opening, live: &LiveStream) {
         .map_or_else(|| "-".to_owned(), |addr| addr.to_string());
     if let Some(addr) = opening.peer {
         app.connections.stream_started(addr);
-        // tiny_http's pool thread is waiting for a second request that an event stream never
-        // sends; shutting the read half ends that wait and the thread goes back to the pool.
-        if let Some(socket) = socket::find(addr, app.local_addr, app.max_fd) {
+    }
+    // tiny_http's pool thread is waiting for a second request that an event stream never sends;
+    // shutting the read half ends that wait and the thread goes back to the pool. Done once the
+    // first event is out, so that a client does not wait for the search.
+    let release_pool_thread = || {
+        if let Some(addr) = opening.peer
+            && let Some(socket) = socket::find(addr, app.local_addr, app.max_fd)
+        {
             let _ = socket.shutdown(Shutdown::Read);
         }
-    }
+    };
     app.log.line(format_args!(
         "stream {peer} opened at id {} ({} live)",
         opening.first_id,
@@ -174,7 +179,7 @@ fn run(request: Request, opening: Opening, live: &LiveStream) {
     let ended = match http::write_stream_head(&mut writer, opening.framing) {
         Ok(head) => {
             sent.bytes += head;
-            write_events(&mut writer, &opening, app, &mut sent)
+            write_events(&mut writer, &opening, app, &mut sent, release_pool_thread)
         }
         Err(error) => Ended::ClientGone(error),
     };
@@ -206,13 +211,20 @@ struct Sent {
 
 /// Writes the first event at once, then one per interval, and a keep-alive comment whenever
 /// nothing has been written for the keep-alive time, until the client goes or the server stops.
-fn write_events(writer: &mut impl Write, opening: &Opening, app: &App, sent: &mut Sent) -> Ended {
+fn write_events(
+    writer: &mut impl Write,
+    opening: &Opening,
+    app: &App,
+    sent: &mut Sent,
+    after_first_event: impl FnOnce(),
+) -> Ended {
     let config = &app.config;
     let mut event = Vec::with_capacity(96);
     let mut frame = Vec::with_capacity(96);
     let mut id = opening.first_id;
     let mut event_due = Instant::now();
     let mut last_write = event_due;
+    let mut after_first_event = Some(after_first_event);
     loop {
         let keepalive_due = last_write + config.keepalive;
         if app.stop.wait_until(event_due.min(keepalive_due)) {
@@ -238,6 +250,9 @@ fn write_events(writer: &mut impl Write, opening: &Opening, app: &App, sent: &mu
         match opening.framing.write_frame(writer, &mut frame, payload) {
             Ok(written) => sent.bytes += written,
             Err(error) => return Ended::ClientGone(error),
+        }
+        if let Some(release) = after_first_event.take() {
+            release();
         }
         last_write = Instant::now();
         if now >= event_due {
