@@ -2,15 +2,13 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
-/// Why the server could not start or had to stop.
+/// Why the server could not start.
 #[derive(Debug)]
 pub enum Error {
     /// The listening address could not be bound (in use, not local, no permission).
     Bind { addr: SocketAddr, source: io::Error },
-    /// tiny_http refused the listener.
+    /// tiny_http refused the listener, or a thread could not be started.
     Start(String),
-    /// tiny_http stopped accepting connections.
-    Accept(io::Error),
 }
 
 impl fmt::Display for Error {
@@ -18,7 +16,6 @@ impl fmt::Display for Error {
         match self {
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             Error::Start(reason) => write!(f, "cannot start the http server: {reason}"),
-            Error::Accept(source) => write!(f, "stopped accepting connections: {source}"),
         }
     }
 }
@@ -26,7 +23,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Bind { source, .. } | Error::Accept(source) => Some(source),
+            Error::Bind { source, .. } => Some(source),
             Error::Start(_) => None,
         }
     }
