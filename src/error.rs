@@ -7,15 +7,19 @@ use std::net::SocketAddr;
 pub enum Error {
     /// The listening address could not be bound (in use, not local, no permission).
     Bind { addr: SocketAddr, source: io::Error },
-    /// tiny_http refused the listener, or a thread could not be started.
-    Start(String),
+    /// Something the server runs on could not be started: the HTTP server on the listener, or
+    /// a thread.
+    Start {
+        what: &'static str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
-            Error::Start(reason) => write!(f, "cannot start the http server: {reason}"),
+            Error::Start { what, source } => write!(f, "cannot start {what}: {source}"),
         }
     }
 }
@@ -24,7 +28,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Bind { source, .. } => Some(source),
-            Error::Start(_) => None,
+            Error::Start { source, .. } => Some(source.as_ref()),
         }
     }
 }

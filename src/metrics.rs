@@ -4,17 +4,20 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::PoisonError;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+/// Counted by the HTTP layer, rendered by the application's `/metrics`.
 #[derive(Default)]
 pub struct Metrics {
+    /// Event streams open now.
+    pub streams_live: AtomicUsize,
     pub streams_opened: AtomicU64,
     pub streams_rejected: AtomicU64,
     pub events_sent: AtomicU64,
     pub idle_closed: AtomicU64,
     pub requests_parked: AtomicU64,
     /// Requests answered, by route label and status. Route labels are a fixed set (see
-    /// `routes::route_label`), so a client cannot grow this map.
+    /// `Route::label`), so a client cannot grow this map.
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
 }
 
@@ -24,7 +27,8 @@ impl Metrics {
         *requests.entry((route, status)).or_insert(0) += 1;
     }
 
-    pub fn render(&self, live_streams: usize) -> String {
+    pub fn render(&self) -> String {
+        let live_streams = self.streams_live.load(Ordering::SeqCst);
         let mut out = String::with_capacity(1024);
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
             let _ = write!(
@@ -94,7 +98,8 @@ mod tests {
         metrics.count_request("/", 200);
         metrics.count_request("/connect", 503);
         metrics.events_sent.fetch_add(3, Ordering::Relaxed);
-        let text = metrics.render(2);
+        metrics.streams_live.store(2, Ordering::Relaxed);
+        let text = metrics.render();
         assert!(text.contains("# TYPE sse_streams_live gauge\nsse_streams_live 2\n"));
         assert!(text.contains("sse_events_sent_total 3\n"));
         assert!(text.contains("http_requests_total{route=\"/\",status=\"200\"} 2\n"));

@@ -37,25 +37,25 @@ impl Asset {
 pub static HTMX: Asset = Asset::new(
     "/assets/htmx.min.js",
     "text/javascript; charset=utf-8",
-    include_bytes!("../assets/htmx.min.js"),
+    include_bytes!("../../assets/htmx.min.js"),
 );
 
 pub static HTMX_SSE: Asset = Asset::new(
     "/assets/sse.min.js",
     "text/javascript; charset=utf-8",
-    include_bytes!("../assets/sse.min.js"),
+    include_bytes!("../../assets/sse.min.js"),
 );
 
 pub static APP_CSS: Asset = Asset::new(
     "/assets/app.css",
     "text/css; charset=utf-8",
-    include_bytes!("../assets/app.css"),
+    include_bytes!("../../assets/app.css"),
 );
 
 pub static FAVICON: Asset = Asset::new(
     "/assets/favicon.svg",
     "image/svg+xml",
-    include_bytes!("../assets/favicon.svg"),
+    include_bytes!("../../assets/favicon.svg"),
 );
 
 static ALL: [&Asset; 4] = [&HTMX, &HTMX_SSE, &APP_CSS, &FAVICON];

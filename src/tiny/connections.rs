@@ -1,26 +1,12 @@
-//! Closes connections that hold one of tiny_http's threads without using it.
-//!
-//! tiny_http gives every connection a thread that blocks reading the next request, with no
-//! timeout of its own (and none can be set on the listener, see [`crate::socket`]). A client that
-//! connects and sends nothing, or sends its headers a byte a minute, or keeps an idle keep-alive
-//! connection, would hold that thread forever. Every two seconds (more often for short idle
-//! timeouts) this sweep closes every accepted connection that is not an event stream and has not
-//! started a request for the idle timeout.
-//! The same thread runs the accept [`Watchdog`], which needs the same list of connections.
+//! What the connection sweep needs to know about connections: which are event streams, and
+//! when each of the others last started a request.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{Shutdown, SocketAddr};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread;
+use std::net::SocketAddr;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::accept::Watchdog;
-use crate::server::App;
-use crate::socket;
-
-/// What the sweep needs to know about connections: which are streams, and when the others last
-/// started a request.
+/// Bookkeeping of the connections tiny_http has accepted.
 #[derive(Default)]
 pub struct Connections {
     last_request: Mutex<HashMap<SocketAddr, Instant>>,
@@ -40,9 +26,14 @@ impl Connections {
         lock(&self.streams).remove(&peer);
     }
 
+    /// Forgets a connection that was closed.
+    pub fn forget(&self, peer: SocketAddr) {
+        lock(&self.last_request).remove(&peer);
+    }
+
     /// The connections among `peers` (one entry per descriptor) that are idle at `now`. A
     /// connection seen for the first time counts as active now.
-    fn idle(
+    pub fn idle(
         &self,
         peers: Vec<SocketAddr>,
         idle_timeout: Duration,
@@ -69,41 +60,6 @@ impl Connections {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Starts the sweep; it ends when the server stops.
-pub fn spawn(app: Arc<App>) -> std::io::Result<thread::JoinHandle<()>> {
-    // Each sweep asks every descriptor (about 10 ms with 10,000 streams), so not too often.
-    let period =
-        (app.config.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(2));
-    thread::Builder::new().name("reaper".into()).spawn(move || {
-        let mut watchdog = Watchdog::default();
-        while !app.stop.wait_until(Instant::now() + period) {
-            let peers = socket::accepted_peers(app.local_addr);
-            if watchdog.accept_thread_gone(app.local_addr, &peers) {
-                app.log.line(format_args!("the accept thread is gone"));
-                let dead = app.acceptor.current();
-                app.acceptor.replace(&dead, &app.stop, &app.log);
-            }
-            sweep(&app, peers);
-        }
-    })
-}
-
-fn sweep(app: &App, peers: Vec<SocketAddr>) {
-    let idle = app
-        .connections
-        .idle(peers, app.config.idle_timeout, Instant::now());
-    for peer in idle {
-        // Closing both halves ends tiny_http's blocked read; its thread goes back to the pool.
-        if let Some(socket) = socket::find(peer, app.local_addr, app.max_fd)
-            && socket.shutdown(Shutdown::Both).is_ok()
-        {
-            app.metrics.idle_closed.fetch_add(1, Ordering::Relaxed);
-            app.log.line(format_args!("closed idle connection {peer}"));
-        }
-        lock(&app.connections.last_request).remove(&peer);
-    }
 }
 
 #[cfg(test)]

@@ -3,14 +3,15 @@
 //! tiny_http accepts connections on one thread that stops for good on its first accept error
 //! (out of descriptors, say), or panics when it runs out of descriptors between an accept and
 //! the `dup` that follows. In the first case the request loop hears of it; in the second nothing
-//! is said, so [`Watchdog`] checks at every sweep of the reaper that a connection to the listener is accepted.
+//! is said, so [`Watchdog`] checks at every connection sweep that a connection to the listener
+//! is accepted.
 //! Either way a new tiny_http server takes over the same listener.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::Error;
+use crate::error::Error;
 use crate::log::Log;
 use crate::stop::Stop;
 
@@ -23,7 +24,10 @@ pub struct Acceptor {
 
 impl Acceptor {
     pub fn new(listener: TcpListener) -> Result<Acceptor, Error> {
-        let http = start_http(&listener).map_err(Error::Start)?;
+        let http = start_http(&listener).map_err(|source| Error::Start {
+            what: "tiny_http on the listener",
+            source,
+        })?;
         Ok(Acceptor {
             listener,
             current: RwLock::new(Arc::new(http)),
@@ -75,10 +79,12 @@ impl Acceptor {
     }
 }
 
+type StartError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A tiny_http server accepting on a duplicate of `listener`.
-fn start_http(listener: &TcpListener) -> Result<tiny_http::Server, String> {
-    let listener = listener.try_clone().map_err(|e| e.to_string())?;
-    tiny_http::Server::from_listener(listener, None).map_err(|e| e.to_string())
+fn start_http(listener: &TcpListener) -> Result<tiny_http::Server, StartError> {
+    let listener = listener.try_clone()?;
+    tiny_http::Server::from_listener(listener, None)
 }
 
 /// How long a probe connection may wait to be accepted before the accept thread counts as gone.

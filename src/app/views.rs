@@ -6,7 +6,7 @@
 
 use maud::{DOCTYPE, Markup, html};
 
-use crate::assets;
+use super::assets;
 
 /// The article's first page: the box connects as soon as the page loads.
 pub fn auto_connect_page() -> Markup {

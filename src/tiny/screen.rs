@@ -1,5 +1,5 @@
-//! Requests refused before routing: headers larger than any browser sends, and bodies, which
-//! no route takes.
+//! Requests refused before they reach the handler: headers larger than any browser sends, a
+//! `Content-Length` tiny_http cannot parse, and bodies larger than a route takes.
 //!
 //! tiny_http has read a request's headers before the server sees them (it has no limit of its
 //! own), but not its body when that is over 1 KiB. Such a body needs care: tiny_http discards it
@@ -12,11 +12,10 @@ use std::mem;
 use std::net::Shutdown;
 use std::sync::atomic::Ordering;
 
-use tiny_http::Request;
-
-use crate::http;
-use crate::server::App;
-use crate::socket;
+use super::reply::Reply;
+use super::request::Method;
+use super::respond::{encode, respond};
+use super::shared::Shared;
 
 pub const MAX_HEADERS: usize = 100;
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -24,17 +23,14 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 const READ_BY_TINY_HTTP: usize = 1024;
 
 /// Passes a request on, or answers it and returns the status.
-pub fn screen(request: Request, app: &App) -> Result<Request, u16> {
+pub fn screen(request: tiny_http::Request, shared: &Shared) -> Result<tiny_http::Request, u16> {
     let headers = request.headers();
     let header_bytes: usize = headers
         .iter()
         .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4)
         .sum();
     if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
-        let response = http::text(431, "request headers too large\n")
-            .with_header(http::header("Connection", "close"));
-        let _ = request.respond(response);
-        return Err(431);
+        return Err(refuse(request, 431, "request headers too large\n"));
     }
     let declared_length = headers.iter().find(|h| h.field.equiv("Content-Length"));
     if request.body_length().is_none()
@@ -43,44 +39,51 @@ pub fn screen(request: Request, app: &App) -> Result<Request, u16> {
     {
         // tiny_http ignores a Content-Length it cannot parse and would read the body as the
         // next request.
-        let response = http::text(400, "bad Content-Length\n")
-            .with_header(http::header("Connection", "close"));
-        let _ = request.respond(response);
-        return Err(400);
+        return Err(refuse(request, 400, "bad Content-Length\n"));
     }
     match request.body_length() {
-        Some(length) if length > READ_BY_TINY_HTTP => Err(refuse_body(request, length, app)),
+        Some(length) if length > READ_BY_TINY_HTTP => Err(refuse_body(request, length, shared)),
         _ => Ok(request),
     }
 }
 
+/// Answers with `status` and closes the connection.
+fn refuse(request: tiny_http::Request, status: u16, why: &'static str) -> u16 {
+    let method = Method::from_name(request.method().as_str());
+    respond(request, closing(status, why), &method).0
+}
+
+fn closing(status: u16, why: &'static str) -> Reply {
+    Reply::text(status, why).with_header("Connection", "close")
+}
+
 /// Answers 413 to a request whose body tiny_http has not read, without reading it.
-fn refuse_body(request: Request, length: usize, app: &App) -> u16 {
+fn refuse_body(request: tiny_http::Request, length: usize, shared: &Shared) -> u16 {
     let found = request
         .remote_addr()
-        .and_then(|peer| socket::find(*peer, app.local_addr, app.max_fd));
+        .and_then(|peer| shared.sockets.find(*peer));
+    let refusal = closing(413, "request body not accepted\n");
     match found {
-        Some(socket) if length <= app.drainable_body => {
+        Some(socket) if length <= shared.settings.drainable_body => {
             // With the read half shut, tiny_http's discarding read ends at once; its buffer of
             // `length` bytes is allocated but never touched.
             let _ = socket.shutdown(Shutdown::Read);
-            let response = http::text(413, "request body not accepted\n")
-                .with_header(http::header("Connection", "close"));
-            let _ = request.respond(response);
+            let method = Method::from_name(request.method().as_str());
+            respond(request, refusal, &method);
         }
         found => {
             // Dropping this request would ask for a buffer larger than memory, which aborts the
             // process. It is kept instead, for the life of the process, with the tiny_http
             // thread that waits for it; the client is answered and disconnected.
             if let Some(mut socket) = found {
-                let _ = socket.write_all(
-                    b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n\
-                      Content-Length: 26\r\nConnection: close\r\n\r\nrequest body not accepted\n",
-                );
+                let _ = socket.write_all(&encode(&refusal));
                 let _ = socket.shutdown(Shutdown::Both);
             }
-            app.metrics.requests_parked.fetch_add(1, Ordering::Relaxed);
-            app.log.line(format_args!(
+            shared
+                .metrics
+                .requests_parked
+                .fetch_add(1, Ordering::Relaxed);
+            shared.log.line(format_args!(
                 "request declaring a {length}-byte body refused; its tiny_http thread is parked for good"
             ));
             mem::forget(request);

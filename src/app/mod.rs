@@ -1,0 +1,21 @@
+//! The application: the article's pages, its buttons and its counter stream. It never sees the
+//! HTTP server underneath: requests come in as owned `tiny::Request`s and leave as plain-data
+//! `tiny::Reply`s, so every route is unit-tested without a socket.
+
+mod assets;
+mod counter;
+mod routes;
+mod views;
+
+use std::sync::Arc;
+
+use crate::metrics::Metrics;
+
+pub use counter::Counter;
+
+/// What the application needs to answer requests.
+pub struct App {
+    pub counter: Counter,
+    /// Rendered by `/metrics`; counted by the HTTP layer.
+    pub metrics: Arc<Metrics>,
+}

@@ -1,0 +1,112 @@
+//! What an event stream's body sends through: [`Events`] frames and flushes each event, fills
+//! silences with keep-alive comments, and tells the body when to stop.
+
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::shared::Shared;
+use crate::chunked::Framing;
+use crate::sse::Event;
+
+/// Sent when nothing has gone out for the keep-alive time: proxies see traffic, and a dead
+/// client is found at the write.
+const KEEPALIVE_FRAME: &[u8] = b": keep-alive\n\n";
+
+/// Why a stream's body ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// A write failed or timed out: the client left or stopped reading.
+    ClientGone(std::io::Error),
+    /// The server is stopping; the layer ends the body properly.
+    ServerStopping,
+}
+
+/// What a stream's body sends through. It knows the connection's framing and the server's stop
+/// signal; the body only decides what to send and when.
+pub struct Events<'a> {
+    writer: &'a mut dyn Write,
+    framing: Framing,
+    shared: &'a Shared,
+    frame: Vec<u8>,
+    event: Vec<u8>,
+    last_write: Instant,
+    pub sent: Sent,
+    /// Run once, after the first event is out.
+    after_first_event: Option<Box<dyn FnOnce() + 'a>>,
+}
+
+#[derive(Default)]
+pub struct Sent {
+    /// Bytes written, head included.
+    pub bytes: usize,
+    pub events: u64,
+}
+
+impl<'a> Events<'a> {
+    pub fn new(
+        writer: &'a mut dyn Write,
+        framing: Framing,
+        shared: &'a Shared,
+        after_first_event: Box<dyn FnOnce() + 'a>,
+    ) -> Events<'a> {
+        Events {
+            writer,
+            framing,
+            shared,
+            frame: Vec::with_capacity(128),
+            event: Vec::with_capacity(128),
+            last_write: Instant::now(),
+            sent: Sent::default(),
+            after_first_event: Some(after_first_event),
+        }
+    }
+
+    /// Sleeps until `deadline`, writing a keep-alive comment whenever nothing has been written
+    /// for the keep-alive time. Returns early with [`Ended::ServerStopping`] if the server stops.
+    pub fn wait_until(&mut self, deadline: Instant) -> Result<(), Ended> {
+        loop {
+            let keepalive_due = self.last_write + self.shared.settings.keepalive;
+            if self.shared.stop.wait_until(deadline.min(keepalive_due)) {
+                return Err(Ended::ServerStopping);
+            }
+            if Instant::now() >= deadline {
+                return Ok(());
+            }
+            self.write(KEEPALIVE_FRAME)?;
+        }
+    }
+
+    /// Sends one event as one flushed frame.
+    pub fn send(&mut self, event: &Event) -> Result<(), Ended> {
+        let mut encoded = std::mem::take(&mut self.event);
+        encoded.clear();
+        event.encode_into(&mut encoded);
+        let written = self.write(&encoded);
+        self.event = encoded;
+        written?;
+        self.sent.events += 1;
+        self.shared
+            .metrics
+            .events_sent
+            .fetch_add(1, Ordering::Relaxed);
+        if let Some(release) = self.after_first_event.take() {
+            release();
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, payload: &[u8]) -> Result<(), Ended> {
+        match self
+            .framing
+            .write_frame(&mut self.writer, &mut self.frame, payload)
+        {
+            Ok(written) => {
+                self.sent.bytes += written;
+                self.last_write = Instant::now();
+                Ok(())
+            }
+            Err(error) => Err(Ended::ClientGone(error)),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! What a handler answers: plain data, turned into bytes on the wire by the layer.
+
+use std::borrow::Cow;
+
+use maud::Markup;
+
+use super::events::{Ended, Events};
+
+/// Sent with every response, refusals and streams included. The policy allows only the server's
+/// own scripts and styles; the page needs no inline code (see the `htmx-config` meta tag in the
+/// views).
+pub const SECURITY_HEADERS: [(&str, &str); 3] = [
+    ("X-Content-Type-Options", "nosniff"),
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+         connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'",
+    ),
+    ("Referrer-Policy", "no-referrer"),
+];
+
+/// An answer to one request.
+pub struct Reply {
+    pub status: u16,
+    /// Headers besides the security headers and the framing (`Content-Length`,
+    /// `Transfer-Encoding`), which the layer adds.
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
+    pub body: Body,
+    /// The route the request was for, as a metrics label: one of a fixed set, whatever the
+    /// client sent.
+    pub label: &'static str,
+}
+
+pub enum Body {
+    Bytes(Cow<'static, [u8]>),
+    /// An event stream: the layer writes the head, then runs this on a thread of its own.
+    Events(EventStream),
+}
+
+/// The body of an event stream: a function that sends events until the client goes or the
+/// server stops (see [`Events`]).
+pub struct EventStream {
+    /// Said in the log line when the stream opens, e.g. `at id 0`.
+    pub note: String,
+    pub run: RunStream,
+}
+
+/// A stream's body: sends events through [`Events`] until it returns why it ended.
+pub type RunStream = Box<dyn FnOnce(&mut Events<'_>) -> Result<(), Ended> + Send>;
+
+impl Reply {
+    pub fn new(
+        status: u16,
+        content_type: &'static str,
+        body: impl Into<Cow<'static, [u8]>>,
+    ) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type", Cow::Borrowed(content_type))],
+            body: Body::Bytes(body.into()),
+            label: "other",
+        }
+    }
+
+    pub fn html(status: u16, markup: Markup) -> Reply {
+        Reply::new(
+            status,
+            "text/html; charset=utf-8",
+            markup.into_string().into_bytes(),
+        )
+    }
+
+    pub fn text(status: u16, body: impl Into<Cow<'static, str>>) -> Reply {
+        let body = match body.into() {
+            Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+            Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+        };
+        Reply::new(status, "text/plain; charset=utf-8", body)
+    }
+
+    /// A `200` event stream (`text/event-stream`, never cached).
+    pub fn events(
+        note: impl Into<String>,
+        run: impl FnOnce(&mut Events<'_>) -> Result<(), Ended> + Send + 'static,
+    ) -> Reply {
+        Reply {
+            status: 200,
+            headers: Vec::new(),
+            body: Body::Events(EventStream {
+                note: note.into(),
+                run: Box::new(run),
+            }),
+            label: "other",
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Names the route, for the metrics.
+    pub fn for_route(mut self, label: &'static str) -> Reply {
+        self.label = label;
+        self
+    }
+
+    #[cfg(test)]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(field, _)| field.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_ref())
+    }
+
+    /// The body's bytes; empty for a stream.
+    pub fn bytes(&self) -> &[u8] {
+        match &self.body {
+            Body::Bytes(bytes) => bytes,
+            Body::Events(_) => &[],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_html_set_their_content_type() {
+        let text = Reply::text(200, "ok\n");
+        assert_eq!(
+            text.header("content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+        assert_eq!(text.bytes(), b"ok\n");
+        let html = Reply::html(404, maud::html! { p { "x" } });
+        assert_eq!(html.status, 404);
+        assert_eq!(
+            html.header("Content-Type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(html.bytes(), b"<p>x</p>");
+    }
+
+    #[test]
+    fn a_stream_reply_has_no_bytes_and_a_label_once_named() {
+        let reply = Reply::events("at id 0", |_| Ok(())).for_route("/connect");
+        assert!(reply.bytes().is_empty());
+        assert_eq!(reply.label, "/connect");
+        assert!(matches!(reply.body, Body::Events(_)));
+    }
+}

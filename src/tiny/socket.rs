@@ -1,0 +1,259 @@
+//! Socket options for the listener, and reaching the sockets of connections tiny_http accepted.
+//!
+//! Options set on a listening socket are inherited by the sockets it accepts (Linux copies them
+//! at accept), which is the only way to configure sockets that tiny_http owns. A receive timeout
+//! must never be set there: tiny_http's accept thread stops for good on its first accept error.
+//!
+//! tiny_http hands out no socket, yet some things need one: letting go of a stream's read half,
+//! closing an idle connection, refusing a body. [`Sockets::find`] looks a connection up among the
+//! process's descriptor numbers by its two addresses and returns a duplicate that it made itself,
+//! so the only descriptor this module ever owns is one it created.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use socket2::{Domain, SockAddr, Socket, TcpKeepalive, Type};
+
+/// TCP keep-alive on every connection: a peer that vanished without a FIN (power cut, cable,
+/// NAT timeout) is found after about 60 s + 6 × 10 s of silence, instead of never.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_PROBES: u32 = 6;
+
+/// The kernel's send buffer for each connection (it doubles the figure for its own bookkeeping).
+/// Fixed rather than auto-tuned up to megabytes: a client that stops reading then pins little
+/// kernel memory and meets the send timeout soon. The largest response, htmx itself, fits.
+const SEND_BUFFER: usize = 64 * 1024;
+
+/// Binds a listener whose accepted sockets have a send timeout (a client that stops reading
+/// cannot hold a thread in `write` longer than that), a bounded send buffer, TCP keep-alive and
+/// no Nagle delay.
+pub fn listen(addr: SocketAddr, backlog: i32, send_timeout: Duration) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false).ok();
+    }
+    socket.set_tcp_nodelay(true)?;
+    socket.set_write_timeout(Some(send_timeout))?;
+    socket.set_send_buffer_size(SEND_BUFFER)?;
+    socket.set_keepalive(true)?;
+    socket.set_tcp_keepalive(
+        &TcpKeepalive::new()
+            .with_time(KEEPALIVE_IDLE)
+            .with_interval(KEEPALIVE_INTERVAL)
+            .with_retries(KEEPALIVE_PROBES),
+    )?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
+/// Finds the sockets of connections accepted on one listener.
+pub struct Sockets {
+    local: SocketAddr,
+    /// The highest descriptor number the process can have.
+    max_fd: RawFd,
+    /// Where the last search found a connection: new connections get nearby descriptor numbers,
+    /// so searching outward from here usually takes a few probes.
+    last_found: AtomicI32,
+}
+
+impl Sockets {
+    pub fn new(local: SocketAddr, max_fd: RawFd) -> Sockets {
+        Sockets {
+            local,
+            max_fd,
+            last_found: AtomicI32::new(3),
+        }
+    }
+
+    /// An owned duplicate of the socket of the TCP connection from `peer` to the listener.
+    pub fn find(&self, peer: SocketAddr) -> Option<Socket> {
+        let max_fd = self.max_fd;
+        let start = self.last_found.load(Ordering::Relaxed).clamp(0, max_fd);
+        for distance in 0..=max_fd {
+            let (up, down) = (start.saturating_add(distance), start - distance - 1);
+            if up > max_fd && down < 0 {
+                break;
+            }
+            for fd in [up, down] {
+                if (0..=max_fd).contains(&fd)
+                    && peer_addr(fd) == Some(peer)
+                    && let Some(socket) = self.duplicate_if(fd, peer)
+                {
+                    self.last_found.store(fd, Ordering::Relaxed);
+                    return Some(socket);
+                }
+            }
+        }
+        None
+    }
+
+    /// The peers of every connection accepted on the listener that this process holds, one
+    /// entry per descriptor (tiny_http holds two for a connection it is still reading).
+    ///
+    /// It asks every descriptor number below the size of the process's descriptor table: one
+    /// `getsockname` each (a closed number answers at once). Listing `/proc/self/fd` instead
+    /// costs several times more, in the kernel's directory cache, with thousands of streams open.
+    pub fn accepted_peers(&self) -> Vec<SocketAddr> {
+        (0..descriptor_table_size())
+            .filter(|&fd| local_addr(fd) == Some(self.local))
+            .filter_map(peer_addr)
+            .collect()
+    }
+
+    /// A duplicate of descriptor `fd`, if it is still the connection from `peer` to the
+    /// listener. The number may have been closed and reused since it was looked at; the duplicate
+    /// is ours, so it is checked again and cannot change under us. A TCP connection is named by
+    /// its two addresses, so a match is it.
+    fn duplicate_if(&self, fd: RawFd, peer: SocketAddr) -> Option<Socket> {
+        let owned = Socket::from(duplicate(fd)?);
+        let same = owned.peer_addr().ok()?.as_socket()? == peer
+            && owned.local_addr().ok()?.as_socket()? == self.local;
+        same.then_some(owned)
+    }
+}
+
+/// The address of the peer of descriptor number `fd`, if it is a connected socket now.
+fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
+    socket_address(fd, libc::getpeername)
+}
+
+/// The local address of descriptor number `fd`, if it is a bound socket now.
+fn local_addr(fd: RawFd) -> Option<SocketAddr> {
+    socket_address(fd, libc::getsockname)
+}
+
+type AddressCall = unsafe extern "C" fn(RawFd, *mut libc::sockaddr, *mut libc::socklen_t) -> i32;
+
+#[allow(unsafe_code)]
+fn socket_address(fd: RawFd, call: AddressCall) -> Option<SocketAddr> {
+    // SAFETY: `try_init` hands the closure a zeroed `sockaddr_storage` and its size; getpeername
+    // and getsockname write at most that many bytes into it and store the length used, which
+    // is what `try_init` requires. They take the descriptor as a plain number and touch no other
+    // memory: on a number that is closed or not a socket they fail (EBADF, ENOTSOCK) and we
+    // return `None`; on a number reused meanwhile they describe whatever is there now, which the
+    // callers check.
+    let (_, address) = unsafe {
+        SockAddr::try_init(|storage, len| {
+            if call(fd, storage.cast(), len) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        })
+    }
+    .ok()?;
+    address.as_socket()
+}
+
+/// A new descriptor for what number `fd` refers to now, close-on-exec.
+#[allow(unsafe_code)]
+fn duplicate(fd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) takes the number as a plain integer and fails with EBADF if
+    // nothing is open there; it touches no memory.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return None;
+    }
+    // SAFETY: `new` was just created by the call above and nothing else knows it, so this
+    // `OwnedFd` is its only owner and closes it exactly once.
+    Some(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// One past the highest descriptor number the process could have open now (`FDSize` in
+/// /proc/self/status, which grows in powers of two as descriptors are opened).
+fn descriptor_table_size() -> RawFd {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("FDSize:"))?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socket2::SockRef;
+    use std::io::Read;
+    use std::net::{Shutdown, TcpStream};
+
+    fn listener() -> TcpListener {
+        listen("127.0.0.1:0".parse().unwrap(), 16, Duration::from_secs(7)).unwrap()
+    }
+
+    #[test]
+    fn listener_options_reach_accepted_sockets() {
+        let listener = listener();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert_eq!(
+            accepted.write_timeout().unwrap(),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(accepted.read_timeout().unwrap(), None);
+        assert!(accepted.nodelay().unwrap());
+        let accepted = SockRef::from(&accepted);
+        assert_eq!(accepted.send_buffer_size().unwrap(), 2 * SEND_BUFFER);
+        assert!(accepted.keepalive().unwrap());
+        assert_eq!(accepted.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
+        assert_eq!(
+            accepted.tcp_keepalive_interval().unwrap(),
+            KEEPALIVE_INTERVAL
+        );
+        assert_eq!(accepted.tcp_keepalive_retries().unwrap(), KEEPALIVE_PROBES);
+    }
+
+    #[test]
+    fn shutting_the_found_read_half_ends_a_blocked_read() {
+        let listener = listener();
+        let local = listener.local_addr().unwrap();
+        let client = TcpStream::connect(local).unwrap();
+        let (mut accepted, peer) = listener.accept().unwrap();
+        let mut reader = accepted.try_clone().unwrap();
+        let blocked = std::thread::spawn(move || reader.read(&mut [0; 16]).unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+        let found = Sockets::new(local, 4096).find(peer).expect("found");
+        found.shutdown(Shutdown::Read).unwrap();
+        assert_eq!(blocked.join().unwrap(), 0, "the read saw end of file");
+        // The write half still works.
+        std::io::Write::write_all(&mut accepted, b"still here").unwrap();
+        drop(client);
+    }
+
+    #[test]
+    fn accepted_peers_lists_connections_of_this_listener_only() {
+        let listener = listener();
+        let local = listener.local_addr().unwrap();
+        let client = TcpStream::connect(local).unwrap();
+        let (_accepted, peer) = listener.accept().unwrap();
+        assert_eq!(Sockets::new(local, 4096).accepted_peers(), vec![peer]);
+        assert_eq!(peer, client.local_addr().unwrap());
+    }
+
+    #[test]
+    fn unknown_connection_is_not_found() {
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let local = "127.0.0.1:2".parse().unwrap();
+        assert!(Sockets::new(local, 256).find(peer).is_none());
+    }
+
+    #[test]
+    fn closed_and_non_socket_numbers_have_no_address() {
+        assert_eq!(peer_addr(-1), None);
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        use std::os::fd::AsRawFd;
+        assert_eq!(local_addr(file.as_raw_fd()), None);
+        assert!(duplicate(-1).is_none());
+    }
+}

@@ -1,0 +1,285 @@
+//! Event streams: one OS thread each.
+//!
+//! The request loop hands the request to a new thread, which takes tiny_http's raw writer (its
+//! `Response` would buffer the body 8 KiB at a time and never flush), writes the head itself and
+//! runs the handler's [`EventStream`] with an [`Events`] to send through: one flushed frame per
+//! event, keep-alive comments in the silences, and the terminating chunk when the server stops.
+
+use std::io::{self, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Instant;
+
+use super::events::{Ended, Events};
+use super::reply::{EventStream, Reply, RunStream, SECURITY_HEADERS};
+use super::shared::Shared;
+use crate::chunked::Framing;
+
+/// Stream threads do little: format a line and write it. 128 KiB leaves room for a panic's
+/// message and unwinding.
+const STACK_SIZE: usize = 128 * 1024;
+
+/// Counts a live stream for as long as it exists, including while its thread unwinds a panic.
+struct LiveStream {
+    shared: Arc<Shared>,
+}
+
+impl LiveStream {
+    fn new(shared: &Arc<Shared>) -> LiveStream {
+        shared.metrics.streams_live.fetch_add(1, Ordering::SeqCst);
+        shared
+            .metrics
+            .streams_opened
+            .fetch_add(1, Ordering::Relaxed);
+        LiveStream {
+            shared: shared.clone(),
+        }
+    }
+}
+
+impl Drop for LiveStream {
+    fn drop(&mut self) {
+        self.shared
+            .metrics
+            .streams_live
+            .fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What a stream needs to know about its request once tiny_http's request is gone.
+struct Opening {
+    framing: Framing,
+    peer: Option<SocketAddr>,
+    path: String,
+    received: Instant,
+    note: String,
+}
+
+/// Why a stream was not started: the request comes back, to be answered.
+pub enum NotStarted {
+    AtCapacity(tiny_http::Request),
+    NoThread(tiny_http::Request, io::Error),
+}
+
+/// Starts `stream` for `request` on its own thread. The thread logs the request when the stream
+/// ends.
+pub fn start(
+    request: tiny_http::Request,
+    stream: EventStream,
+    extra_headers: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
+    shared: &Arc<Shared>,
+    received: Instant,
+) -> Result<(), Box<NotStarted>> {
+    let metrics = &shared.metrics;
+    if metrics.streams_live.load(Ordering::SeqCst) >= shared.settings.max_streams {
+        return Err(Box::new(NotStarted::AtCapacity(request)));
+    }
+    let opening = Opening {
+        framing: framing_for(&request),
+        peer: request.remote_addr().copied(),
+        path: request.url().to_owned(),
+        received,
+        note: stream.note,
+    };
+    let live = LiveStream::new(shared);
+    // The request travels to the thread through a channel, so that if the thread cannot be
+    // spawned it is still here to be answered.
+    let (hand_over, take) = mpsc::sync_channel::<tiny_http::Request>(1);
+    let run = stream.run;
+    let spawned = thread::Builder::new()
+        .name("sse-stream".into())
+        .stack_size(STACK_SIZE)
+        .spawn(move || {
+            if let Ok(request) = take.recv() {
+                let shared = &live.shared;
+                let peer = opening.peer;
+                // A panic ends this stream only: the thread unwinds, the connection closes and
+                // the stream stops being counted.
+                let ran = panic::catch_unwind(AssertUnwindSafe(|| {
+                    serve(request, &opening, &extra_headers, run, shared)
+                }));
+                if let Some(addr) = peer {
+                    shared.connections.stream_ended(addr);
+                }
+                if ran.is_err() {
+                    shared
+                        .log
+                        .line(format_args!("stream {} closed: panicked", show(peer)));
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => {
+            // The receiver lives until the thread has taken the request.
+            let _ = hand_over.send(request);
+            Ok(())
+        }
+        Err(error) => Err(Box::new(NotStarted::NoThread(request, error))),
+    }
+}
+
+/// `HEAD` of a stream: the head a stream would have, no body, and no thread or stream slot.
+pub fn head_only(
+    request: tiny_http::Request,
+    extra_headers: &[(&'static str, std::borrow::Cow<'static, str>)],
+) -> usize {
+    let framing = framing_for(&request);
+    let mut writer = request.into_writer();
+    write_head(&mut writer, framing, extra_headers).unwrap_or(0)
+}
+
+/// The answer at capacity, counted.
+pub fn refused(shared: &Shared, busy: Reply, why: &str) -> Reply {
+    shared
+        .metrics
+        .streams_rejected
+        .fetch_add(1, Ordering::Relaxed);
+    shared.log.line(format_args!("stream refused: {why}"));
+    busy.with_header("Retry-After", "5")
+}
+
+fn show(peer: Option<SocketAddr>) -> String {
+    peer.map_or_else(|| "-".to_owned(), |addr| addr.to_string())
+}
+
+/// HTTP/1.0 has no chunked coding: its body ends when the connection closes.
+fn framing_for(request: &tiny_http::Request) -> Framing {
+    if *request.http_version() == tiny_http::HTTPVersion(1, 0) {
+        Framing::CloseDelimited
+    } else {
+        Framing::Chunked
+    }
+}
+
+fn serve(
+    request: tiny_http::Request,
+    opening: &Opening,
+    extra_headers: &[(&'static str, std::borrow::Cow<'static, str>)],
+    run: RunStream,
+    shared: &Shared,
+) {
+    let peer = show(opening.peer);
+    if let Some(addr) = opening.peer {
+        shared.connections.stream_started(addr);
+    }
+    shared.log.line(format_args!(
+        "stream {peer} opened{}{} ({} live)",
+        if opening.note.is_empty() { "" } else { " " },
+        opening.note,
+        shared.metrics.streams_live.load(Ordering::Relaxed)
+    ));
+    let mut writer = request.into_writer();
+    let head = write_head(&mut writer, opening.framing, extra_headers);
+    // tiny_http's pool thread is waiting for a second request that an event stream never sends;
+    // shutting the read half ends that wait and the thread goes back to the pool. Done once the
+    // first event is out, so that a client does not wait for the search.
+    let release_pool_thread = move || {
+        if let Some(addr) = opening.peer
+            && let Some(socket) = shared.sockets.find(addr)
+        {
+            let _ = socket.shutdown(Shutdown::Read);
+        }
+    };
+    let (ended, mut sent) = {
+        let mut events = Events::new(
+            &mut writer,
+            opening.framing,
+            shared,
+            Box::new(release_pool_thread),
+        );
+        let ended = match head {
+            Ok(bytes) => {
+                events.sent.bytes += bytes;
+                match run(&mut events) {
+                    Ok(()) => Ended::ServerStopping,
+                    Err(ended) => ended,
+                }
+            }
+            Err(error) => Ended::ClientGone(error),
+        };
+        (ended, events.sent)
+    };
+    if let Ended::ServerStopping = ended {
+        // Ending the body properly tells the client the stream is over, not cut.
+        if opening.framing.finish(&mut writer).is_ok() && opening.framing == Framing::Chunked {
+            sent.bytes += 5;
+        }
+    }
+    drop(writer);
+    let took = opening.received.elapsed();
+    shared.log.line(format_args!(
+        "stream {peer} closed: {} events, {:.1}s, {}",
+        sent.events,
+        took.as_secs_f64(),
+        match &ended {
+            Ended::ClientGone(error) => format!("client gone ({error})"),
+            Ended::ServerStopping => "server stopping".to_owned(),
+        }
+    ));
+    shared
+        .log
+        .request(&"GET", &opening.path, 200, sent.bytes, took);
+}
+
+/// Writes the status line and headers of a streamed `text/event-stream` response.
+pub fn write_head(
+    w: &mut impl Write,
+    framing: Framing,
+    extra_headers: &[(&'static str, std::borrow::Cow<'static, str>)],
+) -> io::Result<usize> {
+    let mut head = String::with_capacity(512);
+    head.push_str(match framing {
+        Framing::Chunked => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n",
+        Framing::CloseDelimited => "HTTP/1.0 200 OK\r\n",
+    });
+    head.push_str(
+        "Content-Type: text/event-stream\r\n\
+         Cache-Control: no-cache\r\n\
+         X-Accel-Buffering: no\r\n\
+         Connection: close\r\n",
+    );
+    let extra = extra_headers
+        .iter()
+        .map(|(name, value)| (*name, value.as_ref()));
+    for (name, value) in SECURITY_HEADERS.into_iter().chain(extra) {
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(value);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    w.write_all(head.as_bytes())?;
+    w.flush()?;
+    Ok(head.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_head_for_http_1_1_is_chunked() {
+        let mut wire = Vec::new();
+        let written = write_head(&mut wire, Framing::Chunked, &[]).unwrap();
+        let head = String::from_utf8(wire).unwrap();
+        assert_eq!(written, head.len());
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(head.contains("\r\nTransfer-Encoding: chunked\r\n"));
+        assert!(head.contains("\r\nContent-Type: text/event-stream\r\n"));
+        assert!(head.contains("\r\nX-Content-Type-Options: nosniff\r\n"));
+        assert!(head.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn stream_head_for_http_1_0_has_no_chunking() {
+        let mut wire = Vec::new();
+        write_head(&mut wire, Framing::CloseDelimited, &[]).unwrap();
+        let head = String::from_utf8(wire).unwrap();
+        assert!(head.starts_with("HTTP/1.0 200 OK\r\n"));
+        assert!(!head.contains("Transfer-Encoding"));
+    }
+}
