@@ -1,0 +1,4 @@
+//! The chatroom, without sockets.
+
+pub mod form;
+pub mod message;
