@@ -1,0 +1,355 @@
+use super::*;
+use std::fs;
+
+/// A directory of its own for one test, removed when dropped.
+pub(in crate::app::chat) struct Dir(pub PathBuf);
+
+impl Dir {
+    pub fn new(test: &str) -> Dir {
+        let path = std::env::temp_dir().join(format!("sse-htmx-{}-{test}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        Dir(path)
+    }
+
+    pub fn file(&self) -> PathBuf {
+        self.0.join("chat.journal")
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn msg(id: u64, text: &str) -> Message {
+    Message {
+        id,
+        name: format!("name{id}"),
+        text: text.into(),
+        at_ms: 1_764_000_000_000 + id,
+    }
+}
+
+fn write(path: &Path, messages: &[Message]) {
+    let (mut journal, _) = Journal::open(path, 0).unwrap();
+    for m in messages {
+        journal.append(m).unwrap();
+    }
+}
+
+fn load(path: &Path, keep: usize) -> Loaded {
+    Journal::open(path, keep).unwrap().1
+}
+
+fn ids(loaded: &Loaded) -> Vec<u64> {
+    loaded.messages.iter().map(|m| m.id).collect()
+}
+
+#[test]
+fn a_record_has_the_documented_bytes() {
+    let m = Message {
+        id: 1,
+        name: "a".into(),
+        text: "b".into(),
+        at_ms: 2,
+    };
+    let expected: Vec<u8> = [
+        &[0xFF, b'c', b'h', b'1'][..],
+        &[20, 0, 0, 0],      // payload length
+        &[108, 179, 22, 91], // CRC-32 of the length and payload: 0x5b16b36c
+        &[1, 0, 0, 0, 0, 0, 0, 0],
+        &[2, 0, 0, 0, 0, 0, 0, 0],
+        &[1, 0],
+        b"ab",
+    ]
+    .concat();
+    assert_eq!(encode(&m), expected);
+}
+
+#[test]
+fn messages_read_back_as_written() {
+    let dir = Dir::new("round-trip");
+    let written = [msg(10, "hello"), msg(11, "wörld\nline two"), msg(15, "")];
+    write(&dir.file(), &written);
+    let loaded = load(&dir.file(), 100);
+    assert_eq!(
+        loaded,
+        Loaded {
+            messages: written.to_vec(),
+            before: None,
+            last_id: Some(15),
+            problems: vec![],
+        }
+    );
+}
+
+#[test]
+fn only_the_newest_are_kept_and_the_one_before_them_is_named() {
+    let dir = Dir::new("keep");
+    write(
+        &dir.file(),
+        &[msg(1, "a"), msg(2, "b"), msg(3, "c"), msg(4, "d")],
+    );
+    let loaded = load(&dir.file(), 2);
+    assert_eq!(ids(&loaded), [3, 4]);
+    assert_eq!(loaded.before, Some(2));
+    assert_eq!(loaded.last_id, Some(4));
+    let none_kept = load(&dir.file(), 0);
+    assert_eq!(ids(&none_kept), [] as [u64; 0]);
+    assert_eq!((none_kept.before, none_kept.last_id), (Some(4), Some(4)));
+}
+
+#[test]
+fn a_missing_file_is_created_empty() {
+    let dir = Dir::new("missing");
+    assert!(!dir.file().exists());
+    let loaded = load(&dir.file(), 10);
+    assert_eq!(loaded, Loaded::default());
+    assert_eq!(fs::metadata(dir.file()).unwrap().len(), 0);
+}
+
+#[test]
+fn an_empty_file_loads_nothing() {
+    let dir = Dir::new("empty");
+    fs::write(dir.file(), b"").unwrap();
+    assert_eq!(load(&dir.file(), 10), Loaded::default());
+}
+
+#[test]
+fn a_path_in_a_missing_directory_is_an_error_that_names_it() {
+    let dir = Dir::new("no-dir");
+    let path = dir.0.join("absent").join("chat.journal");
+    let err = Journal::open(&path, 10).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    assert_eq!(
+        err.to_string(),
+        format!("{}: No such file or directory (os error 2)", path.display())
+    );
+}
+
+#[test]
+fn a_torn_tail_is_cut_off_and_reported_at_every_length() {
+    let dir = Dir::new("torn");
+    let path = dir.file();
+    write(&path, &[msg(1, "first"), msg(2, "second")]);
+    let good = fs::read(&path).unwrap();
+    let last = encode(&msg(3, "the third, torn"));
+    for cut in 1..last.len() {
+        let mut torn = good.clone();
+        torn.extend_from_slice(&last[..cut]);
+        fs::write(&path, &torn).unwrap();
+
+        let (mut journal, loaded) = Journal::open(&path, 10).unwrap();
+        assert_eq!(ids(&loaded), [1, 2], "cut at {cut}");
+        assert_eq!(
+            loaded.problems,
+            [format!(
+                "{}: cut off {cut} bytes at offset {} that are not a whole record \
+                 (a write torn by a crash, or damage)",
+                path.display(),
+                good.len()
+            )],
+            "cut at {cut}"
+        );
+        assert_eq!(fs::read(&path).unwrap(), good, "cut at {cut}");
+
+        journal.append(&msg(4, "after the tear")).unwrap();
+        drop(journal);
+        let again = load(&path, 10);
+        assert_eq!(ids(&again), [1, 2, 4], "cut at {cut}");
+        assert_eq!(again.problems, [] as [String; 0], "cut at {cut}");
+    }
+}
+
+#[test]
+fn garbage_at_the_end_is_cut_off() {
+    let dir = Dir::new("garbage");
+    let path = dir.file();
+    write(&path, &[msg(1, "a")]);
+    let good_len = fs::metadata(&path).unwrap().len();
+    let mut garbage = b"not a record ".to_vec();
+    garbage.extend_from_slice(&MAGIC); // a magic with no valid record after it
+    garbage.extend_from_slice(b"\x05\0\0\0junkjunk");
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(&garbage)
+        .unwrap();
+    let loaded = load(&path, 10);
+    assert_eq!(ids(&loaded), [1]);
+    assert_eq!(
+        loaded.problems,
+        [format!(
+            "{}: cut off {} bytes at offset {good_len} that are not a whole record \
+             (a write torn by a crash, or damage)",
+            path.display(),
+            garbage.len()
+        )]
+    );
+    assert_eq!(fs::metadata(&path).unwrap().len(), good_len);
+}
+
+#[test]
+fn a_damaged_middle_record_is_skipped_whichever_byte_is_hit() {
+    let dir = Dir::new("flip");
+    let path = dir.file();
+    let records = [msg(1, "one"), msg(2, "two, to be damaged"), msg(3, "three")];
+    write(&path, &records);
+    let good = fs::read(&path).unwrap();
+    let start = encode(&records[0]).len();
+    let size = encode(&records[1]).len();
+    for at in start..start + size {
+        let mut damaged = good.clone();
+        damaged[at] ^= 0x20;
+        fs::write(&path, &damaged).unwrap();
+        let loaded = load(&path, 10);
+        assert_eq!(ids(&loaded), [1, 3], "byte {at}");
+        assert_eq!(
+            loaded.problems,
+            [format!(
+                "{}: skipped {size} unreadable bytes at offset {start}",
+                path.display()
+            )],
+            "byte {at}"
+        );
+        // Nothing is cut from a file whose end is whole.
+        assert_eq!(fs::metadata(&path).unwrap().len(), good.len() as u64);
+    }
+}
+
+#[test]
+fn garbage_between_records_is_skipped() {
+    let dir = Dir::new("between");
+    let path = dir.file();
+    let mut bytes = encode(&msg(1, "a"));
+    let start = bytes.len();
+    bytes.extend_from_slice(b"\xFFch1\xFF\xFF\xFF\xFFnoise");
+    bytes.extend_from_slice(&encode(&msg(2, "b")));
+    fs::write(&path, &bytes).unwrap();
+    let loaded = load(&path, 10);
+    assert_eq!(ids(&loaded), [1, 2]);
+    assert_eq!(
+        loaded.problems,
+        [format!(
+            "{}: skipped 13 unreadable bytes at offset {start}",
+            path.display()
+        )]
+    );
+}
+
+#[test]
+fn a_record_whose_id_is_not_above_the_last_is_skipped() {
+    let dir = Dir::new("order");
+    let path = dir.file();
+    write(&path, &[msg(5, "a"), msg(3, "b"), msg(5, "c"), msg(6, "d")]);
+    let second = encode(&msg(5, "a")).len();
+    let third = second + encode(&msg(3, "b")).len();
+    let loaded = load(&path, 10);
+    assert_eq!(ids(&loaded), [5, 6]);
+    assert_eq!(loaded.last_id, Some(6));
+    assert_eq!(
+        loaded.problems,
+        [
+            format!(
+                "{}: skipped the record at offset {second}: its id 3 is not above 5",
+                path.display()
+            ),
+            format!(
+                "{}: skipped the record at offset {third}: its id 5 is not above 5",
+                path.display()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_length_beyond_the_largest_record_is_damage() {
+    let dir = Dir::new("huge-length");
+    let path = dir.file();
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend_from_slice(&(MAX_PAYLOAD + 1).to_le_bytes());
+    bytes.extend_from_slice(&[0; 4]);
+    let junk_len = bytes.len();
+    bytes.extend_from_slice(&encode(&msg(7, "fine")));
+    fs::write(&path, &bytes).unwrap();
+    let loaded = load(&path, 10);
+    assert_eq!(ids(&loaded), [7]);
+    assert_eq!(
+        loaded.problems,
+        [format!(
+            "{}: skipped {junk_len} unreadable bytes at offset 0",
+            path.display()
+        )]
+    );
+}
+
+#[test]
+fn a_valid_checksum_over_a_malformed_payload_is_damage() {
+    let dir = Dir::new("payload");
+    let path = dir.file();
+    // A name length past the payload's end, and text that is not UTF-8, each checksummed.
+    let mut bytes = Vec::new();
+    for payload in [
+        [&7u64.to_le_bytes()[..], &0u64.to_le_bytes(), &[9, 0], b"ab"].concat(),
+        [
+            &8u64.to_le_bytes()[..],
+            &0u64.to_le_bytes(),
+            &[0, 0],
+            b"\xC3",
+        ]
+        .concat(),
+        vec![1, 2, 3],
+    ] {
+        let len = (payload.len() as u32).to_le_bytes();
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&len);
+        crc.update(&payload);
+        bytes.extend_from_slice(&MAGIC);
+        bytes.extend_from_slice(&len);
+        bytes.extend_from_slice(&crc.finalize().to_le_bytes());
+        bytes.extend_from_slice(&payload);
+    }
+    let junk_len = bytes.len();
+    bytes.extend_from_slice(&encode(&msg(9, "fine")));
+    fs::write(&path, &bytes).unwrap();
+    let loaded = load(&path, 10);
+    assert_eq!(ids(&loaded), [9]);
+    assert_eq!(
+        loaded.problems,
+        [format!(
+            "{}: skipped {junk_len} unreadable bytes at offset 0",
+            path.display()
+        )]
+    );
+}
+
+#[test]
+fn appends_after_reopening_follow_the_earlier_records() {
+    let dir = Dir::new("reopen");
+    let path = dir.file();
+    write(&path, &[msg(1, "a")]);
+    write(&path, &[msg(2, "b")]);
+    let (journal, loaded) = Journal::open(&path, 10).unwrap();
+    assert_eq!(ids(&loaded), [1, 2]);
+    assert_eq!(journal.path(), path);
+    journal.sync().unwrap();
+}
+
+#[test]
+fn a_message_too_large_to_read_back_is_not_written() {
+    let dir = Dir::new("too-large");
+    let path = dir.file();
+    let (mut journal, _) = Journal::open(&path, 10).unwrap();
+    let huge = msg(1, &"x".repeat(MAX_PAYLOAD as usize));
+    let err = journal.append(&huge).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    assert_eq!(err.to_string(), "message 1 is too large for the journal");
+    assert_eq!(fs::metadata(&path).unwrap().len(), 0);
+    // The largest that fits is read back.
+    let fits = msg(2, &"x".repeat(MAX_PAYLOAD as usize - FIXED - "name2".len()));
+    journal.append(&fits).unwrap();
+    assert_eq!(load(&path, 10).messages, [fits]);
+}

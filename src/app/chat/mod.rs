@@ -1,0 +1,115 @@
+//! The chatroom, without sockets: what a publish request may say, the messages held for pages
+//! that open or reconnect, ids that outlive a restart, the optional store, and the rate limit.
+//!
+//! ```text
+//! POST /chat/messages   form::parse -> message::validate -> Limiter::check -> Room::publish
+//! GET  /chat/stream     Room::resume(Last-Event-ID) -> a notice if missed, the messages, then live
+//! ```
+//!
+//! A [`Room`] is plain state; the server holds it behind one lock so that an id, its journal
+//! record and its place in the history are taken in the same order.
+
+pub mod form;
+pub mod history;
+pub mod ids;
+pub mod journal;
+pub mod limiter;
+pub mod message;
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use history::{Bounds, History, Resume};
+use ids::IdSource;
+use journal::Journal;
+use message::{Draft, Message};
+
+/// The messages of the room, with the store that keeps them across runs if there is one.
+#[derive(Debug)]
+pub struct Room {
+    ids: IdSource,
+    history: History,
+    journal: Option<Journal>,
+}
+
+impl Room {
+    /// A room holding `bounds` of history, refilled from `store` if given. The strings are what
+    /// the store's reading skipped or cut off, one log line each.
+    pub fn open(
+        bounds: Bounds,
+        store: Option<&Path>,
+        now: SystemTime,
+    ) -> io::Result<(Room, Vec<String>)> {
+        let Some(path) = store else {
+            let room = Room {
+                ids: IdSource::start(now, None),
+                history: History::new(bounds),
+                journal: None,
+            };
+            return Ok((room, Vec::new()));
+        };
+        let (journal, loaded) = Journal::open(path, bounds.max_messages)?;
+        let room = Room {
+            ids: IdSource::start(now, loaded.last_id),
+            history: History::restored(bounds, loaded.before, loaded.messages),
+            journal: Some(journal),
+        };
+        Ok((room, loaded.problems))
+    }
+
+    /// Gives the draft an id and a time, stores it, and holds it. An error is the store's: the
+    /// message was not published (answer 500); its id is not used again.
+    pub fn publish(&mut self, draft: Draft, now: SystemTime) -> io::Result<Arc<Message>> {
+        let message = Message {
+            id: self.ids.next_id(),
+            name: draft.name,
+            text: draft.text,
+            at_ms: message::unix_ms(now),
+        };
+        if let Some(journal) = &mut self.journal {
+            journal.append(&message)?;
+        }
+        self.history
+            .push(message)
+            .map_err(|m| io::Error::other(format!("message id {} is not above the last one", m.id)))
+    }
+
+    /// The newest `limit` messages, oldest first: what a new page shows.
+    pub fn recent(&self, limit: usize) -> Vec<Arc<Message>> {
+        self.history.recent(limit)
+    }
+
+    /// What a stream sends before live messages, from its request's `Last-Event-ID` header:
+    /// none (or empty) is a new page, which gets the newest `limit`; an id that is not a
+    /// number is one this server never gave, so the client missed messages.
+    pub fn resume(&self, last_event_id: Option<&str>, limit: usize) -> Resume {
+        match last_event_id.map(str::trim).filter(|id| !id.is_empty()) {
+            None => Resume {
+                missed: false,
+                messages: self.history.recent(limit),
+            },
+            Some(id) => match id.parse() {
+                Ok(id) => self.history.after(id),
+                Err(_) => Resume {
+                    missed: true,
+                    messages: self.history.recent(usize::MAX),
+                },
+            },
+        }
+    }
+
+    /// The largest id published or loaded.
+    pub fn last_id(&self) -> Option<u64> {
+        self.history.last_id()
+    }
+
+    /// Flushes the store to disk, if there is one (see `journal` for when it matters).
+    pub fn sync(&self) -> io::Result<()> {
+        self.journal.as_ref().map_or(Ok(()), Journal::sync)
+    }
+}
+
+#[cfg(test)]
+mod tests;
