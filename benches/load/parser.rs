@@ -2,7 +2,8 @@
 //!
 //! The client reads thousands of streams on one thread from non-blocking sockets, so a read may
 //! end anywhere: inside the head, a chunk-size line, a chunk or its closing CRLF. The parser
-//! keeps its place between reads and counts an event when its last byte arrives.
+//! keeps its place between reads and counts an event when its last byte arrives. It uses nothing
+//! but `std`, so `tests/load_parser.rs` includes it with `#[path]` and tests it at every split.
 
 /// Where the parser is in the response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +40,9 @@ pub struct EventStreamParser {
     data_line: DataLineFinder,
 }
 
+/// The longest response head the parser takes.
 pub const MAX_HEAD: usize = 16 * 1024;
+/// The longest chunk-size line the parser takes.
 pub const MAX_LINE: usize = 1024;
 
 impl EventStreamParser {
@@ -119,16 +122,16 @@ impl EventStreamParser {
     }
 
     /// Adds bytes to the head until its blank line; returns how many bytes it took once the head
-    /// is complete.
+    /// is complete. The limit is checked per byte, so a long head is refused whatever the split.
     fn take_head(&mut self, bytes: &[u8]) -> Result<Option<usize>, String> {
         for (i, &b) in bytes.iter().enumerate() {
+            if self.pending.len() == MAX_HEAD {
+                return Err("a response head over 16 KiB".into());
+            }
             self.pending.push(b);
             if self.pending.ends_with(b"\r\n\r\n") {
                 return Ok(Some(i + 1));
             }
-        }
-        if self.pending.len() > MAX_HEAD {
-            return Err("a response head over 16 KiB".into());
         }
         Ok(None)
     }
@@ -136,19 +139,14 @@ impl EventStreamParser {
     /// Adds bytes to `pending` up to the next `\n` (not kept); returns how many bytes it took
     /// once the line is complete.
     fn take_line(&mut self, bytes: &[u8]) -> Result<Option<usize>, String> {
-        match bytes.iter().position(|&b| b == b'\n') {
-            Some(end) => {
-                self.pending.extend_from_slice(&bytes[..end]);
-                Ok(Some(end + 1))
-            }
-            None => {
-                self.pending.extend_from_slice(bytes);
-                if self.pending.len() > MAX_LINE {
-                    return Err("a chunk-size line over 1 KiB".into());
-                }
-                Ok(None)
-            }
+        let end = bytes.iter().position(|&b| b == b'\n');
+        self.pending
+            .extend_from_slice(&bytes[..end.unwrap_or(bytes.len())]);
+        // Checked whether or not the line is complete, so the split does not matter.
+        if self.pending.len() > MAX_LINE {
+            return Err("a chunk-size line over 1 KiB".into());
         }
+        Ok(end.map(|end| end + 1))
     }
 }
 
