@@ -1,5 +1,6 @@
-//! The real server on port 0, and a raw HTTP/SSE client with timeouts so a hang fails a test
-//! instead of stalling it.
+//! The real server on port 0 (on a thread of this process, or as its own process in
+//! [`process`]), and a raw HTTP/SSE client with timeouts so a hang fails a test instead of
+//! stalling it.
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
@@ -9,6 +10,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sse_htmx::{Config, Server, Stopper};
+
+pub mod process;
+
+#[allow(unused_imports)] // only the test binaries that start a server process use it
+pub use process::ServerProcess;
 
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -278,98 +284,6 @@ pub fn stream_threads() -> usize {
         .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
         .filter(|name| name.trim_end() == "sse-stream")
         .count()
-}
-
-/// The `sse-htmx` binary of this build, started as its own
-/// process on port 0. Dropping it kills it (by its PID, through the child handle).
-pub struct ServerProcess {
-    pub child: std::process::Child,
-    pub addr: SocketAddr,
-}
-
-impl ServerProcess {
-    pub fn start(args: &[&str]) -> ServerProcess {
-        ServerProcess::start_with_prefix(&[], args)
-    }
-
-    /// Starts the server under a wrapper command, e.g. `prlimit --nofile=256:256 --`.
-    pub fn start_with_prefix(prefix: &[&str], args: &[&str]) -> ServerProcess {
-        use std::process::{Command, Stdio};
-        let binary = env!("CARGO_BIN_EXE_sse-htmx");
-        let mut command = match prefix.split_first() {
-            Some((wrapper, wrapper_args)) => {
-                let mut command = Command::new(wrapper);
-                command.args(wrapper_args).arg(binary);
-                command
-            }
-            None => Command::new(binary),
-        };
-        let mut child = command
-            .args(["--addr", "127.0.0.1:0", "--quiet"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sse-htmx");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let line = read_line(&mut stdout);
-        let url = line.split("http://").nth(1).expect("the URL line");
-        let addr = url.trim_end_matches('/').parse().expect("an address");
-        ServerProcess { child, addr }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// A field of /proc/PID/status, such as `Threads`.
-    pub fn status(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|value| value.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
-    }
-
-    pub fn threads(&self) -> u64 {
-        self.status("Threads")
-    }
-
-    pub fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .unwrap()
-            .count()
-    }
-
-    pub fn signal(&self, name: &str) {
-        let status = std::process::Command::new("kill")
-            .args([&format!("-{name}"), &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits up to `within` for the process to exit.
-    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Lets this test process hold many sockets.

@@ -1,0 +1,123 @@
+//! Load benchmark: how many event streams the server holds at once, what each one costs it, and
+//! how punctual its events stay. Run it with `cargo bench --bench load`.
+//!
+//! Each scenario starts the release binary afresh on 127.0.0.1 with a free port, drives it from
+//! this process, reads the server's costs from `/proc`, and kills it at the end (also on panic).
+//! Nothing leaves the loopback interface, every loop is bounded in count and time, and the
+//! whole run stops by itself (about three minutes with the defaults).
+//!
+//! Scenarios:
+//! - **hold N**: one client thread with non-blocking sockets ramps up N concurrent
+//!   `GET /connect` streams, holds them for the hold time and records when every event arrives.
+//!   Meanwhile a second thread times `POST /ping` requests, to show whether ordinary requests
+//!   still get through.
+//! - **burst**: a fresh server gets many connections at once; how many of them ever see their
+//!   first event?
+//!
+//! Settings, from the environment:
+//! - `LOAD_STREAMS`: the N of the hold scenarios, comma-separated (default `100,1000,5000,10000`)
+//! - `LOAD_HOLD_SECS`: how long N streams are held (default 10)
+//! - `LOAD_INTERVAL_MS`: the server's `--interval` (default 1000)
+//! - `LOAD_BURST`: connections of the burst (default 1000)
+//! - `LOAD_SERVER_BIN`: the server binary to run instead of this build's, e.g. a copy of
+//!   another commit's `target/release/sse-htmx`, to compare two builds in one session
+//!
+//! Output on stdout: one line on the environment, then per scenario a table for people and one
+//! JSON line for tools (`{"scenario":"hold",...}` or `{"scenario":"burst",...}`). Progress goes
+//! to stderr.
+//!
+//! The modules, in the order of a run: [`settings`], the server [`process`] and its
+//! [`footprint`], the [`client`] with its [`parser`] and the [`ping`] timer, the [`scenarios`],
+//! their [`stats`], and the [`report`] written through [`output`].
+
+mod client;
+mod footprint;
+mod output;
+mod parser;
+mod ping;
+// Shared with the integration tests, which start the same binary the same way.
+#[path = "../../tests/common/process.rs"]
+mod process;
+mod report;
+mod scenarios;
+mod settings;
+mod stats;
+
+use std::thread;
+
+use output::Json;
+use report::{burst_json, burst_table, hold_json, hold_table};
+use scenarios::{run_burst, run_hold};
+use settings::{
+    CLIENT_FD_RESERVE, FdLimit, SETTLE, Settings, clock_ticks_per_sec, environment_line,
+    raise_fd_limit,
+};
+
+fn main() {
+    // `cargo bench` passes `--bench`; there are no arguments to read.
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("load: {message}");
+            std::process::exit(2);
+        }
+    };
+    let fd_limit = raise_fd_limit();
+    println!("{}", environment_line(&settings, fd_limit));
+    let clock_ticks = clock_ticks_per_sec();
+    for &streams in &settings.streams {
+        hold_scenario(&settings, streams, fd_limit, clock_ticks);
+        thread::sleep(SETTLE);
+    }
+    burst_scenario(&settings, fd_limit);
+}
+
+fn hold_scenario(settings: &Settings, streams: usize, fd_limit: FdLimit, clock_ticks: u64) {
+    if !client_can_open("hold", "streams", streams, fd_limit) {
+        return;
+    }
+    eprintln!("load: hold {streams} streams...");
+    match run_hold(settings, streams, clock_ticks) {
+        Ok(report) => {
+            hold_table(&report).print();
+            println!("{}", hold_json(&report));
+        }
+        Err(message) => println!("hold {streams}: not run: {message}"),
+    }
+}
+
+fn burst_scenario(settings: &Settings, fd_limit: FdLimit) {
+    if !client_can_open("burst", "connections", settings.burst, fd_limit) {
+        return;
+    }
+    eprintln!("load: burst of {} connections...", settings.burst);
+    match run_burst(settings) {
+        Ok(report) => {
+            burst_table(&report).print();
+            println!("{}", burst_json(&report));
+        }
+        Err(message) => println!("burst: not run: {message}"),
+    }
+}
+
+/// Can this process hold `count` connections? If not, says so (a client limit, not a server
+/// finding) and the scenario is skipped rather than measured with connections that never
+/// opened.
+fn client_can_open(scenario: &str, size_key: &str, count: usize, fd: FdLimit) -> bool {
+    let needed = count as u64 + CLIENT_FD_RESERVE;
+    if needed <= fd.soft {
+        return true;
+    }
+    println!(
+        "{scenario} {count}: skipped: client limit: needs {needed} descriptors, the open-file \
+         limit is {} (hard {})",
+        fd.soft, fd.hard
+    );
+    let mut json = Json::new(scenario);
+    json.int(size_key, count as u64);
+    json.string("skipped", Some("client open-file limit"));
+    json.int("client_fd_needed", needed);
+    json.int("client_fd_limit", fd.soft);
+    println!("{}", json.finish());
+    false
+}

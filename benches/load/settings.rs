@@ -1,0 +1,178 @@
+//! The settings read from the environment, the limits that keep every loop of the run bounded,
+//! and what the run says about the machine it runs on.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::str::FromStr;
+use std::thread;
+use std::time::Duration;
+
+use crate::process;
+
+/// Streams are opened in batches of this many...
+pub const RAMP_BATCH: usize = 200;
+/// ...at most this often, and only while fewer than half a batch still wait for their first
+/// event: the ramp follows the server's pace, so the hold scenario measures held streams rather
+/// than the listen backlog (the burst scenario measures that).
+pub const RAMP_PAUSE: Duration = Duration::from_millis(20);
+/// Opening N streams must not take longer than this; streams not opened by then are reported as
+/// not attempted.
+pub const RAMP_LIMIT: Duration = Duration::from_secs(60);
+/// A hold stream whose first event has not come this long after its connect began is failed.
+pub const FIRST_EVENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the burst scenario waits for first events.
+pub const BURST_WAIT: Duration = Duration::from_secs(10);
+/// `POST /ping` requests during the hold: one every 50 ms, that is 20 a second.
+pub const PING_EVERY: Duration = Duration::from_millis(50);
+/// A ping that takes longer than this (to connect, or for any one read) is a failure.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// Descriptors the client needs besides its streams: stdio, the epoll instance, the server's
+/// pipes, the ping connection.
+pub const CLIENT_FD_RESERVE: u64 = 64;
+
+/// Time for the system to settle between scenarios (a killed server's threads and sockets are
+/// freed asynchronously; the next scenario's idle figures should not include them).
+pub const SETTLE: Duration = Duration::from_secs(1);
+/// The longest the client's event loop sleeps in one wait.
+pub const POLL_TICK: Duration = Duration::from_millis(20);
+/// How often pending streams are checked against [`FIRST_EVENT_TIMEOUT`]. A scan visits every
+/// connection, so it is not done on every wake-up.
+pub const EXPIRY_TICK: Duration = Duration::from_millis(100);
+
+pub struct Settings {
+    pub streams: Vec<usize>,
+    pub hold: Duration,
+    pub interval: Duration,
+    pub burst: usize,
+    /// The server binary to run: this build's, or `LOAD_SERVER_BIN`.
+    pub server_bin: OsString,
+    /// Whether `LOAD_SERVER_BIN` chose it.
+    pub other_server: bool,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Settings, String> {
+        let streams = env_list("LOAD_STREAMS", &[100, 1000, 5000, 10000])?;
+        let hold_secs: f64 = env_number("LOAD_HOLD_SECS", 10.0)?;
+        let interval_ms: u64 = env_number("LOAD_INTERVAL_MS", 1000)?;
+        let burst: usize = env_number("LOAD_BURST", 1000)?;
+        let other_bin = std::env::var_os("LOAD_SERVER_BIN").filter(|bin| !bin.is_empty());
+        // Bounds keep every loop of the run bounded, whatever the environment says.
+        if !(hold_secs > 0.0 && hold_secs <= 600.0) {
+            return Err("LOAD_HOLD_SECS must be above 0 and at most 600".into());
+        }
+        if !(1..=60_000).contains(&interval_ms) {
+            return Err("LOAD_INTERVAL_MS must be between 1 and 60000".into());
+        }
+        if streams
+            .iter()
+            .chain([&burst])
+            .any(|&n| n == 0 || n > 100_000)
+        {
+            return Err("LOAD_STREAMS and LOAD_BURST must be between 1 and 100000".into());
+        }
+        // Checked now rather than once per scenario, so a typo does not print a "not run" line
+        // for each of them.
+        if let Some(bin) = &other_bin
+            && !Path::new(bin).is_file()
+        {
+            return Err(format!("LOAD_SERVER_BIN={bin:?} is not a file"));
+        }
+        Ok(Settings {
+            streams,
+            hold: Duration::from_secs_f64(hold_secs),
+            interval: Duration::from_millis(interval_ms),
+            burst,
+            other_server: other_bin.is_some(),
+            server_bin: other_bin.unwrap_or_else(|| process::THIS_BUILD.into()),
+        })
+    }
+}
+
+fn env_number<T: FromStr>(name: &str, default: T) -> Result<T, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}={text:?} is not a number")),
+    }
+}
+
+fn env_list(name: &str, default: &[usize]) -> Result<Vec<usize>, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(default.to_vec()),
+        Ok(text) => text
+            .split(',')
+            .map(|item| {
+                item.trim()
+                    .parse()
+                    .map_err(|_| format!("{name}={text:?} is not a comma-separated list"))
+            })
+            .collect(),
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct FdLimit {
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Raises this process's open-file soft limit to its hard limit. The server is a child of this
+/// process and inherits the raised limit too.
+pub fn raise_fd_limit() -> FdLimit {
+    if let Err(error) = rlimit::increase_nofile_limit(u64::MAX) {
+        eprintln!("load: cannot raise the open-file limit: {error}");
+    }
+    let (soft, hard) = rlimit::Resource::NOFILE.get().unwrap_or((1024, 1024));
+    FdLimit { soft, hard }
+}
+
+pub fn environment_line(settings: &Settings, fd: FdLimit) -> String {
+    let cores = thread::available_parallelism().map_or(0, |n| n.get());
+    let sysctl = |path: &str| {
+        fs::read_to_string(path).map_or_else(
+            |_| "?".to_owned(),
+            |s| s.split_whitespace().collect::<Vec<_>>().join("-"),
+        )
+    };
+    let mut line = format!(
+        "environment: cores {cores}, vm.max_map_count {}, open files soft {} hard {}, \
+         kernel.threads-max {}, kernel.pid_max {}, local ports {}, somaxconn {}, \
+         interval {} ms, hold {} s, streams {:?}, burst {}",
+        sysctl("/proc/sys/vm/max_map_count"),
+        fd.soft,
+        fd.hard,
+        sysctl("/proc/sys/kernel/threads-max"),
+        sysctl("/proc/sys/kernel/pid_max"),
+        sysctl("/proc/sys/net/ipv4/ip_local_port_range"),
+        sysctl("/proc/sys/net/core/somaxconn"),
+        settings.interval.as_millis(),
+        settings.hold.as_secs_f64(),
+        settings.streams,
+        settings.burst,
+    );
+    // Only when chosen, so that a default run prints what it always did.
+    if settings.other_server {
+        line.push_str(&format!(
+            ", server {}",
+            settings.server_bin.to_string_lossy()
+        ));
+    }
+    line
+}
+
+/// The kernel's clock tick, the unit of the CPU times in `/proc/PID/stat`.
+pub fn clock_ticks_per_sec() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .filter(|&ticks| ticks > 0)
+        .unwrap_or(100)
+}
