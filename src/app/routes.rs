@@ -2,22 +2,22 @@
 
 use super::App;
 use super::assets::{self, Asset};
-use super::views;
+use super::views::{self, Flavor};
 use crate::tiny::{Handler, Method, Reply, Request};
 
 /// What a path is. Each `match` on it below has no catch-all arm, so a new route does not compile
 /// until it says which methods it takes and how it is counted.
 #[derive(Clone, Copy)]
 pub enum Route {
-    LiveBox,
-    OnDemand,
-    StartConnection,
+    LiveBox(Flavor),
+    OnDemand(Flavor),
+    StartConnection(Flavor),
     Pong,
     Ping,
     Connect,
     Healthz,
     Metrics,
-    Chat,
+    Chat(Flavor),
     ChatMessages,
     ChatStream,
     Asset(&'static Asset),
@@ -52,15 +52,19 @@ impl Route {
     /// The route at `path`, matched exactly.
     pub fn of(path: &str) -> Route {
         match path {
-            "/" => Route::LiveBox,
-            "/on-demand" => Route::OnDemand,
-            "/start-connection" => Route::StartConnection,
+            "/" => Route::LiveBox(Flavor::Htmx2),
+            "/on-demand" => Route::OnDemand(Flavor::Htmx2),
+            "/start-connection" => Route::StartConnection(Flavor::Htmx2),
+            "/htmx4/" | "/htmx4" => Route::LiveBox(Flavor::Htmx4),
+            "/htmx4/on-demand" => Route::OnDemand(Flavor::Htmx4),
+            "/htmx4/start-connection" => Route::StartConnection(Flavor::Htmx4),
+            "/htmx4/chat" => Route::Chat(Flavor::Htmx4),
             "/pong" => Route::Pong,
             "/ping" => Route::Ping,
             "/connect" => Route::Connect,
             "/healthz" => Route::Healthz,
             "/metrics" => Route::Metrics,
-            "/chat" => Route::Chat,
+            "/chat" => Route::Chat(Flavor::Htmx2),
             "/chat/messages" => Route::ChatMessages,
             "/chat/stream" => Route::ChatStream,
             path => assets::find(path).map_or(Route::Unknown, Route::Asset),
@@ -70,15 +74,15 @@ impl Route {
     /// The methods the route takes; `None` for a path that is no route.
     pub fn allow(self) -> Option<Allow> {
         match self {
-            Route::LiveBox
-            | Route::OnDemand
+            Route::LiveBox(_)
+            | Route::OnDemand(_)
             | Route::Connect
             | Route::Healthz
             | Route::Metrics
-            | Route::Chat
+            | Route::Chat(_)
             | Route::ChatStream
             | Route::Asset(_) => Some(Allow::GetHead),
-            Route::StartConnection | Route::Pong | Route::Ping | Route::ChatMessages => {
+            Route::StartConnection(_) | Route::Pong | Route::Ping | Route::ChatMessages => {
                 Some(Allow::Post)
             }
             Route::Unknown => None,
@@ -88,15 +92,19 @@ impl Route {
     /// The route as a metrics label: a fixed set, whatever clients send.
     pub fn label(self) -> &'static str {
         match self {
-            Route::LiveBox => "/",
-            Route::OnDemand => "/on-demand",
-            Route::StartConnection => "/start-connection",
+            Route::LiveBox(Flavor::Htmx2) => "/",
+            Route::OnDemand(Flavor::Htmx2) => "/on-demand",
+            Route::StartConnection(Flavor::Htmx2) => "/start-connection",
+            Route::LiveBox(Flavor::Htmx4) => "/htmx4/",
+            Route::OnDemand(Flavor::Htmx4) => "/htmx4/on-demand",
+            Route::StartConnection(Flavor::Htmx4) => "/htmx4/start-connection",
+            Route::Chat(Flavor::Htmx4) => "/htmx4/chat",
             Route::Pong => "/pong",
             Route::Ping => "/ping",
             Route::Connect => "/connect",
             Route::Healthz => "/healthz",
             Route::Metrics => "/metrics",
-            Route::Chat => "/chat",
+            Route::Chat(Flavor::Htmx2) => "/chat",
             Route::ChatMessages => "/chat/messages",
             Route::ChatStream => "/chat/stream",
             Route::Asset(_) => "/assets",
@@ -122,7 +130,7 @@ impl Handler for App {
     }
 
     fn busy(&self) -> Reply {
-        Reply::text(503, "too many streams, try again later\n")
+        Reply::html(503, views::busy_fragment())
     }
 }
 
@@ -139,9 +147,9 @@ fn answer(route: Route, request: &Request, app: &App) -> Reply {
         return method_not_allowed(allow);
     }
     match route {
-        Route::LiveBox => Reply::html(200, views::auto_connect_page()),
-        Route::OnDemand => Reply::html(200, views::on_demand_page()),
-        Route::StartConnection => Reply::html(200, views::live_box()),
+        Route::LiveBox(flavor) => Reply::html(200, views::auto_connect_page(flavor)),
+        Route::OnDemand(flavor) => Reply::html(200, views::on_demand_page(flavor)),
+        Route::StartConnection(flavor) => Reply::html(200, views::live_box(flavor)),
         Route::Pong => Reply::html(200, views::ping_button()),
         Route::Ping => Reply::html(200, views::pong_button()),
         Route::Connect => app.counter.stream(request),
@@ -151,7 +159,7 @@ fn answer(route: Route, request: &Request, app: &App) -> Reply {
             "text/plain; version=0.0.4; charset=utf-8",
             (app.metrics.render() + &app.chat.render_metrics()).into_bytes(),
         ),
-        Route::Chat => Reply::html(200, views::chat_page()),
+        Route::Chat(flavor) => Reply::html(200, views::chat_page(flavor)),
         Route::ChatMessages => app.chat.publish(request),
         Route::ChatStream => app.chat.stream(request),
         Route::Asset(asset) => asset_reply(request, asset),
@@ -166,17 +174,24 @@ fn method_not_allowed(allow: Allow) -> Reply {
 }
 
 fn asset_reply(request: &Request, asset: &'static Asset) -> Reply {
-    let etag = asset.etag();
+    let chosen = asset.choose(request.header("Accept-Encoding"));
     let fresh = request
         .header("If-None-Match")
-        .is_some_and(|tags| assets::etag_matches(tags, &etag));
-    let reply = if fresh {
+        .is_some_and(|tags| chosen.not_modified(tags));
+    let mut reply = if fresh {
         Reply::new(304, asset.content_type, &[][..])
     } else {
-        Reply::new(200, asset.content_type, asset.body)
+        Reply::new(200, asset.content_type, chosen.body)
     };
+    if let Some(coding) = chosen.encoding.content_encoding() {
+        reply = reply.with_header("Content-Encoding", coding);
+    }
+    if asset.gzip.is_some() {
+        // Caches must keep the gzip and identity forms apart.
+        reply = reply.with_header("Vary", "Accept-Encoding");
+    }
     reply
-        .with_header("ETag", etag)
+        .with_header("ETag", chosen.etag)
         .with_header("Cache-Control", "public, max-age=31536000, immutable")
 }
 
@@ -231,6 +246,15 @@ mod tests {
             ("/healthz", Some(Allow::GetHead), "/healthz"),
             ("/metrics", Some(Allow::GetHead), "/metrics"),
             ("/chat", Some(Allow::GetHead), "/chat"),
+            ("/htmx4/", Some(Allow::GetHead), "/htmx4/"),
+            ("/htmx4/on-demand", Some(Allow::GetHead), "/htmx4/on-demand"),
+            (
+                "/htmx4/start-connection",
+                Some(Allow::Post),
+                "/htmx4/start-connection",
+            ),
+            ("/htmx4/chat", Some(Allow::GetHead), "/htmx4/chat"),
+            ("/assets/htmx4.min.js", Some(Allow::GetHead), "/assets"),
             ("/chat/messages", Some(Allow::Post), "/chat/messages"),
             ("/chat/stream", Some(Allow::GetHead), "/chat/stream"),
             ("/assets/htmx.min.js", Some(Allow::GetHead), "/assets"),

@@ -358,15 +358,14 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
 }
 
-/// The event for one message: its id, and its fragment as data (after the list reset when the
+/// The event for one message: its id, and its fragment as data (inside the list reset when the
 /// page's list should be replaced).
 fn message_event(message: &Message, reset: bool, retry: Option<Duration>) -> Event {
-    let mut html = String::new();
+    let mut html = views::chat_message(message.id, &message.name, &message.text);
     if reset {
-        html.push_str(&views::chat_reset().into_string());
+        html = views::chat_reset(html);
     }
-    html.push_str(&views::chat_message(message.id, &message.name, &message.text).into_string());
-    let event = Event::new().id_number(message.id).data(html);
+    let event = Event::new().id_number(message.id).data(html.into_string());
     match retry {
         Some(retry) => event.retry(retry),
         None => event,
