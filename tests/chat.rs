@@ -49,12 +49,18 @@ fn post_form(addr: SocketAddr, form: &str) -> Response {
 
 /// The id in a `201` answer without `HX-Request`: digits and a newline.
 fn id_of(response: &Response) -> u64 {
-    assert_eq!(response.status, 201, "{response:?}");
+    assert_eq!(response.status, 201, "{}", shown(response));
     let body = response.text();
     let digits = body
         .strip_suffix('\n')
         .unwrap_or_else(|| panic!("{body:?}"));
     digits.parse().unwrap_or_else(|_| panic!("an id: {body:?}"))
+}
+
+/// A response as text, for assertion messages.
+fn shown(response: &Response) -> String {
+    let body = String::from_utf8_lossy(&response.body);
+    format!("{} {:?} {body}", response.status_line, response.headers)
 }
 
 /// Publishes `text` as plain text and returns its id.
@@ -77,10 +83,11 @@ fn form_encode(value: &str) -> String {
 
 /// Asserts a refusal: the status, and a short body saying why.
 fn refused(response: Response, status: u16) {
-    assert_eq!(response.status, status, "{response:?}");
+    assert_eq!(response.status, status, "{}", shown(&response));
     assert!(
         !response.body.is_empty(),
-        "a refusal says why: {response:?}"
+        "a refusal says why: {}",
+        shown(&response)
     );
 }
 
@@ -119,7 +126,7 @@ impl Subscriber {
 
     fn open_with(addr: SocketAddr, headers: &str) -> Subscriber {
         let stream = EventStream::open_path(addr, "/chat/stream", headers);
-        assert_eq!(stream.head.status, 200, "{:?}", stream.head);
+        assert_eq!(stream.head.status, 200, "{}", shown(&stream.head));
         assert_eq!(
             stream.head.header("Content-Type"),
             Some("text/event-stream")
@@ -454,7 +461,7 @@ fn a_declared_body_over_16_kib_is_refused_with_413_without_reading_it() {
     .unwrap();
     let answered = Instant::now();
     let head = read_head(&mut BufReader::new(stream));
-    assert_eq!(head.status, 413, "{head:?}");
+    assert_eq!(head.status, 413, "{}", shown(&head));
     assert!(answered.elapsed() < Duration::from_secs(2));
     let m = metrics(server.addr);
     assert_eq!(metric(&m, "chat_messages_published_total"), 0);
@@ -541,7 +548,7 @@ fn an_htmx_publish_answers_201_with_a_fresh_form_that_keeps_the_name() {
         &headers,
         b"name=ann&text=a+distinct+text",
     );
-    assert_eq!(response.status, 201, "{response:?}");
+    assert_eq!(response.status, 201, "{}", shown(&response));
     assert!(
         response
             .header("Content-Type")
