@@ -285,6 +285,9 @@ pub fn stream_threads() -> usize {
 pub struct ServerProcess {
     pub child: std::process::Child,
     pub addr: SocketAddr,
+    /// Everything the process wrote on stderr so far, when started with
+    /// [`ServerProcess::start_capturing_stderr`].
+    stderr: Option<std::sync::Arc<std::sync::Mutex<String>>>,
 }
 
 impl ServerProcess {
@@ -294,6 +297,26 @@ impl ServerProcess {
 
     /// Starts the server under a wrapper command, e.g. `prlimit --nofile=256:256 --`.
     pub fn start_with_prefix(prefix: &[&str], args: &[&str]) -> ServerProcess {
+        ServerProcess::spawn(prefix, args, false)
+    }
+
+    /// Like [`ServerProcess::start`] (so with `--quiet`), but keeps what the process writes on
+    /// stderr; see [`ServerProcess::stderr`]. A thread reads the pipe so the server never blocks
+    /// on it.
+    pub fn start_capturing_stderr(args: &[&str]) -> ServerProcess {
+        ServerProcess::spawn(&[], args, true)
+    }
+
+    /// What the process has written on stderr so far (empty unless started with
+    /// [`ServerProcess::start_capturing_stderr`]).
+    pub fn stderr(&self) -> String {
+        self.stderr
+            .as_ref()
+            .map(|text| text.lock().unwrap().clone())
+            .unwrap_or_default()
+    }
+
+    fn spawn(prefix: &[&str], args: &[&str], capture_stderr: bool) -> ServerProcess {
         use std::process::{Command, Stdio};
         let binary = env!("CARGO_BIN_EXE_sse-htmx");
         let mut command = match prefix.split_first() {
@@ -308,14 +331,35 @@ impl ServerProcess {
             .args(["--addr", "127.0.0.1:0", "--quiet"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if capture_stderr {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("start sse-htmx");
+        let stderr = child.stderr.take().map(|mut pipe| {
+            let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let sink = text.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0; 4096];
+                while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                    sink.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+            text
+        });
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let line = read_line(&mut stdout);
         let url = line.split("http://").nth(1).expect("the URL line");
         let addr = url.trim_end_matches('/').parse().expect("an address");
-        ServerProcess { child, addr }
+        ServerProcess {
+            child,
+            addr,
+            stderr,
+        }
     }
 
     pub fn pid(&self) -> u32 {
