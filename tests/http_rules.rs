@@ -1188,3 +1188,34 @@ fn a_burst_of_keepalive_connections_is_answered_at_once() {
         );
     }
 }
+
+/// RFC 9110 §10.1.1: a client that sends `Expect: 100-continue` may wait for the interim answer
+/// before it sends its body. tiny_http does not read such a body before the request is handed
+/// over, whatever its size (request.rs, `new_request`), and reads it when the request is dropped:
+/// a client that never sends it must not stall anyone else.
+#[test]
+fn a_body_that_waits_for_100_continue_stalls_no_one() {
+    let server = TestServer::start(Duration::from_millis(50));
+    let mut waiting = connect(server.addr);
+    waiting
+        .write_all(
+            b"POST /ping HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .unwrap();
+    let mut first = [0; 9];
+    waiting.read_exact(&mut first).unwrap();
+    let started = Instant::now();
+    let mut other = connect(server.addr);
+    other
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    other.write_all(NEXT_LAST.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = other.read_to_string(&mut answer);
+    assert!(
+        answer.ends_with("ok\n"),
+        "another client waited {:?} for nothing: {answer:?}",
+        started.elapsed()
+    );
+    drop(waiting);
+}
