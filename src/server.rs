@@ -16,7 +16,7 @@ use crate::tiny::{self, Capacity, HttpServer, Limits};
 /// A bound server. [`Server::run`] serves until [`Stopper::stop`] is called.
 pub struct Server {
     http: HttpServer,
-    app: App,
+    app: Arc<App>,
     capacity: Capacity,
     limits: Limits,
 }
@@ -54,15 +54,17 @@ impl Server {
         let log = Log {
             quiet: config.quiet,
         };
+        // A panic in a handler or a stream is logged with the server's lines, not printed.
+        crate::log::route_panics();
         let http = HttpServer::bind(settings, metrics.clone(), log)?;
-        let app = App {
+        let app = Arc::new(App {
             counter: Counter {
                 interval: config.interval,
                 retry: config.retry,
                 panic_at_event: config.panic_at_event,
             },
             metrics,
-        };
+        });
         Ok(Server {
             http,
             app,
@@ -94,7 +96,7 @@ impl Server {
 
     /// Serves requests until stopped, then gives every stream a moment to end its body.
     pub fn run(self) -> Result<(), Error> {
-        self.http.run(&self.app)
+        self.http.run(self.app)
     }
 }
 

@@ -24,9 +24,13 @@
 //! accepted socket, which is the only way to configure sockets tiny_http owns (`socket.rs`).
 
 mod accept;
+mod answer;
+mod body;
 mod capacity;
 mod connections;
 mod events;
+mod pool;
+mod refuse;
 mod reply;
 mod request;
 mod respond;
@@ -37,11 +41,15 @@ mod socket;
 mod stream;
 mod sweep;
 
+#[allow(unused_imports)] // for the routes that take a body
+pub use body::MAX_BODY;
 pub use capacity::{Capacity, Limits};
 pub use events::{Ended, Events};
 #[cfg(test)]
 pub use reply::Body;
 pub use reply::Reply;
 pub use request::{Method, Request};
+#[allow(unused_imports)] // for the routes that take a body
+pub use serve::SMALL_BODY;
 pub use serve::{Handler, HttpServer, Stopper};
 pub use shared::Settings;
