@@ -1,7 +1,8 @@
-//! `quiet` means nothing on stderr, even when a stream's thread panics.
+//! `quiet` means nothing on stderr, even when a stream's thread panics; without it, such a panic
+//! is one log line.
 //!
 //! A panic's message is printed by the process's panic hook, on the real stderr, which a test
-//! cannot read from inside its own process. So the test runs itself again as a child process
+//! cannot read from inside its own process. So each test runs itself again as a child process
 //! (the test binary, this one test, output not captured) and reads the child's stderr.
 
 mod common;
@@ -13,16 +14,39 @@ use std::time::Duration;
 use common::{EventStream, TestServer, wait_for};
 
 const CHILD: &str = "SSE_HTMX_TEST_QUIET_PANIC_CHILD";
-const NAME: &str = "a_panic_in_a_stream_prints_nothing_when_quiet";
 
 #[test]
 fn a_panic_in_a_stream_prints_nothing_when_quiet() {
     if std::env::var_os(CHILD).is_some() {
-        panic_a_stream_quietly();
+        panic_a_stream(true);
         return;
     }
+    let stderr = run_as_child("a_panic_in_a_stream_prints_nothing_when_quiet");
+    assert_eq!(stderr, "", "a quiet server wrote on stderr");
+}
+
+#[test]
+fn a_panic_in_a_stream_is_one_log_line_when_not_quiet() {
+    if std::env::var_os(CHILD).is_some() {
+        panic_a_stream(false);
+        return;
+    }
+    let stderr = run_as_child("a_panic_in_a_stream_is_one_log_line_when_not_quiet");
+    let panics: Vec<&str> = stderr.lines().filter(|l| l.contains("panic")).collect();
+    assert_eq!(panics.len(), 2, "{stderr}");
+    assert!(
+        panics[0].starts_with("panic in sse-stream at src/app/counter.rs:")
+            && panics[0].ends_with(": panic_at_event 2, as configured"),
+        "{stderr}"
+    );
+    assert!(panics[1].ends_with("closed: panicked"), "{stderr}");
+    assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
+}
+
+/// Runs the test `name` in a child process; returns its stderr.
+fn run_as_child(name: &str) -> String {
     let output = Command::new(std::env::current_exe().unwrap())
-        .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, "1")
         .env_remove("RUST_BACKTRACE")
         .output()
@@ -37,15 +61,15 @@ fn a_panic_in_a_stream_prints_nothing_when_quiet() {
         stdout.contains("1 passed"),
         "the child ran the test: {stdout}"
     );
-    assert_eq!(stderr, "", "a quiet server wrote on stderr");
+    stderr.into_owned()
 }
 
-/// In the child: a quiet server whose stream panics before its third event.
-fn panic_a_stream_quietly() {
+/// In the child: a server whose stream panics before its third event.
+fn panic_a_stream(quiet: bool) {
     let server = TestServer::with(|c| {
         c.interval = Duration::from_millis(20);
         c.panic_at_event = Some(2);
-        c.quiet = true;
+        c.quiet = quiet;
     });
     let mut stream = EventStream::open(server.addr);
     assert_eq!(stream.next_event().0.id.as_deref(), Some("0"));

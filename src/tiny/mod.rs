@@ -40,6 +40,8 @@ mod shared;
 mod socket;
 mod stream;
 mod sweep;
+#[cfg(test)]
+mod tests;
 
 #[allow(unused_imports)] // for the routes that take a body
 pub use body::MAX_BODY;
