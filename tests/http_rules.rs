@@ -484,6 +484,32 @@ fn request_framing() {
             "5\r\nhelloX\r\n0\r\n\r\n",
             Refused(400),
         ),
+        post(
+            "trailer fields after the last chunk",
+            "Transfer-Encoding: chunked\r\n",
+            "5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
+            Refused(400),
+        ),
+        post(
+            "a chunk size line ended by LF alone",
+            "Transfer-Encoding: chunked\r\n",
+            "5\nhello\r\n0\r\n\r\n",
+            Refused(400),
+        ),
+        // Limits of tiny_http's chunk decoder (chunked_transfer), pinned: a sign or spaces
+        // around a chunk size, and chunk extensions, are read past.
+        post(
+            "a chunk size with a sign and spaces",
+            "Transfer-Encoding: chunked\r\n",
+            "+5 \r\nhello\r\n0\r\n\r\n",
+            Answered(200),
+        ),
+        post(
+            "a chunk extension",
+            "Transfer-Encoding: chunked\r\n",
+            "5;a=\"b\"\r\nhello\r\n0\r\n\r\n",
+            Answered(200),
+        ),
         // A well-formed chunked body is read as a body, never as the next request.
         post(
             "chunked body",
@@ -765,6 +791,23 @@ fn header_syntax() {
             "Expect: nonsense",
             "GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: nonsense\r\n\r\n",
             RefusedByTinyHttp(Some(417)),
+        ),
+        // tiny_http: two spaces in the request line make an empty target.
+        case(
+            "two spaces in the request line",
+            "GET  /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+            RefusedByTinyHttp(Some(400)),
+        ),
+        // tiny_http reads the first three words of the request line and ignores the rest.
+        case(
+            "a fourth word in the request line",
+            "GET /healthz HTTP/1.1 extra\r\nHost: x\r\n\r\n",
+            Answered(200),
+        ),
+        case(
+            "HTTP/0.9",
+            "GET /healthz HTTP/0.9\r\nHost: x\r\n\r\n",
+            Refused(505),
         ),
         case(
             "a separator in a name",

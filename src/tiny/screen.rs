@@ -49,10 +49,15 @@ const fn refusal(status: u16, why: &'static str) -> Refusal {
     Refusal { status, why }
 }
 
-/// Checks every rule, in this order: sizes (431), syntax (400), `Host` (400), the target (400),
-/// framing (400, or 501 for a transfer coding the server does not implement).
+/// Checks every rule, in this order: sizes (431), the version (505), syntax (400), `Host`
+/// (400), the target (400), framing (400, or 501 for a transfer coding the server does not
+/// implement).
 pub fn screen(head: &Head<'_>) -> Result<Screened, Refusal> {
     sizes(head)?;
+    if !matches!(head.version, (1, 0) | (1, 1)) {
+        // tiny_http takes `HTTP/0.9` (and answers versions above 1.1 itself).
+        return Err(refusal(505, "HTTP/1.0 and HTTP/1.1 only\n"));
+    }
     syntax(head)?;
     host(head)?;
     target(head)?;
@@ -311,6 +316,12 @@ mod tests {
         assert_eq!(status("GET", (1, 1), &many), Err(431));
         let big = "v".repeat(MAX_HEADER_BYTES);
         assert_eq!(status("GET", (1, 1), &[HOST, ("X-A", &big)]), Err(431));
+    }
+
+    #[test]
+    fn only_http_1_0_and_1_1() {
+        assert_eq!(status("GET", (0, 9), &[]), Err(505));
+        assert_eq!(status("GET", (2, 0), &[HOST]), Err(505));
     }
 
     #[test]
