@@ -20,8 +20,13 @@ use std::time::{Duration, Instant};
 
 use super::socket::Accepted;
 
-/// A connection is nudged for at most once in this time.
+/// A connection is nudged for at most once in this time...
 const NUDGE_AGAIN: Duration = Duration::from_secs(1);
+
+/// ...and at most this many times while it keeps unread bytes: if that did not free it, it is
+/// not waiting for the pool (tiny_http's thread for it may be stuck elsewhere, see the HTTP/2
+/// preface in the README), and the idle sweep will close it.
+const MAX_NUDGES_EACH: u32 = 3;
 
 /// Nudges at most this many connections at one check.
 const MAX_NUDGES: usize = 64;
@@ -31,7 +36,8 @@ const MAX_NUDGES: usize = 64;
 pub struct PoolWatch {
     /// Unread bytes of each connection that had some.
     unread: HashMap<SocketAddr, usize>,
-    nudged: HashMap<SocketAddr, Instant>,
+    /// When each connection that still has unread bytes was last nudged for, and how often.
+    nudged: HashMap<SocketAddr, (Instant, u32)>,
 }
 
 impl PoolWatch {
@@ -39,7 +45,7 @@ impl PoolWatch {
     /// entry per descriptor). A connection waits if it had unread bytes at the last check and
     /// has as many or more now, and is not `in_use` elsewhere (a stream, a body being read on
     /// another thread, a connection the server has ended). Each is returned at most once per
-    /// [`NUDGE_AGAIN`].
+    /// [`NUDGE_AGAIN`], and at most [`MAX_NUDGES_EACH`] times while it keeps unread bytes.
     pub fn waiting(
         &mut self,
         accepted: &[Accepted],
@@ -51,15 +57,18 @@ impl PoolWatch {
             .filter(|connection| connection.unread > 0)
             .map(|connection| (connection.peer, connection.unread))
             .collect();
-        self.nudged
-            .retain(|_, at| now.duration_since(*at) < NUDGE_AGAIN);
+        self.nudged.retain(|peer, _| unread.contains_key(peer));
+        let may_nudge = |peer| match self.nudged.get(peer) {
+            Some(&(at, count)) => now.duration_since(at) >= NUDGE_AGAIN && count < MAX_NUDGES_EACH,
+            None => true,
+        };
         let mut waiting: Vec<SocketAddr> = unread
             .iter()
             .filter(|&(peer, now_unread)| {
                 self.unread
                     .get(peer)
                     .is_some_and(|before| now_unread >= before)
-                    && !self.nudged.contains_key(peer)
+                    && may_nudge(peer)
                     && !in_use(*peer)
             })
             .map(|(peer, _)| *peer)
@@ -67,7 +76,8 @@ impl PoolWatch {
             .collect();
         waiting.sort();
         for peer in &waiting {
-            self.nudged.insert(*peer, now);
+            let count = self.nudged.get(peer).map_or(0, |&(_, count)| count);
+            self.nudged.insert(*peer, (now, count + 1));
         }
         self.unread = unread;
         waiting
@@ -125,6 +135,25 @@ mod tests {
             watch.waiting(&third, nothing_in_use, after_a_second),
             vec![peer(2)]
         );
+    }
+
+    #[test]
+    fn a_connection_that_nudges_do_not_free_is_left_to_the_idle_sweep() {
+        let mut watch = PoolWatch::default();
+        let stuck = seen(&[(1, 10)]);
+        let start = Instant::now();
+        watch.waiting(&stuck, |_| false, start);
+        let mut nudges = 0;
+        for second in 1..10 {
+            let at = start + NUDGE_AGAIN * second;
+            nudges += watch.waiting(&stuck, |_| false, at).len();
+        }
+        assert_eq!(nudges, MAX_NUDGES_EACH as usize);
+        // Read at last: it starts afresh when it waits again.
+        let later = start + NUDGE_AGAIN * 20;
+        watch.waiting(&seen(&[(1, 0)]), |_| false, later);
+        watch.waiting(&stuck, |_| false, later);
+        assert_eq!(watch.waiting(&stuck, |_| false, later), vec![peer(1)]);
     }
 
     #[test]

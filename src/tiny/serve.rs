@@ -46,9 +46,9 @@ pub trait Handler {
     /// The answer to a stream request when every stream slot is taken (the layer adds
     /// `Retry-After`).
     fn busy(&self) -> Reply;
-    /// The largest body the route of `request` takes (the layer never reads more than
-    /// [`super::body::MAX_BODY`]); a larger one is refused with `413`. Every route takes a
-    /// [`SMALL_BODY`]; a route that takes more says so here.
+    /// The largest body the route of `request` takes, asked before the body is read (the layer
+    /// never reads more than [`super::body::MAX_BODY`]); a larger one is refused with `413`.
+    /// Every route takes a [`SMALL_BODY`]; a route that takes more says so here.
     fn body_limit(&self, _request: &Request) -> usize {
         SMALL_BODY
     }
