@@ -20,8 +20,8 @@
 //! plain-data replies. [`maud`] builds every page and fragment; [`sse`] writes the event format
 //! and [`chunked`] frames it, neither knowing anything of HTTP servers. `server` wires the two.
 
-// Two functions hold unsafe code, each with its reason, both in `tiny::socket`: asking a
-// descriptor number for its socket addresses, and duplicating it.
+// Three functions hold unsafe code, each with its reason, all in `tiny::socket`: asking a
+// descriptor number for its socket addresses, asking it for its unread bytes, and duplicating it.
 #![deny(unsafe_code)]
 
 pub mod chunked;

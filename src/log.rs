@@ -1,6 +1,12 @@
-//! One line on stderr per request and per stream, unless `--quiet`.
+//! One line on stderr per request and per stream, unless `--quiet`; panics of the code the layer
+//! fences are logged the same way.
 
+use std::any::Any;
+use std::cell::Cell;
 use std::fmt::Display;
+use std::panic;
+use std::sync::Once;
+use std::thread;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug)]
@@ -34,4 +40,64 @@ impl Log {
             eprintln!("{line}");
         }
     }
+}
+
+thread_local! {
+    /// Where a panic on this thread goes, while the layer runs application code on it.
+    static PANICS_TO: Cell<Option<Log>> = const { Cell::new(None) };
+}
+
+/// While it lives, a panic on this thread is one line in `log` (nothing when quiet) instead of
+/// Rust's message on stderr. The layer holds one while it runs a handler or a stream's body,
+/// which it fences: such a panic costs one request or one stream, and is the server's to report.
+/// Needs [`route_panics`].
+#[must_use]
+pub struct PanicsToLog {
+    previous: Option<Log>,
+}
+
+impl PanicsToLog {
+    pub fn enter(log: Log) -> PanicsToLog {
+        PanicsToLog {
+            previous: PANICS_TO.with(|to| to.replace(Some(log))),
+        }
+    }
+}
+
+impl Drop for PanicsToLog {
+    fn drop(&mut self) {
+        // Restored after the panic hook has run: unwinding drops this only then.
+        let _ = PANICS_TO.try_with(|to| to.set(self.previous));
+    }
+}
+
+/// Installs, once per process, the panic hook that [`PanicsToLog`] needs. A panic anywhere else
+/// goes to the hook that was in place (Rust's default: the message on stderr).
+pub fn route_panics() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            match PANICS_TO.try_with(Cell::get).ok().flatten() {
+                Some(log) => log.line(format_args!(
+                    "panic in {}{}: {}",
+                    thread::current().name().unwrap_or("a thread"),
+                    info.location()
+                        .map(|at| format!(" at {}:{}", at.file(), at.line()))
+                        .unwrap_or_default(),
+                    message(info.payload()).escape_debug()
+                )),
+                None => previous(info),
+            }
+        }));
+    });
+}
+
+/// A panic's message, when it is text (as `panic!` with a message makes it).
+fn message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }

@@ -21,7 +21,7 @@ use crate::tiny::{self, Capacity, HttpServer, Limits};
 /// A bound server. [`Server::run`] serves until [`Stopper::stop`] is called.
 pub struct Server {
     http: HttpServer,
-    app: App,
+    app: Arc<App>,
     capacity: Capacity,
     limits: Limits,
 }
@@ -59,9 +59,11 @@ impl Server {
         let log = Log {
             quiet: config.quiet,
         };
+        // A panic in a handler or a stream is logged with the server's lines, not printed.
+        crate::log::route_panics();
         let http = HttpServer::bind(settings, metrics.clone(), log)?;
         let chat = open_chat(&config, log)?;
-        let app = App {
+        let app = Arc::new(App {
             chat: Arc::new(chat),
             counter: Counter {
                 interval: config.interval,
@@ -69,7 +71,7 @@ impl Server {
                 panic_at_event: config.panic_at_event,
             },
             metrics,
-        };
+        });
         Ok(Server {
             http,
             app,
@@ -101,8 +103,9 @@ impl Server {
 
     /// Serves requests until stopped, then gives every stream a moment to end its body.
     pub fn run(self) -> Result<(), Error> {
-        let served = self.http.run(&self.app);
-        self.app.chat.sync();
+        let chat = self.app.chat.clone();
+        let served = self.http.run(self.app);
+        chat.sync();
         served
     }
 }

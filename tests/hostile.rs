@@ -132,7 +132,7 @@ fn a_large_body_is_refused_without_stalling_the_server() {
     // Declares 100 KiB and sends only part of it, then waits: the refusal must not wait for the
     // rest (it would stall every other request).
     let mut slow = connect(server.addr);
-    slow.write_all(b"POST /ping HTTP/1.1\r\nContent-Length: 102400\r\n\r\n")
+    slow.write_all(b"POST /ping HTTP/1.1\r\nHost: x\r\nContent-Length: 102400\r\n\r\n")
         .unwrap();
     slow.write_all(&[b'x'; 2000]).unwrap();
     let mut answer = [0; 12];
@@ -147,7 +147,7 @@ fn an_absurd_content_length_is_refused_and_the_server_lives() {
     // tiny_http would discard this body into a buffer of its declared size, which aborts.
     let answer = exchange(
         server.addr,
-        b"POST /ping HTTP/1.1\r\nContent-Length: 1000000000000000\r\n\r\n",
+        b"POST /ping HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000000\r\n\r\n",
     );
     assert_eq!(status_of(&answer), Some(413));
     still_serving(server.addr);
@@ -163,9 +163,9 @@ fn pipelined_requests_are_answered_in_order() {
     let server = TestServer::start(INTERVAL);
     let answer = exchange(
         server.addr,
-        b"POST /ping HTTP/1.1\r\nContent-Length: 0\r\n\r\n\
-          POST /pong HTTP/1.1\r\nContent-Length: 0\r\n\r\n\
-          GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"POST /ping HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n\
+          POST /pong HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n\
+          GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     let text = String::from_utf8_lossy(&answer);
     let pong = text.find(">Pong</button>").expect("the answer to /ping");
@@ -359,7 +359,8 @@ fn a_flood_past_the_descriptor_limit_does_not_stop_accepting_for_good() {
             socket
                 .set_read_timeout(Some(Duration::from_millis(500)))
                 .unwrap();
-            let _ = socket.write_all(b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+            let _ =
+                socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
             let mut answer = String::new();
             let _ = socket.read_to_string(&mut answer);
             answer.ends_with("ok\n")

@@ -129,12 +129,12 @@ fn unknown_path_is_a_small_html_404() {
 fn wrong_method_is_405_with_allow() {
     let server = server();
     for (method, path, allow) in [
-        ("GET", "/pong", "POST"),
-        ("GET", "/ping", "POST"),
-        ("GET", "/start-connection", "POST"),
-        ("POST", "/", "GET, HEAD"),
-        ("POST", "/connect", "GET, HEAD"),
-        ("DELETE", "/assets/htmx.min.js", "GET, HEAD"),
+        ("GET", "/pong", "OPTIONS, POST"),
+        ("GET", "/ping", "OPTIONS, POST"),
+        ("GET", "/start-connection", "OPTIONS, POST"),
+        ("POST", "/", "GET, HEAD, OPTIONS"),
+        ("POST", "/connect", "GET, HEAD, OPTIONS"),
+        ("POST", "/assets/htmx.min.js", "GET, HEAD, OPTIONS"),
     ] {
         let response = request(server.addr, method, path, "");
         assert_eq!(response.status, 405, "{method} {path}");

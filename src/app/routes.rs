@@ -3,7 +3,7 @@
 use super::App;
 use super::assets::{self, Asset};
 use super::views::{self, Flavor};
-use crate::tiny::{Handler, Method, Reply, Request};
+use crate::tiny::{Handler, MAX_BODY, Method, Reply, Request, SMALL_BODY};
 
 /// What a path is. Each `match` on it below has no catch-all arm, so a new route does not compile
 /// until it says which methods it takes and how it is counted.
@@ -21,32 +21,44 @@ pub enum Route {
     ChatMessages,
     ChatStream,
     Asset(&'static Asset),
+    /// `*`, the server as a whole (`OPTIONS *`).
+    Server,
     Unknown,
 }
 
-/// The methods a route takes.
+/// The methods a route takes. Every route answers `OPTIONS` with its `Allow`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Allow {
     GetHead,
     Post,
+    /// `OPTIONS` only, asking what the server implements.
+    Options,
 }
 
 impl Allow {
     pub fn permits(self, method: &Method) -> bool {
         match self {
-            Allow::GetHead => matches!(method, Method::Get | Method::Head),
-            Allow::Post => *method == Method::Post,
+            Allow::GetHead => matches!(method, Method::Get | Method::Head | Method::Options),
+            Allow::Post => matches!(method, Method::Post | Method::Options),
+            Allow::Options => *method == Method::Options,
         }
     }
 
-    /// The `Allow` header's value.
+    /// The `Allow` header's value: for `*`, every method the server implements.
     pub fn header(self) -> &'static str {
         match self {
-            Allow::GetHead => "GET, HEAD",
-            Allow::Post => "POST",
+            Allow::GetHead => "GET, HEAD, OPTIONS",
+            Allow::Post => "OPTIONS, POST",
+            Allow::Options => "GET, HEAD, OPTIONS, POST",
         }
     }
 }
+
+/// How a reply may be cached (RFC 9111 §5.2.2): pages and fragments are checked with the
+/// server before each use, health and metrics never stored, assets kept (see `asset_reply`).
+const REVALIDATE: &str = "no-cache";
+const NEVER_STORE: &str = "no-store";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 impl Route {
     /// The route at `path`, matched exactly.
@@ -67,6 +79,7 @@ impl Route {
             "/chat" => Route::Chat(Flavor::Htmx2),
             "/chat/messages" => Route::ChatMessages,
             "/chat/stream" => Route::ChatStream,
+            "*" => Route::Server,
             path => assets::find(path).map_or(Route::Unknown, Route::Asset),
         }
     }
@@ -85,6 +98,7 @@ impl Route {
             Route::StartConnection(_) | Route::Pong | Route::Ping | Route::ChatMessages => {
                 Some(Allow::Post)
             }
+            Route::Server => Some(Allow::Options),
             Route::Unknown => None,
         }
     }
@@ -108,7 +122,7 @@ impl Route {
             Route::ChatMessages => "/chat/messages",
             Route::ChatStream => "/chat/stream",
             Route::Asset(_) => "/assets",
-            Route::Unknown => "other",
+            Route::Server | Route::Unknown => "other",
         }
     }
 }
@@ -129,6 +143,13 @@ impl Handler for App {
         }
     }
 
+    fn body_limit(&self, request: &Request) -> usize {
+        match Route::of(&request.path) {
+            Route::ChatMessages => MAX_BODY,
+            _ => SMALL_BODY,
+        }
+    }
+
     fn busy(&self) -> Reply {
         Reply::html(503, views::busy_fragment())
     }
@@ -141,36 +162,72 @@ pub fn handle(request: &Request, app: &App) -> Reply {
 }
 
 fn answer(route: Route, request: &Request, app: &App) -> Reply {
-    if let Some(allow) = route.allow()
-        && !allow.permits(&request.method)
-    {
-        return method_not_allowed(allow);
+    match request.method {
+        Method::Get | Method::Head | Method::Post | Method::Options => {}
+        // RFC 9110 §9.1: a method no route implements.
+        Method::Other(_) => return not_implemented(&request.method),
+    }
+    if let Some(allow) = route.allow() {
+        if request.method == Method::Options {
+            return options(allow);
+        }
+        if !allow.permits(&request.method) {
+            return method_not_allowed(allow);
+        }
     }
     match route {
-        Route::LiveBox(flavor) => Reply::html(200, views::auto_connect_page(flavor)),
-        Route::OnDemand(flavor) => Reply::html(200, views::on_demand_page(flavor)),
-        Route::StartConnection(flavor) => Reply::html(200, views::live_box(flavor)),
-        Route::Pong => Reply::html(200, views::ping_button()),
-        Route::Ping => Reply::html(200, views::pong_button()),
+        Route::LiveBox(flavor) => page(views::auto_connect_page(flavor)),
+        Route::OnDemand(flavor) => page(views::on_demand_page(flavor)),
+        Route::StartConnection(flavor) => page(views::live_box(flavor)),
+        Route::Pong => page(views::ping_button()),
+        Route::Ping => page(views::pong_button()),
         Route::Connect => app.counter.stream(request),
-        Route::Healthz => Reply::text(200, "ok\n"),
+        Route::Healthz => Reply::text(200, "ok\n").with_header("Cache-Control", NEVER_STORE),
         Route::Metrics => Reply::new(
             200,
             "text/plain; version=0.0.4; charset=utf-8",
             (app.metrics.render() + &app.chat.render_metrics()).into_bytes(),
-        ),
-        Route::Chat(flavor) => Reply::html(200, views::chat_page(flavor)),
-        Route::ChatMessages => app.chat.publish(request),
+        )
+        .with_header("Cache-Control", NEVER_STORE),
+        Route::Chat(flavor) => page(views::chat_page(flavor)),
+        Route::ChatMessages => app
+            .chat
+            .publish(request)
+            .with_header("Cache-Control", NEVER_STORE),
         Route::ChatStream => app.chat.stream(request),
         Route::Asset(asset) => asset_reply(request, asset),
-        Route::Unknown => Reply::html(404, views::not_found_page(&request.path)),
+        // Only OPTIONS reaches here, answered above.
+        Route::Server => options(Allow::Options),
+        Route::Unknown => Reply::html(404, views::not_found_page(&request.path))
+            .with_header("Cache-Control", REVALIDATE),
     }
+}
+
+/// A page or a fragment.
+fn page(markup: maud::Markup) -> Reply {
+    Reply::html(200, markup).with_header("Cache-Control", REVALIDATE)
+}
+
+/// RFC 9110 §9.3.7: what the path takes, and no body.
+fn options(allow: Allow) -> Reply {
+    Reply::new(204, "text/plain; charset=utf-8", &[][..]).with_header("Allow", allow.header())
 }
 
 fn method_not_allowed(allow: Allow) -> Reply {
     let detail = format!("This path answers {} only.", allow.header());
     Reply::html(405, views::error_page("Method not allowed", &detail))
         .with_header("Allow", allow.header())
+        .with_header("Cache-Control", REVALIDATE)
+}
+
+fn not_implemented(method: &Method) -> Reply {
+    let detail = format!(
+        "This server does not implement {}; it answers {}.",
+        method.as_str().escape_debug(),
+        Allow::Options.header()
+    );
+    Reply::html(501, views::error_page("Not implemented", &detail))
+        .with_header("Cache-Control", REVALIDATE)
 }
 
 fn asset_reply(request: &Request, asset: &'static Asset) -> Reply {
@@ -190,9 +247,10 @@ fn asset_reply(request: &Request, asset: &'static Asset) -> Reply {
         // Caches must keep the gzip and identity forms apart.
         reply = reply.with_header("Vary", "Accept-Encoding");
     }
+    // A 304 carries the validators and the caching of the 200 it stands for (RFC 9110 §15.4.5).
     reply
         .with_header("ETag", chosen.etag)
-        .with_header("Cache-Control", "public, max-age=31536000, immutable")
+        .with_header("Cache-Control", IMMUTABLE)
 }
 
 #[cfg(test)]
@@ -261,6 +319,7 @@ mod tests {
             ("/assets/app.css", Some(Allow::GetHead), "/assets"),
             ("/nope", None, "other"),
             ("/connect/", None, "other"),
+            ("*", Some(Allow::Options), "other"),
         ];
         for (path, allow, label) in table {
             let route = Route::of(path);
@@ -287,9 +346,59 @@ mod tests {
     fn the_wrong_method_is_405_with_allow_and_keeps_its_label() {
         let reply = get("GET", "/pong");
         assert_eq!(reply.status, 405);
-        assert_eq!(reply.header("Allow"), Some("POST"));
+        assert_eq!(reply.header("Allow"), Some("OPTIONS, POST"));
         assert_eq!(reply.label, "/pong");
-        assert_eq!(get("POST", "/connect").header("Allow"), Some("GET, HEAD"));
+        assert_eq!(
+            get("POST", "/connect").header("Allow"),
+            Some("GET, HEAD, OPTIONS")
+        );
+    }
+
+    #[test]
+    fn a_method_no_route_implements_is_501_anywhere() {
+        for (method, path) in [("PATCH", "/ping"), ("DELETE", "/nope"), ("get", "/")] {
+            let reply = get(method, path);
+            assert_eq!(reply.status, 501, "{method} {path}");
+            assert_eq!(reply.header("Allow"), None);
+        }
+    }
+
+    #[test]
+    fn options_answers_what_the_path_takes() {
+        for (path, allow) in [
+            ("/", "GET, HEAD, OPTIONS"),
+            ("/ping", "OPTIONS, POST"),
+            ("/assets/app.css", "GET, HEAD, OPTIONS"),
+            ("*", "GET, HEAD, OPTIONS, POST"),
+        ] {
+            let reply = get("OPTIONS", path);
+            assert_eq!(reply.status, 204, "{path}");
+            assert_eq!(reply.header("Allow"), Some(allow), "{path}");
+            assert!(reply.bytes().is_empty());
+        }
+        assert_eq!(get("OPTIONS", "/nope").status, 404);
+    }
+
+    #[test]
+    fn every_reply_says_how_to_cache_it() {
+        for (method, path, cache) in [
+            ("GET", "/", REVALIDATE),
+            ("GET", "/on-demand", REVALIDATE),
+            ("POST", "/ping", REVALIDATE),
+            ("GET", "/ping", REVALIDATE),
+            ("GET", "/nope", REVALIDATE),
+            ("GET", "/healthz", NEVER_STORE),
+            ("HEAD", "/metrics", NEVER_STORE),
+            ("GET", "/assets/app.css", IMMUTABLE),
+        ] {
+            assert_eq!(
+                get(method, path).header("Cache-Control"),
+                Some(cache),
+                "{method} {path}"
+            );
+        }
+        // The stream layer writes the stream's own.
+        assert_eq!(get("GET", "/connect").header("Cache-Control"), None);
     }
 
     #[test]
@@ -363,6 +472,7 @@ mod tests {
         assert_eq!(fresh.status, 304);
         assert!(fresh.bytes().is_empty());
         assert_eq!(fresh.header("ETag"), Some(etag.as_str()));
+        assert_eq!(fresh.header("Cache-Control"), Some(IMMUTABLE));
         let stale = get("GET", "/assets/app.css");
         assert_eq!(stale.status, 200);
         assert!(!stale.bytes().is_empty());

@@ -142,7 +142,7 @@ impl Watchdog {
 }
 
 /// `local` with an unspecified address made loopback, so it can be connected to.
-fn connectable(local: SocketAddr) -> SocketAddr {
+pub fn connectable(local: SocketAddr) -> SocketAddr {
     let mut addr = local;
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr {

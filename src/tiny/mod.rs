@@ -1,6 +1,7 @@
 //! The HTTP layer: the only code that names tiny_http, a socket or a file descriptor.
 //!
-//! The application gives it a [`Handler`]: an owned [`Request`] in, a plain-data [`Reply`] out.
+//! The application gives it a [`Handler`]: an owned [`Request`] in (its body read, up to the
+//! route's [`Handler::body_limit`]), a plain-data [`Reply`] out.
 //! A reply whose body is an event stream ([`Reply::events`]) is run by this layer on a thread
 //! of its own: it writes the head, frames and flushes each event, releases tiny_http's pool
 //! thread, logs and counts the stream, and ends the body when the server stops.
@@ -14,21 +15,30 @@
 //! | keeps a pool thread blocked on a stream's connection, waiting for a second request | the stream shuts its socket's read half after the first event | `stream.rs`, `socket.rs` |
 //! | stops accepting for good on its first accept error, or panics silently in its accept thread when out of descriptors | a watchdog probes the listener, and a new tiny_http server takes over with back-off | `accept.rs`, `serve.rs` |
 //! | gives every connection a thread that waits for a request with no timeout | a sweep closes connections that start no request for the idle timeout | `sweep.rs` |
-//! | discards an unread body on drop by reading it into one buffer of the declared size, on the dropping thread | bodies over 1 KiB are refused with 413 without being read; absurd sizes are parked | `screen.rs` |
-//! | ignores a `Content-Length` it cannot parse, and puts no limit on headers | 400 and 431 before routing | `screen.rs` |
+//! | hands a new connection to a pool thread that was woken but has not yet taken its task, so it waits until some connection ends | the sweep finds connections whose bytes stay unread and nudges the pool with a connection that closes at once | `pool.rs`, `sweep.rs` |
+//! | discards an unread body on drop by reading it into one buffer of the declared size, on the dropping thread | a declared body over the route's limit is refused with 413 without being read, the read half shut first; absurd sizes are parked | `refuse.rs`, `answer.rs` |
+//! | leaves a body over 1 KiB, a chunked body or one behind `100-continue` on the socket, for whoever reads it to wait for | such bodies are read on a thread of their own (at most 64), with a deadline, capped at the route's limit | `body.rs`, `answer.rs` |
+//! | takes `+5` for a `Content-Length`, reads `5, 5` or `x` as no body, uses the first of several, ignores `Content-Length` beside `Transfer-Encoding` and decodes any `Transfer-Encoding` as chunked | the framing rules refuse all of these (400, or 501 for a coding not implemented) | `screen.rs` |
+//! | checks neither `Host` nor the syntax of names, values and methods, and puts no limit on headers | 400 and 431 before routing | `screen.rs` |
+//! | reads the next request from whatever follows a request, whatever the answer said (it drops a `Connection: close` given to its `Response`) | a refusal closes the connection by its socket; requests tiny_http still reads from a connection the server has ended are dropped unanswered | `refuse.rs`, `connections.rs` |
+//! | frames a response from the request (chunked on `TE: chunked`), writes its own `Server` header | every byte response is written by the layer: `Content-Length`, `HEAD` as `GET` without the body, the security headers | `respond.rs` |
 //! | aborts the process when a thread spawn fails inside it (each thread costs 4 memory mappings) | the open-file limit is set below the thread budget, so descriptors run out first; streams are capped below that | `capacity.rs` |
 //! | writes a response only from the thread that holds the request | a broadcast writes each subscriber's frames from the publishing thread, non-blocking, through an outlet on a duplicate of the socket; the stream's thread only finishes what would block | `outlet.rs` |
 //! | hands out no socket | connections are found by their addresses among the process's descriptors | `socket.rs` |
-//! | answers a panicking handler with its own 500, without our headers | handlers run under a fence and a 500 is written here | `serve.rs` |
+//! | answers a panicking handler with its own 500, without our headers | handlers run under a fence and a 500 is written here | `answer.rs` |
 //!
 //! Options set on the listening socket (send timeout and buffer, keep-alive) reach every
 //! accepted socket, which is the only way to configure sockets tiny_http owns (`socket.rs`).
 
 mod accept;
+mod answer;
+mod body;
 mod capacity;
 mod connections;
 mod events;
 mod outlet;
+mod pool;
+mod refuse;
 mod reply;
 mod request;
 mod respond;
@@ -38,7 +48,11 @@ mod shared;
 mod socket;
 mod stream;
 mod sweep;
+#[cfg(test)]
+mod tests;
 
+#[allow(unused_imports)] // for the routes that take a body
+pub use body::MAX_BODY;
 pub use capacity::{Capacity, Limits};
 pub use events::{Ended, Events};
 pub use outlet::{Offered, Outlet, Woken};
@@ -46,5 +60,7 @@ pub use outlet::{Offered, Outlet, Woken};
 pub use reply::Body;
 pub use reply::Reply;
 pub use request::{Method, Request};
+#[allow(unused_imports)] // for the routes that take a body
+pub use serve::SMALL_BODY;
 pub use serve::{Handler, HttpServer, Stopper};
 pub use shared::Settings;

@@ -1,93 +1,360 @@
-//! Requests refused before they reach the handler: headers larger than any browser sends, a
-//! `Content-Length` tiny_http cannot parse, and bodies larger than a route takes.
+//! The rules a request's head must keep before anything else is done with it (RFC 9112, RFC
+//! 9110): sizes, header syntax, `Host`, the request target, and the framing of the body.
 //!
-//! tiny_http has read a request's headers before the server sees them (it has no limit of its
-//! own), but not its body when that is over 1 KiB. Such a body needs care: tiny_http discards it
-//! when the request is dropped by reading it all, on the thread that drops it (the request loop)
-//! and into one buffer of the declared size. A slow client would stall the server, and a
-//! declared size beyond memory aborts the process.
-
-use std::io::Write;
-use std::mem;
-use std::net::Shutdown;
-use std::sync::atomic::Ordering;
-
-use super::reply::Reply;
-use super::request::Method;
-use super::respond::{encode, respond};
-use super::shared::Shared;
+//! tiny_http has parsed the head already, and refused some malformed input itself (see the
+//! README's "Limits and safety"); these rules look at what it left: the request line and the
+//! header lines, names and values trimmed. They are pure functions of the head, so each rule is a
+//! unit test below. A request that breaks one is answered with the [`Refusal`] and its connection
+//! is closed (see `refuse.rs`): after a framing error nothing on that connection can be trusted to
+//! start where the next request starts.
 
 pub const MAX_HEADERS: usize = 100;
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
-/// tiny_http reads bodies up to this size itself, before the request reaches the server.
-const READ_BY_TINY_HTTP: usize = 1024;
 
-/// Passes a request on, or answers it and returns the status.
-pub fn screen(request: tiny_http::Request, shared: &Shared) -> Result<tiny_http::Request, u16> {
-    let headers = request.headers();
-    let header_bytes: usize = headers
+/// A request's head, as tiny_http parsed it.
+pub struct Head<'a> {
+    pub method: &'a str,
+    pub target: &'a str,
+    pub version: (u8, u8),
+    pub headers: Vec<(&'a str, &'a str)>,
+}
+
+/// How the body of a request that passed is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    None,
+    /// `Content-Length`: exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// What the rules found out about a request that passed them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Screened {
+    pub framing: Framing,
+    /// The client waits for `100 Continue` before it sends the body.
+    pub expects_continue: bool,
+}
+
+/// Why a request is refused: the status and a short body saying why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub why: &'static str,
+}
+
+const fn refusal(status: u16, why: &'static str) -> Refusal {
+    Refusal { status, why }
+}
+
+/// Checks every rule, in this order: sizes (431), the version (505), syntax (400), `Host`
+/// (400), the target (400), framing (400, or 501 for a transfer coding the server does not
+/// implement).
+pub fn screen(head: &Head<'_>) -> Result<Screened, Refusal> {
+    sizes(head)?;
+    if !matches!(head.version, (1, 0) | (1, 1)) {
+        // tiny_http takes `HTTP/0.9` (and answers versions above 1.1 itself).
+        return Err(refusal(505, "HTTP/1.0 and HTTP/1.1 only\n"));
+    }
+    syntax(head)?;
+    host(head)?;
+    target(head)?;
+    let framing = framing(head)?;
+    let expects_continue = values(head, "Expect").any(|v| v.eq_ignore_ascii_case("100-continue"));
+    Ok(Screened {
+        framing,
+        expects_continue,
+    })
+}
+
+/// The values of every header line called `name`.
+fn values<'h>(head: &'h Head<'_>, name: &'h str) -> impl Iterator<Item = &'h str> {
+    head.headers
         .iter()
-        .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4)
+        .filter(move |(field, _)| field.eq_ignore_ascii_case(name))
+        .map(|(_, value)| *value)
+}
+
+/// Larger than any browser sends. (tiny_http has read them all by now: the bound is on what
+/// the server keeps and looks at, not on what a client can send; see `sweep.rs`.)
+fn sizes(head: &Head<'_>) -> Result<(), Refusal> {
+    let bytes: usize = head
+        .headers
+        .iter()
+        .map(|(name, value)| name.len() + value.len() + 4)
         .sum();
-    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
-        return Err(refuse(request, 431, "request headers too large\n"));
+    if head.headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return Err(refusal(431, "request headers too large\n"));
     }
-    let declared_length = headers.iter().find(|h| h.field.equiv("Content-Length"));
-    if request.body_length().is_none()
-        && let Some(header) = declared_length
-        && header.value.as_str().trim().parse::<u64>().is_err()
+    Ok(())
+}
+
+/// RFC 9110 §5.1, §5.5 and §9.1: methods and field names are tokens, field values hold no
+/// control characters but tab. (tiny_http has already refused a name with whitespace, a line
+/// without a colon, and any byte above 0x7f.)
+fn syntax(head: &Head<'_>) -> Result<(), Refusal> {
+    if !is_token(head.method) {
+        return Err(refusal(400, "bad method\n"));
+    }
+    for (name, value) in &head.headers {
+        if !is_token(name) {
+            return Err(refusal(400, "bad header name\n"));
+        }
+        if value.bytes().any(|b| (b < b' ' && b != b'\t') || b == 0x7f) {
+            return Err(refusal(400, "bad header value\n"));
+        }
+    }
+    Ok(())
+}
+
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`; no request has two.
+fn host(head: &Head<'_>) -> Result<(), Refusal> {
+    let mut hosts = values(head, "Host");
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Err(refusal(400, "more than one Host\n")),
+        (None, None) if head.version >= (1, 1) => Err(refusal(400, "no Host\n")),
+        (Some(host), None) if !is_host(host) => Err(refusal(400, "bad Host\n")),
+        _ => Ok(()),
+    }
+}
+
+/// `uri-host [ ":" port ]` (RFC 3986 §3.2.2), loosely: the characters it may hold. Empty is
+/// allowed (RFC 9112 §3.2).
+fn is_host(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b))
+}
+
+/// RFC 9112 §3.2: the target is visible ASCII; the asterisk form is for `OPTIONS` only.
+fn target(head: &Head<'_>) -> Result<(), Refusal> {
+    if head.target.is_empty() || !head.target.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(refusal(400, "bad request target\n"));
+    }
+    if head.target == "*" && head.method != "OPTIONS" {
+        return Err(refusal(400, "the * target is for OPTIONS only\n"));
+    }
+    Ok(())
+}
+
+/// RFC 9112 §6.1 and §6.3, RFC 9110 §8.6.
+fn framing(head: &Head<'_>) -> Result<Framing, Refusal> {
+    let lengths: Vec<&str> = values(head, "Content-Length").collect();
+    let codings: Vec<&str> = values(head, "Transfer-Encoding")
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|coding| !coding.is_empty())
+        .collect();
+    let has_codings = values(head, "Transfer-Encoding").next().is_some();
+    if has_codings {
+        if !lengths.is_empty() {
+            return Err(refusal(400, "Content-Length with Transfer-Encoding\n"));
+        }
+        if head.version < (1, 1) {
+            return Err(refusal(400, "Transfer-Encoding in HTTP/1.0\n"));
+        }
+        return chunked(&codings);
+    }
+    let Some((first, others)) = lengths.split_first() else {
+        return Ok(Framing::None);
+    };
+    // Only plain digits: tiny_http would take `+5` as 5, and read `5, 5` or `x` as no body at
+    // all, leaving the body to be read as the next request.
+    let first = content_length(first)?;
+    if others
+        .iter()
+        .any(|other| content_length(other) != Ok(first))
     {
-        // tiny_http ignores a Content-Length it cannot parse and would read the body as the
-        // next request.
-        return Err(refuse(request, 400, "bad Content-Length\n"));
+        return Err(refusal(400, "differing Content-Length values\n"));
     }
-    match request.body_length() {
-        Some(length) if length > READ_BY_TINY_HTTP => Err(refuse_body(request, length, shared)),
-        _ => Ok(request),
+    Ok(Framing::Length(first))
+}
+
+fn content_length(value: &str) -> Result<u64, Refusal> {
+    let bad = refusal(400, "bad Content-Length\n");
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad);
     }
+    value.parse().map_err(|_| bad)
 }
 
-/// Answers with `status` and closes the connection.
-fn refuse(request: tiny_http::Request, status: u16, why: &'static str) -> u16 {
-    let method = Method::from_name(request.method().as_str());
-    respond(request, closing(status, why), &method).0
-}
-
-fn closing(status: u16, why: &'static str) -> Reply {
-    Reply::text(status, why).with_header("Connection", "close")
-}
-
-/// Answers 413 to a request whose body tiny_http has not read, without reading it.
-fn refuse_body(request: tiny_http::Request, length: usize, shared: &Shared) -> u16 {
-    let found = request
-        .remote_addr()
-        .and_then(|peer| shared.sockets.find(*peer));
-    let refusal = closing(413, "request body not accepted\n");
-    match found {
-        Some(socket) if length <= shared.settings.drainable_body => {
-            // With the read half shut, tiny_http's discarding read ends at once; its buffer of
-            // `length` bytes is allocated but never touched.
-            let _ = socket.shutdown(Shutdown::Read);
-            let method = Method::from_name(request.method().as_str());
-            respond(request, refusal, &method);
-        }
-        found => {
-            // Dropping this request would ask for a buffer larger than memory, which aborts the
-            // process. It is kept instead, for the life of the process, with the tiny_http
-            // thread that waits for it; the client is answered and disconnected.
-            if let Some(mut socket) = found {
-                let _ = socket.write_all(&encode(&refusal));
-                let _ = socket.shutdown(Shutdown::Both);
+/// The codings must end in exactly one `chunked`, which is the only one the server implements.
+fn chunked(codings: &[&str]) -> Result<Framing, Refusal> {
+    let is_chunked = |coding: &&str| coding.eq_ignore_ascii_case("chunked");
+    match codings.split_last() {
+        Some((last, before)) if is_chunked(last) => {
+            if before.iter().any(is_chunked) {
+                Err(refusal(400, "chunked twice\n"))
+            } else if before.is_empty() {
+                Ok(Framing::Chunked)
+            } else {
+                Err(refusal(501, "transfer coding not implemented\n"))
             }
-            shared
-                .metrics
-                .requests_parked
-                .fetch_add(1, Ordering::Relaxed);
-            shared.log.line(format_args!(
-                "request declaring a {length}-byte body refused; its tiny_http thread is parked for good"
-            ));
-            mem::forget(request);
+        }
+        _ => Err(refusal(400, "Transfer-Encoding does not end in chunked\n")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head<'a>(method: &'a str, version: (u8, u8), headers: &[(&'a str, &'a str)]) -> Head<'a> {
+        Head {
+            method,
+            target: "/ping",
+            version,
+            headers: headers.to_vec(),
         }
     }
-    413
+
+    fn status(method: &str, version: (u8, u8), headers: &[(&str, &str)]) -> Result<Framing, u16> {
+        screen(&head(method, version, headers))
+            .map(|s| s.framing)
+            .map_err(|r| r.status)
+    }
+
+    const HOST: (&str, &str) = ("Host", "x");
+
+    #[test]
+    fn content_length_is_plain_digits_and_one_value() {
+        let post = |lengths: &[&'static str]| {
+            let mut headers = vec![HOST];
+            headers.extend(lengths.iter().map(|l| ("Content-Length", *l)));
+            status("POST", (1, 1), &headers)
+        };
+        assert_eq!(post(&["5"]), Ok(Framing::Length(5)));
+        assert_eq!(post(&["5", "5"]), Ok(Framing::Length(5)));
+        assert_eq!(post(&["005", "5"]), Ok(Framing::Length(5)));
+        for bad in [
+            &["0", "5"][..],
+            &["0, 5"],
+            &["5, 5"],
+            &["+0"],
+            &["-1"],
+            &["0 0"],
+            &["0x0"],
+            &[""],
+            &["99999999999999999999999"],
+        ] {
+            assert_eq!(post(bad), Err(400), "{bad:?}");
+        }
+        assert_eq!(post(&[]), Ok(Framing::None));
+    }
+
+    #[test]
+    fn transfer_codings_end_in_one_chunked() {
+        let post = |codings: &[&'static str]| {
+            let mut headers = vec![HOST];
+            headers.extend(codings.iter().map(|c| ("Transfer-Encoding", *c)));
+            status("POST", (1, 1), &headers)
+        };
+        assert_eq!(post(&["chunked"]), Ok(Framing::Chunked));
+        assert_eq!(post(&["Chunked"]), Ok(Framing::Chunked));
+        assert_eq!(post(&[", chunked"]), Ok(Framing::Chunked));
+        assert_eq!(post(&["gzip"]), Err(400));
+        assert_eq!(post(&["chunked, gzip"]), Err(400));
+        assert_eq!(post(&["chunked, chunked"]), Err(400));
+        assert_eq!(post(&[""]), Err(400));
+        assert_eq!(post(&["gzip, chunked"]), Err(501));
+        assert_eq!(post(&["gzip", "chunked"]), Err(501));
+    }
+
+    #[test]
+    fn transfer_encoding_goes_with_nothing_else() {
+        let both = [
+            HOST,
+            ("Content-Length", "0"),
+            ("Transfer-Encoding", "chunked"),
+        ];
+        assert_eq!(status("POST", (1, 1), &both), Err(400));
+        let old = [("Transfer-Encoding", "chunked")];
+        assert_eq!(status("POST", (1, 0), &old), Err(400));
+    }
+
+    #[test]
+    fn host_once_and_required_in_http_1_1() {
+        assert_eq!(status("GET", (1, 1), &[]), Err(400));
+        assert_eq!(status("GET", (1, 1), &[HOST, HOST]), Err(400));
+        assert_eq!(status("GET", (1, 0), &[HOST, ("host", "y")]), Err(400));
+        assert_eq!(status("GET", (1, 0), &[]), Ok(Framing::None));
+        assert_eq!(status("GET", (1, 1), &[("Host", "")]), Ok(Framing::None));
+        assert_eq!(
+            status("GET", (1, 1), &[("Host", "[::1]:8000")]),
+            Ok(Framing::None)
+        );
+        assert_eq!(status("GET", (1, 1), &[("Host", "a b")]), Err(400));
+        assert_eq!(status("GET", (1, 1), &[("Host", "a/b")]), Err(400));
+    }
+
+    #[test]
+    fn names_are_tokens_and_values_have_no_controls() {
+        for bad in [("X(a)@", "v"), ("", "v"), ("X-A", "a\0b"), ("X-A", "a\rb")] {
+            assert_eq!(status("GET", (1, 1), &[HOST, bad]), Err(400), "{bad:?}");
+        }
+        assert_eq!(status("GET", (1, 1), &[HOST, ("X-A", "a\x07b")]), Err(400));
+        assert_eq!(
+            status("GET", (1, 1), &[HOST, ("X-A", "a\tb c")]),
+            Ok(Framing::None)
+        );
+        assert_eq!(status("G(T", (1, 1), &[HOST]), Err(400));
+        assert_eq!(status("get", (1, 1), &[HOST]), Ok(Framing::None));
+    }
+
+    #[test]
+    fn too_many_or_too_large_headers_are_431() {
+        let many: Vec<(&str, &str)> = (0..=MAX_HEADERS).map(|_| ("X-A", "v")).collect();
+        assert_eq!(status("GET", (1, 1), &many), Err(431));
+        let big = "v".repeat(MAX_HEADER_BYTES);
+        assert_eq!(status("GET", (1, 1), &[HOST, ("X-A", &big)]), Err(431));
+    }
+
+    #[test]
+    fn only_http_1_0_and_1_1() {
+        assert_eq!(status("GET", (0, 9), &[]), Err(505));
+        assert_eq!(status("GET", (2, 0), &[HOST]), Err(505));
+    }
+
+    #[test]
+    fn the_asterisk_is_for_options_only() {
+        let asterisk = |method| {
+            screen(&Head {
+                method,
+                target: "*",
+                version: (1, 1),
+                headers: vec![HOST],
+            })
+            .map_err(|r| r.status)
+        };
+        assert!(asterisk("OPTIONS").is_ok());
+        assert_eq!(asterisk("GET"), Err(400));
+        let control = Head {
+            method: "GET",
+            target: "/a\x01",
+            version: (1, 1),
+            headers: vec![HOST],
+        };
+        assert_eq!(screen(&control).map_err(|r| r.status), Err(400));
+    }
+
+    #[test]
+    fn expect_100_continue_is_noted() {
+        let screened = screen(&head(
+            "POST",
+            (1, 1),
+            &[HOST, ("Content-Length", "9"), ("Expect", "100-Continue")],
+        ))
+        .unwrap();
+        assert!(screened.expects_continue);
+        assert_eq!(screened.framing, Framing::Length(9));
+    }
 }

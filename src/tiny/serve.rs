@@ -1,5 +1,5 @@
-//! The request loop: takes each request from tiny_http, screens it, copies it into an owned
-//! [`Request`], asks the [`Handler`] for a [`Reply`] under a panic fence, and writes the answer.
+//! The request loop: takes each request from tiny_http and hands it to [`Layer::arrived`], which
+//! screens it, reads its body, asks the [`Handler`] for a [`Reply`] and writes the answer.
 
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
@@ -8,14 +8,13 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::accept::Acceptor;
+use super::answer::Layer;
+use super::body::Readers;
 use super::connections::Connections;
-use super::reply::{Body, Reply};
-use super::request::{self, Method, Request};
-use super::respond::respond;
-use super::screen;
+use super::reply::Reply;
+use super::request::Request;
 use super::shared::{Settings, Shared};
 use super::socket::{self, Sockets};
-use super::stream::{self, NotStarted};
 use super::sweep;
 use crate::error::Error;
 use crate::log::Log;
@@ -33,9 +32,13 @@ const MAX_RETIRED: usize = 8;
 /// How long a stopping server waits for its streams to write their last chunk.
 const DRAIN_TIME: Duration = Duration::from_millis(500);
 
+/// Bodies every request may carry, whatever its route: tiny_http reads them itself.
+pub const SMALL_BODY: usize = super::refuse::READ_BY_TINY_HTTP;
+
 /// What the application behind the layer provides.
 pub trait Handler {
-    /// The answer to a request. Runs on the request loop: it must not block.
+    /// The answer to a request, with its body read. Runs on the request loop, or on the thread
+    /// that read the body: it must not block.
     fn handle(&self, request: &Request) -> Reply;
     /// The metrics label of the route a request is for, for requests the layer refuses before
     /// they reach [`Handler::handle`].
@@ -46,6 +49,12 @@ pub trait Handler {
     /// The answer to a stream request when every stream slot is taken (the layer adds
     /// `Retry-After`).
     fn busy(&self) -> Reply;
+    /// The largest body the route of `request` takes, asked before the body is read (the layer
+    /// never reads more than [`super::body::MAX_BODY`]); a larger one is refused with `413`.
+    /// Every route takes a [`SMALL_BODY`]; a route that takes more says so here.
+    fn body_limit(&self, _request: &Request) -> usize {
+        SMALL_BODY
+    }
 }
 
 /// A bound HTTP server. [`HttpServer::run`] serves until [`Stopper::stop`].
@@ -103,9 +112,18 @@ impl HttpServer {
     }
 
     /// Serves requests until stopped, then gives every stream a moment to end its body. Each
-    /// request is handled on this thread, except event streams, which each get a thread.
-    pub fn run(self, handler: &impl Handler) -> Result<(), Error> {
+    /// request is handled on this thread, except event streams and requests whose body is still
+    /// to be read, which each get a thread.
+    pub fn run<H>(self, handler: Arc<H>) -> Result<(), Error>
+    where
+        H: Handler + Send + Sync + 'static,
+    {
         let shared = &self.shared;
+        let layer = Arc::new(Layer {
+            shared: shared.clone(),
+            handler,
+            bodies: Readers::default(),
+        });
         let sweep = sweep::spawn(shared.clone()).map_err(|source| Error::Start {
             what: "the connection sweep thread",
             source: source.into(),
@@ -121,7 +139,7 @@ impl HttpServer {
                 Duration::from_millis(50)
             };
             match http.recv_timeout(wait) {
-                Ok(Some(request)) => self.fenced(request, handler),
+                Ok(Some(request)) => fenced(&layer, request),
                 Ok(None) => {}
                 Err(_) if shared.stop.is_triggered() => break,
                 Err(error) => {
@@ -141,7 +159,7 @@ impl HttpServer {
             }
             for old in &retired {
                 while let Ok(Some(request)) = old.try_recv() {
-                    self.fenced(request, handler);
+                    fenced(&layer, request);
                 }
             }
         }
@@ -152,115 +170,16 @@ impl HttpServer {
         let _ = sweep.join();
         Ok(())
     }
-
-    /// Handles one request. The handler runs under its own fence (see [`Self::handle`]); this
-    /// one is for the layer's own code: whatever happens to one request, the loop serves on.
-    fn fenced(&self, request: tiny_http::Request, handler: &impl Handler) {
-        let handled = panic::catch_unwind(AssertUnwindSafe(|| self.handle(request, handler)));
-        if handled.is_err() {
-            self.shared
-                .log
-                .line(format_args!("answering a request panicked; serving on"));
-        }
-    }
-
-    fn handle(&self, raw: tiny_http::Request, handler: &impl Handler) {
-        let shared = &self.shared;
-        let received = Instant::now();
-        if let Some(peer) = raw.remote_addr() {
-            shared.connections.request_started(*peer);
-        }
-        let mut request = owned(&raw);
-        let raw = match screen::screen(raw, shared) {
-            Ok(raw) => raw,
-            Err(status) => {
-                handler.refused(&request, status);
-                let label = handler.label(&request);
-                self.answered(&request, label, status, 0, received);
-                return;
-            }
-        };
-        let mut raw = raw;
-        // Bodies that reach this point are small; tiny_http has them in memory already.
-        let _ = raw.as_reader().read_to_end(&mut request.body);
-        // A panic in a handler is a bug, but it must cost that one request, never the server.
-        let reply = match panic::catch_unwind(AssertUnwindSafe(|| handler.handle(&request))) {
-            Ok(reply) => reply,
-            Err(_) => {
-                shared
-                    .log
-                    .line(format_args!("a request handler panicked; serving on"));
-                Reply::text(500, "internal server error\n").for_route(handler.label(&request))
-            }
-        };
-        let label = reply.label;
-        let (status, bytes) = match reply.body {
-            Body::Events(stream) if request.method == Method::Head => {
-                stream::head_only(raw, &reply.headers);
-                drop(stream);
-                (200, 0)
-            }
-            Body::Events(stream) => {
-                match stream::start(raw, stream, reply.headers, shared, received) {
-                    Ok(()) => {
-                        // The stream logs its request when it ends.
-                        shared.metrics.count_request(label, 200);
-                        return;
-                    }
-                    Err(not_started) => {
-                        let (raw, why) = match *not_started {
-                            NotStarted::AtCapacity(raw) => (raw, "at capacity".to_owned()),
-                            NotStarted::NoThread(raw, error) => {
-                                (raw, format!("cannot spawn a thread: {error}"))
-                            }
-                        };
-                        let busy = stream::refused(shared, handler.busy(), &why);
-                        respond(raw, busy, &request.method)
-                    }
-                }
-            }
-            Body::Bytes(_) => respond(raw, reply, &request.method),
-        };
-        self.answered(&request, label, status, bytes, received);
-    }
-
-    fn answered(
-        &self,
-        request: &Request,
-        label: &'static str,
-        status: u16,
-        bytes: usize,
-        received: Instant,
-    ) {
-        self.shared.metrics.count_request(label, status);
-        self.shared.log.request(
-            &request.method,
-            &request.path,
-            status,
-            bytes,
-            received.elapsed(),
-        );
-    }
 }
 
-/// The owned copy a handler sees.
-fn owned(raw: &tiny_http::Request) -> Request {
-    let (path, query) = request::split_url(raw.url());
-    Request {
-        method: Method::from_name(raw.method().as_str()),
-        path: path.to_owned(),
-        query: query.map(str::to_owned),
-        peer: raw.remote_addr().copied(),
-        headers: raw
-            .headers()
-            .iter()
-            .map(|h| {
-                (
-                    h.field.as_str().as_str().to_owned(),
-                    h.value.as_str().to_owned(),
-                )
-            })
-            .collect(),
-        body: Vec::new(),
+/// Handles one request. The handler runs under its own fence (see `answer.rs`); this one is for
+/// the layer's own code: whatever happens to one request, the loop serves on.
+fn fenced<H: Handler + Send + Sync + 'static>(layer: &Arc<Layer<H>>, request: tiny_http::Request) {
+    let handled = panic::catch_unwind(AssertUnwindSafe(|| layer.arrived(request)));
+    if handled.is_err() {
+        layer
+            .shared
+            .log
+            .line(format_args!("answering a request panicked; serving on"));
     }
 }

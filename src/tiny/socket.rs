@@ -52,6 +52,14 @@ pub fn listen(addr: SocketAddr, backlog: i32, send_timeout: Duration) -> io::Res
     Ok(socket.into())
 }
 
+/// A connection accepted on the listener, as one of its descriptors showed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    pub peer: SocketAddr,
+    /// Bytes received and not yet read by anyone.
+    pub unread: usize,
+}
+
 /// Finds the sockets of connections accepted on one listener.
 pub struct Sockets {
     local: SocketAddr,
@@ -93,16 +101,21 @@ impl Sockets {
         None
     }
 
-    /// The peers of every connection accepted on the listener that this process holds, one
-    /// entry per descriptor (tiny_http holds two for a connection it is still reading).
+    /// Every connection accepted on the listener that this process holds, one entry per
+    /// descriptor (tiny_http holds two for a connection it is still reading).
     ///
     /// It asks every descriptor number below the size of the process's descriptor table: one
     /// `getsockname` each (a closed number answers at once). Listing `/proc/self/fd` instead
     /// costs several times more, in the kernel's directory cache, with thousands of streams open.
-    pub fn accepted_peers(&self) -> Vec<SocketAddr> {
+    pub fn accepted(&self) -> Vec<Accepted> {
         (0..descriptor_table_size())
             .filter(|&fd| local_addr(fd) == Some(self.local))
-            .filter_map(peer_addr)
+            .filter_map(|fd| {
+                Some(Accepted {
+                    peer: peer_addr(fd)?,
+                    unread: unread_bytes(fd).unwrap_or(0),
+                })
+            })
             .collect()
     }
 
@@ -149,6 +162,22 @@ fn socket_address(fd: RawFd, call: AddressCall) -> Option<SocketAddr> {
     }
     .ok()?;
     address.as_socket()
+}
+
+/// The bytes waiting in the receive queue of descriptor number `fd`, if it is a socket now. The
+/// number may have been closed and reused since it was listed; the callers only take the count
+/// as a hint.
+#[allow(unsafe_code)]
+fn unread_bytes(fd: RawFd) -> Option<usize> {
+    let mut unread: libc::c_int = 0;
+    // SAFETY: ioctl(FIONREAD) takes the number as a plain integer and writes one `c_int` through
+    // the pointer, which points at `unread`, alive and of that type; on a number that is closed
+    // or not a socket it fails and writes nothing.
+    let done = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut unread as *mut libc::c_int) };
+    if done < 0 {
+        return None;
+    }
+    usize::try_from(unread).ok()
 }
 
 /// A new descriptor for what number `fd` refers to now, close-on-exec.
@@ -249,13 +278,20 @@ mod tests {
     }
 
     #[test]
-    fn accepted_peers_lists_connections_of_this_listener_only() {
+    fn accepted_lists_connections_of_this_listener_only_with_their_unread_bytes() {
         let listener = listener();
         let local = listener.local_addr().unwrap();
-        let client = TcpStream::connect(local).unwrap();
+        let mut client = TcpStream::connect(local).unwrap();
         let (_accepted, peer) = listener.accept().unwrap();
-        assert_eq!(Sockets::new(local, 4096).accepted_peers(), vec![peer]);
+        let sockets = Sockets::new(local, 4096);
+        assert_eq!(sockets.accepted(), vec![Accepted { peer, unread: 0 }]);
         assert_eq!(peer, client.local_addr().unwrap());
+        std::io::Write::write_all(&mut client, b"hello").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while sockets.accepted()[0].unread < 5 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(sockets.accepted(), vec![Accepted { peer, unread: 5 }]);
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! with `#[path]`. It uses nothing but `std`, so either can compile it.
 //!
 //! The child's stdout and stderr are read on threads of their own until it exits, so the server
-//! can never block on a full pipe; the last stderr lines are kept to say why it ended. Dropping a
-//! [`ServerProcess`] kills the child (by its PID, through the `Child`) and reaps it, so neither a
-//! finished test nor a panic leaves a server running.
+//! can never block on a full pipe; the last stderr lines are kept to say why it ended, and all of
+//! them with [`ServerProcess::start_capturing_stderr`]. Dropping a [`ServerProcess`] kills the
+//! child (by its PID, through the `Child`) and reaps it, so neither a finished test nor a panic
+//! leaves a server running.
 
 #![allow(dead_code)] // the benchmark and each test binary use their own part of this module
 
@@ -30,6 +31,9 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     /// The last lines the server wrote on stderr, to say why it exited if it did.
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    /// Every line the server wrote on stderr, when started with
+    /// [`ServerProcess::start_capturing_stderr`].
+    stderr_all: Option<Arc<Mutex<String>>>,
 }
 
 impl ServerProcess {
@@ -44,17 +48,33 @@ impl ServerProcess {
             .unwrap_or_else(|error| panic!("start sse-htmx: {error}"))
     }
 
+    /// Like [`ServerProcess::start`] (so with `--quiet`), but keeps every line the process writes
+    /// on stderr; see [`ServerProcess::stderr`].
+    pub fn start_capturing_stderr(args: &[&str]) -> ServerProcess {
+        ServerProcess::spawn(THIS_BUILD.as_ref(), &[], &["--quiet"], args, true)
+            .unwrap_or_else(|error| panic!("start sse-htmx: {error}"))
+    }
+
+    /// What the process has written on stderr so far, line by line (empty unless started with
+    /// [`ServerProcess::start_capturing_stderr`]).
+    pub fn stderr(&self) -> String {
+        self.stderr_all
+            .as_ref()
+            .map(|all| all.lock().unwrap_or_else(PoisonError::into_inner).clone())
+            .unwrap_or_default()
+    }
+
     /// Starts `binary` (this build's or another) with `--addr 127.0.0.1:0 --quiet` and `args`,
     /// under the wrapper command `prefix` if there is one, and waits up to [`START_TIMEOUT`] for
     /// the line that names its address.
     pub fn launch(binary: &OsStr, prefix: &[&str], args: &[&str]) -> Result<ServerProcess, String> {
-        ServerProcess::spawn(binary, prefix, &["--quiet"], args)
+        ServerProcess::spawn(binary, prefix, &["--quiet"], args, false)
     }
 
     /// This build's server with `args` and without `--quiet`, so that it logs; its last lines
     /// on stderr are in [`ServerProcess::stderr_tail`]. Panics if it does not start.
     pub fn start_logging(args: &[&str]) -> ServerProcess {
-        ServerProcess::spawn(THIS_BUILD.as_ref(), &[], &[], args)
+        ServerProcess::spawn(THIS_BUILD.as_ref(), &[], &[], args, false)
             .unwrap_or_else(|error| panic!("start sse-htmx: {error}"))
     }
 
@@ -72,6 +92,7 @@ impl ServerProcess {
         prefix: &[&str],
         quiet: &[&str],
         args: &[&str],
+        capture_stderr: bool,
     ) -> Result<ServerProcess, String> {
         let mut command = match prefix.split_first() {
             Some((wrapper, wrapper_args)) => {
@@ -97,9 +118,14 @@ impl ServerProcess {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             stderr_tail: Arc::default(),
+            stderr_all: capture_stderr.then(Arc::default),
         };
         if let Some(stderr) = stderr {
-            keep_stderr_tail(stderr, server.stderr_tail.clone());
+            keep_stderr(
+                stderr,
+                server.stderr_tail.clone(),
+                server.stderr_all.clone(),
+            );
         }
         server.addr = stdout
             .ok_or("no stdout pipe".to_owned())
@@ -212,14 +238,24 @@ fn address_in_banner(line: &str) -> Option<SocketAddr> {
     after_scheme.split('/').next()?.parse().ok()
 }
 
-/// Keeps the last few stderr lines of the server, read on a thread of its own until it exits.
-fn keep_stderr_tail(stderr: ChildStderr, tail: Arc<Mutex<VecDeque<String>>>) {
+/// Keeps the last few stderr lines of the server (and all of them, if `all` is given), read on a
+/// thread of its own until it exits.
+fn keep_stderr(
+    stderr: ChildStderr,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    all: Option<Arc<Mutex<String>>>,
+) {
     const KEEP_LINES: usize = 10;
     const KEEP_CHARS: usize = 300;
     let spawned = thread::Builder::new()
         .name("server-stderr".into())
         .spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(all) = &all {
+                    let mut all = all.lock().unwrap_or_else(PoisonError::into_inner);
+                    all.push_str(&line);
+                    all.push('\n');
+                }
                 let mut tail = tail.lock().unwrap_or_else(PoisonError::into_inner);
                 if tail.len() == KEEP_LINES {
                     tail.pop_front();

@@ -1,0 +1,288 @@
+//! Request bodies that tiny_http has not read: read on a short-lived thread of their own, with a
+//! deadline, so that a slow client stalls no one.
+//!
+//! tiny_http reads a body itself only when it declares at most 1 KiB and the client does not
+//! wait for `100 Continue`. Any other body (a larger one, a chunked one, one behind `Expect:
+//! 100-continue`) is still on the socket when the request reaches the server, and reading it
+//! takes as long as the client likes. So it is read on a thread of its own, at most
+//! [`MAX_READERS`] at once, with a read timeout on the socket that adds up to [`BODY_TIME`] for the
+//! whole body; then the same thread asks the handler and answers.
+
+use std::io::{ErrorKind, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use socket2::Socket;
+
+use super::screen::{Framing, Refusal};
+
+/// The largest body any route may take.
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// Bodies read at once; past it a request with a body to read is answered `503`.
+pub const MAX_READERS: usize = 64;
+
+/// The longest a client may take to send a whole body.
+const BODY_TIME: Duration = Duration::from_secs(10);
+
+/// A reader thread reads a little and runs a handler; the handler's stack needs are small.
+const STACK_SIZE: usize = 256 * 1024;
+
+/// The threads reading bodies now.
+#[derive(Default)]
+pub struct Readers {
+    live: Arc<AtomicUsize>,
+}
+
+impl Readers {
+    /// Runs `run(job)` on a thread of its own. If [`MAX_READERS`] threads are running, or no
+    /// thread can be had, the job comes back.
+    pub fn spawn<T, F>(&self, job: T, run: F) -> Result<(), T>
+    where
+        T: Send + 'static,
+        F: FnOnce(T) + Send + 'static,
+    {
+        if self.live.fetch_add(1, Ordering::SeqCst) >= MAX_READERS {
+            self.live.fetch_sub(1, Ordering::SeqCst);
+            return Err(job);
+        }
+        let live = Live(self.live.clone());
+        // The job travels to the thread through a channel, so that if the thread cannot be
+        // spawned it is still here to be answered.
+        let (hand_over, take) = mpsc::sync_channel::<T>(1);
+        let spawned = thread::Builder::new()
+            .name("sse-body".into())
+            .stack_size(STACK_SIZE)
+            .spawn(move || {
+                let _live = live;
+                if let Ok(job) = take.recv() {
+                    run(job);
+                }
+            });
+        match spawned {
+            Ok(_) => {
+                // The receiver lives until the thread has taken the job.
+                let _ = hand_over.send(job);
+                Ok(())
+            }
+            Err(_) => Err(job),
+        }
+    }
+}
+
+/// Counts a reader thread for as long as it exists.
+struct Live(Arc<AtomicUsize>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Reads a request's body, at most `limit` bytes, within [`BODY_TIME`]. Sends `100 Continue` first
+/// if the client waits for it (tiny_http does so on the first read).
+///
+/// The socket's read timeout is set for the reads and cleared after. tiny_http reads the next
+/// request on the connection once a body has been read to its end; for a chunked body that may
+/// start just before the timeout is cleared, and that wait then keeps the timeout: a client
+/// silent for [`BODY_TIME`] after a chunked body gets tiny_http's `408` and the connection ends.
+pub fn read(
+    request: &mut tiny_http::Request,
+    socket: &Socket,
+    framing: Framing,
+    limit: usize,
+) -> Result<Vec<u8>, Refusal> {
+    let deadline = Instant::now() + BODY_TIME;
+    let read = read_within(
+        request.as_reader(),
+        |left| {
+            let _ = socket.set_read_timeout(Some(left));
+        },
+        framing,
+        limit,
+        deadline,
+    );
+    let _ = socket.set_read_timeout(None);
+    read
+}
+
+/// The body from `reader`, setting the time left before each read.
+fn read_within(
+    reader: &mut dyn Read,
+    mut time_left: impl FnMut(Duration),
+    framing: Framing,
+    limit: usize,
+    deadline: Instant,
+) -> Result<Vec<u8>, Refusal> {
+    let too_large = Refusal {
+        status: 413,
+        why: "request body too large\n",
+    };
+    let declared = match framing {
+        Framing::None => return Ok(Vec::new()),
+        Framing::Length(length) => Some(usize::try_from(length).map_err(|_| too_large)?),
+        Framing::Chunked => None,
+    };
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large);
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(limit));
+    let mut buf = [0; 4096];
+    loop {
+        // A declared body is read to its length and no further: the read that finds its end
+        // would hand the connection back to tiny_http while the read timeout is still set.
+        let want = match declared {
+            Some(length) if body.len() == length => return Ok(body),
+            Some(length) => (length - body.len()).min(buf.len()),
+            None => buf.len(),
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        time_left(left);
+        match reader.read(&mut buf[..want]) {
+            Ok(0) if declared.is_none() => return Ok(body),
+            Ok(0) => {
+                return Err(Refusal {
+                    status: 400,
+                    why: "request body cut short\n",
+                });
+            }
+            Ok(n) => {
+                body.extend_from_slice(&buf[..n]);
+                if body.len() > limit {
+                    return Err(too_large);
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(timed_out());
+            }
+            // The chunked decoder's error for a bad chunk size or a chunk longer than its size.
+            Err(e) if e.kind() == ErrorKind::InvalidInput => {
+                return Err(Refusal {
+                    status: 400,
+                    why: "bad chunked body\n",
+                });
+            }
+            Err(_) => {
+                return Err(Refusal {
+                    status: 400,
+                    why: "request body not received\n",
+                });
+            }
+        }
+    }
+}
+
+fn timed_out() -> Refusal {
+    Refusal {
+        status: 408,
+        why: "request body not received in time\n",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{self, Cursor};
+    use std::sync::Mutex;
+
+    fn read(bytes: &[u8], framing: Framing, limit: usize) -> Result<Vec<u8>, u16> {
+        let later = Instant::now() + Duration::from_secs(5);
+        read_within(&mut Cursor::new(bytes), |_| {}, framing, limit, later).map_err(|r| r.status)
+    }
+
+    #[test]
+    fn a_declared_body_is_read_to_its_length_and_no_further() {
+        assert_eq!(
+            read(b"helloGET", Framing::Length(5), 100),
+            Ok(b"hello".to_vec())
+        );
+        assert_eq!(read(b"hel", Framing::Length(5), 100), Err(400));
+        assert_eq!(read(b"hello", Framing::Length(5), 4), Err(413));
+        assert_eq!(read(b"", Framing::None, 0), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn a_chunked_body_ends_at_its_end_and_is_capped() {
+        // The reader stands for tiny_http's decoder: it gives the decoded bytes.
+        assert_eq!(read(b"hello", Framing::Chunked, 5), Ok(b"hello".to_vec()));
+        let big = vec![b'x'; 3 * 4096];
+        assert_eq!(read(&big, Framing::Chunked, 8192), Err(413));
+    }
+
+    struct Failing(ErrorKind);
+
+    impl Read for Failing {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(self.0.into())
+        }
+    }
+
+    #[test]
+    fn read_errors_become_statuses() {
+        let later = Instant::now() + Duration::from_secs(5);
+        for (kind, status) in [
+            (ErrorKind::WouldBlock, 408),
+            (ErrorKind::TimedOut, 408),
+            (ErrorKind::InvalidInput, 400),
+            (ErrorKind::ConnectionReset, 400),
+        ] {
+            let read = read_within(&mut Failing(kind), |_| {}, Framing::Chunked, 10, later);
+            assert_eq!(read.map_err(|r| r.status), Err(status), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn each_read_gets_the_time_left_and_none_after_the_deadline() {
+        let lefts = Mutex::new(Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let body = read_within(
+            &mut Cursor::new(vec![b'x'; 5000]),
+            |left| lefts.lock().unwrap().push(left),
+            Framing::Length(5000),
+            MAX_BODY,
+            deadline,
+        );
+        assert_eq!(body.map(|b| b.len()), Ok(5000));
+        let lefts = lefts.into_inner().unwrap();
+        assert_eq!(lefts.len(), 2, "one per read");
+        assert!(lefts.iter().all(|left| *left <= Duration::from_secs(5)));
+        let past = read_within(
+            &mut Cursor::new(b"x"),
+            |_| {},
+            Framing::Chunked,
+            10,
+            Instant::now(),
+        );
+        assert_eq!(past.map_err(|r| r.status), Err(408));
+    }
+
+    #[test]
+    fn readers_are_bounded() {
+        let readers = Readers::default();
+        let (release, wait) = mpsc::channel::<()>();
+        let wait = Arc::new(Mutex::new(wait));
+        for _ in 0..MAX_READERS {
+            let wait = wait.clone();
+            readers
+                .spawn((), move |()| {
+                    let _ = wait.lock().unwrap().recv();
+                })
+                .unwrap();
+        }
+        assert_eq!(readers.spawn(7, |_| {}), Err(7));
+        drop(release);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while readers.live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(readers.live.load(Ordering::SeqCst), 0);
+        assert!(readers.spawn((), |()| {}).is_ok());
+    }
+}

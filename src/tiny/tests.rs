@@ -1,0 +1,235 @@
+//! The layer over TCP with a handler of its own that echoes bodies: what a route that takes a
+//! body (up to [`MAX_BODY`]) gets, which no route of the application does yet.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::log::Log;
+use crate::metrics::Metrics;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Echoes the body; `/big` takes [`MAX_BODY`], every other path [`SMALL_BODY`].
+struct Echo;
+
+impl Handler for Echo {
+    fn handle(&self, request: &Request) -> Reply {
+        Reply::new(200, "application/octet-stream", request.body.clone())
+    }
+
+    fn label(&self, _request: &Request) -> &'static str {
+        "other"
+    }
+
+    fn busy(&self) -> Reply {
+        Reply::text(503, "busy\n")
+    }
+
+    fn body_limit(&self, request: &Request) -> usize {
+        if request.path == "/big" {
+            MAX_BODY
+        } else {
+            SMALL_BODY
+        }
+    }
+}
+
+struct Layer {
+    addr: SocketAddr,
+    stopper: Stopper,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Layer {
+    fn start() -> Layer {
+        let (open_files, _) = rlimit::Resource::NOFILE.get().unwrap();
+        let settings = Settings {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            idle_timeout: Duration::from_secs(30),
+            write_timeout: TIMEOUT,
+            keepalive: Duration::from_secs(15),
+            max_streams: 4,
+            max_fd: RawFd::try_from(open_files).unwrap_or(4096),
+            drainable_body: 1 << 20,
+        };
+        let metrics = Arc::new(Metrics::default());
+        let http = HttpServer::bind(settings, metrics, Log { quiet: true }).unwrap();
+        let addr = http.local_addr();
+        let stopper = http.stopper();
+        let thread = std::thread::spawn(move || http.run(Arc::new(Echo)).unwrap());
+        Layer {
+            addr,
+            stopper,
+            thread: Some(thread),
+        }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let socket = TcpStream::connect(self.addr).unwrap();
+        socket.set_read_timeout(Some(TIMEOUT)).unwrap();
+        socket
+    }
+}
+
+impl Drop for Layer {
+    fn drop(&mut self) {
+        self.stopper.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Reads one response with a `Content-Length`: its status and body.
+fn read_response(socket: &mut TcpStream) -> (u16, Vec<u8>) {
+    let mut head = Vec::new();
+    let mut byte = [0];
+    while !head.ends_with(b"\r\n\r\n") {
+        socket.read_exact(&mut byte).expect("a response head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let length = head
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Length: "))
+        .map_or(0, |length| length.parse().unwrap());
+    let mut body = vec![0; length];
+    socket.read_exact(&mut body).unwrap();
+    (status, body)
+}
+
+/// Whether the server closed the connection (rather than leaving it open for a second).
+fn closed(socket: &mut TcpStream) -> bool {
+    socket
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    match socket.read(&mut [0; 64]) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+    }
+}
+
+fn body(len: usize) -> Vec<u8> {
+    (0..len).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+fn chunked(body: &[u8]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    for chunk in body.chunks(1000) {
+        wire.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        wire.extend_from_slice(chunk);
+        wire.extend_from_slice(b"\r\n");
+    }
+    wire.extend_from_slice(b"0\r\n\r\n");
+    wire
+}
+
+const NEXT: &[u8] = b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
+
+#[test]
+fn a_body_up_to_the_cap_reaches_the_handler_and_the_connection_goes_on() {
+    let layer = Layer::start();
+    let sent = body(MAX_BODY);
+    let mut socket = layer.connect();
+    let head = format!("POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY}\r\n\r\n");
+    socket.write_all(head.as_bytes()).unwrap();
+    socket.write_all(&sent).unwrap();
+    socket.write_all(NEXT).unwrap();
+    assert_eq!(read_response(&mut socket), (200, sent.clone()));
+    assert_eq!(read_response(&mut socket), (200, Vec::new()));
+
+    let mut socket = layer.connect();
+    socket
+        .write_all(b"POST /big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    socket.write_all(&chunked(&sent)).unwrap();
+    socket.write_all(NEXT).unwrap();
+    assert_eq!(read_response(&mut socket), (200, sent));
+    assert_eq!(read_response(&mut socket), (200, Vec::new()));
+}
+
+#[test]
+fn a_body_over_the_cap_is_413_and_the_connection_closes() {
+    let layer = Layer::start();
+    // Chunked: found out while reading.
+    let mut socket = layer.connect();
+    socket
+        .write_all(b"POST /big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    socket.write_all(&chunked(&body(MAX_BODY + 1))).unwrap();
+    let _ = socket.write_all(NEXT);
+    assert_eq!(read_response(&mut socket).0, 413);
+    assert!(closed(&mut socket));
+    // Declared: answered before any of it is sent.
+    let mut socket = layer.connect();
+    let head = format!(
+        "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        MAX_BODY + 1
+    );
+    socket.write_all(head.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut socket).0, 413);
+    assert!(closed(&mut socket));
+    // A route that takes a small body only.
+    let mut socket = layer.connect();
+    socket
+        .write_all(b"POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    socket.write_all(&chunked(&body(SMALL_BODY + 1))).unwrap();
+    assert_eq!(read_response(&mut socket).0, 413);
+    assert!(closed(&mut socket));
+}
+
+#[test]
+fn a_body_behind_100_continue_is_read_after_the_interim_answer() {
+    let layer = Layer::start();
+    let mut socket = layer.connect();
+    socket
+        .write_all(
+            b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .unwrap();
+    assert_eq!(read_response(&mut socket), (100, Vec::new()));
+    socket.write_all(&body(2000)).unwrap();
+    assert_eq!(read_response(&mut socket), (200, body(2000)));
+}
+
+#[test]
+fn a_slow_body_stalls_no_one_else() {
+    let layer = Layer::start();
+    let mut slow = layer.connect();
+    let head = format!("POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY}\r\n\r\n");
+    slow.write_all(head.as_bytes()).unwrap();
+    slow.write_all(&body(100)).unwrap();
+    let mut chunked_slow = layer.connect();
+    chunked_slow
+        .write_all(b"POST /big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab")
+        .unwrap();
+    let started = Instant::now();
+    let mut other = layer.connect();
+    other.write_all(NEXT).unwrap();
+    assert_eq!(read_response(&mut other).0, 200);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The slow one is answered once its body is complete.
+    slow.write_all(&body(MAX_BODY)[100..]).unwrap();
+    assert_eq!(read_response(&mut slow), (200, body(MAX_BODY)));
+    chunked_slow.write_all(b"cde\r\n0\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut chunked_slow), (200, b"abcde".to_vec()));
+}
+
+#[test]
+fn a_body_cut_short_is_400() {
+    let layer = Layer::start();
+    let mut socket = layer.connect();
+    socket
+        .write_all(b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\nabc")
+        .unwrap();
+    socket.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_response(&mut socket).0, 400);
+}

@@ -1,0 +1,127 @@
+//! Stopping the binary while writes are stuck: the first SIGTERM waits for what it can finish,
+//! a second one exits at once.
+
+mod common;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{ServerProcess, wait_for};
+
+/// A connection whose receive buffer is small and never read: the server's writes to it stop
+/// going through once the buffers on both sides are full.
+fn stalled_client(addr: SocketAddr, request: &[u8]) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut socket: TcpStream = socket.into();
+    socket.write_all(request).unwrap();
+    socket
+}
+
+/// Bytes the server's socket for `client` holds unsent or unacknowledged (`tx_queue` in
+/// /proc/net/tcp), if that socket is listed.
+fn server_send_queue(server: SocketAddr, client: &TcpStream) -> Option<u64> {
+    let hex = |addr: SocketAddr| match addr {
+        SocketAddr::V4(v4) => format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        ),
+        SocketAddr::V6(_) => unreachable!("IPv4 only"),
+    };
+    let (local, remote) = (hex(server), hex(client.local_addr().unwrap()));
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) == Some(&local.as_str()) && fields.get(2) == Some(&remote.as_str()) {
+            let (tx, _rx) = fields.get(4)?.split_once(':')?;
+            u64::from_str_radix(tx, 16).ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// Waits until the server's writes to `client` have stopped: data queued, and no progress for
+/// a few samples.
+fn wait_until_writes_block(server: SocketAddr, client: &TcpStream) {
+    let mut last = None;
+    let mut unchanged = 0;
+    let blocked = wait_for(Duration::from_secs(20), || {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = server_send_queue(server, client);
+        unchanged = if now.is_some_and(|q| q > 0) && now == last {
+            unchanged + 1
+        } else {
+            0
+        };
+        last = now;
+        unchanged >= 4
+    });
+    assert!(
+        blocked,
+        "the server's writes never blocked (send queue {last:?})"
+    );
+}
+
+/// The request loop is stuck writing answers to a client that reads nothing, and a stream is
+/// stuck too; the write timeout is a minute. The first SIGTERM cannot finish; the second exits
+/// at once with 128 + 15.
+#[test]
+fn a_second_sigterm_exits_at_once_while_the_first_waits() {
+    let mut server =
+        ServerProcess::start_capturing_stderr(&["--interval", "1ms", "--write-timeout", "60s"]);
+    let stream = stalled_client(server.addr, b"GET /connect HTTP/1.1\r\nHost: x\r\n\r\n");
+    // Eight answers of htmx (52 KB each) are more than the buffers hold.
+    let pipelined = "GET /assets/htmx.min.js HTTP/1.1\r\nHost: x\r\n\r\n".repeat(8);
+    let answers = stalled_client(server.addr, pipelined.as_bytes());
+    wait_until_writes_block(server.addr, &stream);
+    wait_until_writes_block(server.addr, &answers);
+
+    server.signal("TERM");
+    assert!(
+        wait_for(Duration::from_secs(2), || server
+            .stderr()
+            .contains("stopping")),
+        "the first signal is logged: {:?}",
+        server.stderr()
+    );
+    assert!(
+        server.wait_exit(Duration::from_secs(1)).is_none(),
+        "the first signal alone cannot finish: the request loop is stuck in a write"
+    );
+
+    let second = Instant::now();
+    server.signal("TERM");
+    let status = server
+        .wait_exit(Duration::from_secs(2))
+        .expect("the second signal exits at once");
+    assert_eq!(status.code(), Some(128 + 15), "{status:?}");
+    assert!(second.elapsed() < Duration::from_secs(2));
+    assert!(
+        server.stderr().contains("exiting now"),
+        "{:?}",
+        server.stderr()
+    );
+    drop((stream, answers));
+}
+
+/// A stream whose client reads nothing does not hold up the exit: the first SIGTERM gives streams
+/// a short drain and then exits 0, however long the write timeout.
+#[test]
+fn a_stuck_stream_does_not_hold_up_the_first_sigterm() {
+    let mut server =
+        ServerProcess::start_capturing_stderr(&["--interval", "1ms", "--write-timeout", "60s"]);
+    let stream = stalled_client(server.addr, b"GET /connect HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_until_writes_block(server.addr, &stream);
+    let signalled = Instant::now();
+    server.signal("TERM");
+    let status = server
+        .wait_exit(Duration::from_secs(3))
+        .expect("exits after the drain");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(signalled.elapsed() < Duration::from_secs(3));
+    drop(stream);
+}
