@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use headless_chrome::Browser;
 use headless_chrome::browser::tab::Tab;
+use headless_chrome::protocol::cdp::Input;
 
 use common::browser::{Observed, Watch, chromium, launch, take, watch};
 use common::{TestServer, wait_for};
@@ -186,11 +187,10 @@ fn a_restart_with_the_store_duplicates_nothing(browser: &Browser) {
     // store. The pages' streams drop, so this phase logs network errors: they are printed, not
     // asserted.
     server.stop().expect("the first server stops");
+    assert_no_connection_left(addr);
     let stopped = Instant::now();
     let server = chat_server_at(addr, &store.0);
-    for watch in [&first_watch, &second_watch] {
-        wait_for_stream(watch, "after the restart", RECONNECT);
-    }
+    wait_for_subscribers(addr, 2, "after the restart");
     eprintln!(
         "both pages reopened the stream {:?} after the stop",
         stopped.elapsed()
@@ -213,6 +213,7 @@ fn a_restart_with_the_store_duplicates_nothing(browser: &Browser) {
     // the stream up, and htmx's extension opens a new one, without Last-Event-ID, so the server
     // sends its history again and the page must replace its list, not append to it.
     server.stop().expect("the second server stops");
+    assert_no_connection_left(addr);
     let stopped = Instant::now();
     let gateway = Gateway::start(addr);
     for (tab, watch) in [("first", &first_watch), ("second", &second_watch)] {
@@ -231,9 +232,7 @@ fn a_restart_with_the_store_duplicates_nothing(browser: &Browser) {
     );
     eprintln!("the gateway answered 502 to: {asked:?}");
     let server = chat_server_at(addr, &store.0);
-    for watch in [&first_watch, &second_watch] {
-        wait_for_stream(watch, "after the gateway", RECONNECT);
-    }
+    wait_for_subscribers(addr, 2, "after the gateway");
     eprintln!(
         "both pages reopened the stream {:?} after the second stop",
         stopped.elapsed()
@@ -266,13 +265,51 @@ fn chat_server(store: Option<&Path>) -> TestServer {
     })
 }
 
-/// A server on `addr` (the listener sets `SO_REUSEADDR`, so the port of a stopped one is free).
+/// A server on `addr`, where one was just stopped. The listener sets `SO_REUSEADDR`, so the
+/// old connections in TIME_WAIT do not hold the port; tiny_http's accept thread closes its copy
+/// of the old listener a moment after the stop returns, so this waits for the port first.
 fn chat_server_at(addr: SocketAddr, store: &Path) -> TestServer {
+    let since = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(5), || TcpListener::bind(addr).is_ok()),
+        "{addr} still taken 5 s after the stop"
+    );
+    eprintln!("{addr} free again {:?} after asking", since.elapsed());
     TestServer::with(|c| {
         c.addr = addr;
         c.publish_limit = 0;
         c.store = Some(store.to_path_buf());
     })
+}
+
+/// A stopped server holds no connection open. One it left open (an idle keep-alive connection
+/// whose thread still waits for a request) is where the browser sends its next request to that
+/// address, which then waits for an answer forever: the page never comes back.
+fn assert_no_connection_left(addr: SocketAddr) {
+    let left = || established_on(addr.port());
+    assert!(
+        wait_for(Duration::from_secs(2), || left() == 0),
+        "{} connection(s) on {addr} still established 2 s after the server stopped",
+        left()
+    );
+}
+
+/// TCP connections in state ESTABLISHED whose local port is `port` (this host's IPv4 table;
+/// nothing but the server listens on that port, so these are the server's ends).
+fn established_on(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields
+                .get(1)
+                .and_then(|local| local.rsplit_once(':'))
+                .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok());
+            local_port == Some(port) && fields.get(3) == Some(&"01")
+        })
+        .count()
 }
 
 /// A journal file of its own, removed at the end.
@@ -417,6 +454,32 @@ fn wait_for_stream(watch: &Watch, when: &str, within: Duration) {
     );
 }
 
+/// Waits until the server at `addr` counts `tabs` chat subscribers. A page that resumes with the
+/// newest id is sent nothing until the next message, so the server, not the page, tells when it
+/// is back.
+fn wait_for_subscribers(addr: SocketAddr, tabs: u64, when: &str) {
+    let live = || {
+        let metrics = common::request(addr, "GET", "/metrics", "").text();
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("chat_subscribers_live "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no chat_subscribers_live in {metrics}"))
+    };
+    let deadline = Instant::now() + RECONNECT;
+    loop {
+        let back = live();
+        if back >= tabs {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{when}: {back} of {tabs} pages back within {RECONNECT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// How many `/chat/stream` responses the tab got that were not 200.
 fn refused_streams(watch: &Watch) -> usize {
     watch
@@ -428,8 +491,10 @@ fn refused_streams(watch: &Watch) -> usize {
         .count()
 }
 
-/// Types `name` and `text` into the form and clicks its button; returns when it clicked.
+/// Brings the tab to the front (a tab behind gets no input), types `name` and `text` into the
+/// form and clicks its button; returns when the button was pressed.
 fn post_with_form(tab: &Tab, name: &str, text: &str) -> Instant {
+    tab.bring_to_front().expect("bring the tab to the front");
     for (selector, value) in [(NAME_FIELD, name), (TEXT_FIELD, text)] {
         let field = tab
             .wait_for_element(selector)
@@ -443,8 +508,37 @@ fn post_with_form(tab: &Tab, name: &str, text: &str) -> Instant {
     let button = tab
         .find_element("form#chat-form button")
         .expect("the form's button");
+    // The pointer goes to the button first, as a hand does; the click is the press and release
+    // that follow. (Each input event takes Chromium about 100 ms to acknowledge here, so timing
+    // from before the move would count the tool, not the page.)
+    button.scroll_into_view().expect("scroll to the button");
+    let at = button.get_midpoint().expect("the button's middle");
+    tab.move_mouse_to_point(at).expect("point at the button");
     let clicked = Instant::now();
-    button.click().expect("click the button");
+    for kind in [
+        Input::DispatchMouseEventTypeOption::MousePressed,
+        Input::DispatchMouseEventTypeOption::MouseReleased,
+    ] {
+        tab.call_method(Input::DispatchMouseEvent {
+            Type: kind,
+            x: at.x,
+            y: at.y,
+            modifiers: None,
+            timestamp: None,
+            button: Some(Input::MouseButton::Left),
+            buttons: None,
+            click_count: Some(1),
+            force: None,
+            tangential_pressure: None,
+            tilt_x: None,
+            tilt_y: None,
+            twist: None,
+            delta_x: None,
+            delta_y: None,
+            pointer_Type: None,
+        })
+        .expect("click");
+    }
     clicked
 }
 
