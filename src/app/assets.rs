@@ -9,13 +9,6 @@
 //! bytes as they are and holds no compression code. The two forms are two representations of one
 //! resource, so each has its own strong `ETag`.
 
-// The htmx 4 assets and the gzip forms are not served yet. `expect`, not `allow`: once they are,
-// the compiler says so and this line goes.
-#![cfg_attr(
-    not(test),
-    expect(dead_code, reason = "htmx 4 and gzip are not served yet")
-)]
-
 /// One embedded file.
 pub struct Asset {
     pub path: &'static str,

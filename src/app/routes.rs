@@ -2,21 +2,24 @@
 
 use super::App;
 use super::assets::{self, Asset};
-use super::views;
+use super::views::{self, Flavor};
 use crate::tiny::{Handler, Method, Reply, Request};
 
 /// What a path is. Each `match` on it below has no catch-all arm, so a new route does not compile
 /// until it says which methods it takes and how it is counted.
 #[derive(Clone, Copy)]
 pub enum Route {
-    LiveBox,
-    OnDemand,
-    StartConnection,
+    LiveBox(Flavor),
+    OnDemand(Flavor),
+    StartConnection(Flavor),
     Pong,
     Ping,
     Connect,
     Healthz,
     Metrics,
+    Chat(Flavor),
+    ChatMessages,
+    ChatStream,
     Asset(&'static Asset),
     Unknown,
 }
@@ -49,14 +52,21 @@ impl Route {
     /// The route at `path`, matched exactly.
     pub fn of(path: &str) -> Route {
         match path {
-            "/" => Route::LiveBox,
-            "/on-demand" => Route::OnDemand,
-            "/start-connection" => Route::StartConnection,
+            "/" => Route::LiveBox(Flavor::Htmx2),
+            "/on-demand" => Route::OnDemand(Flavor::Htmx2),
+            "/start-connection" => Route::StartConnection(Flavor::Htmx2),
+            "/htmx4/" | "/htmx4" => Route::LiveBox(Flavor::Htmx4),
+            "/htmx4/on-demand" => Route::OnDemand(Flavor::Htmx4),
+            "/htmx4/start-connection" => Route::StartConnection(Flavor::Htmx4),
+            "/htmx4/chat" => Route::Chat(Flavor::Htmx4),
             "/pong" => Route::Pong,
             "/ping" => Route::Ping,
             "/connect" => Route::Connect,
             "/healthz" => Route::Healthz,
             "/metrics" => Route::Metrics,
+            "/chat" => Route::Chat(Flavor::Htmx2),
+            "/chat/messages" => Route::ChatMessages,
+            "/chat/stream" => Route::ChatStream,
             path => assets::find(path).map_or(Route::Unknown, Route::Asset),
         }
     }
@@ -64,13 +74,17 @@ impl Route {
     /// The methods the route takes; `None` for a path that is no route.
     pub fn allow(self) -> Option<Allow> {
         match self {
-            Route::LiveBox
-            | Route::OnDemand
+            Route::LiveBox(_)
+            | Route::OnDemand(_)
             | Route::Connect
             | Route::Healthz
             | Route::Metrics
+            | Route::Chat(_)
+            | Route::ChatStream
             | Route::Asset(_) => Some(Allow::GetHead),
-            Route::StartConnection | Route::Pong | Route::Ping => Some(Allow::Post),
+            Route::StartConnection(_) | Route::Pong | Route::Ping | Route::ChatMessages => {
+                Some(Allow::Post)
+            }
             Route::Unknown => None,
         }
     }
@@ -78,14 +92,21 @@ impl Route {
     /// The route as a metrics label: a fixed set, whatever clients send.
     pub fn label(self) -> &'static str {
         match self {
-            Route::LiveBox => "/",
-            Route::OnDemand => "/on-demand",
-            Route::StartConnection => "/start-connection",
+            Route::LiveBox(Flavor::Htmx2) => "/",
+            Route::OnDemand(Flavor::Htmx2) => "/on-demand",
+            Route::StartConnection(Flavor::Htmx2) => "/start-connection",
+            Route::LiveBox(Flavor::Htmx4) => "/htmx4/",
+            Route::OnDemand(Flavor::Htmx4) => "/htmx4/on-demand",
+            Route::StartConnection(Flavor::Htmx4) => "/htmx4/start-connection",
+            Route::Chat(Flavor::Htmx4) => "/htmx4/chat",
             Route::Pong => "/pong",
             Route::Ping => "/ping",
             Route::Connect => "/connect",
             Route::Healthz => "/healthz",
             Route::Metrics => "/metrics",
+            Route::Chat(Flavor::Htmx2) => "/chat",
+            Route::ChatMessages => "/chat/messages",
+            Route::ChatStream => "/chat/stream",
             Route::Asset(_) => "/assets",
             Route::Unknown => "other",
         }
@@ -102,8 +123,14 @@ impl Handler for App {
         Route::of(&request.path).label()
     }
 
+    fn refused(&self, request: &Request, status: u16) {
+        if status == 413 && matches!(Route::of(&request.path), Route::ChatMessages) {
+            self.chat.count_refusal("too_large");
+        }
+    }
+
     fn busy(&self) -> Reply {
-        Reply::text(503, "too many streams, try again later\n")
+        Reply::html(503, views::busy_fragment())
     }
 }
 
@@ -120,9 +147,9 @@ fn answer(route: Route, request: &Request, app: &App) -> Reply {
         return method_not_allowed(allow);
     }
     match route {
-        Route::LiveBox => Reply::html(200, views::auto_connect_page()),
-        Route::OnDemand => Reply::html(200, views::on_demand_page()),
-        Route::StartConnection => Reply::html(200, views::live_box()),
+        Route::LiveBox(flavor) => Reply::html(200, views::auto_connect_page(flavor)),
+        Route::OnDemand(flavor) => Reply::html(200, views::on_demand_page(flavor)),
+        Route::StartConnection(flavor) => Reply::html(200, views::live_box(flavor)),
         Route::Pong => Reply::html(200, views::ping_button()),
         Route::Ping => Reply::html(200, views::pong_button()),
         Route::Connect => app.counter.stream(request),
@@ -130,8 +157,11 @@ fn answer(route: Route, request: &Request, app: &App) -> Reply {
         Route::Metrics => Reply::new(
             200,
             "text/plain; version=0.0.4; charset=utf-8",
-            app.metrics.render().into_bytes(),
+            (app.metrics.render() + &app.chat.render_metrics()).into_bytes(),
         ),
+        Route::Chat(flavor) => Reply::html(200, views::chat_page(flavor)),
+        Route::ChatMessages => app.chat.publish(request),
+        Route::ChatStream => app.chat.stream(request),
         Route::Asset(asset) => asset_reply(request, asset),
         Route::Unknown => Reply::html(404, views::not_found_page(&request.path)),
     }
@@ -144,17 +174,24 @@ fn method_not_allowed(allow: Allow) -> Reply {
 }
 
 fn asset_reply(request: &Request, asset: &'static Asset) -> Reply {
-    let etag = asset.etag();
+    let chosen = asset.choose(request.header("Accept-Encoding"));
     let fresh = request
         .header("If-None-Match")
-        .is_some_and(|tags| assets::etag_matches(tags, &etag));
-    let reply = if fresh {
+        .is_some_and(|tags| chosen.not_modified(tags));
+    let mut reply = if fresh {
         Reply::new(304, asset.content_type, &[][..])
     } else {
-        Reply::new(200, asset.content_type, asset.body)
+        Reply::new(200, asset.content_type, chosen.body)
     };
+    if let Some(coding) = chosen.encoding.content_encoding() {
+        reply = reply.with_header("Content-Encoding", coding);
+    }
+    if asset.gzip.is_some() {
+        // Caches must keep the gzip and identity forms apart.
+        reply = reply.with_header("Vary", "Accept-Encoding");
+    }
     reply
-        .with_header("ETag", etag)
+        .with_header("ETag", chosen.etag)
         .with_header("Cache-Control", "public, max-age=31536000, immutable")
 }
 
@@ -162,18 +199,33 @@ fn asset_reply(request: &Request, asset: &'static Asset) -> Reply {
 mod tests {
     use super::*;
     use crate::app::Counter;
+    use crate::app::chat::history::Bounds;
+    use crate::app::chat::message::Limits;
+    use crate::app::chat::{Chat, Room};
+    use crate::log::Log;
     use crate::metrics::Metrics;
     use crate::tiny::Body;
     use std::sync::Arc;
     use std::time::Duration;
 
     fn app() -> App {
+        let room = Room::open(Bounds::default(), None, std::time::SystemTime::now())
+            .unwrap()
+            .0;
+        let chat = Chat::start(
+            room,
+            Limits::default(),
+            0,
+            Duration::from_secs(3),
+            Log { quiet: true },
+        );
         App {
             counter: Counter {
                 interval: Duration::from_secs(1),
                 retry: Duration::from_secs(3),
                 panic_at_event: None,
             },
+            chat: Arc::new(chat.unwrap()),
             metrics: Arc::new(Metrics::default()),
         }
     }
@@ -193,6 +245,18 @@ mod tests {
             ("/connect", Some(Allow::GetHead), "/connect"),
             ("/healthz", Some(Allow::GetHead), "/healthz"),
             ("/metrics", Some(Allow::GetHead), "/metrics"),
+            ("/chat", Some(Allow::GetHead), "/chat"),
+            ("/htmx4/", Some(Allow::GetHead), "/htmx4/"),
+            ("/htmx4/on-demand", Some(Allow::GetHead), "/htmx4/on-demand"),
+            (
+                "/htmx4/start-connection",
+                Some(Allow::Post),
+                "/htmx4/start-connection",
+            ),
+            ("/htmx4/chat", Some(Allow::GetHead), "/htmx4/chat"),
+            ("/assets/htmx4.min.js", Some(Allow::GetHead), "/assets"),
+            ("/chat/messages", Some(Allow::Post), "/chat/messages"),
+            ("/chat/stream", Some(Allow::GetHead), "/chat/stream"),
             ("/assets/htmx.min.js", Some(Allow::GetHead), "/assets"),
             ("/assets/app.css", Some(Allow::GetHead), "/assets"),
             ("/nope", None, "other"),
@@ -242,6 +306,51 @@ mod tests {
         assert_eq!(reply.status, 200);
         assert_eq!(reply.label, "/connect");
         assert!(matches!(reply.body, Body::Events(_)));
+    }
+
+    #[test]
+    fn a_plain_publish_answers_201_with_the_id_and_a_refusal_says_why() {
+        let app = app();
+        let mut post = Request::fake(
+            "POST",
+            "/chat/messages",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+        );
+        post.body = b"text=hi&name=ann".to_vec();
+        let published = handle(&post, &app);
+        assert_eq!(published.status, 201);
+        let id = String::from_utf8_lossy(published.bytes()).trim().to_owned();
+        assert!(id.parse::<u64>().is_ok(), "{id:?}");
+        post.body = b"text=+++".to_vec();
+        let refused = handle(&post, &app);
+        assert_eq!(refused.status, 422);
+        assert_eq!(refused.label, "/chat/messages");
+        let metrics = app.chat.render_metrics();
+        assert!(
+            metrics.contains("chat_messages_published_total 1\n"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("chat_publishes_refused_total{reason=\"empty\"} 1\n"));
+        assert!(metrics.contains("chat_messages_held 1\n"));
+    }
+
+    #[test]
+    fn an_htmx_publish_gets_a_fresh_form_that_keeps_the_name() {
+        let app = app();
+        let mut post = Request::fake(
+            "POST",
+            "/chat/messages",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("HX-Request", "true"),
+            ],
+        );
+        post.body = b"text=hi&name=ann".to_vec();
+        let reply = handle(&post, &app);
+        assert_eq!(reply.status, 201);
+        let html = String::from_utf8_lossy(reply.bytes()).into_owned();
+        assert!(html.starts_with(r#"<form id="chat-form""#), "{html}");
+        assert!(html.contains(r#"value="ann""#));
     }
 
     #[test]

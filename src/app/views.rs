@@ -8,49 +8,103 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::assets;
 
+/// Which htmx a page is written for. Both are served from the binary; the pages of each link to
+/// the other's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// htmx 2 with the `htmx-ext-sse` extension: `hx-ext="sse" sse-connect=…`.
+    Htmx2,
+    /// htmx 4 with its own SSE extension: `hx-sse:connect=…`.
+    Htmx4,
+}
+
+impl Flavor {
+    /// The path of this flavor's page for `path` (written for htmx 2).
+    pub fn page(self, path: &str) -> String {
+        match self {
+            Flavor::Htmx2 => path.to_owned(),
+            Flavor::Htmx4 if path == "/" => "/htmx4/".to_owned(),
+            Flavor::Htmx4 => format!("/htmx4{path}"),
+        }
+    }
+
+    fn other(self) -> Flavor {
+        match self {
+            Flavor::Htmx2 => Flavor::Htmx4,
+            Flavor::Htmx4 => Flavor::Htmx2,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Flavor::Htmx2 => "htmx 2",
+            Flavor::Htmx4 => "htmx 4",
+        }
+    }
+}
+
 /// The article's first page: the box connects as soon as the page loads.
-pub fn auto_connect_page() -> Markup {
+pub fn auto_connect_page(flavor: Flavor) -> Markup {
     layout(
+        flavor,
         "Live box",
+        "/",
         html! {
             p { "Here." }
-            (live_box())
+            (live_box(flavor))
             (pong_button())
-            p.nav { "Connect on demand instead: " a href="/on-demand" { "/on-demand" } }
+            p.nav {
+                "Connect on demand instead: " a href=(flavor.page("/on-demand")) { "on demand" }
+                " · the chatroom: " a href=(flavor.page("/chat")) { "chat" }
+            }
         },
     )
 }
 
 /// The article's second page: the box arrives, and connects, when Connect is clicked.
-pub fn on_demand_page() -> Markup {
+pub fn on_demand_page(flavor: Flavor) -> Markup {
     layout(
+        flavor,
         "Live box on demand",
+        "/on-demand",
         html! {
             p { "Here." }
-            (connect_button())
+            (connect_button(flavor))
             (pong_button())
-            p.nav { "Connect on load instead: " a href="/" { "/" } }
+            p.nav { "Connect on load instead: " a href=(flavor.page("/")) { "live box" } }
         },
     )
 }
 
-/// The box that holds the live stream: htmx's SSE extension opens `/connect` and swaps each
-/// unnamed event ("message") into it.
-pub fn live_box() -> Markup {
-    html! {
-        div #live-box hx-ext="sse" sse-connect="/connect" sse-swap="message" {
-            "Contents of this box will be updated in real time with every event from the server."
-        }
+/// The box that holds the live stream: it opens `/connect` and each unnamed event replaces its
+/// content.
+pub fn live_box(flavor: Flavor) -> Markup {
+    let text =
+        "Contents of this box will be updated in real time with every event from the server.";
+    match flavor {
+        Flavor::Htmx2 => html! {
+            div #live-box hx-ext="sse" sse-connect="/connect" sse-swap="message" { (text) }
+        },
+        // htmx 4 never retries a first connect that fails: these attributes do (a 503 at
+        // capacity is not swapped into the box, and the connect is tried again 2 s later).
+        Flavor::Htmx4 => html! {
+            div #live-box hx-sse:connect="/connect" hx-trigger=(RETRY_FIRST_CONNECT)
+                "hx-status:5xx"="swap:none" { (text) }
+        },
     }
 }
+
+/// For htmx 4: connect on load, and again 2 s after a failed attempt.
+const RETRY_FIRST_CONNECT: &str = "load, htmx:error delay:2s, htmx:response:error delay:2s";
 
 /// The payload of event `n`.
 pub fn event_html(n: u64) -> Markup {
     html! { p { "This is " (n) "." } }
 }
 
-pub fn connect_button() -> Markup {
-    html! { button hx-post="/start-connection" hx-swap="outerHTML" { "Connect" } }
+pub fn connect_button(flavor: Flavor) -> Markup {
+    let start = flavor.page("/start-connection");
+    html! { button hx-post=(start) hx-swap="outerHTML" { "Connect" } }
 }
 
 pub fn pong_button() -> Markup {
@@ -61,10 +115,78 @@ pub fn ping_button() -> Markup {
     html! { button hx-post="/ping" hx-swap="outerHTML" { "Ping" } }
 }
 
+/// The chatroom: the message list fills from `/chat/stream` (recent history first, then every
+/// new message, appended), and the form publishes with htmx and is replaced by a fresh one.
+pub fn chat_page(flavor: Flavor) -> Markup {
+    let log = match flavor {
+        Flavor::Htmx2 => html! {
+            div #chat-log hx-ext="sse" sse-connect="/chat/stream" sse-swap="message"
+                hx-swap="beforeend" {}
+        },
+        Flavor::Htmx4 => html! {
+            div #chat-log hx-sse:connect="/chat/stream" hx-swap="beforeend"
+                hx-trigger=(RETRY_FIRST_CONNECT) "hx-status:5xx"="swap:none" {}
+        },
+    };
+    layout(
+        flavor,
+        "Chat",
+        "/chat",
+        html! {
+            div #chat-notice {}
+            (log)
+            (chat_form("", None))
+            p.nav { "The live box: " a href=(flavor.page("/")) { "live box" } }
+        },
+    )
+}
+
+/// The publish form, with the name kept and, after a refusal, why.
+pub fn chat_form(name: &str, error: Option<&str>) -> Markup {
+    html! {
+        form #chat-form hx-post="/chat/messages" hx-swap="outerHTML" {
+            input name="name" placeholder="name" maxlength="40" value=(name);
+            textarea name="text" placeholder="message" required rows="2" {}
+            button type="submit" { "Send" }
+            @if let Some(error) = error {
+                p.error { (error) }
+            }
+        }
+    }
+}
+
+/// One message as the list shows it. Its id makes it findable, once.
+pub fn chat_message(id: u64, name: &str, text: &str) -> Markup {
+    html! {
+        article id=(format!("msg-{id}")) .msg {
+            b.name { (name) } " " span.text { (text) }
+        }
+    }
+}
+
+/// The first message a stream sends after it (re)connects without a known position: htmx swaps
+/// it out of band as the list's whole content, so that a re-sent history replaces what the page
+/// shows instead of adding to it. (Wrapped rather than put before the message: htmx 2 swaps out
+/// of band before the main content, htmx 4 after.)
+pub fn chat_reset(first: Markup) -> Markup {
+    html! { div #chat-log hx-swap-oob="innerHTML" { (first) } }
+}
+
+/// Sent before the history when a client comes back after messages it never got were dropped.
+pub fn chat_missed() -> Markup {
+    html! {
+        div #chat-notice hx-swap-oob="true" {
+            p.missed { "Some messages were missed while you were away; these are the ones still held." }
+        }
+    }
+}
+
 /// Served for any path the server does not know. The path is shown, escaped.
 pub fn not_found_page(path: &str) -> Markup {
     layout(
+        Flavor::Htmx2,
         "Not found",
+        "",
         html! {
             p { "Nothing is served at " code { (path) } "." }
             p { a href="/" { "Back to the live box" } }
@@ -74,29 +196,53 @@ pub fn not_found_page(path: &str) -> Markup {
 
 /// A short error page for statuses other than 404 (405, 503, ...).
 pub fn error_page(title: &str, detail: &str) -> Markup {
-    layout(title, html! { p { (detail) } })
+    layout(Flavor::Htmx2, title, "", html! { p { (detail) } })
 }
 
-fn layout(title: &str, body: Markup) -> Markup {
+/// The answer to a stream request at capacity: short, so that it reads well if a client swaps
+/// it into the page.
+pub fn busy_fragment() -> Markup {
+    html! { p.busy { "The server is busy; the live box will connect as soon as it can." } }
+}
+
+/// htmx would otherwise add an inline <style>, which the Content-Security-Policy forbids.
+const HTMX_CONFIG: &str = r#"{"includeIndicatorStyles":false,"responseHandling":[{"code":"204","swap":false},{"code":"[23]..","swap":true},{"code":"4..","swap":true,"error":false},{"code":"...","swap":false,"error":true}]}"#;
+
+/// A page: `path` is the page's path in htmx 2 terms, for the link to the other flavor (none for
+/// an empty path).
+fn layout(flavor: Flavor, title: &str, path: &str, body: Markup) -> Markup {
+    let (htmx, sse) = match flavor {
+        Flavor::Htmx2 => (&assets::HTMX, &assets::HTMX_SSE),
+        Flavor::Htmx4 => (&assets::HTMX4, &assets::HTMX4_SSE),
+    };
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                // htmx would otherwise add an inline <style>, which the Content-Security-Policy
-                // forbids.
-                meta name="htmx-config" content=r#"{"includeIndicatorStyles":false}"#;
+                // htmx 2: 4xx answers are swapped (the chat form shows why a message was
+                // refused), not treated as errors. htmx 4 swaps them by default.
+                @if flavor == Flavor::Htmx2 {
+                    meta name="htmx-config" content=(HTMX_CONFIG);
+                }
                 title { (title) " · sse-htmx" }
                 link rel="icon" href=(assets::FAVICON.url());
                 link rel="stylesheet" href=(assets::APP_CSS.url());
-                script src=(assets::HTMX.url()) {}
-                script src=(assets::HTMX_SSE.url()) {}
+                script src=(htmx.url()) {}
+                script src=(sse.url()) {}
             }
             body {
                 main {
                     h1 { (title) }
                     (body)
+                    @if !path.is_empty() {
+                        p.flavor {
+                            "This page uses " (flavor.name()) ". The same page in "
+                            (flavor.other().name()) ": "
+                            a href=(flavor.other().page(path)) { (flavor.other().page(path)) }
+                        }
+                    }
                 }
             }
         }
@@ -126,17 +272,70 @@ mod tests {
 
     #[test]
     fn live_box_connects_and_swaps_messages() {
-        let html = live_box().into_string();
+        let html = live_box(Flavor::Htmx2).into_string();
         assert!(html.contains(r#"hx-ext="sse" sse-connect="/connect" sse-swap="message""#));
     }
 
     #[test]
     fn pages_load_scripts_from_the_server_only() {
-        for page in [auto_connect_page(), on_demand_page()] {
+        for page in [
+            auto_connect_page(Flavor::Htmx2),
+            on_demand_page(Flavor::Htmx2),
+        ] {
             let html = page.into_string();
             assert!(html.contains(r#"src="/assets/htmx.min.js?v="#));
             assert!(html.contains(r#"src="/assets/sse.min.js?v="#));
             assert!(!html.contains("http://") && !html.contains("https://"));
+        }
+    }
+
+    #[test]
+    fn a_chat_message_escapes_name_and_text() {
+        let html = chat_message(7, "<b>x</b>", "<img src=x onerror=alert(1)>").into_string();
+        assert_eq!(
+            html,
+            "<article class=\"msg\" id=\"msg-7\"><b class=\"name\">&lt;b&gt;x&lt;/b&gt;</b> \
+             <span class=\"text\">&lt;img src=x onerror=alert(1)&gt;</span></article>"
+        );
+    }
+
+    #[test]
+    fn the_chat_page_connects_its_list_and_posts_its_form() {
+        let html = chat_page(Flavor::Htmx2).into_string();
+        assert!(html.contains(
+            r#"<div id="chat-log" hx-ext="sse" sse-connect="/chat/stream" sse-swap="message" hx-swap="beforeend">"#
+        ));
+        assert!(
+            html.contains(r#"<form id="chat-form" hx-post="/chat/messages" hx-swap="outerHTML">"#)
+        );
+        assert!(html.contains(r#"name="text""#) && html.contains(r#"name="name""#));
+    }
+
+    #[test]
+    fn htmx_4_pages_load_htmx_4_and_connect_with_its_markup() {
+        let page = auto_connect_page(Flavor::Htmx4).into_string();
+        assert!(page.contains(r#"src="/assets/htmx4.min.js?v="#));
+        assert!(page.contains(r#"src="/assets/hx-sse4.min.js?v="#));
+        assert!(!page.contains("/assets/htmx.min.js") && !page.contains("sse-connect"));
+        assert!(page.contains(r#"<div id="live-box" hx-sse:connect="/connect" hx-trigger="load, htmx:error delay:2s, htmx:response:error delay:2s" hx-status:5xx="swap:none">"#));
+        let on_demand = on_demand_page(Flavor::Htmx4).into_string();
+        assert!(on_demand.contains(r#"hx-post="/htmx4/start-connection""#));
+        let chat = chat_page(Flavor::Htmx4).into_string();
+        assert!(chat.contains(r#"hx-sse:connect="/chat/stream" hx-swap="beforeend""#));
+    }
+
+    #[test]
+    fn every_page_links_to_its_other_flavor() {
+        let pairs = [
+            (auto_connect_page(Flavor::Htmx2), r#"href="/htmx4/""#),
+            (auto_connect_page(Flavor::Htmx4), r#"href="/""#),
+            (on_demand_page(Flavor::Htmx2), r#"href="/htmx4/on-demand""#),
+            (on_demand_page(Flavor::Htmx4), r#"href="/on-demand""#),
+            (chat_page(Flavor::Htmx2), r#"href="/htmx4/chat""#),
+            (chat_page(Flavor::Htmx4), r#"href="/chat""#),
+        ];
+        for (page, link) in pairs {
+            assert!(page.into_string().contains(link), "{link}");
         }
     }
 

@@ -164,7 +164,7 @@ fn read_line(reader: &mut impl BufRead) -> String {
     line.trim_end_matches(['\r', '\n']).to_owned()
 }
 
-/// An open `/connect` stream read chunk by chunk.
+/// An open event stream (`/connect`, or any path) read chunk by chunk.
 pub struct EventStream {
     pub head: Response,
     reader: BufReader<TcpStream>,
@@ -189,10 +189,16 @@ impl EventStream {
     }
 
     pub fn open_with(addr: SocketAddr, extra_headers: &str) -> EventStream {
+        EventStream::open_path(addr, "/connect", extra_headers)
+    }
+
+    /// Opens the event stream at `path` with the given extra header lines (each ending in CRLF)
+    /// and reads its head, whatever the status.
+    pub fn open_path(addr: SocketAddr, path: &str, extra_headers: &str) -> EventStream {
         let mut stream = connect(addr);
         write!(
             stream,
-            "GET /connect HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{extra_headers}\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{extra_headers}\r\n"
         )
         .unwrap();
         let mut reader = BufReader::new(stream);

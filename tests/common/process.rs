@@ -48,6 +48,31 @@ impl ServerProcess {
     /// under the wrapper command `prefix` if there is one, and waits up to [`START_TIMEOUT`] for
     /// the line that names its address.
     pub fn launch(binary: &OsStr, prefix: &[&str], args: &[&str]) -> Result<ServerProcess, String> {
+        ServerProcess::spawn(binary, prefix, &["--quiet"], args)
+    }
+
+    /// This build's server with `args` and without `--quiet`, so that it logs; its last lines
+    /// on stderr are in [`ServerProcess::stderr_tail`]. Panics if it does not start.
+    pub fn start_logging(args: &[&str]) -> ServerProcess {
+        ServerProcess::spawn(THIS_BUILD.as_ref(), &[], &[], args)
+            .unwrap_or_else(|error| panic!("start sse-htmx: {error}"))
+    }
+
+    /// The last lines the server wrote on stderr (at most ten, each cut to 300 characters).
+    pub fn stderr_tail(&self) -> Vec<String> {
+        let tail = self
+            .stderr_tail
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        tail.iter().cloned().collect()
+    }
+
+    fn spawn(
+        binary: &OsStr,
+        prefix: &[&str],
+        quiet: &[&str],
+        args: &[&str],
+    ) -> Result<ServerProcess, String> {
         let mut command = match prefix.split_first() {
             Some((wrapper, wrapper_args)) => {
                 let mut command = Command::new(wrapper);
@@ -57,7 +82,8 @@ impl ServerProcess {
             None => Command::new(binary),
         };
         let mut child = command
-            .args(["--addr", "127.0.0.1:0", "--quiet"])
+            .args(["--addr", "127.0.0.1:0"])
+            .args(quiet)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
