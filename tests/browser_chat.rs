@@ -187,8 +187,8 @@ fn a_restart_with_the_store_duplicates_nothing(browser: &Browser) {
     // store. The pages' streams drop, so this phase logs network errors: they are printed, not
     // asserted.
     server.stop().expect("the first server stops");
-    assert_no_connection_left(addr);
     let stopped = Instant::now();
+    assert_no_connection_left(addr);
     let server = chat_server_at(addr, &store.0);
     wait_for_subscribers(addr, 2, "after the restart");
     eprintln!(
@@ -213,8 +213,8 @@ fn a_restart_with_the_store_duplicates_nothing(browser: &Browser) {
     // the stream up, and htmx's extension opens a new one, without Last-Event-ID, so the server
     // sends its history again and the page must replace its list, not append to it.
     server.stop().expect("the second server stops");
-    assert_no_connection_left(addr);
     let stopped = Instant::now();
+    assert_no_connection_left(addr);
     let gateway = Gateway::start(addr);
     for (tab, watch) in [("first", &first_watch), ("second", &second_watch)] {
         assert!(
