@@ -49,6 +49,10 @@ impl Connections {
         lock(&self.closed).contains_key(&peer)
     }
 
+    pub fn is_stream(&self, peer: SocketAddr) -> bool {
+        lock(&self.streams).contains(&peer)
+    }
+
     /// A stream, a body being read, or a connection the server has ended: in any case not one
     /// waiting for tiny_http to read its next request.
     pub fn in_use(&self, peer: SocketAddr) -> bool {

@@ -163,6 +163,17 @@ impl HttpServer {
                 }
             }
         }
+        // tiny_http's threads would keep idle keep-alive connections open after the server
+        // stopped, and a client that reused one would wait for an answer that never comes
+        // (a browser reconnecting its stream to a restarted server, say). Streams end their
+        // bodies themselves.
+        for accepted in shared.sockets.accepted() {
+            if !shared.connections.is_stream(accepted.peer)
+                && let Some(socket) = shared.sockets.find(accepted.peer)
+            {
+                let _ = socket.shutdown(std::net::Shutdown::Both);
+            }
+        }
         let deadline = Instant::now() + DRAIN_TIME;
         while shared.metrics.streams_live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));

@@ -225,6 +225,11 @@ impl Chat {
                 delivery.last_queued = first.id.saturating_sub(1);
             }
             self.queue(&subscriber, &mut delivery, &resume, replace, &room);
+            if resume.messages.is_empty() && !resume.missed {
+                // Nothing to send yet: a comment, so that the client sees the stream is open
+                // (browsers and curl show nothing of a response before its first body bytes).
+                subscriber.outlet.offer(b": connected\n\n");
+            }
             lock(&self.subscribers).push(subscriber.clone());
         }
         self.metrics.subscribers.fetch_add(1, Ordering::Relaxed);
