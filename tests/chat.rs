@@ -106,8 +106,12 @@ struct Msg {
 
 impl Msg {
     /// From `<article` to the end: the message itself, without what may come before it.
+    /// The message's `<article>` element, without the list reset the first message of a
+    /// stream may be wrapped in.
     fn article(&self) -> &str {
-        &self.data[self.data.find("<article").expect("an article")..]
+        let start = self.data.find("<article").expect("an article");
+        let end = self.data.rfind("</article>").expect("an article's end") + "</article>".len();
+        &self.data[start..end]
     }
 
     fn has_text(&self, text: &str) -> bool {

@@ -3,15 +3,23 @@
 
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use std::time::Instant;
 
 use super::outlet::{Outlet, Woken};
 use super::shared::Shared;
+use super::socket;
 use crate::chunked::Framing;
 use crate::sse::Event;
 use crate::stop::Watch;
+
+/// How long `drop_writer` waits for tiny_http's reader to close its descriptor, in milliseconds.
+const WRITER_WAIT_TRIES: u32 = 20;
+/// How far from the first descriptor found it looks for the connection's others.
+const NEIGHBOURHOOD: RawFd = 256;
 
 /// Sent when nothing has gone out for the keep-alive time: proxies see traffic, and a dead
 /// client is found at the write.
@@ -29,7 +37,8 @@ pub enum Ended {
 /// What a stream's body sends through. It knows the connection's framing and the server's stop
 /// signal; the body only decides what to send and when.
 pub struct Events<'a> {
-    writer: &'a mut dyn Write,
+    /// tiny_http's raw writer, until an outlet takes over the connection.
+    writer: &'a mut Option<Box<dyn Write + Send>>,
     framing: Framing,
     shared: &'a Shared,
     frame: Vec<u8>,
@@ -54,7 +63,7 @@ pub struct Sent {
 
 impl<'a> Events<'a> {
     pub fn new(
-        writer: &'a mut dyn Write,
+        writer: &'a mut Option<Box<dyn Write + Send>>,
         framing: Framing,
         shared: &'a Shared,
         peer: Option<SocketAddr>,
@@ -83,21 +92,51 @@ impl<'a> Events<'a> {
             return Ok(outlet.clone());
         }
         let gone = |why: &str| Ended::ClientGone(std::io::Error::other(why.to_owned()));
-        self.writer.flush().map_err(Ended::ClientGone)?;
-        let socket = self
-            .peer
-            .and_then(|peer| self.shared.sockets.find(peer))
+        if let Some(writer) = self.writer.as_mut() {
+            writer.flush().map_err(Ended::ClientGone)?;
+        }
+        let peer = self.peer.ok_or_else(|| gone("no peer address"))?;
+        let sockets = &self.shared.sockets;
+        let (socket, found) = sockets
+            .find_with_number(peer)
             .ok_or_else(|| gone("the connection's socket is gone"))?;
         // The outlet owns the connection from here: tiny_http's pool thread is let go now, as
         // `after_first_event` would have done.
         let _ = socket.shutdown(Shutdown::Read);
         self.after_first_event = None;
+        self.drop_writer(peer, socket.as_raw_fd(), found);
         let outlet = Outlet::new(socket, self.framing, self.shared.metrics.clone())
             .map_err(Ended::ClientGone)?;
         let outlet = Arc::new(outlet);
         self.outlet = Some(outlet.clone());
         self.watch = Some(self.shared.stop.watch());
         Ok(outlet)
+    }
+
+    /// Lets go of tiny_http's writer, so that the connection holds one descriptor (the outlet's)
+    /// instead of two: a stream's connection would otherwise count twice against the open-file
+    /// limit. Dropping the writer shuts down its descriptor's write half, which would end the
+    /// stream, so its descriptor is first pointed at /dev/null. Which of the connection's other
+    /// descriptors is the writer's is known once tiny_http's reader, let go above, has closed
+    /// its own: then it is the only one. If that cannot be told in a few milliseconds, the writer
+    /// is kept (and the connection holds two).
+    fn drop_writer(&mut self, peer: SocketAddr, outlet_fd: RawFd, found: RawFd) {
+        let Some(null) = &self.shared.null else {
+            return;
+        };
+        for _ in 0..WRITER_WAIT_TRIES {
+            let others = self
+                .shared
+                .sockets
+                .others_near(peer, outlet_fd, found, NEIGHBOURHOOD);
+            if let [writer] = others[..] {
+                if socket::disarm(writer, null) {
+                    *self.writer = None;
+                }
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Serves the outlet: writes what other threads queued and keep-alive comments, until an
@@ -148,10 +187,10 @@ impl<'a> Events<'a> {
     }
 
     fn write(&mut self, payload: &[u8]) -> Result<(), Ended> {
-        match self
-            .framing
-            .write_frame(&mut self.writer, &mut self.frame, payload)
-        {
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(Ended::ClientGone(std::io::ErrorKind::NotConnected.into()));
+        };
+        match self.framing.write_frame(writer, &mut self.frame, payload) {
             Ok(written) => {
                 self.sent.bytes += written;
                 self.last_write = Instant::now();

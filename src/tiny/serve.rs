@@ -95,6 +95,7 @@ impl HttpServer {
             stop: Stop::default(),
             metrics,
             connections: Connections::default(),
+            null: std::fs::File::open("/dev/null").ok(),
         };
         Ok(HttpServer {
             shared: Arc::new(shared),
@@ -167,13 +168,9 @@ impl HttpServer {
         // stopped, and a client that reused one would wait for an answer that never comes
         // (a browser reconnecting its stream to a restarted server, say). Streams end their
         // bodies themselves.
-        for accepted in shared.sockets.accepted() {
-            if !shared.connections.is_stream(accepted.peer)
-                && let Some(socket) = shared.sockets.find(accepted.peer)
-            {
-                let _ = socket.shutdown(std::net::Shutdown::Both);
-            }
-        }
+        shared
+            .sockets
+            .shut_down_where(|peer| !shared.connections.is_stream(peer));
         let deadline = Instant::now() + DRAIN_TIME;
         while shared.metrics.streams_live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));

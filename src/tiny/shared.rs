@@ -41,4 +41,7 @@ pub struct Shared {
     pub connections: Connections,
     pub sockets: Sockets,
     pub acceptor: Acceptor,
+    /// `/dev/null`, to point descriptors of tiny_http's at when they must not close a connection
+    /// (see `Events::outlet`).
+    pub null: Option<std::fs::File>,
 }

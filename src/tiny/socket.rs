@@ -81,6 +81,11 @@ impl Sockets {
 
     /// An owned duplicate of the socket of the TCP connection from `peer` to the listener.
     pub fn find(&self, peer: SocketAddr) -> Option<Socket> {
+        self.find_with_number(peer).map(|(socket, _)| socket)
+    }
+
+    /// [`Sockets::find`], with the number of the descriptor that was duplicated.
+    pub fn find_with_number(&self, peer: SocketAddr) -> Option<(Socket, RawFd)> {
         let max_fd = self.max_fd;
         let start = self.last_found.load(Ordering::Relaxed).clamp(0, max_fd);
         for distance in 0..=max_fd {
@@ -94,11 +99,43 @@ impl Sockets {
                     && let Some(socket) = self.duplicate_if(fd, peer)
                 {
                     self.last_found.store(fd, Ordering::Relaxed);
-                    return Some(socket);
+                    return Some((socket, fd));
                 }
             }
         }
         None
+    }
+
+    /// Shuts down, in one pass over the descriptors, every connection accepted on the listener
+    /// whose peer `close` picks.
+    pub fn shut_down_where(&self, close: impl Fn(SocketAddr) -> bool) {
+        for fd in 0..descriptor_table_size() {
+            if local_addr(fd) == Some(self.local)
+                && let Some(peer) = peer_addr(fd)
+                && close(peer)
+                && let Some(socket) = self.duplicate_if(fd, peer)
+            {
+                let _ = socket.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    /// The descriptors within `radius` of number `around` that are the connection from `peer`,
+    /// other than `except`. (tiny_http makes its two descriptors of a connection one right after
+    /// the other, so they are close to each other.)
+    pub fn others_near(
+        &self,
+        peer: SocketAddr,
+        except: RawFd,
+        around: RawFd,
+        radius: RawFd,
+    ) -> Vec<RawFd> {
+        let low = around.saturating_sub(radius).max(0);
+        let high = around.saturating_add(radius).min(self.max_fd);
+        (low..=high)
+            .filter(|&fd| fd != except && peer_addr(fd) == Some(peer))
+            .filter(|&fd| local_addr(fd) == Some(self.local))
+            .collect()
     }
 
     /// Every connection accepted on the listener that this process holds, one entry per
@@ -192,6 +229,18 @@ fn duplicate(fd: RawFd) -> Option<OwnedFd> {
     // SAFETY: `new` was just created by the call above and nothing else knows it, so this
     // `OwnedFd` is its only owner and closes it exactly once.
     Some(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Points descriptor number `fd` at `/dev/null` (`null`), in place: whoever owns `fd` can then
+/// shut it down and close it without touching the connection it was.
+#[allow(unsafe_code)]
+pub fn disarm(fd: RawFd, null: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: dup2 takes both descriptors as plain numbers and touches no memory. It atomically
+    // makes `fd` refer to what `null` refers to; `fd` stays open, so its owner's later calls on
+    // it act on /dev/null (a shutdown fails with ENOTSOCK) and its close closes that. Callers
+    // pass only a descriptor whose owner they hold and will not use for I/O again.
+    unsafe { libc::dup2(null.as_raw_fd(), fd) == fd }
 }
 
 /// Waits until `socket` can take more bytes (or has failed), for at most `timeout`. Returns

@@ -172,8 +172,10 @@ fn serve(
         opening.note,
         shared.metrics.streams_live.load(Ordering::Relaxed)
     ));
-    let mut writer = request.into_writer();
-    let head = write_head(&mut writer, opening.framing, extra_headers);
+    let mut raw_writer = request.into_writer();
+    let head = write_head(&mut raw_writer, opening.framing, extra_headers);
+    // Taken by the body if it hands the connection over to an outlet (see `Events::outlet`).
+    let mut writer = Some(raw_writer);
     // tiny_http's pool thread is waiting for a second request that an event stream never sends;
     // shutting the read half ends that wait and the thread goes back to the pool. Done once the
     // first event is out, so that a client does not wait for the search.
@@ -211,7 +213,10 @@ fn serve(
         sent.events = outlet.events();
     } else if let Ended::ServerStopping = ended {
         // Ending the body properly tells the client the stream is over, not cut.
-        if opening.framing.finish(&mut writer).is_ok() && opening.framing == Framing::Chunked {
+        if let Some(writer) = writer.as_mut()
+            && opening.framing.finish(writer).is_ok()
+            && opening.framing == Framing::Chunked
+        {
             sent.bytes += 5;
         }
     }
