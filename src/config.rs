@@ -1,6 +1,7 @@
 //! How the server runs: what the binary's flags set.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How the server runs. [`Config::default`] is what the binary uses without flags.
@@ -26,6 +27,16 @@ pub struct Config {
     /// this id. Not a flag of the binary.
     #[doc(hidden)]
     pub panic_at_event: Option<u64>,
+    /// Chat messages held in memory for late and returning subscribers (also bounded at 1 MiB).
+    pub history: usize,
+    /// The chat's append-only journal: messages survive a restart. `None` keeps them in memory
+    /// only.
+    pub store: Option<PathBuf>,
+    /// The longest chat message, in characters.
+    pub max_message: usize,
+    /// Chat messages a second one client address may publish (bursts of four times as many);
+    /// 0 for no limit.
+    pub publish_limit: u32,
     /// No request or stream log lines on stderr.
     pub quiet: bool,
 }
@@ -41,6 +52,10 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(10),
             panic_at_event: None,
+            history: 1000,
+            store: None,
+            max_message: 2000,
+            publish_limit: 5,
             quiet: false,
         }
     }

@@ -7,6 +7,12 @@ use std::net::SocketAddr;
 pub enum Error {
     /// The listening address could not be bound (in use, not local, no permission).
     Bind { addr: SocketAddr, source: io::Error },
+    /// The chat's journal could not be opened (a torn or damaged tail is not an error: it is
+    /// skipped and logged).
+    Store {
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
     /// Something the server runs on could not be started: the HTTP server on the listener, or
     /// a thread.
     Start {
@@ -19,6 +25,8 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            // The journal's errors name the path already.
+            Error::Store { source, .. } => write!(f, "cannot open the store: {source}"),
             Error::Start { what, source } => write!(f, "cannot start {what}: {source}"),
         }
     }
@@ -27,7 +35,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Bind { source, .. } => Some(source),
+            Error::Bind { source, .. } | Error::Store { source, .. } => Some(source),
             Error::Start { source, .. } => Some(source.as_ref()),
         }
     }

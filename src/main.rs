@@ -19,13 +19,21 @@ Options:
                              for this long [default: 30s]
       --write-timeout <TIME> Give up on a client whose socket accepts nothing for this long
                              [default: 10s]
+      --history <N>          Chat messages held in memory for late and returning pages
+                             (also bounded at 1 MiB of text) [default: 1000]
+      --store <PATH>         Append chat messages to this journal and load it at start, so
+                             they survive a restart [default: memory only]
+      --max-message <N>      The longest chat message, in characters [default: 2000]
+      --publish-limit <N>    Chat messages a second from one client address, in bursts of
+                             up to 4 x N; 0 for no limit [default: 5]
   -q, --quiet                No log lines on stderr
   -h, --help                 Print this help
   -V, --version              Print the version
 
 Routes: / (live box), /on-demand (box on a click), /connect (the event stream),
-/healthz, /metrics (Prometheus). SIGINT or SIGTERM ends every stream cleanly and exits 0;
-a second signal exits at once.";
+/chat (the chatroom), /chat/stream (its messages), POST /chat/messages (publish:
+curl -d text=hi URL/chat/messages), /healthz, /metrics (Prometheus).
+SIGINT or SIGTERM ends every stream cleanly and exits 0; a second signal exits at once.";
 
 fn parse_args() -> Result<Option<Config>, lexopt::Error> {
     use lexopt::prelude::*;
@@ -54,6 +62,10 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
             Long("write-timeout") => {
                 config.write_timeout = parser.value()?.parse_with(positive_duration)?;
             }
+            Long("history") => config.history = parser.value()?.parse_with(at_least_one)?,
+            Long("store") => config.store = Some(parser.value()?.into()),
+            Long("max-message") => config.max_message = parser.value()?.parse_with(at_least_one)?,
+            Long("publish-limit") => config.publish_limit = parser.value()?.parse()?,
             Short('q') | Long("quiet") => config.quiet = true,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
@@ -67,6 +79,14 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
         }
     }
     Ok(Some(config))
+}
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 fn positive_duration(text: &str) -> Result<Duration, String> {

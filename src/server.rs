@@ -6,6 +6,11 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use std::time::SystemTime;
+
+use crate::app::chat::history::Bounds;
+use crate::app::chat::message;
+use crate::app::chat::{Chat, Room};
 use crate::app::{App, Counter};
 use crate::config::Config;
 use crate::error::Error;
@@ -55,7 +60,9 @@ impl Server {
             quiet: config.quiet,
         };
         let http = HttpServer::bind(settings, metrics.clone(), log)?;
+        let chat = open_chat(&config, log)?;
         let app = App {
+            chat: Arc::new(chat),
             counter: Counter {
                 interval: config.interval,
                 retry: config.retry,
@@ -94,8 +101,37 @@ impl Server {
 
     /// Serves requests until stopped, then gives every stream a moment to end its body.
     pub fn run(self) -> Result<(), Error> {
-        self.http.run(&self.app)
+        let served = self.http.run(&self.app);
+        self.app.chat.sync();
+        served
     }
+}
+
+/// The chatroom, with its history loaded from the store if there is one.
+fn open_chat(config: &Config, log: Log) -> Result<Chat, Error> {
+    let bounds = Bounds {
+        max_messages: config.history,
+        ..Bounds::default()
+    };
+    let store_error = |source| Error::Store {
+        path: config.store.clone().unwrap_or_default(),
+        source,
+    };
+    let (room, problems) =
+        Room::open(bounds, config.store.as_deref(), SystemTime::now()).map_err(store_error)?;
+    for problem in problems {
+        log.line(format_args!("store: {problem}"));
+    }
+    let limits = message::Limits {
+        max_chars: config.max_message,
+        ..message::Limits::default()
+    };
+    Chat::start(room, limits, config.publish_limit, config.retry, log).map_err(|source| {
+        Error::Start {
+            what: "the chat's fan-out thread",
+            source: source.into(),
+        }
+    })
 }
 
 impl Stopper {

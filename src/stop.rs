@@ -1,8 +1,13 @@
 //! The stop signal every stream thread sleeps on: a stream waits for its next deadline *or* for
 //! the server to stop, whichever comes first, so a shutdown never waits out an interval.
+//!
+//! Threads that sleep by parking instead (so that another thread can wake just that one, see
+//! `tiny::outlet`) register themselves with [`Stop::watch`] and are unparked by the stop.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
+use std::thread::{self, Thread, ThreadId};
 use std::time::Instant;
 
 #[derive(Default)]
@@ -10,6 +15,23 @@ pub struct Stop {
     stopped: AtomicBool,
     lock: Mutex<()>,
     wake: Condvar,
+    parked: Mutex<HashMap<ThreadId, Thread>>,
+}
+
+/// Keeps the current thread registered with a [`Stop`] until dropped.
+pub struct Watch<'a> {
+    stop: &'a Stop,
+    id: ThreadId,
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        lock(&self.stop.parked).remove(&self.id);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Stop {
@@ -18,6 +40,18 @@ impl Stop {
         let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         self.stopped.store(true, Ordering::SeqCst);
         self.wake.notify_all();
+        for thread in lock(&self.parked).values() {
+            thread.unpark();
+        }
+    }
+
+    /// Has the current thread unparked when the stop comes, for as long as the guard lives. A
+    /// parked thread checks [`Stop::is_triggered`] each time it wakes.
+    pub fn watch(&self) -> Watch<'_> {
+        let current = thread::current();
+        let id = current.id();
+        lock(&self.parked).insert(id, current);
+        Watch { stop: self, id }
     }
 
     pub fn is_triggered(&self) -> bool {
@@ -74,5 +108,27 @@ mod tests {
         let (stopped, slept) = sleeper.join().unwrap();
         assert!(stopped);
         assert!(slept < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn trigger_unparks_a_watching_thread() {
+        let stop = Arc::new(Stop::default());
+        let (ready, watching) = std::sync::mpsc::channel();
+        let parker = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let _watch = stop.watch();
+                ready.send(()).unwrap();
+                let started = Instant::now();
+                while !stop.is_triggered() && started.elapsed() < Duration::from_secs(30) {
+                    std::thread::park_timeout(Duration::from_secs(30));
+                }
+                started.elapsed()
+            })
+        };
+        watching.recv().unwrap();
+        stop.trigger();
+        assert!(parker.join().unwrap() < Duration::from_secs(5));
+        assert!(lock(&stop.parked).is_empty(), "the guard unregistered");
     }
 }

@@ -1,11 +1,9 @@
-//! The application: the article's pages, its buttons and its counter stream. It never sees the
+//! The application: the article's pages, its buttons, its counter stream and the chatroom. It never sees the
 //! HTTP server underneath: requests come in as owned `tiny::Request`s and leave as plain-data
 //! `tiny::Reply`s, so every route is unit-tested without a socket.
 
 mod assets;
-// The chatroom's core; no route uses it yet.
-#[allow(dead_code)]
-mod chat;
+pub mod chat;
 mod counter;
 mod routes;
 mod views;
@@ -19,6 +17,7 @@ pub use counter::Counter;
 /// What the application needs to answer requests.
 pub struct App {
     pub counter: Counter,
+    pub chat: Arc<chat::Chat>,
     /// Rendered by `/metrics`; counted by the HTTP layer.
     pub metrics: Arc<Metrics>,
 }

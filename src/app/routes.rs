@@ -17,6 +17,9 @@ pub enum Route {
     Connect,
     Healthz,
     Metrics,
+    Chat,
+    ChatMessages,
+    ChatStream,
     Asset(&'static Asset),
     Unknown,
 }
@@ -57,6 +60,9 @@ impl Route {
             "/connect" => Route::Connect,
             "/healthz" => Route::Healthz,
             "/metrics" => Route::Metrics,
+            "/chat" => Route::Chat,
+            "/chat/messages" => Route::ChatMessages,
+            "/chat/stream" => Route::ChatStream,
             path => assets::find(path).map_or(Route::Unknown, Route::Asset),
         }
     }
@@ -69,8 +75,12 @@ impl Route {
             | Route::Connect
             | Route::Healthz
             | Route::Metrics
+            | Route::Chat
+            | Route::ChatStream
             | Route::Asset(_) => Some(Allow::GetHead),
-            Route::StartConnection | Route::Pong | Route::Ping => Some(Allow::Post),
+            Route::StartConnection | Route::Pong | Route::Ping | Route::ChatMessages => {
+                Some(Allow::Post)
+            }
             Route::Unknown => None,
         }
     }
@@ -86,6 +96,9 @@ impl Route {
             Route::Connect => "/connect",
             Route::Healthz => "/healthz",
             Route::Metrics => "/metrics",
+            Route::Chat => "/chat",
+            Route::ChatMessages => "/chat/messages",
+            Route::ChatStream => "/chat/stream",
             Route::Asset(_) => "/assets",
             Route::Unknown => "other",
         }
@@ -100,6 +113,12 @@ impl Handler for App {
 
     fn label(&self, request: &Request) -> &'static str {
         Route::of(&request.path).label()
+    }
+
+    fn refused(&self, request: &Request, status: u16) {
+        if status == 413 && matches!(Route::of(&request.path), Route::ChatMessages) {
+            self.chat.count_refusal("too_large");
+        }
     }
 
     fn busy(&self) -> Reply {
@@ -130,8 +149,11 @@ fn answer(route: Route, request: &Request, app: &App) -> Reply {
         Route::Metrics => Reply::new(
             200,
             "text/plain; version=0.0.4; charset=utf-8",
-            app.metrics.render().into_bytes(),
+            (app.metrics.render() + &app.chat.render_metrics()).into_bytes(),
         ),
+        Route::Chat => Reply::html(200, views::chat_page()),
+        Route::ChatMessages => app.chat.publish(request),
+        Route::ChatStream => app.chat.stream(request),
         Route::Asset(asset) => asset_reply(request, asset),
         Route::Unknown => Reply::html(404, views::not_found_page(&request.path)),
     }
@@ -162,18 +184,33 @@ fn asset_reply(request: &Request, asset: &'static Asset) -> Reply {
 mod tests {
     use super::*;
     use crate::app::Counter;
+    use crate::app::chat::history::Bounds;
+    use crate::app::chat::message::Limits;
+    use crate::app::chat::{Chat, Room};
+    use crate::log::Log;
     use crate::metrics::Metrics;
     use crate::tiny::Body;
     use std::sync::Arc;
     use std::time::Duration;
 
     fn app() -> App {
+        let room = Room::open(Bounds::default(), None, std::time::SystemTime::now())
+            .unwrap()
+            .0;
+        let chat = Chat::start(
+            room,
+            Limits::default(),
+            0,
+            Duration::from_secs(3),
+            Log { quiet: true },
+        );
         App {
             counter: Counter {
                 interval: Duration::from_secs(1),
                 retry: Duration::from_secs(3),
                 panic_at_event: None,
             },
+            chat: Arc::new(chat.unwrap()),
             metrics: Arc::new(Metrics::default()),
         }
     }
@@ -193,6 +230,9 @@ mod tests {
             ("/connect", Some(Allow::GetHead), "/connect"),
             ("/healthz", Some(Allow::GetHead), "/healthz"),
             ("/metrics", Some(Allow::GetHead), "/metrics"),
+            ("/chat", Some(Allow::GetHead), "/chat"),
+            ("/chat/messages", Some(Allow::Post), "/chat/messages"),
+            ("/chat/stream", Some(Allow::GetHead), "/chat/stream"),
             ("/assets/htmx.min.js", Some(Allow::GetHead), "/assets"),
             ("/assets/app.css", Some(Allow::GetHead), "/assets"),
             ("/nope", None, "other"),
@@ -242,6 +282,51 @@ mod tests {
         assert_eq!(reply.status, 200);
         assert_eq!(reply.label, "/connect");
         assert!(matches!(reply.body, Body::Events(_)));
+    }
+
+    #[test]
+    fn a_plain_publish_answers_201_with_the_id_and_a_refusal_says_why() {
+        let app = app();
+        let mut post = Request::fake(
+            "POST",
+            "/chat/messages",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+        );
+        post.body = b"text=hi&name=ann".to_vec();
+        let published = handle(&post, &app);
+        assert_eq!(published.status, 201);
+        let id = String::from_utf8_lossy(published.bytes()).trim().to_owned();
+        assert!(id.parse::<u64>().is_ok(), "{id:?}");
+        post.body = b"text=+++".to_vec();
+        let refused = handle(&post, &app);
+        assert_eq!(refused.status, 422);
+        assert_eq!(refused.label, "/chat/messages");
+        let metrics = app.chat.render_metrics();
+        assert!(
+            metrics.contains("chat_messages_published_total 1\n"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("chat_publishes_refused_total{reason=\"empty\"} 1\n"));
+        assert!(metrics.contains("chat_messages_held 1\n"));
+    }
+
+    #[test]
+    fn an_htmx_publish_gets_a_fresh_form_that_keeps_the_name() {
+        let app = app();
+        let mut post = Request::fake(
+            "POST",
+            "/chat/messages",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("HX-Request", "true"),
+            ],
+        );
+        post.body = b"text=hi&name=ann".to_vec();
+        let reply = handle(&post, &app);
+        assert_eq!(reply.status, 201);
+        let html = String::from_utf8_lossy(reply.bytes()).into_owned();
+        assert!(html.starts_with(r#"<form id="chat-form""#), "{html}");
+        assert!(html.contains(r#"value="ann""#));
     }
 
     #[test]

@@ -89,25 +89,44 @@ fn start_http(listener: &TcpListener) -> Result<tiny_http::Server, StartError> {
 
 /// How long a probe connection may wait to be accepted before the accept thread counts as gone.
 /// tiny_http accepts in microseconds; a second covers a busy machine.
-const PROBE_PATIENCE: Duration = Duration::from_secs(2);
+const PROBE_PATIENCE: Duration = Duration::from_secs(1);
+
+/// How often a new probe is made once the last one was accepted.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
 
 /// Connects to the listener now and then, and says whether the connection was accepted.
 #[derive(Default)]
 pub struct Watchdog {
     probe: Option<(TcpStream, SocketAddr, Instant)>,
+    /// When the last probe was found accepted.
+    last_accepted: Option<Instant>,
 }
 
 impl Watchdog {
-    /// Given the peers of the connections accepted now, is the accept thread gone? Starts a new
-    /// probe when the last one was accepted.
-    pub fn accept_thread_gone(&mut self, local: SocketAddr, accepted: &[SocketAddr]) -> bool {
+    /// Is the accept thread gone? `accepted` tells whether the connection from a peer address
+    /// has been accepted. Starts a new probe when the last one was accepted.
+    pub fn accept_thread_gone(
+        &mut self,
+        local: SocketAddr,
+        accepted: impl Fn(SocketAddr) -> bool,
+    ) -> bool {
         match &self.probe {
-            Some((_, probe, _)) if accepted.contains(probe) => self.probe = None,
+            Some((_, probe, _)) if accepted(*probe) => {
+                self.probe = None;
+                self.last_accepted = Some(Instant::now());
+                return false;
+            }
             Some((_, _, since)) if since.elapsed() > PROBE_PATIENCE => {
                 self.probe = None;
                 return true;
             }
             Some(_) => return false,
+            None if self
+                .last_accepted
+                .is_some_and(|at| at.elapsed() < PROBE_EVERY) =>
+            {
+                return false;
+            }
             None => {}
         }
         // The kernel completes the connection from the listen queue; only an accept takes it

@@ -2,12 +2,16 @@
 //! silences with keep-alive comments, and tells the body when to stop.
 
 use std::io::Write;
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use super::outlet::{Outlet, Woken};
 use super::shared::Shared;
 use crate::chunked::Framing;
 use crate::sse::Event;
+use crate::stop::Watch;
 
 /// Sent when nothing has gone out for the keep-alive time: proxies see traffic, and a dead
 /// client is found at the write.
@@ -34,6 +38,11 @@ pub struct Events<'a> {
     pub sent: Sent,
     /// Run once, after the first event is out.
     after_first_event: Option<Box<dyn FnOnce() + 'a>>,
+    peer: Option<SocketAddr>,
+    /// Set once the body asked for one; the layer then ends the stream through it.
+    pub outlet: Option<Arc<Outlet>>,
+    /// Has this thread unparked when the server stops, while it serves an outlet.
+    watch: Option<Watch<'a>>,
 }
 
 #[derive(Default)]
@@ -48,6 +57,7 @@ impl<'a> Events<'a> {
         writer: &'a mut dyn Write,
         framing: Framing,
         shared: &'a Shared,
+        peer: Option<SocketAddr>,
         after_first_event: Box<dyn FnOnce() + 'a>,
     ) -> Events<'a> {
         Events {
@@ -59,7 +69,48 @@ impl<'a> Events<'a> {
             last_write: Instant::now(),
             sent: Sent::default(),
             after_first_event: Some(after_first_event),
+            peer,
+            outlet: None,
+            watch: None,
         }
+    }
+
+    /// Hands the connection over to an [`Outlet`] that any thread can send events through
+    /// without waking this one (see `outlet.rs`). From then on, events go through the outlet
+    /// and this thread serves it ([`Events::serve`]).
+    pub fn outlet(&mut self) -> Result<Arc<Outlet>, Ended> {
+        if let Some(outlet) = &self.outlet {
+            return Ok(outlet.clone());
+        }
+        let gone = |why: &str| Ended::ClientGone(std::io::Error::other(why.to_owned()));
+        self.writer.flush().map_err(Ended::ClientGone)?;
+        let socket = self
+            .peer
+            .and_then(|peer| self.shared.sockets.find(peer))
+            .ok_or_else(|| gone("the connection's socket is gone"))?;
+        // The outlet owns the connection from here: tiny_http's pool thread is let go now, as
+        // `after_first_event` would have done.
+        let _ = socket.shutdown(Shutdown::Read);
+        self.after_first_event = None;
+        let outlet = Outlet::new(socket, self.framing, self.shared.metrics.clone())
+            .map_err(Ended::ClientGone)?;
+        let outlet = Arc::new(outlet);
+        self.outlet = Some(outlet.clone());
+        self.watch = Some(self.shared.stop.watch());
+        Ok(outlet)
+    }
+
+    /// Serves the outlet: writes what other threads queued and keep-alive comments, until an
+    /// event was refused for lack of room ([`Woken::Full`]: the body should catch its client
+    /// up), the client is gone, or the server stops.
+    pub fn serve(&mut self) -> Result<Woken, Ended> {
+        let outlet = self.outlet()?;
+        let settings = &self.shared.settings;
+        outlet.serve(
+            &self.shared.stop,
+            settings.keepalive,
+            settings.write_timeout,
+        )
     }
 
     /// Sleeps until `deadline`, writing a keep-alive comment whenever nothing has been written

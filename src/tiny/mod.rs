@@ -17,6 +17,7 @@
 //! | discards an unread body on drop by reading it into one buffer of the declared size, on the dropping thread | bodies over 1 KiB are refused with 413 without being read; absurd sizes are parked | `screen.rs` |
 //! | ignores a `Content-Length` it cannot parse, and puts no limit on headers | 400 and 431 before routing | `screen.rs` |
 //! | aborts the process when a thread spawn fails inside it (each thread costs 4 memory mappings) | the open-file limit is set below the thread budget, so descriptors run out first; streams are capped below that | `capacity.rs` |
+//! | writes a response only from the thread that holds the request | a broadcast writes each subscriber's frames from the publishing thread, non-blocking, through an outlet on a duplicate of the socket; the stream's thread only finishes what would block | `outlet.rs` |
 //! | hands out no socket | connections are found by their addresses among the process's descriptors | `socket.rs` |
 //! | answers a panicking handler with its own 500, without our headers | handlers run under a fence and a 500 is written here | `serve.rs` |
 //!
@@ -27,6 +28,7 @@ mod accept;
 mod capacity;
 mod connections;
 mod events;
+mod outlet;
 mod reply;
 mod request;
 mod respond;
@@ -39,6 +41,7 @@ mod sweep;
 
 pub use capacity::{Capacity, Limits};
 pub use events::{Ended, Events};
+pub use outlet::{Offered, Outlet, Woken};
 #[cfg(test)]
 pub use reply::Body;
 pub use reply::Reply;

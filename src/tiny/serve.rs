@@ -40,6 +40,9 @@ pub trait Handler {
     /// The metrics label of the route a request is for, for requests the layer refuses before
     /// they reach [`Handler::handle`].
     fn label(&self, request: &Request) -> &'static str;
+    /// Told of a request the layer refused before routing (e.g. `413` for a body too large to
+    /// read), for the application's own counts.
+    fn refused(&self, _request: &Request, _status: u16) {}
     /// The answer to a stream request when every stream slot is taken (the layer adds
     /// `Retry-After`).
     fn busy(&self) -> Reply;
@@ -171,6 +174,7 @@ impl HttpServer {
         let raw = match screen::screen(raw, shared) {
             Ok(raw) => raw,
             Err(status) => {
+                handler.refused(&request, status);
                 let label = handler.label(&request);
                 self.answered(&request, label, status, 0, received);
                 return;

@@ -165,6 +165,23 @@ fn duplicate(fd: RawFd) -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
+/// Waits until `socket` can take more bytes (or has failed), for at most `timeout`. Returns
+/// `false` on timeout.
+#[allow(unsafe_code)]
+pub fn wait_writable(socket: &Socket, timeout: std::time::Duration) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut poll = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `poll` points to one initialised pollfd that lives across the call, and the count
+    // says one; the descriptor is owned by `socket`, which is borrowed for the call.
+    let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+    ready > 0
+}
+
 /// One past the highest descriptor number the process could have open now (`FDSize` in
 /// /proc/self/status, which grows in powers of two as descriptors are opened).
 fn descriptor_table_size() -> RawFd {

@@ -184,11 +184,12 @@ fn serve(
             let _ = socket.shutdown(Shutdown::Read);
         }
     };
-    let (ended, mut sent) = {
+    let (ended, mut sent, outlet) = {
         let mut events = Events::new(
             &mut writer,
             opening.framing,
             shared,
+            opening.peer,
             Box::new(release_pool_thread),
         );
         let ended = match head {
@@ -201,9 +202,14 @@ fn serve(
             }
             Err(error) => Ended::ClientGone(error),
         };
-        (ended, events.sent)
+        (ended, events.sent, events.outlet.take())
     };
-    if let Ended::ServerStopping = ended {
+    if let Some(outlet) = outlet {
+        // The outlet owns the connection: it ends the body.
+        let finish = matches!(ended, Ended::ServerStopping);
+        sent.bytes += outlet.close(finish, shared.settings.write_timeout);
+        sent.events = outlet.events();
+    } else if let Ended::ServerStopping = ended {
         // Ending the body properly tells the client the stream is over, not cut.
         if opening.framing.finish(&mut writer).is_ok() && opening.framing == Framing::Chunked {
             sent.bytes += 5;

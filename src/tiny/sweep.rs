@@ -22,19 +22,29 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
     // Each sweep asks every descriptor (about 10 ms with 10,000 streams), so not too often.
     let period =
         (shared.settings.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(2));
+    // The watchdog looks up one connection, its probe, so it can look often: a dead accept
+    // thread is replaced within about a second.
+    let tick = period.min(WATCHDOG_TICK);
     thread::Builder::new().name("sweep".into()).spawn(move || {
         let mut watchdog = Watchdog::default();
-        while !shared.stop.wait_until(Instant::now() + period) {
-            let peers = shared.sockets.accepted_peers();
-            if watchdog.accept_thread_gone(shared.local_addr, &peers) {
+        let mut next_sweep = Instant::now() + period;
+        while !shared.stop.wait_until(Instant::now() + tick) {
+            let accepted = |probe| shared.sockets.find(probe).is_some();
+            if watchdog.accept_thread_gone(shared.local_addr, accepted) {
                 shared.log.line(format_args!("the accept thread is gone"));
                 let dead = shared.acceptor.current();
                 shared.acceptor.replace(&dead, &shared.stop, &shared.log);
             }
-            sweep(&shared, peers);
+            if Instant::now() >= next_sweep {
+                sweep(&shared, shared.sockets.accepted_peers());
+                next_sweep = Instant::now() + period;
+            }
         }
     })
 }
+
+/// How often the accept watchdog looks.
+const WATCHDOG_TICK: Duration = Duration::from_millis(250);
 
 fn sweep(shared: &Shared, peers: Vec<SocketAddr>) {
     let idle = shared

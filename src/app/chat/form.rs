@@ -20,13 +20,7 @@
 //! - A plain-text body is the text; the name comes from the URL's query string, encoded as a form
 //!   is. A form takes both fields from its body and ignores the query string.
 
-use std::io::{self, Read};
-
 use super::message::{Refusal, Submission};
-
-/// The largest body a publish request may have: 2,000 characters of four bytes each, every
-/// byte percent-escaped, is 24,000 bytes; a name adds at most 480.
-pub const MAX_BODY_BYTES: usize = 32 * 1024;
 
 /// Reads a publish request into its fields.
 ///
@@ -47,16 +41,6 @@ pub fn parse(
             })
         }
     }
-}
-
-/// Reads at most `max` bytes; `Ok(None)` if the body is longer (answer [`Refusal::TooLarge`]).
-/// A `Content-Length` above `max` can be refused before reading anything; this also bounds a
-/// chunked body, which announces no length.
-pub fn read_limited(body: impl Read, max: usize) -> io::Result<Option<Vec<u8>>> {
-    let mut buf = Vec::new();
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    body.take(limit).read_to_end(&mut buf)?;
-    Ok((buf.len() <= max).then_some(buf))
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -295,29 +279,5 @@ mod tests {
             );
         }
         assert_eq!(parse(None, None, b"text=hi"), Err(Refusal::MediaType));
-    }
-
-    #[test]
-    fn read_limited_reads_up_to_the_limit_and_no_further() {
-        let body = vec![b'x'; 10];
-        assert_eq!(read_limited(&body[..], 10).unwrap(), Some(body.clone()));
-        assert_eq!(read_limited(&body[..], 9).unwrap(), None);
-        assert_eq!(read_limited(&b""[..], 0).unwrap(), Some(Vec::new()));
-        assert_eq!(read_limited(&b"x"[..], 0).unwrap(), None);
-        // An endless body is cut at max + 1 bytes.
-        assert_eq!(
-            read_limited(io::repeat(b'x'), MAX_BODY_BYTES).unwrap(),
-            None
-        );
-    }
-
-    #[test]
-    fn the_largest_valid_form_fits_in_the_body_limit() {
-        let text = "%F0%9F%98%80".repeat(2_000);
-        let name = "%F0%9F%98%80".repeat(40);
-        let body = format!("name={name}&text={text}");
-        assert!(body.len() <= MAX_BODY_BYTES, "{}", body.len());
-        let got = form(body.as_bytes()).unwrap();
-        assert_eq!(got.text.unwrap().chars().count(), 2_000);
     }
 }

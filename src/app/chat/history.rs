@@ -122,14 +122,32 @@ impl History {
         }
     }
 
+    /// For a subscriber that has every message up to `delivered`: the held messages after it,
+    /// and whether a message after it was evicted before it could be sent (`missed`).
+    pub fn since(&self, delivered: u64) -> Resume {
+        Resume {
+            missed: self
+                .before_oldest
+                .is_some_and(|evicted| evicted > delivered),
+            messages: self
+                .held
+                .iter()
+                .filter(|message| message.id > delivered)
+                .cloned()
+                .collect(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.held.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.held.is_empty()
     }
 
+    #[cfg(test)]
     /// Bytes of names and texts held.
     pub fn bytes(&self) -> usize {
         self.bytes
@@ -331,5 +349,23 @@ mod tests {
         assert_eq!(ids(&h.recent(10)), [2, 3]);
         assert_eq!(h.recent(10)[0].text, "b");
         assert_eq!(resume(&h, 1), (false, vec![2, 3]));
+    }
+
+    #[test]
+    fn a_live_subscriber_misses_only_what_was_evicted_after_its_last_delivery() {
+        let h = history(3, &[10, 20, 30, 40, 50]); // 10 and 20 evicted
+        let since = |delivered| {
+            let r = h.since(delivered);
+            (r.missed, ids(&r.messages))
+        };
+        assert_eq!(since(20), (false, vec![30, 40, 50]));
+        assert_eq!(since(35), (false, vec![40, 50]));
+        assert_eq!(since(50), (false, vec![]));
+        assert_eq!(since(10), (true, vec![30, 40, 50]));
+        assert_eq!(since(0), (true, vec![30, 40, 50]));
+        // Nothing evicted: a subscriber that started before the first message missed nothing.
+        let fresh = history(3, &[10, 20]);
+        let r = fresh.since(0);
+        assert_eq!((r.missed, ids(&r.messages)), (false, vec![10, 20]));
     }
 }

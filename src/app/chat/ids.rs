@@ -32,6 +32,7 @@ impl IdSource {
         }
     }
 
+    #[cfg(test)]
     /// The id the next message will take, without taking it.
     pub fn peek(&self) -> u64 {
         self.next

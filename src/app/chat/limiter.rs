@@ -66,6 +66,7 @@ impl Limiter {
         Ok(())
     }
 
+    #[cfg(test)]
     /// Clients with a bucket that is not full.
     pub fn clients(&self) -> usize {
         self.full_at.len()

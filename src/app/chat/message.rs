@@ -87,8 +87,6 @@ pub enum Refusal {
     BadEscape,
     /// Not a form or plain text in UTF-8, or no `Content-Type` at all.
     MediaType,
-    /// A body larger than the server reads.
-    TooLarge { max_bytes: usize },
     /// Too many messages from this address; a token is free again after `retry_after`.
     RateLimited { retry_after: Duration },
 }
@@ -100,7 +98,6 @@ impl Refusal {
             Refusal::Empty | Refusal::TooLong { .. } => 422,
             Refusal::BadUtf8 | Refusal::BadEscape => 400,
             Refusal::MediaType => 415,
-            Refusal::TooLarge { .. } => 413,
             Refusal::RateLimited { .. } => 429,
         }
     }
@@ -113,7 +110,6 @@ impl Refusal {
             Refusal::BadUtf8 => "bad_utf8",
             Refusal::BadEscape => "bad_escape",
             Refusal::MediaType => "media_type",
-            Refusal::TooLarge { .. } => "too_large",
             Refusal::RateLimited { .. } => "rate_limited",
         }
     }
@@ -144,9 +140,6 @@ impl fmt::Display for Refusal {
             Refusal::BadEscape => f.write_str("the form has a malformed percent escape"),
             Refusal::MediaType => {
                 f.write_str("send application/x-www-form-urlencoded or text/plain, in UTF-8")
-            }
-            Refusal::TooLarge { max_bytes } => {
-                write!(f, "the body is larger than {max_bytes} bytes")
             }
             Refusal::RateLimited { retry_after } => write!(
                 f,
@@ -318,12 +311,6 @@ mod tests {
                 415,
                 "media_type",
                 "send application/x-www-form-urlencoded or text/plain, in UTF-8",
-            ),
-            (
-                Refusal::TooLarge { max_bytes: 32_768 },
-                413,
-                "too_large",
-                "the body is larger than 32768 bytes",
             ),
             (
                 Refusal::RateLimited {

@@ -14,6 +14,7 @@ pub mod history;
 pub mod ids;
 pub mod journal;
 pub mod limiter;
+mod live;
 pub mod message;
 
 use std::io;
@@ -25,6 +26,8 @@ use history::{Bounds, History, Resume};
 use ids::IdSource;
 use journal::Journal;
 use message::{Draft, Message};
+
+pub use live::Chat;
 
 /// The messages of the room, with the store that keeps them across runs if there is one.
 #[derive(Debug)]
@@ -76,6 +79,7 @@ impl Room {
             .map_err(|m| io::Error::other(format!("message id {} is not above the last one", m.id)))
     }
 
+    #[cfg(test)]
     /// The newest `limit` messages, oldest first: what a new page shows.
     pub fn recent(&self, limit: usize) -> Vec<Arc<Message>> {
         self.history.recent(limit)
@@ -101,13 +105,33 @@ impl Room {
     }
 
     /// The largest id published or loaded.
+    /// See [`History::since`].
+    pub fn since(&self, delivered: u64) -> Resume {
+        self.history.since(delivered)
+    }
+
+    /// Messages held now.
+    pub fn held(&self) -> usize {
+        self.history.len()
+    }
+
     pub fn last_id(&self) -> Option<u64> {
         self.history.last_id()
     }
 
     /// Flushes the store to disk, if there is one (see `journal` for when it matters).
+    /// Asks the kernel to write the journal to disk (see `journal`: until then a power cut can
+    /// lose what was written in the last seconds).
     pub fn sync(&self) -> io::Result<()> {
-        self.journal.as_ref().map_or(Ok(()), Journal::sync)
+        match &self.journal {
+            Some(journal) => journal.sync().map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("{}: {error}", journal.path().display()),
+                )
+            }),
+            None => Ok(()),
+        }
     }
 }
 

@@ -1,0 +1,413 @@
+//! The chatroom live: publishing, and one event stream per open page.
+//!
+//! A publish is journaled and put in the history under the room's lock, handed to the fan-out
+//! thread, and answered at once. The fan-out thread encodes the event once and offers it to every
+//! subscriber's outlet: a non-blocking write, made on the fan-out thread, so delivering a message
+//! wakes none of the stream threads. A subscriber whose client falls behind by more than its
+//! outlet holds is marked lagging and skipped; its own thread, once it has written what was
+//! queued, catches it up from the history (with the missed notice if what it needs is gone).
+//!
+//! Each subscriber remembers the id of the last message queued to it, and only a larger id is
+//! ever queued, so a message reaches a page once whether it came from the history or live.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::Room;
+use super::form;
+use super::history::Resume;
+use super::limiter::Limiter;
+use super::message::{self, Limits, Message, Refusal};
+use crate::app::views;
+use crate::log::Log;
+use crate::sse::Event;
+use crate::tiny::{Ended, Events, Offered, Outlet, Reply, Request, Woken};
+
+/// Messages a page gets when it connects with no `Last-Event-ID`.
+const RECENT: usize = 50;
+
+pub struct Chat {
+    room: Mutex<Room>,
+    subscribers: Arc<Mutex<Vec<Arc<Subscriber>>>>,
+    fan_out: Mutex<Sender<Arc<Message>>>,
+    limiter: Mutex<Limiter>,
+    limits: Limits,
+    retry: Duration,
+    log: Log,
+    pub metrics: ChatMetrics,
+}
+
+/// One open `/chat/stream`.
+struct Subscriber {
+    outlet: Arc<Outlet>,
+    state: Mutex<Delivery>,
+}
+
+struct Delivery {
+    /// Every message up to this id has been queued to the client.
+    last_queued: u64,
+    /// The client fell behind; live messages skip it until its thread has caught it up.
+    lagging: bool,
+    /// The `retry:` hint goes on the first event with data.
+    retry_sent: bool,
+}
+
+#[derive(Default)]
+pub struct ChatMetrics {
+    published: AtomicU64,
+    refused: Mutex<[u64; REFUSAL_LABELS.len()]>,
+    subscribers: AtomicUsize,
+    missed_notices: AtomicU64,
+}
+
+const REFUSAL_LABELS: [&str; 7] = [
+    "empty",
+    "too_long",
+    "bad_utf8",
+    "bad_escape",
+    "media_type",
+    "too_large",
+    "rate_limited",
+];
+
+/// Why a publish did not happen.
+enum Failure {
+    Refused(Refusal),
+    Store(std::io::Error),
+}
+
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Failure {
+        Failure::Refused(refusal)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Chat {
+    /// Starts the fan-out thread for `room`.
+    pub fn start(
+        room: Room,
+        limits: Limits,
+        publish_limit: u32,
+        retry: Duration,
+        log: Log,
+    ) -> std::io::Result<Chat> {
+        let subscribers = Arc::new(Mutex::new(Vec::new()));
+        let (sender, receiver) = mpsc::channel();
+        let fan_out_to = subscribers.clone();
+        thread::Builder::new()
+            .name("chat-fan-out".into())
+            .spawn(move || fan_out(&receiver, &fan_out_to, retry))?;
+        Ok(Chat {
+            room: Mutex::new(room),
+            subscribers,
+            fan_out: Mutex::new(sender),
+            limiter: Mutex::new(Limiter::new(publish_limit)),
+            limits,
+            retry,
+            log,
+            metrics: ChatMetrics::default(),
+        })
+    }
+
+    /// `POST /chat/messages`.
+    pub fn publish(&self, request: &Request) -> Reply {
+        let for_htmx = request.header("HX-Request") == Some("true");
+        let name = form::parse(
+            request.header("Content-Type"),
+            request.query.as_deref(),
+            &request.body,
+        )
+        .ok()
+        .and_then(|submission| submission.name)
+        .unwrap_or_default();
+        match self.try_publish(request) {
+            Ok(message) => {
+                self.metrics.published.fetch_add(1, Ordering::Relaxed);
+                let peer = request.peer.map_or_else(|| "-".into(), |p| p.to_string());
+                self.log.line(format_args!(
+                    "chat message {} from {peer}, {} bytes",
+                    message.id,
+                    message.size()
+                ));
+                if for_htmx {
+                    Reply::html(201, views::chat_form(&name, None))
+                } else {
+                    Reply::text(201, format!("{}\n", message.id))
+                }
+            }
+            Err(Failure::Refused(refusal)) => {
+                self.count_refusal(refusal.label());
+                let why = refusal.to_string();
+                let reply = if for_htmx {
+                    Reply::html(refusal.status(), views::chat_form(&name, Some(&why)))
+                } else {
+                    Reply::text(refusal.status(), format!("{why}\n"))
+                };
+                match refusal.retry_after_secs() {
+                    Some(secs) => reply.with_header("Retry-After", secs.to_string()),
+                    None => reply,
+                }
+            }
+            Err(Failure::Store(error)) => {
+                self.log
+                    .line(format_args!("chat message not stored: {error}"));
+                Reply::text(500, "the message could not be stored\n")
+            }
+        }
+    }
+
+    fn try_publish(&self, request: &Request) -> Result<Arc<Message>, Failure> {
+        let submission = form::parse(
+            request.header("Content-Type"),
+            request.query.as_deref(),
+            &request.body,
+        )?;
+        let draft = message::validate(&submission, &self.limits)?;
+        if let Some(peer) = request.peer {
+            lock(&self.limiter)
+                .check(peer.ip(), Instant::now())
+                .map_err(|retry_after| Refusal::RateLimited { retry_after })?;
+        }
+        let mut room = lock(&self.room);
+        let message = room
+            .publish(draft, SystemTime::now())
+            .map_err(Failure::Store)?;
+        // Sent under the room's lock, so the fan-out sees messages in publish order.
+        let _ = lock(&self.fan_out).send(message.clone());
+        Ok(message)
+    }
+
+    /// Counts a refusal by its label (also for refusals made before the request reached
+    /// [`Chat::publish`], such as a body too large to read).
+    pub fn count_refusal(&self, label: &str) {
+        if let Some(at) = REFUSAL_LABELS.iter().position(|known| *known == label) {
+            lock(&self.metrics.refused)[at] += 1;
+        }
+    }
+
+    /// `GET /chat/stream`.
+    pub fn stream(self: &Arc<Chat>, request: &Request) -> Reply {
+        let last_event_id = request.header("Last-Event-ID").map(str::to_owned);
+        let chat = self.clone();
+        Reply::events("to the chat", move |events| {
+            chat.subscribe(last_event_id.as_deref(), events)
+        })
+    }
+
+    /// Runs on the stream's thread: sends what the client should see first, joins the
+    /// subscribers, then serves the outlet until the client goes or the server stops.
+    fn subscribe(&self, last_event_id: Option<&str>, events: &mut Events<'_>) -> Result<(), Ended> {
+        let outlet = events.outlet()?;
+        let subscriber = Arc::new(Subscriber {
+            outlet,
+            state: Mutex::new(Delivery {
+                last_queued: 0,
+                lagging: false,
+                retry_sent: false,
+            }),
+        });
+        {
+            let room = lock(&self.room);
+            let resume = room.resume(last_event_id, RECENT);
+            let mut delivery = lock(&subscriber.state);
+            // A page that comes back with a position it can resume from keeps what it shows;
+            // any other gets the list replaced.
+            let replace = last_event_id.is_none() || resume.missed;
+            delivery.last_queued = room.last_id().unwrap_or(0);
+            if let Some(first) = resume.messages.first() {
+                delivery.last_queued = first.id.saturating_sub(1);
+            }
+            self.queue(&subscriber, &mut delivery, &resume, replace, &room);
+            lock(&self.subscribers).push(subscriber.clone());
+        }
+        self.metrics.subscribers.fetch_add(1, Ordering::Relaxed);
+        let ended = loop {
+            match events.serve() {
+                Ok(Woken::Full) => self.catch_up(&subscriber),
+                Err(ended) => break ended,
+            }
+        };
+        lock(&self.subscribers).retain(|other| !Arc::ptr_eq(other, &subscriber));
+        self.metrics.subscribers.fetch_sub(1, Ordering::Relaxed);
+        Err(ended)
+    }
+
+    /// Queues the notice (if `resume.missed`) and the messages of `resume` that are newer than
+    /// what the subscriber has, until its outlet is full. Holds the room's lock (`_room`), so no
+    /// message is published meanwhile.
+    fn queue(
+        &self,
+        subscriber: &Subscriber,
+        delivery: &mut Delivery,
+        resume: &Resume,
+        replace: bool,
+        _room: &Room,
+    ) {
+        if resume.missed {
+            self.metrics.missed_notices.fetch_add(1, Ordering::Relaxed);
+            let notice = Event::new().data(views::chat_missed().into_string());
+            subscriber.outlet.offer(&encode(&notice));
+        }
+        let mut reset = replace;
+        let after = delivery.last_queued;
+        for message in resume.messages.iter().filter(|m| m.id > after) {
+            let retry = (!delivery.retry_sent).then_some(self.retry);
+            let event = message_event(message, reset, retry);
+            match subscriber.outlet.offer(&encode(&event)) {
+                Offered::Sent | Offered::Queued => {
+                    delivery.last_queued = message.id;
+                    delivery.retry_sent = true;
+                    reset = false;
+                }
+                Offered::Full => {
+                    delivery.lagging = true;
+                    return;
+                }
+                Offered::Gone => return,
+            }
+        }
+        if let Some(last) = resume.messages.last() {
+            delivery.last_queued = delivery.last_queued.max(last.id);
+        }
+    }
+
+    /// Runs on a subscriber's thread once its outlet has drained after refusing a message:
+    /// queues, from the history, what it missed since its last queued message.
+    fn catch_up(&self, subscriber: &Subscriber) {
+        let room = lock(&self.room);
+        let mut delivery = lock(&subscriber.state);
+        if !delivery.lagging {
+            return;
+        }
+        delivery.lagging = false;
+        let resume = room.since(delivery.last_queued);
+        self.queue(subscriber, &mut delivery, &resume, resume.missed, &room);
+    }
+
+    /// Writes the journal to disk, when the server stops.
+    pub fn sync(&self) {
+        if let Err(error) = lock(&self.room).sync() {
+            self.log.line(format_args!("store: {error}"));
+        }
+    }
+
+    pub fn held(&self) -> usize {
+        lock(&self.room).held()
+    }
+
+    /// The chat's families for `/metrics`, in the Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        let metrics = &self.metrics;
+        let mut out = String::with_capacity(1024);
+        family(
+            &mut out,
+            "chat_messages_published_total",
+            "counter",
+            "Chat messages published since start.",
+        );
+        let published = metrics.published.load(Ordering::Relaxed);
+        out.push_str(&format!("chat_messages_published_total {published}\n"));
+        family(
+            &mut out,
+            "chat_publishes_refused_total",
+            "counter",
+            "Publish requests refused, by reason; nothing was published.",
+        );
+        let refused = *lock(&metrics.refused);
+        for (label, count) in REFUSAL_LABELS.iter().zip(refused) {
+            out.push_str(&format!(
+                "chat_publishes_refused_total{{reason=\"{label}\"}} {count}\n"
+            ));
+        }
+        let single = [
+            (
+                "chat_subscribers_live",
+                "gauge",
+                "Chat streams open now.",
+                metrics.subscribers.load(Ordering::Relaxed) as u64,
+            ),
+            (
+                "chat_messages_held",
+                "gauge",
+                "Chat messages held in memory for late and returning subscribers.",
+                self.held() as u64,
+            ),
+            (
+                "chat_missed_notices_total",
+                "counter",
+                "Notices sent to subscribers that came back after messages they never got were dropped.",
+                metrics.missed_notices.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, kind, help, value) in single {
+            family(&mut out, name, kind, help);
+            out.push_str(&format!("{name} {value}\n"));
+        }
+        out
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+}
+
+/// The event for one message: its id, and its fragment as data (after the list reset when the
+/// page's list should be replaced).
+fn message_event(message: &Message, reset: bool, retry: Option<Duration>) -> Event {
+    let mut html = String::new();
+    if reset {
+        html.push_str(&views::chat_reset().into_string());
+    }
+    html.push_str(&views::chat_message(message.id, &message.name, &message.text).into_string());
+    let event = Event::new().id_number(message.id).data(html);
+    match retry {
+        Some(retry) => event.retry(retry),
+        None => event,
+    }
+}
+
+fn encode(event: &Event) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(256);
+    event.encode_into(&mut bytes);
+    bytes
+}
+
+/// The fan-out thread: each message, encoded once, offered to every subscriber.
+fn fan_out(
+    messages: &Receiver<Arc<Message>>,
+    subscribers: &Mutex<Vec<Arc<Subscriber>>>,
+    retry: Duration,
+) {
+    for message in messages {
+        let encoded = encode(&message_event(&message, false, None));
+        let everyone = lock(subscribers).clone();
+        for subscriber in everyone {
+            let mut delivery = lock(&subscriber.state);
+            if delivery.lagging || message.id <= delivery.last_queued {
+                continue;
+            }
+            let offered = if delivery.retry_sent {
+                subscriber.outlet.offer(&encoded)
+            } else {
+                subscriber
+                    .outlet
+                    .offer(&encode(&message_event(&message, false, Some(retry))))
+            };
+            match offered {
+                Offered::Sent | Offered::Queued => {
+                    delivery.last_queued = message.id;
+                    delivery.retry_sent = true;
+                }
+                Offered::Full => delivery.lagging = true,
+                Offered::Gone => {}
+            }
+        }
+    }
+}
