@@ -189,6 +189,12 @@ impl Conn {
                         Ok(fed) => self.take_fed(fed, now),
                         Err(error) => self.fail(Failure::BadResponse, error),
                     }
+                    // A short read emptied the socket's receive queue, and on Linux data that
+                    // arrives later raises a new edge: the read that would say WouldBlock is
+                    // saved, one system call per event of 10,000 streams.
+                    if n < buf.len() {
+                        return;
+                    }
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}

@@ -74,7 +74,13 @@ pub fn request_status(addr: SocketAddr, request: &[u8], timeout: Duration) -> Re
     stream
         .write_all(request)
         .map_err(|error| format!("write: {error}"))?;
-    read_response(&mut stream).map_err(|error| format!("read: {error}"))
+    read_response(&mut stream).map_err(|error| match error.kind() {
+        // What a read timeout looks like on Linux (EAGAIN).
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            format!("read: no answer within {} s", timeout.as_secs_f64())
+        }
+        _ => format!("read: {error}"),
+    })
 }
 
 /// Reads one response with a `Content-Length` body and returns its status. It stops at the end
