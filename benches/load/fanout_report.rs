@@ -9,10 +9,11 @@ use crate::output::{Grid, Json, Table, number_text, pair_text, spread_text};
 type Read = fn(&ProcSample) -> u64;
 
 /// The figures a fan-out report gives idle → held: JSON key, label, unit, reading.
-const FIGURES: [(&str, &str, &str, Read); 4] = [
+const FIGURES: [(&str, &str, &str, Read); 5] = [
     ("rss_kib", "RSS", "KiB", |s| s.rss_kib),
     ("threads", "threads", "", |s| s.threads),
     ("mappings", "mappings", "", |s| s.mappings),
+    ("fds", "open fds", "", |s| s.fds),
     (
         "kernel_stack_kib",
         "KernelStack (system-wide)",
