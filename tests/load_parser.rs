@@ -110,6 +110,7 @@ fn landmarks(bytes: &[u8]) -> Landmarks {
 struct Total {
     statuses: Vec<u16>,
     events: usize,
+    tokens: Vec<u64>,
     ends: usize,
 }
 
@@ -117,6 +118,7 @@ impl Total {
     fn add(&mut self, fed: &Fed) {
         self.statuses.extend(fed.status);
         self.events += fed.events;
+        self.tokens.extend(&fed.tokens);
         self.ends += usize::from(fed.body_ended);
     }
 }
@@ -131,12 +133,14 @@ fn feed_pieces<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> Result<Total, 
 }
 
 /// Splits `bytes` at every offset, and feeds it byte by byte and in pieces of every size.
-fn check_every_split(bytes: &[u8], expected_events: usize) {
+/// `tokens` has one entry per event: the token it carries, if any.
+fn check_every_split(bytes: &[u8], tokens: &[Option<u64>]) {
     let marks = landmarks(bytes);
-    assert_eq!(marks.event_ends.len(), expected_events, "the fixture");
+    assert_eq!(marks.event_ends.len(), tokens.len(), "the fixture");
     let whole = Total {
         statuses: vec![marks.status],
-        events: expected_events,
+        events: tokens.len(),
+        tokens: tokens.iter().flatten().copied().collect(),
         ends: 1,
     };
     assert_eq!(feed_pieces([bytes]).unwrap(), whole);
@@ -145,9 +149,11 @@ fn check_every_split(bytes: &[u8], expected_events: usize) {
         let mut parser = EventStreamParser::new();
         let first = parser.feed(&bytes[..split]).unwrap();
         let second = parser.feed(&bytes[split..]).unwrap();
+        let events = marks.event_ends.iter().filter(|&&end| end <= split).count();
         let in_first = Fed {
             status: (marks.head_end <= split).then_some(marks.status),
-            events: marks.event_ends.iter().filter(|&&end| end <= split).count(),
+            events,
+            tokens: tokens[..events].iter().flatten().copied().collect(),
             body_ended: marks.body_end <= split,
         };
         assert_eq!(first, in_first, "first piece, split at {split}");
@@ -160,9 +166,14 @@ fn check_every_split(bytes: &[u8], expected_events: usize) {
     // Byte by byte: each report comes with the byte that completes it.
     let mut parser = EventStreamParser::new();
     let mut event_ends = Vec::new();
+    let mut event_tokens = Vec::new();
     for (i, byte) in bytes.iter().enumerate() {
         let fed = parser.feed(std::slice::from_ref(byte)).unwrap();
         let end = i + 1;
+        assert!(fed.tokens.len() <= fed.events, "tokens at {end}");
+        if fed.events == 1 {
+            event_tokens.push(fed.tokens.first().copied());
+        }
         assert_eq!(
             fed.status.is_some(),
             end == marks.head_end,
@@ -173,6 +184,7 @@ fn check_every_split(bytes: &[u8], expected_events: usize) {
         event_ends.extend(std::iter::repeat_n(end, fed.events));
     }
     assert_eq!(event_ends, marks.event_ends);
+    assert_eq!(event_tokens, tokens);
 
     for size in 1..=bytes.len() {
         assert_eq!(
@@ -185,12 +197,90 @@ fn check_every_split(bytes: &[u8], expected_events: usize) {
 
 #[test]
 fn a_recorded_response_reads_the_same_whatever_the_split() {
-    check_every_split(RECORDED, 3);
+    check_every_split(RECORDED, &[None; 3]);
 }
 
 #[test]
 fn retry_and_comment_chunks_are_not_events_whatever_the_split() {
-    check_every_split(&constructed(), 3);
+    check_every_split(&constructed(), &[None; 3]);
+}
+
+/// Chatroom events as the fan-out scenario reads them: the server's (an `id:`, an `<article>`
+/// with the text in a `<span>`, the first one after an empty `#chat-log`), an axum peer's
+/// (`<p>text</p>`, no id), and data that looks like a token but is not one.
+fn chat_events() -> (Vec<u8>, Vec<Option<u64>>) {
+    let chunk = |payload: &str| format!("{:x}\r\n{payload}\r\n", payload.len());
+    let article = |id: u64, text: &str| {
+        format!(
+            "<article id=\"msg-{id}\" class=\"msg\"><b class=\"name\">anonymous</b> \
+             <span class=\"text\">{text}</span></article>"
+        )
+    };
+    let events = [
+        (
+            format!(
+                "id: 1764069123456789\nretry: 2000\ndata: <div id=\"chat-log\" \
+                 hx-swap-oob=\"innerHTML\"></div>{}\n\n",
+                article(1764069123456789, "m1")
+            ),
+            Some(1),
+        ),
+        (": keep-alive\n\n".to_owned(), None),
+        (
+            format!(
+                "id: 1764069123456790\ndata: {}\n\n",
+                article(1764069123456790, "m17")
+            ),
+            Some(17),
+        ),
+        ("data: <p>m18</p>\n\n".to_owned(), Some(18)),
+        ("data:<p>m0042</p>\r\n\r\n".to_owned(), Some(42)),
+        // A token on the second data line; the first has none.
+        (
+            "data: <p>one\ndata: two</p><p>m19</p>\n\n".to_owned(),
+            Some(19),
+        ),
+        // The first token counts.
+        (
+            "data: <b>m</b><i>m20</i><i>m21</i>\n\n".to_owned(),
+            Some(20),
+        ),
+        // Not tokens: no digits, not right after `>`, not followed by `<`, over a line end,
+        // too many digits for a u64, outside a data line.
+        ("data: <p>m</p><p> m5</p><p>m6x</p>\n\n".to_owned(), None),
+        ("data: <p>m7\ndata: </p>\n\n".to_owned(), None),
+        ("data: <p>m99999999999999999999999</p>\n\n".to_owned(), None),
+        (
+            format!(
+                "id: >m8<\n: >m9<\nevent: >m10<\rdata: {}\n\n",
+                "x".repeat(300)
+            ),
+            None,
+        ),
+        (
+            "data: <span class=\"text\">m23</span>\n\n".to_owned(),
+            Some(23),
+        ),
+    ];
+    let bytes = [HEAD.to_owned()]
+        .into_iter()
+        .chain(events.iter().map(|(payload, _)| chunk(payload)))
+        .chain(["0\r\n\r\n".to_owned()])
+        .collect::<String>()
+        .into_bytes();
+    let tokens = events
+        .iter()
+        .filter(|(payload, _)| payload.contains("data:"))
+        .map(|&(_, token)| token)
+        .collect();
+    (bytes, tokens)
+}
+
+#[test]
+fn chat_events_give_their_tokens_whatever_the_split() {
+    let (bytes, tokens) = chat_events();
+    assert_eq!(tokens.iter().flatten().count(), 7, "the fixture");
+    check_every_split(&bytes, &tokens);
 }
 
 #[test]

@@ -13,6 +13,12 @@
 //!   still get through.
 //! - **burst**: a fresh server gets many connections at once; how many of them ever see their
 //!   first event?
+//! - **fanout N R**: N subscribers hold the chatroom's `GET /chat/stream` (all with their response
+//!   head before anything is published, so the history is empty) while one publisher posts R
+//!   messages a second (`POST /chat/messages`, server run with `--publish-limit 0`), each a
+//!   unique token; each message is timed from the start of its `POST` to its arrival at every
+//!   subscriber. With a peer, each configuration runs against this server, then the peer, and
+//!   the two are printed side by side at the end.
 //!
 //! Settings, from the environment:
 //! - `LOAD_STREAMS`: the N of the hold scenarios, comma-separated (default `100,1000,5000,10000`)
@@ -21,20 +27,32 @@
 //! - `LOAD_BURST`: connections of the burst (default 1000)
 //! - `LOAD_SERVER_BIN`: the server binary to run instead of this build's, e.g. a copy of
 //!   another commit's `target/release/sse-htmx`, to compare two builds in one session
+//! - `LOAD_SCENARIOS`: which scenarios run, comma-separated (default `hold,burst,fanout`)
+//! - `LOAD_FANOUT_SUBSCRIBERS`: the N of the fan-out runs (default `1000,5000,10000`)
+//! - `LOAD_FANOUT_RATES`: messages a second (default `1,10`)
+//! - `LOAD_FANOUT_SECS`: how long the publisher publishes (default 10)
+//! - `LOAD_PEER`: `NAME:PATH` of a peer server to run each fan-out configuration against too;
+//!   it takes its port as its first argument and serves `GET /subscribe` and `POST /publish`
 //!
 //! Output on stdout: one line on the environment, then per scenario a table for people and one
-//! JSON line for tools (`{"scenario":"hold",...}` or `{"scenario":"burst",...}`). Progress goes
-//! to stderr.
+//! JSON line for tools (`{"scenario":"hold",...}`, `"burst"`, `"fanout"`, and
+//! `"fanout_compare"` for the side by side). Progress goes to stderr.
 //!
-//! The modules, in the order of a run: [`settings`], the server [`process`] and its
-//! [`footprint`], the [`client`] with its [`parser`] and the [`ping`] timer, the [`scenarios`],
-//! their [`stats`], and the [`report`] written through [`output`].
+//! The modules, in the order of a run: [`settings`], the server [`process`] (or a [`peer`]) and
+//! its [`footprint`], the [`client`] with its [`parser`], the [`ping`] timer and the [`publish`]er,
+//! the [`scenarios`] and the [`fanout`] run, their [`stats`] and [`deliveries`], and the
+//! [`report`] and [`fanout_report`] written through [`output`].
 
 mod client;
+mod deliveries;
+mod fanout;
+mod fanout_report;
 mod footprint;
 mod output;
 mod parser;
+mod peer;
 mod ping;
+mod publish;
 // Shared with the integration tests, which start the same binary the same way.
 #[path = "../../tests/common/process.rs"]
 mod process;
@@ -45,6 +63,8 @@ mod stats;
 
 use std::thread;
 
+use fanout::{FanoutReport, Target, run_fanout};
+use fanout_report::{fanout_json, fanout_table, print_comparison};
 use output::Json;
 use report::{burst_json, burst_table, hold_json, hold_table};
 use scenarios::{run_burst, run_hold};
@@ -65,11 +85,68 @@ fn main() {
     let fd_limit = raise_fd_limit();
     println!("{}", environment_line(&settings, fd_limit));
     let clock_ticks = clock_ticks_per_sec();
-    for &streams in &settings.streams {
-        hold_scenario(&settings, streams, fd_limit, clock_ticks);
+    if settings.scenarios.hold {
+        for &streams in &settings.streams {
+            hold_scenario(&settings, streams, fd_limit, clock_ticks);
+            thread::sleep(SETTLE);
+        }
+    }
+    if settings.scenarios.burst {
+        burst_scenario(&settings, fd_limit);
         thread::sleep(SETTLE);
     }
-    burst_scenario(&settings, fd_limit);
+    if settings.scenarios.fanout {
+        fanout_scenarios(&settings, fd_limit, clock_ticks);
+    }
+}
+
+/// Every fan-out configuration, against this server and then the peer if there is one.
+fn fanout_scenarios(settings: &Settings, fd_limit: FdLimit, clock_ticks: u64) {
+    let mut pairs = Vec::new();
+    for &subscribers in &settings.fanout.subscribers {
+        if !client_can_open("fanout", "subscribers", subscribers, fd_limit) {
+            continue;
+        }
+        for &rate in &settings.fanout.rates {
+            let ours = fanout_run(settings, &Target::Ours, subscribers, rate, clock_ticks);
+            thread::sleep(SETTLE);
+            let Some(peer) = &settings.fanout.peer else {
+                continue;
+            };
+            let theirs = fanout_run(
+                settings,
+                &Target::Peer(peer),
+                subscribers,
+                rate,
+                clock_ticks,
+            );
+            thread::sleep(SETTLE);
+            pairs.extend(ours.zip(theirs));
+        }
+    }
+    print_comparison(&pairs);
+}
+
+fn fanout_run(
+    settings: &Settings,
+    target: &Target,
+    subscribers: usize,
+    rate: usize,
+    clock_ticks: u64,
+) -> Option<FanoutReport> {
+    let name = target.name();
+    eprintln!("load: fan-out {name}, {subscribers} subscribers, {rate} messages/s...");
+    match run_fanout(settings, target, subscribers, rate, clock_ticks) {
+        Ok(report) => {
+            fanout_table(&report).print();
+            println!("{}", fanout_json(&report));
+            Some(report)
+        }
+        Err(message) => {
+            println!("fanout {name} {subscribers} {rate}: not run: {message}");
+            None
+        }
+    }
 }
 
 fn hold_scenario(settings: &Settings, streams: usize, fd_limit: FdLimit, clock_ticks: u64) {

@@ -1,4 +1,5 @@
-//! Output: aligned two-column markdown tables, and JSON lines written by hand.
+//! Output: aligned markdown tables (two columns, or several side by side), and JSON lines
+//! written by hand.
 
 use std::fmt::Write as _;
 
@@ -38,6 +39,51 @@ impl Table {
         for (label, value) in &self.rows {
             let _ = writeln!(out, "| {label:left$} | {value:right$} |");
         }
+        print!("{out}");
+    }
+}
+
+/// A markdown table of several columns, for results side by side.
+pub struct Grid {
+    title: String,
+    rows: Vec<Vec<String>>,
+}
+
+impl Grid {
+    /// A table with these column headers.
+    pub fn new(title: String, headers: &[&str]) -> Grid {
+        Grid {
+            title,
+            rows: vec![headers.iter().map(|&h| h.to_owned()).collect()],
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn print(&self) {
+        let columns = self.rows[0].len();
+        let widths: Vec<usize> = (0..columns)
+            .map(|c| {
+                let cell = |row: &Vec<String>| row.get(c).map_or(0, |s| s.chars().count());
+                self.rows.iter().map(cell).max().unwrap_or(0)
+            })
+            .collect();
+        let line = |row: &Vec<String>| {
+            let cells = (0..columns).map(|c| {
+                let cell = row.get(c).map_or("", String::as_str);
+                format!(" {cell:w$} ", w = widths[c])
+            });
+            format!("|{}|\n", cells.collect::<Vec<_>>().join("|"))
+        };
+        let mut out = format!("\n### {}\n\n", self.title);
+        out.push_str(&line(&self.rows[0]));
+        let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w + 2)).collect();
+        let _ = writeln!(out, "|{}|", rule.join("|"));
+        self.rows[1..]
+            .iter()
+            .for_each(|row| out.push_str(&line(row)));
         print!("{out}");
     }
 }

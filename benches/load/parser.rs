@@ -1,4 +1,5 @@
-//! Parsing an event stream from a chunked HTTP response, in pieces of any size.
+//! Parsing an event stream from a chunked HTTP response, in pieces of any size, with the token
+//! that names a published message when an event's data carries one.
 //!
 //! The client reads thousands of streams on one thread from non-blocking sockets, so a read may
 //! end anywhere: inside the head, a chunk-size line, a chunk or its closing CRLF. The parser
@@ -26,6 +27,9 @@ pub struct Fed {
     pub status: Option<u16>,
     /// Events completed in this piece.
     pub events: usize,
+    /// The tokens of the events completed in this piece that carry one, in order (see
+    /// [`TokenFinder`]).
+    pub tokens: Vec<u64>,
     /// The zero-length chunk came: the server ended the body.
     pub body_ended: bool,
 }
@@ -98,6 +102,7 @@ impl EventStreamParser {
                         // framing.
                         if self.data_line.found {
                             fed.events += 1;
+                            fed.tokens.extend(self.data_line.token.found);
                         }
                         self.state = ParseState::ChunkEnd;
                     } else {
@@ -151,11 +156,12 @@ impl EventStreamParser {
 }
 
 /// Tells whether a chunk has a line that starts with `data:`, one byte at a time, so that a chunk
-/// split across reads needs no buffer.
+/// split across reads needs no buffer; the rest of each such line goes to a [`TokenFinder`].
 struct DataLineFinder {
     /// How much of `data:` the current line starts with; `None` when it starts otherwise.
     matched: Option<usize>,
     found: bool,
+    token: TokenFinder,
 }
 
 impl Default for DataLineFinder {
@@ -163,6 +169,7 @@ impl Default for DataLineFinder {
         DataLineFinder {
             matched: Some(0),
             found: false,
+            token: TokenFinder::default(),
         }
     }
 }
@@ -174,18 +181,66 @@ impl DataLineFinder {
         // SSE ends lines with CRLF, LF or CR alone.
         if byte == b'\n' || byte == b'\r' {
             self.matched = Some(0);
+            self.token.end_line();
             return;
         }
-        if let Some(matched) = self.matched
-            && matched < Self::FIELD.len()
-        {
-            if byte == Self::FIELD[matched] {
+        match self.matched {
+            Some(matched) if matched == Self::FIELD.len() => self.token.push(byte),
+            Some(matched) if byte == Self::FIELD[matched] => {
                 self.matched = Some(matched + 1);
                 self.found |= matched + 1 == Self::FIELD.len();
-            } else {
-                self.matched = None;
             }
+            Some(_) => self.matched = None,
+            None => {}
         }
+    }
+}
+
+/// Finds the token that names a published message in an event's data: the first `m` + decimal
+/// digits found between a `>` and a `<` on one line, as in `<p>m17</p>` or
+/// `<span class="text">m17</span>` (17). One byte at a time, like [`DataLineFinder`].
+#[derive(Default)]
+struct TokenFinder {
+    scan: TokenScan,
+    found: Option<u64>,
+}
+
+#[derive(Clone, Copy, Default)]
+enum TokenScan {
+    #[default]
+    Outside,
+    /// Just after a `>`.
+    Opened,
+    /// After `>m`.
+    Letter,
+    /// After `>m` and these digits so far.
+    Digits(u64),
+}
+
+impl TokenFinder {
+    fn push(&mut self, byte: u8) {
+        if self.found.is_some() {
+            return;
+        }
+        self.scan = match (self.scan, byte) {
+            (_, b'>') => TokenScan::Opened,
+            (TokenScan::Opened, b'm') => TokenScan::Letter,
+            (TokenScan::Letter, b'0'..=b'9') => TokenScan::Digits(u64::from(byte - b'0')),
+            // Too many digits for a u64 is not a token.
+            (TokenScan::Digits(n), b'0'..=b'9') => n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(byte - b'0')))
+                .map_or(TokenScan::Outside, TokenScan::Digits),
+            (TokenScan::Digits(n), b'<') => {
+                self.found = Some(n);
+                TokenScan::Outside
+            }
+            _ => TokenScan::Outside,
+        };
+    }
+
+    fn end_line(&mut self) {
+        self.scan = TokenScan::Outside;
     }
 }
 

@@ -1,10 +1,10 @@
 //! `POST /ping`, timed from a second thread while the streams are held: do ordinary requests
-//! still get through?
+//! still get through? And the plain request that it and the fan-out's publisher send.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::parser::MAX_HEAD;
 use crate::settings::{PING_EVERY, PING_TIMEOUT};
@@ -52,23 +52,35 @@ pub fn ping_until(addr: SocketAddr, until: Instant) -> PingStats {
 }
 
 pub fn ping_once(addr: SocketAddr) -> Result<(), String> {
-    let mut stream = TcpStream::connect_timeout(&addr, PING_TIMEOUT)
-        .map_err(|error| format!("connect: {error}"))?;
-    let timeouts = stream
-        .set_read_timeout(Some(PING_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(PING_TIMEOUT)));
-    timeouts.map_err(|error| format!("socket options: {error}"))?;
     let request = format!(
         "POST /ping HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|error| format!("write: {error}"))?;
-    let status = read_response(&mut stream).map_err(|error| format!("read: {error}"))?;
+    let status = request_status(addr, request.as_bytes(), PING_TIMEOUT)?;
     if status != 200 {
         return Err(format!("status {status}"));
     }
     Ok(())
+}
+
+/// Sends `request` on a fresh blocking connection and returns the status of the response, read
+/// to the end of its body. `timeout` bounds the connect and each read and write.
+pub fn request_status(addr: SocketAddr, request: &[u8], timeout: Duration) -> Result<u16, String> {
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|error| format!("connect: {error}"))?;
+    let timeouts = stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)));
+    timeouts.map_err(|error| format!("socket options: {error}"))?;
+    stream
+        .write_all(request)
+        .map_err(|error| format!("write: {error}"))?;
+    read_response(&mut stream).map_err(|error| match error.kind() {
+        // What a read timeout looks like on Linux (EAGAIN).
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            format!("read: no answer within {} s", timeout.as_secs_f64())
+        }
+        _ => format!("read: {error}"),
+    })
 }
 
 /// Reads one response with a `Content-Length` body and returns its status. It stops at the end

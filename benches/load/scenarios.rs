@@ -5,7 +5,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::client::{Client, Phase};
+use crate::client::{Client, Phase, Ready};
 use crate::footprint::{ProcSample, sample_process};
 use crate::ping::{PingStats, ping_once, ping_until};
 use crate::process::{ServerProcess, proc_cpu_ticks};
@@ -59,8 +59,13 @@ pub fn run_hold(
     thread::sleep(Duration::from_millis(200));
     let idle = sample_process(pid);
 
-    let mut client = Client::new(server.addr, Some(FIRST_EVENT_TIMEOUT))
-        .map_err(|error| format!("cannot create a poller: {error}"))?;
+    let mut client = Client::new(
+        server.addr,
+        "/connect",
+        Ready::FirstEvent,
+        Some(FIRST_EVENT_TIMEOUT),
+    )
+    .map_err(|error| format!("cannot create a poller: {error}"))?;
     let ramp_started = Instant::now();
     ramp_up(&mut client, streams);
     // Every stream either gets its first event or times out within FIRST_EVENT_TIMEOUT.
@@ -118,7 +123,7 @@ pub fn run_hold(
 }
 
 /// Opens `streams` streams in batches, at the server's pace (see [`RAMP_BATCH`](crate::settings::RAMP_BATCH)).
-fn ramp_up(client: &mut Client, streams: usize) {
+pub fn ramp_up(client: &mut Client, streams: usize) {
     let give_up = Instant::now() + RAMP_LIMIT;
     let mut last_batch: Option<Instant> = None;
     while client.opened() < streams && Instant::now() < give_up {
@@ -144,7 +149,7 @@ pub fn run_burst(settings: &Settings) -> Result<BurstReport, String> {
     let mut server = start_server(settings)?;
     ping_once(server.addr).map_err(|error| format!("the server does not answer: {error}"))?;
     // No per-stream timeout: a stream still waiting at the end of the wait is stranded.
-    let mut client = Client::new(server.addr, None)
+    let mut client = Client::new(server.addr, "/connect", Ready::FirstEvent, None)
         .map_err(|error| format!("cannot create a poller: {error}"))?;
     let started = Instant::now();
     client.open(settings.burst);

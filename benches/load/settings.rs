@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::str::FromStr;
 use std::thread;
@@ -32,6 +32,15 @@ pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
 /// pipes, the ping connection.
 pub const CLIENT_FD_RESERVE: u64 = 64;
 
+/// After the last publish is answered, how long a fan-out run waits for the deliveries still
+/// missing.
+pub const DRAIN: Duration = Duration::from_secs(5);
+/// A publish that takes longer than this (to connect, or for any one read or write) is a
+/// failure; no publish starts later than this after the end of the publishing time.
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a peer server may take to accept connections.
+pub const PEER_START_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Time for the system to settle between scenarios (a killed server's threads and sockets are
 /// freed asynchronously; the next scenario's idle figures should not include them).
 pub const SETTLE: Duration = Duration::from_secs(1);
@@ -42,6 +51,7 @@ pub const POLL_TICK: Duration = Duration::from_millis(20);
 pub const EXPIRY_TICK: Duration = Duration::from_millis(100);
 
 pub struct Settings {
+    pub scenarios: Scenarios,
     pub streams: Vec<usize>,
     pub hold: Duration,
     pub interval: Duration,
@@ -50,6 +60,33 @@ pub struct Settings {
     pub server_bin: OsString,
     /// Whether `LOAD_SERVER_BIN` chose it.
     pub other_server: bool,
+    pub fanout: Fanout,
+}
+
+/// Which scenarios run (`LOAD_SCENARIOS`, default all).
+pub struct Scenarios {
+    pub hold: bool,
+    pub burst: bool,
+    pub fanout: bool,
+}
+
+/// The fan-out scenario's settings.
+pub struct Fanout {
+    pub subscribers: Vec<usize>,
+    /// Messages a second.
+    pub rates: Vec<usize>,
+    /// How long the publisher publishes.
+    pub publish: Duration,
+    /// A server to run each configuration against too (`LOAD_PEER=NAME:PATH`).
+    pub peer: Option<Peer>,
+}
+
+/// A program to compare with: it takes the port as its first argument, listens on 127.0.0.1,
+/// serves `GET /subscribe` and `POST /publish` (form field `text`).
+#[derive(Clone)]
+pub struct Peer {
+    pub name: String,
+    pub bin: PathBuf,
 }
 
 impl Settings {
@@ -81,6 +118,8 @@ impl Settings {
             return Err(format!("LOAD_SERVER_BIN={bin:?} is not a file"));
         }
         Ok(Settings {
+            scenarios: scenarios_from_env()?,
+            fanout: fanout_from_env()?,
             streams,
             hold: Duration::from_secs_f64(hold_secs),
             interval: Duration::from_millis(interval_ms),
@@ -89,6 +128,68 @@ impl Settings {
             server_bin: other_bin.unwrap_or_else(|| process::THIS_BUILD.into()),
         })
     }
+}
+
+fn scenarios_from_env() -> Result<Scenarios, String> {
+    let Ok(text) = std::env::var("LOAD_SCENARIOS") else {
+        return Ok(Scenarios {
+            hold: true,
+            burst: true,
+            fanout: true,
+        });
+    };
+    let names: Vec<&str> = text.split(',').map(str::trim).collect();
+    if let Some(name) = names
+        .iter()
+        .find(|name| !["hold", "burst", "fanout"].contains(name))
+    {
+        return Err(format!(
+            "LOAD_SCENARIOS: unknown scenario {name:?} (hold, burst, fanout)"
+        ));
+    }
+    Ok(Scenarios {
+        hold: names.contains(&"hold"),
+        burst: names.contains(&"burst"),
+        fanout: names.contains(&"fanout"),
+    })
+}
+
+fn fanout_from_env() -> Result<Fanout, String> {
+    let subscribers = env_list("LOAD_FANOUT_SUBSCRIBERS", &[1000, 5000, 10000])?;
+    let rates = env_list("LOAD_FANOUT_RATES", &[1, 10])?;
+    let secs: f64 = env_number("LOAD_FANOUT_SECS", 10.0)?;
+    if subscribers.iter().any(|&n| n == 0 || n > 100_000) {
+        return Err("LOAD_FANOUT_SUBSCRIBERS must be between 1 and 100000".into());
+    }
+    if rates.iter().any(|&rate| rate == 0 || rate > 1000) {
+        return Err("LOAD_FANOUT_RATES must be between 1 and 1000".into());
+    }
+    if !(secs > 0.0 && secs <= 600.0) {
+        return Err("LOAD_FANOUT_SECS must be above 0 and at most 600".into());
+    }
+    let peer = match std::env::var("LOAD_PEER") {
+        Err(_) => None,
+        Ok(text) if text.is_empty() => None,
+        Ok(text) => {
+            let (name, bin) = text
+                .split_once(':')
+                .filter(|(name, bin)| !name.is_empty() && !bin.is_empty())
+                .ok_or_else(|| format!("LOAD_PEER={text:?} is not NAME:PATH"))?;
+            if !Path::new(bin).is_file() {
+                return Err(format!("LOAD_PEER: {bin:?} is not a file"));
+            }
+            Some(Peer {
+                name: name.to_owned(),
+                bin: bin.into(),
+            })
+        }
+    };
+    Ok(Fanout {
+        subscribers,
+        rates,
+        publish: Duration::from_secs_f64(secs),
+        peer,
+    })
 }
 
 fn env_number<T: FromStr>(name: &str, default: T) -> Result<T, String> {
@@ -155,6 +256,22 @@ pub fn environment_line(settings: &Settings, fd: FdLimit) -> String {
         settings.streams,
         settings.burst,
     );
+    let f = &settings.fanout;
+    line.push_str(&format!(
+        ", fan-out subscribers {:?} at {:?} messages/s for {} s",
+        f.subscribers,
+        f.rates,
+        f.publish.as_secs_f64()
+    ));
+    if let Some(peer) = &f.peer {
+        line.push_str(&format!(", peer {} {}", peer.name, peer.bin.display()));
+    }
+    let s = &settings.scenarios;
+    let chosen: Vec<&str> = [("hold", s.hold), ("burst", s.burst), ("fanout", s.fanout)]
+        .iter()
+        .filter_map(|&(name, on)| on.then_some(name))
+        .collect();
+    line.push_str(&format!(", scenarios {}", chosen.join(",")));
     // Only when chosen, so that a default run prints what it always did.
     if settings.other_server {
         line.push_str(&format!(

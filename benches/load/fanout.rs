@@ -1,0 +1,211 @@
+//! The **fan-out** run: N subscribers hold a chatroom's stream while one publisher posts a
+//! message at a steady rate; every message is timed from the start of its `POST` to its arrival
+//! at every subscriber. It runs against this server (`/chat/stream`, `/chat/messages`) or a peer
+//! (`/subscribe`, `/publish`), and leaves its figures in a report; nothing here prints.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::client::{Client, Phase, Ready};
+use crate::deliveries::{Deliveries, match_deliveries};
+use crate::footprint::{ProcSample, sample_process};
+use crate::peer::PeerProcess;
+use crate::ping::request_status;
+use crate::process::{ServerProcess, proc_cpu_ticks};
+use crate::publish::{Publish, Schedule, publish_all};
+use crate::scenarios::ramp_up;
+use crate::settings::{DRAIN, FIRST_EVENT_TIMEOUT, PUBLISH_TIMEOUT, Peer, Settings};
+use crate::stats::{Outcomes, Spread};
+
+/// The server a fan-out run measures.
+pub enum Target<'a> {
+    /// This build's server, or `LOAD_SERVER_BIN`.
+    Ours,
+    Peer(&'a Peer),
+}
+
+impl Target<'_> {
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Ours => "sse-htmx",
+            Target::Peer(peer) => &peer.name,
+        }
+    }
+
+    fn paths(&self) -> (&'static str, &'static str) {
+        match self {
+            Target::Ours => ("/chat/stream", "/chat/messages"),
+            Target::Peer(_) => ("/subscribe", "/publish"),
+        }
+    }
+
+    fn start(&self, settings: &Settings) -> Result<Running, String> {
+        match self {
+            // No rate limit: one client publishes every message.
+            Target::Ours => {
+                ServerProcess::launch(&settings.server_bin, &[], &["--publish-limit", "0"])
+                    .map(Running::Ours)
+            }
+            Target::Peer(peer) => PeerProcess::launch(&peer.bin).map(Running::Peer),
+        }
+    }
+}
+
+enum Running {
+    Ours(ServerProcess),
+    Peer(PeerProcess),
+}
+
+impl Running {
+    fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Running::Ours(server) => server.addr,
+            Running::Peer(peer) => peer.addr,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        match self {
+            Running::Ours(server) => server.pid(),
+            Running::Peer(peer) => peer.pid(),
+        }
+    }
+
+    fn is_alive(&mut self) -> bool {
+        match self {
+            Running::Ours(server) => server.is_alive(),
+            Running::Peer(peer) => peer.is_alive(),
+        }
+    }
+
+    fn exit_description(&mut self) -> String {
+        match self {
+            Running::Ours(server) => server.exit_description(),
+            Running::Peer(peer) => peer.exit_description(),
+        }
+    }
+}
+
+pub struct FanoutReport {
+    pub server: String,
+    pub subscribers: usize,
+    pub rate: usize,
+    /// How long the publisher published.
+    pub publish: Duration,
+    pub ramp: Duration,
+    pub outcomes: Outcomes,
+    /// Subscribers with their head when publishing began.
+    pub ready: usize,
+    /// Subscribers still open at the end.
+    pub held_at_end: usize,
+    pub published: usize,
+    pub accepted: usize,
+    pub first_publish_failure: Option<String>,
+    /// Start of a `POST` to its answer, in ms.
+    pub post: Option<Spread>,
+    pub deliveries: Deliveries,
+    /// From the first publish to the last delivery (or the end of the wait for it): the
+    /// span of the CPU figures.
+    pub window: Duration,
+    pub idle: Option<ProcSample>,
+    pub held: Option<ProcSample>,
+    pub cpu_ticks: Option<u64>,
+    pub client_cpu_ticks: Option<u64>,
+    pub clock_ticks: u64,
+    pub server_alive: bool,
+    pub server_exit: String,
+}
+
+pub fn run_fanout(
+    settings: &Settings,
+    target: &Target,
+    subscribers: usize,
+    rate: usize,
+    clock_ticks: u64,
+) -> Result<FanoutReport, String> {
+    let mut server = target.start(settings)?;
+    let (addr, pid) = (server.addr(), server.pid());
+    let (subscribe_path, publish_path) = target.paths();
+    // One request first, so the idle figures are of a server that has served; not a publish,
+    // so the subscribers' streams begin with an empty history. Any status will do.
+    let warm_up = format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    request_status(addr, warm_up.as_bytes(), PUBLISH_TIMEOUT)
+        .map_err(|error| format!("the server does not answer: {error}"))?;
+    thread::sleep(Duration::from_millis(200));
+    let idle = sample_process(pid);
+
+    let mut client = Client::new(addr, subscribe_path, Ready::Head, Some(FIRST_EVENT_TIMEOUT))
+        .map_err(|error| format!("cannot create a poller: {error}"))?;
+    let ramp_started = Instant::now();
+    ramp_up(&mut client, subscribers);
+    let settle_deadline = Instant::now() + FIRST_EVENT_TIMEOUT + Duration::from_secs(1);
+    client.run_until(settle_deadline, |client| client.pending() == 0);
+    let ramp = ramp_started.elapsed();
+    let ready = client.count(|phase| matches!(phase, Phase::Streaming));
+
+    let schedule = Schedule {
+        addr,
+        path: publish_path.to_owned(),
+        rate,
+        count: (rate as f64 * settings.fanout.publish.as_secs_f64()).round() as usize,
+    };
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let cpu_start = proc_cpu_ticks(pid);
+    let client_cpu_start = proc_cpu_ticks(std::process::id());
+    let window_start = Instant::now();
+    let publisher = {
+        let accepted = accepted.clone();
+        thread::Builder::new()
+            .name("publish".into())
+            .spawn(move || publish_all(&schedule, &accepted))
+            .map_err(|error| format!("no publisher thread: {error}"))?
+    };
+    // Publishing ends by itself (see `publish_all`); the deliveries get DRAIN more.
+    let deadline = window_start + settings.fanout.publish + PUBLISH_TIMEOUT * 2 + DRAIN;
+    client.run_until(deadline, |client| {
+        publisher.is_finished()
+            && client.tokens_received >= ready * accepted.load(Ordering::Relaxed)
+    });
+    let window = window_start.elapsed();
+    let cpu_end = proc_cpu_ticks(pid);
+    let client_cpu_end = proc_cpu_ticks(std::process::id());
+    let held = sample_process(pid);
+    let held_at_end = client.count(|phase| matches!(phase, Phase::Streaming));
+    let publishes: Vec<Publish> = publisher
+        .join()
+        .map_err(|_| "the publisher panicked".to_owned())?;
+    let mut post: Vec<f64> = publishes
+        .iter()
+        .filter_map(|p| p.answered.as_ref().ok())
+        .map(|answered| answered.as_secs_f64() * 1e3)
+        .collect();
+    let server_alive = server.is_alive();
+
+    Ok(FanoutReport {
+        server: target.name().to_owned(),
+        subscribers,
+        rate,
+        publish: settings.fanout.publish,
+        ramp,
+        outcomes: Outcomes::of(&client),
+        ready,
+        held_at_end,
+        published: publishes.len(),
+        accepted: post.len(),
+        first_publish_failure: publishes.iter().find_map(|p| p.answered.clone().err()),
+        post: Spread::of(&mut post),
+        deliveries: match_deliveries(&client, &publishes, ready),
+        window,
+        idle,
+        held,
+        cpu_ticks: cpu_start.zip(cpu_end).map(|(start, end)| end - start),
+        client_cpu_ticks: client_cpu_start
+            .zip(client_cpu_end)
+            .map(|(start, end)| end - start),
+        clock_ticks,
+        server_alive,
+        server_exit: server.exit_description(),
+    })
+}
