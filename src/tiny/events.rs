@@ -17,7 +17,7 @@ use crate::sse::Event;
 use crate::stop::Watch;
 
 /// How long `drop_writer` waits for tiny_http's reader to close its descriptor, in milliseconds.
-const WRITER_WAIT_TRIES: u32 = 20;
+const WRITER_WAIT_TRIES: u32 = 100;
 /// How far from the first descriptor found it looks for the connection's others.
 const NEIGHBOURHOOD: RawFd = 256;
 
@@ -100,11 +100,13 @@ impl<'a> Events<'a> {
         let (socket, found) = sockets
             .find_with_number(peer)
             .ok_or_else(|| gone("the connection's socket is gone"))?;
+        // tiny_http's two descriptors of the connection, taken while both are surely open.
+        let theirs = sockets.others_near(peer, socket.as_raw_fd(), found, NEIGHBOURHOOD);
         // The outlet owns the connection from here: tiny_http's pool thread is let go now, as
         // `after_first_event` would have done.
         let _ = socket.shutdown(Shutdown::Read);
         self.after_first_event = None;
-        self.drop_writer(peer, socket.as_raw_fd(), found);
+        self.drop_writer(peer, theirs);
         let outlet = Outlet::new(socket, self.framing, self.shared.metrics.clone())
             .map_err(Ended::ClientGone)?;
         let outlet = Arc::new(outlet);
@@ -116,21 +118,26 @@ impl<'a> Events<'a> {
     /// Lets go of tiny_http's writer, so that the connection holds one descriptor (the outlet's)
     /// instead of two: a stream's connection would otherwise count twice against the open-file
     /// limit. Dropping the writer shuts down its descriptor's write half, which would end the
-    /// stream, so its descriptor is first pointed at /dev/null. Which of the connection's other
-    /// descriptors is the writer's is known once tiny_http's reader, let go above, has closed
-    /// its own: then it is the only one. If that cannot be told in a few milliseconds, the writer
-    /// is kept (and the connection holds two).
-    fn drop_writer(&mut self, peer: SocketAddr, outlet_fd: RawFd, found: RawFd) {
+    /// stream, so its descriptor is first pointed at /dev/null.
+    ///
+    /// tiny_http has two descriptors for the connection (`candidates`, found before the read half
+    /// was shut), its reader's and its writer's, made one right after the other and alike in
+    /// every way. The reader's closes once the read half is shut; the writer's cannot close while
+    /// this thread holds the writer. So the one seen to close was the reader's, and the other is
+    /// the writer's. If that is not seen within the wait (one of them lay outside the
+    /// neighbourhood searched), the writer is kept, and the connection holds two descriptors.
+    fn drop_writer(&mut self, peer: SocketAddr, mut candidates: Vec<RawFd>) {
         let Some(null) = &self.shared.null else {
             return;
         };
+        let sockets = &self.shared.sockets;
         for _ in 0..WRITER_WAIT_TRIES {
-            let others = self
-                .shared
-                .sockets
-                .others_near(peer, outlet_fd, found, NEIGHBOURHOOD);
-            if let [writer] = others[..] {
-                if socket::disarm(writer, null) {
+            let before = candidates.len();
+            candidates.retain(|&fd| sockets.is_connection(fd, peer));
+            if candidates.len() < before {
+                if let [writer] = candidates[..]
+                    && socket::disarm(writer, null)
+                {
                     *self.writer = None;
                 }
                 return;

@@ -120,6 +120,11 @@ impl Sockets {
         }
     }
 
+    /// Is descriptor number `fd` the connection from `peer` to the listener now?
+    pub fn is_connection(&self, fd: RawFd, peer: SocketAddr) -> bool {
+        peer_addr(fd) == Some(peer) && local_addr(fd) == Some(self.local)
+    }
+
     /// The descriptors within `radius` of number `around` that are the connection from `peer`,
     /// other than `except`. (tiny_http makes its two descriptors of a connection one right after
     /// the other, so they are close to each other.)
@@ -133,8 +138,7 @@ impl Sockets {
         let low = around.saturating_sub(radius).max(0);
         let high = around.saturating_add(radius).min(self.max_fd);
         (low..=high)
-            .filter(|&fd| fd != except && peer_addr(fd) == Some(peer))
-            .filter(|&fd| local_addr(fd) == Some(self.local))
+            .filter(|&fd| fd != except && self.is_connection(fd, peer))
             .collect()
     }
 
