@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::body::{self, MAX_BODY, Readers};
+use super::handler::Handler;
 use super::reply::{Body, EventStream, Reply};
 use super::request::{self, Method, Request};
 use super::respond::{Wire, respond};
 use super::screen::{self, Framing, Head, Refusal};
-use super::serve::Handler;
 use super::shared::Shared;
 use super::stream::{self, NotStarted};
 use super::{refuse, refuse::READ_BY_TINY_HTTP};

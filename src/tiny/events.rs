@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use std::time::Instant;
 
+use super::ended::Ended;
 use super::outlet::{Outlet, Woken};
 use super::shared::Shared;
 use super::socket;
@@ -24,15 +25,6 @@ const NEIGHBOURHOOD: RawFd = 256;
 /// Sent when nothing has gone out for the keep-alive time: proxies see traffic, and a dead
 /// client is found at the write.
 const KEEPALIVE_FRAME: &[u8] = b": keep-alive\n\n";
-
-/// Why a stream's body ended.
-#[derive(Debug)]
-pub enum Ended {
-    /// A write failed or timed out: the client left or stopped reading.
-    ClientGone(std::io::Error),
-    /// The server is stopping; the layer ends the body properly.
-    ServerStopping,
-}
 
 /// What a stream's body sends through. It knows the connection's framing and the server's stop
 /// signal; the body only decides what to send and when.

@@ -35,7 +35,9 @@ mod answer;
 mod body;
 mod capacity;
 mod connections;
+mod ended;
 mod events;
+mod handler;
 mod outlet;
 mod pool;
 mod refuse;
@@ -54,13 +56,14 @@ mod tests;
 #[allow(unused_imports)] // for the routes that take a body
 pub use body::MAX_BODY;
 pub use capacity::{Capacity, Limits};
-pub use events::{Ended, Events};
+pub use ended::Ended;
+pub use events::Events;
+#[allow(unused_imports)] // for the routes that take a body
+pub use handler::{Handler, SMALL_BODY};
 pub use outlet::{Offered, Outlet, Woken};
 #[cfg(test)]
 pub use reply::Body;
 pub use reply::Reply;
 pub use request::{Method, Request};
-#[allow(unused_imports)] // for the routes that take a body
-pub use serve::SMALL_BODY;
-pub use serve::{Handler, HttpServer, Stopper};
+pub use serve::{HttpServer, Stopper};
 pub use shared::Settings;

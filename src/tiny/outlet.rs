@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
-use super::events::Ended;
+use super::ended::Ended;
 use super::socket;
 use crate::chunked::Framing;
 use crate::metrics::Metrics;

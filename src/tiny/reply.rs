@@ -4,7 +4,8 @@ use std::borrow::Cow;
 
 use maud::Markup;
 
-use super::events::{Ended, Events};
+use super::ended::Ended;
+use super::events::Events;
 
 /// Sent with every response, refusals and streams included. The policy allows only the server's
 /// own scripts and styles; the page needs no inline code (see the `htmx-config` meta tag in the

@@ -14,7 +14,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
 
-use super::events::{Ended, Events};
+use super::ended::Ended;
+use super::events::Events;
 use super::reply::{EventStream, Reply, RunStream, SECURITY_HEADERS};
 use super::shared::Shared;
 use crate::chunked::Framing;

@@ -1,8 +1,8 @@
 //! The chatroom live: publishing, and one event stream per open page.
 //!
 //! A publish is journaled and put in the history under the room's lock, handed to the fan-out
-//! thread, and answered at once. The fan-out thread encodes the event once and offers it to every
-//! subscriber's outlet: a non-blocking write, made on the fan-out thread, so delivering a message
+//! threads (one per core, each with its share of the subscribers), and answered at once. A
+//! fan-out thread encodes the event once and offers it to each of its subscribers' outlets: a non-blocking write, made on the fan-out thread, so delivering a message
 //! wakes none of the stream threads. A subscriber whose client falls behind by more than its
 //! outlet holds is marked lagging and skipped; its own thread, once it has written what was
 //! queued, catches it up from the history (with the missed notice if what it needs is gone).
@@ -32,7 +32,10 @@ const RECENT: usize = 50;
 pub struct Chat {
     room: Mutex<Room>,
     subscribers: Arc<Mutex<Vec<Arc<Subscriber>>>>,
-    fan_out: Mutex<Sender<Arc<Message>>>,
+    /// One channel per fan-out thread; each thread writes to its own share of the subscribers.
+    fan_out: Vec<Sender<Arc<Message>>>,
+    /// The share the next subscriber joins.
+    next_share: AtomicUsize,
     limiter: Mutex<Limiter>,
     limits: Limits,
     retry: Duration,
@@ -43,6 +46,8 @@ pub struct Chat {
 /// One open `/chat/stream`.
 struct Subscriber {
     outlet: Arc<Outlet>,
+    /// Which fan-out thread writes to it: always the same one, so its messages go out in order.
+    share: usize,
     state: Mutex<Delivery>,
 }
 
@@ -99,15 +104,23 @@ impl Chat {
         log: Log,
     ) -> std::io::Result<Chat> {
         let subscribers = Arc::new(Mutex::new(Vec::new()));
-        let (sender, receiver) = mpsc::channel();
-        let fan_out_to = subscribers.clone();
-        thread::Builder::new()
-            .name("chat-fan-out".into())
-            .spawn(move || fan_out(&receiver, &fan_out_to, retry))?;
+        // One writer per core: a message to 10,000 subscribers is 10,000 sends, which one thread
+        // would make one after the other.
+        let shares = thread::available_parallelism().map_or(1, usize::from);
+        let mut senders = Vec::with_capacity(shares);
+        for share in 0..shares {
+            let (sender, receiver) = mpsc::channel();
+            let fan_out_to = subscribers.clone();
+            thread::Builder::new()
+                .name("chat-fan-out".into())
+                .spawn(move || fan_out(&receiver, &fan_out_to, share, retry))?;
+            senders.push(sender);
+        }
         Ok(Chat {
             room: Mutex::new(room),
             subscribers,
-            fan_out: Mutex::new(sender),
+            fan_out: senders,
+            next_share: AtomicUsize::new(0),
             limiter: Mutex::new(Limiter::new(publish_limit)),
             limits,
             retry,
@@ -179,8 +192,10 @@ impl Chat {
         let message = room
             .publish(draft, SystemTime::now())
             .map_err(Failure::Store)?;
-        // Sent under the room's lock, so the fan-out sees messages in publish order.
-        let _ = lock(&self.fan_out).send(message.clone());
+        // Sent under the room's lock, so every fan-out thread sees messages in publish order.
+        for sender in &self.fan_out {
+            let _ = sender.send(message.clone());
+        }
         Ok(message)
     }
 
@@ -205,8 +220,10 @@ impl Chat {
     /// subscribers, then serves the outlet until the client goes or the server stops.
     fn subscribe(&self, last_event_id: Option<&str>, events: &mut Events<'_>) -> Result<(), Ended> {
         let outlet = events.outlet()?;
+        let shares = self.fan_out.len();
         let subscriber = Arc::new(Subscriber {
             outlet,
+            share: self.next_share.fetch_add(1, Ordering::Relaxed) % shares,
             state: Mutex::new(Delivery {
                 last_queued: 0,
                 lagging: false,
@@ -383,16 +400,21 @@ fn encode(event: &Event) -> Vec<u8> {
     bytes
 }
 
-/// The fan-out thread: each message, encoded once, offered to every subscriber.
+/// A fan-out thread: each message, encoded once, offered to every subscriber of its `share`.
 fn fan_out(
     messages: &Receiver<Arc<Message>>,
     subscribers: &Mutex<Vec<Arc<Subscriber>>>,
+    share: usize,
     retry: Duration,
 ) {
     for message in messages {
         let encoded = encode(&message_event(&message, false, None));
-        let everyone = lock(subscribers).clone();
-        for subscriber in everyone {
+        let mine: Vec<_> = lock(subscribers)
+            .iter()
+            .filter(|subscriber| subscriber.share == share)
+            .cloned()
+            .collect();
+        for subscriber in mine {
             let mut delivery = lock(&subscriber.state);
             if delivery.lagging || message.id <= delivery.last_queued {
                 continue;
