@@ -12,8 +12,29 @@ use std::time::{Duration, Instant};
 
 use headless_chrome::browser::tab::Tab;
 use headless_chrome::protocol::cdp::types::Event;
-use headless_chrome::protocol::cdp::{Log, Network, Runtime};
+use headless_chrome::protocol::cdp::{Log, Network, Runtime, Target};
 use headless_chrome::{Browser, LaunchOptions};
+
+/// Which htmx a page is written for: the server serves each page for both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// `/`, `/on-demand`, `/chat`: htmx 2 and `htmx-ext-sse`.
+    Htmx2,
+    /// `/htmx4/`, `/htmx4/on-demand`, `/htmx4/chat`: htmx 4 and its own SSE extension.
+    Htmx4,
+}
+
+impl Flavor {
+    pub const BOTH: [Flavor; 2] = [Flavor::Htmx2, Flavor::Htmx4];
+
+    /// The path of this flavor's page or fragment for `path` (as htmx 2 names it).
+    pub fn page(self, path: &str) -> String {
+        match self {
+            Flavor::Htmx2 => path.to_owned(),
+            Flavor::Htmx4 => format!("/htmx4{path}"),
+        }
+    }
+}
 
 /// The browser to run, or `None` (after saying so) when there is none outside CI.
 pub fn chromium() -> Option<PathBuf> {
@@ -53,6 +74,28 @@ pub fn launch(path: PathBuf) -> Browser {
         .build()
         .expect("launch options");
     Browser::new(options).expect("start chromium")
+}
+
+/// A new tab in a window of its own. Every window's tab is visible, as two pages side by side
+/// are; of several tabs in one window only the front one is, and a page may stop work while it
+/// is hidden (htmx 4's SSE extension closes its stream).
+pub fn new_window(browser: &Browser) -> Arc<Tab> {
+    browser
+        .new_tab_with_options(Target::CreateTarget {
+            url: "about:blank".to_owned(),
+            left: None,
+            top: None,
+            width: None,
+            height: None,
+            window_state: None,
+            browser_context_id: None,
+            enable_begin_frame_control: None,
+            new_window: Some(true),
+            background: None,
+            for_tab: None,
+            hidden: None,
+        })
+        .expect("a new window")
 }
 
 /// What a tab did that a test checks: console errors and warnings (kept apart), dialogs, and
@@ -168,6 +211,30 @@ fn arguments(args: &[Runtime::RemoteObject]) -> String {
 /// Everything recorded so far, leaving the record empty: what one phase of a test did.
 pub fn take(watch: &Watch) -> Observed {
     std::mem::take(&mut *watch.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
+/// No console errors or warnings, no dialog, no request away from the server.
+pub fn assert_clean(phase: &str, observed: &Observed, base: &str) {
+    assert!(
+        observed.console_errors.is_empty(),
+        "{phase}: console errors: {:#?}",
+        observed.console_errors
+    );
+    assert!(
+        observed.console_warnings.is_empty(),
+        "{phase}: console warnings: {:#?}",
+        observed.console_warnings
+    );
+    assert!(
+        observed.dialogs.is_empty(),
+        "{phase}: dialogs: {:#?}",
+        observed.dialogs
+    );
+    let outside = observed.requests_outside(base);
+    assert!(
+        outside.is_empty(),
+        "{phase}: requests that left the server: {outside:#?}"
+    );
 }
 
 /// The text of the first element matching `selector`, or `None` if there is none yet.
