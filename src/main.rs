@@ -32,7 +32,8 @@ Options:
 
 Routes: / (live box), /on-demand (box on a click), /connect (the event stream),
 /chat (the chatroom), /chat/stream (its messages), POST /chat/messages (publish:
-curl -d text=hi URL/chat/messages), /healthz, /metrics (Prometheus).
+curl -d text=hi URL/chat/messages), /htmx4/, /htmx4/on-demand, /htmx4/chat (the
+same pages for htmx 4), /healthz, /metrics (Prometheus).
 SIGINT or SIGTERM ends every stream cleanly and exits 0; a second signal exits at once.";
 
 fn parse_args() -> Result<Option<Config>, lexopt::Error> {
