@@ -122,6 +122,10 @@ impl<'a> Events<'a> {
         let Some(null) = &self.shared.null else {
             return;
         };
+        if candidates.len() != 2 {
+            // One of the two lay outside the neighbourhood: nothing to wait for.
+            return;
+        }
         let sockets = &self.shared.sockets;
         for _ in 0..WRITER_WAIT_TRIES {
             let before = candidates.len();

@@ -9,7 +9,7 @@
 //! timeout. Each look also finds the connections tiny_http's pool left waiting (`pool.rs`).
 //!
 //! A look asks every descriptor (about 10 ms with 10,000 streams), so it comes every 100 ms while
-//! that is cheap and less often as it gets dearer: the looks take at most 1% of a core, and come
+//! that is cheap and less often as it gets dearer: the looks take at most 0.25% of a core, and come
 //! at least every two seconds (more often for short idle timeouts). The same thread runs the
 //! accept [`Watchdog`], which needs the same list of connections, every two seconds.
 
@@ -27,7 +27,7 @@ use super::shared::Shared;
 const QUICKEST: Duration = Duration::from_millis(100);
 
 /// A look may cost this fraction of the time between looks, at most.
-const COST_SHARE: u32 = 100;
+const COST_SHARE: u32 = 400;
 
 /// Starts the sweep; it ends when the server stops.
 pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
