@@ -10,7 +10,7 @@
 //! Each subscriber remembers the id of the last message queued to it, and only a larger id is
 //! ever queued, so a message reaches a page once whether it came from the history or live.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -21,6 +21,7 @@ use super::form;
 use super::history::Resume;
 use super::limiter::Limiter;
 use super::message::{self, Limits, Message, Refusal};
+use super::metrics::ChatMetrics;
 use crate::app::views;
 use crate::log::Log;
 use crate::sse::Event;
@@ -59,24 +60,6 @@ struct Delivery {
     /// The `retry:` hint goes on the first event with data.
     retry_sent: bool,
 }
-
-#[derive(Default)]
-pub struct ChatMetrics {
-    published: AtomicU64,
-    refused: Mutex<[u64; REFUSAL_LABELS.len()]>,
-    subscribers: AtomicUsize,
-    missed_notices: AtomicU64,
-}
-
-const REFUSAL_LABELS: [&str; 7] = [
-    "empty",
-    "too_long",
-    "bad_utf8",
-    "bad_escape",
-    "media_type",
-    "too_large",
-    "rate_limited",
-];
 
 /// Why a publish did not happen.
 enum Failure {
@@ -142,7 +125,7 @@ impl Chat {
         .unwrap_or_default();
         match self.try_publish(request) {
             Ok(message) => {
-                self.metrics.published.fetch_add(1, Ordering::Relaxed);
+                self.metrics.published();
                 let peer = request.peer.map_or_else(|| "-".into(), |p| p.to_string());
                 self.log.line(format_args!(
                     "chat message {} from {peer}, {} bytes",
@@ -202,9 +185,12 @@ impl Chat {
     /// Counts a refusal by its label (also for refusals made before the request reached
     /// [`Chat::publish`], such as a body too large to read).
     pub fn count_refusal(&self, label: &str) {
-        if let Some(at) = REFUSAL_LABELS.iter().position(|known| *known == label) {
-            lock(&self.metrics.refused)[at] += 1;
-        }
+        self.metrics.refused(label);
+    }
+
+    /// The chat's families for `/metrics`.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(self.held())
     }
 
     /// `GET /chat/stream`.
@@ -249,7 +235,7 @@ impl Chat {
             }
             lock(&self.subscribers).push(subscriber.clone());
         }
-        self.metrics.subscribers.fetch_add(1, Ordering::Relaxed);
+        self.metrics.subscribed();
         let ended = loop {
             match events.serve() {
                 Ok(Woken::Full) => self.catch_up(&subscriber),
@@ -257,7 +243,7 @@ impl Chat {
             }
         };
         lock(&self.subscribers).retain(|other| !Arc::ptr_eq(other, &subscriber));
-        self.metrics.subscribers.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.unsubscribed();
         Err(ended)
     }
 
@@ -273,7 +259,7 @@ impl Chat {
         _room: &Room,
     ) {
         if resume.missed {
-            self.metrics.missed_notices.fetch_add(1, Ordering::Relaxed);
+            self.metrics.missed_notice();
             let notice = Event::new().data(views::chat_missed().into_string());
             subscriber.outlet.offer(&encode(&notice));
         }
@@ -323,61 +309,6 @@ impl Chat {
     pub fn held(&self) -> usize {
         lock(&self.room).held()
     }
-
-    /// The chat's families for `/metrics`, in the Prometheus text format.
-    pub fn render_metrics(&self) -> String {
-        let metrics = &self.metrics;
-        let mut out = String::with_capacity(1024);
-        family(
-            &mut out,
-            "chat_messages_published_total",
-            "counter",
-            "Chat messages published since start.",
-        );
-        let published = metrics.published.load(Ordering::Relaxed);
-        out.push_str(&format!("chat_messages_published_total {published}\n"));
-        family(
-            &mut out,
-            "chat_publishes_refused_total",
-            "counter",
-            "Publish requests refused, by reason; nothing was published.",
-        );
-        let refused = *lock(&metrics.refused);
-        for (label, count) in REFUSAL_LABELS.iter().zip(refused) {
-            out.push_str(&format!(
-                "chat_publishes_refused_total{{reason=\"{label}\"}} {count}\n"
-            ));
-        }
-        let single = [
-            (
-                "chat_subscribers_live",
-                "gauge",
-                "Chat streams open now.",
-                metrics.subscribers.load(Ordering::Relaxed) as u64,
-            ),
-            (
-                "chat_messages_held",
-                "gauge",
-                "Chat messages held in memory for late and returning subscribers.",
-                self.held() as u64,
-            ),
-            (
-                "chat_missed_notices_total",
-                "counter",
-                "Notices sent to subscribers that came back after messages they never got were dropped.",
-                metrics.missed_notices.load(Ordering::Relaxed),
-            ),
-        ];
-        for (name, kind, help, value) in single {
-            family(&mut out, name, kind, help);
-            out.push_str(&format!("{name} {value}\n"));
-        }
-        out
-    }
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
 }
 
 /// The event for one message: its id, and its fragment as data (inside the list reset when the

@@ -16,6 +16,7 @@ pub mod journal;
 pub mod limiter;
 mod live;
 pub mod message;
+mod metrics;
 
 use std::io;
 use std::path::Path;
