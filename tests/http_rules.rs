@@ -28,9 +28,11 @@ const NEXT: &str = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
 /// The same, as the last request of a connection.
 const NEXT_LAST: &str = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 
-const ASSETS: [&str; 4] = [
+const ASSETS: [&str; 6] = [
     "/assets/htmx.min.js",
     "/assets/sse.min.js",
+    "/assets/htmx4.min.js",
+    "/assets/hx-sse4.min.js",
     "/assets/app.css",
     "/assets/favicon.svg",
 ];
@@ -857,6 +859,13 @@ fn routes() -> Vec<(&'static str, &'static str, &'static str)> {
         ("GET", "/ping", "no-cache"),
         ("GET", "/healthz", "no-store"),
         ("GET", "/metrics", "no-store"),
+        ("GET", "/chat", "no-cache"),
+        // No body and no Content-Type: refused (415), and never stored.
+        ("POST", "/chat/messages", "no-store"),
+        ("GET", "/htmx4/", "no-cache"),
+        ("GET", "/htmx4/on-demand", "no-cache"),
+        ("POST", "/htmx4/start-connection", "no-cache"),
+        ("GET", "/htmx4/chat", "no-cache"),
     ];
     routes.extend(ASSETS.map(|asset| ("GET", asset, IMMUTABLE)));
     routes
@@ -878,12 +887,14 @@ fn every_route_says_how_to_cache_it() {
             ));
         }
     }
-    let stream = EventStream::open(server.addr);
-    if stream.head.header("Cache-Control") != Some("no-cache") {
-        failures.push(format!(
-            "GET /connect: Cache-Control {:?}",
-            stream.head.header("Cache-Control")
-        ));
+    for path in ["/connect", "/chat/stream"] {
+        let stream = EventStream::open_path(server.addr, path, "");
+        if stream.head.header("Cache-Control") != Some("no-cache") {
+            failures.push(format!(
+                "GET {path}: Cache-Control {:?}",
+                stream.head.header("Cache-Control")
+            ));
+        }
     }
     assert_no_failures(failures);
 }
@@ -965,9 +976,20 @@ fn get_and_head(addr: SocketAddr, path: &str, extra: &str) -> Result<(Reply, Rep
 fn head_has_the_headers_of_get_and_no_body() {
     let server = TestServer::start(Duration::from_millis(50));
     let mut failures = Vec::new();
-    let targets = ["/", "/on-demand", "/healthz", "/metrics", "/nope", "/ping"]
-        .into_iter()
-        .chain(ASSETS);
+    let targets = [
+        "/",
+        "/on-demand",
+        "/chat",
+        "/htmx4/",
+        "/htmx4/on-demand",
+        "/htmx4/chat",
+        "/healthz",
+        "/metrics",
+        "/nope",
+        "/ping",
+    ]
+    .into_iter()
+    .chain(ASSETS);
     for path in targets {
         // The metrics change from one request to the next, and their length with them.
         let ignore: &[&str] = if path == "/metrics" {
