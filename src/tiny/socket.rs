@@ -107,17 +107,21 @@ impl Sockets {
     }
 
     /// Shuts down, in one pass over the descriptors, every connection accepted on the listener
-    /// whose peer `close` picks.
-    pub fn shut_down_where(&self, close: impl Fn(SocketAddr) -> bool) {
+    /// whose peer `close` picks, and returns those peers (each once).
+    pub fn shut_down_where(&self, close: impl Fn(SocketAddr) -> bool) -> Vec<SocketAddr> {
+        let mut closed = Vec::new();
         for fd in 0..descriptor_table_size() {
             if local_addr(fd) == Some(self.local)
                 && let Some(peer) = peer_addr(fd)
                 && close(peer)
                 && let Some(socket) = self.duplicate_if(fd, peer)
+                && socket.shutdown(std::net::Shutdown::Both).is_ok()
+                && !closed.contains(&peer)
             {
-                let _ = socket.shutdown(std::net::Shutdown::Both);
+                closed.push(peer);
             }
         }
+        closed
     }
 
     /// Is descriptor number `fd` the connection from `peer` to the listener now?

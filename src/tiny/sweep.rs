@@ -13,7 +13,8 @@
 //! at least every two seconds (more often for short idle timeouts). The same thread runs the
 //! accept [`Watchdog`], which needs the same list of connections, every two seconds.
 
-use std::net::{Shutdown, SocketAddr};
+use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread;
@@ -67,16 +68,20 @@ fn sweep(shared: &Shared, peers: &[SocketAddr], listed: Instant) {
     let idle = shared
         .connections
         .idle(peers, shared.settings.idle_timeout, listed);
+    if idle.is_empty() {
+        return;
+    }
+    // Closing both halves ends tiny_http's blocked read; its thread goes back to the pool. One
+    // pass over the descriptors closes them all, however many went idle at once.
+    let idle: HashSet<SocketAddr> = idle.into_iter().collect();
+    let closed = shared.sockets.shut_down_where(|peer| idle.contains(&peer));
+    for peer in &closed {
+        shared.metrics.idle_closed.fetch_add(1, Ordering::Relaxed);
+        shared
+            .log
+            .line(format_args!("closed idle connection {peer}"));
+    }
     for peer in idle {
-        // Closing both halves ends tiny_http's blocked read; its thread goes back to the pool.
-        if let Some(socket) = shared.sockets.find(peer)
-            && socket.shutdown(Shutdown::Both).is_ok()
-        {
-            shared.metrics.idle_closed.fetch_add(1, Ordering::Relaxed);
-            shared
-                .log
-                .line(format_args!("closed idle connection {peer}"));
-        }
         shared.connections.forget(peer);
     }
 }
