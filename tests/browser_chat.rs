@@ -302,20 +302,33 @@ fn chat_server(store: Option<&Path>) -> TestServer {
 }
 
 /// A server on `addr`, where one was just stopped. The listener sets `SO_REUSEADDR`, so the
-/// old connections in TIME_WAIT do not hold the port; tiny_http's accept thread closes its copy
-/// of the old listener a moment after the stop returns, so this waits for the port first.
+/// old connections in TIME_WAIT do not hold the port.
 fn chat_server_at(addr: SocketAddr, store: &Path) -> TestServer {
-    let since = Instant::now();
-    assert!(
-        wait_for(Duration::from_secs(5), || TcpListener::bind(addr).is_ok()),
-        "{addr} still taken 5 s after the stop"
-    );
-    eprintln!("{addr} free again {:?} after asking", since.elapsed());
+    drop(bind_when_free(addr));
     TestServer::with(|c| {
         c.addr = addr;
         c.publish_limit = 0;
         c.store = Some(store.to_path_buf());
     })
+}
+
+/// A listener on `addr`, where a server was just stopped: tiny_http's accept thread closes its
+/// copy of the old listener a moment after the stop returns, so this waits for the port.
+fn bind_when_free(addr: SocketAddr) -> TcpListener {
+    let since = Instant::now();
+    let deadline = since + Duration::from_secs(5);
+    loop {
+        match TcpListener::bind(addr) {
+            Ok(listener) => {
+                eprintln!("{addr} free again {:?} after asking", since.elapsed());
+                return listener;
+            }
+            Err(_) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("{addr} still taken 5 s after the stop: {e}"),
+        }
+    }
 }
 
 /// A stopped server holds no connection open. One it left open (an idle keep-alive connection
@@ -400,7 +413,7 @@ struct Gateway {
 
 impl Gateway {
     fn start(addr: SocketAddr) -> Gateway {
-        let listener = TcpListener::bind(addr).expect("the gateway binds the server's address");
+        let listener = bind_when_free(addr);
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
