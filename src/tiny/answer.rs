@@ -95,7 +95,7 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
         let shared = &self.shared;
         let wire = Wire::of(&raw);
         // A panic in a handler is a bug, but it must cost that one request, never the server.
-        let reply = panic::catch_unwind(AssertUnwindSafe(|| {
+        let mut reply = panic::catch_unwind(AssertUnwindSafe(|| {
             let _logged = PanicsToLog::enter(shared.log);
             self.handler.handle(&request)
         }))
@@ -106,6 +106,7 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
             Reply::text(500, "internal server error\n").for_route(self.handler.label(&request))
         });
         let label = reply.label;
+        let after = reply.after.take();
         let peer = raw.remote_addr().copied();
         let (status, bytes) = match reply.body {
             // The head says `Connection: close`, so the connection ends here.
@@ -147,6 +148,19 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
             Body::Bytes(_) => respond(raw, &reply, wire),
         };
         self.answered(&request, label, status, bytes, received);
+        if let Some(after) = after {
+            // Fenced like the handler: a panic here costs this work, not the request loop.
+            if panic::catch_unwind(AssertUnwindSafe(|| {
+                let _logged = PanicsToLog::enter(shared.log);
+                after();
+            }))
+            .is_err()
+            {
+                shared
+                    .log
+                    .line(format_args!("work after a reply panicked; serving on"));
+            }
+        }
     }
 
     fn refused(

@@ -1,7 +1,8 @@
 //! The HTTP layer: the only code that names tiny_http, a socket or a file descriptor.
 //!
 //! The application gives it a [`Handler`]: an owned [`Request`] in (its body read, up to the
-//! route's [`Handler::body_limit`]), a plain-data [`Reply`] out.
+//! route's [`Handler::body_limit`]), a plain-data [`Reply`] out (which may carry work to run
+//! once it is written, [`Reply::then`]).
 //! A reply whose body is an event stream ([`Reply::events`]) is run by this layer on a thread
 //! of its own: it writes the head, frames and flushes each event, releases tiny_http's pool
 //! thread, logs and counts the stream, and ends the body when the server stops.

@@ -31,7 +31,13 @@ pub struct Reply {
     /// The route the request was for, as a metrics label: one of a fixed set, whatever the
     /// client sent.
     pub label: &'static str,
+    /// Run by the layer once the response is written (or could not be), on the same thread:
+    /// work that the request caused but its answer need not wait for. Byte replies only.
+    pub after: Option<AfterSent>,
 }
+
+/// See [`Reply::after`].
+pub type AfterSent = Box<dyn FnOnce() + Send>;
 
 pub enum Body {
     Bytes(Cow<'static, [u8]>),
@@ -61,6 +67,7 @@ impl Reply {
             headers: vec![("Content-Type", Cow::Borrowed(content_type))],
             body: Body::Bytes(body.into()),
             label: "other",
+            after: None,
         }
     }
 
@@ -93,11 +100,18 @@ impl Reply {
                 run: Box::new(run),
             }),
             label: "other",
+            after: None,
         }
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Reply {
         self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Runs `work` once the response is on its way, so the client is answered first.
+    pub fn then(mut self, work: impl FnOnce() + Send + 'static) -> Reply {
+        self.after = Some(Box::new(work));
         self
     }
 

@@ -4,7 +4,8 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::RawFd;
-use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -14,12 +15,26 @@ use crate::metrics::Metrics;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Echoes the body; `/big` takes [`MAX_BODY`], every other path [`SMALL_BODY`].
-struct Echo;
+/// Echoes the body; `/big` takes [`MAX_BODY`], every other path [`SMALL_BODY`]. On `/then`,
+/// the reply's after-work waits for the test's go, then says it ran.
+#[derive(Default)]
+struct Echo {
+    after: Mutex<Option<(Receiver<()>, Sender<()>)>>,
+}
 
 impl Handler for Echo {
     fn handle(&self, request: &Request) -> Reply {
-        Reply::new(200, "application/octet-stream", request.body.clone())
+        let reply = Reply::new(200, "application/octet-stream", request.body.clone());
+        if request.path != "/then" {
+            return reply;
+        }
+        let Some((go, ran)) = self.after.lock().unwrap().take() else {
+            return reply;
+        };
+        reply.then(move || {
+            go.recv_timeout(TIMEOUT).expect("the go");
+            ran.send(()).unwrap();
+        })
     }
 
     fn label(&self, _request: &Request) -> &'static str {
@@ -41,6 +56,7 @@ impl Handler for Echo {
 
 struct Layer {
     addr: SocketAddr,
+    echo: Arc<Echo>,
     stopper: Stopper,
     thread: Option<JoinHandle<()>>,
 }
@@ -61,9 +77,12 @@ impl Layer {
         let http = HttpServer::bind(settings, metrics, Log { quiet: true }).unwrap();
         let addr = http.local_addr();
         let stopper = http.stopper();
-        let thread = std::thread::spawn(move || http.run(Arc::new(Echo)).unwrap());
+        let echo = Arc::new(Echo::default());
+        let handler = echo.clone();
+        let thread = std::thread::spawn(move || http.run(handler).unwrap());
         Layer {
             addr,
+            echo,
             stopper,
             thread: Some(thread),
         }
@@ -132,6 +151,23 @@ fn chunked(body: &[u8]) -> Vec<u8> {
 }
 
 const NEXT: &[u8] = b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
+
+#[test]
+fn work_after_a_reply_runs_once_the_reply_is_written() {
+    let layer = Layer::start();
+    let (go, go_rx) = mpsc::channel();
+    let (ran_tx, ran) = mpsc::channel();
+    *layer.echo.after.lock().unwrap() = Some((go_rx, ran_tx));
+    let mut socket = layer.connect();
+    socket
+        .write_all(b"POST /then HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+        .unwrap();
+    // The work waits for the go, so the reply could not be read here if it came after the work.
+    assert_eq!(read_response(&mut socket), (200, b"hi".to_vec()));
+    assert!(ran.try_recv().is_err(), "the work waits for the go");
+    go.send(()).unwrap();
+    ran.recv_timeout(TIMEOUT).expect("the work ran");
+}
 
 #[test]
 fn a_body_up_to_the_cap_reaches_the_handler_and_the_connection_goes_on() {

@@ -1,15 +1,18 @@
 //! The chatroom live: publishing, and one event stream per open page.
 //!
-//! A publish is journaled and put in the history under the room's lock, handed to the fan-out
-//! threads (one per core, each with its share of the subscribers), and answered at once. A
-//! fan-out thread encodes the event once and offers it to each of its subscribers' outlets: a non-blocking write, made on the fan-out thread, so delivering a message
-//! wakes none of the stream threads. A subscriber whose client falls behind by more than its
+//! A publish is journaled and put in the history under the room's lock, answered, and only then
+//! handed to the fan-out threads (one per core, each with its share of the subscribers), so the
+//! `POST` is not answered from a core those threads keep busy. A
+//! fan-out thread encodes the event once and offers it to each of its subscribers' outlets: a
+//! non-blocking write, made on the fan-out thread, so delivering a message wakes none of the
+//! stream threads. A subscriber whose client falls behind by more than its
 //! outlet holds is marked lagging and skipped; its own thread, once it has written what was
 //! queued, catches it up from the history (with the missed notice if what it needs is gone).
 //!
 //! Each subscriber remembers the id of the last message queued to it, and only a larger id is
 //! ever queued, so a message reaches a page once whether it came from the history or live.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -35,6 +38,9 @@ pub struct Chat {
     subscribers: Arc<Mutex<Vec<Arc<Subscriber>>>>,
     /// One channel per fan-out thread; each thread writes to its own share of the subscribers.
     fan_out: Vec<Sender<Arc<Message>>>,
+    /// Published, answered or about to be, and not yet handed to the fan-out threads; in
+    /// publish order (pushed under the room's lock).
+    unsent: Mutex<VecDeque<Arc<Message>>>,
     /// The share the next subscriber joins.
     next_share: AtomicUsize,
     limiter: Mutex<Limiter>,
@@ -78,7 +84,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Chat {
-    /// Starts the fan-out thread for `room`.
+    /// Starts the fan-out threads for `room`, one per core.
     pub fn start(
         room: Room,
         limits: Limits,
@@ -103,6 +109,7 @@ impl Chat {
             room: Mutex::new(room),
             subscribers,
             fan_out: senders,
+            unsent: Mutex::new(VecDeque::new()),
             next_share: AtomicUsize::new(0),
             limiter: Mutex::new(Limiter::new(publish_limit)),
             limits,
@@ -112,8 +119,9 @@ impl Chat {
         })
     }
 
-    /// `POST /chat/messages`.
-    pub fn publish(&self, request: &Request) -> Reply {
+    /// `POST /chat/messages`. A published message goes out to the subscribers once the reply
+    /// is written.
+    pub fn publish(self: &Arc<Chat>, request: &Request) -> Reply {
         let for_htmx = request.header("HX-Request") == Some("true");
         let name = form::parse(
             request.header("Content-Type"),
@@ -132,11 +140,13 @@ impl Chat {
                     message.id,
                     message.size()
                 ));
-                if for_htmx {
+                let reply = if for_htmx {
                     Reply::html(201, views::chat_form(&name, None))
                 } else {
                     Reply::text(201, format!("{}\n", message.id))
-                }
+                };
+                let chat = self.clone();
+                reply.then(move || chat.hand_off())
             }
             Err(Failure::Refused(refusal)) => {
                 self.count_refusal(refusal.label());
@@ -175,11 +185,21 @@ impl Chat {
         let message = room
             .publish(draft, SystemTime::now())
             .map_err(Failure::Store)?;
-        // Sent under the room's lock, so every fan-out thread sees messages in publish order.
-        for sender in &self.fan_out {
-            let _ = sender.send(message.clone());
-        }
+        // Queued under the room's lock, so the queue holds messages in publish order.
+        lock(&self.unsent).push_back(message.clone());
         Ok(message)
+    }
+
+    /// Hands every message not yet handed over to every fan-out thread, oldest first. Each
+    /// call takes all there is, so a message whose hand-off was lost (its reply's thread
+    /// panicked) goes with the next.
+    fn hand_off(&self) {
+        let mut unsent = lock(&self.unsent);
+        while let Some(message) = unsent.pop_front() {
+            for sender in &self.fan_out {
+                let _ = sender.send(message.clone());
+            }
+        }
     }
 
     /// Counts a refusal by its label (also for refusals made before the request reached
