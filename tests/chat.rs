@@ -843,3 +843,43 @@ fn each_publish_logs_one_line_with_its_id_and_client_but_never_the_text() {
         "the text is never logged: {tail:#?}"
     );
 }
+
+#[test]
+fn a_chat_streams_log_line_counts_its_messages_and_every_byte_it_sent() {
+    let mut server = ServerProcess::start_logging(&["--publish-limit", "0"]);
+    let addr = server.addr;
+    let mut socket = connect(addr);
+    write!(socket, "GET /chat/stream HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut received = Vec::new();
+        socket
+            .read_to_end(&mut received)
+            .expect("the stream to its end");
+        received
+    });
+    assert!(wait_for(Duration::from_secs(5), || subscribers_live(addr) == 1));
+    for text in ["one", "two"] {
+        id_of(&post_text(addr, text));
+    }
+    // Both go out before the stop: the stop ends the body after what was written.
+    assert!(wait_for(Duration::from_secs(5), || metric(
+        &metrics(addr),
+        "sse_events_sent_total"
+    ) >= 2));
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(5)).is_some());
+    let received = reader.join().unwrap();
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.ends_with("0\r\n\r\n"), "the body ended: {text}");
+    let tail = server.stderr_tail();
+    let closed = tail.iter().find(|line| line.contains("closed:"));
+    assert!(
+        closed.is_some_and(|line| line.contains(": 2 events,")),
+        "{tail:#?}"
+    );
+    let logged = format!("GET /chat/stream 200 {}B ", received.len());
+    assert!(
+        tail.iter().any(|line| line.starts_with(&logged)),
+        "{logged} in {tail:#?}"
+    );
+}

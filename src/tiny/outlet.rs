@@ -57,6 +57,8 @@ pub struct Outlet {
     framing: Framing,
     /// Events taken (sent or queued), for the stream's log line.
     events: AtomicU64,
+    /// Bytes written to the socket, by any thread, for the stream's log line.
+    written: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
@@ -91,6 +93,7 @@ impl Outlet {
             owner: thread::current(),
             framing,
             events: AtomicU64::new(0),
+            written: AtomicU64::new(0),
             metrics,
         })
     }
@@ -98,16 +101,26 @@ impl Outlet {
     /// Sends one encoded event (see [`crate::sse::Event::encode_into`]) from any thread, without
     /// blocking.
     pub fn offer(&self, event: &[u8]) -> Offered {
-        let mut frame = Vec::with_capacity(event.len() + 12);
-        let mut scratch = Vec::new();
-        // Writing into a Vec cannot fail.
-        let _ = self.framing.write_frame(&mut frame, &mut scratch, event);
-        let offered = self.offer_frame(&frame);
+        let offered = self.offer_frame(&self.frame(event));
         if matches!(offered, Offered::Sent | Offered::Queued) {
             self.events.fetch_add(1, Ordering::Relaxed);
             self.metrics.events_sent.fetch_add(1, Ordering::Relaxed);
         }
         offered
+    }
+
+    /// Like [`Outlet::offer`], for a comment (`: …\n\n`), which is not counted as an event.
+    pub fn offer_comment(&self, comment: &[u8]) -> Offered {
+        self.offer_frame(&self.frame(comment))
+    }
+
+    fn frame(&self, payload: &[u8]) -> Vec<u8> {
+        let mut frame = Vec::with_capacity(payload.len() + 12);
+        // Writing into a Vec cannot fail.
+        let _ = self
+            .framing
+            .write_frame(&mut frame, &mut Vec::new(), payload);
+        frame
     }
 
     fn offer_frame(&self, frame: &[u8]) -> Offered {
@@ -126,10 +139,12 @@ impl Outlet {
         }
         match (&self.socket).write_some(frame) {
             Ok(written) if written == frame.len() => {
+                self.count_written(written);
                 state.last_write = Instant::now();
                 Offered::Sent
             }
             Ok(written) => {
+                self.count_written(written);
                 state.pending.extend_from_slice(&frame[written..]);
                 self.owner.unpark();
                 Offered::Queued
@@ -153,6 +168,15 @@ impl Outlet {
 
     pub(super) fn events(&self) -> u64 {
         self.events.load(Ordering::Relaxed)
+    }
+
+    /// Bytes written so far, the end of the body included once closed.
+    pub(super) fn bytes_written(&self) -> usize {
+        usize::try_from(self.written.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+    }
+
+    fn count_written(&self, bytes: usize) {
+        self.written.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// On the owner's thread: writes what others queued, and a keep-alive comment in silences,
@@ -179,6 +203,7 @@ impl Outlet {
                     self.lock().gone = true;
                     return Err(Ended::ClientGone(error));
                 }
+                self.count_written(pending.len());
                 self.lock().last_write = Instant::now();
                 continue;
             }
@@ -200,16 +225,12 @@ impl Outlet {
     }
 
     fn keepalive_frame(&self) -> Vec<u8> {
-        let mut frame = Vec::new();
-        let _ = self
-            .framing
-            .write_frame(&mut frame, &mut Vec::new(), b": keep-alive\n\n");
-        frame
+        self.frame(b": keep-alive\n\n")
     }
 
     /// On the owner's thread: ends the body (the terminating chunk if `finish`), refuses every
     /// later offer, and closes the connection.
-    pub(super) fn close(&self, finish: bool, write_timeout: Duration) -> usize {
+    pub(super) fn close(&self, finish: bool, write_timeout: Duration) {
         let mut state = self.lock();
         state.gone = true;
         let mut tail = std::mem::take(&mut state.pending);
@@ -217,12 +238,10 @@ impl Outlet {
             let _ = self.framing.finish(&mut tail);
         }
         drop(state);
-        let mut written = 0;
         if write_all(&self.socket, &tail, write_timeout).is_ok() {
-            written = tail.len();
+            self.count_written(tail.len());
         }
         let _ = self.socket.shutdown(Shutdown::Both);
-        written
     }
 }
 

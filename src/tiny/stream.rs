@@ -210,8 +210,10 @@ fn serve(
     if let Some(outlet) = outlet {
         // The outlet owns the connection: it ends the body.
         let finish = matches!(ended, Ended::ServerStopping);
-        sent.bytes += outlet.close(finish, shared.settings.write_timeout);
-        sent.events = outlet.events();
+        outlet.close(finish, shared.settings.write_timeout);
+        // Events sent before the outlet took over were counted on this thread.
+        sent.bytes += outlet.bytes_written();
+        sent.events += outlet.events();
     } else if let Ended::ServerStopping = ended {
         // Ending the body properly tells the client the stream is over, not cut.
         if let Some(writer) = writer.as_mut()

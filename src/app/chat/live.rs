@@ -251,7 +251,7 @@ impl Chat {
             if resume.messages.is_empty() && !resume.missed {
                 // Nothing to send yet: a comment, so that the client sees the stream is open
                 // (browsers and curl show nothing of a response before its first body bytes).
-                subscriber.outlet.offer(b": connected\n\n");
+                subscriber.outlet.offer_comment(b": connected\n\n");
             }
             lock(&self.subscribers).push(subscriber.clone());
         }
