@@ -13,7 +13,8 @@ Options:
       --interval <TIME>      Time between two events of a stream, e.g. 1s, 250ms [default: 1s]
       --retry <TIME>         Reconnection delay suggested to clients (SSE retry:) [default: 3s]
       --keepalive <TIME>     Longest silence on a stream before a keep-alive comment [default: 15s]
-      --max-streams <N>      Streams held at once before /connect answers 503
+      --max-streams <N>      Event streams (/connect, /chat/stream) held at once before a
+                             new one gets 503
                              [default: derived from the host's limits, printed at start]
       --idle-timeout <TIME>  Close a connection that is not a stream and starts no request
                              for this long [default: 30s]
@@ -42,44 +43,65 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
     let mut config = Config::default();
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
-        match arg {
-            Long("addr") => {
-                let value = parser.value()?;
-                config.addr = value.parse().map_err(|e| lexopt::Error::ParsingFailed {
-                    value: value.string().unwrap_or_default(),
-                    error: format!("{e} (expected IP:PORT, e.g. 127.0.0.1:8000 or [::1]:8000)")
-                        .into(),
-                })?;
+        let flag = match arg {
+            Long(name) => format!("--{name}"),
+            Short(letter) => format!("-{letter}"),
+            Value(value) => return Err(lexopt::Error::UnexpectedArgument(value)),
+        };
+        let mut apply = || -> Result<bool, lexopt::Error> {
+            match flag.as_str() {
+                "--addr" => config.addr = parser.value()?.parse_with(socket_address)?,
+                "--interval" => config.interval = parser.value()?.parse_with(positive_duration)?,
+                "--retry" => config.retry = parser.value()?.parse_with(positive_duration)?,
+                "--keepalive" => {
+                    config.keepalive = parser.value()?.parse_with(positive_duration)?
+                }
+                "--max-streams" => {
+                    config.max_streams = Some(parser.value()?.parse_with(at_least_one)?)
+                }
+                "--idle-timeout" => {
+                    config.idle_timeout = parser.value()?.parse_with(positive_duration)?
+                }
+                "--write-timeout" => {
+                    config.write_timeout = parser.value()?.parse_with(positive_duration)?
+                }
+                "--history" => config.history = parser.value()?.parse_with(at_least_one)?,
+                "--store" => config.store = Some(parser.value()?.into()),
+                "--max-message" => config.max_message = parser.value()?.parse_with(at_least_one)?,
+                "--publish-limit" => config.publish_limit = parser.value()?.parse()?,
+                "-q" | "--quiet" => config.quiet = true,
+                "-h" | "--help" => {
+                    println!("{USAGE}");
+                    return Ok(false);
+                }
+                "-V" | "--version" => {
+                    println!("sse-htmx {}", env!("CARGO_PKG_VERSION"));
+                    return Ok(false);
+                }
+                _ => return Err(lexopt::Error::UnexpectedOption(flag.clone())),
             }
-            Long("interval") => config.interval = parser.value()?.parse_with(positive_duration)?,
-            Long("retry") => config.retry = parser.value()?.parse_with(positive_duration)?,
-            Long("keepalive") => {
-                config.keepalive = parser.value()?.parse_with(positive_duration)?
-            }
-            Long("max-streams") => config.max_streams = Some(parser.value()?.parse()?),
-            Long("idle-timeout") => {
-                config.idle_timeout = parser.value()?.parse_with(positive_duration)?
-            }
-            Long("write-timeout") => {
-                config.write_timeout = parser.value()?.parse_with(positive_duration)?;
-            }
-            Long("history") => config.history = parser.value()?.parse_with(at_least_one)?,
-            Long("store") => config.store = Some(parser.value()?.into()),
-            Long("max-message") => config.max_message = parser.value()?.parse_with(at_least_one)?,
-            Long("publish-limit") => config.publish_limit = parser.value()?.parse()?,
-            Short('q') | Long("quiet") => config.quiet = true,
-            Short('h') | Long("help") => {
-                println!("{USAGE}");
-                return Ok(None);
-            }
-            Short('V') | Long("version") => {
-                println!("sse-htmx {}", env!("CARGO_PKG_VERSION"));
-                return Ok(None);
-            }
-            _ => return Err(arg.unexpected()),
+            Ok(true)
+        };
+        if !apply().map_err(|error| naming(&flag, error))? {
+            return Ok(None);
         }
     }
     Ok(Some(config))
+}
+
+/// An error about a flag's value names the flag: `--interval "soon": ...`.
+fn naming(flag: &str, error: lexopt::Error) -> lexopt::Error {
+    match error {
+        lexopt::Error::ParsingFailed { value, error } => {
+            lexopt::Error::Custom(format!("{flag} {value:?}: {error}").into())
+        }
+        other => other,
+    }
+}
+
+fn socket_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.parse()
+        .map_err(|e| format!("{e} (expected IP:PORT, e.g. 127.0.0.1:8000 or [::1]:8000)"))
 }
 
 fn at_least_one(text: &str) -> Result<usize, String> {

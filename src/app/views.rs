@@ -202,7 +202,7 @@ pub fn error_page(title: &str, detail: &str) -> Markup {
 /// The answer to a stream request at capacity: short, so that it reads well if a client swaps
 /// it into the page.
 pub fn busy_fragment() -> Markup {
-    html! { p.busy { "The server is busy; the live box will connect as soon as it can." } }
+    html! { p.busy { "The server is busy; this will connect as soon as it can." } }
 }
 
 /// htmx would otherwise add an inline <style>, which the Content-Security-Policy forbids.

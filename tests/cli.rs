@@ -1,0 +1,86 @@
+//! The command line as a user meets it: `--help` is what the README shows, and bad input is one
+//! line on stderr and exit code 2, before anything is served.
+
+use std::net::TcpListener;
+use std::process::{Command, Output};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_sse-htmx");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BINARY)
+        .args(args)
+        .output()
+        .expect("run sse-htmx")
+}
+
+/// Exit code 2 and one line on stderr that contains `says`; nothing on stdout.
+fn assert_refused(args: &[&str], says: &str) {
+    let output = run(args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(says),
+        "{args:?}: {stderr:?} should say {says:?}"
+    );
+    assert!(output.stdout.is_empty(), "{args:?}: nothing is served");
+}
+
+#[test]
+fn help_is_what_the_readme_shows() {
+    let output = run(&["--help"]);
+    assert_eq!(output.status.code(), Some(0));
+    let help = String::from_utf8(output.stdout).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let shown = readme
+        .split_once("$ sse-htmx --help\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .expect("the README shows --help in a console block");
+    assert_eq!(help, shown, "README.md's --help block is out of date");
+    assert_eq!(run(&["-h"]).stdout, help.as_bytes());
+}
+
+#[test]
+fn version_names_the_package_version() {
+    let output = run(&["--version"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!("sse-htmx {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn bad_flags_and_values_are_one_line_and_exit_code_2() {
+    assert_refused(&["--no-such-flag"], "--no-such-flag");
+    assert_refused(&["--addr", "localhost"], "expected IP:PORT");
+    assert_refused(&["--interval", "soon"], "e.g. 1s, 250ms");
+    assert_refused(&["--interval", "0s"], "at least 1ms");
+    assert_refused(&["--max-streams", "0"], "at least 1");
+    assert_refused(&["--max-streams", "-1"], "--max-streams");
+    assert_refused(&["--history", "0"], "at least 1");
+    assert_refused(&["--max-message", "many"], "--max-message");
+    assert_refused(&["--publish-limit", "1.5"], "--publish-limit");
+    assert_refused(&["--retry"], "--retry");
+}
+
+#[test]
+fn an_address_in_use_is_one_line_and_exit_code_2() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    assert_refused(&["--addr", &addr, "--quiet"], &addr);
+}
+
+#[test]
+fn a_store_that_cannot_be_opened_is_one_line_and_exit_code_2() {
+    let path = concat!(
+        env!("CARGO_TARGET_TMPDIR"),
+        "/no-such-directory/chat.journal"
+    );
+    assert_refused(
+        &["--addr", "127.0.0.1:0", "--quiet", "--store", path],
+        "no-such-directory",
+    );
+}
