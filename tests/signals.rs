@@ -21,7 +21,8 @@ fn stalled_client(addr: SocketAddr, request: &[u8]) -> TcpStream {
 }
 
 /// Bytes the server's socket for `client` holds unsent or unacknowledged (`tx_queue` in
-/// /proc/net/tcp), if that socket is listed.
+/// /proc/net/tcp), if that socket is listed as established (not a closed one of an earlier
+/// test that happened to have the same addresses).
 fn server_send_queue(server: SocketAddr, client: &TcpStream) -> Option<u64> {
     let hex = |addr: SocketAddr| match addr {
         SocketAddr::V4(v4) => format!(
@@ -35,7 +36,10 @@ fn server_send_queue(server: SocketAddr, client: &TcpStream) -> Option<u64> {
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
     table.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.get(1) == Some(&local.as_str()) && fields.get(2) == Some(&remote.as_str()) {
+        if fields.get(1) == Some(&local.as_str())
+            && fields.get(2) == Some(&remote.as_str())
+            && fields.get(3) == Some(&"01")
+        {
             let (tx, _rx) = fields.get(4)?.split_once(':')?;
             u64::from_str_radix(tx, 16).ok()
         } else {
@@ -46,7 +50,7 @@ fn server_send_queue(server: SocketAddr, client: &TcpStream) -> Option<u64> {
 
 /// Waits until the server's writes to `client` have stopped: data queued, and no progress for
 /// a few samples.
-fn wait_until_writes_block(server: SocketAddr, client: &TcpStream) {
+fn wait_until_writes_block(server: SocketAddr, client: &TcpStream, what: &str) {
     let mut last = None;
     let mut unchanged = 0;
     let blocked = wait_for(Duration::from_secs(20), || {
@@ -62,7 +66,7 @@ fn wait_until_writes_block(server: SocketAddr, client: &TcpStream) {
     });
     assert!(
         blocked,
-        "the server's writes never blocked (send queue {last:?})"
+        "the server's writes to {what} never blocked (send queue {last:?})"
     );
 }
 
@@ -77,8 +81,8 @@ fn a_second_sigterm_exits_at_once_while_the_first_waits() {
     // Eight answers of htmx (52 KB each) are more than the buffers hold.
     let pipelined = "GET /assets/htmx.min.js HTTP/1.1\r\nHost: x\r\n\r\n".repeat(8);
     let answers = stalled_client(server.addr, pipelined.as_bytes());
-    wait_until_writes_block(server.addr, &stream);
-    wait_until_writes_block(server.addr, &answers);
+    wait_until_writes_block(server.addr, &stream, "the stream");
+    wait_until_writes_block(server.addr, &answers, "the pipelined requests");
 
     server.signal("TERM");
     assert!(
@@ -115,7 +119,7 @@ fn a_stuck_stream_does_not_hold_up_the_first_sigterm() {
     let mut server =
         ServerProcess::start_capturing_stderr(&["--interval", "1ms", "--write-timeout", "60s"]);
     let stream = stalled_client(server.addr, b"GET /connect HTTP/1.1\r\nHost: x\r\n\r\n");
-    wait_until_writes_block(server.addr, &stream);
+    wait_until_writes_block(server.addr, &stream, "the stream");
     let signalled = Instant::now();
     server.signal("TERM");
     let status = server
