@@ -2,12 +2,12 @@
 //!
 //! A publish is journaled and put in the history under the room's lock, answered, and only then
 //! handed to the fan-out threads (one per core, each with its share of the subscribers), so the
-//! `POST` is not answered from a core those threads keep busy. A
-//! fan-out thread encodes the event once and offers it to each of its subscribers' outlets: a
-//! non-blocking write, made on the fan-out thread, so delivering a message wakes none of the
-//! stream threads. A subscriber whose client falls behind by more than its
-//! outlet holds is marked lagging and skipped; its own thread, once it has written what was
-//! queued, catches it up from the history (with the missed notice if what it needs is gone).
+//! `POST` is not answered from a core those threads keep busy. A fan-out thread encodes the
+//! event once and offers it to each of its subscribers' outlets: a non-blocking write, made on
+//! the fan-out thread, so delivering a message wakes none of the stream threads. A subscriber
+//! whose client falls behind by more than its outlet holds is marked lagging and skipped; its
+//! own thread, once it has written what was queued, catches it up from the history (with the
+//! missed notice if what it needs is gone).
 //!
 //! Each subscriber remembers the id of the last message queued to it, and only a larger id is
 //! ever queued, so a message reaches a page once whether it came from the history or live.
