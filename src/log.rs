@@ -13,7 +13,8 @@ use std::time::Duration;
 use crate::printer::{self, To};
 
 /// Where the server's lines go: stderr for the log, stdout for what the binary announces.
-/// `quiet` silences both; only [`Log::fatal`] is always written.
+/// `quiet` silences both; only [`Log::fatal`] is always written. No call waits for the output or
+/// fails with it: a line that cannot be written at once is queued or dropped (see `printer`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Log {
     pub quiet: bool,
@@ -95,7 +96,9 @@ impl Drop for PanicsToLog {
 }
 
 /// Installs, once per process, the panic hook that [`PanicsToLog`] needs. A panic anywhere else
-/// goes to the hook that was in place (Rust's default: the message on stderr).
+/// goes to the hook that was in place (Rust's default: the message on stderr, `--quiet` or not):
+/// it is a bug, as fatal as an error can be. Rust's hook ignores a failed write, so a closed
+/// stderr does not make it panic again.
 pub fn route_panics() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {

@@ -143,7 +143,7 @@ fn write_lines(lines: Receiver<Line>) {
 fn write_dropped() {
     let dropped = printer().dropped.swap(0, Ordering::Relaxed);
     if dropped > 0 {
-        let text = format!("log: {dropped} lines dropped: stderr was not taking them\n");
+        let text = format!("log: {dropped} lines dropped: the output was not being read\n");
         write(To::Stderr, text.as_bytes());
     }
 }
