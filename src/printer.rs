@@ -19,10 +19,9 @@
 //! description, which the shell and every other process on the same terminal or pipe share. It
 //! would make their writes fail with `EAGAIN`, even after this process has exited.
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
-use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -41,71 +40,77 @@ struct Line {
     text: String,
 }
 
-/// The queue and what the writer has done with it.
+/// The queue and what the writer has done with it. The lock is never held across a write.
 struct Printer {
-    /// `None` if the writer thread could not be started: lines are then dropped.
-    queue: Option<SyncSender<Line>>,
-    /// Lines accepted into the queue, ever.
-    queued: AtomicU64,
-    /// Lines the writer has finished with (written or failed), ever; [`flush`] waits on it.
-    done: Mutex<u64>,
-    done_changed: Condvar,
+    state: Mutex<State>,
+    /// Wakes the writer when a line is queued.
+    line_queued: Condvar,
+    /// Wakes a [`flush`] when the writer has finished a line.
+    line_done: Condvar,
+    /// Whether the writer thread runs; if it could not be started, lines are dropped.
+    writing: bool,
+}
+
+#[derive(Default)]
+struct State {
+    lines: VecDeque<Line>,
+    /// Lines ever queued, and lines the writer has finished with (written or failed).
+    queued: u64,
+    done: u64,
     /// Lines dropped because the queue was full, since the count was last written.
-    dropped: AtomicU64,
+    dropped: u64,
 }
 
 fn printer() -> &'static Printer {
     static PRINTER: OnceLock<Printer> = OnceLock::new();
     PRINTER.get_or_init(|| {
-        let (queue, lines) = sync_channel(QUEUE_LINES);
+        // The thread waits in `printer()` until this returns.
         let started = thread::Builder::new()
             .name("printer".into())
-            .spawn(move || write_lines(lines));
+            .spawn(|| write_lines(printer()));
         Printer {
-            queue: started.is_ok().then_some(queue),
-            queued: AtomicU64::new(0),
-            done: Mutex::new(0),
-            done_changed: Condvar::new(),
-            dropped: AtomicU64::new(0),
+            state: Mutex::default(),
+            line_queued: Condvar::new(),
+            line_done: Condvar::new(),
+            writing: started.is_ok(),
         }
     })
 }
 
-/// Queues `line` (a newline is added) for `to`; never waits. When the queue is full the line is
-/// dropped and counted.
+fn lock(printer: &Printer) -> MutexGuard<'_, State> {
+    printer.state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Queues `line` (a newline is added) for `to`; never waits for the output. When the queue is
+/// full the line is dropped and counted.
 pub fn print(to: To, line: std::fmt::Arguments<'_>) {
+    let text = format!("{line}\n");
     let printer = printer();
-    let Some(queue) = &printer.queue else {
-        printer.dropped.fetch_add(1, Ordering::Relaxed);
+    let mut state = lock(printer);
+    if !printer.writing || state.lines.len() >= QUEUE_LINES {
+        state.dropped += 1;
         return;
-    };
-    // Counted before it is sent, so the writer can never be done with more than was queued.
-    printer.queued.fetch_add(1, Ordering::SeqCst);
-    let line = Line {
-        to,
-        text: format!("{line}\n"),
-    };
-    if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = queue.try_send(line) {
-        printer.queued.fetch_sub(1, Ordering::SeqCst);
-        printer.dropped.fetch_add(1, Ordering::Relaxed);
     }
+    state.lines.push_back(Line { to, text });
+    state.queued += 1;
+    printer.line_queued.notify_one();
 }
 
 /// Waits until every line queued so far is written (or has failed), but no longer than
 /// `within`: a pipe that is not read must not hold up the exit. Returns whether they were.
 pub fn flush(within: Duration) -> bool {
     let printer = printer();
-    let target = printer.queued.load(Ordering::SeqCst);
     let deadline = Instant::now() + within;
-    let mut done = printer.done.lock().unwrap_or_else(PoisonError::into_inner);
-    while *done < target {
+    let mut state = lock(printer);
+    let target = state.queued;
+    while state.done < target {
         let now = Instant::now();
         if now >= deadline {
             return false;
         }
-        done = printer
-            .done_changed
-            .wait_timeout(done, deadline - now)
+        state = printer
+            .line_done
+            .wait_timeout(state, deadline - now)
             .unwrap_or_else(PoisonError::into_inner)
             .0;
     }
@@ -115,36 +120,32 @@ pub fn flush(within: Duration) -> bool {
 /// The writer thread: writes each line, ignoring errors (see the module doc). When it has caught
 /// up, it says how many lines were dropped meanwhile, before it counts the last line done, so
 /// that a [`flush`] covers the count too.
-fn write_lines(lines: Receiver<Line>) {
-    let Ok(mut line) = lines.recv() else { return };
+fn write_lines(printer: &Printer) {
+    let mut state = lock(printer);
     loop {
+        let Some(line) = state.lines.pop_front() else {
+            state = printer
+                .line_queued
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+            continue;
+        };
+        drop(state);
         write(line.to, line.text.as_bytes());
-        let next = match lines.try_recv() {
-            Ok(next) => Some(next),
-            Err(TryRecvError::Empty) => {
-                write_dropped();
-                None
-            }
-            Err(TryRecvError::Disconnected) => return,
+        state = lock(printer);
+        let dropped = if state.lines.is_empty() {
+            std::mem::take(&mut state.dropped)
+        } else {
+            0
         };
-        let printer = printer();
-        *printer.done.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-        printer.done_changed.notify_all();
-        line = match next {
-            Some(next) => next,
-            None => match lines.recv() {
-                Ok(next) => next,
-                Err(_) => return,
-            },
-        };
-    }
-}
-
-fn write_dropped() {
-    let dropped = printer().dropped.swap(0, Ordering::Relaxed);
-    if dropped > 0 {
-        let text = format!("log: {dropped} lines dropped: the output was not being read\n");
-        write(To::Stderr, text.as_bytes());
+        if dropped > 0 {
+            drop(state);
+            let notice = format!("log: {dropped} lines dropped: the output was not being read\n");
+            write(To::Stderr, notice.as_bytes());
+            state = lock(printer);
+        }
+        state.done += 1;
+        printer.line_done.notify_all();
     }
 }
 
