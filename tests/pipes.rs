@@ -9,13 +9,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, PipeReader, PipeWriter, Read, Write};
+use std::io::{BufRead, BufReader, PipeWriter, Read, Write};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::pipe::{FILLER, FullPipe, read_to_end};
 use common::process::THIS_BUILD;
 use common::{EventStream, ServerProcess, TIMEOUT, connect, request, wait_for};
 
@@ -165,50 +165,6 @@ fn lines_dropped_while_the_pipe_was_full_are_counted_once_it_is_read() {
 /// Requests enough to log more lines than the server's log queue holds (4,096).
 const MORE_THAN_QUEUED: usize = 5000;
 
-const FILLER: u8 = b'.';
-
-/// A pipe that a thread of ours has filled and keeps full: its remaining writes of [`FILLER`]
-/// go through only as the pipe is read.
-struct FullPipe {
-    reader: PipeReader,
-    writer: PipeWriter,
-    filler: thread::JoinHandle<()>,
-}
-
-impl FullPipe {
-    fn new() -> FullPipe {
-        const FILLER_BYTES: usize = 1 << 20; // more than any pipe holds (pipe-max-size is 1 MiB)
-        let (reader, writer) = std::io::pipe().unwrap();
-        let written = Arc::new(AtomicUsize::new(0));
-        let filler = {
-            let (mut writer, written) = (writer.try_clone().unwrap(), written.clone());
-            thread::spawn(move || {
-                let block = [FILLER; 4096];
-                while written.load(Ordering::SeqCst) < FILLER_BYTES
-                    && writer.write_all(&block).is_ok()
-                {
-                    written.fetch_add(block.len(), Ordering::SeqCst);
-                }
-            })
-        };
-        // Full once the filler has written something and makes no more progress.
-        let mut last = 0;
-        let full = wait_for(TIMEOUT, || {
-            thread::sleep(Duration::from_millis(20));
-            let now = written.load(Ordering::SeqCst);
-            let stalled = now > 0 && now == last;
-            last = now;
-            stalled
-        });
-        assert!(full, "the pipe never filled ({last} bytes written)");
-        FullPipe {
-            reader,
-            writer,
-            filler,
-        }
-    }
-}
-
 /// Starts this build's server on a free port with `stdout` and `stderr`, and waits until it is
 /// ready. Our copies of the pipe's write ends are closed when this returns.
 fn start(quiet: bool, stdout: PipeWriter, stderr: PipeWriter) -> ServerProcess {
@@ -272,25 +228,4 @@ fn health_checks(server: &ServerProcess, count: usize) {
 fn assert_exited_cleanly(status: ExitStatus) {
     assert_ne!(status.code(), Some(101), "the server panicked");
     assert_eq!(status.code(), Some(0), "{status:?}");
-}
-
-/// A pipe's read end, read to its end on a thread of its own.
-struct Drain(mpsc::Receiver<Vec<u8>>);
-
-fn read_to_end(mut reader: PipeReader) -> Drain {
-    let (done, bytes) = mpsc::channel();
-    thread::spawn(move || {
-        let mut all = Vec::new();
-        let _ = reader.read_to_end(&mut all);
-        let _ = done.send(all);
-    });
-    Drain(bytes)
-}
-
-impl Drain {
-    /// Everything written, once every write end is closed.
-    fn finish(self) -> String {
-        let bytes = self.0.recv_timeout(TIMEOUT).expect("the pipe's end");
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
 }
