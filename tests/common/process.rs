@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -138,7 +138,7 @@ impl ServerProcess {
         let pid = server.pid();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if let Some(addr) = listening_v4(pid).filter(|_| handles_stop_signals(pid)) {
+            if let Some(addr) = listening_addr(pid).filter(|_| handles_stop_signals(pid)) {
                 server.addr = addr;
                 return Ok(server);
             }
@@ -224,37 +224,56 @@ impl Drop for ServerProcess {
     }
 }
 
-/// The IPv4 address that process `pid` listens on: the listening socket in /proc/net/tcp whose
-/// inode is one of the process's descriptors. `None` until it listens.
-pub fn listening_v4(pid: u32) -> Option<SocketAddr> {
+/// The address to reach process `pid` on: the listening socket in /proc/net/tcp or tcp6 whose
+/// inode is one of the process's descriptors, with a wildcard address (`0.0.0.0`, `[::]`) made
+/// the loopback address of its family. `None` until it listens.
+pub fn listening_addr(pid: u32) -> Option<SocketAddr> {
     let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .ok()?
         .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
         .filter_map(|target| {
-            let target = target.to_str()?;
-            Some(
-                target
-                    .strip_prefix("socket:[")?
-                    .strip_suffix(']')?
-                    .to_owned(),
-            )
+            let inode = target
+                .to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?;
+            Some(inode.to_owned())
         })
         .collect();
-    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
-    table.lines().skip(1).find_map(|line| {
-        // sl, local address, remote address, state, queues, timer, retransmits, uid, timeout,
-        // inode; state 0A is LISTEN.
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.get(3) != Some(&"0A")
-            || !inodes.iter().any(|i| fields.get(9) == Some(&i.as_str()))
-        {
-            return None;
-        }
-        let (ip, port) = fields.get(1)?.split_once(':')?;
-        let ip = u32::from_str_radix(ip, 16).ok()?;
-        let port = u16::from_str_radix(port, 16).ok()?;
-        Some(SocketAddr::from((Ipv4Addr::from(ip.to_le_bytes()), port)))
+    ["tcp", "tcp6"].into_iter().find_map(|table| {
+        let table = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).ok()?;
+        table.lines().skip(1).find_map(|line| {
+            // sl, local address, remote address, state, queues, timer, retransmits, uid,
+            // timeout, inode; state 0A is LISTEN.
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let inode = fields.get(9)?;
+            if fields.get(3) != Some(&"0A") || !inodes.iter().any(|i| i == inode) {
+                return None;
+            }
+            let (ip, port) = fields.get(1)?.split_once(':')?;
+            let ip = proc_net_ip(ip)?;
+            let ip = match ip {
+                IpAddr::V4(v4) if v4.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+                IpAddr::V6(v6) if v6.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
+                ip => ip,
+            };
+            Some(SocketAddr::new(ip, u16::from_str_radix(port, 16).ok()?))
+        })
     })
+}
+
+/// An address as /proc/net/tcp and tcp6 write it: 32-bit words in hex, each in the host's
+/// (little-endian) byte order.
+fn proc_net_ip(hex: &str) -> Option<IpAddr> {
+    let mut bytes = Vec::new();
+    for word in 0..hex.len() / 8 {
+        let word = u32::from_str_radix(hex.get(word * 8..word * 8 + 8)?, 16).ok()?;
+        bytes.extend(word.to_le_bytes());
+    }
+    match bytes.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?)),
+        _ => None,
+    }
 }
 
 /// Whether process `pid` has handlers for SIGTERM and SIGINT (`SigCgt` in /proc/PID/status), so
