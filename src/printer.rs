@@ -61,8 +61,10 @@ struct State {
     dropped: u64,
 }
 
+static PRINTER: OnceLock<Printer> = OnceLock::new();
+
+/// The printer, and its thread, from the first line on: a quiet server has neither.
 fn printer() -> &'static Printer {
-    static PRINTER: OnceLock<Printer> = OnceLock::new();
     PRINTER.get_or_init(|| {
         // The thread waits in `printer()` until this returns.
         let started = thread::Builder::new()
@@ -99,7 +101,9 @@ pub fn print(to: To, line: std::fmt::Arguments<'_>) {
 /// Waits until every line queued so far is written (or has failed), but no longer than
 /// `within`: a pipe that is not read must not hold up the exit. Returns whether they were.
 pub fn flush(within: Duration) -> bool {
-    let printer = printer();
+    let Some(printer) = PRINTER.get() else {
+        return true;
+    };
     let deadline = Instant::now() + within;
     let mut state = lock(printer);
     let target = state.queued;
