@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use std::time::{Duration, SystemTime};
 
+use crate::app::access::{Cors, Token};
 use crate::app::chat::history::Bounds;
 use crate::app::chat::message;
 use crate::app::chat::{Chat, Room};
@@ -65,6 +66,7 @@ impl Server {
         };
         // A panic in a handler or a stream is logged with the server's lines, not printed.
         crate::log::route_panics();
+        let token = read_token(&config, log)?;
         let http = HttpServer::bind(settings, metrics.clone(), log)?;
         let chat = open_chat(&config, log)?;
         let app = Arc::new(App {
@@ -74,6 +76,8 @@ impl Server {
                 retry: config.retry,
                 panic_at_event: config.panic_at_event,
             },
+            token,
+            cors: Cors(config.cors.clone()),
             metrics,
         });
         Ok(Server {
@@ -141,6 +145,21 @@ fn open_chat(config: &Config, log: Log) -> Result<Chat, Error> {
             source: source.into(),
         }
     })
+}
+
+/// The publishers' token, if `--token-file` names one; a file others can read is said in the log.
+fn read_token(config: &Config, log: Log) -> Result<Option<Token>, Error> {
+    let Some(path) = &config.token_file else {
+        return Ok(None);
+    };
+    let (token, warning) = Token::read(path).map_err(|source| Error::Token {
+        path: path.clone(),
+        source,
+    })?;
+    if let Some(warning) = warning {
+        log.line(format_args!("sse-htmx: {warning}"));
+    }
+    Ok(Some(token))
 }
 
 impl Stopper {

@@ -158,7 +158,25 @@ impl Handler for App {
 /// Answers one request.
 pub fn handle(request: &Request, app: &App) -> Reply {
     let route = Route::of(&request.path);
-    answer(route, request, app).for_route(route.label())
+    let mut reply = answer(route, request, app);
+    if route.streams() {
+        // Other sites' pages may read the streams (`--cors`); our own pages' policy is as it is.
+        for (name, value) in app.cors.headers(request.header("Origin")) {
+            reply = reply.with_header(name, value);
+        }
+        // A preflight, should a browser send one for a reconnection's `Last-Event-ID`.
+        if request.method == Method::Options && !app.cors.0.is_empty() {
+            reply = reply.with_header("Access-Control-Allow-Headers", "Last-Event-ID");
+        }
+    }
+    reply.for_route(route.label())
+}
+
+impl Route {
+    /// Whether the route is an event stream, which other sites' pages may be let read.
+    fn streams(self) -> bool {
+        matches!(self, Route::Connect | Route::ChatStream)
+    }
 }
 
 fn answer(route: Route, request: &Request, app: &App) -> Reply {
@@ -257,6 +275,7 @@ fn asset_reply(request: &Request, asset: &'static Asset) -> Reply {
 mod tests {
     use super::*;
     use crate::app::Counter;
+    use crate::app::access::Cors;
     use crate::app::chat::history::Bounds;
     use crate::app::chat::message::Limits;
     use crate::app::chat::{Chat, Room};
@@ -284,6 +303,8 @@ mod tests {
                 panic_at_event: None,
             },
             chat: Arc::new(chat.unwrap()),
+            token: None,
+            cors: Cors::default(),
             metrics: Arc::new(Metrics::default()),
         }
     }
