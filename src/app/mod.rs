@@ -5,6 +5,7 @@
 mod assets;
 pub mod chat;
 mod counter;
+mod local_time;
 mod routes;
 mod views;
 

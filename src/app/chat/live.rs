@@ -25,6 +25,7 @@ use super::history::Resume;
 use super::limiter::Limiter;
 use super::message::{self, Limits, Message, Refusal};
 use super::metrics::ChatMetrics;
+use crate::app::local_time::LocalTime;
 use crate::app::views;
 use crate::log::Log;
 use crate::sse::Event;
@@ -285,9 +286,11 @@ impl Chat {
         }
         let mut reset = replace;
         let after = delivery.last_queued;
+        // Rendered now, for this page: a message from before today is shown with its date.
+        let now = LocalTime::now();
         for message in resume.messages.iter().filter(|m| m.id > after) {
             let retry = (!delivery.retry_sent).then_some(self.retry);
-            let event = message_event(message, reset, retry);
+            let event = message_event(message, reset, retry, &now);
             match subscriber.outlet.offer(&encode(&event)) {
                 Offered::Sent | Offered::Queued => {
                     delivery.last_queued = message.id;
@@ -332,9 +335,15 @@ impl Chat {
 }
 
 /// The event for one message: its id, and its fragment as data (inside the list reset when the
-/// page's list should be replaced).
-fn message_event(message: &Message, reset: bool, retry: Option<Duration>) -> Event {
-    let mut html = views::chat_message(message.id, &message.name, &message.text);
+/// page's list should be replaced), its time shown as it reads on the day of `now`.
+fn message_event(
+    message: &Message,
+    reset: bool,
+    retry: Option<Duration>,
+    now: &LocalTime,
+) -> Event {
+    let published = LocalTime::of_unix_ms(message.at_ms);
+    let mut html = views::chat_message(message.id, &message.name, &message.text, &published, now);
     if reset {
         html = views::chat_reset(html);
     }
@@ -359,7 +368,9 @@ fn fan_out(
     retry: Duration,
 ) {
     for message in messages {
-        let encoded = encode(&message_event(&message, false, None));
+        // Sent as it is published, so "today" is now: every page shows the same fragment.
+        let now = LocalTime::now();
+        let encoded = encode(&message_event(&message, false, None, &now));
         let mine: Vec<_> = lock(subscribers)
             .iter()
             .filter(|subscriber| subscriber.share == share)
@@ -375,7 +386,7 @@ fn fan_out(
             } else {
                 subscriber
                     .outlet
-                    .offer(&encode(&message_event(&message, false, Some(retry))))
+                    .offer(&encode(&message_event(&message, false, Some(retry), &now)))
             };
             match offered {
                 Offered::Sent | Offered::Queued => {
