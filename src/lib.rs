@@ -22,7 +22,6 @@
 
 // Three functions hold unsafe code, each with its reason, all in `tiny::socket`: asking a
 // descriptor number for its socket addresses, asking it for its unread bytes, and duplicating it.
-// One more, in `app::local_time`, asks the C library for the local time zone's offset.
 #![deny(unsafe_code)]
 
 pub mod chunked;

@@ -5,8 +5,8 @@
 mod assets;
 pub mod chat;
 mod counter;
-mod local_time;
 mod routes;
+mod utc_time;
 mod views;
 
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 use maud::{DOCTYPE, Markup, html};
 
 use super::assets;
-use super::local_time::LocalTime;
+use super::utc_time::UtcTime;
 
 /// Which htmx a page is written for. Both are served from the binary; the pages of each link to
 /// the other's.
@@ -144,7 +144,7 @@ pub fn chat_page(flavor: Flavor) -> Markup {
         html! {
             p.lead {
                 "A message sent here appears at once on every page that has this chat open, \
-                 newest at the bottom. Scripts can post too: "
+                 newest at the bottom, with its time in UTC. Scripts can post too: "
                 code { "curl -d text=hello" } " to " code { "/chat/messages" } "."
             }
             div #chat-notice {}
@@ -170,16 +170,11 @@ pub fn chat_form(name: &str, error: Option<&str>) -> Markup {
     }
 }
 
-/// One message as the list shows it. Its id makes it findable, once. Its time is shown short
-/// (with the date when `published` is not on the day of `now`: the page cannot update it
-/// itself, so `now` is when the fragment is sent), and in full as a tooltip.
-pub fn chat_message(
-    id: u64,
-    name: &str,
-    text: &str,
-    published: &LocalTime,
-    now: &LocalTime,
-) -> Markup {
+/// One message as the list shows it. Its id makes it findable, once. Its time (UTC) is shown
+/// short, with the date when `published` is not on the day of `now`: the page has no script to
+/// compare it with its own clock, so `now` is when the fragment is sent. The full time is the
+/// tooltip.
+pub fn chat_message(id: u64, name: &str, text: &str, published: &UtcTime, now: &UtcTime) -> Markup {
     html! {
         article id=(format!("msg-{id}")) .msg {
             time datetime=(published.datetime()) title=(published.title()) {
@@ -315,12 +310,12 @@ mod tests {
         }
     }
 
-    /// 2026-12-02 14:03:07 UTC.
-    const AFTERNOON: i64 = 1_796_220_187;
+    /// 2026-12-02 14:03:07.250 UTC.
+    const AFTERNOON_MS: u64 = 1_796_220_187_250;
 
     #[test]
     fn a_chat_message_escapes_name_and_text() {
-        let at = LocalTime::with_offset(AFTERNOON, 0);
+        let at = UtcTime::of_unix_ms(AFTERNOON_MS);
         let html =
             chat_message(7, "<b>x</b>", "<img src=x onerror=alert(1)>", &at, &at).into_string();
         assert_eq!(
@@ -333,14 +328,14 @@ mod tests {
     }
 
     #[test]
-    fn a_chat_message_from_another_day_shows_its_date_and_its_offset() {
-        let published = LocalTime::with_offset(AFTERNOON, -5 * 3_600);
-        let next_day = LocalTime::with_offset(AFTERNOON + 86_400, -5 * 3_600);
+    fn a_chat_message_from_another_day_shows_its_date() {
+        let published = UtcTime::of_unix_ms(AFTERNOON_MS);
+        let next_day = UtcTime::of_unix_ms(AFTERNOON_MS + 86_400_000);
         assert_eq!(
             chat_message(8, "ada", "hi", &published, &next_day).into_string(),
             "<article class=\"msg\" id=\"msg-8\">\
-             <time datetime=\"2026-12-02T09:03:07-05:00\" title=\"2026-12-02 09:03:07 UTC-05:00\">\
-             2026-12-02 09:03</time> \
+             <time datetime=\"2026-12-02T14:03:07Z\" title=\"2026-12-02 14:03:07 UTC\">\
+             2026-12-02 14:03</time> \
              <b class=\"name\">ada</b> <span class=\"text\">hi</span></article>"
         );
     }

@@ -25,7 +25,7 @@ use super::history::Resume;
 use super::limiter::Limiter;
 use super::message::{self, Limits, Message, Refusal};
 use super::metrics::ChatMetrics;
-use crate::app::local_time::LocalTime;
+use crate::app::utc_time::UtcTime;
 use crate::app::views;
 use crate::log::Log;
 use crate::sse::Event;
@@ -287,7 +287,7 @@ impl Chat {
         let mut reset = replace;
         let after = delivery.last_queued;
         // Rendered now, for this page: a message from before today is shown with its date.
-        let now = LocalTime::now();
+        let now = UtcTime::now();
         for message in resume.messages.iter().filter(|m| m.id > after) {
             let retry = (!delivery.retry_sent).then_some(self.retry);
             let event = message_event(message, reset, retry, &now);
@@ -336,13 +336,8 @@ impl Chat {
 
 /// The event for one message: its id, and its fragment as data (inside the list reset when the
 /// page's list should be replaced), its time shown as it reads on the day of `now`.
-fn message_event(
-    message: &Message,
-    reset: bool,
-    retry: Option<Duration>,
-    now: &LocalTime,
-) -> Event {
-    let published = LocalTime::of_unix_ms(message.at_ms);
+fn message_event(message: &Message, reset: bool, retry: Option<Duration>, now: &UtcTime) -> Event {
+    let published = UtcTime::of_unix_ms(message.at_ms);
     let mut html = views::chat_message(message.id, &message.name, &message.text, &published, now);
     if reset {
         html = views::chat_reset(html);
@@ -369,7 +364,7 @@ fn fan_out(
 ) {
     for message in messages {
         // Sent as it is published, so "today" is now: every page shows the same fragment.
-        let now = LocalTime::now();
+        let now = UtcTime::now();
         let encoded = encode(&message_event(&message, false, None, &now));
         let mine: Vec<_> = lock(subscribers)
             .iter()
