@@ -394,3 +394,34 @@ fn fan_out(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-12-02 14:03:07 UTC.
+    const AFTERNOON_MS: u64 = 1_796_220_187_000;
+
+    fn event_data(at_ms: u64, now_ms: u64) -> String {
+        let message = Message {
+            id: 5,
+            name: "ada".into(),
+            text: "hi".into(),
+            at_ms,
+        };
+        let event = message_event(&message, false, None, &UtcTime::of_unix_ms(now_ms));
+        String::from_utf8(encode(&event)).expect("UTF-8")
+    }
+
+    #[test]
+    fn a_message_is_shown_at_its_publish_time_dated_when_sent_another_day() {
+        let same_day = event_data(AFTERNOON_MS, AFTERNOON_MS + 3_600_000);
+        assert!(
+            same_day.contains(r#"<time datetime="2026-12-02T14:03:07Z" title="2026-12-02 14:03:07 UTC">14:03</time>"#),
+            "{same_day}"
+        );
+        // History sent to a page that connects the next day.
+        let next_day = event_data(AFTERNOON_MS, AFTERNOON_MS + 86_400_000);
+        assert!(next_day.contains(">2026-12-02 14:03</time>"), "{next_day}");
+    }
+}
