@@ -28,11 +28,14 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// A server process listening on 127.0.0.1 on a free port. Dropping it kills it.
 pub struct ServerProcess {
     pub child: Child,
+    /// The first URL of the start line.
     pub addr: SocketAddr,
+    /// The line on stdout that names the address.
+    pub start_line: String,
     /// The last lines the server wrote on stderr, to say why it exited if it did.
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     /// Every line the server wrote on stderr, when started with
-    /// [`ServerProcess::start_capturing_stderr`].
+    /// [`ServerProcess::start_capturing_stderr`] or [`ServerProcess::start_logging_all`].
     stderr_all: Option<Arc<Mutex<String>>>,
 }
 
@@ -56,7 +59,7 @@ impl ServerProcess {
     }
 
     /// What the process has written on stderr so far, line by line (empty unless started with
-    /// [`ServerProcess::start_capturing_stderr`]).
+    /// [`ServerProcess::start_capturing_stderr`] or [`ServerProcess::start_logging_all`]).
     pub fn stderr(&self) -> String {
         self.stderr_all
             .as_ref()
@@ -75,6 +78,13 @@ impl ServerProcess {
     /// on stderr are in [`ServerProcess::stderr_tail`]. Panics if it does not start.
     pub fn start_logging(args: &[&str]) -> ServerProcess {
         ServerProcess::spawn(THIS_BUILD.as_ref(), &[], &[], args, false)
+            .unwrap_or_else(|error| panic!("start sse-htmx: {error}"))
+    }
+
+    /// Like [`ServerProcess::start_logging`], and keeps every line the process writes on stderr;
+    /// see [`ServerProcess::stderr`].
+    pub fn start_logging_all(args: &[&str]) -> ServerProcess {
+        ServerProcess::spawn(THIS_BUILD.as_ref(), &[], &[], args, true)
             .unwrap_or_else(|error| panic!("start sse-htmx: {error}"))
     }
 
@@ -117,6 +127,7 @@ impl ServerProcess {
         let mut server = ServerProcess {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            start_line: String::new(),
             stderr_tail: Arc::default(),
             stderr_all: capture_stderr.then(Arc::default),
         };
@@ -127,7 +138,7 @@ impl ServerProcess {
                 server.stderr_all.clone(),
             );
         }
-        server.addr = stdout
+        (server.addr, server.start_line) = stdout
             .ok_or("no stdout pipe".to_owned())
             .and_then(wait_for_address)
             .map_err(|error| format!("{error}; {}", server.exit_description()))?;
@@ -206,10 +217,10 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Reads the server's stdout on a thread of its own until the line that names the address. The
-/// thread then drains stdout until the server exits, so a later line can never block the
-/// server on a full pipe.
-fn wait_for_address(stdout: ChildStdout) -> Result<SocketAddr, String> {
+/// Reads the server's stdout on a thread of its own until the line that names the address, and
+/// returns the address and the line. The thread then drains stdout until the server exits, so a
+/// later line can never block the server on a full pipe.
+fn wait_for_address(stdout: ChildStdout) -> Result<(SocketAddr, String), String> {
     let (tell, told) = mpsc::sync_channel(1);
     thread::Builder::new()
         .name("server-stdout".into())
@@ -217,14 +228,14 @@ fn wait_for_address(stdout: ChildStdout) -> Result<SocketAddr, String> {
             let mut told_address = false;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if !told_address && let Some(addr) = address_in_banner(&line) {
-                    let _ = tell.send(addr);
+                    let _ = tell.send((addr, line));
                     told_address = true;
                 }
             }
         })
         .map_err(|error| format!("cannot start a thread: {error}"))?;
     match told.recv_timeout(START_TIMEOUT) {
-        Ok(addr) => Ok(addr),
+        Ok(told) => Ok(told),
         Err(mpsc::RecvTimeoutError::Timeout) => Err("the server printed no port in time".into()),
         Err(mpsc::RecvTimeoutError::Disconnected) => {
             Err("the server closed stdout without printing its port".into())
@@ -232,7 +243,9 @@ fn wait_for_address(stdout: ChildStdout) -> Result<SocketAddr, String> {
     }
 }
 
-/// The address in `sse-htmx listening; open http://127.0.0.1:PORT/`.
+/// The address of the first URL in the start line (`sse-htmx listening; open
+/// http://127.0.0.1:PORT/`; on a wildcard address `sse-htmx listening on [::]:PORT; open
+/// http://127.0.0.1:PORT/ (from elsewhere: ...)`).
 fn address_in_banner(line: &str) -> Option<SocketAddr> {
     let (_, after_scheme) = line.split_once("http://")?;
     after_scheme.split('/').next()?.parse().ok()
