@@ -60,7 +60,9 @@ pub fn listen(addr: SocketAddr, backlog: i32, send_timeout: Duration) -> io::Res
 /// would otherwise make the next real request wait behind all their thread starts (2,000 of
 /// them: 100–150 ms), and each would hold a thread until the idle sweep closes it. Held, they
 /// cost no thread and no descriptor. A client that never sends is accepted once the wait is over
-/// and then closed by the idle sweep like any connection that starts no request.
+/// and then closed by the idle sweep like any connection that starts no request; silent
+/// connections opened together are handed over together then, so their thread starts are paid
+/// later rather than never, unless they send or close first.
 ///
 /// The kernel counts the wait in retransmissions of its answer to the handshake, which come
 /// 1, 3, 7, 15, 31, 63, 127 s after the connection and every 2 minutes after that; it is given
