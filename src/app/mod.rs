@@ -10,6 +10,7 @@ mod counter;
 #[allow(dead_code)] // started by the server once the named feeds exist
 pub mod exec;
 mod routes;
+mod utc_time;
 mod views;
 
 use std::sync::Arc;
