@@ -4,7 +4,7 @@
 //! --token-file PATH   POST /feeds/NAME needs "Authorization: Bearer <the file's first line>",
 //!                     else 401 with "WWW-Authenticate: Bearer" (the chat's form is not asked)
 //! --cors ORIGIN       an event stream asked for from ORIGIN answers
-//!                     "Access-Control-Allow-Origin: ORIGIN" and "Vary: Origin"
+//!                     "Access-Control-Allow-Origin: ORIGIN" (with credentials) and "Vary: Origin"
 //! ```
 
 use std::io;
@@ -66,19 +66,21 @@ fn same(sent: &[u8], token: &[u8]) -> bool {
 pub struct Cors(pub Vec<String>);
 
 impl Cors {
-    /// The headers an event stream answers a request from `origin` with: the origin allowed
-    /// (echoed, or `*`), and `Vary: Origin` when the answer depends on it. None without
-    /// `--cors`.
+    /// The headers an event stream answers a request from `origin` with: `Vary: Origin` (the
+    /// answer depends on it), and for an allowed origin that origin, echoed even for `*`, with
+    /// credentials allowed. htmx's SSE extension opens its `EventSource` with
+    /// `withCredentials: true`, which a browser lets a page read only with both; the streams
+    /// depend on no cookie, so a page learns nothing from them it could not read without one.
+    /// None without `--cors`.
     pub fn headers(&self, origin: Option<&str>) -> Vec<(&'static str, String)> {
         if self.0.is_empty() {
             return Vec::new();
         }
-        if self.0.iter().any(|allowed| allowed == "*") {
-            return vec![("Access-Control-Allow-Origin", "*".into())];
-        }
         let mut headers = vec![("Vary", "Origin".into())];
-        if let Some(origin) = origin.filter(|sent| self.0.iter().any(|allowed| allowed == sent)) {
+        let allowed = |sent: &&str| self.0.iter().any(|a| a == "*" || a == sent);
+        if let Some(origin) = origin.filter(allowed) {
             headers.push(("Access-Control-Allow-Origin", origin.to_owned()));
+            headers.push(("Access-Control-Allow-Credentials", "true".into()));
         }
         headers
     }
@@ -129,31 +131,26 @@ mod tests {
     }
 
     #[test]
-    fn a_listed_origin_is_echoed_and_the_answer_varies_by_origin() {
+    fn an_allowed_origin_is_echoed_and_the_answer_varies_by_origin() {
+        let vary = [("Vary", "Origin".to_owned())];
+        let allowed = |origin: &str| {
+            [
+                vary[0].clone(),
+                ("Access-Control-Allow-Origin", origin.to_owned()),
+                ("Access-Control-Allow-Credentials", "true".to_owned()),
+            ]
+        };
         let cors = Cors(vec![
             "http://a.example".into(),
             "http://b.example:8080".into(),
         ]);
-        assert_eq!(
-            cors.headers(Some("http://b.example:8080")),
-            [
-                ("Vary", "Origin".to_owned()),
-                (
-                    "Access-Control-Allow-Origin",
-                    "http://b.example:8080".to_owned()
-                )
-            ]
-        );
-        assert_eq!(
-            cors.headers(Some("http://c.example")),
-            [("Vary", "Origin".to_owned())]
-        );
-        assert_eq!(cors.headers(None), [("Vary", "Origin".to_owned())]);
+        let b = "http://b.example:8080";
+        assert_eq!(cors.headers(Some(b)), allowed(b));
+        assert_eq!(cors.headers(Some("http://c.example")), vary);
+        assert_eq!(cors.headers(None), vary);
         let any = Cors(vec!["*".into()]);
-        assert_eq!(
-            any.headers(Some("http://c.example")),
-            [("Access-Control-Allow-Origin", "*".to_owned())]
-        );
+        let c = "http://c.example";
+        assert_eq!(any.headers(Some(c)), allowed(c));
         assert!(Cors::default().headers(Some("http://a.example")).is_empty());
     }
 }
