@@ -4,9 +4,84 @@
 
 mod common;
 
+use std::io::{BufReader, Read, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use common::{EventStream, TestServer, request};
+use common::{EventStream, Response, TestServer, connect, read_head, request};
+
+/// `POST path` with a plain-text body and the given header lines.
+fn post(addr: SocketAddr, path: &str, headers: &str, body: &str) -> Response {
+    let mut stream = connect(addr);
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{headers}\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let _ = stream.write_all(body.as_bytes());
+    let mut reader = BufReader::new(stream);
+    let mut response = read_head(&mut reader);
+    reader.read_to_end(&mut response.body).expect("read body");
+    response
+}
+
+/// A token file only its owner can read, removed when dropped.
+struct TokenFile(PathBuf);
+
+impl TokenFile {
+    fn new(test: &str, text: &str) -> TokenFile {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("sse-htmx-{}-{test}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        TokenFile(path)
+    }
+}
+
+impl Drop for TokenFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn with_a_token_file_publishing_to_a_feed_needs_the_bearer_token() {
+    let file = TokenFile::new("bearer", "Zm9vYmFy-s3cret\nnot part of it\n");
+    let server = TestServer::with(|c| {
+        c.token_file = Some(file.0.clone());
+        c.publish_limit = 0;
+    });
+    let addr = server.addr;
+    for (headers, why) in [
+        ("", "no token"),
+        ("Authorization: Bearer Zm9vYmFy-s3cre\r\n", "a prefix"),
+        ("Authorization: Bearer Zm9vYmFy-s3cret!\r\n", "longer"),
+        ("Authorization: Basic Zm9vYmFy-s3cret\r\n", "another scheme"),
+    ] {
+        let refused = post(addr, "/feeds/news", headers, "hi");
+        assert_eq!(refused.status, 401, "{why}: {}", refused.text());
+        assert_eq!(refused.header("WWW-Authenticate"), Some("Bearer"), "{why}");
+    }
+    let feeds = request(addr, "GET", "/feeds", "").text();
+    assert!(!feeds.contains("/feeds/news"), "nothing was published");
+    let token = "Authorization: Bearer Zm9vYmFy-s3cret\r\n";
+    assert_eq!(post(addr, "/feeds/news", token, "hi").status, 201);
+    // The chat's feed path is a feed's, but the chatroom's own form stays open to its page.
+    assert_eq!(post(addr, "/feeds/chat", "", "hi").status, 401);
+    assert_eq!(
+        post(addr, "/chat/messages", "", "from the form").status,
+        201
+    );
+    // Reading needs no token.
+    assert_eq!(request(addr, "GET", "/feeds/news", "").status, 200);
+}
+
+#[test]
+fn without_a_token_file_anyone_may_publish() {
+    let server = TestServer::with(|c| c.publish_limit = 0);
+    assert_eq!(post(server.addr, "/feeds/news", "", "hi").status, 201);
+}
 
 /// The stream at `path` asked for from `origin`: its head, once it is open.
 fn stream_head(addr: SocketAddr, path: &str, origin: &str) -> common::Response {
@@ -23,7 +98,7 @@ fn a_listed_origin_may_read_the_streams_and_the_answer_varies_by_origin() {
             "http://other.example".into(),
         ]
     });
-    for path in ["/connect", "/chat/stream"] {
+    for path in ["/connect", "/chat/stream", "/feeds/temp/stream"] {
         let head = stream_head(server.addr, path, "http://board.example:8080");
         assert_eq!(
             head.header("Access-Control-Allow-Origin"),
