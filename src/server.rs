@@ -8,9 +8,10 @@ use std::sync::atomic::Ordering;
 
 use std::time::SystemTime;
 
+use crate::app::chat::feeds::CHAT;
 use crate::app::chat::history::Bounds;
 use crate::app::chat::message;
-use crate::app::chat::{Chat, Room};
+use crate::app::chat::{Feeds, Room, Settings};
 use crate::app::{App, Counter};
 use crate::config::Config;
 use crate::error::Error;
@@ -62,9 +63,9 @@ impl Server {
         // A panic in a handler or a stream is logged with the server's lines, not printed.
         crate::log::route_panics();
         let http = HttpServer::bind(settings, metrics.clone(), log)?;
-        let chat = open_chat(&config, log)?;
+        let feeds = open_feeds(&config, log)?;
         let app = Arc::new(App {
-            chat: Arc::new(chat),
+            feeds: Arc::new(feeds),
             counter: Counter {
                 interval: config.interval,
                 retry: config.retry,
@@ -103,15 +104,15 @@ impl Server {
 
     /// Serves requests until stopped, then gives every stream a moment to end its body.
     pub fn run(self) -> Result<(), Error> {
-        let chat = self.app.chat.clone();
+        let feeds = self.app.feeds.clone();
         let served = self.http.run(self.app);
-        chat.sync();
+        feeds.sync();
         served
     }
 }
 
-/// The chatroom, with its history loaded from the store if there is one.
-fn open_chat(config: &Config, log: Log) -> Result<Chat, Error> {
+/// The feeds, the chat's history loaded from the store if there is one.
+fn open_feeds(config: &Config, log: Log) -> Result<Feeds, Error> {
     let bounds = Bounds {
         max_messages: config.history,
         ..Bounds::default()
@@ -125,15 +126,20 @@ fn open_chat(config: &Config, log: Log) -> Result<Chat, Error> {
     for problem in problems {
         log.line(format_args!("store: {problem}"));
     }
-    let limits = message::Limits {
-        max_chars: config.max_message,
-        ..message::Limits::default()
+    let settings = Settings {
+        max_feeds: config.max_feeds,
+        bounds,
+        limits: message::Limits {
+            max_chars: config.max_message,
+            ..message::Limits::default()
+        },
+        publish_limit: config.publish_limit,
+        retry: config.retry,
+        log,
     };
-    Chat::start(room, limits, config.publish_limit, config.retry, log).map_err(|source| {
-        Error::Start {
-            what: "the chat's fan-out thread",
-            source: source.into(),
-        }
+    Feeds::start(vec![(CHAT.into(), room)], settings).map_err(|source| Error::Start {
+        what: "the feeds' fan-out thread",
+        source: source.into(),
     })
 }
 

@@ -1,7 +1,8 @@
-//! The chatroom live: publishing, and one event stream per open page.
+//! The feeds live: publishing, and one event stream per open page, for every feed.
 //!
-//! A publish is journaled and put in the history under the room's lock, answered, and only then
-//! handed to the fan-out threads (one per core, each with its share of the subscribers), so the
+//! A publish is journaled and put in the feed's history under its room's lock, answered, and
+//! only then handed to the fan-out threads (one per core, shared by every feed, each with its
+//! share of each feed's subscribers), so the
 //! `POST` is not answered from a core those threads keep busy. A fan-out thread encodes the
 //! event once and offers it to each of its subscribers' outlets: a non-blocking write, made on
 //! the fan-out thread, so delivering a message wakes none of the stream threads. A subscriber
@@ -15,16 +16,16 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::Room;
-use super::form;
-use super::history::Resume;
+use super::feeds::{CHAT, Feed, Registry};
+use super::history::{Bounds, Resume};
 use super::limiter::Limiter;
-use super::message::{self, Limits, Message, Refusal};
-use super::metrics::ChatMetrics;
+use super::message::{self, Draft, Limits, Message, Refusal};
+use super::metrics::{self, Refusals};
+use super::{Room, form, lock};
 use crate::app::views;
 use crate::log::Log;
 use crate::sse::Event;
@@ -33,25 +34,40 @@ use crate::tiny::{Ended, Events, Offered, Outlet, Reply, Request, Woken};
 /// Messages a page gets when it connects with no `Last-Event-ID`.
 const RECENT: usize = 50;
 
-pub struct Chat {
-    room: Mutex<Room>,
-    subscribers: Arc<Mutex<Vec<Arc<Subscriber>>>>,
-    /// One channel per fan-out thread; each thread writes to its own share of the subscribers.
-    fan_out: Vec<Sender<Arc<Message>>>,
+/// How the feeds run: what the server's flags set.
+pub struct Settings {
+    /// At most this many feeds exist (`--max-feeds`), the chat among them.
+    pub max_feeds: usize,
+    /// What each feed's history holds.
+    pub bounds: Bounds,
+    pub limits: Limits,
+    /// Messages a second from one client address, over all feeds; 0 for no limit.
+    pub publish_limit: u32,
+    pub retry: Duration,
+    pub log: Log,
+}
+
+/// Every feed, and the fan-out threads they share.
+pub struct Feeds {
+    registry: Registry,
+    /// One channel per fan-out thread; each thread writes to its own share of each feed's
+    /// subscribers.
+    fan_out: Vec<Sender<(Arc<Feed>, Arc<Message>)>>,
     /// Published, answered or about to be, and not yet handed to the fan-out threads; in
-    /// publish order (pushed under the room's lock).
-    unsent: Mutex<VecDeque<Arc<Message>>>,
+    /// publish order within each feed (pushed under the feed's room lock).
+    unsent: Mutex<VecDeque<(Arc<Feed>, Arc<Message>)>>,
     /// The share the next subscriber joins.
     next_share: AtomicUsize,
+    /// Per client address, over all feeds: more feeds are no way around the rate.
     limiter: Mutex<Limiter>,
     limits: Limits,
     retry: Duration,
     log: Log,
-    pub metrics: ChatMetrics,
+    refusals: Refusals,
 }
 
-/// One open `/chat/stream`.
-struct Subscriber {
+/// One open stream of a feed.
+pub struct Subscriber {
     outlet: Arc<Outlet>,
     /// Which fan-out thread writes to it: always the same one, so its messages go out in order.
     share: usize,
@@ -68,8 +84,11 @@ struct Delivery {
 }
 
 /// Why a publish did not happen.
-enum Failure {
+#[derive(Debug)]
+pub enum Failure {
+    /// The sender's fault or the server's bounds: answer with the refusal's status.
     Refused(Refusal),
+    /// The store could not take it (answer 500); its id is not used again.
     Store(std::io::Error),
 }
 
@@ -79,51 +98,59 @@ impl From<Refusal> for Failure {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Chat {
-    /// Starts the fan-out threads for `room`, one per core.
-    pub fn start(
-        room: Room,
-        limits: Limits,
-        publish_limit: u32,
-        retry: Duration,
-        log: Log,
-    ) -> std::io::Result<Chat> {
-        let subscribers = Arc::new(Mutex::new(Vec::new()));
+impl Feeds {
+    /// Starts the fan-out threads, one per core, for the feeds of `rooms` (the chat's, and any
+    /// a store held) and those published to later.
+    pub fn start(rooms: Vec<(String, Room)>, settings: Settings) -> std::io::Result<Feeds> {
         // One writer per core: a message to 10,000 subscribers is 10,000 sends, which one thread
-        // would make one after the other.
+        // would make one after the other. The threads serve every feed: ten feeds cost no more
+        // threads than one.
         let shares = thread::available_parallelism().map_or(1, usize::from);
         let mut senders = Vec::with_capacity(shares);
         for share in 0..shares {
             let (sender, receiver) = mpsc::channel();
-            let fan_out_to = subscribers.clone();
+            let retry = settings.retry;
             thread::Builder::new()
-                .name("chat-fan-out".into())
-                .spawn(move || fan_out(&receiver, &fan_out_to, share, retry))?;
+                .name("feed-fan-out".into())
+                .spawn(move || fan_out(&receiver, share, retry))?;
             senders.push(sender);
         }
-        Ok(Chat {
-            room: Mutex::new(room),
-            subscribers,
+        let registry = Registry::new(
+            rooms,
+            settings.max_feeds,
+            settings.bounds,
+            shares,
+            settings.log,
+        );
+        Ok(Feeds {
+            registry,
             fan_out: senders,
             unsent: Mutex::new(VecDeque::new()),
             next_share: AtomicUsize::new(0),
-            limiter: Mutex::new(Limiter::new(publish_limit)),
-            limits,
-            retry,
-            log,
-            metrics: ChatMetrics::default(),
+            limiter: Mutex::new(Limiter::new(settings.publish_limit)),
+            limits: settings.limits,
+            retry: settings.retry,
+            log: settings.log,
+            refusals: Refusals::default(),
         })
     }
 
-    /// `POST /chat/messages`. A published message goes out to the subscribers once the reply
-    /// is written.
-    pub fn publish(self: &Arc<Chat>, request: &Request) -> Reply {
-        let for_htmx = request.header("HX-Request") == Some("true");
-        let name = form::parse(
+    /// Publishes `draft` to the feed `name` (a valid name, see `feeds::valid_name`), creating
+    /// the feed if this is its first message, and hands it to the subscribers. For code; a
+    /// request goes through [`Feeds::publish_request`], which also applies the rate limit.
+    #[allow(dead_code)] // the seam for publishers that are not HTTP requests
+    pub fn publish(&self, name: &str, draft: Draft) -> Result<Arc<Message>, Failure> {
+        let published = self.append(name, draft);
+        self.hand_off();
+        published
+    }
+
+    /// `POST /feeds/NAME` (and `/chat/messages` for the chat). A published message goes out to
+    /// the subscribers once the reply is written.
+    pub fn publish_request(self: &Arc<Feeds>, name: &str, request: &Request) -> Reply {
+        // Only the chat's page has a form; an htmx request gets it back, fresh.
+        let form_reply = name == CHAT && request.header("HX-Request") == Some("true");
+        let sender = form::parse(
             request.header("Content-Type"),
             request.query.as_deref(),
             &request.body,
@@ -131,28 +158,27 @@ impl Chat {
         .ok()
         .and_then(|submission| submission.name)
         .unwrap_or_default();
-        match self.try_publish(request) {
+        match self.try_publish(name, request) {
             Ok(message) => {
-                self.metrics.published();
                 let peer = request.peer.map_or_else(|| "-".into(), |p| p.to_string());
                 self.log.line(format_args!(
-                    "chat message {} from {peer}, {} bytes",
+                    "feed {name} message {} from {peer}, {} bytes",
                     message.id,
                     message.size()
                 ));
-                let reply = if for_htmx {
-                    Reply::html(201, views::chat_form(&name, None))
+                let reply = if form_reply {
+                    Reply::html(201, views::chat_form(&sender, None))
                 } else {
                     Reply::text(201, format!("{}\n", message.id))
                 };
-                let chat = self.clone();
-                reply.then(move || chat.hand_off())
+                let feeds = self.clone();
+                reply.then(move || feeds.hand_off())
             }
             Err(Failure::Refused(refusal)) => {
                 self.count_refusal(refusal.label());
                 let why = refusal.to_string();
-                let reply = if for_htmx {
-                    Reply::html(refusal.status(), views::chat_form(&name, Some(&why)))
+                let reply = if form_reply {
+                    Reply::html(refusal.status(), views::chat_form(&sender, Some(&why)))
                 } else {
                     Reply::text(refusal.status(), format!("{why}\n"))
                 };
@@ -163,13 +189,13 @@ impl Chat {
             }
             Err(Failure::Store(error)) => {
                 self.log
-                    .line(format_args!("chat message not stored: {error}"));
+                    .line(format_args!("feed {name} message not stored: {error}"));
                 Reply::text(500, "the message could not be stored\n")
             }
         }
     }
 
-    fn try_publish(&self, request: &Request) -> Result<Arc<Message>, Failure> {
+    fn try_publish(&self, name: &str, request: &Request) -> Result<Arc<Message>, Failure> {
         let submission = form::parse(
             request.header("Content-Type"),
             request.query.as_deref(),
@@ -181,12 +207,22 @@ impl Chat {
                 .check(peer.ip(), Instant::now())
                 .map_err(|retry_after| Refusal::RateLimited { retry_after })?;
         }
-        let mut room = lock(&self.room);
+        self.append(name, draft)
+    }
+
+    /// Creates the feed if needed, and publishes to it; the message waits in `unsent` for
+    /// [`Feeds::hand_off`].
+    fn append(&self, name: &str, draft: Draft) -> Result<Arc<Message>, Failure> {
+        let feed = self.registry.create(name).ok_or(Refusal::TooManyFeeds {
+            max_feeds: self.registry.max(),
+        })?;
+        let mut room = lock(&feed.room);
         let message = room
             .publish(draft, SystemTime::now())
             .map_err(Failure::Store)?;
-        // Queued under the room's lock, so the queue holds messages in publish order.
-        lock(&self.unsent).push_back(message.clone());
+        feed.metrics.published();
+        // Queued under the room's lock, so the queue holds each feed's messages in order.
+        lock(&self.unsent).push_back((feed.clone(), message.clone()));
         Ok(message)
     }
 
@@ -195,36 +231,57 @@ impl Chat {
     /// panicked) goes with the next.
     fn hand_off(&self) {
         let mut unsent = lock(&self.unsent);
-        while let Some(message) = unsent.pop_front() {
+        while let Some((feed, message)) = unsent.pop_front() {
             for sender in &self.fan_out {
-                let _ = sender.send(message.clone());
+                let _ = sender.send((feed.clone(), message.clone()));
             }
         }
     }
 
     /// Counts a refusal by its label (also for refusals made before the request reached
-    /// [`Chat::publish`], such as a body too large to read).
+    /// [`Feeds::publish_request`], such as a body too large to read).
     pub fn count_refusal(&self, label: &str) {
-        self.metrics.refused(label);
+        self.refusals.count(label);
     }
 
-    /// The chat's families for `/metrics`.
+    /// The feeds' families for `/metrics`.
     pub fn render_metrics(&self) -> String {
-        self.metrics.render(self.held())
+        metrics::render(&self.registry.all(), &self.refusals)
     }
 
-    /// `GET /chat/stream`.
-    pub fn stream(self: &Arc<Chat>, request: &Request) -> Reply {
+    /// Every feed's name and the messages it holds, by name.
+    pub fn list(&self) -> Vec<(Box<str>, usize)> {
+        let feeds = self.registry.all();
+        let held = |feed: &Feed| lock(&feed.room).held();
+        feeds.iter().map(|f| (f.name.clone(), held(f))).collect()
+    }
+
+    pub fn max_feeds(&self) -> usize {
+        self.registry.max()
+    }
+
+    /// `GET /feeds/NAME/stream` (and `/chat/stream`). A feed nobody has published to yet is
+    /// waited for (see `feeds`).
+    pub fn stream(self: &Arc<Feeds>, name: &str, request: &Request) -> Reply {
         let last_event_id = request.header("Last-Event-ID").map(str::to_owned);
-        let chat = self.clone();
-        Reply::events("to the chat", move |events| {
-            chat.subscribe(last_event_id.as_deref(), events)
+        let feeds = self.clone();
+        let name = name.to_owned();
+        Reply::events(format!("to feed {name}"), move |events| {
+            let feed = feeds.registry.watch(&name);
+            // Forgets an awaited name however the stream ends, a panic included.
+            let _watching = Watching(&feeds.registry, &name);
+            feeds.subscribe(&feed, last_event_id.as_deref(), events)
         })
     }
 
     /// Runs on the stream's thread: sends what the client should see first, joins the
-    /// subscribers, then serves the outlet until the client goes or the server stops.
-    fn subscribe(&self, last_event_id: Option<&str>, events: &mut Events<'_>) -> Result<(), Ended> {
+    /// feed's subscribers, then serves the outlet until the client goes or the server stops.
+    fn subscribe(
+        &self,
+        feed: &Feed,
+        last_event_id: Option<&str>,
+        events: &mut Events<'_>,
+    ) -> Result<(), Ended> {
         let outlet = events.outlet()?;
         let shares = self.fan_out.len();
         let subscriber = Arc::new(Subscriber {
@@ -236,8 +293,9 @@ impl Chat {
                 retry_sent: false,
             }),
         });
+        let share = &feed.shares[subscriber.share];
         {
-            let room = lock(&self.room);
+            let room = lock(&feed.room);
             let resume = room.resume(last_event_id, RECENT);
             let mut delivery = lock(&subscriber.state);
             // A page that comes back with a position it can resume from keeps what it shows;
@@ -247,23 +305,23 @@ impl Chat {
             if let Some(first) = resume.messages.first() {
                 delivery.last_queued = first.id.saturating_sub(1);
             }
-            self.queue(&subscriber, &mut delivery, &resume, replace, &room);
+            self.queue(feed, &subscriber, &mut delivery, &resume, replace, &room);
             if resume.messages.is_empty() && !resume.missed {
                 // Nothing to send yet: a comment, so that the client sees the stream is open
                 // (browsers and curl show nothing of a response before its first body bytes).
                 subscriber.outlet.offer_comment(b": connected\n\n");
             }
-            lock(&self.subscribers).push(subscriber.clone());
+            lock(share).push(subscriber.clone());
         }
-        self.metrics.subscribed();
+        feed.metrics.subscribed();
         let ended = loop {
             match events.serve() {
-                Ok(Woken::Full) => self.catch_up(&subscriber),
+                Ok(Woken::Full) => self.catch_up(feed, &subscriber),
                 Err(ended) => break ended,
             }
         };
-        lock(&self.subscribers).retain(|other| !Arc::ptr_eq(other, &subscriber));
-        self.metrics.unsubscribed();
+        lock(share).retain(|other| !Arc::ptr_eq(other, &subscriber));
+        feed.metrics.unsubscribed();
         Err(ended)
     }
 
@@ -272,6 +330,7 @@ impl Chat {
     /// message is published meanwhile.
     fn queue(
         &self,
+        feed: &Feed,
         subscriber: &Subscriber,
         delivery: &mut Delivery,
         resume: &Resume,
@@ -279,15 +338,15 @@ impl Chat {
         _room: &Room,
     ) {
         if resume.missed {
-            self.metrics.missed_notice();
-            let notice = Event::new().data(views::chat_missed().into_string());
+            feed.metrics.missed_notice();
+            let notice = Event::new().data(views::chat_missed(targets(feed).1).into_string());
             subscriber.outlet.offer(&encode(&notice));
         }
         let mut reset = replace;
         let after = delivery.last_queued;
         for message in resume.messages.iter().filter(|m| m.id > after) {
             let retry = (!delivery.retry_sent).then_some(self.retry);
-            let event = message_event(message, reset, retry);
+            let event = message_event(feed, message, reset, retry);
             match subscriber.outlet.offer(&encode(&event)) {
                 Offered::Sent | Offered::Queued => {
                     delivery.last_queued = message.id;
@@ -308,35 +367,62 @@ impl Chat {
 
     /// Runs on a subscriber's thread once its outlet has drained after refusing a message:
     /// queues, from the history, what it missed since its last queued message.
-    fn catch_up(&self, subscriber: &Subscriber) {
-        let room = lock(&self.room);
+    fn catch_up(&self, feed: &Feed, subscriber: &Subscriber) {
+        let room = lock(&feed.room);
         let mut delivery = lock(&subscriber.state);
         if !delivery.lagging {
             return;
         }
         delivery.lagging = false;
         let resume = room.since(delivery.last_queued);
-        self.queue(subscriber, &mut delivery, &resume, resume.missed, &room);
+        self.queue(
+            feed,
+            subscriber,
+            &mut delivery,
+            &resume,
+            resume.missed,
+            &room,
+        );
     }
 
     /// Writes the journal to disk, when the server stops.
     pub fn sync(&self) {
-        if let Err(error) = lock(&self.room).sync() {
-            self.log.line(format_args!("store: {error}"));
+        for feed in self.registry.all() {
+            if let Err(error) = lock(&feed.room).sync() {
+                self.log.line(format_args!("store: {error}"));
+            }
         }
     }
+}
 
-    pub fn held(&self) -> usize {
-        lock(&self.room).held()
+/// A stream's hold on its feed's name (see [`feeds::Registry::watch`](super::feeds)).
+struct Watching<'a>(&'a Registry, &'a str);
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        self.0.unwatch(self.1);
+    }
+}
+
+/// The ids a feed's events swap out of band: its list and its notice. The chat's page has its
+/// own; every other feed's page has the same ones.
+fn targets(feed: &Feed) -> (&'static str, &'static str) {
+    if &*feed.name == CHAT {
+        ("chat-log", "chat-notice")
+    } else {
+        ("feed-log", "feed-notice")
     }
 }
 
 /// The event for one message: its id, and its fragment as data (inside the list reset when the
-/// page's list should be replaced).
-fn message_event(message: &Message, reset: bool, retry: Option<Duration>) -> Event {
+/// page's list should be replaced). A feed's page also shows its newest message large.
+fn message_event(feed: &Feed, message: &Message, reset: bool, retry: Option<Duration>) -> Event {
     let mut html = views::chat_message(message.id, &message.name, &message.text);
     if reset {
-        html = views::chat_reset(html);
+        html = views::chat_reset(targets(feed).0, html);
+    }
+    if &*feed.name != CHAT {
+        html = views::feed_newest(html, &message.name, &message.text);
     }
     let event = Event::new().id_number(message.id).data(html.into_string());
     match retry {
@@ -351,20 +437,12 @@ fn encode(event: &Event) -> Vec<u8> {
     bytes
 }
 
-/// A fan-out thread: each message, encoded once, offered to every subscriber of its `share`.
-fn fan_out(
-    messages: &Receiver<Arc<Message>>,
-    subscribers: &Mutex<Vec<Arc<Subscriber>>>,
-    share: usize,
-    retry: Duration,
-) {
-    for message in messages {
-        let encoded = encode(&message_event(&message, false, None));
-        let mine: Vec<_> = lock(subscribers)
-            .iter()
-            .filter(|subscriber| subscriber.share == share)
-            .cloned()
-            .collect();
+/// A fan-out thread: each message, encoded once, offered to every subscriber of its feed in
+/// this thread's `share`.
+fn fan_out(messages: &Receiver<(Arc<Feed>, Arc<Message>)>, share: usize, retry: Duration) {
+    for (feed, message) in messages {
+        let encoded = encode(&message_event(&feed, &message, false, None));
+        let mine = lock(&feed.shares[share]).clone();
         for subscriber in mine {
             let mut delivery = lock(&subscriber.state);
             if delivery.lagging || message.id <= delivery.last_queued {
@@ -373,9 +451,12 @@ fn fan_out(
             let offered = if delivery.retry_sent {
                 subscriber.outlet.offer(&encoded)
             } else {
-                subscriber
-                    .outlet
-                    .offer(&encode(&message_event(&message, false, Some(retry))))
+                subscriber.outlet.offer(&encode(&message_event(
+                    &feed,
+                    &message,
+                    false,
+                    Some(retry),
+                )))
             };
             match offered {
                 Offered::Sent | Offered::Queued => {

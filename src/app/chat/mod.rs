@@ -1,14 +1,19 @@
-//! The chatroom, without sockets: what a publish request may say, the messages held for pages
-//! that open or reconnect, ids that outlive a restart, the optional store, and the rate limit.
+//! The named feeds and the chatroom, which is the feed `chat` with a form: what a publish request
+//! may say, the messages held for pages that open or reconnect, ids that outlive a restart, the
+//! optional store, the rate limit, and which feeds exist.
 //!
 //! ```text
-//! POST /chat/messages   form::parse -> message::validate -> Limiter::check -> Room::publish
-//! GET  /chat/stream     Room::resume(Last-Event-ID) -> a notice if missed, the messages, then live
+//! POST /feeds/NAME        form::parse -> message::validate -> Limiter::check
+//!                         -> Registry::create (at most --max-feeds) -> Room::publish
+//! GET  /feeds/NAME/stream Room::resume(Last-Event-ID) -> a notice if missed, the messages, then live
 //! ```
 //!
-//! A [`Room`] is plain state; the server holds it behind one lock so that an id, its journal
-//! record and its place in the history are taken in the same order.
+//! `/chat/messages` and `/chat/stream` are the feed `chat`'s. A [`Room`] is one feed's plain
+//! state; the server holds each behind a lock so that an id, its journal record and its place in
+//! the history are taken in the same order. Ids are per feed: each feed's are increasing, and a
+//! `Last-Event-ID` is a position in the feed of its stream.
 
+pub mod feeds;
 pub mod form;
 pub mod history;
 pub mod ids;
@@ -20,7 +25,7 @@ mod metrics;
 
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use history::{Bounds, History, Resume};
@@ -28,7 +33,13 @@ use ids::IdSource;
 use journal::Journal;
 use message::{Draft, Message};
 
-pub use live::Chat;
+pub use live::{Feeds, Settings};
+
+/// A lock whose holder panicked is still used: every piece of state it guards stays valid
+/// between statements.
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The messages of the room, with the store that keeps them across runs if there is one.
 #[derive(Debug)]
@@ -39,6 +50,15 @@ pub struct Room {
 }
 
 impl Room {
+    /// An empty room with no store: its ids start at the clock `now`.
+    pub fn new(bounds: Bounds, now: SystemTime) -> Room {
+        Room {
+            ids: IdSource::start(now, None),
+            history: History::new(bounds),
+            journal: None,
+        }
+    }
+
     /// A room holding `bounds` of history, refilled from `store` if given. The strings are what
     /// the store's reading skipped or cut off, one log line each.
     pub fn open(
@@ -47,12 +67,7 @@ impl Room {
         now: SystemTime,
     ) -> io::Result<(Room, Vec<String>)> {
         let Some(path) = store else {
-            let room = Room {
-                ids: IdSource::start(now, None),
-                history: History::new(bounds),
-                journal: None,
-            };
-            return Ok((room, Vec::new()));
+            return Ok((Room::new(bounds, now), Vec::new()));
         };
         let (journal, loaded) = Journal::open(path, bounds.max_messages)?;
         let room = Room {
