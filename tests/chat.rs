@@ -812,37 +812,7 @@ fn chat_metrics_exist_move_and_pass_promtool() {
 
     drop((b, c));
     assert!(wait_for(Duration::from_secs(5), || subscribers_live(addr) == 1));
-    promtool_check(&metrics(addr));
-}
-
-/// `promtool check metrics` on `text`, if promtool is installed (CI must have it).
-fn promtool_check(text: &str) {
-    let promtool = std::path::Path::new("/usr/bin/promtool");
-    if !promtool.exists() {
-        assert!(std::env::var_os("CI").is_none(), "CI must have promtool");
-        eprintln!("skipping promtool: not installed");
-        return;
-    }
-    let mut child = std::process::Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::promtool_check(&metrics(addr));
 }
 
 #[test]
