@@ -18,14 +18,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use super::feeds::{CHAT, Feed, Registry};
 use super::history::{Bounds, Resume};
 use super::limiter::Limiter;
-use super::message::{self, Draft, Limits, Message, Refusal};
+use super::message::{Limits, Message};
 use super::metrics::{self, Refusals};
-use super::{Room, form, lock};
+use super::{Room, lock};
 use crate::app::views;
 use crate::log::Log;
 use crate::sse::Event;
@@ -49,21 +49,21 @@ pub struct Settings {
 
 /// Every feed, and the fan-out threads they share.
 pub struct Feeds {
-    registry: Registry,
+    pub(super) registry: Registry,
     /// One channel per fan-out thread; each thread writes to its own share of each feed's
     /// subscribers.
-    fan_out: Vec<Sender<(Arc<Feed>, Arc<Message>)>>,
+    pub(super) fan_out: Vec<Sender<(Arc<Feed>, Arc<Message>)>>,
     /// Published, answered or about to be, and not yet handed to the fan-out threads; in
     /// publish order within each feed (pushed under the feed's room lock).
-    unsent: Mutex<VecDeque<(Arc<Feed>, Arc<Message>)>>,
+    pub(super) unsent: Mutex<VecDeque<(Arc<Feed>, Arc<Message>)>>,
     /// The share the next subscriber joins.
-    next_share: AtomicUsize,
+    pub(super) next_share: AtomicUsize,
     /// Per client address, over all feeds: more feeds are no way around the rate.
-    limiter: Mutex<Limiter>,
-    limits: Limits,
-    retry: Duration,
-    log: Log,
-    refusals: Refusals,
+    pub(super) limiter: Mutex<Limiter>,
+    pub(super) limits: Limits,
+    pub(super) retry: Duration,
+    pub(super) log: Log,
+    pub(super) refusals: Refusals,
 }
 
 /// One open stream of a feed.
@@ -81,21 +81,6 @@ struct Delivery {
     lagging: bool,
     /// The `retry:` hint goes on the first event with data.
     retry_sent: bool,
-}
-
-/// Why a publish did not happen.
-#[derive(Debug)]
-pub enum Failure {
-    /// The sender's fault or the server's bounds: answer with the refusal's status.
-    Refused(Refusal),
-    /// The store could not take it (answer 500); its id is not used again.
-    Store(std::io::Error),
-}
-
-impl From<Refusal> for Failure {
-    fn from(refusal: Refusal) -> Failure {
-        Failure::Refused(refusal)
-    }
 }
 
 impl Feeds {
@@ -133,115 +118,6 @@ impl Feeds {
             log: settings.log,
             refusals: Refusals::default(),
         })
-    }
-
-    /// Publishes `draft` to the feed `name` (a valid name, see `feeds::valid_name`), creating
-    /// the feed if this is its first message, and hands it to the subscribers. For code; a
-    /// request goes through [`Feeds::publish_request`], which also applies the rate limit.
-    #[allow(dead_code)] // the seam for publishers that are not HTTP requests
-    pub fn publish(&self, name: &str, draft: Draft) -> Result<Arc<Message>, Failure> {
-        let published = self.append(name, draft);
-        self.hand_off();
-        published
-    }
-
-    /// `POST /feeds/NAME` (and `/chat/messages` for the chat). A published message goes out to
-    /// the subscribers once the reply is written.
-    pub fn publish_request(self: &Arc<Feeds>, name: &str, request: &Request) -> Reply {
-        // Only the chat's page has a form; an htmx request gets it back, fresh.
-        let form_reply = name == CHAT && request.header("HX-Request") == Some("true");
-        let sender = form::parse(
-            request.header("Content-Type"),
-            request.query.as_deref(),
-            &request.body,
-        )
-        .ok()
-        .and_then(|submission| submission.name)
-        .unwrap_or_default();
-        match self.try_publish(name, request) {
-            Ok(message) => {
-                let peer = request.peer.map_or_else(|| "-".into(), |p| p.to_string());
-                self.log.line(format_args!(
-                    "feed {name} message {} from {peer}, {} bytes",
-                    message.id,
-                    message.size()
-                ));
-                let reply = if form_reply {
-                    Reply::html(201, views::chat_form(&sender, None))
-                } else {
-                    Reply::text(201, format!("{}\n", message.id))
-                };
-                let feeds = self.clone();
-                reply.then(move || feeds.hand_off())
-            }
-            Err(Failure::Refused(refusal)) => {
-                self.count_refusal(refusal.label());
-                let why = refusal.to_string();
-                let reply = if form_reply {
-                    Reply::html(refusal.status(), views::chat_form(&sender, Some(&why)))
-                } else {
-                    Reply::text(refusal.status(), format!("{why}\n"))
-                };
-                match refusal.retry_after_secs() {
-                    Some(secs) => reply.with_header("Retry-After", secs.to_string()),
-                    None => reply,
-                }
-            }
-            Err(Failure::Store(error)) => {
-                self.log
-                    .line(format_args!("feed {name} message not stored: {error}"));
-                Reply::text(500, "the message could not be stored\n")
-            }
-        }
-    }
-
-    fn try_publish(&self, name: &str, request: &Request) -> Result<Arc<Message>, Failure> {
-        let submission = form::parse(
-            request.header("Content-Type"),
-            request.query.as_deref(),
-            &request.body,
-        )?;
-        let draft = message::validate(&submission, &self.limits)?;
-        if let Some(peer) = request.peer {
-            lock(&self.limiter)
-                .check(peer.ip(), Instant::now())
-                .map_err(|retry_after| Refusal::RateLimited { retry_after })?;
-        }
-        self.append(name, draft)
-    }
-
-    /// Creates the feed if needed, and publishes to it; the message waits in `unsent` for
-    /// [`Feeds::hand_off`].
-    fn append(&self, name: &str, draft: Draft) -> Result<Arc<Message>, Failure> {
-        let feed = self.registry.create(name).ok_or(Refusal::TooManyFeeds {
-            max_feeds: self.registry.max(),
-        })?;
-        let mut room = lock(&feed.room);
-        let message = room
-            .publish(draft, SystemTime::now())
-            .map_err(Failure::Store)?;
-        feed.metrics.published();
-        // Queued under the room's lock, so the queue holds each feed's messages in order.
-        lock(&self.unsent).push_back((feed.clone(), message.clone()));
-        Ok(message)
-    }
-
-    /// Hands every message not yet handed over to every fan-out thread, oldest first. Each
-    /// call takes all there is, so a message whose hand-off was lost (its reply's thread
-    /// panicked) goes with the next.
-    fn hand_off(&self) {
-        let mut unsent = lock(&self.unsent);
-        while let Some((feed, message)) = unsent.pop_front() {
-            for sender in &self.fan_out {
-                let _ = sender.send((feed.clone(), message.clone()));
-            }
-        }
-    }
-
-    /// Counts a refusal by its label (also for refusals made before the request reached
-    /// [`Feeds::publish_request`], such as a body too large to read).
-    pub fn count_refusal(&self, label: &str) {
-        self.refusals.count(label);
     }
 
     /// The feeds' families for `/metrics`.

@@ -22,6 +22,7 @@ pub mod limiter;
 mod live;
 pub mod message;
 mod metrics;
+mod publish;
 
 use std::io;
 use std::path::Path;
@@ -34,6 +35,8 @@ use journal::Journal;
 use message::{Draft, Message};
 
 pub use live::{Feeds, Settings};
+#[allow(unused_imports)] // for publishers that are not requests
+pub use publish::Failure;
 
 /// A lock whose holder panicked is still used: every piece of state it guards stays valid
 /// between statements.
