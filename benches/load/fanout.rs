@@ -1,7 +1,9 @@
 //! The **fan-out** run: N subscribers hold a chatroom's stream while one publisher posts a
 //! message at a steady rate; every message is timed from the start of its `POST` to its arrival
-//! at every subscriber. It runs against this server (`/chat/stream`, `/chat/messages`) or a peer
-//! (`/subscribe`, `/publish`), and leaves its figures in a report; nothing here prints.
+//! at every subscriber. It runs against this server (the chat's `/chat/stream` and
+//! `/chat/messages`, or with `LOAD_FANOUT_FEED=NAME` the feed's `/feeds/NAME/stream` and
+//! `/feeds/NAME`) or a peer (`/subscribe`, `/publish`), and leaves its figures in a report;
+//! nothing here prints.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,10 +36,13 @@ impl Target<'_> {
         }
     }
 
-    fn paths(&self) -> (&'static str, &'static str) {
-        match self {
-            Target::Ours => ("/chat/stream", "/chat/messages"),
-            Target::Peer(_) => ("/subscribe", "/publish"),
+    fn paths(&self, settings: &Settings) -> (String, String) {
+        match (self, &settings.fanout.feed) {
+            (Target::Ours, None) => ("/chat/stream".into(), "/chat/messages".into()),
+            (Target::Ours, Some(feed)) => {
+                (format!("/feeds/{feed}/stream"), format!("/feeds/{feed}"))
+            }
+            (Target::Peer(_), _) => ("/subscribe".into(), "/publish".into()),
         }
     }
 
@@ -127,7 +132,7 @@ pub fn run_fanout(
 ) -> Result<FanoutReport, String> {
     let mut server = target.start(settings)?;
     let (addr, pid) = (server.addr(), server.pid());
-    let (subscribe_path, publish_path) = target.paths();
+    let (subscribe_path, publish_path) = target.paths(settings);
     // One request first, so the idle figures are of a server that has served; not a publish,
     // so the subscribers' streams begin with an empty history. Any status will do.
     let warm_up = format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
@@ -136,8 +141,13 @@ pub fn run_fanout(
     thread::sleep(Duration::from_millis(200));
     let idle = sample_process(pid);
 
-    let mut client = Client::new(addr, subscribe_path, Ready::Head, Some(FIRST_EVENT_TIMEOUT))
-        .map_err(|error| format!("cannot create a poller: {error}"))?;
+    let mut client = Client::new(
+        addr,
+        &subscribe_path,
+        Ready::Head,
+        Some(FIRST_EVENT_TIMEOUT),
+    )
+    .map_err(|error| format!("cannot create a poller: {error}"))?;
     let ramp_started = Instant::now();
     ramp_up(&mut client, subscribers);
     let settle_deadline = Instant::now() + FIRST_EVENT_TIMEOUT + Duration::from_secs(1);
@@ -147,7 +157,7 @@ pub fn run_fanout(
 
     let schedule = Schedule {
         addr,
-        path: publish_path.to_owned(),
+        path: publish_path,
         rate,
         count: (rate as f64 * settings.fanout.publish.as_secs_f64()).round() as usize,
     };

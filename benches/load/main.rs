@@ -31,6 +31,8 @@
 //! - `LOAD_FANOUT_SUBSCRIBERS`: the N of the fan-out runs (default `1000,5000,10000`)
 //! - `LOAD_FANOUT_RATES`: messages a second (default `1,10`)
 //! - `LOAD_FANOUT_SECS`: how long the publisher publishes (default 10)
+//! - `LOAD_FANOUT_FEED`: a feed name; the fan-out runs use that feed's routes
+//!   (`/feeds/NAME/stream`, `POST /feeds/NAME`) instead of the chat's
 //! - `LOAD_PEER`: `NAME:PATH` of a peer server to run each fan-out configuration against too;
 //!   it takes its port as its first argument and serves `GET /subscribe` and `POST /publish`
 //!

@@ -77,6 +77,8 @@ pub struct Fanout {
     pub rates: Vec<usize>,
     /// How long the publisher publishes.
     pub publish: Duration,
+    /// The feed this server's runs target (`LOAD_FANOUT_FEED`); `None` for the chat's routes.
+    pub feed: Option<String>,
     /// A server to run each configuration against too (`LOAD_PEER=NAME:PATH`).
     pub peer: Option<Peer>,
 }
@@ -167,6 +169,16 @@ fn fanout_from_env() -> Result<Fanout, String> {
     if !(secs > 0.0 && secs <= 600.0) {
         return Err("LOAD_FANOUT_SECS must be above 0 and at most 600".into());
     }
+    let feed = match std::env::var("LOAD_FANOUT_FEED") {
+        Err(_) => None,
+        Ok(name) if name.is_empty() => None,
+        Ok(name) if is_feed_name(&name) => Some(name),
+        Ok(name) => {
+            return Err(format!(
+                "LOAD_FANOUT_FEED={name:?} is not a feed name ([a-z0-9][a-z0-9-]{{0,63}})"
+            ));
+        }
+    };
     let peer = match std::env::var("LOAD_PEER") {
         Err(_) => None,
         Ok(text) if text.is_empty() => None,
@@ -188,8 +200,19 @@ fn fanout_from_env() -> Result<Fanout, String> {
         subscribers,
         rates,
         publish: Duration::from_secs_f64(secs),
+        feed,
         peer,
     })
+}
+
+/// The server's rule for a feed's name: `[a-z0-9][a-z0-9-]{0,63}`.
+fn is_feed_name(name: &str) -> bool {
+    let first = name.bytes().next();
+    first.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn env_number<T: FromStr>(name: &str, default: T) -> Result<T, String> {
@@ -263,6 +286,9 @@ pub fn environment_line(settings: &Settings, fd: FdLimit) -> String {
         f.rates,
         f.publish.as_secs_f64()
     ));
+    if let Some(feed) = &f.feed {
+        line.push_str(&format!(", to feed {feed}"));
+    }
     if let Some(peer) = &f.peer {
         line.push_str(&format!(", peer {} {}", peer.name, peer.bin.display()));
     }
