@@ -8,7 +8,6 @@
 //! bounded by the streams it holds open (`--max-streams`), and a `GET` never creates a feed. When
 //! the first message comes, the awaited feed becomes the feed, with its streams already in it.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use super::Room;
@@ -50,7 +49,7 @@ impl Feed {
     }
 }
 
-/// Every feed, by name.
+/// Every feed, by name, and the names streams wait for.
 pub struct Registry {
     names: Mutex<Names>,
     max: usize,
@@ -59,12 +58,25 @@ pub struct Registry {
     log: Log,
 }
 
+/// Few enough to search in order: at most `max` feeds, and the awaited names of open streams.
 #[derive(Default)]
 struct Names {
-    /// Published to (or loaded from the store).
-    feeds: BTreeMap<Box<str>, Arc<Feed>>,
+    /// Published to (or loaded from the store), oldest first.
+    feeds: Vec<Arc<Feed>>,
     /// Waited for by streams, with how many; never published to.
-    awaited: BTreeMap<Box<str>, (Arc<Feed>, usize)>,
+    awaited: Vec<(Arc<Feed>, usize)>,
+}
+
+impl Names {
+    fn feed(&self, name: &str) -> Option<&Arc<Feed>> {
+        self.feeds.iter().find(|feed| &*feed.name == name)
+    }
+
+    fn awaited(&self, name: &str) -> Option<usize> {
+        self.awaited
+            .iter()
+            .position(|(feed, _)| &*feed.name == name)
+    }
 }
 
 impl Registry {
@@ -78,12 +90,12 @@ impl Registry {
     ) -> Registry {
         let feeds = rooms
             .into_iter()
-            .map(|(name, room)| (name.as_str().into(), Feed::new(&name, room, shares)))
+            .map(|(name, room)| Feed::new(&name, room, shares))
             .collect();
         Registry {
             names: Mutex::new(Names {
                 feeds,
-                awaited: BTreeMap::new(),
+                awaited: Vec::new(),
             }),
             max,
             bounds,
@@ -95,24 +107,24 @@ impl Registry {
     #[cfg(test)]
     /// The feed `name` if it exists.
     pub fn get(&self, name: &str) -> Option<Arc<Feed>> {
-        super::lock(&self.names).feeds.get(name).cloned()
+        super::lock(&self.names).feed(name).cloned()
     }
 
     /// The feed `name`, made now (with the streams that waited for it) unless it exists; `None`
     /// if it does not and `max` feeds do.
     pub fn create(&self, name: &str) -> Option<Arc<Feed>> {
         let mut names = super::lock(&self.names);
-        if let Some(feed) = names.feeds.get(name) {
+        if let Some(feed) = names.feed(name) {
             return Some(feed.clone());
         }
         if names.feeds.len() >= self.max {
             return None;
         }
-        let feed = match names.awaited.remove(name) {
-            Some((feed, _)) => feed,
+        let feed = match names.awaited(name) {
+            Some(at) => names.awaited.swap_remove(at).0,
             None => self.empty(name),
         };
-        names.feeds.insert(name.into(), feed.clone());
+        names.feeds.push(feed.clone());
         let count = names.feeds.len();
         self.log.line(format_args!(
             "feed {name} created ({count} of at most {})",
@@ -125,32 +137,33 @@ impl Registry {
     /// followed by one [`Registry::unwatch`] when the stream ends.
     pub fn watch(&self, name: &str) -> Arc<Feed> {
         let mut names = super::lock(&self.names);
-        if let Some(feed) = names.feeds.get(name) {
+        if let Some(feed) = names.feed(name) {
             return feed.clone();
         }
-        if let Some((feed, streams)) = names.awaited.get_mut(name) {
+        if let Some(at) = names.awaited(name) {
+            let (feed, streams) = &mut names.awaited[at];
             *streams += 1;
             return feed.clone();
         }
         let feed = self.empty(name);
-        names.awaited.insert(name.into(), (feed.clone(), 1));
+        names.awaited.push((feed.clone(), 1));
         feed
     }
 
     /// A stream of `name` ended: the last one forgets an awaited name.
     pub fn unwatch(&self, name: &str) {
         let mut names = super::lock(&self.names);
-        if let Some((_, streams)) = names.awaited.get_mut(name) {
-            *streams -= 1;
-            if *streams == 0 {
-                names.awaited.remove(name);
+        if let Some(at) = names.awaited(name) {
+            names.awaited[at].1 -= 1;
+            if names.awaited[at].1 == 0 {
+                names.awaited.swap_remove(at);
             }
         }
     }
 
-    /// Every feed, by name.
+    /// Every feed, oldest first.
     pub fn all(&self) -> Vec<Arc<Feed>> {
-        super::lock(&self.names).feeds.values().cloned().collect()
+        super::lock(&self.names).feeds.clone()
     }
 
     pub fn max(&self) -> usize {

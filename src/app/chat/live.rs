@@ -125,7 +125,7 @@ impl Feeds {
         metrics::render(&self.registry.all(), &self.refusals)
     }
 
-    /// Every feed's name and the messages it holds, by name.
+    /// Every feed's name and the messages it holds, oldest feed first.
     pub fn list(&self) -> Vec<(Box<str>, usize)> {
         let feeds = self.registry.all();
         let held = |feed: &Feed| lock(&feed.room).held();

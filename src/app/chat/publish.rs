@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use super::feeds::CHAT;
 use super::live::Feeds;
-use super::message::{self, Draft, Message, Refusal};
+use super::message::{self, Draft, Message, Refusal, Submission};
 use super::{form, lock};
 use crate::app::views;
 use crate::tiny::{Reply, Request};
@@ -46,15 +46,17 @@ impl Feeds {
     pub fn publish_request(self: &Arc<Feeds>, name: &str, request: &Request) -> Reply {
         // Only the chat's page has a form; an htmx request gets it back, fresh.
         let form_reply = name == CHAT && request.header("HX-Request") == Some("true");
-        let sender = form::parse(
+        let submission = form::parse(
             request.header("Content-Type"),
             request.query.as_deref(),
             &request.body,
-        )
-        .ok()
-        .and_then(|submission| submission.name)
-        .unwrap_or_default();
-        match self.try_publish(name, request) {
+        );
+        // The name the form is given back with, if the request could be read.
+        let sender = match &submission {
+            Ok(submission) => submission.name.clone().unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        match self.try_publish(name, submission, request) {
             Ok(message) => {
                 let peer = request.peer.map_or_else(|| "-".into(), |p| p.to_string());
                 self.log.line(format_args!(
@@ -91,12 +93,13 @@ impl Feeds {
         }
     }
 
-    fn try_publish(&self, name: &str, request: &Request) -> Result<Arc<Message>, Failure> {
-        let submission = form::parse(
-            request.header("Content-Type"),
-            request.query.as_deref(),
-            &request.body,
-        )?;
+    fn try_publish(
+        &self,
+        name: &str,
+        submission: Result<Submission, Refusal>,
+        request: &Request,
+    ) -> Result<Arc<Message>, Failure> {
+        let submission = submission?;
         let draft = message::validate(&submission, &self.limits)?;
         if let Some(peer) = request.peer {
             lock(&self.limiter)
