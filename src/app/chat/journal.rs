@@ -38,6 +38,8 @@ use std::path::{Path, PathBuf};
 
 use super::message::Message;
 
+mod crc32;
+
 const MAGIC: [u8; 4] = [0xFF, b'c', b'h', b'1'];
 const HEADER: u64 = 12;
 /// Far above any real record (a 2,000-character text is at most 8,000 bytes); a length above it
@@ -138,7 +140,7 @@ pub fn encode(message: &Message) -> Vec<u8> {
     let len = u32::try_from(payload.len())
         .unwrap_or(u32::MAX)
         .to_le_bytes();
-    let mut crc = crc32fast::Hasher::new();
+    let mut crc = crc32::Hasher::new();
     crc.update(&len);
     crc.update(&payload);
     let mut record = Vec::with_capacity(HEADER as usize + payload.len());
@@ -203,7 +205,7 @@ fn record(r: &mut impl Read, remaining: u64) -> io::Result<Option<(Message, u64)
     }
     let mut payload = vec![0; len as usize];
     r.read_exact(&mut payload)?;
-    let mut hasher = crc32fast::Hasher::new();
+    let mut hasher = crc32::Hasher::new();
     hasher.update(&len_bytes);
     hasher.update(&payload);
     if hasher.finalize() != crc {

@@ -304,7 +304,7 @@ fn a_valid_checksum_over_a_malformed_payload_is_damage() {
         vec![1, 2, 3],
     ] {
         let len = (payload.len() as u32).to_le_bytes();
-        let mut crc = crc32fast::Hasher::new();
+        let mut crc = super::crc32::Hasher::new();
         crc.update(&len);
         crc.update(&payload);
         bytes.extend_from_slice(&MAGIC);
