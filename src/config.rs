@@ -40,7 +40,8 @@ pub struct Config {
     /// Chat messages a second one client address may publish (bursts of four times as many);
     /// 0 for no limit.
     pub publish_limit: u32,
-    /// No request or stream log lines on stderr.
+    /// Nothing on stdout or stderr but an error that ends the process: no log lines, and the
+    /// binary prints no start line.
     pub quiet: bool,
 }
 

@@ -32,11 +32,13 @@ mod config;
 mod error;
 mod log;
 mod metrics;
+mod printer;
 mod server;
 mod stop;
 mod tiny;
 
 pub use config::Config;
 pub use error::Error;
+pub use log::Log;
 pub use server::{Server, Stopper};
 pub use tiny::Capacity;

@@ -1,5 +1,6 @@
 //! One line on stderr per request and per stream, unless `--quiet`; panics of the code the layer
-//! fences are logged the same way.
+//! fences are logged the same way. Every line goes through the `printer` thread, so a closed or
+//! full stderr neither panics nor blocks the thread that logs.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -9,7 +10,12 @@ use std::sync::Once;
 use std::thread;
 use std::time::Duration;
 
-#[derive(Clone, Copy, Debug)]
+use crate::printer::{self, To};
+
+/// Where the server's lines go: stderr for the log, stdout for what the binary announces.
+/// `quiet` silences both; only [`Log::fatal`] is always written. No call waits for the output or
+/// fails with it: a line that cannot be written at once is queued or dropped (see `printer`).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Log {
     pub quiet: bool,
 }
@@ -17,7 +23,7 @@ pub struct Log {
 impl Log {
     /// `GET /connect 200 312B 0.2ms`. The path is escaped: it comes from the client and must not be
     /// able to forge log lines.
-    pub fn request(
+    pub(crate) fn request(
         &self,
         method: &dyn Display,
         path: &str,
@@ -25,20 +31,38 @@ impl Log {
         bytes: usize,
         took: Duration,
     ) {
-        if self.quiet {
-            return;
-        }
-        eprintln!(
+        self.line(format_args!(
             "{method} {} {status} {bytes}B {:.1}ms",
             path.escape_debug(),
             took.as_secs_f64() * 1e3
-        );
+        ));
     }
 
+    /// One line on stderr, unless quiet.
     pub fn line(&self, line: std::fmt::Arguments<'_>) {
         if !self.quiet {
-            eprintln!("{line}");
+            printer::print(To::Stderr, line);
         }
+    }
+
+    /// One line on stdout, unless quiet.
+    pub fn stdout(&self, line: std::fmt::Arguments<'_>) {
+        if !self.quiet {
+            printer::print(To::Stdout, line);
+        }
+    }
+
+    /// One line on stderr, quiet or not, for an error that ends the process; waits up to a
+    /// second for it to be written.
+    pub fn fatal(line: std::fmt::Arguments<'_>) {
+        printer::print(To::Stderr, line);
+        Log::flush(Duration::from_secs(1));
+    }
+
+    /// Waits until the lines logged so far are written, but no longer than `within`: a stderr
+    /// that nobody reads must not hold up a stop. Returns whether they were.
+    pub fn flush(within: Duration) -> bool {
+        printer::flush(within)
     }
 }
 
@@ -72,7 +96,9 @@ impl Drop for PanicsToLog {
 }
 
 /// Installs, once per process, the panic hook that [`PanicsToLog`] needs. A panic anywhere else
-/// goes to the hook that was in place (Rust's default: the message on stderr).
+/// goes to the hook that was in place (Rust's default: the message on stderr, `--quiet` or not):
+/// it is a bug, as fatal as an error can be. Rust's hook ignores a failed write, so a closed
+/// stderr does not make it panic again.
 pub fn route_panics() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {

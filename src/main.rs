@@ -1,7 +1,11 @@
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sse_htmx::{Config, Server, Stopper};
+use sse_htmx::{Config, Log, Server, Stopper};
+
+/// How long a second signal waits for its line to be written before it exits.
+const EXIT_FLUSH: Duration = Duration::from_millis(100);
 
 const USAGE: &str = "\
 sse-htmx: serves a page whose box updates live over Server-Sent Events.
@@ -29,7 +33,7 @@ Options:
       --max-message <N>      The longest message, in characters [default: 2000]
       --publish-limit <N>    Messages a second from one client address to all feeds, in
                              bursts of up to 4 x N; 0 for no limit [default: 5]
-  -q, --quiet                No log lines on stderr
+  -q, --quiet                Print nothing but a fatal error
   -h, --help                 Print this help
   -V, --version              Print the version
 
@@ -75,12 +79,14 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
                 "--max-message" => config.max_message = parser.value()?.parse_with(at_least_one)?,
                 "--publish-limit" => config.publish_limit = parser.value()?.parse()?,
                 "-q" | "--quiet" => config.quiet = true,
+                // Written directly (nothing runs yet that a full pipe could hold up), and an error
+                // is ignored: `sse-htmx --help | head -1` is no failure.
                 "-h" | "--help" => {
-                    println!("{USAGE}");
+                    let _ = writeln!(std::io::stdout(), "{USAGE}");
                     return Ok(false);
                 }
                 "-V" | "--version" => {
-                    println!("sse-htmx {}", env!("CARGO_PKG_VERSION"));
+                    let _ = writeln!(std::io::stdout(), "sse-htmx {}", env!("CARGO_PKG_VERSION"));
                     return Ok(false);
                 }
                 _ => return Err(lexopt::Error::UnexpectedOption(flag.clone())),
@@ -125,8 +131,9 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
-/// The first SIGINT or SIGTERM stops the server cleanly; a second one exits at once.
-fn stop_on_signals(stopper: Stopper) -> std::io::Result<()> {
+/// The first SIGINT or SIGTERM stops the server cleanly; a second one exits at once. Logging
+/// never waits nor panics (see [`Log`]), so neither can keep a signal from stopping the server.
+fn stop_on_signals(stopper: Stopper, log: Log) -> std::io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     std::thread::Builder::new()
@@ -134,11 +141,14 @@ fn stop_on_signals(stopper: Stopper) -> std::io::Result<()> {
         .spawn(move || {
             let mut forever = signals.forever();
             if let Some(signal) = forever.next() {
-                eprintln!("sse-htmx: signal {signal}: stopping (again to exit at once)");
+                log.line(format_args!(
+                    "sse-htmx: signal {signal}: stopping (again to exit at once)"
+                ));
                 stopper.stop();
             }
             if let Some(signal) = forever.next() {
-                eprintln!("sse-htmx: signal {signal}: exiting now");
+                log.line(format_args!("sse-htmx: signal {signal}: exiting now"));
+                Log::flush(EXIT_FLUSH);
                 std::process::exit(128 + signal);
             }
         })?;
@@ -150,30 +160,33 @@ fn main() -> ExitCode {
         Ok(Some(config)) => config,
         Ok(None) => return ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("sse-htmx: {error} (see --help)");
+            Log::fatal(format_args!("sse-htmx: {error} (see --help)"));
             return ExitCode::from(2);
         }
+    };
+    let log = Log {
+        quiet: config.quiet,
     };
     let server = match Server::bind(config) {
         Ok(server) => server,
         Err(error) => {
-            eprintln!("sse-htmx: {error}");
+            Log::fatal(format_args!("sse-htmx: {error}"));
             return ExitCode::from(2);
         }
     };
-    if let Err(error) = stop_on_signals(server.stopper()) {
-        eprintln!("sse-htmx: cannot handle signals: {error}");
+    if let Err(error) = stop_on_signals(server.stopper(), log) {
+        Log::fatal(format_args!("sse-htmx: cannot handle signals: {error}"));
         return ExitCode::FAILURE;
     }
     let (open_files, hard) = server.open_files();
-    eprintln!(
+    log.line(format_args!(
         "sse-htmx: capacity {} (open files: {open_files})",
         server.capacity()
-    );
+    ));
     if hard < 4096 {
-        eprintln!(
+        log.line(format_args!(
             "sse-htmx: the open-file limit is low ({hard}); raise it (ulimit -Hn) for more streams"
-        );
+        ));
     }
     let addr = server.local_addr();
     let host = if addr.ip().is_unspecified() {
@@ -181,11 +194,11 @@ fn main() -> ExitCode {
     } else {
         addr
     };
-    println!("sse-htmx listening; open http://{host}/");
+    log.stdout(format_args!("sse-htmx listening; open http://{host}/"));
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("sse-htmx: {error}");
+            Log::fatal(format_args!("sse-htmx: {error}"));
             ExitCode::FAILURE
         }
     }

@@ -6,7 +6,7 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::app::chat::feeds::CHAT;
 use crate::app::chat::history::Bounds;
@@ -18,6 +18,10 @@ use crate::error::Error;
 use crate::log::Log;
 use crate::metrics::Metrics;
 use crate::tiny::{self, Capacity, HttpServer, Limits};
+
+/// How long a stopped server waits for its last log lines to be written. Short: a stderr that
+/// nobody reads must not hold up the stop (see `printer`).
+const FLUSH_AT_STOP: Duration = Duration::from_millis(100);
 
 /// A bound server. [`Server::run`] serves until [`Stopper::stop`] is called.
 pub struct Server {
@@ -102,11 +106,13 @@ impl Server {
         }
     }
 
-    /// Serves requests until stopped, then gives every stream a moment to end its body.
+    /// Serves requests until stopped, then gives every stream a moment to end its body, and the
+    /// log a moment to be written.
     pub fn run(self) -> Result<(), Error> {
         let feeds = self.app.feeds.clone();
         let served = self.http.run(self.app);
         feeds.sync();
+        Log::flush(FLUSH_AT_STOP);
         served
     }
 }

@@ -78,10 +78,11 @@ fn a_second_sigterm_exits_at_once_while_the_first_waits() {
     let mut server =
         ServerProcess::start_capturing_stderr(&["--interval", "1ms", "--write-timeout", "60s"]);
     let stream = stalled_client(server.addr, b"GET /connect HTTP/1.1\r\nHost: x\r\n\r\n");
+    // The stream first: once the request loop is stuck, it would answer no stream request.
+    wait_until_writes_block(server.addr, &stream, "the stream");
     // Eight answers of htmx (52 KB each) are more than the buffers hold.
     let pipelined = "GET /assets/htmx.min.js HTTP/1.1\r\nHost: x\r\n\r\n".repeat(8);
     let answers = stalled_client(server.addr, pipelined.as_bytes());
-    wait_until_writes_block(server.addr, &stream, "the stream");
     wait_until_writes_block(server.addr, &answers, "the pipelined requests");
 
     server.signal("TERM");

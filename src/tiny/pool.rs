@@ -25,7 +25,7 @@ const NUDGE_AGAIN: Duration = Duration::from_secs(1);
 
 /// ...and at most this many times while it keeps unread bytes: if that did not free it, it is
 /// not waiting for the pool (tiny_http's thread for it may be stuck elsewhere, see the HTTP/2
-/// preface in the README), and the idle sweep will close it.
+/// preface in `docs/tiny_http.md`), and the idle sweep will close it.
 const MAX_NUDGES_EACH: u32 = 3;
 
 /// Nudges at most this many connections at one check.

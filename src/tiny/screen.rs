@@ -1,8 +1,8 @@
 //! The rules a request's head must keep before anything else is done with it (RFC 9112, RFC
 //! 9110): sizes, header syntax, `Host`, the request target, and the framing of the body.
 //!
-//! tiny_http has parsed the head already, and refused some malformed input itself (see the
-//! README's "Limits and safety"); these rules look at what it left: the request line and the
+//! tiny_http has parsed the head already, and refused some malformed input itself (see
+//! `docs/tiny_http.md`); these rules look at what it left: the request line and the
 //! header lines, names and values trimmed. They are pure functions of the head, so each rule is a
 //! unit test below. A request that breaks one is answered with the [`Refusal`] and its connection
 //! is closed (see `refuse.rs`): after a framing error nothing on that connection can be trusted to

@@ -2,27 +2,29 @@
 //! process (threads, descriptors, signals) and for the load benchmark, which includes this file
 //! with `#[path]`. It uses nothing but `std`, so either can compile it.
 //!
-//! The child's stdout and stderr are read on threads of their own until it exits, so the server
-//! can never block on a full pipe; the last stderr lines are kept to say why it ended, and all of
-//! them with [`ServerProcess::start_capturing_stderr`]. Dropping a [`ServerProcess`] kills the
-//! child (by its PID, through the `Child`) and reaps it, so neither a finished test nor a panic
-//! leaves a server running.
+//! The server's port is found in /proc, not in its start line: with `--quiet` it prints none, and
+//! a test may connect its stdout to anything (see `tests/pipes.rs`). It is ready once it listens
+//! and has taken over SIGTERM, so a test's signal stops it rather than killing it. Its stderr is
+//! read on a thread of its own until it exits; the last lines are kept to say why it ended, and
+//! all of them with [`ServerProcess::start_capturing_stderr`]. Dropping a [`ServerProcess`] kills
+//! the child (by its PID, through the `Child`) and reaps it, so neither a finished test nor a
+//! panic leaves a server running.
 
 #![allow(dead_code)] // the benchmark and each test binary use their own part of this module
 
 use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// The server binary of this build.
 pub const THIS_BUILD: &str = env!("CARGO_BIN_EXE_sse-htmx");
 
-/// How long the server may take to print the line that names its address.
+/// How long the server may take to listen and take over SIGTERM.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A server process listening on 127.0.0.1 on a free port. Dropping it kills it.
@@ -48,10 +50,10 @@ impl ServerProcess {
             .unwrap_or_else(|error| panic!("start sse-htmx: {error}"))
     }
 
-    /// Like [`ServerProcess::start`] (so with `--quiet`), but keeps every line the process writes
-    /// on stderr; see [`ServerProcess::stderr`].
+    /// Like [`ServerProcess::start_logging`] (so without `--quiet`), but keeps every line the
+    /// process writes on stderr; see [`ServerProcess::stderr`].
     pub fn start_capturing_stderr(args: &[&str]) -> ServerProcess {
-        ServerProcess::spawn(THIS_BUILD.as_ref(), &[], &["--quiet"], args, true)
+        ServerProcess::spawn(THIS_BUILD.as_ref(), &[], &[], args, true)
             .unwrap_or_else(|error| panic!("start sse-htmx: {error}"))
     }
 
@@ -66,7 +68,7 @@ impl ServerProcess {
 
     /// Starts `binary` (this build's or another) with `--addr 127.0.0.1:0 --quiet` and `args`,
     /// under the wrapper command `prefix` if there is one, and waits up to [`START_TIMEOUT`] for
-    /// the line that names its address.
+    /// it to be ready (see [`ServerProcess::watch`]).
     pub fn launch(binary: &OsStr, prefix: &[&str], args: &[&str]) -> Result<ServerProcess, String> {
         ServerProcess::spawn(binary, prefix, &["--quiet"], args, false)
     }
@@ -102,16 +104,22 @@ impl ServerProcess {
             }
             None => Command::new(binary),
         };
-        let mut child = command
+        let child = command
             .args(["--addr", "127.0.0.1:0"])
             .args(quiet)
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|error| format!("cannot start the server: {error}"))?;
-        let stdout = child.stdout.take();
+        ServerProcess::watch(child, capture_stderr)
+    }
+
+    /// Takes over a server started with `--addr 127.0.0.1:0` (its stdout and stderr connected by
+    /// the caller; its stderr is read if piped), and waits up to [`START_TIMEOUT`] until it listens
+    /// and has taken over SIGTERM and SIGINT. Kills it if it is not ready in time.
+    pub fn watch(mut child: Child, capture_stderr: bool) -> Result<ServerProcess, String> {
         let stderr = child.stderr.take();
         // The guard exists from here on, so an early return below kills the child.
         let mut server = ServerProcess {
@@ -127,11 +135,21 @@ impl ServerProcess {
                 server.stderr_all.clone(),
             );
         }
-        server.addr = stdout
-            .ok_or("no stdout pipe".to_owned())
-            .and_then(wait_for_address)
-            .map_err(|error| format!("{error}; {}", server.exit_description()))?;
-        Ok(server)
+        let pid = server.pid();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(addr) = listening_addr(pid).filter(|_| handles_stop_signals(pid)) {
+                server.addr = addr;
+                return Ok(server);
+            }
+            if !server.is_alive() {
+                return Err(format!("the server exited: {}", server.exit_description()));
+            }
+            if Instant::now() >= deadline {
+                return Err("the server was not listening in time".into());
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -206,36 +224,69 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Reads the server's stdout on a thread of its own until the line that names the address. The
-/// thread then drains stdout until the server exits, so a later line can never block the
-/// server on a full pipe.
-fn wait_for_address(stdout: ChildStdout) -> Result<SocketAddr, String> {
-    let (tell, told) = mpsc::sync_channel(1);
-    thread::Builder::new()
-        .name("server-stdout".into())
-        .spawn(move || {
-            let mut told_address = false;
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !told_address && let Some(addr) = address_in_banner(&line) {
-                    let _ = tell.send(addr);
-                    told_address = true;
-                }
-            }
+/// The address to reach process `pid` on: the listening socket in /proc/net/tcp or tcp6 whose
+/// inode is one of the process's descriptors, with a wildcard address (`0.0.0.0`, `[::]`) made
+/// the loopback address of its family. `None` until it listens.
+pub fn listening_addr(pid: u32) -> Option<SocketAddr> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|target| {
+            let inode = target
+                .to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?;
+            Some(inode.to_owned())
         })
-        .map_err(|error| format!("cannot start a thread: {error}"))?;
-    match told.recv_timeout(START_TIMEOUT) {
-        Ok(addr) => Ok(addr),
-        Err(mpsc::RecvTimeoutError::Timeout) => Err("the server printed no port in time".into()),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            Err("the server closed stdout without printing its port".into())
-        }
+        .collect();
+    ["tcp", "tcp6"].into_iter().find_map(|table| {
+        let table = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).ok()?;
+        table.lines().skip(1).find_map(|line| {
+            // sl, local address, remote address, state, queues, timer, retransmits, uid,
+            // timeout, inode; state 0A is LISTEN.
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let inode = fields.get(9)?;
+            if fields.get(3) != Some(&"0A") || !inodes.iter().any(|i| i == inode) {
+                return None;
+            }
+            let (ip, port) = fields.get(1)?.split_once(':')?;
+            let ip = proc_net_ip(ip)?;
+            let ip = match ip {
+                IpAddr::V4(v4) if v4.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+                IpAddr::V6(v6) if v6.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
+                ip => ip,
+            };
+            Some(SocketAddr::new(ip, u16::from_str_radix(port, 16).ok()?))
+        })
+    })
+}
+
+/// An address as /proc/net/tcp and tcp6 write it: 32-bit words in hex, each in the host's
+/// (little-endian) byte order.
+fn proc_net_ip(hex: &str) -> Option<IpAddr> {
+    let mut bytes = Vec::new();
+    for word in 0..hex.len() / 8 {
+        let word = u32::from_str_radix(hex.get(word * 8..word * 8 + 8)?, 16).ok()?;
+        bytes.extend(word.to_le_bytes());
+    }
+    match bytes.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?)),
+        _ => None,
     }
 }
 
-/// The address in `sse-htmx listening; open http://127.0.0.1:PORT/`.
-fn address_in_banner(line: &str) -> Option<SocketAddr> {
-    let (_, after_scheme) = line.split_once("http://")?;
-    after_scheme.split('/').next()?.parse().ok()
+/// Whether process `pid` has handlers for SIGTERM and SIGINT (`SigCgt` in /proc/PID/status), so
+/// that they stop it instead of killing it.
+pub fn handles_stop_signals(pid: u32) -> bool {
+    const SIGINT: u64 = 1 << (2 - 1);
+    const SIGTERM: u64 = 1 << (15 - 1);
+    proc_status(pid)
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("SigCgt:"))?;
+            u64::from_str_radix(line["SigCgt:".len()..].trim(), 16).ok()
+        })
+        .is_some_and(|caught| caught & (SIGINT | SIGTERM) == SIGINT | SIGTERM)
 }
 
 /// Keeps the last few stderr lines of the server (and all of them, if `all` is given), read on a
