@@ -26,8 +26,8 @@ Options:
                              [default: 10s]
       --history <N>          Messages held in memory per feed for late and returning pages
                              (also bounded at 1 MiB of text) [default: 1000]
-      --store <PATH>         Append chat messages to this journal and load it at start, so
-                             they survive a restart [default: memory only]
+      --store <PATH>         Append every feed's messages to this journal and load it at
+                             start, so they survive a restart [default: memory only]
       --max-feeds <N>        Feeds that may exist, the chat among them; a message that would
                              start one more is refused with 507 [default: 64]
       --max-message <N>      The longest message, in characters [default: 2000]

@@ -8,10 +8,11 @@ use std::sync::atomic::Ordering;
 
 use std::time::{Duration, SystemTime};
 
-use crate::app::chat::feeds::CHAT;
+use crate::app::chat::feeds;
 use crate::app::chat::history::Bounds;
+use crate::app::chat::journal::Journal;
 use crate::app::chat::message;
-use crate::app::chat::{Feeds, Room, Settings};
+use crate::app::chat::{Feeds, Settings};
 use crate::app::{App, Counter};
 use crate::config::Config;
 use crate::error::Error;
@@ -117,7 +118,7 @@ impl Server {
     }
 }
 
-/// The feeds, the chat's history loaded from the store if there is one.
+/// The feeds, with what the store holds of each if there is one.
 fn open_feeds(config: &Config, log: Log) -> Result<Feeds, Error> {
     let bounds = Bounds {
         max_messages: config.history,
@@ -127,11 +128,17 @@ fn open_feeds(config: &Config, log: Log) -> Result<Feeds, Error> {
         path: config.store.clone().unwrap_or_default(),
         source,
     };
-    let (room, problems) =
-        Room::open(bounds, config.store.as_deref(), SystemTime::now()).map_err(store_error)?;
-    for problem in problems {
-        log.line(format_args!("store: {problem}"));
-    }
+    let (journal, stored) = match &config.store {
+        Some(path) => {
+            let (journal, loaded) = Journal::open(path, config.history).map_err(store_error)?;
+            for problem in loaded.problems {
+                log.line(format_args!("store: {problem}"));
+            }
+            (Some(journal), loaded.feeds)
+        }
+        None => (None, Vec::new()),
+    };
+    let rooms = feeds::rooms(stored, bounds, SystemTime::now());
     let settings = Settings {
         max_feeds: config.max_feeds,
         bounds,
@@ -143,7 +150,7 @@ fn open_feeds(config: &Config, log: Log) -> Result<Feeds, Error> {
         retry: config.retry,
         log,
     };
-    Feeds::start(vec![(CHAT.into(), room)], settings).map_err(|source| Error::Start {
+    Feeds::start(rooms, journal, settings).map_err(|source| Error::Start {
         what: "the feeds' fan-out thread",
         source: source.into(),
     })

@@ -385,3 +385,43 @@ fn every_feed_shares_the_same_fan_out_threads() {
     }
     assert_eq!(fan_out_threads(), before, "no thread per feed");
 }
+
+#[test]
+fn the_store_keeps_every_feed_across_kill_9() {
+    let store = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("feeds-kill9-{}.journal", std::process::id()));
+    let _ = std::fs::remove_file(&store);
+    let args = ["--store", store.to_str().unwrap(), "--publish-limit", "0"];
+    let mut server = ServerProcess::start(&args);
+    let news: Vec<u64> = (0..3)
+        .map(|i| publish(server.addr, "news", &format!("news {i}")))
+        .collect();
+    let chat = publish(server.addr, "chat", "in the chat");
+    let weather = publish(server.addr, "weather", "sunny");
+    server.signal("KILL");
+    assert!(server.wait_exit(Duration::from_secs(5)).is_some());
+
+    let server = ServerProcess::start(&args);
+    let addr = server.addr;
+    let list = request(addr, "GET", "/feeds", "").text();
+    for item in [
+        ">chat</a> · 1 message<",
+        ">news</a> · 3 messages<",
+        ">weather</a> · 1 message<",
+    ] {
+        assert!(list.contains(item), "{item} in {list}");
+    }
+    // A page that saw the second news message gets the third, then what follows it.
+    let mut resumed = Stream::open(addr, "news", &format!("Last-Event-ID: {}\r\n", news[1]));
+    assert_eq!(resumed.ids(1), [news[2]]);
+    let next = publish(addr, "news", "after the restart");
+    assert!(
+        next > news[2],
+        "the feed's ids go on above the stored: {next}"
+    );
+    assert_eq!(resumed.ids(1), [next]);
+    assert_eq!(Stream::open(addr, "chat", "").ids(1), [chat]);
+    assert_eq!(Stream::open(addr, "weather", "").ids(1), [weather]);
+    drop(server);
+    let _ = std::fs::remove_file(&store);
+}

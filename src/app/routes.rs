@@ -346,7 +346,7 @@ mod tests {
             retry: Duration::from_secs(3),
             log: Log { quiet: true },
         };
-        let feeds = Feeds::start(vec![(CHAT.into(), room)], settings);
+        let feeds = Feeds::start(vec![(CHAT.into(), room)], None, settings);
         App {
             counter: Counter {
                 interval: Duration::from_secs(1),

@@ -9,9 +9,11 @@
 //! the first message comes, the awaited feed becomes the feed, with its streams already in it.
 
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use super::Room;
 use super::history::Bounds;
+use super::journal::Held;
 use super::live::Subscriber;
 use super::metrics::FeedMetrics;
 use crate::log::Log;
@@ -27,6 +29,20 @@ pub fn valid_name(name: &str) -> bool {
         .is_some_and(|first| first.is_ascii_lowercase() || first.is_ascii_digit())
         && name.len() <= 64
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// The rooms of the feeds a store held, the chat's first: it exists even if none was stored.
+pub fn rooms(stored: Vec<(String, Held)>, bounds: Bounds, now: SystemTime) -> Vec<(String, Room)> {
+    let mut rooms: Vec<(String, Room)> = stored
+        .into_iter()
+        .map(|(name, held)| (name, Room::restored(bounds, held, now)))
+        .collect();
+    let chat = match rooms.iter().position(|(name, _)| name == CHAT) {
+        Some(at) => rooms.remove(at),
+        None => (CHAT.into(), Room::new(bounds, now)),
+    };
+    rooms.insert(0, chat);
+    rooms
 }
 
 /// One feed: its messages, and its streams by fan-out share (so that a fan-out thread walks
@@ -171,7 +187,7 @@ impl Registry {
     }
 
     fn empty(&self, name: &str) -> Arc<Feed> {
-        let room = Room::new(self.bounds, std::time::SystemTime::now());
+        let room = Room::new(self.bounds, SystemTime::now());
         Feed::new(name, room, self.shares)
     }
 }
@@ -181,7 +197,7 @@ mod tests {
     use super::*;
 
     fn registry(max: usize) -> Registry {
-        let chat = Room::new(Bounds::default(), std::time::SystemTime::now());
+        let chat = Room::new(Bounds::default(), SystemTime::now());
         Registry::new(
             vec![(CHAT.into(), chat)],
             max,

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use super::feeds::{CHAT, Feed, Registry};
 use super::history::{Bounds, Resume};
+use super::journal::Journal;
 use super::limiter::Limiter;
 use super::message::{Limits, Message};
 use super::metrics::{self, Refusals};
@@ -58,6 +59,8 @@ pub struct Feeds {
     pub(super) unsent: Mutex<VecDeque<(Arc<Feed>, Arc<Message>)>>,
     /// The share the next subscriber joins.
     pub(super) next_share: AtomicUsize,
+    /// The store every feed's messages go to (`--store`), if there is one.
+    pub(super) journal: Option<Mutex<Journal>>,
     /// Per client address, over all feeds: more feeds are no way around the rate.
     pub(super) limiter: Mutex<Limiter>,
     pub(super) limits: Limits,
@@ -85,8 +88,12 @@ struct Delivery {
 
 impl Feeds {
     /// Starts the fan-out threads, one per core, for the feeds of `rooms` (the chat's, and any
-    /// a store held) and those published to later.
-    pub fn start(rooms: Vec<(String, Room)>, settings: Settings) -> std::io::Result<Feeds> {
+    /// the store held) and those published to later; their messages go to `journal` if given.
+    pub fn start(
+        rooms: Vec<(String, Room)>,
+        journal: Option<Journal>,
+        settings: Settings,
+    ) -> std::io::Result<Feeds> {
         // One writer per core: a message to 10,000 subscribers is 10,000 sends, which one thread
         // would make one after the other. The threads serve every feed: ten feeds cost no more
         // threads than one.
@@ -110,6 +117,7 @@ impl Feeds {
         Ok(Feeds {
             registry,
             fan_out: senders,
+            journal: journal.map(Mutex::new),
             unsent: Mutex::new(VecDeque::new()),
             next_share: AtomicUsize::new(0),
             limiter: Mutex::new(Limiter::new(settings.publish_limit)),
@@ -261,12 +269,14 @@ impl Feeds {
         );
     }
 
-    /// Writes the journal to disk, when the server stops.
+    /// Asks the kernel to write the journal to disk, when the server stops (see `journal`:
+    /// until then a power cut can lose what was written in the last seconds).
     pub fn sync(&self) {
-        for feed in self.registry.all() {
-            if let Err(error) = lock(&feed.room).sync() {
-                self.log.line(format_args!("store: {error}"));
-            }
+        let Some(journal) = &self.journal else { return };
+        let journal = lock(journal);
+        if let Err(error) = journal.sync() {
+            let path = journal.path().display();
+            self.log.line(format_args!("store: {path}: {error}"));
         }
     }
 }

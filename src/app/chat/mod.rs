@@ -25,13 +25,11 @@ mod metrics;
 mod publish;
 
 use std::io;
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use history::{Bounds, History, Resume};
 use ids::IdSource;
-use journal::Journal;
 use message::{Draft, Message};
 
 pub use live::{Feeds, Settings};
@@ -44,55 +42,47 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The messages of the room, with the store that keeps them across runs if there is one.
+/// One feed's messages: their ids and the history held for pages. The store, shared by every
+/// feed, is the caller's (see [`Room::publish`]).
 #[derive(Debug)]
 pub struct Room {
     ids: IdSource,
     history: History,
-    journal: Option<Journal>,
 }
 
 impl Room {
-    /// An empty room with no store: its ids start at the clock `now`.
+    /// An empty room: its ids start at the clock `now`.
     pub fn new(bounds: Bounds, now: SystemTime) -> Room {
         Room {
             ids: IdSource::start(now, None),
             history: History::new(bounds),
-            journal: None,
         }
     }
 
-    /// A room holding `bounds` of history, refilled from `store` if given. The strings are what
-    /// the store's reading skipped or cut off, one log line each.
-    pub fn open(
-        bounds: Bounds,
-        store: Option<&Path>,
-        now: SystemTime,
-    ) -> io::Result<(Room, Vec<String>)> {
-        let Some(path) = store else {
-            return Ok((Room::new(bounds, now), Vec::new()));
-        };
-        let (journal, loaded) = Journal::open(path, bounds.max_messages)?;
-        let room = Room {
-            ids: IdSource::start(now, loaded.last_id),
-            history: History::restored(bounds, loaded.before, loaded.messages),
-            journal: Some(journal),
-        };
-        Ok((room, loaded.problems))
+    /// A room refilled with what the store held of it: its ids go on above the last stored.
+    pub fn restored(bounds: Bounds, stored: journal::Held, now: SystemTime) -> Room {
+        Room {
+            ids: IdSource::start(now, stored.last_id),
+            history: History::restored(bounds, stored.before, stored.messages),
+        }
     }
 
-    /// Gives the draft an id and a time, stores it, and holds it. An error is the store's: the
-    /// message was not published (answer 500); its id is not used again.
-    pub fn publish(&mut self, draft: Draft, now: SystemTime) -> io::Result<Arc<Message>> {
+    /// Gives the draft an id and a time, hands it to `store` (the journal's append, or nothing),
+    /// and holds it. An error is the store's: the message was not published (answer 500); its
+    /// id is not used again.
+    pub fn publish(
+        &mut self,
+        draft: Draft,
+        now: SystemTime,
+        store: impl FnOnce(&Message) -> io::Result<()>,
+    ) -> io::Result<Arc<Message>> {
         let message = Message {
             id: self.ids.next_id(),
             name: draft.name,
             text: draft.text,
             at_ms: message::unix_ms(now),
         };
-        if let Some(journal) = &mut self.journal {
-            journal.append(&message)?;
-        }
+        store(&message)?;
         self.history
             .push(message)
             .map_err(|m| io::Error::other(format!("message id {} is not above the last one", m.id)))
@@ -136,21 +126,6 @@ impl Room {
 
     pub fn last_id(&self) -> Option<u64> {
         self.history.last_id()
-    }
-
-    /// Flushes the store to disk, if there is one (see `journal` for when it matters).
-    /// Asks the kernel to write the journal to disk (see `journal`: until then a power cut can
-    /// lose what was written in the last seconds).
-    pub fn sync(&self) -> io::Result<()> {
-        match &self.journal {
-            Some(journal) => journal.sync().map_err(|error| {
-                io::Error::new(
-                    error.kind(),
-                    format!("{}: {error}", journal.path().display()),
-                )
-            }),
-            None => Ok(()),
-        }
     }
 }
 

@@ -116,8 +116,13 @@ impl Feeds {
             max_feeds: self.registry.max(),
         })?;
         let mut room = lock(&feed.room);
+        // Under the room's lock: the feed's records are in the journal in the order of its ids.
+        let store = |message: &Message| match &self.journal {
+            Some(journal) => lock(journal).append(name, message),
+            None => Ok(()),
+        };
         let message = room
-            .publish(draft, SystemTime::now())
+            .publish(draft, SystemTime::now(), store)
             .map_err(Failure::Store)?;
         feed.metrics.published();
         // Queued under the room's lock, so the queue holds each feed's messages in order.
@@ -170,7 +175,7 @@ mod tests {
             retry: Duration::from_secs(3),
             log: Log { quiet: true },
         };
-        let feeds = Feeds::start(Vec::new(), settings).unwrap();
+        let feeds = Feeds::start(Vec::new(), None, settings).unwrap();
         let first = feeds.publish("jobs", draft("started")).unwrap();
         let second = feeds.publish("jobs", draft("done")).unwrap();
         assert_eq!(second.id, first.id + 1, "no rate limit for code");
