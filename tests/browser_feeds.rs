@@ -53,7 +53,9 @@ fn history_then_live(browser: &Browser, flavor: Flavor) {
         |text| text.starts_with("item 30"),
     );
     assert_eq!(count(&tab, "#feed-log article"), 30);
-    assert!(newest_in_sight(&tab), "the list opens on its newest");
+    if let Err(why) = newest_in_sight(&tab) {
+        panic!("the list opens on its newest: {why}");
+    }
 
     let published = Instant::now();
     publish(server.addr, "news", "breaking");
@@ -72,7 +74,21 @@ fn history_then_live(browser: &Browser, flavor: Flavor) {
         ),
         "breaking"
     );
-    assert!(newest_in_sight(&tab), "the list follows the newest");
+    if let Err(why) = newest_in_sight(&tab) {
+        panic!("the list follows the newest: {why}");
+    }
+    // A long message scrolls inside the large box rather than pushing the list away.
+    let long = "a long message ".repeat(120);
+    publish(server.addr, "news", &long);
+    wait_for_text(
+        &tab,
+        "#feed-newest .newest",
+        Duration::from_secs(1),
+        |text| text.starts_with("a long message"),
+    );
+    if let Err(why) = newest_in_sight(&tab) {
+        panic!("a long newest message: {why}");
+    }
     assert_clean(&format!("{flavor:?}, history"), &take(&tab_watch), &base);
     tab.close(false).expect("close tab");
 }
@@ -121,15 +137,22 @@ fn open_feed(browser: &Browser, base: &str, flavor: Flavor, feed: &str) -> (Arc<
     (tab, tab_watch)
 }
 
-/// Whether the list's last message is inside both its scrolling box and the window.
-fn newest_in_sight(tab: &Tab) -> bool {
+/// Whether the end of the list's last message is inside both its scrolling box and the window;
+/// if not, the positions, to say why.
+fn newest_in_sight(tab: &Tab) -> Result<(), String> {
     let script = "(() => {
         const last = document.querySelector('#feed-log article:last-child').getBoundingClientRect();
-        const box = document.querySelector('.feed-scroll').getBoundingClientRect();
-        return String(last.top >= box.top - 1 && last.bottom <= box.bottom + 1
-            && last.bottom <= window.innerHeight);
+        const box = document.querySelector('.chat-scroll').getBoundingClientRect();
+        // Its end, for a message taller than the box.
+        const seen = last.bottom > box.top && last.bottom <= box.bottom + 1
+            && last.bottom <= window.innerHeight;
+        return seen ? 'yes' : `last ${last.top}..${last.bottom}, box ${box.top}..${box.bottom}, `
+            + `window ${window.innerHeight}`;
     })()";
-    eval(tab, script) == "true"
+    match eval(tab, script).as_str() {
+        "yes" => Ok(()),
+        why => Err(why.to_owned()),
+    }
 }
 
 fn count(tab: &Tab, selector: &str) -> usize {

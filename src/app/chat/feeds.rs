@@ -55,7 +55,7 @@ pub struct Feed {
 }
 
 impl Feed {
-    fn new(name: &str, room: Room, shares: usize) -> Arc<Feed> {
+    pub(super) fn new(name: &str, room: Room, shares: usize) -> Arc<Feed> {
         Arc::new(Feed {
             name: name.into(),
             room: Mutex::new(room),

@@ -5,8 +5,8 @@ use maud::{Markup, PreEscaped, html};
 use super::{Flavor, RETRY_FIRST_CONNECT, layout, scripts};
 
 /// What a feed's page shows, filled from the feed's stream: the missed notice, the newest
-/// message large, and the recent ones under it. The list scrolls inside a box whose flow is
-/// reversed, so it starts at its bottom and stays there as messages come: the newest in sight.
+/// message large, and the recent ones under it, in the chat's scrolling box (which keeps the
+/// newest in sight).
 pub fn feed_live(flavor: Flavor, name: &str) -> Markup {
     let stream = format!("/feeds/{name}/stream");
     let log = match flavor {
@@ -22,7 +22,7 @@ pub fn feed_live(flavor: Flavor, name: &str) -> Markup {
     html! {
         div #feed-notice {}
         div #feed-newest { p.waiting { "No message yet: the next one shows here." } }
-        div.feed-scroll { (log) }
+        div.chat-scroll { (log) }
     }
 }
 
