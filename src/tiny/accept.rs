@@ -11,6 +11,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use super::address;
 use crate::error::Error;
 use crate::log::Log;
 use crate::stop::Stop;
@@ -104,7 +105,8 @@ pub struct Watchdog {
 
 impl Watchdog {
     /// Is the accept thread gone? `accepted` tells whether the connection from a peer address
-    /// has been accepted. Starts a new probe when the last one was accepted.
+    /// (as the listener bound to `local` shows it) has been accepted. Starts a new probe when
+    /// the last one was accepted.
     pub fn accept_thread_gone(
         &mut self,
         local: SocketAddr,
@@ -131,24 +133,9 @@ impl Watchdog {
         }
         // The kernel completes the connection from the listen queue; only an accept takes it
         // out. Dropping the probe later lets tiny_http's thread for it go at once.
-        if let Ok(stream) =
-            TcpStream::connect_timeout(&connectable(local), Duration::from_millis(100))
-            && let Ok(addr) = stream.local_addr()
-        {
-            self.probe = Some((stream, addr, Instant::now()));
+        if let Some((stream, seen)) = address::connect_to(local, Duration::from_millis(100)) {
+            self.probe = Some((stream, seen, Instant::now()));
         }
         false
     }
-}
-
-/// `local` with an unspecified address made loopback, so it can be connected to.
-pub fn connectable(local: SocketAddr) -> SocketAddr {
-    let mut addr = local;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    addr
 }

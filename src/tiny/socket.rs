@@ -7,15 +7,18 @@
 //! tiny_http hands out no socket, yet some things need one: letting go of a stream's read half,
 //! closing an idle connection, refusing a body. [`Sockets::find`] looks a connection up among the
 //! process's descriptor numbers by its two addresses and returns a duplicate that it made itself,
-//! so the only descriptor this module ever owns is one it created.
+//! so the only descriptor this module ever owns is one it created. Whether a descriptor is a
+//! connection accepted on the listener is decided by its local address (`address.rs`).
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, TcpKeepalive, Type};
+
+use super::address::accepted_on;
 
 /// TCP keep-alive on every connection: a peer that vanished without a FIN (power cut, cable,
 /// NAT timeout) is found after about 60 s + 6 × 10 s of silence, instead of never.
@@ -30,9 +33,18 @@ const SEND_BUFFER: usize = 64 * 1024;
 
 /// Binds a listener whose accepted sockets have a send timeout (a client that stops reading
 /// cannot hold a thread in `write` longer than that), a bounded send buffer, TCP keep-alive and
-/// no Nagle delay.
+/// no Nagle delay. `[::]` means every interface: dual-stack, or `0.0.0.0` on a host without IPv6.
 pub fn listen(addr: SocketAddr, backlog: i32, send_timeout: Duration) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    let (addr, socket) = match Socket::new(Domain::for_address(addr), Type::STREAM, None) {
+        Err(error)
+            if error.raw_os_error() == Some(libc::EAFNOSUPPORT)
+                && addr == SocketAddr::from((Ipv6Addr::UNSPECIFIED, addr.port())) =>
+        {
+            let every_ipv4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, addr.port()));
+            (every_ipv4, Socket::new(Domain::IPV4, Type::STREAM, None)?)
+        }
+        socket => (addr, socket?),
+    };
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
         socket.set_only_v6(false).ok();
@@ -111,7 +123,7 @@ impl Sockets {
     pub fn shut_down_where(&self, close: impl Fn(SocketAddr) -> bool) -> Vec<SocketAddr> {
         let mut closed = Vec::new();
         for fd in 0..descriptor_table_size() {
-            if local_addr(fd) == Some(self.local)
+            if self.is_ours(fd)
                 && let Some(peer) = peer_addr(fd)
                 && close(peer)
                 && let Some(socket) = self.duplicate_if(fd, peer)
@@ -126,7 +138,12 @@ impl Sockets {
 
     /// Is descriptor number `fd` the connection from `peer` to the listener now?
     pub fn is_connection(&self, fd: RawFd, peer: SocketAddr) -> bool {
-        peer_addr(fd) == Some(peer) && local_addr(fd) == Some(self.local)
+        peer_addr(fd) == Some(peer) && self.is_ours(fd)
+    }
+
+    /// Is descriptor number `fd` a socket accepted on the listener now?
+    fn is_ours(&self, fd: RawFd) -> bool {
+        local_addr(fd).is_some_and(|local| accepted_on(self.local, local))
     }
 
     /// The descriptors within `radius` of number `around` that are the connection from `peer`,
@@ -154,7 +171,7 @@ impl Sockets {
     /// costs several times more, in the kernel's directory cache, with thousands of streams open.
     pub fn accepted(&self) -> Vec<Accepted> {
         (0..descriptor_table_size())
-            .filter(|&fd| local_addr(fd) == Some(self.local))
+            .filter(|&fd| self.is_ours(fd))
             .filter_map(|fd| {
                 Some(Accepted {
                     peer: peer_addr(fd)?,
@@ -171,7 +188,7 @@ impl Sockets {
     fn duplicate_if(&self, fd: RawFd, peer: SocketAddr) -> Option<Socket> {
         let owned = Socket::from(duplicate(fd)?);
         let same = owned.peer_addr().ok()?.as_socket()? == peer
-            && owned.local_addr().ok()?.as_socket()? == self.local;
+            && accepted_on(self.local, owned.local_addr().ok()?.as_socket()?);
         same.then_some(owned)
     }
 }

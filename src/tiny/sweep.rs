@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::accept::{Watchdog, connectable};
+use super::accept::Watchdog;
 use super::pool::{self, PoolWatch};
 use super::shared::Shared;
 
@@ -49,7 +49,7 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
                     "{} connection(s) waiting for a tiny_http thread; nudging",
                     waiting.len()
                 ));
-                pool::nudge(connectable(shared.local_addr), waiting.len());
+                pool::nudge(shared.local_addr, waiting.len());
             }
             // Looked at on every pass (the watchdog makes a new probe at most every 2 s), so a
             // dead accept thread is replaced within about a second.
