@@ -2,13 +2,12 @@
 //!
 //! A publish is journaled and put in the feed's history under its room's lock, answered, and
 //! only then handed to the fan-out threads (one per core, shared by every feed, each with its
-//! share of each feed's subscribers), so the
-//! `POST` is not answered from a core those threads keep busy. A fan-out thread encodes the
-//! event once and offers it to each of its subscribers' outlets: a non-blocking write, made on
-//! the fan-out thread, so delivering a message wakes none of the stream threads. A subscriber
-//! whose client falls behind by more than its outlet holds is marked lagging and skipped; its
-//! own thread, once it has written what was queued, catches it up from the history (with the
-//! missed notice if what it needs is gone).
+//! share of each feed's subscribers), so the `POST` is not answered from a core those threads
+//! keep busy. A fan-out thread encodes the event once and offers it to each of its subscribers'
+//! outlets: a non-blocking write, made on the fan-out thread, so delivering a message wakes none
+//! of the stream threads. A subscriber whose client falls behind by more than its outlet holds
+//! is marked lagging and skipped; its own thread, once it has written what was queued, catches
+//! it up from the history (with the missed notice if what it needs is gone).
 //!
 //! Each subscriber remembers the id of the last message queued to it, and only a larger id is
 //! ever queued, so a message reaches a page once whether it came from the history or live.
@@ -59,13 +58,13 @@ pub struct Feeds {
     /// publish order within each feed (pushed under the feed's room lock).
     pub(super) unsent: Mutex<VecDeque<(Arc<Feed>, Arc<Message>)>>,
     /// The share the next subscriber joins.
-    pub(super) next_share: AtomicUsize,
+    next_share: AtomicUsize,
     /// The store every feed's messages go to (`--store`), if there is one.
     pub(super) journal: Option<Mutex<Journal>>,
     /// Per client address, over all feeds: more feeds are no way around the rate.
     pub(super) limiter: Mutex<Limiter>,
     pub(super) limits: Limits,
-    pub(super) retry: Duration,
+    retry: Duration,
     pub(super) log: Log,
     pub(super) refusals: Refusals,
 }
