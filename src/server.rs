@@ -139,6 +139,14 @@ fn open_feeds(config: &Config, log: Log) -> Result<Feeds, Error> {
         None => (None, Vec::new()),
     };
     let rooms = feeds::rooms(stored, bounds, SystemTime::now());
+    if rooms.len() > config.max_feeds {
+        // Stored by a run with a larger bound: each is served, and none is added.
+        log.line(format_args!(
+            "store: {} feeds, more than --max-feeds {}",
+            rooms.len(),
+            config.max_feeds
+        ));
+    }
     let settings = Settings {
         max_feeds: config.max_feeds,
         bounds,

@@ -195,7 +195,7 @@ fn a_stream_of_a_feed_to_come_waits_for_its_first_message_and_creates_nothing() 
     let id = publish(addr, "soon", "here");
     assert_eq!(waiting.ids(1), [id]);
     let full = post(addr, "/feeds/never-0", TEXT, b"no room");
-    refused(&full, 507, "2 feeds exist");
+    refused(&full, 507, "at most 2 feeds");
     others.clear();
 }
 
@@ -219,13 +219,7 @@ fn every_refusal_on_a_feed_has_its_status_and_says_why() {
             415,
             "text/plain",
         ),
-        (
-            "/feeds/two",
-            TEXT,
-            b"a new feed",
-            507,
-            "the most this server holds",
-        ),
+        ("/feeds/two", TEXT, b"a new feed", 507, "at most 2 feeds"),
     ];
     for (path, headers, body, status, why) in cases {
         refused(&post(addr, path, headers, body), status, why);
@@ -422,6 +416,40 @@ fn the_store_keeps_every_feed_across_kill_9() {
     assert_eq!(resumed.ids(1), [next]);
     assert_eq!(Stream::open(addr, "chat", "").ids(1), [chat]);
     assert_eq!(Stream::open(addr, "weather", "").ids(1), [weather]);
+    drop(server);
+    let _ = std::fs::remove_file(&store);
+}
+
+#[test]
+fn a_store_with_more_feeds_than_max_feeds_serves_them_all_and_adds_none() {
+    let store = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("feeds-over-max-{}.journal", std::process::id()));
+    let _ = std::fs::remove_file(&store);
+    let path = store.to_str().unwrap();
+    let mut server = ServerProcess::start(&["--store", path, "--publish-limit", "0"]);
+    for feed in ["one", "two", "three"] {
+        publish(server.addr, feed, feed);
+    }
+    server.signal("KILL");
+    assert!(server.wait_exit(Duration::from_secs(5)).is_some());
+
+    let args = ["--store", path, "--publish-limit", "0", "--max-feeds", "2"];
+    let server = ServerProcess::start_logging(&args);
+    let line = "store: 4 feeds, more than --max-feeds 2";
+    assert!(
+        wait_for(Duration::from_secs(5), || server
+            .stderr_tail()
+            .iter()
+            .any(|l| l.contains(line))),
+        "{line} in {:#?}",
+        server.stderr_tail()
+    );
+    publish(server.addr, "three", "still served");
+    refused(
+        &post(server.addr, "/feeds/four", TEXT, b"x"),
+        507,
+        "at most 2 feeds",
+    );
     drop(server);
     let _ = std::fs::remove_file(&store);
 }

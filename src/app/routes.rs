@@ -593,7 +593,7 @@ mod tests {
         assert_eq!(refused.status, 507);
         assert_eq!(
             String::from_utf8_lossy(refused.bytes()),
-            "2 feeds exist, the most this server holds; publish to one of them\n"
+            "this server holds at most 2 feeds; publish to one that exists\n"
         );
         assert_eq!(
             publish_to(&app, "/feeds/third", " ").status,

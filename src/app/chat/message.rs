@@ -154,7 +154,7 @@ impl fmt::Display for Refusal {
             ),
             Refusal::TooManyFeeds { max_feeds } => write!(
                 f,
-                "{max_feeds} feeds exist, the most this server holds; publish to one of them"
+                "this server holds at most {max_feeds} feeds; publish to one that exists"
             ),
         }
     }
