@@ -24,7 +24,8 @@ Options:
                              new one gets 503
                              [default: derived from the host's limits, printed at start]
       --idle-timeout <TIME>  Close a connection that is not a stream and starts no request
-                             for this long [default: 30s]
+                             for this long; one that sends nothing at all first waits in
+                             the kernel, for up to half as long [default: 30s]
       --write-timeout <TIME> Give up on a client whose socket accepts nothing for this long
                              [default: 10s]
       --history <N>          Messages held in memory per feed for late and returning pages

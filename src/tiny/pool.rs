@@ -88,7 +88,8 @@ impl PoolWatch {
 /// Connects to the listener bound to `local` and closes the connection at once, `times` times.
 pub fn nudge(local: SocketAddr, times: usize) {
     for _ in 0..times {
-        // Dropped at once: tiny_http's task for it reads the end of the stream and returns.
+        // Dropped at once: its end is what the listener waits for to pass it on (see
+        // `socket::defer_accept`), and tiny_http's task for it reads that end and returns.
         let _ = address::connect_to(local, Duration::from_millis(100));
     }
 }
