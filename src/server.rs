@@ -9,9 +9,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use crate::app::access::{Cors, Token};
+use crate::app::chat::feeds;
 use crate::app::chat::history::Bounds;
+use crate::app::chat::journal::Journal;
 use crate::app::chat::message;
-use crate::app::chat::{Chat, Room};
+use crate::app::chat::{Failure, Feeds, Settings};
+use crate::app::exec::{Programs, Sink};
 use crate::app::{App, Counter};
 use crate::config::Config;
 use crate::error::Error;
@@ -29,6 +32,10 @@ pub struct Server {
     app: Arc<App>,
     capacity: Capacity,
     limits: Limits,
+    /// `--exec`: started when the server runs.
+    programs: Vec<(String, String)>,
+    max_message: usize,
+    log: Log,
 }
 
 /// Stops a running [`Server`] from another thread. Cheap to clone.
@@ -68,9 +75,12 @@ impl Server {
         crate::log::route_panics();
         let token = read_token(&config, log)?;
         let http = HttpServer::bind(settings, metrics.clone(), log)?;
-        let chat = open_chat(&config, log)?;
+        let feeds = open_feeds(&config, log)?;
+        for (name, _) in &config.exec {
+            program_feed(&feeds, name)?;
+        }
         let app = Arc::new(App {
-            chat: Arc::new(chat),
+            feeds: Arc::new(feeds),
             counter: Counter {
                 interval: config.interval,
                 retry: config.retry,
@@ -85,6 +95,9 @@ impl Server {
             app,
             capacity,
             limits,
+            programs: config.exec,
+            max_message: config.max_message,
+            log,
         })
     }
 
@@ -112,16 +125,23 @@ impl Server {
     /// Serves requests until stopped, then gives every stream a moment to end its body, and the
     /// log a moment to be written.
     pub fn run(self) -> Result<(), Error> {
-        let chat = self.app.chat.clone();
+        let feeds = self.app.feeds.clone();
+        let lines = program_lines(feeds.clone(), self.log);
+        let programs = Programs::start(&self.programs, self.max_message, &lines, self.log)
+            .map_err(|source| Error::Start {
+                what: "a program's supervisor thread",
+                source: source.into(),
+            })?;
         let served = self.http.run(self.app);
-        chat.sync();
+        programs.stop();
+        feeds.sync();
         Log::flush(FLUSH_AT_STOP);
         served
     }
 }
 
-/// The chatroom, with its history loaded from the store if there is one.
-fn open_chat(config: &Config, log: Log) -> Result<Chat, Error> {
+/// The feeds, with what the store holds of each if there is one.
+fn open_feeds(config: &Config, log: Log) -> Result<Feeds, Error> {
     let bounds = Bounds {
         max_messages: config.history,
         ..Bounds::default()
@@ -130,20 +150,70 @@ fn open_chat(config: &Config, log: Log) -> Result<Chat, Error> {
         path: config.store.clone().unwrap_or_default(),
         source,
     };
-    let (room, problems) =
-        Room::open(bounds, config.store.as_deref(), SystemTime::now()).map_err(store_error)?;
-    for problem in problems {
-        log.line(format_args!("store: {problem}"));
-    }
-    let limits = message::Limits {
-        max_chars: config.max_message,
-        ..message::Limits::default()
-    };
-    Chat::start(room, limits, config.publish_limit, config.retry, log).map_err(|source| {
-        Error::Start {
-            what: "the chat's fan-out thread",
-            source: source.into(),
+    let (journal, stored) = match &config.store {
+        Some(path) => {
+            let (journal, loaded) = Journal::open(path, config.history).map_err(store_error)?;
+            for problem in loaded.problems {
+                log.line(format_args!("store: {problem}"));
+            }
+            (Some(journal), loaded.feeds)
         }
+        None => (None, Vec::new()),
+    };
+    let rooms = feeds::rooms(stored, bounds, SystemTime::now());
+    if rooms.len() > config.max_feeds {
+        // Stored by a run with a larger bound: each is served, and none is added.
+        log.line(format_args!(
+            "store: {} feeds, more than --max-feeds {}",
+            rooms.len(),
+            config.max_feeds
+        ));
+    }
+    let settings = Settings {
+        max_feeds: config.max_feeds,
+        bounds,
+        limits: message::Limits {
+            max_chars: config.max_message,
+            ..message::Limits::default()
+        },
+        publish_limit: config.publish_limit,
+        retry: config.retry,
+        log,
+    };
+    Feeds::start(rooms, journal, settings).map_err(|source| Error::Start {
+        what: "the feeds' fan-out thread",
+        source: source.into(),
+    })
+}
+
+/// Makes the feed of an `--exec` program, so that it exists from the start.
+fn program_feed(feeds: &Feeds, name: &str) -> Result<(), Error> {
+    if !feeds::valid_name(name) {
+        return Err(Error::Flag(format!(
+            "--exec {name}=...: a feed's name is a-z, 0-9 and -, not first, up to 64"
+        )));
+    }
+    if !feeds.create(name) {
+        return Err(Error::Flag(format!(
+            "--exec {name}=...: {} feeds exist already (--max-feeds)",
+            feeds.max_feeds()
+        )));
+    }
+    Ok(())
+}
+
+/// Each line a program writes is a message in its feed, from the feed's name.
+fn program_lines(feeds: Arc<Feeds>, log: Log) -> Sink {
+    let max_name = message::Limits::default().max_name_chars;
+    Arc::new(move |feed: &str, text: String| {
+        // A feed's name is ASCII: cut anywhere.
+        let name = feed[..feed.len().min(max_name)].to_owned();
+        let why = match feeds.publish(feed, message::Draft { name, text }) {
+            Ok(_) => return,
+            Err(Failure::Refused(refusal)) => refusal.to_string(),
+            Err(Failure::Store(error)) => error.to_string(),
+        };
+        log.line(format_args!("exec {feed}: a line was not published: {why}"));
     })
 }
 

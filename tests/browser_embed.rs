@@ -62,14 +62,16 @@ fn copied_markup(server: SocketAddr) -> String {
 }
 
 fn publish(server: SocketAddr, text: &str) {
-    let body = format!("text={text}");
-    let response = request(
-        server,
-        "POST",
-        &format!("/feeds/{FEED}?{body}"),
-        "Content-Type: application/x-www-form-urlencoded\r\n",
-    );
-    assert_eq!(response.status, 201, "{}", response.text());
+    let mut stream = common::connect(server);
+    write!(
+        stream,
+        "POST /feeds/{FEED} HTTP/1.1\r\nHost: {server}\r\nConnection: close\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n{text}",
+        text.len()
+    )
+    .unwrap();
+    let response = common::read_head(&mut BufReader::new(stream));
+    assert_eq!(response.status, 201);
 }
 
 /// A second origin's page holding the copied markup, and the sse-htmx server with `cors`.

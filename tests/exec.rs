@@ -152,6 +152,7 @@ fn resident_kib(server: &ServerProcess) -> u64 {
 fn a_program_that_writes_without_pause_is_held_to_bounded_memory() {
     let server = ServerProcess::start(&["--exec", "flood=yes a line of text that goes on and on"]);
     let addr = server.addr;
+    // Without the pacing, the fan-out threads' queues grow by some 200 bytes a message here.
     // A stream that never reads: its client falls behind at once.
     let _stalled = EventStream::open_path(addr, "/feeds/flood/stream", "");
     let published = || {
@@ -163,19 +164,20 @@ fn a_program_that_writes_without_pause_is_held_to_bounded_memory() {
             .unwrap_or(0)
     };
     assert!(
-        wait_for(Duration::from_secs(30), || published() >= 200_000),
+        wait_for(Duration::from_secs(30), || published() >= 50_000),
         "published {}",
         published()
     );
     let after_many = resident_kib(&server);
     assert!(
-        wait_for(Duration::from_secs(30), || published() >= 400_000),
+        wait_for(Duration::from_secs(30), || published() >= 150_000),
         "published {}",
         published()
     );
-    let after_twice_as_many = resident_kib(&server);
+    let after_three_times_as_many = resident_kib(&server);
     assert!(
-        after_twice_as_many < after_many + 16 * 1024 && after_twice_as_many < 128 * 1024,
-        "{after_many} KiB, then {after_twice_as_many} KiB"
+        after_three_times_as_many < after_many + 16 * 1024
+            && after_three_times_as_many < 128 * 1024,
+        "{after_many} KiB, then {after_three_times_as_many} KiB"
     );
 }

@@ -1,11 +1,15 @@
-//! `--store PATH`: an append-only journal of messages, read back at start.
+//! `--store PATH`: an append-only journal of every feed's messages, read back at start.
 //!
 //! One record per message, little-endian:
 //!
 //! ```text
-//! magic FF 63 68 31 | len u32 | crc32 u32 of len and payload | payload (len bytes)
-//! payload: id u64 | at_ms u64 | name_len u16 | name (UTF-8) | text (UTF-8, the rest)
+//! magic FF 63 68 32 | len u32 | crc32 u32 of len and payload | payload (len bytes)
+//! payload: feed_len u8 | feed (a feed's name) | id u64 | at_ms u64 | name_len u16 | name (UTF-8)
+//!          | text (UTF-8, the rest)
 //! ```
+//!
+//! Records written before there were feeds have the magic `FF 63 68 31` and no feed: they are
+//! read as the chat's, so an older journal is read as it is, and new records follow its own.
 //!
 //! The magic starts with `FF`, a byte UTF-8 text never contains, and the checksum covers the
 //! length, so a record cut short or damaged is recognised and the reader finds the next one by
@@ -26,7 +30,8 @@
 //! - Bytes that are not a valid record, followed by a valid one, are skipped.
 //! - Bytes that are not a valid record at the end (a write torn by a crash, or damage) are cut
 //!   off, so that the next append starts on a record boundary.
-//! - A record whose id is not above the one before is skipped (two servers on one file).
+//! - A record whose id is not above the one before in its feed is skipped (two servers on one
+//!   file).
 //!
 //! The journal is never compacted: it grows by one record per message (about 30 bytes plus
 //! the name and text).
@@ -36,9 +41,14 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use super::feeds::{CHAT, valid_name};
 use super::message::Message;
 
-const MAGIC: [u8; 4] = [0xFF, b'c', b'h', b'1'];
+mod crc32;
+
+const MAGIC: [u8; 4] = [0xFF, b'c', b'h', b'2'];
+/// A record with no feed, the chat's.
+const MAGIC_CHAT: [u8; 4] = [0xFF, b'c', b'h', b'1'];
 const HEADER: u64 = 12;
 /// Far above any real record (a 2,000-character text is at most 8,000 bytes); a length above it
 /// is damage, and it bounds what a damaged length makes the reader allocate.
@@ -55,18 +65,25 @@ pub struct Journal {
 /// What [`Journal::open`] read.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Loaded {
+    /// Each feed's messages, the feeds in the order they first appear.
+    pub feeds: Vec<(String, Held)>,
+    /// One line each for the log: what was skipped or cut off, and where.
+    pub problems: Vec<String>,
+}
+
+/// One feed's messages in the journal.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Held {
     /// The newest messages (at most `keep`), oldest first.
     pub messages: Vec<Message>,
     /// The id of the newest message read but not kept: the one just before `messages`.
     pub before: Option<u64>,
     /// The largest id read; the next run's ids start above it.
     pub last_id: Option<u64>,
-    /// One line each for the log: what was skipped or cut off, and where.
-    pub problems: Vec<String>,
 }
 
 impl Journal {
-    /// Opens or creates the journal and reads its newest `keep` messages.
+    /// Opens or creates the journal and reads the newest `keep` messages of each feed.
     ///
     /// Fails only if the file cannot be opened, read, or cut (a missing directory, no
     /// permission); the error names the path.
@@ -97,10 +114,11 @@ impl Journal {
         Ok((journal, loaded))
     }
 
-    /// Appends one message as one write. A message too large to be read back (over 1 MiB; a
-    /// valid one is under 9 KiB) is refused with `InvalidInput` and nothing is written.
-    pub fn append(&mut self, message: &Message) -> io::Result<()> {
-        let record = encode(message);
+    /// Appends one message of `feed` (a valid name) as one write. A message too large to be
+    /// read back (over 1 MiB; a valid one is under 9 KiB) is refused with `InvalidInput` and
+    /// nothing is written.
+    pub fn append(&mut self, feed: &str, message: &Message) -> io::Result<()> {
+        let record = encode(feed, message);
         if record.len() as u64 > HEADER + u64::from(MAX_PAYLOAD) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -120,8 +138,8 @@ impl Journal {
     }
 }
 
-/// One record's bytes.
-pub fn encode(message: &Message) -> Vec<u8> {
+/// One record's bytes: a message of `feed`.
+pub fn encode(feed: &str, message: &Message) -> Vec<u8> {
     // A name is at most 40 characters, far below u16::MAX bytes; a longer one is cut at a
     // character boundary rather than written with a wrong length.
     let mut name_len = message.name.len().min(usize::from(u16::MAX));
@@ -129,7 +147,10 @@ pub fn encode(message: &Message) -> Vec<u8> {
         name_len -= 1;
     }
     let name = &message.name.as_bytes()[..name_len];
-    let mut payload = Vec::with_capacity(FIXED + name.len() + message.text.len());
+    let mut payload = Vec::with_capacity(1 + feed.len() + FIXED + name.len() + message.text.len());
+    // A feed's name is at most 64 bytes.
+    payload.push(feed.len() as u8);
+    payload.extend_from_slice(feed.as_bytes());
     payload.extend_from_slice(&message.id.to_le_bytes());
     payload.extend_from_slice(&message.at_ms.to_le_bytes());
     payload.extend_from_slice(&(name_len as u16).to_le_bytes());
@@ -138,7 +159,7 @@ pub fn encode(message: &Message) -> Vec<u8> {
     let len = u32::try_from(payload.len())
         .unwrap_or(u32::MAX)
         .to_le_bytes();
-    let mut crc = crc32fast::Hasher::new();
+    let mut crc = crc32::Hasher::new();
     crc.update(&len);
     crc.update(&payload);
     let mut record = Vec::with_capacity(HEADER as usize + payload.len());
@@ -153,43 +174,60 @@ pub fn encode(message: &Message) -> Vec<u8> {
 fn read(file: &File, keep: usize) -> io::Result<(Loaded, Option<(u64, u64)>)> {
     let len = file.metadata()?.len();
     let mut r = BufReader::new(file);
-    let mut kept = VecDeque::new();
-    let mut loaded = Loaded::default();
+    // Each feed's held messages, kept in a queue while reading.
+    let mut feeds: Vec<(String, Held, VecDeque<Message>)> = Vec::new();
+    let mut problems = Vec::new();
     let mut pos = 0;
     // Where the current stretch of unreadable bytes began.
     let mut bad_from = None;
     while pos < len {
-        let Some((message, size)) = record(&mut r, len - pos)? else {
+        let Some(((feed, message), size)) = record(&mut r, len - pos)? else {
             bad_from.get_or_insert(pos);
             pos = next_magic(&mut r, pos + 1, len)?;
             continue;
         };
         if let Some(start) = bad_from.take() {
             let skipped = pos - start;
-            let problem = format!("skipped {skipped} unreadable bytes at offset {start}");
-            loaded.problems.push(problem);
+            problems.push(format!(
+                "skipped {skipped} unreadable bytes at offset {start}"
+            ));
         }
-        match loaded.last_id {
-            Some(last) if message.id <= last => loaded.problems.push(format!(
+        let at = match feeds.iter().position(|(name, ..)| *name == feed) {
+            Some(at) => at,
+            None => {
+                feeds.push((feed, Held::default(), VecDeque::new()));
+                feeds.len() - 1
+            }
+        };
+        let (_, held, kept) = &mut feeds[at];
+        match held.last_id {
+            Some(last) if message.id <= last => problems.push(format!(
                 "skipped the record at offset {pos}: its id {} is not above {last}",
                 message.id
             )),
             _ => {
-                loaded.last_id = Some(message.id);
+                held.last_id = Some(message.id);
                 kept.push_back(message);
                 if kept.len() > keep {
-                    loaded.before = kept.pop_front().map(|m| m.id);
+                    held.before = kept.pop_front().map(|m| m.id);
                 }
             }
         }
         pos += size;
     }
-    loaded.messages = kept.into();
+    let feeds = feeds
+        .into_iter()
+        .map(|(name, held, kept)| {
+            let messages = kept.into();
+            (name, Held { messages, ..held })
+        })
+        .collect();
+    let loaded = Loaded { feeds, problems };
     Ok((loaded, bad_from.map(|start| (start, len))))
 }
 
 /// The record at the reader's position and its size, or `None` if the bytes there are not one.
-fn record(r: &mut impl Read, remaining: u64) -> io::Result<Option<(Message, u64)>> {
+fn record(r: &mut impl Read, remaining: u64) -> io::Result<Option<((String, Message), u64)>> {
     if remaining < HEADER {
         return Ok(None);
     }
@@ -198,18 +236,35 @@ fn record(r: &mut impl Read, remaining: u64) -> io::Result<Option<(Message, u64)
     let len_bytes: [u8; 4] = header[4..8].try_into().expect("4 bytes");
     let len = u32::from_le_bytes(len_bytes);
     let crc = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-    if header[..4] != MAGIC || len > MAX_PAYLOAD || u64::from(len) > remaining - HEADER {
+    let with_feed = header[..4] == MAGIC;
+    if !(with_feed || header[..4] == MAGIC_CHAT)
+        || len > MAX_PAYLOAD
+        || u64::from(len) > remaining - HEADER
+    {
         return Ok(None);
     }
     let mut payload = vec![0; len as usize];
     r.read_exact(&mut payload)?;
-    let mut hasher = crc32fast::Hasher::new();
+    let mut hasher = crc32::Hasher::new();
     hasher.update(&len_bytes);
     hasher.update(&payload);
     if hasher.finalize() != crc {
         return Ok(None);
     }
-    Ok(decode(payload).map(|m| (m, HEADER + u64::from(len))))
+    let decoded = if with_feed {
+        decode_with_feed(payload)
+    } else {
+        decode(payload).map(|message| (CHAT.to_owned(), message))
+    };
+    Ok(decoded.map(|record| (record, HEADER + u64::from(len))))
+}
+
+/// A payload that starts with its feed's name.
+fn decode_with_feed(mut payload: Vec<u8>) -> Option<(String, Message)> {
+    let end = 1 + usize::from(*payload.first()?);
+    let rest = payload.split_off(end.min(payload.len()));
+    let feed = String::from_utf8(payload.split_off(1)).ok()?;
+    Some((feed, decode(rest)?)).filter(|(feed, _)| valid_name(feed))
 }
 
 fn decode(mut payload: Vec<u8>) -> Option<Message> {
@@ -244,7 +299,7 @@ fn next_magic(r: &mut BufReader<&File>, from: u64, len: u64) -> io::Result<u64> 
         r.read_exact(&mut byte)?;
         pos += 1;
         window = [window[1], window[2], window[3], byte[0]];
-        if window == MAGIC && pos >= from + 4 {
+        if (window == MAGIC || window == MAGIC_CHAT) && pos >= from + 4 {
             r.seek(SeekFrom::Start(pos - 4))?;
             return Ok(pos - 4);
         }

@@ -1,3 +1,4 @@
+use super::journal::Journal;
 use super::journal::tests::Dir;
 use super::*;
 use std::time::{Duration, UNIX_EPOCH};
@@ -17,6 +18,11 @@ fn ids(messages: &[Arc<Message>]) -> Vec<u64> {
     messages.iter().map(|m| m.id).collect()
 }
 
+/// No store: every message is published.
+fn no_store(_: &Message) -> io::Result<()> {
+    Ok(())
+}
+
 fn small() -> Bounds {
     Bounds {
         max_messages: 3,
@@ -26,10 +32,11 @@ fn small() -> Bounds {
 
 #[test]
 fn a_published_message_has_the_next_id_and_its_time() {
-    let (mut room, problems) = Room::open(small(), None, at(1_000_000)).unwrap();
-    assert_eq!(problems, [] as [String; 0]);
-    let first = room.publish(draft("hi"), at(2_000_000)).unwrap();
-    let second = room.publish(draft("again"), at(3_500_000)).unwrap();
+    let mut room = Room::new(small(), at(1_000_000));
+    let first = room.publish(draft("hi"), at(2_000_000), no_store).unwrap();
+    let second = room
+        .publish(draft("again"), at(3_500_000), no_store)
+        .unwrap();
     assert_eq!(
         *first,
         Message {
@@ -42,14 +49,13 @@ fn a_published_message_has_the_next_id_and_its_time() {
     assert_eq!((second.id, second.at_ms), (1_000_001, 3_500));
     assert_eq!(ids(&room.recent(50)), [1_000_000, 1_000_001]);
     assert_eq!(room.last_id(), Some(1_000_001));
-    room.sync().unwrap();
 }
 
 #[test]
 fn a_new_page_gets_the_newest_and_misses_nothing() {
-    let (mut room, _) = Room::open(small(), None, at(100)).unwrap();
+    let mut room = Room::new(small(), at(100));
     for text in ["a", "b", "c"] {
-        room.publish(draft(text), at(100)).unwrap();
+        room.publish(draft(text), at(100), no_store).unwrap();
     }
     for header in [None, Some(""), Some("  ")] {
         let resume = room.resume(header, 2);
@@ -60,9 +66,9 @@ fn a_new_page_gets_the_newest_and_misses_nothing() {
 
 #[test]
 fn a_reconnect_gets_what_followed_its_last_event_id() {
-    let (mut room, _) = Room::open(small(), None, at(100)).unwrap();
+    let mut room = Room::new(small(), at(100));
     for text in ["a", "b", "c", "d"] {
-        room.publish(draft(text), at(100)).unwrap();
+        room.publish(draft(text), at(100), no_store).unwrap();
     }
     // Held: 101..=103; 100 was evicted last.
     let resume = room.resume(Some(" 101 "), 50);
@@ -84,8 +90,8 @@ fn a_reconnect_gets_what_followed_its_last_event_id() {
 
 #[test]
 fn a_last_event_id_that_is_not_a_number_missed_messages() {
-    let (mut room, _) = Room::open(small(), None, at(100)).unwrap();
-    room.publish(draft("a"), at(100)).unwrap();
+    let mut room = Room::new(small(), at(100));
+    room.publish(draft("a"), at(100), no_store).unwrap();
     for header in ["abc", "-1", "1.5", "18446744073709551616"] {
         let resume = room.resume(Some(header), 0);
         assert_eq!(
@@ -98,16 +104,16 @@ fn a_last_event_id_that_is_not_a_number_missed_messages() {
 
 #[test]
 fn an_id_from_an_earlier_run_without_a_store_is_unknown() {
-    let (mut earlier, _) = Room::open(small(), None, at(1_000)).unwrap();
+    let mut earlier = Room::new(small(), at(1_000));
     let seen = earlier
-        .publish(draft("before the restart"), at(1_000))
+        .publish(draft("before the restart"), at(1_000), no_store)
         .unwrap();
-    let (mut later, _) = Room::open(small(), None, at(2_000)).unwrap();
-    later.publish(draft("after"), at(2_000)).unwrap();
+    let mut later = Room::new(small(), at(2_000));
+    later.publish(draft("after"), at(2_000), no_store).unwrap();
     let resume = later.resume(Some(&seen.id.to_string()), 50);
     assert_eq!((resume.missed, ids(&resume.messages)), (true, vec![2_000]));
     // Even the very first reconnect, before anything new was said.
-    let (empty, _) = Room::open(small(), None, at(3_000)).unwrap();
+    let empty = Room::new(small(), at(3_000));
     let resume = empty.resume(Some(&seen.id.to_string()), 50);
     assert_eq!((resume.missed, ids(&resume.messages)), (true, vec![]));
 }
@@ -116,14 +122,20 @@ fn an_id_from_an_earlier_run_without_a_store_is_unknown() {
 fn a_store_carries_messages_and_ids_across_a_restart() {
     let dir = Dir::new("room-restart");
     let path = dir.file();
-    let (mut room, _) = Room::open(small(), Some(&path), at(5_000)).unwrap();
+    let (journal, _) = Journal::open(&path, 3).unwrap();
+    let journal = std::cell::RefCell::new(journal);
+    let store = |message: &Message| journal.borrow_mut().append("news", message);
+    let mut room = Room::new(small(), at(5_000));
     for text in ["a", "b", "c", "d"] {
-        room.publish(draft(text), at(5_000)).unwrap();
+        room.publish(draft(text), at(5_000), store).unwrap();
     }
-    drop(room);
+    drop((room, journal));
     // The clock went backwards: ids continue above the stored ones.
-    let (mut room, problems) = Room::open(small(), Some(&path), at(10)).unwrap();
-    assert_eq!(problems, [] as [String; 0]);
+    let (journal, mut loaded) = Journal::open(&path, 3).unwrap();
+    assert_eq!(loaded.problems, [] as [String; 0]);
+    let (feed, held) = loaded.feeds.pop().expect("one feed");
+    assert_eq!(feed, "news");
+    let mut room = Room::restored(small(), held, at(10));
     assert_eq!(ids(&room.recent(50)), [5_001, 5_002, 5_003]);
     assert_eq!(room.recent(50)[0].text, "b");
     let resume = room.resume(Some("5000"), 50);
@@ -131,7 +143,9 @@ fn a_store_carries_messages_and_ids_across_a_restart() {
         (resume.missed, ids(&resume.messages)),
         (false, vec![5_001, 5_002, 5_003])
     );
-    let next = room.publish(draft("e"), at(10)).unwrap();
+    let journal = std::cell::RefCell::new(journal);
+    let store = |message: &Message| journal.borrow_mut().append("news", message);
+    let next = room.publish(draft("e"), at(10), store).unwrap();
     assert_eq!(next.id, 5_004);
     // A client that saw the last message before the restart missed nothing.
     let resume = room.resume(Some("5003"), 50);
@@ -139,9 +153,11 @@ fn a_store_carries_messages_and_ids_across_a_restart() {
 }
 
 #[test]
-fn a_store_that_cannot_be_opened_stops_the_room_from_opening() {
-    let dir = Dir::new("room-no-dir");
-    let path = dir.0.join("absent/chat.journal");
-    let err = Room::open(small(), Some(&path), at(1)).unwrap_err();
-    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+fn a_message_the_store_refuses_is_not_published_and_its_id_not_used_again() {
+    let mut room = Room::new(small(), at(100));
+    let refused = room.publish(draft("lost"), at(100), |_| Err(io::ErrorKind::Other.into()));
+    assert!(refused.is_err());
+    assert!(room.recent(50).is_empty());
+    let next = room.publish(draft("kept"), at(100), no_store).unwrap();
+    assert_eq!(next.id, 101);
 }

@@ -35,7 +35,7 @@ fn msg(id: u64, text: &str) -> Message {
 fn write(path: &Path, messages: &[Message]) {
     let (mut journal, _) = Journal::open(path, 0).unwrap();
     for m in messages {
-        journal.append(m).unwrap();
+        journal.append(CHAT, m).unwrap();
     }
 }
 
@@ -43,8 +43,21 @@ fn load(path: &Path, keep: usize) -> Loaded {
     Journal::open(path, keep).unwrap().1
 }
 
+/// The chat's messages in `loaded` (none if it has no record of the chat).
+fn chat(loaded: &Loaded) -> &Held {
+    static NONE: Held = Held {
+        messages: Vec::new(),
+        before: None,
+        last_id: None,
+    };
+    match loaded.feeds.iter().find(|(feed, _)| feed == CHAT) {
+        Some((_, held)) => held,
+        None => &NONE,
+    }
+}
+
 fn ids(loaded: &Loaded) -> Vec<u64> {
-    loaded.messages.iter().map(|m| m.id).collect()
+    chat(loaded).messages.iter().map(|m| m.id).collect()
 }
 
 #[test]
@@ -56,16 +69,97 @@ fn a_record_has_the_documented_bytes() {
         at_ms: 2,
     };
     let expected: Vec<u8> = [
-        &[0xFF, b'c', b'h', b'1'][..],
-        &[20, 0, 0, 0],      // payload length
-        &[108, 179, 22, 91], // CRC-32 of the length and payload: 0x5b16b36c
+        &[0xFF, b'c', b'h', b'2'][..],
+        &[25, 0, 0, 0],       // payload length
+        &[157, 143, 86, 174], // CRC-32 of the length and payload: 0xae568f9d
+        &[4],
+        b"news",
         &[1, 0, 0, 0, 0, 0, 0, 0],
         &[2, 0, 0, 0, 0, 0, 0, 0],
         &[1, 0],
         b"ab",
     ]
     .concat();
-    assert_eq!(encode(&m), expected);
+    assert_eq!(encode("news", &m), expected);
+}
+
+/// A record as written before there were feeds: no feed, the chat's.
+const CHAT_RECORD: [u8; 32] = [
+    0xFF, b'c', b'h', b'1', // the magic of a record with no feed
+    20, 0, 0, 0, // payload length
+    108, 179, 22, 91, // CRC-32 of the length and payload: 0x5b16b36c
+    1, 0, 0, 0, 0, 0, 0, 0, // id
+    2, 0, 0, 0, 0, 0, 0, 0, // at_ms
+    1, 0, b'a', b'b', // name length, name, text
+];
+
+#[test]
+fn a_record_from_before_feeds_is_the_chats_and_new_ones_follow_it() {
+    let dir = Dir::new("before-feeds");
+    let path = dir.file();
+    fs::write(&path, CHAT_RECORD).unwrap();
+    let (mut journal, loaded) = Journal::open(&path, 10).unwrap();
+    let first = Message {
+        id: 1,
+        name: "a".into(),
+        text: "b".into(),
+        at_ms: 2,
+    };
+    assert_eq!(loaded.problems, [] as [String; 0]);
+    assert_eq!(chat(&loaded).messages, std::slice::from_ref(&first));
+    journal.append(CHAT, &msg(2, "after")).unwrap();
+    journal.append("news", &msg(1, "another feed")).unwrap();
+    drop(journal);
+    let loaded = load(&path, 10);
+    assert_eq!(ids(&loaded), [1, 2]);
+    assert_eq!(chat(&loaded).messages[0], first);
+    assert_eq!(loaded.feeds[1].0, "news");
+    assert_eq!(loaded.feeds[1].1.last_id, Some(1));
+}
+
+#[test]
+fn each_feed_keeps_its_own_newest_and_its_own_order() {
+    let dir = Dir::new("feeds");
+    let path = dir.file();
+    let (mut journal, _) = Journal::open(&path, 2).unwrap();
+    for (feed, id) in [("a", 5), ("b", 1), ("a", 6), ("b", 2), ("a", 7), ("b", 1)] {
+        journal.append(feed, &msg(id, feed)).unwrap();
+    }
+    drop(journal);
+    let loaded = load(&path, 2);
+    let held = |at: usize| {
+        let (feed, held) = &loaded.feeds[at];
+        let ids: Vec<u64> = held.messages.iter().map(|m| m.id).collect();
+        (feed.as_str(), ids, held.before, held.last_id)
+    };
+    assert_eq!(held(0), ("a", vec![6, 7], Some(5), Some(7)));
+    assert_eq!(held(1), ("b", vec![1, 2], None, Some(2)));
+    assert_eq!(
+        loaded.problems.len(),
+        1,
+        "b's second 1: {:?}",
+        loaded.problems
+    );
+}
+
+#[test]
+fn a_record_whose_feed_is_not_a_feed_name_is_damage() {
+    let dir = Dir::new("bad-feed");
+    let path = dir.file();
+    let bad = encode("Not/A-Name", &msg(1, "x"));
+    let good = encode(CHAT, &msg(2, "y"));
+    fs::write(&path, [&bad[..], &good[..]].concat()).unwrap();
+    let loaded = load(&path, 10);
+    assert_eq!(ids(&loaded), [2]);
+    assert_eq!(loaded.feeds.len(), 1);
+    assert_eq!(
+        loaded.problems,
+        [format!(
+            "{}: skipped {} unreadable bytes at offset 0",
+            path.display(),
+            bad.len()
+        )]
+    );
 }
 
 #[test]
@@ -77,9 +171,14 @@ fn messages_read_back_as_written() {
     assert_eq!(
         loaded,
         Loaded {
-            messages: written.to_vec(),
-            before: None,
-            last_id: Some(15),
+            feeds: vec![(
+                CHAT.into(),
+                Held {
+                    messages: written.to_vec(),
+                    before: None,
+                    last_id: Some(15),
+                }
+            )],
             problems: vec![],
         }
     );
@@ -94,11 +193,14 @@ fn only_the_newest_are_kept_and_the_one_before_them_is_named() {
     );
     let loaded = load(&dir.file(), 2);
     assert_eq!(ids(&loaded), [3, 4]);
-    assert_eq!(loaded.before, Some(2));
-    assert_eq!(loaded.last_id, Some(4));
+    assert_eq!(chat(&loaded).before, Some(2));
+    assert_eq!(chat(&loaded).last_id, Some(4));
     let none_kept = load(&dir.file(), 0);
     assert_eq!(ids(&none_kept), [] as [u64; 0]);
-    assert_eq!((none_kept.before, none_kept.last_id), (Some(4), Some(4)));
+    assert_eq!(
+        (chat(&none_kept).before, chat(&none_kept).last_id),
+        (Some(4), Some(4))
+    );
 }
 
 #[test]
@@ -135,7 +237,7 @@ fn a_torn_tail_is_cut_off_and_reported_at_every_length() {
     let path = dir.file();
     write(&path, &[msg(1, "first"), msg(2, "second")]);
     let good = fs::read(&path).unwrap();
-    let last = encode(&msg(3, "the third, torn"));
+    let last = encode(CHAT, &msg(3, "the third, torn"));
     for cut in 1..last.len() {
         let mut torn = good.clone();
         torn.extend_from_slice(&last[..cut]);
@@ -155,7 +257,7 @@ fn a_torn_tail_is_cut_off_and_reported_at_every_length() {
         );
         assert_eq!(fs::read(&path).unwrap(), good, "cut at {cut}");
 
-        journal.append(&msg(4, "after the tear")).unwrap();
+        journal.append(CHAT, &msg(4, "after the tear")).unwrap();
         drop(journal);
         let again = load(&path, 10);
         assert_eq!(ids(&again), [1, 2, 4], "cut at {cut}");
@@ -199,8 +301,8 @@ fn a_damaged_middle_record_is_skipped_whichever_byte_is_hit() {
     let records = [msg(1, "one"), msg(2, "two, to be damaged"), msg(3, "three")];
     write(&path, &records);
     let good = fs::read(&path).unwrap();
-    let start = encode(&records[0]).len();
-    let size = encode(&records[1]).len();
+    let start = encode(CHAT, &records[0]).len();
+    let size = encode(CHAT, &records[1]).len();
     for at in start..start + size {
         let mut damaged = good.clone();
         damaged[at] ^= 0x20;
@@ -224,10 +326,10 @@ fn a_damaged_middle_record_is_skipped_whichever_byte_is_hit() {
 fn garbage_between_records_is_skipped() {
     let dir = Dir::new("between");
     let path = dir.file();
-    let mut bytes = encode(&msg(1, "a"));
+    let mut bytes = encode(CHAT, &msg(1, "a"));
     let start = bytes.len();
     bytes.extend_from_slice(b"\xFFch1\xFF\xFF\xFF\xFFnoise");
-    bytes.extend_from_slice(&encode(&msg(2, "b")));
+    bytes.extend_from_slice(&encode(CHAT, &msg(2, "b")));
     fs::write(&path, &bytes).unwrap();
     let loaded = load(&path, 10);
     assert_eq!(ids(&loaded), [1, 2]);
@@ -245,11 +347,11 @@ fn a_record_whose_id_is_not_above_the_last_is_skipped() {
     let dir = Dir::new("order");
     let path = dir.file();
     write(&path, &[msg(5, "a"), msg(3, "b"), msg(5, "c"), msg(6, "d")]);
-    let second = encode(&msg(5, "a")).len();
-    let third = second + encode(&msg(3, "b")).len();
+    let second = encode(CHAT, &msg(5, "a")).len();
+    let third = second + encode(CHAT, &msg(3, "b")).len();
     let loaded = load(&path, 10);
     assert_eq!(ids(&loaded), [5, 6]);
-    assert_eq!(loaded.last_id, Some(6));
+    assert_eq!(chat(&loaded).last_id, Some(6));
     assert_eq!(
         loaded.problems,
         [
@@ -273,7 +375,7 @@ fn a_length_beyond_the_largest_record_is_damage() {
     bytes.extend_from_slice(&(MAX_PAYLOAD + 1).to_le_bytes());
     bytes.extend_from_slice(&[0; 4]);
     let junk_len = bytes.len();
-    bytes.extend_from_slice(&encode(&msg(7, "fine")));
+    bytes.extend_from_slice(&encode(CHAT, &msg(7, "fine")));
     fs::write(&path, &bytes).unwrap();
     let loaded = load(&path, 10);
     assert_eq!(ids(&loaded), [7]);
@@ -304,16 +406,16 @@ fn a_valid_checksum_over_a_malformed_payload_is_damage() {
         vec![1, 2, 3],
     ] {
         let len = (payload.len() as u32).to_le_bytes();
-        let mut crc = crc32fast::Hasher::new();
+        let mut crc = super::crc32::Hasher::new();
         crc.update(&len);
         crc.update(&payload);
-        bytes.extend_from_slice(&MAGIC);
+        bytes.extend_from_slice(&MAGIC_CHAT);
         bytes.extend_from_slice(&len);
         bytes.extend_from_slice(&crc.finalize().to_le_bytes());
         bytes.extend_from_slice(&payload);
     }
     let junk_len = bytes.len();
-    bytes.extend_from_slice(&encode(&msg(9, "fine")));
+    bytes.extend_from_slice(&encode(CHAT, &msg(9, "fine")));
     fs::write(&path, &bytes).unwrap();
     let loaded = load(&path, 10);
     assert_eq!(ids(&loaded), [9]);
@@ -344,12 +446,16 @@ fn a_message_too_large_to_read_back_is_not_written() {
     let path = dir.file();
     let (mut journal, _) = Journal::open(&path, 10).unwrap();
     let huge = msg(1, &"x".repeat(MAX_PAYLOAD as usize));
-    let err = journal.append(&huge).unwrap_err();
+    let err = journal.append(CHAT, &huge).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     assert_eq!(err.to_string(), "message 1 is too large for the journal");
     assert_eq!(fs::metadata(&path).unwrap().len(), 0);
     // The largest that fits is read back.
-    let fits = msg(2, &"x".repeat(MAX_PAYLOAD as usize - FIXED - "name2".len()));
-    journal.append(&fits).unwrap();
-    assert_eq!(load(&path, 10).messages, [fits]);
+    let feed = 1 + CHAT.len();
+    let fits = msg(
+        2,
+        &"x".repeat(MAX_PAYLOAD as usize - feed - FIXED - "name2".len()),
+    );
+    journal.append(CHAT, &fits).unwrap();
+    assert_eq!(chat(&load(&path, 10)).messages, [fits]);
 }
