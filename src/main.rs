@@ -38,9 +38,11 @@ Options:
       --publish-limit <N>    Messages a second from one client address to all feeds, in
                              bursts of up to 4 x N; 0 for no limit [default: 5]
       --exec <NAME=COMMAND>  Run COMMAND with /bin/sh -c; each line it prints is a message in
-                             the feed NAME; started again when it exits (repeatable)
+                             the feed NAME (no publish limit, not stored); started again
+                             when it exits (repeatable)
       --token-file <PATH>    POST /feeds/NAME needs the header Authorization: Bearer TOKEN,
-                             TOKEN being this file's first line [default: no token]
+                             TOKEN being this file's first line; the chat's own form stays
+                             open, within --publish-limit [default: no token]
       --cors <ORIGIN>        Pages from ORIGIN (http://host:port, or *) may read the event
                              streams (repeatable) [default: this server's pages only]
   -q, --quiet                Print nothing but a fatal error

@@ -195,7 +195,7 @@ fn program_feed(feeds: &Feeds, name: &str) -> Result<(), Error> {
     }
     if !feeds.create(name) {
         return Err(Error::Flag(format!(
-            "--exec {name}=...: {} feeds exist already (--max-feeds)",
+            "--exec {name}=...: no room for one more feed (--max-feeds {})",
             feeds.max_feeds()
         )));
     }

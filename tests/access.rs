@@ -7,6 +7,7 @@ mod common;
 use std::io::{BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use common::{EventStream, Response, TestServer, connect, read_head, request};
 
@@ -75,6 +76,28 @@ fn with_a_token_file_publishing_to_a_feed_needs_the_bearer_token() {
     );
     // Reading needs no token.
     assert_eq!(request(addr, "GET", "/feeds/news", "").status, 200);
+}
+
+#[test]
+fn a_token_file_others_can_read_is_a_warning_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let file = TokenFile::new("readable", "s3cret\n");
+    std::fs::set_permissions(&file.0, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let path = file.0.to_str().unwrap();
+    let server = common::ServerProcess::start_logging(&["--token-file", path]);
+    let warned = common::wait_for(Duration::from_secs(5), || {
+        server
+            .stderr_tail()
+            .iter()
+            .any(|line| line.contains("can be read by other users (mode 644)"))
+    });
+    assert!(warned, "{:?}", server.stderr_tail());
+    assert!(
+        !server
+            .stderr_tail()
+            .iter()
+            .any(|line| line.contains("s3cret"))
+    );
 }
 
 #[test]

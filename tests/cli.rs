@@ -83,6 +83,17 @@ fn bad_flags_and_values_are_one_line_and_exit_code_2() {
 }
 
 #[test]
+fn an_exec_feed_that_cannot_be_is_one_line_and_exit_code_2() {
+    let quiet = ["--addr", "127.0.0.1:0", "--quiet"];
+    let with = |more: &[&'static str]| [&quiet[..], more].concat();
+    assert_refused(&with(&["--exec", "Load=uptime"]), "a feed's name is a-z");
+    assert_refused(
+        &with(&["--max-feeds", "1", "--exec", "load=uptime"]),
+        "no room for one more feed (--max-feeds 1)",
+    );
+}
+
+#[test]
 fn a_token_file_missing_or_empty_is_one_line_and_exit_code_2() {
     let dir = env!("CARGO_TARGET_TMPDIR");
     let missing = format!("{dir}/no-such-token");
