@@ -1,7 +1,8 @@
 //! The application: the article's pages, its buttons, its counter stream, the named feeds and
-//! the chatroom (the feed `chat` with a form). It never sees the
-//! HTTP server underneath: requests come in as owned `tiny::Request`s and leave as plain-data
-//! `tiny::Reply`s, so every route is unit-tested without a socket.
+//! the chatroom (the feed `chat` with a form), the programs whose output is a feed (`exec`), and
+//! who may publish and read (`access`). It never sees the HTTP server underneath: requests come
+//! in as owned `tiny::Request`s and leave as plain-data `tiny::Reply`s, so every route is
+//! unit-tested without a socket.
 
 pub mod access;
 mod assets;
