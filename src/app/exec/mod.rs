@@ -8,13 +8,17 @@
 //! ```
 //!
 //! A supervisor thread per program starts it (see `child`), waits for it to exit, and starts it
-//! again: one second after it exits, or twice as long as the last time while it keeps failing
-//! fast (up to a minute), so a program that cannot start costs a line a minute, not a busy loop.
-//! When the server stops, each program gets `SIGTERM`, and `SIGKILL` a second later.
+//! again one second after it exits. A program that fails (a status other than 0, a signal, or
+//! no start at all) within ten seconds of its start waits twice as long as the last time, up to
+//! a minute, so one that cannot run costs a log line a minute, not a busy loop. When the server
+//! stops, each program's process group gets `SIGTERM`, and `SIGKILL` a second later.
 //!
 //! Memory stays bounded however fast a program writes: a line is held up to its cut (see
-//! `lines`), and each is handed on before the next is read, so a program that writes faster
-//! than its lines are taken blocks on its full pipe.
+//! `lines`), and each is handed on before the next is read. The feeds take a line into their
+//! history (bounded by `--history` and 1 MiB) and pace a publisher that outruns their fan-out
+//! threads (see `Feeds::publish`); a page that reads slower than the program writes falls
+//! behind and is caught up from the history, or told it missed messages. So a program that
+//! writes faster than all that waits on its full pipe.
 
 mod child;
 mod lines;
