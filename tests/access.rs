@@ -66,6 +66,11 @@ fn with_a_token_file_publishing_to_a_feed_needs_the_bearer_token() {
     }
     let feeds = request(addr, "GET", "/feeds", "").text();
     assert!(!feeds.contains("/feeds/news"), "nothing was published");
+    let metrics = request(addr, "GET", "/metrics", "").text();
+    assert!(
+        metrics.contains("feed_publishes_refused_total{reason=\"unauthorized\"} 4\n"),
+        "{metrics}"
+    );
     let token = "Authorization: Bearer Zm9vYmFy-s3cret\r\n";
     assert_eq!(post(addr, "/feeds/news", token, "hi").status, 201);
     // The chat's feed path is a feed's, but the chatroom's own form stays open to its page.

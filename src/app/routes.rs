@@ -244,7 +244,10 @@ fn answer(route: Route, request: &Request, app: &App) -> Reply {
             app.feeds.max_feeds(),
         )),
         Route::Feed(_, name) if request.method == Method::Post => match &app.token {
-            Some(token) if !token.admits(request.header("Authorization")) => unauthorized(),
+            Some(token) if !token.admits(request.header("Authorization")) => {
+                app.feeds.count_refusal("unauthorized");
+                unauthorized()
+            }
             _ => publish(app, name, request),
         },
         Route::Feed(flavor, CHAT) => page(views::chat_page(flavor)),
