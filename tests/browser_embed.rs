@@ -1,6 +1,8 @@
 //! A feed on another site's page, in headless Chromium: a page served from a second origin (a
 //! tiny server on another port) holds the markup a feed's page offers to copy, with the scripts
-//! and the stream at the sse-htmx server's address, and shows a value published to the feed.
+//! and the stream at the sse-htmx server's address, and shows a value published to the feed;
+//! for htmx 2 (`sse-connect`, an `EventSource` with credentials) and htmx 4 (`hx-sse:connect`,
+//! a `fetch` with headers of its own, so a preflight).
 //! With `--cors` naming that origin it works; without, the browser blocks the stream (and says
 //! so), which is what the flag is for.
 //!
@@ -12,7 +14,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use common::browser::{chromium, launch, new_window, take, wait_for_text, watch};
+use headless_chrome::Browser;
+
+use common::browser::{Flavor, chromium, launch, new_window, take, wait_for_text, watch};
 use common::{TestServer, request, wait_for};
 
 const FEED: &str = "temp";
@@ -42,8 +46,8 @@ fn serve_page(listener: TcpListener, page: String) {
 }
 
 /// The markup the feed's page offers to copy, its paths made absolute to `server`.
-fn copied_markup(server: SocketAddr) -> String {
-    let page = request(server, "GET", &format!("/feeds/{FEED}"), "").text();
+fn copied_markup(server: SocketAddr, flavor: Flavor) -> String {
+    let page = request(server, "GET", &flavor.page(&format!("/feeds/{FEED}")), "").text();
     let code = page
         .split_once(r#"<pre class="copy"><code>"#)
         .and_then(|(_, rest)| rest.split_once("</code></pre>"))
@@ -55,7 +59,7 @@ fn copied_markup(server: SocketAddr) -> String {
         .replace("&quot;", "\"")
         .replace("&amp;", "&");
     assert!(
-        markup.contains(r#"sse-connect="/feeds/temp/stream""#),
+        markup.contains(r#"connect="/feeds/temp/stream""#),
         "{markup}"
     );
     markup.replace("=\"/", &format!("=\"http://{server}/"))
@@ -75,17 +79,22 @@ fn publish(server: SocketAddr, text: &str) {
 }
 
 /// A second origin's page holding the copied markup, and the sse-htmx server with `cors`.
-fn sites(cors: impl FnOnce(SocketAddr) -> Vec<String>) -> (TestServer, String) {
+fn sites(flavor: Flavor, cors: impl FnOnce(SocketAddr) -> Vec<String>) -> (TestServer, String) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let embedding = listener.local_addr().unwrap();
     let server = TestServer::with(|c| {
         c.cors = cors(embedding);
         c.publish_limit = 0;
     });
+    // htmx 4 fetches only from its page's origin unless told otherwise.
+    let config = match flavor {
+        Flavor::Htmx2 => "",
+        Flavor::Htmx4 => r#"<meta name="htmx-config" content='{"mode":"cors"}'>"#,
+    };
     let page = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{config}\
          <title>Another site</title></head><body><h1>The board</h1>{}</body></html>",
-        copied_markup(server.addr)
+        copied_markup(server.addr, flavor)
     );
     serve_page(listener, page);
     (server, format!("http://{embedding}/"))
@@ -95,10 +104,16 @@ fn sites(cors: impl FnOnce(SocketAddr) -> Vec<String>) -> (TestServer, String) {
 fn a_page_on_another_origin_shows_a_feed() {
     let Some(path) = chromium() else { return };
     let browser = launch(path);
+    for flavor in Flavor::BOTH {
+        eprintln!("{flavor:?}");
+        shown_with_cors_blocked_without(&browser, flavor);
+    }
+}
 
-    let (server, page) = sites(|origin| vec![format!("http://{origin}")]);
+fn shown_with_cors_blocked_without(browser: &Browser, flavor: Flavor) {
+    let (server, page) = sites(flavor, |origin| vec![format!("http://{origin}")]);
     publish(server.addr, "first");
-    let tab = new_window(&browser);
+    let tab = new_window(browser);
     let watched = watch(&tab);
     tab.navigate_to(&page)
         .unwrap()
@@ -126,9 +141,9 @@ fn a_page_on_another_origin_shows_a_feed() {
     tab.close(false).unwrap();
 
     // Without --cors: the page loads the scripts, and the browser keeps the stream from it.
-    let (server, page) = sites(|_| Vec::new());
+    let (server, page) = sites(flavor, |_| Vec::new());
     publish(server.addr, "unseen");
-    let tab = new_window(&browser);
+    let tab = new_window(browser);
     let watched = watch(&tab);
     tab.navigate_to(&page)
         .unwrap()

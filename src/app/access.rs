@@ -84,6 +84,16 @@ impl Cors {
         }
         headers
     }
+
+    /// The headers a preflight lets another site's page send with a stream's `GET`: those it
+    /// asks for (htmx 4 sends its `HX-*` headers; a reconnection sends `Last-Event-ID`), which
+    /// change nothing a stream sends. None without `--cors`, or for a list that is not header
+    /// names.
+    pub fn allow_headers(&self, requested: Option<&str>) -> Option<String> {
+        let requested = requested.unwrap_or("Last-Event-ID");
+        let names = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ',' | ' ');
+        (!self.0.is_empty() && requested.chars().all(names)).then(|| requested.to_owned())
+    }
 }
 
 #[cfg(test)]
@@ -152,5 +162,15 @@ mod tests {
         let c = "http://c.example";
         assert_eq!(any.headers(Some(c)), allowed(c));
         assert!(Cors::default().headers(Some("http://a.example")).is_empty());
+    }
+
+    #[test]
+    fn a_preflight_may_send_the_header_names_it_asks_for() {
+        let cors = Cors(vec!["*".into()]);
+        let asked = "hx-request, hx-current-url, last-event-id";
+        assert_eq!(cors.allow_headers(Some(asked)).as_deref(), Some(asked));
+        assert_eq!(cors.allow_headers(None).as_deref(), Some("Last-Event-ID"));
+        assert_eq!(cors.allow_headers(Some("a;b")), None);
+        assert_eq!(Cors::default().allow_headers(Some("hx-request")), None);
     }
 }

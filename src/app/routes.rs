@@ -189,9 +189,12 @@ pub fn handle(request: &Request, app: &App) -> Reply {
         for (name, value) in app.cors.headers(request.header("Origin")) {
             reply = reply.with_header(name, value);
         }
-        // A preflight, should a browser send one for a reconnection's `Last-Event-ID`.
-        if request.method == Method::Options && !app.cors.0.is_empty() {
-            reply = reply.with_header("Access-Control-Allow-Headers", "Last-Event-ID");
+        if request.method == Method::Options
+            && let Some(allowed) = app
+                .cors
+                .allow_headers(request.header("Access-Control-Request-Headers"))
+        {
+            reply = reply.with_header("Access-Control-Allow-Headers", allowed);
         }
     }
     reply.for_route(route.label())
