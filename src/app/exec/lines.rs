@@ -1,6 +1,7 @@
 //! A program's output cut into lines in bounded memory: a line is held up to a few bytes more
-//! than `max_chars` characters can take, and the rest of a longer one is read and dropped, so a
-//! program that never writes a newline costs no more than one long line.
+//! than `max_chars` characters can take; a longer one is sent cut as soon as it is that long, and
+//! the rest of it is read and dropped, so a program that never writes a newline costs no more
+//! than one long line, and is seen.
 //!
 //! ```text
 //! "load 0.1\r\n"        ->  "load 0.1"
@@ -14,7 +15,8 @@ use std::io::{self, BufRead, BufReader, Read};
 pub const CUT: char = '…';
 
 /// Calls `each` with every line of `input`, until its end (a last line without a newline
-/// included) or a read error.
+/// included) or a read error. A line too long is sent, cut, as soon as that is known; the rest
+/// of it is read and dropped.
 pub fn for_each(
     input: impl Read,
     max_chars: usize,
@@ -25,6 +27,8 @@ pub fn for_each(
     let held = max_chars.saturating_add(1).saturating_mul(4);
     let mut input = BufReader::new(input);
     let mut line = Vec::new();
+    // The line was sent cut: what is left of it is dropped.
+    let mut cut = false;
     loop {
         let chunk = match input.fill_buf() {
             Ok(chunk) => chunk,
@@ -38,14 +42,19 @@ pub fn for_each(
             return Ok(());
         }
         let end = chunk.iter().position(|&b| b == b'\n');
-        let piece = &chunk[..end.unwrap_or(chunk.len())];
-        let room = held.saturating_sub(line.len());
-        line.extend_from_slice(&piece[..piece.len().min(room)]);
+        if !cut {
+            let piece = &chunk[..end.unwrap_or(chunk.len())];
+            let room = held - line.len();
+            line.extend_from_slice(&piece[..piece.len().min(room)]);
+        }
         let used = end.map_or(chunk.len(), |at| at + 1);
         input.consume(used);
-        if end.is_some() {
+        if !cut && (end.is_some() || line.len() == held) {
             each(text(&line, max_chars));
+            cut = end.is_none();
             line.clear();
+        } else if end.is_some() {
+            cut = false;
         }
     }
 }
@@ -96,12 +105,31 @@ mod tests {
         assert_eq!(lines(b"12345\n123456\n", 5), ["12345", "1234…"]);
     }
 
+    /// `left` bytes of 'x', then an error: a program that never ends its line, then dies.
+    struct Endless {
+        left: usize,
+    }
+
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.left == 0 {
+                return Err(io::Error::other("gone"));
+            }
+            let n = buf.len().min(self.left);
+            buf[..n].fill(b'x');
+            self.left -= n;
+            Ok(n)
+        }
+    }
+
     #[test]
-    fn a_line_with_no_end_is_held_in_bounded_memory() {
-        // A reader that never ends a line: 64 MiB of 'x', then EOF.
-        let endless = io::repeat(b'x').take(64 << 20);
+    fn a_line_with_no_end_is_sent_cut_at_once_and_held_in_bounded_memory() {
         let mut out = Vec::new();
-        for_each(endless, 3, |line| out.push(line)).unwrap();
-        assert_eq!(out, ["xx…"]);
+        let read = for_each(Endless { left: 64 << 20 }, 3, |line| out.push(line));
+        assert!(read.is_err());
+        assert_eq!(out, ["xx…"], "sent before any newline; the rest dropped");
+        let mut input = "x".repeat(100).into_bytes();
+        input.extend_from_slice(b"\nend");
+        assert_eq!(lines(&input, 3), ["xx…", "end"]);
     }
 }
