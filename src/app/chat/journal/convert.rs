@@ -38,12 +38,12 @@ pub fn convert(path: &Path, old: &File) -> io::Result<()> {
                 ),
             ));
         }
-        Err(error) => return Err(error),
+        Err(error) => return Err(in_temporary(&temporary, error)),
     };
     let written = fill(&mut new, old, &meta, mode).and_then(|()| fs::rename(&temporary, &real));
     if let Err(error) = written {
         let _ = fs::remove_file(&temporary);
-        return Err(error);
+        return Err(in_temporary(&temporary, error));
     }
     // The rename is what makes the new file the journal; if a power cut loses it, the old file
     // is still there, whole, and is converted again.
@@ -67,6 +67,15 @@ fn fill(new: &mut File, old: &File, meta: &fs::Metadata, mode: u32) -> io::Resul
     old.seek(SeekFrom::Start(0))?;
     io::copy(&mut old, new)?;
     new.sync_all()
+}
+
+/// An error while writing the new file; the journal's own path is named by the caller.
+fn in_temporary(temporary: &Path, error: io::Error) -> io::Error {
+    let what = format!(
+        "cannot convert it to the format with a file header in {}: {error}",
+        temporary.display()
+    );
+    io::Error::new(error.kind(), what)
 }
 
 /// `NAME.converting`, beside `real`.

@@ -19,7 +19,10 @@ pub fn open_to_read(path: &Path) -> io::Result<Option<File>> {
         Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
         // A socket cannot be opened at all; say what it is rather than "no such device".
-        Err(error) => return Err(std::fs::metadata(path).map_or(error, not_a_file)),
+        Err(error) => match std::fs::metadata(path) {
+            Ok(meta) if !meta.is_file() => return Err(not_a_file(meta)),
+            _ => return Err(error),
+        },
     };
     let meta = file.metadata()?;
     if !meta.is_file() {
@@ -30,6 +33,8 @@ pub fn open_to_read(path: &Path) -> io::Result<Option<File>> {
 
 /// The file at `path` opened for appending, if it is still the one `reading` looked at.
 pub fn open_to_append(path: &Path, reading: &File) -> io::Result<File> {
+    // Not O_NONBLOCK: it would stay on the handle that every append writes through. The path was a
+    // regular file an instant ago, and the comparison below catches one swapped in since.
     let file = OpenOptions::new().append(true).open(path)?;
     let (looked, opened) = (reading.metadata()?, file.metadata()?);
     if (looked.dev(), looked.ino()) != (opened.dev(), opened.ino()) {
