@@ -72,6 +72,26 @@ fn a_record_has_the_documented_bytes() {
 }
 
 #[test]
+fn decode_reads_back_what_encode_wrote_one_record_at_a_time() {
+    let written = [msg(1, "one"), msg(2, "twö\nlines"), msg(3, "")];
+    let buffer: Vec<u8> = written.iter().flat_map(encode).collect();
+    let mut rest = &buffer[..];
+    let mut read = Vec::new();
+    while let Some((message, size)) = decode(rest) {
+        read.push(message);
+        rest = &rest[size..];
+    }
+    assert_eq!((read, rest.len()), (written.to_vec(), 0));
+    let one = encode(&msg(4, "cut"));
+    for cut in 0..one.len() {
+        assert_eq!(decode(&one[..cut]), None, "cut at {cut}");
+    }
+    let mut damaged = one.clone();
+    damaged[20] ^= 1;
+    assert_eq!(decode(&damaged), None);
+}
+
+#[test]
 fn messages_read_back_as_written() {
     let dir = Dir::new("round-trip");
     let written = [msg(10, "hello"), msg(11, "wörld\nline two"), msg(15, "")];
