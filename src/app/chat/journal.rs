@@ -93,57 +93,56 @@ impl Journal {
     /// Fails, naming the path, if it is not a journal (see the module's doc) or cannot be
     /// opened, read, converted or cut (a missing directory, no permission).
     pub fn open(path: &Path, keep: usize) -> io::Result<(Journal, Loaded)> {
-        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
         let mut loaded = Loaded::default();
-        let Some(mut reading) = open_to_read(path).map_err(named)? else {
+        let journal = Journal::open_and_read(path, keep, &mut loaded)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        for problem in &mut loaded.problems {
+            *problem = format!("{}: {problem}", path.display());
+        }
+        Ok((journal, loaded))
+    }
+
+    fn open_and_read(path: &Path, keep: usize, loaded: &mut Loaded) -> io::Result<Journal> {
+        let Some(reading) = open_to_read(path)? else {
             let mut file = OpenOptions::new()
                 .append(true)
                 .create_new(true)
-                .open(path)
-                .map_err(named)?;
-            file.write_all(&header::HEADER).map_err(named)?;
-            return Ok((Journal::at(file, path), loaded));
+                .open(path)?;
+            file.write_all(&header::HEADER)?;
+            return Ok(Journal::at(file, path));
         };
-        let mut len = reading.metadata().map_err(named)?.len();
-        match header::beginning(&reading, len).map_err(named)? {
+        let len = reading.metadata()?.len();
+        match header::beginning(&reading, len)? {
             Beginning::Header => {}
             Beginning::Empty => {
-                let mut file = open_to_append(path, &reading).map_err(named)?;
-                file.write_all(&header::HEADER).map_err(named)?;
-                return Ok((Journal::at(file, path), loaded));
+                let mut file = open_to_append(path, &reading)?;
+                file.write_all(&header::HEADER)?;
+                return Ok(Journal::at(file, path));
             }
-            Beginning::Predecessor => {
-                convert::convert(path, &reading).map_err(named)?;
+            // Opened again, the path is the converted file; once more, someone else's.
+            Beginning::Predecessor if loaded.problems.is_empty() => {
+                convert::convert(path, &reading)?;
                 loaded.problems.push(format!(
                     "converted from the format without a file header to journal version {}",
                     header::VERSION
                 ));
-                reading = open_to_read(path)
-                    .and_then(|f| f.ok_or_else(|| changed("disappeared")))
-                    .map_err(named)?;
-                len = reading.metadata().map_err(named)?.len();
-                if header::beginning(&reading, len).map_err(named)? != Beginning::Header {
-                    return Err(named(changed("changed")));
-                }
+                return Journal::open_and_read(path, keep, loaded);
             }
+            Beginning::Predecessor => return Err(changed("was replaced")),
             Beginning::Foreign(what) => {
-                return Err(named(io::Error::new(io::ErrorKind::InvalidData, what)));
+                return Err(io::Error::new(io::ErrorKind::InvalidData, what));
             }
         }
-        let file = open_to_append(path, &reading).map_err(named)?;
-        let tail = read(&reading, len, keep, &mut loaded).map_err(named)?;
-        if let Some(cut_at) = tail {
-            file.set_len(cut_at).map_err(named)?;
+        let file = open_to_append(path, &reading)?;
+        if let Some(cut_at) = read(&reading, len, keep, loaded)? {
+            file.set_len(cut_at)?;
             loaded.problems.push(format!(
                 "cut off {} bytes at offset {cut_at} that are not a whole record \
                  (a write torn by a crash, or damage)",
                 len - cut_at
             ));
         }
-        for problem in &mut loaded.problems {
-            *problem = format!("{}: {problem}", path.display());
-        }
-        Ok((Journal::at(file, path), loaded))
+        Ok(Journal::at(file, path))
     }
 
     fn at(file: File, path: &Path) -> Journal {
