@@ -26,9 +26,10 @@
 //! holds nothing to lose, and the journal's earlier format created one on every first start.
 //! A file in that earlier format (records from its first byte, no header) is recognised by
 //! its first record, whole and with a good checksum, and converted: the header and its bytes
-//! go to `PATH.converting`, with the same permissions and owner, which is renamed over it, and
-//! the log says so once. A file that begins with the record magic and a damaged record is
-//! refused like any other.
+//! go to `PATH.converting`, with the same permissions (and owner, where the server may set it),
+//! which is renamed over it, and the log says so once. If `PATH.converting` is already there, a
+//! conversion was interrupted: the journal is kept and the server stops, saying to remove it. A
+//! file that begins with the record magic and a damaged record is refused like any other.
 //!
 //! # What survives what
 //! [`Journal::append`] is one `write_all` to a file opened with `O_APPEND`: when it returns (and
