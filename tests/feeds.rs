@@ -501,3 +501,38 @@ fn a_version_1_journal_is_the_chats_and_takes_every_feed_after_it() {
     drop(server);
     let _ = std::fs::remove_file(&store);
 }
+
+#[test]
+fn streams_that_join_while_three_feeds_are_published_to_miss_none_and_repeat_none() {
+    let server = server(|_| {});
+    let addr = server.addr;
+    let feeds = ["red", "green", "blue"];
+    // Three publishers at once, one per feed; streams join while they publish.
+    let publishers: Vec<_> = feeds
+        .iter()
+        .map(|feed| {
+            let feed = feed.to_string();
+            std::thread::spawn(move || {
+                (0..20)
+                    .map(|i| publish(addr, &feed, &format!("{feed} {i}")))
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let mut streams: Vec<(usize, Stream)> = Vec::new();
+    for round in 0..2 {
+        for (at, feed) in feeds.iter().enumerate() {
+            streams.push((at, Stream::open(addr, feed, "")));
+        }
+        if round == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let published: Vec<Vec<u64>> = publishers.into_iter().map(|p| p.join().unwrap()).collect();
+    for (at, stream) in &mut streams {
+        let ids = &published[*at];
+        // A stream gets the history held when it joined (all of it: 20 < 50), then live: every
+        // message of its feed once, in order, whenever it joined.
+        assert_eq!(stream.ids(ids.len()), *ids, "{}", feeds[*at]);
+    }
+}
