@@ -453,3 +453,86 @@ fn a_store_with_more_feeds_than_max_feeds_serves_them_all_and_adds_none() {
     drop(server);
     let _ = std::fs::remove_file(&store);
 }
+
+/// A record of journal version 1 (the chat's, with no feed), built from its documentation.
+fn record_v1(id: u64, text: &str) -> Vec<u8> {
+    let payload = [
+        &id.to_le_bytes()[..],
+        &1_764_000_000_000u64.to_le_bytes(),
+        &3u16.to_le_bytes(),
+        b"ann",
+        text.as_bytes(),
+    ]
+    .concat();
+    let len = (payload.len() as u32).to_le_bytes();
+    let crc = crc32fast::hash(&[&len[..], &payload].concat());
+    [&b"\xFFch1"[..], &len, &crc.to_le_bytes(), &payload].concat()
+}
+
+#[test]
+fn a_version_1_journal_is_the_chats_and_takes_every_feed_after_it() {
+    let store = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("feeds-version-1-{}.journal", std::process::id()));
+    let old = [record_v1(7, "from version 1"), record_v1(9, "also")].concat();
+    std::fs::write(&store, [&b"\xFFSSEchat\x01\0\0\0"[..], &old].concat()).unwrap();
+    let args = ["--store", store.to_str().unwrap(), "--publish-limit", "0"];
+    let mut server = ServerProcess::start_logging(&args);
+    let said = "journal version 1 is now version 2: its messages are the chat's";
+    assert!(
+        wait_for(Duration::from_secs(5), || server
+            .stderr_tail()
+            .iter()
+            .any(|l| l.contains(said))),
+        "{:#?}",
+        server.stderr_tail()
+    );
+    let mut chat = Stream::open(server.addr, "chat", "");
+    assert_eq!(chat.ids(2), [7, 9]);
+    let news = publish(server.addr, "news", "a feed after them");
+    let journal = std::fs::read(&store).unwrap();
+    assert_eq!(journal[..12], *b"\xFFSSEchat\x02\0\0\0");
+    assert_eq!(journal[12..12 + old.len()], old[..], "kept as they were");
+    server.signal("KILL");
+    assert!(server.wait_exit(Duration::from_secs(5)).is_some());
+
+    let server = ServerProcess::start(&args);
+    assert_eq!(Stream::open(server.addr, "chat", "").ids(2), [7, 9]);
+    assert_eq!(Stream::open(server.addr, "news", "").ids(1), [news]);
+    drop(server);
+    let _ = std::fs::remove_file(&store);
+}
+
+#[test]
+fn streams_that_join_while_three_feeds_are_published_to_miss_none_and_repeat_none() {
+    let server = server(|_| {});
+    let addr = server.addr;
+    let feeds = ["red", "green", "blue"];
+    // Three publishers at once, one per feed; streams join while they publish.
+    let publishers: Vec<_> = feeds
+        .iter()
+        .map(|feed| {
+            let feed = feed.to_string();
+            std::thread::spawn(move || {
+                (0..20)
+                    .map(|i| publish(addr, &feed, &format!("{feed} {i}")))
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let mut streams: Vec<(usize, Stream)> = Vec::new();
+    for round in 0..2 {
+        for (at, feed) in feeds.iter().enumerate() {
+            streams.push((at, Stream::open(addr, feed, "")));
+        }
+        if round == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let published: Vec<Vec<u64>> = publishers.into_iter().map(|p| p.join().unwrap()).collect();
+    for (at, stream) in &mut streams {
+        let ids = &published[*at];
+        // A stream gets the history held when it joined (all of it: 20 < 50), then live: every
+        // message of its feed once, in order, whenever it joined.
+        assert_eq!(stream.ids(ids.len()), *ids, "{}", feeds[*at]);
+    }
+}

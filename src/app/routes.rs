@@ -162,13 +162,13 @@ impl Handler for App {
     }
 
     fn refused(&self, request: &Request, status: u16) {
-        if status == 413 && Route::of(&request.path).publishes() {
+        if status == 413 && publishes(request) {
             self.feeds.count_refusal("too_large");
         }
     }
 
     fn body_limit(&self, request: &Request) -> usize {
-        if Route::of(&request.path).publishes() {
+        if publishes(request) {
             MAX_BODY
         } else {
             SMALL_BODY
@@ -286,11 +286,11 @@ fn feed(path: &str) -> Option<Route<'_>> {
     })
 }
 
-impl Route<'_> {
-    /// Whether the route publishes (and so reads a message's body).
-    fn publishes(self) -> bool {
-        matches!(self, Route::ChatMessages | Route::Feed(Flavor::Htmx2, _))
-    }
+/// Whether the request publishes a message (and so may have a message's body).
+fn publishes(request: &Request) -> bool {
+    let route = Route::of(&request.path);
+    request.method == Method::Post
+        && matches!(route, Route::ChatMessages | Route::Feed(Flavor::Htmx2, _))
 }
 
 fn publish(app: &App, name: &str, request: &Request) -> Reply {

@@ -1,19 +1,40 @@
 //! `--store PATH`: an append-only journal of every feed's messages, read back at start.
 //!
-//! One record per message, little-endian:
+//! A file header, then one record per message, little-endian:
 //!
 //! ```text
-//! magic FF 63 68 32 | len u32 | crc32 u32 of len and payload | payload (len bytes)
-//! payload: feed_len u8 | feed (a feed's name) | id u64 | at_ms u64 | name_len u16 | name (UTF-8)
-//!          | text (UTF-8, the rest)
+//! header: FF 53 53 45 63 68 61 74 ("\xFFSSEchat") | version u32 (2)
+//! record: magic FF 63 68 32 | len u32 | crc32 u32 of len and payload | payload (len bytes)
+//! payload: feed_len u8 | feed (a feed's name) | id u64 | at_ms u64 | name_len u16
+//!          | name (UTF-8) | text (UTF-8, the rest)
 //! ```
 //!
-//! Records written before there were feeds have the magic `FF 63 68 31` and no feed: they are
-//! read as the chat's, so an older journal is read as it is, and new records follow its own.
+//! Version 1 had only the chat: its records (magic `FF 63 68 31`) have no feed and are read as
+//! the chat's. A version 1 journal is given the version 2 header in place when it is opened, and
+//! its records are kept as they are.
 //!
-//! The magic starts with `FF`, a byte UTF-8 text never contains, and the checksum covers the
+//! Both magics start with `FF`, a byte UTF-8 text never contains, and the checksum covers the
 //! length, so a record cut short or damaged is recognised and the reader finds the next one by
-//! its magic.
+//! its magic. [`encode`] and [`decode`] turn one message into a record and back, for any other
+//! use of the same bytes.
+//!
+//! # Only its own file
+//! [`Journal::open`] writes only to a file that is a journal, so that a wrong `--store` (a text
+//! file, `/etc/passwd`) costs an error and nothing else. It opens the path read-only first and
+//! looks; only then does it open it for appending, and it never creates over or truncates an
+//! existing file. It refuses, leaving the file as it was (content, size and time):
+//! - anything that is not a regular file (a directory, a FIFO, a device, a socket, or a link
+//!   to one of these);
+//! - a file that does not begin with the header of this version or of version 1.
+//!
+//! A path where nothing is yet is created with the header. So is an empty file (0 bytes): it
+//! holds nothing to lose, and the journal's earlier format created one on every first start.
+//! A file in that earlier format (records from its first byte, no header) is recognised by
+//! its first record, whole and with a good checksum, and converted: the header and its bytes
+//! go to `PATH.converting`, with the same permissions (and owner, where the server may set it),
+//! which is renamed over it, and the log says so once. If `PATH.converting` is already there, a
+//! conversion was interrupted: the journal is kept and the server stops, saying to remove it. A
+//! file that begins with the record magic and a damaged record is refused like any other.
 //!
 //! # What survives what
 //! [`Journal::append`] is one `write_all` to a file opened with `O_APPEND`: when it returns (and
@@ -25,35 +46,34 @@
 //! loss to S; the server should at least call it when it stops.
 //!
 //! # Reading back
-//! [`Journal::open`] reads the file once, front to back, keeping only the newest messages. It
-//! never refuses to start over the file's content; each problem becomes a line for the log:
+//! [`Journal::open`] reads the records once, front to back, keeping only the newest messages.
+//! Once the header is good it never refuses to start over the records; each problem becomes a
+//! line for the log:
 //! - Bytes that are not a valid record, followed by a valid one, are skipped.
 //! - Bytes that are not a valid record at the end (a write torn by a crash, or damage) are cut
-//!   off, so that the next append starts on a record boundary.
+//!   off, so that the next append starts on a record boundary. The header is never cut.
 //! - A record whose id is not above the one before in its feed is skipped (two servers on one
 //!   file).
 //!
 //! The journal is never compacted: it grows by one record per message (about 30 bytes plus
-//! the name and text).
+//! the feed's name, the name and the text).
+
+mod convert;
+mod crc32;
+mod header;
+mod opening;
+mod record;
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::feeds::{CHAT, valid_name};
 use super::message::Message;
+use header::Beginning;
+use opening::{changed, open_to_append, open_to_read};
 
-mod crc32;
-
-const MAGIC: [u8; 4] = [0xFF, b'c', b'h', b'2'];
-/// A record with no feed, the chat's.
-const MAGIC_CHAT: [u8; 4] = [0xFF, b'c', b'h', b'1'];
-const HEADER: u64 = 12;
-/// Far above any real record (a 2,000-character text is at most 8,000 bytes); a length above it
-/// is damage, and it bounds what a damaged length makes the reader allocate.
-const MAX_PAYLOAD: u32 = 1 << 20;
-const FIXED: usize = 18;
+pub use record::{decode, encode};
 
 /// An open journal, appending.
 #[derive(Debug)]
@@ -67,7 +87,7 @@ pub struct Journal {
 pub struct Loaded {
     /// Each feed's messages, the feeds in the order they first appear.
     pub feeds: Vec<(String, Held)>,
-    /// One line each for the log: what was skipped or cut off, and where.
+    /// One line each for the log: a conversion, what was skipped or cut off, and where.
     pub problems: Vec<String>,
 }
 
@@ -85,41 +105,81 @@ pub struct Held {
 impl Journal {
     /// Opens or creates the journal and reads the newest `keep` messages of each feed.
     ///
-    /// Fails only if the file cannot be opened, read, or cut (a missing directory, no
-    /// permission); the error names the path.
+    /// Fails, naming the path, if it is not a journal (see the module's doc) or cannot be
+    /// opened, read, converted or cut (a missing directory, no permission).
     pub fn open(path: &Path, keep: usize) -> io::Result<(Journal, Loaded)> {
-        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(named)?;
-        let (mut loaded, tail) = read(&file, keep).map_err(named)?;
-        if let Some((cut_at, len)) = tail {
-            file.set_len(cut_at).map_err(named)?;
+        let mut loaded = Loaded::default();
+        let journal = Journal::open_and_read(path, keep, &mut loaded)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        for problem in &mut loaded.problems {
+            *problem = format!("{}: {problem}", path.display());
+        }
+        Ok((journal, loaded))
+    }
+
+    fn open_and_read(path: &Path, keep: usize, loaded: &mut Loaded) -> io::Result<Journal> {
+        let Some(reading) = open_to_read(path)? else {
+            let mut file = OpenOptions::new()
+                .append(true)
+                .create_new(true)
+                .open(path)?;
+            file.write_all(&header::HEADER)?;
+            return Ok(Journal::at(file, path));
+        };
+        let len = reading.metadata()?.len();
+        match header::beginning(&reading, len)? {
+            Beginning::Header => {}
+            Beginning::Version1 => {
+                header::upgrade(path, &reading)?;
+                loaded.problems.push(format!(
+                    "journal version 1 is now version {}: its messages are the chat's",
+                    header::VERSION
+                ));
+            }
+            Beginning::Empty => {
+                let mut file = open_to_append(path, &reading)?;
+                file.write_all(&header::HEADER)?;
+                return Ok(Journal::at(file, path));
+            }
+            // Opened again, the path is the converted file; once more, someone else's.
+            Beginning::Predecessor if loaded.problems.is_empty() => {
+                convert::convert(path, &reading)?;
+                loaded.problems.push(format!(
+                    "converted from the format without a file header to journal version {}",
+                    header::VERSION
+                ));
+                return Journal::open_and_read(path, keep, loaded);
+            }
+            Beginning::Predecessor => return Err(changed("was replaced")),
+            Beginning::Foreign(what) => {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, what));
+            }
+        }
+        let file = open_to_append(path, &reading)?;
+        if let Some(cut_at) = read(&reading, len, keep, loaded)? {
+            file.set_len(cut_at)?;
             loaded.problems.push(format!(
                 "cut off {} bytes at offset {cut_at} that are not a whole record \
                  (a write torn by a crash, or damage)",
                 len - cut_at
             ));
         }
-        for problem in &mut loaded.problems {
-            *problem = format!("{}: {problem}", path.display());
-        }
-        let journal = Journal {
-            file,
-            path: path.to_owned(),
-        };
-        Ok((journal, loaded))
+        Ok(Journal::at(file, path))
     }
 
-    /// Appends one message of `feed` (a valid name) as one write. A message too large to be
+    fn at(file: File, path: &Path) -> Journal {
+        Journal {
+            file,
+            path: path.to_owned(),
+        }
+    }
+
+    /// Appends one message of `feed` (a feed's name) as one write. A message too large to be
     /// read back (over 1 MiB; a valid one is under 9 KiB) is refused with `InvalidInput` and
     /// nothing is written.
     pub fn append(&mut self, feed: &str, message: &Message) -> io::Result<()> {
         let record = encode(feed, message);
-        if record.len() as u64 > HEADER + u64::from(MAX_PAYLOAD) {
+        if record.len() as u64 > record::PREFIX + u64::from(record::MAX_PAYLOAD) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("message {} is too large for the journal", message.id),
@@ -138,59 +198,25 @@ impl Journal {
     }
 }
 
-/// One record's bytes: a message of `feed`.
-pub fn encode(feed: &str, message: &Message) -> Vec<u8> {
-    // A name is at most 40 characters, far below u16::MAX bytes; a longer one is cut at a
-    // character boundary rather than written with a wrong length.
-    let mut name_len = message.name.len().min(usize::from(u16::MAX));
-    while !message.name.is_char_boundary(name_len) {
-        name_len -= 1;
-    }
-    let name = &message.name.as_bytes()[..name_len];
-    let mut payload = Vec::with_capacity(1 + feed.len() + FIXED + name.len() + message.text.len());
-    // A feed's name is at most 64 bytes.
-    payload.push(feed.len() as u8);
-    payload.extend_from_slice(feed.as_bytes());
-    payload.extend_from_slice(&message.id.to_le_bytes());
-    payload.extend_from_slice(&message.at_ms.to_le_bytes());
-    payload.extend_from_slice(&(name_len as u16).to_le_bytes());
-    payload.extend_from_slice(name);
-    payload.extend_from_slice(message.text.as_bytes());
-    let len = u32::try_from(payload.len())
-        .unwrap_or(u32::MAX)
-        .to_le_bytes();
-    let mut crc = crc32::Hasher::new();
-    crc.update(&len);
-    crc.update(&payload);
-    let mut record = Vec::with_capacity(HEADER as usize + payload.len());
-    record.extend_from_slice(&MAGIC);
-    record.extend_from_slice(&len);
-    record.extend_from_slice(&crc.finalize().to_le_bytes());
-    record.extend_from_slice(&payload);
-    record
-}
-
-/// Reads every record; also returns where an unreadable tail starts, and the file's length.
-fn read(file: &File, keep: usize) -> io::Result<(Loaded, Option<(u64, u64)>)> {
-    let len = file.metadata()?.len();
+/// Reads every record after the header into `loaded`; returns where an unreadable tail starts.
+fn read(file: &File, len: u64, keep: usize, loaded: &mut Loaded) -> io::Result<Option<u64>> {
     let mut r = BufReader::new(file);
+    let mut pos = header::LEN;
+    r.seek(SeekFrom::Start(pos))?;
     // Each feed's held messages, kept in a queue while reading.
     let mut feeds: Vec<(String, Held, VecDeque<Message>)> = Vec::new();
-    let mut problems = Vec::new();
-    let mut pos = 0;
     // Where the current stretch of unreadable bytes began.
     let mut bad_from = None;
     while pos < len {
-        let Some(((feed, message), size)) = record(&mut r, len - pos)? else {
+        let Some(((feed, message), size)) = record::read(&mut r, len - pos)? else {
             bad_from.get_or_insert(pos);
-            pos = next_magic(&mut r, pos + 1, len)?;
+            pos = record::next_magic(&mut r, pos + 1, len)?;
             continue;
         };
         if let Some(start) = bad_from.take() {
             let skipped = pos - start;
-            problems.push(format!(
-                "skipped {skipped} unreadable bytes at offset {start}"
-            ));
+            let problem = format!("skipped {skipped} unreadable bytes at offset {start}");
+            loaded.problems.push(problem);
         }
         let at = match feeds.iter().position(|(name, ..)| *name == feed) {
             Some(at) => at,
@@ -201,7 +227,7 @@ fn read(file: &File, keep: usize) -> io::Result<(Loaded, Option<(u64, u64)>)> {
         };
         let (_, held, kept) = &mut feeds[at];
         match held.last_id {
-            Some(last) if message.id <= last => problems.push(format!(
+            Some(last) if message.id <= last => loaded.problems.push(format!(
                 "skipped the record at offset {pos}: its id {} is not above {last}",
                 message.id
             )),
@@ -215,96 +241,14 @@ fn read(file: &File, keep: usize) -> io::Result<(Loaded, Option<(u64, u64)>)> {
         }
         pos += size;
     }
-    let feeds = feeds
+    loaded.feeds = feeds
         .into_iter()
         .map(|(name, held, kept)| {
             let messages = kept.into();
             (name, Held { messages, ..held })
         })
         .collect();
-    let loaded = Loaded { feeds, problems };
-    Ok((loaded, bad_from.map(|start| (start, len))))
-}
-
-/// The record at the reader's position and its size, or `None` if the bytes there are not one.
-fn record(r: &mut impl Read, remaining: u64) -> io::Result<Option<((String, Message), u64)>> {
-    if remaining < HEADER {
-        return Ok(None);
-    }
-    let mut header = [0; HEADER as usize];
-    r.read_exact(&mut header)?;
-    let len_bytes: [u8; 4] = header[4..8].try_into().expect("4 bytes");
-    let len = u32::from_le_bytes(len_bytes);
-    let crc = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-    let with_feed = header[..4] == MAGIC;
-    if !(with_feed || header[..4] == MAGIC_CHAT)
-        || len > MAX_PAYLOAD
-        || u64::from(len) > remaining - HEADER
-    {
-        return Ok(None);
-    }
-    let mut payload = vec![0; len as usize];
-    r.read_exact(&mut payload)?;
-    let mut hasher = crc32::Hasher::new();
-    hasher.update(&len_bytes);
-    hasher.update(&payload);
-    if hasher.finalize() != crc {
-        return Ok(None);
-    }
-    let decoded = if with_feed {
-        decode_with_feed(payload)
-    } else {
-        decode(payload).map(|message| (CHAT.to_owned(), message))
-    };
-    Ok(decoded.map(|record| (record, HEADER + u64::from(len))))
-}
-
-/// A payload that starts with its feed's name.
-fn decode_with_feed(mut payload: Vec<u8>) -> Option<(String, Message)> {
-    let end = 1 + usize::from(*payload.first()?);
-    let rest = payload.split_off(end.min(payload.len()));
-    let feed = String::from_utf8(payload.split_off(1)).ok()?;
-    Some((feed, decode(rest)?)).filter(|(feed, _)| valid_name(feed))
-}
-
-fn decode(mut payload: Vec<u8>) -> Option<Message> {
-    if payload.len() < FIXED {
-        return None;
-    }
-    let id = u64::from_le_bytes(payload[0..8].try_into().ok()?);
-    let at_ms = u64::from_le_bytes(payload[8..16].try_into().ok()?);
-    let name_len = usize::from(u16::from_le_bytes(payload[16..18].try_into().ok()?));
-    let text = payload.split_off(
-        FIXED
-            .checked_add(name_len)
-            .filter(|&end| end <= payload.len())?,
-    );
-    let name = String::from_utf8(payload.split_off(FIXED)).ok()?;
-    let text = String::from_utf8(text).ok()?;
-    Some(Message {
-        id,
-        name,
-        text,
-        at_ms,
-    })
-}
-
-/// Positions the reader at the first magic at or after `from` and returns its offset, or `len`.
-fn next_magic(r: &mut BufReader<&File>, from: u64, len: u64) -> io::Result<u64> {
-    r.seek(SeekFrom::Start(from))?;
-    let mut window = [0u8; 4];
-    let mut pos = from;
-    let mut byte = [0u8];
-    while pos < len {
-        r.read_exact(&mut byte)?;
-        pos += 1;
-        window = [window[1], window[2], window[3], byte[0]];
-        if (window == MAGIC || window == MAGIC_CHAT) && pos >= from + 4 {
-            r.seek(SeekFrom::Start(pos - 4))?;
-            return Ok(pos - 4);
-        }
-    }
-    Ok(len)
+    Ok(bad_from)
 }
 
 #[cfg(test)]

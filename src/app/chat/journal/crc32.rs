@@ -76,4 +76,16 @@ mod tests {
     fn pieces_give_the_checksum_of_the_whole() {
         assert_eq!(crc(&[b"1234", b"", b"56789"]), crc(&[b"123456789"]));
     }
+
+    #[test]
+    fn it_agrees_with_another_implementation_on_every_length_and_byte() {
+        let bytes: Vec<u8> = (0..2_000u32).map(|i| (i * 7 + i / 255) as u8).collect();
+        for end in [0, 1, 2, 3, 7, 8, 15, 16, 17, 255, 256, 1_000, 2_000] {
+            assert_eq!(
+                crc(&[&bytes[..end]]),
+                crc32fast::hash(&bytes[..end]),
+                "{end}"
+            );
+        }
+    }
 }

@@ -1,5 +1,9 @@
+use super::record::{FIXED, MAGIC, MAGIC_CHAT, MAX_PAYLOAD, checksum};
 use super::*;
+use crate::app::chat::feeds::CHAT;
 use std::fs;
+
+mod opening;
 
 /// A directory of its own for one test, removed when dropped.
 pub(in crate::app::chat) struct Dir(pub PathBuf);
@@ -60,6 +64,23 @@ fn ids(loaded: &Loaded) -> Vec<u64> {
     chat(loaded).messages.iter().map(|m| m.id).collect()
 }
 
+/// A record as version 1 wrote it: no feed, the chat's.
+pub(super) fn encode_v1(message: &Message) -> Vec<u8> {
+    let mut payload = message.id.to_le_bytes().to_vec();
+    payload.extend_from_slice(&message.at_ms.to_le_bytes());
+    payload.extend_from_slice(&(message.name.len() as u16).to_le_bytes());
+    payload.extend_from_slice(message.name.as_bytes());
+    payload.extend_from_slice(message.text.as_bytes());
+    let len = (payload.len() as u32).to_le_bytes();
+    [
+        &MAGIC_CHAT[..],
+        &len,
+        &checksum(len, &payload).to_le_bytes(),
+        &payload,
+    ]
+    .concat()
+}
+
 #[test]
 fn a_record_has_the_documented_bytes() {
     let m = Message {
@@ -81,40 +102,19 @@ fn a_record_has_the_documented_bytes() {
     ]
     .concat();
     assert_eq!(encode("news", &m), expected);
-}
-
-/// A record as written before there were feeds: no feed, the chat's.
-const CHAT_RECORD: [u8; 32] = [
-    0xFF, b'c', b'h', b'1', // the magic of a record with no feed
-    20, 0, 0, 0, // payload length
-    108, 179, 22, 91, // CRC-32 of the length and payload: 0x5b16b36c
-    1, 0, 0, 0, 0, 0, 0, 0, // id
-    2, 0, 0, 0, 0, 0, 0, 0, // at_ms
-    1, 0, b'a', b'b', // name length, name, text
-];
-
-#[test]
-fn a_record_from_before_feeds_is_the_chats_and_new_ones_follow_it() {
-    let dir = Dir::new("before-feeds");
-    let path = dir.file();
-    fs::write(&path, CHAT_RECORD).unwrap();
-    let (mut journal, loaded) = Journal::open(&path, 10).unwrap();
-    let first = Message {
-        id: 1,
-        name: "a".into(),
-        text: "b".into(),
-        at_ms: 2,
-    };
-    assert_eq!(loaded.problems, [] as [String; 0]);
-    assert_eq!(chat(&loaded).messages, std::slice::from_ref(&first));
-    journal.append(CHAT, &msg(2, "after")).unwrap();
-    journal.append("news", &msg(1, "another feed")).unwrap();
-    drop(journal);
-    let loaded = load(&path, 10);
-    assert_eq!(ids(&loaded), [1, 2]);
-    assert_eq!(chat(&loaded).messages[0], first);
-    assert_eq!(loaded.feeds[1].0, "news");
-    assert_eq!(loaded.feeds[1].1.last_id, Some(1));
+    // Version 1's record of the same message: no feed.
+    let v1: Vec<u8> = [
+        &[0xFF, b'c', b'h', b'1'][..],
+        &[20, 0, 0, 0],      // payload length
+        &[108, 179, 22, 91], // CRC-32 of the length and payload: 0x5b16b36c
+        &[1, 0, 0, 0, 0, 0, 0, 0],
+        &[2, 0, 0, 0, 0, 0, 0, 0],
+        &[1, 0],
+        b"ab",
+    ]
+    .concat();
+    assert_eq!(encode_v1(&m), v1);
+    assert_eq!(decode(&v1), Some(((CHAT.to_owned(), m), v1.len())));
 }
 
 #[test]
@@ -148,18 +148,38 @@ fn a_record_whose_feed_is_not_a_feed_name_is_damage() {
     let path = dir.file();
     let bad = encode("Not/A-Name", &msg(1, "x"));
     let good = encode(CHAT, &msg(2, "y"));
-    fs::write(&path, [&bad[..], &good[..]].concat()).unwrap();
+    fs::write(&path, journal_bytes(&[&bad[..], &good[..]].concat())).unwrap();
     let loaded = load(&path, 10);
     assert_eq!(ids(&loaded), [2]);
     assert_eq!(loaded.feeds.len(), 1);
     assert_eq!(
         loaded.problems,
         [format!(
-            "{}: skipped {} unreadable bytes at offset 0",
+            "{}: skipped {} unreadable bytes at offset 12",
             path.display(),
             bad.len()
         )]
     );
+}
+
+#[test]
+fn decode_reads_back_what_encode_wrote_one_record_at_a_time() {
+    let written = [msg(1, "one"), msg(2, "twö\nlines"), msg(3, "")];
+    let buffer: Vec<u8> = written.iter().flat_map(|m| encode(CHAT, m)).collect();
+    let mut rest = &buffer[..];
+    let mut read = Vec::new();
+    while let Some(((_, message), size)) = decode(rest) {
+        read.push(message);
+        rest = &rest[size..];
+    }
+    assert_eq!((read, rest.len()), (written.to_vec(), 0));
+    let one = encode(CHAT, &msg(4, "cut"));
+    for cut in 0..one.len() {
+        assert_eq!(decode(&one[..cut]), None, "cut at {cut}");
+    }
+    let mut damaged = one.clone();
+    damaged[20] ^= 1;
+    assert_eq!(decode(&damaged), None);
 }
 
 #[test]
@@ -203,20 +223,30 @@ fn only_the_newest_are_kept_and_the_one_before_them_is_named() {
     );
 }
 
+/// A journal's bytes: the header, then `records`.
+fn journal_bytes(records: &[u8]) -> Vec<u8> {
+    [&header::HEADER[..], records].concat()
+}
+
 #[test]
-fn a_missing_file_is_created_empty() {
+fn a_missing_file_is_created_with_the_header_alone() {
     let dir = Dir::new("missing");
     assert!(!dir.file().exists());
     let loaded = load(&dir.file(), 10);
     assert_eq!(loaded, Loaded::default());
-    assert_eq!(fs::metadata(dir.file()).unwrap().len(), 0);
+    assert_eq!(fs::read(dir.file()).unwrap(), b"\xFFSSEchat\x02\0\0\0");
+    assert_eq!(load(&dir.file(), 10), Loaded::default(), "and opens again");
 }
 
 #[test]
-fn an_empty_file_loads_nothing() {
+fn an_empty_file_becomes_a_journal() {
     let dir = Dir::new("empty");
     fs::write(dir.file(), b"").unwrap();
-    assert_eq!(load(&dir.file(), 10), Loaded::default());
+    let (mut journal, loaded) = Journal::open(&dir.file(), 10).unwrap();
+    assert_eq!(loaded, Loaded::default());
+    assert_eq!(fs::read(dir.file()).unwrap(), header::HEADER);
+    journal.append(CHAT, &msg(1, "first")).unwrap();
+    assert_eq!(ids(&load(&dir.file(), 10)), [1]);
 }
 
 #[test]
@@ -301,7 +331,7 @@ fn a_damaged_middle_record_is_skipped_whichever_byte_is_hit() {
     let records = [msg(1, "one"), msg(2, "two, to be damaged"), msg(3, "three")];
     write(&path, &records);
     let good = fs::read(&path).unwrap();
-    let start = encode(CHAT, &records[0]).len();
+    let start = header::HEADER.len() + encode(CHAT, &records[0]).len();
     let size = encode(CHAT, &records[1]).len();
     for at in start..start + size {
         let mut damaged = good.clone();
@@ -326,7 +356,7 @@ fn a_damaged_middle_record_is_skipped_whichever_byte_is_hit() {
 fn garbage_between_records_is_skipped() {
     let dir = Dir::new("between");
     let path = dir.file();
-    let mut bytes = encode(CHAT, &msg(1, "a"));
+    let mut bytes = journal_bytes(&encode(CHAT, &msg(1, "a")));
     let start = bytes.len();
     bytes.extend_from_slice(b"\xFFch1\xFF\xFF\xFF\xFFnoise");
     bytes.extend_from_slice(&encode(CHAT, &msg(2, "b")));
@@ -347,7 +377,7 @@ fn a_record_whose_id_is_not_above_the_last_is_skipped() {
     let dir = Dir::new("order");
     let path = dir.file();
     write(&path, &[msg(5, "a"), msg(3, "b"), msg(5, "c"), msg(6, "d")]);
-    let second = encode(CHAT, &msg(5, "a")).len();
+    let second = header::HEADER.len() + encode(CHAT, &msg(5, "a")).len();
     let third = second + encode(CHAT, &msg(3, "b")).len();
     let loaded = load(&path, 10);
     assert_eq!(ids(&loaded), [5, 6]);
@@ -371,10 +401,10 @@ fn a_record_whose_id_is_not_above_the_last_is_skipped() {
 fn a_length_beyond_the_largest_record_is_damage() {
     let dir = Dir::new("huge-length");
     let path = dir.file();
-    let mut bytes = MAGIC.to_vec();
+    let mut bytes = journal_bytes(&MAGIC);
     bytes.extend_from_slice(&(MAX_PAYLOAD + 1).to_le_bytes());
     bytes.extend_from_slice(&[0; 4]);
-    let junk_len = bytes.len();
+    let junk_len = bytes.len() - header::HEADER.len();
     bytes.extend_from_slice(&encode(CHAT, &msg(7, "fine")));
     fs::write(&path, &bytes).unwrap();
     let loaded = load(&path, 10);
@@ -382,7 +412,7 @@ fn a_length_beyond_the_largest_record_is_damage() {
     assert_eq!(
         loaded.problems,
         [format!(
-            "{}: skipped {junk_len} unreadable bytes at offset 0",
+            "{}: skipped {junk_len} unreadable bytes at offset 12",
             path.display()
         )]
     );
@@ -393,7 +423,7 @@ fn a_valid_checksum_over_a_malformed_payload_is_damage() {
     let dir = Dir::new("payload");
     let path = dir.file();
     // A name length past the payload's end, and text that is not UTF-8, each checksummed.
-    let mut bytes = Vec::new();
+    let mut bytes = header::HEADER.to_vec();
     for payload in [
         [&7u64.to_le_bytes()[..], &0u64.to_le_bytes(), &[9, 0], b"ab"].concat(),
         [
@@ -414,7 +444,7 @@ fn a_valid_checksum_over_a_malformed_payload_is_damage() {
         bytes.extend_from_slice(&crc.finalize().to_le_bytes());
         bytes.extend_from_slice(&payload);
     }
-    let junk_len = bytes.len();
+    let junk_len = bytes.len() - header::HEADER.len();
     bytes.extend_from_slice(&encode(CHAT, &msg(9, "fine")));
     fs::write(&path, &bytes).unwrap();
     let loaded = load(&path, 10);
@@ -422,7 +452,7 @@ fn a_valid_checksum_over_a_malformed_payload_is_damage() {
     assert_eq!(
         loaded.problems,
         [format!(
-            "{}: skipped {junk_len} unreadable bytes at offset 0",
+            "{}: skipped {junk_len} unreadable bytes at offset 12",
             path.display()
         )]
     );
@@ -449,7 +479,7 @@ fn a_message_too_large_to_read_back_is_not_written() {
     let err = journal.append(CHAT, &huge).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     assert_eq!(err.to_string(), "message 1 is too large for the journal");
-    assert_eq!(fs::metadata(&path).unwrap().len(), 0);
+    assert_eq!(fs::read(&path).unwrap(), header::HEADER);
     // The largest that fits is read back.
     let feed = 1 + CHAT.len();
     let fits = msg(
