@@ -20,8 +20,10 @@
 //! plain-data replies. [`maud`] builds every page and fragment; [`sse`] writes the event format
 //! and [`chunked`] frames it, neither knowing anything of HTTP servers. `server` wires the two.
 
-// Three functions hold unsafe code, each with its reason, all in `tiny::socket`: asking a
-// descriptor number for its socket addresses, asking it for its unread bytes, and duplicating it.
+// Unsafe code is in `tiny` only, each block with its reason: in `tiny::socket`, asking a
+// descriptor number for its socket addresses, its unread bytes or its TCP state, and
+// duplicating it; in `tiny::handoff`, taking the descriptors handed over by the image before,
+// making a memory file, and `execve`.
 #![deny(unsafe_code)]
 
 pub mod chunked;
@@ -32,11 +34,12 @@ mod config;
 mod error;
 mod log;
 mod metrics;
+mod reexec;
 mod server;
 mod stop;
 mod tiny;
 
 pub use config::Config;
 pub use error::Error;
-pub use server::{Server, Stopper};
+pub use server::{Launch, Server, Stopper};
 pub use tiny::Capacity;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sse_htmx::{Config, Server, Stopper};
+use sse_htmx::{Config, Launch, Server, Stopper};
 
 const USAGE: &str = "\
 sse-htmx: serves a page whose box updates live over Server-Sent Events.
@@ -35,7 +35,10 @@ Routes: / (live box), /on-demand (box on a click), /connect (the event stream),
 /chat (the chatroom), /chat/stream (its messages), POST /chat/messages (publish:
 curl -d text=hi URL/chat/messages), /htmx4/, /htmx4/on-demand, /htmx4/chat (the
 same pages for htmx 4), /healthz, /metrics (Prometheus).
-SIGINT or SIGTERM ends every stream cleanly and exits 0; a second signal exits at once.";
+SIGINT or SIGTERM ends every stream cleanly and exits 0; a second signal exits at once.
+SIGHUP runs the program file again in place (same PID, same flags): replace the file,
+then kill -HUP; no connection is refused and no chat message lost. A file that does
+not start (--version) is not run.";
 
 fn parse_args() -> Result<Option<Config>, lexopt::Error> {
     use lexopt::prelude::*;
@@ -120,27 +123,49 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
-/// The first SIGINT or SIGTERM stops the server cleanly; a second one exits at once.
-fn stop_on_signals(stopper: Stopper) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+/// The first SIGINT or SIGTERM stops the server cleanly; a second one exits at once. SIGHUP
+/// replaces the process image with the program file, if that starts.
+fn handle_signals(stopper: Stopper) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            let mut forever = signals.forever();
-            if let Some(signal) = forever.next() {
-                eprintln!("sse-htmx: signal {signal}: stopping (again to exit at once)");
-                stopper.stop();
-            }
-            if let Some(signal) = forever.next() {
-                eprintln!("sse-htmx: signal {signal}: exiting now");
-                std::process::exit(128 + signal);
+            let mut stopping = false;
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    match stopper.upgrade() {
+                        Ok(version) => eprintln!("sse-htmx: signal {signal}: running {version}"),
+                        Err(why) => eprintln!("sse-htmx: signal {signal}: not upgrading: {why}"),
+                    }
+                } else if !stopping {
+                    eprintln!("sse-htmx: signal {signal}: stopping (again to exit at once)");
+                    stopper.stop();
+                    stopping = true;
+                } else {
+                    eprintln!("sse-htmx: signal {signal}: exiting now");
+                    std::process::exit(128 + signal);
+                }
             }
         })?;
     Ok(())
 }
 
 fn main() -> ExitCode {
+    // First, before anything opens a descriptor: the listener and the messages the image before
+    // this one handed over, if this process replaced its image.
+    let launch = match Launch::from_process() {
+        Ok((launch, problem)) => {
+            if let Some(problem) = problem {
+                eprintln!("sse-htmx: ignoring the handoff: {problem}");
+            }
+            Some(launch)
+        }
+        Err(error) => {
+            eprintln!("sse-htmx: cannot find the program file ({error}); SIGHUP will not upgrade");
+            None
+        }
+    };
     let config = match parse_args() {
         Ok(Some(config)) => config,
         Ok(None) => return ExitCode::SUCCESS,
@@ -149,14 +174,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let server = match Server::bind(config) {
+    let server = match Server::start(config, launch) {
         Ok(server) => server,
         Err(error) => {
             eprintln!("sse-htmx: {error}");
             return ExitCode::from(2);
         }
     };
-    if let Err(error) = stop_on_signals(server.stopper()) {
+    if let Err(error) = handle_signals(server.stopper()) {
         eprintln!("sse-htmx: cannot handle signals: {error}");
         return ExitCode::FAILURE;
     }

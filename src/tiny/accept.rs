@@ -18,7 +18,8 @@ use crate::stop::Stop;
 /// The tiny_http server now accepting, and the listener to start another on.
 pub struct Acceptor {
     listener: TcpListener,
-    current: RwLock<Arc<tiny_http::Server>>,
+    /// `None` once closed: nothing accepts, and connections wait in the listen queue.
+    current: RwLock<Option<Arc<tiny_http::Server>>>,
     replacing: Mutex<()>,
 }
 
@@ -30,12 +31,13 @@ impl Acceptor {
         })?;
         Ok(Acceptor {
             listener,
-            current: RwLock::new(Arc::new(http)),
+            current: RwLock::new(Some(Arc::new(http))),
             replacing: Mutex::new(()),
         })
     }
 
-    pub fn current(&self) -> Arc<tiny_http::Server> {
+    /// The tiny_http server accepting now; `None` once closed.
+    pub fn current(&self) -> Option<Arc<tiny_http::Server>> {
         self.current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -44,7 +46,24 @@ impl Acceptor {
 
     /// Wakes the request loop from its wait for a request.
     pub fn unblock(&self) {
-        self.current().unblock();
+        if let Some(http) = self.current() {
+            http.unblock();
+        }
+    }
+
+    /// Stops accepting for good: the tiny_http server goes when the last request loop's handle
+    /// to it does, and its accept thread ends (tiny_http wakes it with a connection of its own,
+    /// which waits in the queue like any other). The listener stays open.
+    pub fn close(&self) {
+        let _one_at_a_time = self
+            .replacing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    pub fn listener(&self) -> &TcpListener {
+        &self.listener
     }
 
     /// Puts a new tiny_http server in place of `dead`, unless that was done already. While one
@@ -56,8 +75,10 @@ impl Acceptor {
             .replacing
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if !Arc::ptr_eq(&self.current(), dead) {
-            return true;
+        match self.current() {
+            Some(current) if Arc::ptr_eq(&current, dead) => {}
+            Some(_) => return true,
+            None => return false,
         }
         let mut pause = Duration::from_millis(50);
         loop {
@@ -66,7 +87,8 @@ impl Acceptor {
             }
             match start_http(&self.listener) {
                 Ok(http) => {
-                    *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(http);
+                    *self.current.write().unwrap_or_else(PoisonError::into_inner) =
+                        Some(Arc::new(http));
                     // The request loop may be waiting on the dead one.
                     dead.unblock();
                     log.line(format_args!("accepting again"));

@@ -39,6 +39,9 @@ mod connections;
 mod ended;
 mod events;
 mod handler;
+mod handoff;
+mod heal;
+mod held;
 mod outlet;
 mod pool;
 mod refuse;
@@ -61,10 +64,11 @@ pub use ended::Ended;
 pub use events::Events;
 #[allow(unused_imports)] // for the routes that take a body
 pub use handler::{Handler, SMALL_BODY};
+pub use handoff::{Inherited, Reason, VAR as HANDOFF_VAR};
 pub use outlet::{Offered, Outlet, Woken};
 #[cfg(test)]
 pub use reply::Body;
 pub use reply::Reply;
 pub use request::{Method, Request};
-pub use serve::{HttpServer, Stopper};
+pub use serve::{Handed, HttpServer, Ran, Stopper};
 pub use shared::Settings;

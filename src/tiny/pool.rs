@@ -84,6 +84,19 @@ impl PoolWatch {
     }
 }
 
+impl PoolWatch {
+    /// The connections whose unread bytes the nudges did not free: tiny_http's thread for each
+    /// is not waiting for the pool (see `held.rs`).
+    pub fn given_up(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.nudged
+            .iter()
+            .filter(|(peer, (_, count))| {
+                *count >= MAX_NUDGES_EACH && self.unread.contains_key(peer)
+            })
+            .map(|(peer, _)| *peer)
+    }
+}
+
 /// Connects to the listener at `local` and closes the connection at once, `times` times.
 pub fn nudge(local: SocketAddr, times: usize) {
     for _ in 0..times {
@@ -108,6 +121,7 @@ mod tests {
                 let one = Accepted {
                     peer: peer(port),
                     unread,
+                    closing: false,
                 };
                 [one, one]
             })
@@ -149,6 +163,7 @@ mod tests {
             nudges += watch.waiting(&stuck, |_| false, at).len();
         }
         assert_eq!(nudges, MAX_NUDGES_EACH as usize);
+        assert_eq!(watch.given_up().collect::<Vec<_>>(), vec![peer(1)]);
         // Read at last: it starts afresh when it waits again.
         let later = start + NUDGE_AGAIN * 20;
         watch.waiting(&seen(&[(1, 0)]), |_| false, later);

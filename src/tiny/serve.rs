@@ -1,10 +1,14 @@
 //! The request loop: takes each request from tiny_http and hands it to [`Layer::arrived`], which
 //! screens it, reads its body, asks the [`Handler`] for a [`Reply`] and writes the answer.
 
-use std::net::SocketAddr;
+use std::ffi::OsString;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
+use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::accept::Acceptor;
@@ -12,6 +16,8 @@ use super::answer::Layer;
 use super::body::Readers;
 use super::connections::Connections;
 use super::handler::Handler;
+use super::handoff::{self, Exec, Reason};
+use super::heal::Series;
 use super::shared::{Settings, Shared};
 use super::socket::{self, Sockets};
 use super::sweep;
@@ -48,18 +54,118 @@ impl Stopper {
         self.shared.stop.trigger();
         self.shared.acceptor.unblock();
     }
+
+    /// Asks the server to stop as [`Stopper::stop`] does, and then to run the program file
+    /// again in its place ([`Ran::Reexec`]). Returns `false` if it was stopping already.
+    pub fn upgrade(&self) -> bool {
+        self.shared.stop_for_reexec(Reason::Upgrade)
+    }
+}
+
+/// What the image before this one handed to the HTTP layer.
+pub struct Handed {
+    pub listener: OwnedFd,
+    pub series: Option<Series>,
+}
+
+/// How [`HttpServer::run`] ended.
+pub enum Ran {
+    Stopped,
+    /// Stopped to replace the process image: nothing accepts, every stream has ended, and the
+    /// listener is open, with new connections waiting in its queue.
+    Reexec(Handoff),
+}
+
+/// A stopped server's listener, ready to be handed to a new image.
+pub struct Handoff {
+    shared: Arc<Shared>,
+    pub reason: Reason,
+}
+
+impl Handoff {
+    /// Replaces the process image with `program`, run with `args` (the program's name first),
+    /// handing it the listener and `state`, and `note` for the application. Returns only if
+    /// that failed, with why: [`Handoff::serve_again`] then.
+    pub fn exec(&self, program: &Path, args: &[OsString], state: &[u8], note: &str) -> io::Error {
+        Exec {
+            program,
+            args,
+            listener: self.shared.acceptor.listener(),
+            state_file: self.shared.state_file.as_ref(),
+            state,
+            series: self.series(),
+            note,
+        }
+        .run()
+    }
+
+    /// A new server on the same listener, after an exec that failed.
+    pub fn serve_again(self) -> Result<HttpServer, Error> {
+        let shared = &self.shared;
+        let listener = shared
+            .acceptor
+            .listener()
+            .try_clone()
+            .map_err(|source| Error::Bind {
+                addr: shared.local_addr,
+                source,
+            })?;
+        let series = self.series();
+        HttpServer::serving(
+            listener,
+            shared.settings.clone(),
+            shared.metrics.clone(),
+            shared.log,
+            series,
+        )
+    }
+
+    fn series(&self) -> Option<Series> {
+        match self.reason {
+            Reason::Heal { series, .. } => Some(series),
+            Reason::Upgrade => self.shared.series,
+        }
+    }
 }
 
 impl HttpServer {
-    /// Binds `settings.addr` (port 0 picks a free port).
-    pub fn bind(settings: Settings, metrics: Arc<Metrics>, log: Log) -> Result<HttpServer, Error> {
+    /// Binds `settings.addr` (port 0 picks a free port), or takes the listener the image
+    /// before this one `handed` over.
+    pub fn bind(
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        log: Log,
+        handed: Option<Handed>,
+    ) -> Result<HttpServer, Error> {
         let bind_error = |source| Error::Bind {
             addr: settings.addr,
             source,
         };
-        let listener = socket::listen(settings.addr, LISTEN_BACKLOG, settings.write_timeout)
-            .map_err(bind_error)?;
-        let local_addr = listener.local_addr().map_err(bind_error)?;
+        let (listener, series) = match handed {
+            Some(handed) => (
+                socket::adopt(handed.listener, settings.write_timeout).map_err(bind_error)?,
+                handed.series,
+            ),
+            None => (
+                socket::listen(settings.addr, LISTEN_BACKLOG, settings.write_timeout)
+                    .map_err(bind_error)?,
+                None,
+            ),
+        };
+        HttpServer::serving(listener, settings, metrics, log, series)
+    }
+
+    fn serving(
+        listener: TcpListener,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        log: Log,
+        series: Option<Series>,
+    ) -> Result<HttpServer, Error> {
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: settings.addr,
+            source,
+        })?;
         let shared = Shared {
             sockets: Sockets::new(local_addr, settings.max_fd),
             acceptor: Acceptor::new(listener)?,
@@ -70,6 +176,9 @@ impl HttpServer {
             metrics,
             connections: Connections::default(),
             null: std::fs::File::open("/dev/null").ok(),
+            reexec: Mutex::new(None),
+            series,
+            state_file: handoff::state_file(),
         };
         Ok(HttpServer {
             shared: Arc::new(shared),
@@ -89,7 +198,7 @@ impl HttpServer {
     /// Serves requests until stopped, then gives every stream a moment to end its body. Each
     /// request is handled on this thread, except event streams and requests whose body is still
     /// to be read, which each get a thread.
-    pub fn run<H>(self, handler: Arc<H>) -> Result<(), Error>
+    pub fn run<H>(self, handler: Arc<H>) -> Result<Ran, Error>
     where
         H: Handler + Send + Sync + 'static,
     {
@@ -107,7 +216,9 @@ impl HttpServer {
         // connections they had accepted.
         let mut retired: Vec<Arc<tiny_http::Server>> = Vec::new();
         while !shared.stop.is_triggered() {
-            let http = shared.acceptor.current();
+            let Some(http) = shared.acceptor.current() else {
+                break;
+            };
             let wait = if retired.is_empty() {
                 Duration::from_secs(3600)
             } else {
@@ -120,7 +231,8 @@ impl HttpServer {
                 Err(error) => {
                     // Either the watchdog has replaced this server already (and woke us), or
                     // its accept thread has just reported that it stopped.
-                    if Arc::ptr_eq(&http, &shared.acceptor.current()) {
+                    let current = shared.acceptor.current();
+                    if current.is_some_and(|current| Arc::ptr_eq(&http, &current)) {
                         shared.log.line(format_args!("accepting stopped: {error}"));
                         if !shared.acceptor.replace(&http, &shared.stop, &shared.log) {
                             break;
@@ -138,6 +250,10 @@ impl HttpServer {
                 }
             }
         }
+        // New connections wait in the listen queue from now on: for the next image, or for
+        // nobody once the listener closes.
+        shared.acceptor.close();
+        retired.clear();
         // tiny_http's threads would keep idle keep-alive connections open after the server
         // stopped, and a client that reused one would wait for an answer that never comes
         // (a browser reconnecting its stream to a restarted server, say). Streams end their
@@ -150,7 +266,17 @@ impl HttpServer {
             std::thread::sleep(Duration::from_millis(5));
         }
         let _ = sweep.join();
-        Ok(())
+        let reexec = *shared
+            .reexec
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(match reexec {
+            Some(reason) => Ran::Reexec(Handoff {
+                shared: self.shared.clone(),
+                reason,
+            }),
+            None => Ran::Stopped,
+        })
     }
 }
 

@@ -78,7 +78,8 @@ impl Journal {
             .create(true)
             .open(path)
             .map_err(named)?;
-        let (mut loaded, tail) = read(&file, keep).map_err(named)?;
+        let len = file.metadata().map_err(named)?.len();
+        let (mut loaded, tail) = read(&file, len, keep).map_err(named)?;
         if let Some((cut_at, len)) = tail {
             file.set_len(cut_at).map_err(named)?;
             loaded.problems.push(format!(
@@ -149,10 +150,33 @@ pub fn encode(message: &Message) -> Vec<u8> {
     record
 }
 
-/// Reads every record; also returns where an unreadable tail starts, and the file's length.
-fn read(file: &File, keep: usize) -> io::Result<(Loaded, Option<(u64, u64)>)> {
-    let len = file.metadata()?.len();
-    let mut r = BufReader::new(file);
+/// Messages as records, oldest first: what [`decode_all`] reads back.
+pub fn encode_all<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Vec<u8> {
+    messages.into_iter().flat_map(encode).collect()
+}
+
+/// The newest `keep` messages of records made by [`encode_all`] (or read from a journal file).
+pub fn decode_all(records: &[u8], keep: usize) -> Loaded {
+    let len = records.len() as u64;
+    // Reading from memory fails only at an unexpected end, which `record` rules out.
+    let Ok((mut loaded, tail)) = read(io::Cursor::new(records), len, keep) else {
+        return Loaded::default();
+    };
+    if let Some((start, len)) = tail {
+        let problem = format!("{} bytes at offset {start} are not a record", len - start);
+        loaded.problems.push(problem);
+    }
+    loaded
+}
+
+/// Reads every record of the `len` bytes of `source`; also returns where an unreadable tail
+/// starts, and `len`.
+fn read<R: Read + Seek>(
+    source: R,
+    len: u64,
+    keep: usize,
+) -> io::Result<(Loaded, Option<(u64, u64)>)> {
+    let mut r = BufReader::new(source);
     let mut kept = VecDeque::new();
     let mut loaded = Loaded::default();
     let mut pos = 0;
@@ -235,7 +259,7 @@ fn decode(mut payload: Vec<u8>) -> Option<Message> {
 }
 
 /// Positions the reader at the first magic at or after `from` and returns its offset, or `len`.
-fn next_magic(r: &mut BufReader<&File>, from: u64, len: u64) -> io::Result<u64> {
+fn next_magic<R: Read + Seek>(r: &mut BufReader<R>, from: u64, len: u64) -> io::Result<u64> {
     r.seek(SeekFrom::Start(from))?;
     let mut window = [0u8; 4];
     let mut pos = from;

@@ -1,0 +1,123 @@
+//! Healing: when the connections tiny_http holds for good (`held.rs`) pass [`BUDGET`], the
+//! server replaces its own image (`handoff.rs`). The new image starts with none of them: every
+//! descriptor but the listener is close-on-exec, and every thread ends at the exec.
+//!
+//! A budget crossed again soon after a re-exec means the flood goes on. Re-executing at once
+//! each time would only end every stream over and over, so re-execs in a row wait longer each
+//! time: 1 s after the last one, then 2, 4, 8, and then 10 s at most; an image that ran
+//! [`CALM`] without healing starts the series afresh. Under a flood that never stops, the
+//! server so re-execs once every 10 s; between two re-execs it serves what it accepts until the
+//! flood takes its descriptors again (streams end cleanly at each re-exec, and pages resume).
+//! When the flood stops, the connections it left queued are accepted and dropped by at most a
+//! few quick re-execs.
+
+use std::time::{Duration, SystemTime};
+
+/// Connections held for good past which the server re-execs: 64 threads and about 128
+/// descriptors, under 13 % of a 1,024 open-file limit and under 1 % of the default capacity.
+pub const BUDGET: usize = 64;
+
+/// The pause after the first re-exec of a series, doubled for each next one...
+const FIRST_PAUSE: Duration = Duration::from_secs(1);
+/// ...up to this.
+const LONGEST_PAUSE: Duration = Duration::from_secs(10);
+/// An image that ran this long since the last re-exec starts a new series.
+pub const CALM: Duration = Duration::from_secs(60);
+
+/// The re-execs for healing that came before, as the handoff carries them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Series {
+    /// Re-execs in a row, each within [`CALM`] of the one before.
+    pub count: u32,
+    /// When the last one was made.
+    pub last: SystemTime,
+}
+
+impl Series {
+    /// The series after one more re-exec at `now`.
+    pub fn next(previous: Option<Series>, now: SystemTime) -> Series {
+        let count = match previous {
+            Some(series) if !series.is_over(now) => series.count.saturating_add(1),
+            _ => 1,
+        };
+        Series { count, last: now }
+    }
+
+    /// When the next re-exec may come.
+    pub fn next_allowed(&self) -> SystemTime {
+        let doublings = self.count.saturating_sub(1).min(8);
+        let pause = (FIRST_PAUSE * (1 << doublings)).min(LONGEST_PAUSE);
+        self.last + pause
+    }
+
+    fn is_over(&self, now: SystemTime) -> bool {
+        now.duration_since(self.last).is_ok_and(|ran| ran >= CALM)
+    }
+}
+
+/// What the sweep should do about the connections held for good.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the budget.
+    Fine,
+    /// Over it, but the last re-exec was too recent: wait until then.
+    Wait(SystemTime),
+    /// Re-exec now.
+    Heal,
+}
+
+pub fn verdict(held: usize, previous: Option<Series>, now: SystemTime) -> Verdict {
+    if held <= BUDGET {
+        return Verdict::Fine;
+    }
+    match previous {
+        Some(series) if !series.is_over(now) && series.next_allowed() > now => {
+            Verdict::Wait(series.next_allowed())
+        }
+        _ => Verdict::Heal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn within_the_budget_nothing_happens() {
+        assert_eq!(verdict(BUDGET, None, at(100)), Verdict::Fine);
+        assert_eq!(verdict(BUDGET + 1, None, at(100)), Verdict::Heal);
+    }
+
+    #[test]
+    fn re_execs_in_a_row_wait_longer_each_time_up_to_ten_seconds() {
+        let mut series = None;
+        let mut now = at(1_000);
+        let mut pauses = Vec::new();
+        for _ in 0..7 {
+            let made = Series::next(series, now);
+            let allowed = made.next_allowed();
+            assert_eq!(verdict(BUDGET + 1, Some(made), now), Verdict::Wait(allowed));
+            let pause = allowed.duration_since(now).unwrap();
+            assert_eq!(verdict(BUDGET + 1, Some(made), now + pause), Verdict::Heal);
+            pauses.push(pause.as_secs());
+            series = Some(made);
+            now += pause;
+        }
+        assert_eq!(pauses, [1, 2, 4, 8, 10, 10, 10]);
+    }
+
+    #[test]
+    fn a_calm_image_starts_a_new_series() {
+        let long_ago = Series {
+            count: 9,
+            last: at(1_000),
+        };
+        let now = at(1_000) + CALM;
+        assert_eq!(verdict(BUDGET + 1, Some(long_ago), now), Verdict::Heal);
+        assert_eq!(Series::next(Some(long_ago), now).count, 1);
+    }
+}
