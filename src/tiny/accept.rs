@@ -8,6 +8,7 @@
 //! Either way a new tiny_http server takes over the same listener.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ pub struct Acceptor {
     listener: TcpListener,
     /// `None` once closed: nothing accepts, and connections wait in the listen queue.
     current: RwLock<Option<Arc<tiny_http::Server>>>,
+    closed: AtomicBool,
     replacing: Mutex<()>,
 }
 
@@ -32,6 +34,7 @@ impl Acceptor {
         Ok(Acceptor {
             listener,
             current: RwLock::new(Some(Arc::new(http))),
+            closed: AtomicBool::new(false),
             replacing: Mutex::new(()),
         })
     }
@@ -51,15 +54,23 @@ impl Acceptor {
         }
     }
 
-    /// Stops accepting for good: the tiny_http server goes when the last request loop's handle
-    /// to it does, and its accept thread ends (tiny_http wakes it with a connection of its own,
+    /// Stops accepting for good: the tiny_http server goes when the request loop, woken, lets
+    /// go of it, and its accept thread ends (tiny_http wakes it with a connection of its own,
     /// which waits in the queue like any other). The listener stays open.
     pub fn close(&self) {
-        let _one_at_a_time = self
-            .replacing
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = None;
+        self.closed.store(true, Ordering::SeqCst);
+        let closed = self
+            .current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(http) = closed {
+            http.unblock();
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     pub fn listener(&self) -> &TcpListener {
@@ -69,7 +80,7 @@ impl Acceptor {
     /// Puts a new tiny_http server in place of `dead`, unless that was done already. While one
     /// cannot be started (the error may last as long as a flood of connections holds every
     /// descriptor) it tries again, less often each time. Returns `false` if the server stopped
-    /// meanwhile.
+    /// or the acceptor was closed meanwhile.
     pub fn replace(&self, dead: &Arc<tiny_http::Server>, stop: &Stop, log: &Log) -> bool {
         let _one_at_a_time = self
             .replacing
@@ -82,13 +93,17 @@ impl Acceptor {
         }
         let mut pause = Duration::from_millis(50);
         loop {
-            if stop.wait_until(Instant::now() + pause) {
+            if stop.wait_until(Instant::now() + pause) || self.is_closed() {
                 return false;
             }
             match start_http(&self.listener) {
                 Ok(http) => {
-                    *self.current.write().unwrap_or_else(PoisonError::into_inner) =
-                        Some(Arc::new(http));
+                    let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+                    if self.is_closed() {
+                        return false;
+                    }
+                    *current = Some(Arc::new(http));
+                    drop(current);
                     // The request loop may be waiting on the dead one.
                     dead.unblock();
                     log.line(format_args!("accepting again"));

@@ -227,7 +227,7 @@ impl HttpServer {
             match http.recv_timeout(wait) {
                 Ok(Some(request)) => fenced(&layer, request),
                 Ok(None) => {}
-                Err(_) if shared.stop.is_triggered() => break,
+                Err(_) if shared.stop.is_triggered() || shared.acceptor.is_closed() => break,
                 Err(error) => {
                     // Either the watchdog has replaced this server already (and woke us), or
                     // its accept thread has just reported that it stopped.
@@ -251,9 +251,12 @@ impl HttpServer {
             }
         }
         // New connections wait in the listen queue from now on: for the next image, or for
-        // nobody once the listener closes.
+        // nobody once the listener closes. The last handle to tiny_http's server goes here,
+        // which ends its accept thread; only then are the streams told to end (if a re-exec
+        // closed the acceptor), so that pages reconnecting at once are not accepted by it.
         shared.acceptor.close();
         retired.clear();
+        shared.stop.trigger();
         // tiny_http's threads would keep idle keep-alive connections open after the server
         // stopped, and a client that reused one would wait for an answer that never comes
         // (a browser reconnecting its stream to a restarted server, say). Streams end their

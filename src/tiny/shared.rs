@@ -60,16 +60,16 @@ pub struct Shared {
 impl Shared {
     /// Stops the server so that it replaces its image, for `reason`; the first reason given
     /// stands. Returns `false` if the server was stopping already.
+    ///
+    /// Accepting stops first; the request loop then ends the streams (`serve.rs`), so that the
+    /// pages, which reconnect at once, wait in the listen queue for the new image.
     pub fn stop_for_reexec(&self, reason: Reason) -> bool {
-        {
-            let mut slot = self.reexec.lock().unwrap_or_else(PoisonError::into_inner);
-            if slot.is_some() || self.stop.is_triggered() {
-                return false;
-            }
-            *slot = Some(reason);
+        let mut slot = self.reexec.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_some() || self.stop.is_triggered() {
+            return false;
         }
-        self.stop.trigger();
-        self.acceptor.unblock();
+        *slot = Some(reason);
+        self.acceptor.close();
         true
     }
 }
