@@ -1,5 +1,9 @@
 //! The program file this process runs, kept so that the process can replace its own image:
 //! `SIGHUP` runs the file again (a new version, if it was replaced), once it is known to start.
+//!
+//! An upgrade: put the new file in place of the old one (`install`, or copy and `mv`), then
+//! `kill -HUP PID`. The PID does not change, so under systemd the unit says
+//! `ExecReload=/bin/kill -HUP $MAINPID` and `systemctl reload sse-htmx` upgrades.
 
 use std::ffi::OsString;
 use std::io::Read;

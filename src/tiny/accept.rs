@@ -6,9 +6,15 @@
 //! is said, so [`Watchdog`] checks at every connection sweep that a connection to the listener
 //! is accepted.
 //! Either way a new tiny_http server takes over the same listener.
+//!
+//! A tiny_http server that goes is dropped on a thread of its own ([`Tiny`]): its drop connects
+//! to the listener to wake its accept thread, and that connect waits, for minutes, while a flood
+//! keeps the listen queue full.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -16,18 +22,82 @@ use crate::error::Error;
 use crate::log::Log;
 use crate::stop::Stop;
 
+/// A tiny_http server, handed to the reaper thread to be dropped when it goes.
+pub struct Tiny {
+    server: Option<tiny_http::Server>,
+    reaper: Reaper,
+}
+
+impl Deref for Tiny {
+    type Target = tiny_http::Server;
+
+    fn deref(&self) -> &tiny_http::Server {
+        self.server.as_ref().expect("taken only on drop")
+    }
+}
+
+impl Drop for Tiny {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.reaper.pending.fetch_add(1, Ordering::SeqCst);
+            let sender = self
+                .reaper
+                .sender
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Err(mpsc::SendError(server)) = sender.send(server) {
+                // No reaper: never dropped, so its accept thread runs until the process ends.
+                std::mem::forget(server);
+            }
+        }
+    }
+}
+
+/// Drops tiny_http servers on a thread of its own.
+#[derive(Clone)]
+struct Reaper {
+    sender: Arc<Mutex<Sender<tiny_http::Server>>>,
+    /// Servers handed over and not yet dropped.
+    pending: Arc<AtomicUsize>,
+}
+
+impl Reaper {
+    fn start() -> std::io::Result<Reaper> {
+        let (sender, servers) = mpsc::channel::<tiny_http::Server>();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let dropped = pending.clone();
+        std::thread::Builder::new()
+            .name("tiny-reaper".into())
+            .spawn(move || {
+                for server in servers {
+                    drop(server);
+                    dropped.fetch_sub(1, Ordering::SeqCst);
+                }
+            })?;
+        Ok(Reaper {
+            sender: Arc::new(Mutex::new(sender)),
+            pending,
+        })
+    }
+}
+
 /// The tiny_http server now accepting, and the listener to start another on.
 pub struct Acceptor {
     listener: TcpListener,
     /// `None` once closed: nothing accepts, and connections wait in the listen queue.
-    current: RwLock<Option<Arc<tiny_http::Server>>>,
+    current: RwLock<Option<Arc<Tiny>>>,
     closed: AtomicBool,
     replacing: Mutex<()>,
+    reaper: Reaper,
 }
 
 impl Acceptor {
     pub fn new(listener: TcpListener) -> Result<Acceptor, Error> {
-        let http = start_http(&listener).map_err(|source| Error::Start {
+        let reaper = Reaper::start().map_err(|source| Error::Start {
+            what: "the thread that drops tiny_http servers",
+            source: source.into(),
+        })?;
+        let http = start_http(&listener, &reaper).map_err(|source| Error::Start {
             what: "tiny_http on the listener",
             source,
         })?;
@@ -36,11 +106,25 @@ impl Acceptor {
             current: RwLock::new(Some(Arc::new(http))),
             closed: AtomicBool::new(false),
             replacing: Mutex::new(()),
+            reaper,
         })
     }
 
+    /// Waits, for at most `patience`, until every tiny_http server that went has been dropped
+    /// (and so has woken its accept thread to end). Returns whether they all were.
+    pub fn wait_dropped(&self, patience: Duration) -> bool {
+        let deadline = Instant::now() + patience;
+        while self.reaper.pending.load(Ordering::SeqCst) > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
     /// The tiny_http server accepting now; `None` once closed.
-    pub fn current(&self) -> Option<Arc<tiny_http::Server>> {
+    pub fn current(&self) -> Option<Arc<Tiny>> {
         self.current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -81,7 +165,7 @@ impl Acceptor {
     /// cannot be started (the error may last as long as a flood of connections holds every
     /// descriptor) it tries again, less often each time. Returns `false` if the server stopped
     /// or the acceptor was closed meanwhile.
-    pub fn replace(&self, dead: &Arc<tiny_http::Server>, stop: &Stop, log: &Log) -> bool {
+    pub fn replace(&self, dead: &Arc<Tiny>, stop: &Stop, log: &Log) -> bool {
         let _one_at_a_time = self
             .replacing
             .lock()
@@ -96,7 +180,7 @@ impl Acceptor {
             if stop.wait_until(Instant::now() + pause) || self.is_closed() {
                 return false;
             }
-            match start_http(&self.listener) {
+            match start_http(&self.listener, &self.reaper) {
                 Ok(http) => {
                     let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
                     if self.is_closed() {
@@ -119,9 +203,12 @@ impl Acceptor {
 type StartError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A tiny_http server accepting on a duplicate of `listener`.
-fn start_http(listener: &TcpListener) -> Result<tiny_http::Server, StartError> {
+fn start_http(listener: &TcpListener, reaper: &Reaper) -> Result<Tiny, StartError> {
     let listener = listener.try_clone()?;
-    tiny_http::Server::from_listener(listener, None)
+    Ok(Tiny {
+        server: Some(tiny_http::Server::from_listener(listener, None)?),
+        reaper: reaper.clone(),
+    })
 }
 
 /// How long a probe connection may wait to be accepted before the accept thread counts as gone.

@@ -97,11 +97,14 @@ impl PoolWatch {
     }
 }
 
-/// Connects to the listener at `local` and closes the connection at once, `times` times.
+/// Connects to the listener at `local` and closes the connection at once, `times` times, or
+/// until a connection cannot be made (a flood fills the listen queue: each would wait).
 pub fn nudge(local: SocketAddr, times: usize) {
     for _ in 0..times {
         // Dropped at once: tiny_http's task for it reads the end of the stream and returns.
-        let _ = TcpStream::connect_timeout(&local, Duration::from_millis(100));
+        if TcpStream::connect_timeout(&local, Duration::from_millis(100)).is_err() {
+            return;
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::accept::Acceptor;
+use super::accept::{Acceptor, Tiny};
 use super::answer::Layer;
 use super::body::Readers;
 use super::connections::Connections;
@@ -214,7 +214,7 @@ impl HttpServer {
         })?;
         // Servers whose accept thread died: their pool threads may still hand in requests from
         // connections they had accepted.
-        let mut retired: Vec<Arc<tiny_http::Server>> = Vec::new();
+        let mut retired: Vec<Arc<Tiny>> = Vec::new();
         while !shared.stop.is_triggered() {
             let Some(http) = shared.acceptor.current() else {
                 break;
@@ -256,6 +256,9 @@ impl HttpServer {
         // closed the acceptor), so that pages reconnecting at once are not accepted by it.
         shared.acceptor.close();
         retired.clear();
+        // Dropped at once unless a flood fills the listen queue, and then the accept thread
+        // has plenty to wake it.
+        shared.acceptor.wait_dropped(Duration::from_millis(100));
         shared.stop.trigger();
         // tiny_http's threads would keep idle keep-alive connections open after the server
         // stopped, and a client that reused one would wait for an answer that never comes
