@@ -185,6 +185,7 @@ fn main() -> ExitCode {
         eprintln!("sse-htmx: cannot handle signals: {error}");
         return ExitCode::FAILURE;
     }
+    Launch::accept_hangups();
     let (open_files, hard) = server.open_files();
     eprintln!(
         "sse-htmx: capacity {} (open files: {open_files})",

@@ -52,6 +52,12 @@ pub struct Launch {
 }
 
 impl Launch {
+    /// Lets `SIGHUP` in, once the caller handles it: a re-exec blocks it until then, so that
+    /// one sent meanwhile waits instead of ending the process.
+    pub fn accept_hangups() {
+        tiny::accept_hangups();
+    }
+
     /// This process's program file and arguments, and what the image before it handed over
     /// (named in its environment). To be called once, first thing: the descriptors handed over
     /// are taken then. The string says why a handoff could not be taken; the server then binds

@@ -126,6 +126,32 @@ fn keep_asking(
     })
 }
 
+/// Sends `SIGHUP` to `pid` without starting a process.
+#[allow(unsafe_code)]
+fn hang_up_now(pid: u32) -> bool {
+    let pid = libc::pid_t::try_from(pid).unwrap();
+    // SAFETY: kill takes two integers and touches no memory; `pid` is the server this test
+    // started and has not reaped.
+    unsafe { libc::kill(pid, libc::SIGHUP) == 0 }
+}
+
+/// Does `/healthz` answer `200`? (A request that meets an exec may go unanswered.)
+fn healthy(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return false;
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let _ = write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200")
+}
+
 fn exe_of(server: &ServerProcess) -> String {
     let link = std::fs::read_link(format!("/proc/{}/exe", server.pid())).unwrap();
     link.to_string_lossy().into_owned()
@@ -267,5 +293,32 @@ fn a_new_file_that_does_not_start_is_not_run_and_the_old_image_serves_on() {
     assert_eq!(
         counter.connections, 1,
         "the stream was never ended: {counter:?}"
+    );
+}
+
+#[test]
+fn hangups_in_quick_succession_never_end_the_process() {
+    let dir = Dir::new("sighup-many");
+    let (mut server, _binary) = start_copy(&dir);
+    let addr = server.addr;
+    let pid = server.pid();
+    // Some land while the old image checks the file or stops, some while the new one starts.
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        let sent = hang_up_now(pid);
+        assert!(sent && server.is_alive(), "{}", server.exit_description());
+        thread::sleep(Duration::from_micros(200));
+    }
+    assert!(
+        wait_for(Duration::from_secs(10), || server.is_alive()
+            && healthy(addr)),
+        "{}",
+        server.exit_description()
+    );
+    assert_eq!(server.pid(), pid);
+    assert!(
+        server.stderr().matches("sse-htmx: capacity").count() >= 2,
+        "it did upgrade: {}",
+        server.stderr()
     );
 }

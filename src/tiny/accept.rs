@@ -18,6 +18,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use super::socket::Sockets;
 use crate::error::Error;
 use crate::log::Log;
 use crate::stop::Stop;
@@ -159,6 +160,20 @@ impl Acceptor {
 
     pub fn listener(&self) -> &TcpListener {
         &self.listener
+    }
+
+    /// Ends the accept thread of every tiny_http server on the listener, without closing the
+    /// listener: each, blocked in `accept`, is woken by a connection of ours (or takes the
+    /// next one queued) and finds its descriptor gone. What they accepted until then still
+    /// reaches their request queues. Returns how many were ended.
+    pub fn end_accept_threads(&self, sockets: &Sockets, null: &std::fs::File) -> usize {
+        use std::os::fd::AsRawFd;
+        let ended = sockets.disarm_listeners(self.listener.as_raw_fd(), null);
+        let local = self.listener.local_addr().map(connectable);
+        if let Ok(local) = local {
+            super::pool::nudge(local, ended);
+        }
+        ended
     }
 
     /// Puts a new tiny_http server in place of `dead`, unless that was done already. While one

@@ -233,13 +233,38 @@ fn execve(program: &CString, args: &[CString], env: &[CString], inherited: &[Raw
         }
     };
     set_close_on_exec(false);
+    // A `SIGHUP` that comes before the new image handles it would end the process (the
+    // default action): blocked, it waits, and the new image takes it once it can.
+    let blocked = hangup_mask(libc::SIG_BLOCK);
     // SAFETY: `program` and every pointer in `argv` and `envp` point to NUL-terminated strings
     // owned by `program`, `args` and `env`, which outlive the call; both lists end with a null
     // pointer. On success the call does not return; on failure it changes nothing but errno.
     unsafe { libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
     let error = io::Error::last_os_error();
+    if blocked {
+        hangup_mask(libc::SIG_UNBLOCK);
+    }
     set_close_on_exec(true);
     error
+}
+
+/// Takes the `SIGHUP`s that came during the exec, if this image was started by one: to be
+/// called once the signal is handled.
+pub fn accept_hangups() {
+    hangup_mask(libc::SIG_UNBLOCK);
+}
+
+/// Blocks or unblocks `SIGHUP` for the calling thread (`how`); returns whether that was done.
+#[allow(unsafe_code)]
+fn hangup_mask(how: libc::c_int) -> bool {
+    // SAFETY: `set` is a local `sigset_t`, initialised by sigemptyset before sigaddset and
+    // pthread_sigmask read it; a null old-set pointer asks for nothing back.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut()) == 0
+    }
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ pub use ended::Ended;
 pub use events::Events;
 #[allow(unused_imports)] // for the routes that take a body
 pub use handler::{Handler, SMALL_BODY};
-pub use handoff::{Inherited, Reason, VAR as HANDOFF_VAR};
+pub use handoff::{Inherited, Reason, VAR as HANDOFF_VAR, accept_hangups};
 pub use outlet::{Offered, Outlet, Woken};
 #[cfg(test)]
 pub use reply::Body;

@@ -215,10 +215,13 @@ impl HttpServer {
         // Servers whose accept thread died: their pool threads may still hand in requests from
         // connections they had accepted.
         let mut retired: Vec<Arc<Tiny>> = Vec::new();
+        // The server accepting when the loop ends, to answer what it accepted last.
+        let mut last = None;
         while !shared.stop.is_triggered() {
             let Some(http) = shared.acceptor.current() else {
                 break;
             };
+            last = Some(http.clone());
             let wait = if retired.is_empty() {
                 Duration::from_secs(3600)
             } else {
@@ -251,10 +254,11 @@ impl HttpServer {
             }
         }
         // New connections wait in the listen queue from now on: for the next image, or for
-        // nobody once the listener closes. The last handle to tiny_http's server goes here,
-        // which ends its accept thread; only then are the streams told to end (if a re-exec
-        // closed the acceptor), so that pages reconnecting at once are not accepted by it.
+        // nobody once the listener closes. What tiny_http accepted until its accept thread
+        // ended is answered; only then are the streams told to end (if a re-exec closed the
+        // acceptor), so that pages reconnecting at once are not accepted by it.
         shared.acceptor.close();
+        answer_the_last(&layer, last, &retired);
         retired.clear();
         // Dropped at once unless a flood fills the listen queue, and then the accept thread
         // has plenty to wake it.
@@ -285,6 +289,51 @@ impl HttpServer {
         })
     }
 }
+
+/// How long the requests tiny_http accepted before its accept thread ended may take to arrive.
+const LAST_REQUESTS: Duration = Duration::from_millis(500);
+
+/// Ends tiny_http's accept threads and answers the requests they accepted until then: those
+/// of `last`, the server accepting when the loop ended, until its accept thread says it ended
+/// and no request came for a moment; and those already queued for the `retired` ones.
+fn answer_the_last<H: Handler + Send + Sync + 'static>(
+    layer: &Arc<Layer<H>>,
+    last: Option<Arc<Tiny>>,
+    retired: &[Arc<Tiny>],
+) {
+    let shared = &layer.shared;
+    let ended = match &shared.null {
+        Some(null) => shared.acceptor.end_accept_threads(&shared.sockets, null),
+        None => 0,
+    };
+    for old in retired {
+        while let Ok(Some(request)) = old.try_recv() {
+            fenced(layer, request);
+        }
+    }
+    let Some(http) = last else {
+        return;
+    };
+    let deadline = Instant::now() + LAST_REQUESTS;
+    // With none ended here, none is accepting (or none could be ended): no word will come.
+    let mut accept_thread_ended = ended == 0;
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline {
+        match http.recv_timeout(Duration::from_millis(5)) {
+            Ok(Some(request)) => {
+                fenced(layer, request);
+                quiet_since = Instant::now();
+            }
+            Ok(None) if accept_thread_ended && quiet_since.elapsed() > QUIET => return,
+            Ok(None) => {}
+            Err(_) => accept_thread_ended = true,
+        }
+    }
+}
+
+/// No request for this long after the accept thread ended: the connections it accepted last
+/// have sent theirs (a client sends its request as soon as it connects).
+const QUIET: Duration = Duration::from_millis(20);
 
 /// Handles one request. The handler runs under its own fence (see `answer.rs`); this one is for
 /// the layer's own code: whatever happens to one request, the loop serves on.

@@ -158,6 +158,20 @@ impl Sockets {
         closed
     }
 
+    /// Points every listening socket on the listener's address but `keep` at `/dev/null`
+    /// (`null`), and returns how many. A tiny_http accept thread blocked in `accept` on one
+    /// takes one more connection, and then stops: its next `accept` fails.
+    pub fn disarm_listeners(&self, keep: RawFd, null: &std::fs::File) -> usize {
+        (0..descriptor_table_size())
+            .filter(|&fd| {
+                fd != keep
+                    && local_addr(fd) == Some(self.local)
+                    && tcp_state(fd) == Some(TCP_LISTEN)
+                    && disarm(fd, null)
+            })
+            .count()
+    }
+
     /// Is descriptor number `fd` the connection from `peer` to the listener now?
     pub fn is_connection(&self, fd: RawFd, peer: SocketAddr) -> bool {
         peer_addr(fd) == Some(peer) && local_addr(fd) == Some(self.local)
@@ -251,6 +265,7 @@ fn socket_address(fd: RawFd, call: AddressCall) -> Option<SocketAddr> {
 /// Linux's TCP states (include/net/tcp_states.h), as `TCP_INFO` reports them.
 const TCP_ESTABLISHED: u8 = 1;
 const TCP_CLOSE: u8 = 7;
+const TCP_LISTEN: u8 = 10;
 
 /// The TCP state of descriptor number `fd`, if it is a TCP socket now.
 #[allow(unsafe_code)]
