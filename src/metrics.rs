@@ -78,7 +78,7 @@ impl Metrics {
         metric(
             "http_held_unrecoverable",
             "gauge",
-            "Connections whose thread and descriptors the server will not get back; past 64 it re-execs.",
+            "Connections whose thread and descriptors the server will not get back; past 32 it re-execs.",
             self.held_for_good.load(Ordering::Relaxed) as u64,
         );
         out.push_str(

@@ -2,26 +2,36 @@
 //! server replaces its own image (`handoff.rs`). The new image starts with none of them: every
 //! descriptor but the listener is close-on-exec, and every thread ends at the exec.
 //!
-//! A budget crossed again soon after a re-exec means the flood goes on. Re-executing at once
-//! each time would only end every stream over and over, so re-execs in a row wait longer each
-//! time: 1 s after the last one, then 2, 4, 8, and then 10 s at most; an image that ran
-//! [`CALM`] without healing starts the series afresh. Under a flood that never stops, the
-//! server so re-execs once every 10 s; between two re-execs it serves what it accepts until the
-//! flood takes its descriptors again (streams end cleanly at each re-exec, and pages resume).
-//! When the flood stops, the connections it left queued are accepted and dropped by at most a
-//! few quick re-execs.
+//! A budget crossed again soon after a re-exec means the flood goes on, or that it left
+//! connections queued, which the new image accepts in turn. Re-executing at once each time
+//! would end every stream over and over, so re-execs in a row wait longer each time: 1 s after
+//! the last one, 1 s, 2 s, 4 s, and then 5 s at most ([`PAUSES`]); an image that ran [`CALM`]
+//! without healing starts the series afresh.
+//!
+//! Under a flood that never stops, the server so re-execs every 5 s; between two re-execs it
+//! serves what it accepts (streams end cleanly at each re-exec, and pages resume by
+//! `Last-Event-ID`). When the flood stops, the server is back within about 5 s plus the grace
+//! (`held.rs`), as long as one image can take in what the listen queue holds (4,096 connections:
+//! an image holds about half its open-file limit in connections, 7,900 at the default limits);
+//! with a lower limit, it takes one re-exec per that many queued connections.
 
 use std::time::{Duration, SystemTime};
 
-/// Connections held for good past which the server re-execs: 64 threads and about 128
-/// descriptors, under 13 % of a 1,024 open-file limit and under 1 % of the default capacity.
-pub const BUDGET: usize = 64;
+/// Connections held for good past which the server re-execs: 32 threads and 64 descriptors, so
+/// that what it keeps after a flood is within 64 of each; under 7 % of a 1,024 open-file
+/// limit, and under 1 % of the default capacity.
+pub const BUDGET: usize = 32;
 
-/// The pause after the first re-exec of a series, doubled for each next one...
-const FIRST_PAUSE: Duration = Duration::from_secs(1);
-/// ...up to this: after a flood, a queue of its connections is drained, and the server back,
-/// within about this plus [`GRACE`](super::held::GRACE).
-const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+/// The pauses after each re-exec of a series; the last one stands for all that follow: after
+/// a flood, a queue of its connections is drained, and the server back, within about it plus
+/// the grace (`held.rs`).
+const PAUSES: [Duration; 5] = [
+    Duration::from_secs(1),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(5),
+];
 /// An image that ran this long since the last re-exec starts a new series.
 pub const CALM: Duration = Duration::from_secs(60);
 
@@ -46,9 +56,8 @@ impl Series {
 
     /// When the next re-exec may come.
     pub fn next_allowed(&self) -> SystemTime {
-        let doublings = self.count.saturating_sub(1).min(8);
-        let pause = (FIRST_PAUSE * (1 << doublings)).min(LONGEST_PAUSE);
-        self.last + pause
+        let nth = usize::try_from(self.count.saturating_sub(1)).unwrap_or(usize::MAX);
+        self.last + PAUSES[nth.min(PAUSES.len() - 1)]
     }
 
     fn is_over(&self, now: SystemTime) -> bool {
@@ -108,7 +117,7 @@ mod tests {
             series = Some(made);
             now += pause;
         }
-        assert_eq!(pauses, [1, 2, 4, 5, 5, 5, 5]);
+        assert_eq!(pauses, [1, 1, 2, 4, 5, 5, 5]);
     }
 
     #[test]

@@ -18,9 +18,9 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-/// How long a suspect must stay one before it counts: well above the time a reading thread
+/// How long a suspect must stay one before it counts: far above the time a reading thread
 /// takes to see an end of stream, and short enough that healing comes within seconds.
-pub const GRACE: Duration = Duration::from_secs(2);
+pub const GRACE: Duration = Duration::from_secs(1);
 
 /// Something that looks held for good, by what names it.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -35,6 +35,8 @@ pub enum Suspect {
 #[derive(Default)]
 pub struct HeldWatch {
     since: HashMap<Suspect, Instant>,
+    /// Suspects at the last look that did not count yet.
+    pending: usize,
 }
 
 impl HeldWatch {
@@ -49,14 +51,20 @@ impl HeldWatch {
         self.since = since;
         let long = |at: &Instant| now.duration_since(*at) >= GRACE;
         let (mut connections, mut descriptors) = (0usize, 0usize);
+        self.pending = 0;
         for (suspect, at) in &self.since {
             match suspect {
                 Suspect::Connection(_) if long(at) => connections += 1,
                 Suspect::Descriptor(_) if long(at) => descriptors += 1,
-                _ => {}
+                _ => self.pending += 1,
             }
         }
         connections + descriptors.div_ceil(2)
+    }
+
+    /// Suspects at the last look that do not count yet: look again soon.
+    pub fn pending(&self) -> usize {
+        self.pending
     }
 }
 
@@ -80,8 +88,10 @@ mod tests {
         ];
         assert_eq!(watch.held(suspects, start), 0);
         assert_eq!(watch.held(suspects, start + GRACE / 2), 0);
+        assert_eq!(watch.pending(), 3);
         // One connection by its peer, one by its two dead descriptors.
         assert_eq!(watch.held(suspects, start + GRACE), 2);
+        assert_eq!(watch.pending(), 0);
         assert_eq!(watch.held([Suspect::Descriptor(7)], start + GRACE), 1);
     }
 

@@ -32,6 +32,9 @@ use super::socket::Listing;
 /// The shortest time between two looks.
 const QUICKEST: Duration = Duration::from_millis(100);
 
+/// The longest time between two looks while some connection looks held for good.
+const SUSPECTS_AGAIN: Duration = Duration::from_millis(250);
+
 /// A look may cost this fraction of the time between looks, at most.
 const COST_SHARE: u32 = 400;
 
@@ -68,10 +71,17 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
                 }
             }
             sweep(&shared, &peers, listed);
-            let held = held.held(suspects(&shared, &listing, &pool), listed);
-            shared.metrics.held_for_good.store(held, Ordering::Relaxed);
-            heal_if_over_budget(&shared, held, &mut waiting_to_heal);
+            let held_now = held.held(suspects(&shared, &listing, &pool), listed);
+            shared
+                .metrics
+                .held_for_good
+                .store(held_now, Ordering::Relaxed);
+            heal_if_over_budget(&shared, held_now, &mut waiting_to_heal);
             pause = (look * COST_SHARE).clamp(QUICKEST.min(slowest), slowest);
+            // New suspects are looked at again soon, so that healing follows a flood closely.
+            if held.pending() > 0 || waiting_to_heal {
+                pause = pause.min(SUSPECTS_AGAIN);
+            }
         }
     })
 }
