@@ -6,10 +6,8 @@
 //! `ExecReload=/bin/kill -HUP $MAINPID` and `systemctl reload sse-htmx` upgrades.
 
 use std::ffi::OsString;
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a new program file may take to print its version.
 const CHECK_TIME: Duration = Duration::from_secs(5);
@@ -41,39 +39,11 @@ impl Program {
     /// Does the file start? It must print `sse-htmx VERSION` for `--version` and exit 0 within
     /// five seconds, so that a broken or foreign file never replaces a working server.
     pub fn check(&self) -> Result<String, String> {
-        let mut child = Command::new(&self.path)
-            .arg("--version")
-            .env_remove(crate::tiny::HANDOFF_VAR)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|error| error.to_string())?;
-        let deadline = Instant::now() + CHECK_TIME;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                Ok(None) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(format!("`--version` took over {CHECK_TIME:?}"));
-                }
-                Err(error) => return Err(error.to_string()),
-            }
-        };
-        let mut printed = String::new();
-        if let Some(out) = child.stdout.take() {
-            let _ = out.take(1024).read_to_string(&mut printed);
-        }
+        let printed = crate::tiny::version_of(&self.path, CHECK_TIME)?;
         let version = printed.trim();
         match version.strip_prefix("sse-htmx ") {
-            Some(_) if status.success() => Ok(version.to_owned()),
-            _ => Err(format!(
-                "`--version` exited with {status}, printing {version:?}"
-            )),
+            Some(_) => Ok(version.to_owned()),
+            None => Err(format!("`--version` printed {version:?}")),
         }
     }
 }

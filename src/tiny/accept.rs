@@ -14,7 +14,6 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -23,10 +22,11 @@ use crate::error::Error;
 use crate::log::Log;
 use crate::stop::Stop;
 
-/// A tiny_http server, handed to the reaper thread to be dropped when it goes.
+/// A tiny_http server, dropped on a thread of its own when it goes.
 pub struct Tiny {
     server: Option<tiny_http::Server>,
-    reaper: Reaper,
+    /// Servers that went and are not yet dropped.
+    dropping: Arc<AtomicUsize>,
 }
 
 impl Deref for Tiny {
@@ -40,45 +40,17 @@ impl Deref for Tiny {
 impl Drop for Tiny {
     fn drop(&mut self) {
         if let Some(server) = self.server.take() {
-            self.reaper.pending.fetch_add(1, Ordering::SeqCst);
-            let sender = self
-                .reaper
-                .sender
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Err(mpsc::SendError(server)) = sender.send(server) {
-                // No reaper: never dropped, so its accept thread runs until the process ends.
-                std::mem::forget(server);
-            }
+            // Never dropped if no thread can be had: its accept thread then runs on.
+            let server = std::mem::ManuallyDrop::new(server);
+            let dropping = self.dropping.clone();
+            dropping.fetch_add(1, Ordering::SeqCst);
+            let _ = std::thread::Builder::new()
+                .name("tiny-drop".into())
+                .spawn(move || {
+                    drop(std::mem::ManuallyDrop::into_inner(server));
+                    dropping.fetch_sub(1, Ordering::SeqCst);
+                });
         }
-    }
-}
-
-/// Drops tiny_http servers on a thread of its own.
-#[derive(Clone)]
-struct Reaper {
-    sender: Arc<Mutex<Sender<tiny_http::Server>>>,
-    /// Servers handed over and not yet dropped.
-    pending: Arc<AtomicUsize>,
-}
-
-impl Reaper {
-    fn start() -> std::io::Result<Reaper> {
-        let (sender, servers) = mpsc::channel::<tiny_http::Server>();
-        let pending = Arc::new(AtomicUsize::new(0));
-        let dropped = pending.clone();
-        std::thread::Builder::new()
-            .name("tiny-reaper".into())
-            .spawn(move || {
-                for server in servers {
-                    drop(server);
-                    dropped.fetch_sub(1, Ordering::SeqCst);
-                }
-            })?;
-        Ok(Reaper {
-            sender: Arc::new(Mutex::new(sender)),
-            pending,
-        })
     }
 }
 
@@ -89,16 +61,13 @@ pub struct Acceptor {
     current: RwLock<Option<Arc<Tiny>>>,
     closed: AtomicBool,
     replacing: Mutex<()>,
-    reaper: Reaper,
+    dropping: Arc<AtomicUsize>,
 }
 
 impl Acceptor {
     pub fn new(listener: TcpListener) -> Result<Acceptor, Error> {
-        let reaper = Reaper::start().map_err(|source| Error::Start {
-            what: "the thread that drops tiny_http servers",
-            source: source.into(),
-        })?;
-        let http = start_http(&listener, &reaper).map_err(|source| Error::Start {
+        let dropping = Arc::new(AtomicUsize::new(0));
+        let http = start_http(&listener, &dropping).map_err(|source| Error::Start {
             what: "tiny_http on the listener",
             source,
         })?;
@@ -107,7 +76,7 @@ impl Acceptor {
             current: RwLock::new(Some(Arc::new(http))),
             closed: AtomicBool::new(false),
             replacing: Mutex::new(()),
-            reaper,
+            dropping,
         })
     }
 
@@ -115,7 +84,7 @@ impl Acceptor {
     /// (and so has woken its accept thread to end). Returns whether they all were.
     pub fn wait_dropped(&self, patience: Duration) -> bool {
         let deadline = Instant::now() + patience;
-        while self.reaper.pending.load(Ordering::SeqCst) > 0 {
+        while self.dropping.load(Ordering::SeqCst) > 0 {
             if Instant::now() >= deadline {
                 return false;
             }
@@ -195,7 +164,7 @@ impl Acceptor {
             if stop.wait_until(Instant::now() + pause) || self.is_closed() {
                 return false;
             }
-            match start_http(&self.listener, &self.reaper) {
+            match start_http(&self.listener, &self.dropping) {
                 Ok(http) => {
                     let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
                     if self.is_closed() {
@@ -218,11 +187,11 @@ impl Acceptor {
 type StartError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A tiny_http server accepting on a duplicate of `listener`.
-fn start_http(listener: &TcpListener, reaper: &Reaper) -> Result<Tiny, StartError> {
+fn start_http(listener: &TcpListener, dropping: &Arc<AtomicUsize>) -> Result<Tiny, StartError> {
     let listener = listener.try_clone()?;
     Ok(Tiny {
         server: Some(tiny_http::Server::from_listener(listener, None)?),
-        reaper: reaper.clone(),
+        dropping: dropping.clone(),
     })
 }
 

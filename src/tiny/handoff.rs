@@ -185,7 +185,7 @@ impl Exec<'_> {
         }
         handoff.push_str(";note=");
         handoff.push_str(self.note);
-        let Some((program, args, env)) = c_strings(self.program, self.args, &handoff) else {
+        let Some((program, args, env)) = c_strings(self.program, self.args, Some(&handoff)) else {
             return io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in an argument");
         };
         let inherited = [self.listener.as_raw_fd(), state_file.as_raw_fd()];
@@ -193,10 +193,15 @@ impl Exec<'_> {
     }
 }
 
-type CStrings = (CString, Vec<CString>, Vec<CString>);
+pub(super) type CStrings = (CString, Vec<CString>, Vec<CString>);
 
-/// The program, its arguments and this process's environment, with the handoff's variable.
-fn c_strings(program: &Path, args: &[OsString], handoff: &str) -> Option<CStrings> {
+/// The program, its arguments and this process's environment, with the handoff's variable if
+/// there is one, and without it otherwise.
+pub(super) fn c_strings(
+    program: &Path,
+    args: &[OsString],
+    handoff: Option<&str>,
+) -> Option<CStrings> {
     let program = CString::new(program.as_os_str().as_bytes()).ok()?;
     let args = args
         .iter()
@@ -211,18 +216,22 @@ fn c_strings(program: &Path, args: &[OsString], handoff: &str) -> Option<CString
             env.push(CString::new(pair).ok()?);
         }
     }
-    env.push(CString::new(format!("{VAR}={handoff}")).ok()?);
+    if let Some(handoff) = handoff {
+        env.push(CString::new(format!("{VAR}={handoff}")).ok()?);
+    }
     Some((program, args, env))
+}
+
+/// The pointers to `strings`, and a null pointer after them, as `execve` takes them.
+pub(super) fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
+    let mut list: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+    list.push(std::ptr::null());
+    list
 }
 
 /// `execve` with `inherited` open across it. Returns only on failure.
 #[allow(unsafe_code)]
 fn execve(program: &CString, args: &[CString], env: &[CString], inherited: &[RawFd]) -> io::Error {
-    let pointers = |strings: &[CString]| {
-        let mut list: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
-        list.push(std::ptr::null());
-        list
-    };
     let (argv, envp) = (pointers(args), pointers(env));
     let set_close_on_exec = |close: bool| {
         for &fd in inherited {

@@ -14,6 +14,14 @@
 //! (`held.rs`), as long as one image can take in what the listen queue holds (4,096 connections:
 //! an image holds about half its open-file limit in connections, 7,900 at the default limits);
 //! with a lower limit, it takes one re-exec per that many queued connections.
+//!
+//! Measured with a debug build, one loopback client sending the four shapes of `held.rs` at 200
+//! connections a second for 60 s, a counter page and a chat page open, a message published
+//! every second: at the default limits (15,870 open files), 15 re-execs, every `POST /ping`
+//! probe answered (551 of 551, p99 217 ms), both pages resumed 15 times with no id skipped or
+//! repeated and every message received, and all back at once after the flood. With 1,024 open
+//! files: 19 re-execs, 129 of 150 probes answered during the flood, pages as above, and back
+//! 27 s after it (a full listen queue, about 500 connections taken in per image).
 
 use std::time::{Duration, SystemTime};
 

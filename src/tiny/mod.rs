@@ -60,6 +60,7 @@ mod stream;
 mod sweep;
 #[cfg(test)]
 mod tests;
+mod trial;
 
 #[allow(unused_imports)] // for the routes that take a body
 pub use body::MAX_BODY;
@@ -68,7 +69,7 @@ pub use ended::Ended;
 pub use events::Events;
 #[allow(unused_imports)] // for the routes that take a body
 pub use handler::{Handler, SMALL_BODY};
-pub use handoff::{Inherited, Reason, VAR as HANDOFF_VAR, accept_hangups};
+pub use handoff::{Inherited, Reason, accept_hangups};
 pub use outlet::{Offered, Outlet, Woken};
 #[cfg(test)]
 pub use reply::Body;
@@ -76,3 +77,4 @@ pub use reply::Reply;
 pub use request::{Method, Request};
 pub use serve::{Handed, HttpServer, Ran, Stopper};
 pub use shared::Settings;
+pub use trial::version_of;

@@ -79,7 +79,7 @@ impl Journal {
             .open(path)
             .map_err(named)?;
         let len = file.metadata().map_err(named)?.len();
-        let (mut loaded, tail) = read(&file, len, keep).map_err(named)?;
+        let (mut loaded, tail) = read(&mut &file, len, keep).map_err(named)?;
         if let Some((cut_at, len)) = tail {
             file.set_len(cut_at).map_err(named)?;
             loaded.problems.push(format!(
@@ -150,6 +150,10 @@ pub fn encode(message: &Message) -> Vec<u8> {
     record
 }
 
+/// A file or bytes in memory, read as one type (one copy of the reading code in the binary).
+trait ReadSeek: Read + Seek {}
+impl<T: Read + Seek> ReadSeek for T {}
+
 /// Messages as records, oldest first: what [`decode_all`] reads back.
 pub fn encode_all<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Vec<u8> {
     messages.into_iter().flat_map(encode).collect()
@@ -159,7 +163,7 @@ pub fn encode_all<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Vec<u8
 pub fn decode_all(records: &[u8], keep: usize) -> Loaded {
     let len = records.len() as u64;
     // Reading from memory fails only at an unexpected end, which `record` rules out.
-    let Ok((mut loaded, tail)) = read(io::Cursor::new(records), len, keep) else {
+    let Ok((mut loaded, tail)) = read(&mut io::Cursor::new(records), len, keep) else {
         return Loaded::default();
     };
     if let Some((start, len)) = tail {
@@ -171,8 +175,8 @@ pub fn decode_all(records: &[u8], keep: usize) -> Loaded {
 
 /// Reads every record of the `len` bytes of `source`; also returns where an unreadable tail
 /// starts, and `len`.
-fn read<R: Read + Seek>(
-    source: R,
+fn read(
+    source: &mut dyn ReadSeek,
     len: u64,
     keep: usize,
 ) -> io::Result<(Loaded, Option<(u64, u64)>)> {
@@ -259,7 +263,7 @@ fn decode(mut payload: Vec<u8>) -> Option<Message> {
 }
 
 /// Positions the reader at the first magic at or after `from` and returns its offset, or `len`.
-fn next_magic<R: Read + Seek>(r: &mut BufReader<R>, from: u64, len: u64) -> io::Result<u64> {
+fn next_magic(r: &mut BufReader<&mut dyn ReadSeek>, from: u64, len: u64) -> io::Result<u64> {
     r.seek(SeekFrom::Start(from))?;
     let mut window = [0u8; 4];
     let mut pos = from;
