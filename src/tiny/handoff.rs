@@ -180,7 +180,7 @@ impl Exec<'_> {
             let millis = series
                 .last
                 .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis());
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
             handoff.push_str(&format!(";heals={}@{millis}", series.count));
         }
         handoff.push_str(";note=");
