@@ -3,24 +3,26 @@
 
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::sync::Arc;
+use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use std::time::{Duration, SystemTime};
 
 use crate::app::access::{Cors, Token};
-use crate::app::chat::feeds;
+use crate::app::chat::feeds::{self, Noted};
 use crate::app::chat::history::Bounds;
-use crate::app::chat::journal::Journal;
+use crate::app::chat::journal::{self, Journal};
 use crate::app::chat::message;
-use crate::app::chat::{Failure, Feeds, Settings};
+use crate::app::chat::{Carried, Failure, Feeds, Settings};
 use crate::app::exec::{Programs, Sink};
 use crate::app::{App, Counter};
 use crate::config::Config;
 use crate::error::Error;
 use crate::log::Log;
 use crate::metrics::Metrics;
-use crate::tiny::{self, Capacity, HttpServer, Limits};
+use crate::reexec::Program;
+use crate::tiny::{self, Capacity, Handed, HttpServer, Inherited, Limits, Ran, Reason};
 
 /// How long a stopped server waits for its last log lines to be written. Short: a stderr that
 /// nobody reads must not hold up the stop (see `printer`).
@@ -32,6 +34,7 @@ pub struct Server {
     app: Arc<App>,
     capacity: Capacity,
     limits: Limits,
+    control: Arc<Control>,
     /// `--exec`: started when the server runs.
     programs: Vec<(String, String)>,
     max_message: usize,
@@ -41,15 +44,64 @@ pub struct Server {
 /// Stops a running [`Server`] from another thread. Cheap to clone.
 #[derive(Clone)]
 pub struct Stopper {
-    http: tiny::Stopper,
+    control: Arc<Control>,
     metrics: Arc<Metrics>,
+}
+
+/// What a [`Stopper`] acts on: the HTTP server running now (a new one after an exec that
+/// failed), and the program file to run again.
+struct Control {
+    http: Mutex<tiny::Stopper>,
+    program: Option<Program>,
+}
+
+/// How the binary was started: the program file to run again, which lets the server replace
+/// its own image (see [`Stopper::upgrade`]), and what the image before this one handed over.
+pub struct Launch {
+    program: Program,
+    inherited: Option<Inherited>,
+}
+
+impl Launch {
+    /// Lets `SIGHUP` in, once the caller handles it: a re-exec blocks it until then, so that
+    /// one sent meanwhile waits instead of ending the process.
+    pub fn accept_hangups() {
+        tiny::accept_hangups();
+    }
+
+    /// This process's program file and arguments, and what the image before it handed over
+    /// (named in its environment). To be called once, first thing: the descriptors handed over
+    /// are taken then. The string says why a handoff could not be taken; the server then binds
+    /// its address as usual.
+    pub fn from_process() -> std::io::Result<(Launch, Option<String>)> {
+        let (inherited, problem) = match Inherited::take() {
+            Some(Ok(inherited)) => (Some(inherited), None),
+            Some(Err(problem)) => (None, Some(problem)),
+            None => (None, None),
+        };
+        let launch = Launch {
+            program: Program::current()?,
+            inherited,
+        };
+        Ok((launch, problem))
+    }
 }
 
 impl Server {
     /// Binds `config.addr` (port 0 picks a free port; see [`Server::local_addr`]). Sets the
     /// open-file soft limit as high as the host can carry (see `capacity`) and derives the stream
     /// capacity from the host's limits, unless `config.max_streams` sets it.
+    ///
+    /// A server made so never replaces the process image: see [`Server::start`].
     pub fn bind(config: Config) -> Result<Server, Error> {
+        Server::start(config, None)
+    }
+
+    /// [`Server::bind`] for the binary: with a [`Launch`], the server can replace the process
+    /// image to heal (when tiny_http holds too many connections for good) and to upgrade
+    /// ([`Stopper::upgrade`]); and if the image before this one handed over its listener and
+    /// every feed's messages, it serves them, and binds nothing.
+    pub fn start(config: Config, launch: Option<Launch>) -> Result<Server, Error> {
         let limits = Limits::raise_and_read();
         let capacity = match config.max_streams {
             Some(streams) => Capacity {
@@ -67,15 +119,34 @@ impl Server {
             max_streams: capacity.streams,
             max_fd: RawFd::try_from(limits.open_files).unwrap_or(RawFd::MAX),
             drainable_body: limits.drainable_body(),
+            reexec: launch.is_some(),
         };
         let log = Log {
             quiet: config.quiet,
         };
         // A panic in a handler or a stream is logged with the server's lines, not printed.
         crate::log::route_panics();
+        let (program, inherited) = match launch {
+            Some(launch) => (Some(launch.program), launch.inherited),
+            None => (None, None),
+        };
+        let (handed, carried) = match inherited {
+            Some(inherited) => {
+                let handed = Handed {
+                    listener: inherited.listener,
+                    series: inherited.series,
+                };
+                let carried = Carried {
+                    records: inherited.state,
+                    note: inherited.note,
+                };
+                (Some(handed), Some(carried))
+            }
+            None => (None, None),
+        };
         let token = read_token(&config, log)?;
-        let http = HttpServer::bind(settings, metrics.clone(), log)?;
-        let feeds = open_feeds(&config, log)?;
+        let http = HttpServer::bind(settings, metrics.clone(), log, handed)?;
+        let feeds = open_feeds(&config, carried.as_ref(), log)?;
         for (name, _) in &config.exec {
             program_feed(&feeds, name)?;
         }
@@ -90,11 +161,16 @@ impl Server {
             cors: Cors(config.cors.clone()),
             metrics,
         });
+        let control = Arc::new(Control {
+            http: Mutex::new(http.stopper()),
+            program,
+        });
         Ok(Server {
             http,
             app,
             capacity,
             limits,
+            control,
             programs: config.exec,
             max_message: config.max_message,
             log,
@@ -117,31 +193,80 @@ impl Server {
 
     pub fn stopper(&self) -> Stopper {
         Stopper {
-            http: self.http.stopper(),
+            control: self.control.clone(),
             metrics: self.app.metrics.clone(),
         }
     }
 
     /// Serves requests until stopped, then gives every stream a moment to end its body, and the
     /// log a moment to be written.
-    pub fn run(self) -> Result<(), Error> {
-        let feeds = self.app.feeds.clone();
-        let lines = program_lines(feeds.clone(), self.log);
-        let programs = Programs::start(&self.programs, self.max_message, &lines, self.log)
-            .map_err(|source| Error::Start {
+    ///
+    /// Stopped to replace the process image, it hands the listener and every feed's messages to
+    /// the program it runs, and does not return. If the exec fails, it serves on, on the same
+    /// listener, with the same messages.
+    pub fn run(mut self) -> Result<(), Error> {
+        let log = self.log;
+        let mut programs = Some(self.start_programs()?);
+        loop {
+            let ran = self.http.run(self.app.clone());
+            let handoff = match ran {
+                Ok(Ran::Reexec(handoff)) => handoff,
+                stopped => {
+                    if let Some(running) = programs.take() {
+                        running.stop();
+                    }
+                    self.app.feeds.sync();
+                    Log::flush(FLUSH_AT_STOP);
+                    return stopped.map(|_| ());
+                }
+            };
+            self.app.feeds.sync();
+            if let Some(program) = &self.control.program {
+                // Healing runs this very image again, whatever file is at the path now.
+                let path = match handoff.reason {
+                    Reason::Upgrade => program.path.as_path(),
+                    Reason::Heal { .. } => Path::new("/proc/self/exe"),
+                };
+                // The new image starts the programs again; these would run on unwatched.
+                if let Some(running) = programs.take() {
+                    running.stop();
+                }
+                let carried = self.app.feeds.carry();
+                // The lines written so far go out before this image ends.
+                Log::flush(FLUSH_AT_STOP);
+                let error = handoff.exec(path, &program.args, &carried.records, &carried.note);
+                log.line(format_args!(
+                    "cannot replace the process image with {}: {error}; serving on",
+                    path.display()
+                ));
+            }
+            self.http = handoff.serve_again()?;
+            *lock(&self.control.http) = self.http.stopper();
+            if programs.is_none() {
+                programs = Some(self.start_programs()?);
+            }
+        }
+    }
+
+    /// Starts the `--exec` programs, each line a message in its feed.
+    fn start_programs(&self) -> Result<Programs, Error> {
+        let lines = program_lines(self.app.feeds.clone(), self.log);
+        Programs::start(&self.programs, self.max_message, &lines, self.log).map_err(|source| {
+            Error::Start {
                 what: "a program's supervisor thread",
                 source: source.into(),
-            })?;
-        let served = self.http.run(self.app);
-        programs.stop();
-        feeds.sync();
-        Log::flush(FLUSH_AT_STOP);
-        served
+            }
+        })
     }
 }
 
-/// The feeds, with what the store holds of each if there is one.
-fn open_feeds(config: &Config, log: Log) -> Result<Feeds, Error> {
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The feeds, with what the store holds of each if there is one, or what the image before this
+/// one `carried` over.
+fn open_feeds(config: &Config, carried: Option<&Carried>, log: Log) -> Result<Feeds, Error> {
     let bounds = Bounds {
         max_messages: config.history,
         ..Bounds::default()
@@ -150,17 +275,21 @@ fn open_feeds(config: &Config, log: Log) -> Result<Feeds, Error> {
         path: config.store.clone().unwrap_or_default(),
         source,
     };
-    let (journal, stored) = match &config.store {
-        Some(path) => {
+    let mut noted = carried.map_or_else(Vec::new, |carried| Noted::read(&carried.note));
+    let (journal, loaded) = match (&config.store, carried) {
+        (Some(path), _) => {
             let (journal, loaded) = Journal::open(path, config.history).map_err(store_error)?;
-            for problem in loaded.problems {
-                log.line(format_args!("store: {problem}"));
-            }
-            (Some(journal), loaded.feeds)
+            // The store knows what was held before its messages; the note is of memory.
+            noted.iter_mut().for_each(|note| note.before = None);
+            (Some(journal), loaded)
         }
-        None => (None, Vec::new()),
+        (None, Some(carried)) => (None, journal::decode_all(&carried.records, config.history)),
+        (None, None) => (None, journal::Loaded::default()),
     };
-    let rooms = feeds::rooms(stored, bounds, SystemTime::now());
+    for problem in loaded.problems {
+        log.line(format_args!("store: {problem}"));
+    }
+    let rooms = feeds::rooms(loaded.feeds, &noted, bounds, SystemTime::now());
     if rooms.len() > config.max_feeds {
         // Stored by a run with a larger bound: each is served, and none is added.
         log.line(format_args!(
@@ -235,7 +364,27 @@ fn read_token(config: &Config, log: Log) -> Result<Option<Token>, Error> {
 impl Stopper {
     /// Asks the server to stop: the request loop returns and every stream ends its body.
     pub fn stop(&self) {
-        self.http.stop();
+        lock(&self.control.http).stop();
+    }
+
+    /// Replaces the process image with the program file it was started from (a new version,
+    /// if the file was replaced), with the same PID and arguments: the server stops accepting,
+    /// ends every stream (pages reconnect at once and resume by `Last-Event-ID`), and hands its
+    /// listener and every feed's messages to the new image, which serves them. Connections that
+    /// arrive meanwhile wait in the listen queue.
+    ///
+    /// The file must first start and print its version ([`Program::check`]); if it does not,
+    /// nothing changes. Returns what it printed, or why there is no upgrade.
+    pub fn upgrade(&self) -> Result<String, String> {
+        let program =
+            (self.control.program.as_ref()).ok_or("this server was not started by its binary")?;
+        let version = program
+            .check()
+            .map_err(|error| format!("{}: {error}", program.path.display()))?;
+        if !lock(&self.control.http).upgrade() {
+            return Err("the server is stopping already".into());
+        }
+        Ok(version)
     }
 
     /// How many event streams are open right now.

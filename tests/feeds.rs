@@ -536,3 +536,36 @@ fn streams_that_join_while_three_feeds_are_published_to_miss_none_and_repeat_non
         assert_eq!(stream.ids(ids.len()), *ids, "{}", feeds[*at]);
     }
 }
+
+#[test]
+fn a_re_exec_carries_every_feed_and_each_feeds_ids_go_on() {
+    let binary = std::ffi::OsStr::new(common::process::THIS_BUILD);
+    let args = ["--publish-limit", "0"];
+    let server = ServerProcess::launch_logging(binary, &[], &args).unwrap();
+    let addr = server.addr;
+    let news: Vec<u64> = (0..2)
+        .map(|i| publish(addr, "news", &format!("news {i}")))
+        .collect();
+    let chat = publish(addr, "chat", "in the chat");
+    server.signal("HUP");
+    // The new image says its capacity, as every start does.
+    assert!(
+        wait_for(Duration::from_secs(10), || server
+            .stderr()
+            .matches("sse-htmx: capacity")
+            .count()
+            >= 2),
+        "{}",
+        server.stderr()
+    );
+    let list = request(addr, "GET", "/feeds", "").text();
+    assert!(list.contains(">news</a> · 2 messages<"), "{list}");
+    // A page that saw the first news message gets the second, then the next, which follows it.
+    let mut resumed = Stream::open(addr, "news", &format!("Last-Event-ID: {}\r\n", news[0]));
+    assert_eq!(resumed.ids(1), [news[1]]);
+    let next = publish(addr, "news", "after the re-exec");
+    assert_eq!(next, news[1] + 1, "the feed's ids go on from its last");
+    assert_eq!(resumed.ids(1), [next]);
+    assert_eq!(Stream::open(addr, "chat", "").ids(1), [chat]);
+    assert_eq!(publish(addr, "chat", "again"), chat + 1);
+}

@@ -31,18 +31,69 @@ pub fn valid_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// The rooms of the feeds a store held, the chat's first: it exists even if none was stored.
-pub fn rooms(stored: Vec<(String, Held)>, bounds: Bounds, now: SystemTime) -> Vec<(String, Room)> {
-    let mut rooms: Vec<(String, Room)> = stored
-        .into_iter()
-        .map(|(name, held)| (name, Room::restored(bounds, held, now)))
-        .collect();
+/// The rooms of the feeds the store (or the image before this one) held, the chat's first: it
+/// exists even if none was stored. With `noted` (what the image before said of its feeds, see
+/// [`Noted`]), each noted feed's ids go on from its last, and a noted feed with no message held
+/// is a feed still.
+pub fn rooms(
+    mut stored: Vec<(String, Held)>,
+    noted: &[Noted],
+    bounds: Bounds,
+    now: SystemTime,
+) -> Vec<(String, Room)> {
+    for note in noted {
+        if !stored.iter().any(|(name, _)| *name == note.feed) {
+            stored.push((note.feed.clone(), Held::default()));
+        }
+    }
+    let room = |(name, held): (String, Held)| {
+        let room = match noted.iter().find(|note| note.feed == name) {
+            Some(note) => Room::carried(bounds, held, note.before, note.last, now),
+            None => Room::restored(bounds, held, now),
+        };
+        (name, room)
+    };
+    let mut rooms: Vec<(String, Room)> = stored.into_iter().map(room).collect();
     let chat = match rooms.iter().position(|(name, _)| name == CHAT) {
         Some(at) => rooms.remove(at),
         None => (CHAT.into(), Room::new(bounds, now)),
     };
     rooms.insert(0, chat);
     rooms
+}
+
+/// What the image before this one said of one of its feeds (see `Carried::note`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Noted {
+    pub feed: String,
+    /// The id before the oldest message it held.
+    pub before: Option<u64>,
+    /// The last id it gave.
+    pub last: Option<u64>,
+}
+
+impl Noted {
+    /// The feeds of a note `NAME,before=ID,last=ID;…`; what is not a feed's is left out.
+    pub fn read(note: &str) -> Vec<Noted> {
+        let noted = |entry: &str| {
+            let mut fields = entry.split(',');
+            let feed = fields.next().filter(|name| valid_name(name))?.to_owned();
+            let mut noted = Noted {
+                feed,
+                before: None,
+                last: None,
+            };
+            for field in fields {
+                match field.split_once('=') {
+                    Some(("before", id)) => noted.before = id.parse().ok(),
+                    Some(("last", id)) => noted.last = id.parse().ok(),
+                    _ => {}
+                }
+            }
+            Some(noted)
+        };
+        note.split(';').filter_map(noted).collect()
+    }
 }
 
 /// One feed: its messages, and its streams by fan-out share (so that a fan-out thread walks
@@ -265,5 +316,49 @@ mod tests {
         assert!(crate::app::chat::lock(&feeds.names).awaited.len() == 1);
         feeds.unwatch("gone");
         assert!(crate::app::chat::lock(&feeds.names).awaited.is_empty());
+    }
+
+    #[test]
+    fn a_note_names_each_feed_with_the_ids_around_its_messages() {
+        let noted = Noted::read("chat,before=3,last=9;news,before=,last=12;Bad,last=1;;x");
+        let expect = |feed: &str, before, last| Noted {
+            feed: feed.into(),
+            before,
+            last,
+        };
+        assert_eq!(
+            noted,
+            [
+                expect("chat", Some(3), Some(9)),
+                expect("news", None, Some(12)),
+                expect("x", None, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn rooms_put_the_chat_first_and_keep_a_noted_feed_with_nothing_held() {
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(10);
+        let stored = vec![("news".to_owned(), Held::default())];
+        let noted = Noted::read("quiet,before=,last=41;news,before=,last=7");
+        let mut rooms = rooms(stored, &noted, Bounds::default(), now);
+        let names: Vec<&str> = rooms.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["chat", "news", "quiet"]);
+        let draft = || super::super::message::Draft {
+            name: "a".into(),
+            text: "b".into(),
+        };
+        let next = |room: &mut Room| room.publish(draft(), now, |_| Ok(())).unwrap().id;
+        assert_eq!(next(&mut rooms[1].1), 8, "news goes on from its last");
+        assert_eq!(
+            next(&mut rooms[2].1),
+            42,
+            "so does a feed with nothing held"
+        );
+        assert_eq!(
+            next(&mut rooms[0].1),
+            10_000_000,
+            "the chat, not noted, at the clock"
+        );
     }
 }

@@ -203,8 +203,7 @@ fn read(file: &File, len: u64, keep: usize, loaded: &mut Loaded) -> io::Result<O
     let mut r = BufReader::new(file);
     let mut pos = header::LEN;
     r.seek(SeekFrom::Start(pos))?;
-    // Each feed's held messages, kept in a queue while reading.
-    let mut feeds: Vec<(String, Held, VecDeque<Message>)> = Vec::new();
+    let mut gathered = Gathered::default();
     // Where the current stretch of unreadable bytes began.
     let mut bad_from = None;
     while pos < len {
@@ -218,38 +217,83 @@ fn read(file: &File, len: u64, keep: usize, loaded: &mut Loaded) -> io::Result<O
             let problem = format!("skipped {skipped} unreadable bytes at offset {start}");
             loaded.problems.push(problem);
         }
-        let at = match feeds.iter().position(|(name, ..)| *name == feed) {
-            Some(at) => at,
-            None => {
-                feeds.push((feed, Held::default(), VecDeque::new()));
-                feeds.len() - 1
-            }
-        };
-        let (_, held, kept) = &mut feeds[at];
-        match held.last_id {
-            Some(last) if message.id <= last => loaded.problems.push(format!(
-                "skipped the record at offset {pos}: its id {} is not above {last}",
-                message.id
-            )),
-            _ => {
-                held.last_id = Some(message.id);
-                kept.push_back(message);
-                if kept.len() > keep {
-                    held.before = kept.pop_front().map(|m| m.id);
-                }
-            }
+        let id = message.id;
+        if let Err(last) = gathered.take(feed, message, keep) {
+            loaded.problems.push(format!(
+                "skipped the record at offset {pos}: its id {id} is not above {last}"
+            ));
         }
         pos += size;
     }
-    loaded.feeds = feeds
-        .into_iter()
-        .map(|(name, held, kept)| {
+    loaded.feeds = gathered.feeds();
+    Ok(bad_from)
+}
+
+/// Each feed's newest messages, gathered record by record.
+#[derive(Default)]
+struct Gathered(Vec<(String, Held, VecDeque<Message>)>);
+
+impl Gathered {
+    /// Holds `message` of `feed`, and at most `keep` of the feed's; a message whose id is not
+    /// above the feed's last is not taken, and the last is given back.
+    fn take(&mut self, feed: String, message: Message, keep: usize) -> Result<(), u64> {
+        let at = match self.0.iter().position(|(name, ..)| *name == feed) {
+            Some(at) => at,
+            None => {
+                self.0.push((feed, Held::default(), VecDeque::new()));
+                self.0.len() - 1
+            }
+        };
+        let (_, held, kept) = &mut self.0[at];
+        if let Some(last) = held.last_id.filter(|&last| message.id <= last) {
+            return Err(last);
+        }
+        held.last_id = Some(message.id);
+        kept.push_back(message);
+        if kept.len() > keep {
+            held.before = kept.pop_front().map(|m| m.id);
+        }
+        Ok(())
+    }
+
+    fn feeds(self) -> Vec<(String, Held)> {
+        let held = |(name, held, kept): (String, Held, VecDeque<Message>)| {
             let messages = kept.into();
             (name, Held { messages, ..held })
-        })
-        .collect();
-    Ok(bad_from)
+        };
+        self.0.into_iter().map(held).collect()
+    }
 }
 
 #[cfg(test)]
 pub(super) mod tests;
+
+/// Messages of `feed` as records, oldest first, with no file header: how the feeds' messages
+/// are handed to a new process image (see `tiny::handoff`). [`decode_all`] reads them back.
+pub fn encode_all<'a>(feed: &str, messages: impl IntoIterator<Item = &'a Message>) -> Vec<u8> {
+    messages.into_iter().flat_map(|m| encode(feed, m)).collect()
+}
+
+/// The newest `keep` messages of each feed of what [`encode_all`] wrote, as [`Journal::open`]
+/// would load them. These bytes come from this program, so anything that is not a record ends
+/// the reading, with a line for the log.
+pub fn decode_all(records: &[u8], keep: usize) -> Loaded {
+    let mut loaded = Loaded::default();
+    let mut gathered = Gathered::default();
+    let mut pos = 0;
+    while pos < records.len() {
+        let Some(((feed, message), size)) = decode(&records[pos..]) else {
+            let problem = format!(
+                "{} bytes at offset {pos} are not a record",
+                records.len() - pos
+            );
+            loaded.problems.push(problem);
+            break;
+        };
+        // One out of order is left out, as from the journal.
+        let _ = gathered.take(feed, message, keep);
+        pos += size;
+    }
+    loaded.feeds = gathered.feeds();
+    loaded
+}

@@ -284,6 +284,16 @@ impl Feeds {
         );
     }
 
+    /// What is handed to the image that replaces the process: every feed's held messages and
+    /// the ids around them (see [`Room::carry`]).
+    pub fn carry(&self) -> super::Carried {
+        let mut carried = super::Carried::default();
+        for feed in self.registry.all() {
+            lock(&feed.room).carry(&feed.name, &mut carried);
+        }
+        carried
+    }
+
     /// Asks the kernel to write the journal to disk, when the server stops (see `journal`:
     /// until then a power cut can lose what was written in the last seconds).
     pub fn sync(&self) {

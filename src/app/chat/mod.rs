@@ -35,6 +35,17 @@ use message::{Draft, Message};
 pub use live::{Feeds, Settings};
 pub use publish::Failure;
 
+/// What is handed from one process image to the next (see `server`): every feed's held
+/// messages, and a note per feed of the ids around them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Carried {
+    /// The held messages, as journal records (each naming its feed).
+    pub records: Vec<u8>,
+    /// `NAME,before=ID,last=ID` per feed, separated by `;`: the id before the oldest held, and
+    /// the last given (either empty).
+    pub note: String,
+}
+
 /// A lock whose holder panicked is still used: every piece of state it guards stays valid
 /// between statements.
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -64,6 +75,43 @@ impl Room {
             ids: IdSource::start(now, stored.last_id),
             history: History::restored(bounds, stored.before, stored.messages),
         }
+    }
+
+    /// This room's part of what is handed to the next image, as the messages of `feed`: its
+    /// held messages as records, and its note (see [`Carried`]).
+    pub fn carry(&self, feed: &str, carried: &mut Carried) {
+        let held = self.history.recent(usize::MAX);
+        carried
+            .records
+            .extend(journal::encode_all(feed, held.iter().map(|m| m.as_ref())));
+        let id = |id: Option<u64>| id.map_or(String::new(), |id| id.to_string());
+        if !carried.note.is_empty() {
+            carried.note.push(';');
+        }
+        carried.note.push_str(&format!(
+            "{feed},before={},last={}",
+            id(self.history.before_oldest()),
+            id(self.history.last_id())
+        ));
+    }
+
+    /// A room the image before this one carried: `held` (from the store, or from the carried
+    /// records), `before` the id before the oldest it held if the store does not say, and ids
+    /// going on from `last`, the last one it gave, whatever the clock says.
+    pub fn carried(
+        bounds: Bounds,
+        held: journal::Held,
+        before: Option<u64>,
+        last: Option<u64>,
+        now: SystemTime,
+    ) -> Room {
+        let held = journal::Held {
+            before: held.before.or(before),
+            ..held
+        };
+        let mut room = Room::restored(bounds, held, now);
+        room.ids = IdSource::after(last.max(room.history.last_id()), now);
+        room
     }
 
     /// Gives the draft an id and a time, hands it to `store` (the journal's append, or nothing),

@@ -1,5 +1,6 @@
-use super::journal::Journal;
+use super::feeds::{CHAT, Noted};
 use super::journal::tests::Dir;
+use super::journal::{self, Journal};
 use super::*;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -160,4 +161,75 @@ fn a_message_the_store_refuses_is_not_published_and_its_id_not_used_again() {
     assert!(room.recent(50).is_empty());
     let next = room.publish(draft("kept"), at(100), no_store).unwrap();
     assert_eq!(next.id, 101);
+}
+
+/// What `room` hands to the next image as the chat's, read back as that image does.
+fn carry_over(room: &Room) -> (Carried, journal::Held, Noted) {
+    let mut carried = Carried::default();
+    room.carry(CHAT, &mut carried);
+    let mut loaded = journal::decode_all(&carried.records, small().max_messages);
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let held = loaded
+        .feeds
+        .pop()
+        .map_or_else(Default::default, |(_, held)| held);
+    let mut noted = Noted::read(&carried.note);
+    assert_eq!(noted.len(), 1, "{}", carried.note);
+    (carried, held, noted.remove(0))
+}
+
+#[test]
+fn a_carried_room_holds_the_same_messages_and_goes_on_from_the_last_id() {
+    let mut room = Room::new(small(), at(1_000_000));
+    for text in ["a", "b", "c", "d"] {
+        room.publish(draft(text), at(2_000_000), no_store).unwrap();
+    }
+    // Held: 1,000,001 to 1,000,003; 1,000,000 was evicted.
+    let (carried, held, noted) = carry_over(&room);
+    assert_eq!(carried.note, "chat,before=1000000,last=1000003");
+    let later = at(9_000_000);
+    let mut next = Room::carried(small(), held, noted.before, noted.last, later);
+    assert_eq!(ids(&next.recent(10)), ids(&room.recent(10)));
+    assert_eq!(next.recent(10)[0].text, "b");
+    // A page that saw the evicted one missed nothing; one that saw 1,000,002 gets the rest.
+    assert_eq!(
+        next.resume(Some("1000000"), 10),
+        room.resume(Some("1000000"), 10)
+    );
+    assert_eq!(ids(&next.resume(Some("1000002"), 10).messages), [1_000_003]);
+    // The clock is far ahead, yet the next id is the one after the last.
+    let e = next.publish(draft("e"), later, no_store).unwrap();
+    assert_eq!(e.id, 1_000_004);
+}
+
+#[test]
+fn an_empty_room_carries_nothing_and_starts_at_the_clock() {
+    let room = Room::new(small(), at(1_000));
+    let (carried, held, noted) = carry_over(&room);
+    assert_eq!(carried.note, "chat,before=,last=");
+    assert!(carried.records.is_empty());
+    let mut next = Room::carried(small(), held, noted.before, noted.last, at(5_000));
+    assert_eq!(next.held(), 0);
+    let x = next.publish(draft("x"), at(5_000), no_store).unwrap();
+    assert_eq!(x.id, 5_000);
+}
+
+#[test]
+fn a_carried_room_with_a_store_reads_the_store_and_goes_on_from_the_last_id() {
+    let dir = Dir::new("carried");
+    let path = dir.file();
+    let (journal, _) = Journal::open(&path, 3).unwrap();
+    let journal = std::cell::RefCell::new(journal);
+    let store = |message: &Message| journal.borrow_mut().append(CHAT, message);
+    let mut room = Room::new(small(), at(1_000_000));
+    room.publish(draft("kept"), at(1_000_000), store).unwrap();
+    let (_, _, noted) = carry_over(&room);
+    drop((room, journal));
+    let (_, mut loaded) = Journal::open(&path, 3).unwrap();
+    let (_, held) = loaded.feeds.pop().unwrap();
+    // The store's own `before` counts; the note's last still sets the next id.
+    let mut next = Room::carried(small(), held, None, noted.last, at(7_000_000));
+    assert_eq!(next.recent(10)[0].text, "kept");
+    let n = next.publish(draft("n"), at(7_000_000), no_store).unwrap();
+    assert_eq!(n.id, 1_000_001);
 }

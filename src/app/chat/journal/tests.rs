@@ -489,3 +489,23 @@ fn a_message_too_large_to_read_back_is_not_written() {
     journal.append(CHAT, &fits).unwrap();
     assert_eq!(chat(&load(&path, 10)).messages, [fits]);
 }
+
+#[test]
+fn records_in_memory_read_back_as_written_each_feed_apart() {
+    let messages = [msg(5, "five"), msg(9, "nine"), msg(12, "twelve")];
+    let records = [
+        encode_all(CHAT, &messages),
+        encode_all("news", &[msg(1, "one")]),
+    ]
+    .concat();
+    let loaded = decode_all(&records, 2);
+    assert_eq!(chat(&loaded).messages, messages[1..]);
+    assert_eq!(chat(&loaded).before, Some(5));
+    assert_eq!(chat(&loaded).last_id, Some(12));
+    assert_eq!(loaded.feeds[1].0, "news");
+    assert_eq!(loaded.feeds[1].1.messages, [msg(1, "one")]);
+    let torn = decode_all(&records[..records.len() - 1], 9);
+    assert_eq!(chat(&torn).messages, messages);
+    assert_eq!(torn.feeds.len(), 1);
+    assert_eq!(torn.problems.len(), 1);
+}
