@@ -137,7 +137,7 @@ fn stderr_goes_to_the_log_with_the_feeds_name() {
     };
     assert!(logged("exec noisy: oops"), "{:?}", server.stderr_tail());
     assert!(
-        logged("exec noisy: exit status: 0"),
+        logged("exec noisy: exit status 0"),
         "{:?}",
         server.stderr_tail()
     );

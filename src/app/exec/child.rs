@@ -3,37 +3,26 @@
 //! reaches only the server, which then stops its programs itself.
 
 use std::io;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use crate::stop::Stop;
+use crate::tiny::Child;
+
+pub use crate::tiny::spawn_shell as spawn;
 
 /// How long a program has to end after `SIGTERM` before it gets `SIGKILL`.
 const GRACE: Duration = Duration::from_secs(1);
 
-/// How often a running program is checked for having exited: std has no wait with a timeout,
+/// How often a running program is checked for having exited: there is no wait with a timeout,
 /// and a tenth of a second is small beside the restart delay.
 const POLL: Duration = Duration::from_millis(100);
-
-/// Starts `command`, its stdin empty, its stdout and stderr piped to us.
-pub fn spawn(command: &str) -> io::Result<Child> {
-    Command::new("/bin/sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-}
 
 /// Waits for `child` to exit, or for the stop; on the stop, ends it (`SIGTERM` to its group,
 /// `SIGKILL` a second later if it is still there). `None` if it was stopped. Either way, what
 /// is left of its group is sent `SIGTERM`, so that a program that put work in the background
 /// and exited does not pile up copies as it is started again.
 pub fn wait(child: &mut Child, stop: &Stop) -> io::Result<Option<ExitStatus>> {
-    let group = child.id();
     let exited = loop {
         if let Some(status) = child.try_wait()? {
             break Some(status);
@@ -42,12 +31,12 @@ pub fn wait(child: &mut Child, stop: &Stop) -> io::Result<Option<ExitStatus>> {
             break None;
         }
     };
-    signal_group(group, libc::SIGTERM);
+    child.signal_group(libc::SIGTERM);
     if exited.is_none() {
         let deadline = Instant::now() + GRACE;
         while child.try_wait()?.is_none() {
             if Instant::now() >= deadline {
-                signal_group(group, libc::SIGKILL);
+                child.signal_group(libc::SIGKILL);
                 child.wait()?;
                 break;
             }
@@ -55,22 +44,6 @@ pub fn wait(child: &mut Child, stop: &Stop) -> io::Result<Option<ExitStatus>> {
         }
     }
     Ok(exited)
-}
-
-/// Sends `signal` to every process in the group `group` leads (the shell's pid is its group's
-/// id). A group that is gone already is no error.
-#[allow(unsafe_code)]
-fn signal_group(group: u32, signal: libc::c_int) {
-    let Ok(group) = libc::pid_t::try_from(group) else {
-        return;
-    };
-    // SAFETY: kill(2) takes two integers and touches none of our memory. (Which processes it
-    // reaches: a group's id is not given to a new process while any member of the group lives,
-    // so after the leader is reaped it names its leftovers or, if there are none, most likely
-    // nothing: a new group would need the pid to come round again.)
-    unsafe {
-        libc::kill(-group, signal);
-    }
 }
 
 #[cfg(test)]

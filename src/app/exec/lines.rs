@@ -63,16 +63,14 @@ pub fn for_each(
 /// characters with [`CUT`] as the last if it has more.
 fn text(bytes: &[u8], max_chars: usize) -> String {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    let text = String::from_utf8_lossy(bytes);
-    match text.char_indices().nth(max_chars) {
-        None => text.into_owned(),
-        Some(_) => {
-            let keep = max_chars.saturating_sub(1);
-            let mut cut: String = text.chars().take(keep).collect();
-            cut.push(CUT);
-            cut
-        }
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    if text.char_indices().nth(max_chars).is_some() {
+        let keep = max_chars.saturating_sub(1);
+        let end = text.char_indices().nth(keep).map_or(text.len(), |(at, _)| at);
+        text.truncate(end);
+        text.push(CUT);
     }
+    text
 }
 
 #[cfg(test)]

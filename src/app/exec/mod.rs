@@ -23,7 +23,7 @@
 mod child;
 mod lines;
 
-use std::io;
+use std::io::{self, Read};
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -70,7 +70,7 @@ impl Programs {
             };
             let stopped = stop.clone();
             let spawned = thread::Builder::new()
-                .name(format!("exec-{feed}"))
+                .name("exec".into())
                 .spawn(move || program.supervise(&stopped));
             match spawned {
                 Ok(supervisor) => supervisors.push(supervisor),
@@ -109,7 +109,7 @@ impl Program {
             let started = Instant::now();
             let (failed, status) = match self.run(stop) {
                 Ok(None) => break,
-                Ok(Some(status)) => (!status.success(), status.to_string()),
+                Ok(Some(status)) => (!status.success(), describe(status)),
                 Err(error) => (true, format!("cannot run: {error}")),
             };
             let exited = Instant::now();
@@ -137,51 +137,68 @@ impl Program {
     fn run(&self, stop: &Stop) -> io::Result<Option<ExitStatus>> {
         let mut child = child::spawn(&self.command)?;
         let feed = &self.feed;
-        self.log.line(format_args!(
-            "exec {feed}: started pid {}: {}",
-            child.id(),
-            printable(&self.command)
-        ));
-        let max_chars = self.max_chars;
+        self.log
+            .line(format_args!("exec {feed}: started, pid {}", child.id()));
         if let Some(stdout) = child.stdout.take() {
             let (sink, feed) = (self.sink.clone(), feed.clone());
-            self.reader("out", move || {
-                lines::for_each(stdout, max_chars, |line| {
+            self.reader(
+                "stdout",
+                Box::new(stdout),
+                Box::new(move |line: String| {
                     // A message has text; a blank line has none.
                     if !line.trim().is_empty() {
                         sink(&feed, line);
                     }
-                })
-            });
+                }),
+            );
         }
         if let Some(stderr) = child.stderr.take() {
             let (log, feed) = (self.log, feed.clone());
-            self.reader("err", move || {
-                lines::for_each(stderr, max_chars, |line| {
-                    log.line(format_args!("exec {feed}: {}", printable(&line)));
-                })
-            });
+            self.reader(
+                "stderr",
+                Box::new(stderr),
+                Box::new(move |line: String| {
+                    // Escaped, as the request lines are: a control character (an escape
+                    // sequence's start, a carriage return) cannot forge or garble other lines.
+                    log.line(format_args!("exec {feed}: {}", line.escape_debug()));
+                }),
+            );
         }
         child::wait(&mut child, stop)
     }
 
-    /// Reads one of the program's outputs on a thread of its own, until the program and
-    /// whatever it started close it. A reader that cannot start drops its pipe, so the program
-    /// is not blocked on it: its writes fail.
-    fn reader(&self, which: &str, read: impl FnOnce() -> io::Result<()> + Send + 'static) {
-        let feed = &self.feed;
-        let log = self.log;
-        let name = format!("exec-{which}-{feed}");
-        let label = format!("exec {feed}: std{which}");
-        let spawned = thread::Builder::new().name(name).spawn(move || {
-            if let Err(error) = read() {
-                log.line(format_args!("{label}: {error}"));
+    /// Reads one of the program's outputs on a thread of its own, each line to `each`, until
+    /// the program and whatever it started close it. A reader that cannot start drops its pipe,
+    /// so the program is not blocked on it: its writes fail. (Boxed: one copy of the reading
+    /// code serves both outputs.)
+    fn reader(
+        &self,
+        which: &'static str,
+        input: Box<dyn Read + Send>,
+        each: Box<dyn FnMut(String) + Send>,
+    ) {
+        let (feed, log, max_chars) = (self.feed.clone(), self.log, self.max_chars);
+        let spawned = thread::Builder::new().name(which.into()).spawn(move || {
+            if let Err(error) = lines::for_each(input, max_chars, each) {
+                log.line(format_args!("exec {feed}: {which}: {error}"));
             }
         });
         if let Err(error) = spawned {
+            let feed = &self.feed;
             self.log
-                .line(format_args!("exec {feed}: std{which} unread: {error}"));
+                .line(format_args!("exec {feed}: {which} unread: {error}"));
         }
+    }
+}
+
+/// How a program ended, for the log: `exit status 1`, `signal 9`. (Not std's text, which
+/// names signals from a table the binary need not carry.)
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => format!("signal {signal}"),
+        (None, None) => "ended".into(),
     }
 }
 
@@ -189,14 +206,6 @@ impl Program {
 fn delay_after(failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(6);
     (FIRST * (1 << doublings)).min(LONGEST)
-}
-
-/// A program's line as a log line: a control character (an escape sequence's start, a carriage
-/// return) cannot forge or garble other lines.
-fn printable(line: &str) -> String {
-    line.chars()
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect()
 }
 
 #[cfg(test)]

@@ -46,8 +46,3 @@ fn fast_failures_double_the_delay_up_to_a_minute() {
     let delays: Vec<u64> = (1..=9).map(|n| delay_after(n).as_secs()).collect();
     assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
 }
-
-#[test]
-fn control_characters_do_not_reach_the_log() {
-    assert_eq!(printable("a\x1b[2Jb\rc"), "a\u{FFFD}[2Jb\u{FFFD}c");
-}
