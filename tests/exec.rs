@@ -1,8 +1,8 @@
 //! Programs whose output is a feed (`--exec NAME=COMMAND`), over real TCP: each line a message of
 //! the feed (cut, not refused, when too long), started again a second after it exits and later
 //! while it keeps failing, stopped with the server (the processes it started too, one that
-//! ignores `SIGTERM` included), its stderr in the log, and a program that writes without pause
-//! held to bounded memory.
+//! ignores `SIGTERM` included), stopped before a re-exec and started again by the new image,
+//! its stderr in the log, and a program that writes without pause held to bounded memory.
 
 mod common;
 
@@ -180,4 +180,24 @@ fn a_program_that_writes_without_pause_is_held_to_bounded_memory() {
             && after_three_times_as_many < 128 * 1024,
         "{after_many} KiB, then {after_three_times_as_many} KiB"
     );
+}
+
+#[test]
+fn a_reexec_stops_the_programs_and_the_new_image_starts_them_again() {
+    let server = ServerProcess::start(&["--exec", "pids=echo $$; exec sleep 600"]);
+    let addr = server.addr;
+    let first: u32 = Feed::open(addr, "pids").next().0.parse().unwrap();
+    server.signal("HUP");
+    assert!(
+        wait_for(Duration::from_secs(10), || ended(first)),
+        "{first} runs on after the image was replaced"
+    );
+    // The new image carries the feed's messages over and starts the program again.
+    let mut feed = Feed::open(addr, "pids");
+    let mut texts = Vec::new();
+    while !texts.iter().any(|text: &String| text != &first.to_string()) {
+        texts.push(feed.next().0);
+    }
+    let second: u32 = texts.last().unwrap().parse().unwrap();
+    assert!(!ended(second));
 }

@@ -1,6 +1,6 @@
-//! One run of a program: `/bin/sh -c COMMAND` in a process group of its own, so that a signal
-//! reaches what the shell started (`tail` in `sh -c 'tail -F ...'`) and a Ctrl-C at the terminal
-//! reaches only the server, which then stops its programs itself.
+//! One run of a program: `/bin/sh -c COMMAND` (started by `tiny::shell`) in a process group of
+//! its own, so that a signal reaches what the shell started (`tail` in `sh -c 'tail -F ...'`) and
+//! a Ctrl-C at the terminal reaches only the server, which then stops its programs itself.
 
 use std::io;
 use std::process::ExitStatus;

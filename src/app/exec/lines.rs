@@ -66,7 +66,10 @@ fn text(bytes: &[u8], max_chars: usize) -> String {
     let mut text = String::from_utf8_lossy(bytes).into_owned();
     if text.char_indices().nth(max_chars).is_some() {
         let keep = max_chars.saturating_sub(1);
-        let end = text.char_indices().nth(keep).map_or(text.len(), |(at, _)| at);
+        let end = text
+            .char_indices()
+            .nth(keep)
+            .map_or(text.len(), |(at, _)| at);
         text.truncate(end);
         text.push(CUT);
     }
