@@ -7,7 +7,8 @@
 mod recovery;
 
 use recovery::{
-    Continuity, Ping, REEXEC_LINE, back_for_good, event_ids, metric_value, quick_again, reexecs_in,
+    Answered, Continuity, Ping, REEXEC_LINE, back_for_good, event_ids, metric_value, quick_again,
+    reexecs_in,
 };
 
 #[test]
@@ -158,4 +159,20 @@ fn a_metric_is_read_by_its_exact_name() {
 fn the_reexec_line_is_the_one_the_server_writes() {
     // The server's log line is its only count of re-execs; a change of wording must show here.
     assert!(include_str!("../src/tiny/sweep.rs").contains(REEXEC_LINE));
+}
+
+#[test]
+fn pings_between_two_times_with_their_answers() {
+    let record = pings(-1.0, 1.0, |at| (at < 0.5).then_some(at + 2.0));
+    let storm = Answered::between(&record, -0.5, 0.0);
+    assert_eq!(storm.sent, 10);
+    assert_eq!(storm.latencies_ms.len(), 10);
+    assert!((storm.latencies_ms[0] - 1.5).abs() < 1e-6);
+    let after = Answered::between(&record, 0.0, 1.0);
+    assert_eq!(
+        (after.sent, after.latencies_ms.len()),
+        (20, 10),
+        "failed from 0.5 s on"
+    );
+    assert_eq!(Answered::between(&record, 5.0, 6.0), Answered::default());
 }

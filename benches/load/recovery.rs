@@ -70,6 +70,27 @@ pub struct Ping {
     pub latency_ms: Option<f64>,
 }
 
+/// The pings sent in a span of time: how many, and how long those answered took (ms).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Answered {
+    pub sent: usize,
+    pub latencies_ms: Vec<f64>,
+}
+
+impl Answered {
+    /// The pings sent from `from` (included) to `to` (excluded).
+    pub fn between(pings: &[Ping], from: f64, to: f64) -> Answered {
+        let sent: Vec<&Ping> = pings
+            .iter()
+            .filter(|ping| ping.at >= from && ping.at < to)
+            .collect();
+        Answered {
+            sent: sent.len(),
+            latencies_ms: sent.iter().filter_map(|ping| ping.latency_ms).collect(),
+        }
+    }
+}
+
 /// The first ping sent at or after the storm's end (time 0) from which the pings of the next
 /// `window` seconds were all answered with a p99 (nearest rank) under `limit_ms`. A window
 /// counts only once a ping was sent after it, so that it is complete. `None` if no window

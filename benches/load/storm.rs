@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use crate::ping::request_status;
 use crate::process::{ServerProcess, field_number, proc_open_fds, proc_status};
-use crate::recovery::{Continuity, Ping, back_for_good, metric_value, quick_again, reexecs_in};
+use crate::recovery::{
+    Answered, Continuity, Ping, back_for_good, metric_value, quick_again, reexecs_in,
+};
 use crate::settings::{Settings, env_number};
 use crate::storm_page::{Page, Seen};
 use crate::storm_traffic::{lock, ping_throughout, storm};
@@ -79,9 +81,11 @@ pub struct StormReport {
     pub first_failure: Option<String>,
     /// From the first storm connection to the closing of them all.
     pub storm: Duration,
-    /// Pings sent during the storm, and the latencies of those answered (ms).
-    pub pings_sent: usize,
-    pub pings_answered: Vec<f64>,
+    /// The pings of the storm itself (the client's part: the server takes in what is queued
+    /// after it), and those from its start until all of the three below were back, or until
+    /// the run gave up.
+    pub pings_in_storm: Answered,
+    pub pings_until_back: Answered,
     pub reexecs: usize,
     /// The highest `http_held_unrecoverable` that `/metrics` answered after the storm (during
     /// it, the server may have no descriptor to answer with).
@@ -174,10 +178,12 @@ pub fn run_storm(settings: &Settings) -> Result<StormReport, String> {
     }
     let record = ping_record();
     let storm_from = since_end(storm_start);
-    let during: Vec<&Ping> = record
-        .iter()
-        .filter(|ping| ping.at >= storm_from && ping.at < 0.0)
-        .collect();
+    let (healthz_back, footprint_back) = (back_for_good(&health), back_for_good(&back));
+    let ping_back = quick_again(&record, WINDOW.as_secs_f64(), QUICK_MS);
+    let all_back = match (healthz_back, footprint_back, ping_back) {
+        (Some(a), Some(b), Some(c)) => a.max(b).max(c),
+        _ => since_end(Instant::now()),
+    };
 
     let published_after = publish(addr, "after the storm").is_ok();
     let chat_before = chat.seen().ids.len();
@@ -201,13 +207,13 @@ pub fn run_storm(settings: &Settings) -> Result<StormReport, String> {
         failed,
         first_failure,
         storm: ended - storm_start,
-        pings_sent: during.len(),
-        pings_answered: during.iter().filter_map(|ping| ping.latency_ms).collect(),
+        pings_in_storm: Answered::between(&record, storm_from, 0.0),
+        pings_until_back: Answered::between(&record, storm_from, all_back),
         reexecs: reexecs_in(&server.stderr()),
         held_peak,
-        healthz_back: back_for_good(&health),
-        footprint_back: back_for_good(&back),
-        ping_back: quick_again(&record, WINDOW.as_secs_f64(), QUICK_MS),
+        healthz_back,
+        footprint_back,
+        ping_back,
         before,
         after,
         counter,

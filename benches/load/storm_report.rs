@@ -1,6 +1,7 @@
 //! What the storm scenario's report says: a table for people and one JSON line for tools.
 
 use crate::output::{Json, Table, spread_text};
+use crate::recovery::Answered;
 use crate::stats::Spread;
 use crate::storm::{PageReport, QUICK_MS, SLACK, StormReport, WINDOW};
 use crate::storm_traffic::SHAPES;
@@ -31,8 +32,12 @@ fn page_text(page: &PageReport) -> String {
     )
 }
 
-fn answered_spread(r: &StormReport) -> Option<Spread> {
-    Spread::of(&mut r.pings_answered.clone())
+fn spread(pings: &Answered) -> Option<Spread> {
+    Spread::of(&mut pings.latencies_ms.clone())
+}
+
+fn answered_text(pings: &Answered) -> String {
+    format!("{} / {}", pings.latencies_ms.len(), pings.sent)
 }
 
 pub fn storm_table(r: &StormReport) -> Table {
@@ -52,11 +57,19 @@ pub fn storm_table(r: &StormReport) -> Table {
     t.row("storm duration", format!("{:.2} s", r.storm.as_secs_f64()));
     t.row(
         "pings answered / sent during the storm",
-        format!("{} / {}", r.pings_answered.len(), r.pings_sent),
+        answered_text(&r.pings_in_storm),
     );
     t.row(
         "ping latency during the storm (p50 / p99 / max)",
-        spread_text(answered_spread(r), "ms"),
+        spread_text(spread(&r.pings_in_storm), "ms"),
+    );
+    t.row(
+        "pings answered / sent from the storm's start until all back",
+        answered_text(&r.pings_until_back),
+    );
+    t.row(
+        "ping latency until all back (p50 / p99 / max)",
+        spread_text(spread(&r.pings_until_back), "ms"),
     );
     t.row("re-execs", r.reexecs.to_string());
     t.row(
@@ -107,9 +120,17 @@ pub fn storm_json(r: &StormReport) -> String {
     json.int("opened", r.opened as u64);
     json.int("failed", r.failed as u64);
     json.num("storm_s", Some(r.storm.as_secs_f64()));
-    json.int("pings_sent", r.pings_sent as u64);
-    json.int("pings_answered", r.pings_answered.len() as u64);
-    json.spread("ping_ms", answered_spread(r));
+    for (name, pings) in [
+        ("storm", &r.pings_in_storm),
+        ("until_back", &r.pings_until_back),
+    ] {
+        json.int(&format!("pings_sent_{name}"), pings.sent as u64);
+        json.int(
+            &format!("pings_answered_{name}"),
+            pings.latencies_ms.len() as u64,
+        );
+        json.spread(&format!("ping_ms_{name}"), spread(pings));
+    }
     json.int("reexecs", r.reexecs as u64);
     json.opt_int("held_peak", r.held_peak);
     json.num("healthz_back_s", r.healthz_back);
