@@ -51,7 +51,9 @@
 //! The modules, in the order of a run: [`settings`], the server [`process`] (or a [`peer`]) and
 //! its [`footprint`], the [`client`] with its [`parser`], the [`ping`] timer and the [`publish`]er,
 //! the [`scenarios`] and the [`fanout`] run, their [`stats`] and [`deliveries`], and the
-//! [`report`] and [`fanout_report`] written through [`output`].
+//! [`report`] and [`fanout_report`] written through [`output`]. The storm scenario has its own:
+//! the [`storm`] run with its [`storm_traffic`] and [`storm_page`]s, what it concludes in
+//! [`recovery`], and its [`storm_report`].
 
 mod client;
 mod deliveries;
