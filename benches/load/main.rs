@@ -52,7 +52,8 @@
 //! its [`footprint`], the [`client`] with its [`parser`], the [`ping`] timer and the [`publish`]er,
 //! the [`scenarios`] and the [`fanout`] run, their [`stats`] and [`deliveries`], and the
 //! [`report`] and [`fanout_report`] written through [`output`]. The storm scenario has its own:
-//! the [`storm`] run with its [`storm_traffic`] and [`storm_page`]s, what it concludes in
+//! the [`storm`] run with its [`storm_traffic`], its [`storm_page`]s and its [`storm_watch`], what
+//! it concludes in
 //! [`recovery`], and its [`storm_report`].
 
 mod client;
@@ -77,6 +78,7 @@ mod storm;
 mod storm_page;
 mod storm_report;
 mod storm_traffic;
+mod storm_watch;
 
 use std::thread;
 

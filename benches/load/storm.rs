@@ -3,21 +3,19 @@
 //! How many `POST /ping` does it answer during the storm, how many times does it re-exec, how
 //! long after the storm is it back, and did the pages go on with no id skipped or repeated?
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::ping::request_status;
-use crate::process::{ServerProcess, field_number, proc_open_fds, proc_status};
-use crate::recovery::{
-    Answered, Continuity, Ping, back_for_good, metric_value, quick_again, reexecs_in,
-};
+use crate::process::ServerProcess;
+use crate::recovery::{Answered, Continuity, back_for_good, quick_again, reexecs_in};
 use crate::settings::{Settings, env_number};
 use crate::storm_page::{Page, Seen};
-use crate::storm_traffic::{lock, ping_throughout, storm};
+use crate::storm_traffic::{ping_throughout, storm};
+use crate::storm_watch::{RECOVERY_LIMIT, footprint, ping_record, since, watch};
 
 /// The storm scenario's settings (`LOAD_STORM`, `LOAD_STORM_NOFILE`).
 pub struct StormSettings {
@@ -54,10 +52,6 @@ const SERVER_ARGS: [&str; 6] = [
 ];
 /// No storm connection is started later than this after the first.
 const STORM_LIMIT: Duration = Duration::from_secs(30);
-/// After the storm, how long the server has to come back before the run gives up.
-const RECOVERY_LIMIT: Duration = Duration::from_secs(60);
-/// How often `/healthz` and the server's threads and descriptors are looked at after the storm.
-const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// The threads and descriptors over the count before the storm that still count as back.
 pub const SLACK: u64 = 64;
 /// `POST /ping` is quick again when its p99 over this window is under [`QUICK_MS`]...
@@ -115,9 +109,9 @@ pub fn run_storm(settings: &Settings) -> Result<StormReport, String> {
     };
     let mut server = ServerProcess::launch_logging(&settings.server_bin, prefix, &SERVER_ARGS)?;
     let (addr, pid) = (server.addr, server.pid());
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
     let run_limit = Instant::now() + STORM_LIMIT + RECOVERY_LIMIT + PAGE_WAIT * 3;
-    let (pings, pinger) = ping_throughout(addr, stop.clone(), run_limit)?;
+    let (pings, pinger) = ping_throughout(addr, stop.0.clone(), run_limit)?;
     publish(addr, "before the storm")?;
     let counter = Page::open(addr, "/connect")?;
     let chat = Page::open(addr, "/chat/stream")?;
@@ -137,62 +131,30 @@ pub fn run_storm(settings: &Settings) -> Result<StormReport, String> {
     let opened = sent.iter().map(|sent| sent.open.len()).sum();
     let failed = sent.iter().map(|sent| sent.failed).sum();
     let first_failure = sent.iter().find_map(|sent| sent.first_failure.clone());
+    // Closes every connection of the storm: its end.
     drop(sent);
     let ended = Instant::now();
+    let watched = watch(addr, pid, before, ended, &pings);
 
-    let since_end = |at: Instant| -> f64 {
-        match at.checked_duration_since(ended) {
-            Some(after) => after.as_secs_f64(),
-            None => -(ended - at).as_secs_f64(),
-        }
-    };
-    // In the order they were sent: they are recorded as they end.
-    let ping_record = || -> Vec<Ping> {
-        let mut record: Vec<Ping> = lock(&pings)
-            .iter()
-            .map(|&(at, latency_ms)| Ping {
-                at: since_end(at),
-                latency_ms,
-            })
-            .collect();
-        record.sort_by(|a, b| a.at.total_cmp(&b.at));
-        record
-    };
-    let (mut health, mut back) = (Vec::new(), Vec::new());
-    let mut held_peak = None;
-    let settled = |samples: &[(f64, bool)], now: f64| {
-        back_for_good(samples).is_some_and(|at| now - at >= WINDOW.as_secs_f64())
-    };
-    while ended.elapsed() < RECOVERY_LIMIT {
-        health.push((since_end(Instant::now()), healthz(addr)));
-        held_peak = held_peak.max(held_unrecoverable(addr));
-        let within = footprint(pid)
-            .is_some_and(|(threads, fds)| threads <= before.0 + SLACK && fds <= before.1 + SLACK);
-        let now = since_end(Instant::now());
-        back.push((now, within));
-        let quick = quick_again(&ping_record(), WINDOW.as_secs_f64(), QUICK_MS).is_some();
-        if quick && settled(&health, now) && settled(&back, now) {
-            break;
-        }
-        thread::sleep(SAMPLE_EVERY);
-    }
-    let record = ping_record();
-    let storm_from = since_end(storm_start);
-    let (healthz_back, footprint_back) = (back_for_good(&health), back_for_good(&back));
+    let record = ping_record(&pings, ended);
+    let storm_from = since(ended, storm_start);
+    let (healthz_back, footprint_back) = (
+        back_for_good(&watched.health),
+        back_for_good(&watched.footprint),
+    );
     let ping_back = quick_again(&record, WINDOW.as_secs_f64(), QUICK_MS);
     let all_back = match (healthz_back, footprint_back, ping_back) {
         (Some(a), Some(b), Some(c)) => a.max(b).max(c),
-        _ => since_end(Instant::now()),
+        _ => since(ended, Instant::now()),
     };
 
-    let published_after = publish(addr, "after the storm").is_ok();
-    let chat_before = chat.seen().ids.len();
-    let counter_before = counter.seen().ids.len();
-    let published_after_arrived = published_after
+    // Counted before publishing, so that an arrival before the count is not missed.
+    let (chat_before, counter_before) = (chat.seen().ids.len(), counter.seen().ids.len());
+    let published_after_arrived = publish(addr, "after the storm").is_ok()
         && wait_for(PAGE_WAIT, || {
             chat.seen().ids.len() > chat_before && counter.seen().ids.len() >= counter_before + 3
         });
-    stop.store(true, Ordering::SeqCst);
+    drop(stop);
     let _ = pinger.join();
     let page = |seen: Seen| PageReport {
         continuity: Continuity::of(&seen.ids),
@@ -210,7 +172,7 @@ pub fn run_storm(settings: &Settings) -> Result<StormReport, String> {
         pings_in_storm: Answered::between(&record, storm_from, 0.0),
         pings_until_back: Answered::between(&record, storm_from, all_back),
         reexecs: reexecs_in(&server.stderr()),
-        held_peak,
+        held_peak: watched.held_peak,
         healthz_back,
         footprint_back,
         ping_back,
@@ -224,30 +186,13 @@ pub fn run_storm(settings: &Settings) -> Result<StormReport, String> {
     })
 }
 
-/// The server's threads and open descriptors; `None` once it is gone.
-fn footprint(pid: u32) -> Option<(u64, u64)> {
-    let threads = field_number(&proc_status(pid)?, "Threads:")?;
-    Some((threads, proc_open_fds(pid)?))
-}
+/// Sets the flag that stops the pings when dropped, so that an early return stops them too.
+struct StopOnDrop(Arc<AtomicBool>);
 
-fn healthz(addr: SocketAddr) -> bool {
-    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    request_status(addr, request, Duration::from_millis(500)) == Ok(200)
-}
-
-/// `http_held_unrecoverable` from `/metrics`, read to the end of the connection (the server
-/// closes it after the answer); `None` if it does not answer within 2 s.
-fn held_unrecoverable(addr: SocketAddr) -> Option<u64> {
-    let timeout = Duration::from_secs(2);
-    let mut socket = TcpStream::connect_timeout(&addr, timeout).ok()?;
-    socket.set_read_timeout(Some(timeout)).ok()?;
-    socket.set_write_timeout(Some(timeout)).ok()?;
-    socket
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut answer = String::new();
-    socket.take(1 << 20).read_to_string(&mut answer).ok()?;
-    metric_value(&answer, "http_held_unrecoverable")
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 fn publish(addr: SocketAddr, text: &str) -> Result<(), String> {
