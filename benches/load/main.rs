@@ -52,9 +52,8 @@
 //! its [`footprint`], the [`client`] with its [`parser`], the [`ping`] timer and the [`publish`]er,
 //! the [`scenarios`] and the [`fanout`] run, their [`stats`] and [`deliveries`], and the
 //! [`report`] and [`fanout_report`] written through [`output`]. The storm scenario has its own:
-//! the [`storm`] run with its [`storm_traffic`], its [`storm_page`]s and its [`storm_watch`], what
-//! it concludes in
-//! [`recovery`], and its [`storm_report`].
+//! the [`storm`] run with its [`storm_traffic`], its [`storm_page`]s and its [`storm_watch`],
+//! what it concludes in [`recovery`], and its [`storm_report`].
 
 mod client;
 mod deliveries;
