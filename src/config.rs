@@ -33,6 +33,9 @@ pub struct Config {
     /// The chat's append-only journal: messages survive a restart. `None` keeps them in memory
     /// only.
     pub store: Option<PathBuf>,
+    /// At most this many feeds exist, the chat among them; a message that would start one more
+    /// is refused (507).
+    pub max_feeds: usize,
     /// The longest chat message, in characters.
     pub max_message: usize,
     /// Chat messages a second one client address may publish (bursts of four times as many);
@@ -56,6 +59,7 @@ impl Default for Config {
             panic_at_event: None,
             history: 1000,
             store: None,
+            max_feeds: 64,
             max_message: 2000,
             publish_limit: 5,
             quiet: false,

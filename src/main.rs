@@ -20,7 +20,7 @@ Options:
       --interval <TIME>      Time between two events of a stream, e.g. 1s, 250ms [default: 1s]
       --retry <TIME>         Reconnection delay suggested to clients (SSE retry:) [default: 3s]
       --keepalive <TIME>     Longest silence on a stream before a keep-alive comment [default: 15s]
-      --max-streams <N>      Event streams (/connect, /chat/stream) held at once before a
+      --max-streams <N>      Event streams (/connect, the feeds' streams) held at once before a
                              new one gets 503
                              [default: derived from the host's limits, printed at start]
       --idle-timeout <TIME>  Close a connection that is not a stream and starts no request
@@ -28,24 +28,28 @@ Options:
                              the kernel, for up to half as long [default: 30s]
       --write-timeout <TIME> Give up on a client whose socket accepts nothing for this long
                              [default: 10s]
-      --history <N>          Chat messages held in memory for late and returning pages
+      --history <N>          Messages held in memory per feed for late and returning pages
                              (also bounded at 1 MiB of text) [default: 1000]
-      --store <PATH>         Append chat messages to this journal and load it at start, so
-                             they survive a restart [default: memory only]
-      --max-message <N>      The longest chat message, in characters [default: 2000]
-      --publish-limit <N>    Chat messages a second from one client address, in bursts of
-                             up to 4 x N; 0 for no limit [default: 5]
+      --store <PATH>         Append every feed's messages to this journal and load it at
+                             start, so they survive a restart [default: memory only]
+      --max-feeds <N>        Feeds that may exist, the chat among them; a message that would
+                             start one more is refused with 507 [default: 64]
+      --max-message <N>      The longest message, in characters [default: 2000]
+      --publish-limit <N>    Messages a second from one client address to all feeds, in
+                             bursts of up to 4 x N; 0 for no limit [default: 5]
   -q, --quiet                Print nothing but a fatal error
   -h, --help                 Print this help
   -V, --version              Print the version
 
 Routes: / (live box), /on-demand (box on a click), /connect (the event stream),
 /chat (the chatroom), /chat/stream (its messages), POST /chat/messages (publish:
-curl -d text=hi URL/chat/messages), /htmx4/, /htmx4/on-demand, /htmx4/chat (the
-same pages for htmx 4), /healthz, /metrics (Prometheus).
+curl -d text=hi URL/chat/messages), /feeds (the feeds), /feeds/NAME (a feed's
+page; POST to publish: curl -d text=hi URL/feeds/NAME), /feeds/NAME/stream,
+/htmx4/, /htmx4/on-demand, /htmx4/chat, /htmx4/feeds, /htmx4/feeds/NAME (the same
+pages for htmx 4), /healthz, /metrics (Prometheus).
 SIGINT or SIGTERM ends every stream cleanly and exits 0; a second signal exits at once.
 SIGHUP runs the program file again in place (same PID, same flags): replace the file,
-then kill -HUP; no connection is refused and no chat message lost. A file that does
+then kill -HUP; no connection is refused and no message lost. A file that does
 not start (--version) is not run.";
 
 fn parse_args() -> Result<Option<Config>, lexopt::Error> {
@@ -78,6 +82,7 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
                 }
                 "--history" => config.history = parser.value()?.parse_with(at_least_one)?,
                 "--store" => config.store = Some(parser.value()?.into()),
+                "--max-feeds" => config.max_feeds = parser.value()?.parse_with(at_least_one)?,
                 "--max-message" => config.max_message = parser.value()?.parse_with(at_least_one)?,
                 "--publish-limit" => config.publish_limit = parser.value()?.parse()?,
                 "-q" | "--quiet" => config.quiet = true,

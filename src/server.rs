@@ -9,9 +9,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use std::time::{Duration, SystemTime};
 
+use crate::app::chat::feeds::{self, Noted};
 use crate::app::chat::history::Bounds;
+use crate::app::chat::journal::{self, Journal};
 use crate::app::chat::message;
-use crate::app::chat::{Carried, Chat, Room};
+use crate::app::chat::{Carried, Feeds, Settings};
 use crate::app::{App, Counter};
 use crate::config::Config;
 use crate::error::Error;
@@ -93,7 +95,7 @@ impl Server {
     /// [`Server::bind`] for the binary: with a [`Launch`], the server can replace the process
     /// image to heal (when tiny_http holds too many connections for good) and to upgrade
     /// ([`Stopper::upgrade`]); and if the image before this one handed over its listener and
-    /// its chat messages, it serves them, and binds nothing.
+    /// every feed's messages, it serves them, and binds nothing.
     pub fn start(config: Config, launch: Option<Launch>) -> Result<Server, Error> {
         let limits = Limits::raise_and_read();
         let capacity = match config.max_streams {
@@ -138,9 +140,9 @@ impl Server {
             None => (None, None),
         };
         let http = HttpServer::bind(settings, metrics.clone(), log, handed)?;
-        let chat = open_chat(&config, carried.as_ref(), log)?;
+        let feeds = open_feeds(&config, carried.as_ref(), log)?;
         let app = Arc::new(App {
-            chat: Arc::new(chat),
+            feeds: Arc::new(feeds),
             counter: Counter {
                 interval: config.interval,
                 retry: config.retry,
@@ -186,14 +188,14 @@ impl Server {
     /// Serves requests until stopped, then gives every stream a moment to end its body, and the
     /// log a moment to be written.
     ///
-    /// Stopped to replace the process image, it hands the listener and the chat's messages to
+    /// Stopped to replace the process image, it hands the listener and every feed's messages to
     /// the program it runs, and does not return. If the exec fails, it serves on, on the same
     /// listener, with the same messages.
     pub fn run(mut self) -> Result<(), Error> {
         let log = self.log;
         loop {
             let ran = self.http.run(self.app.clone());
-            self.app.chat.sync();
+            self.app.feeds.sync();
             let handoff = match ran {
                 Ok(Ran::Stopped) => {
                     Log::flush(FLUSH_AT_STOP);
@@ -211,7 +213,7 @@ impl Server {
                     Reason::Upgrade => program.path.as_path(),
                     Reason::Heal { .. } => Path::new("/proc/self/exe"),
                 };
-                let carried = self.app.chat.carry();
+                let carried = self.app.feeds.carry();
                 // The lines written so far go out before this image ends.
                 Log::flush(FLUSH_AT_STOP);
                 let error = handoff.exec(path, &program.args, &carried.records, &carried.note);
@@ -230,9 +232,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The chatroom, with its history loaded from the store if there is one, or `carried` over
-/// from the image before.
-fn open_chat(config: &Config, carried: Option<&Carried>, log: Log) -> Result<Chat, Error> {
+/// The feeds, with what the store holds of each if there is one, or what the image before this
+/// one `carried` over.
+fn open_feeds(config: &Config, carried: Option<&Carried>, log: Log) -> Result<Feeds, Error> {
     let bounds = Bounds {
         max_messages: config.history,
         ..Bounds::default()
@@ -241,25 +243,43 @@ fn open_chat(config: &Config, carried: Option<&Carried>, log: Log) -> Result<Cha
         path: config.store.clone().unwrap_or_default(),
         source,
     };
-    let store = config.store.as_deref();
-    let now = SystemTime::now();
-    let (room, problems) = match carried {
-        Some(carried) => Room::carried(bounds, store, carried, now),
-        None => Room::open(bounds, store, now),
-    }
-    .map_err(store_error)?;
-    for problem in problems {
+    let mut noted = carried.map_or_else(Vec::new, |carried| Noted::read(&carried.note));
+    let (journal, loaded) = match (&config.store, carried) {
+        (Some(path), _) => {
+            let (journal, loaded) = Journal::open(path, config.history).map_err(store_error)?;
+            // The store knows what was held before its messages; the note is of memory.
+            noted.iter_mut().for_each(|note| note.before = None);
+            (Some(journal), loaded)
+        }
+        (None, Some(carried)) => (None, journal::decode_all(&carried.records, config.history)),
+        (None, None) => (None, journal::Loaded::default()),
+    };
+    for problem in loaded.problems {
         log.line(format_args!("store: {problem}"));
     }
-    let limits = message::Limits {
-        max_chars: config.max_message,
-        ..message::Limits::default()
+    let rooms = feeds::rooms(loaded.feeds, &noted, bounds, SystemTime::now());
+    if rooms.len() > config.max_feeds {
+        // Stored by a run with a larger bound: each is served, and none is added.
+        log.line(format_args!(
+            "store: {} feeds, more than --max-feeds {}",
+            rooms.len(),
+            config.max_feeds
+        ));
+    }
+    let settings = Settings {
+        max_feeds: config.max_feeds,
+        bounds,
+        limits: message::Limits {
+            max_chars: config.max_message,
+            ..message::Limits::default()
+        },
+        publish_limit: config.publish_limit,
+        retry: config.retry,
+        log,
     };
-    Chat::start(room, limits, config.publish_limit, config.retry, log).map_err(|source| {
-        Error::Start {
-            what: "the chat's fan-out thread",
-            source: source.into(),
-        }
+    Feeds::start(rooms, journal, settings).map_err(|source| Error::Start {
+        what: "the feeds' fan-out thread",
+        source: source.into(),
     })
 }
 
@@ -272,7 +292,7 @@ impl Stopper {
     /// Replaces the process image with the program file it was started from (a new version,
     /// if the file was replaced), with the same PID and arguments: the server stops accepting,
     /// ends every stream (pages reconnect at once and resume by `Last-Event-ID`), and hands its
-    /// listener and the chat's messages to the new image, which serves them. Connections that
+    /// listener and every feed's messages to the new image, which serves them. Connections that
     /// arrive meanwhile wait in the listen queue.
     ///
     /// The file must first start and print its version ([`Program::check`]); if it does not,

@@ -541,9 +541,9 @@ fn wait_for_subscribers(addr: SocketAddr, tabs: u64, when: &str) {
         let metrics = common::request(addr, "GET", "/metrics", "").text();
         metrics
             .lines()
-            .find_map(|line| line.strip_prefix("chat_subscribers_live "))
+            .find_map(|line| line.strip_prefix("feed_subscribers_live{feed=\"chat\"} "))
             .and_then(|n| n.trim().parse::<u64>().ok())
-            .unwrap_or_else(|| panic!("no chat_subscribers_live in {metrics}"))
+            .unwrap_or_else(|| panic!("no feed_subscribers_live for the chat in {metrics}"))
     };
     let deadline = Instant::now() + RECONNECT;
     loop {

@@ -213,9 +213,9 @@ fn metric(text: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("{name} in\n{text}"))
 }
 
-/// `chat_publishes_refused_total` for `reason`; 0 if the label has not appeared yet.
+/// `feed_publishes_refused_total` for `reason`; 0 if the label has not appeared yet.
 fn refusals(text: &str, reason: &str) -> u64 {
-    let name = format!("chat_publishes_refused_total{{reason=\"{reason}\"}}");
+    let name = format!("feed_publishes_refused_total{{reason=\"{reason}\"}}");
     if text.lines().any(|line| line.starts_with(&name)) {
         metric(text, &name)
     } else {
@@ -224,7 +224,7 @@ fn refusals(text: &str, reason: &str) -> u64 {
 }
 
 fn subscribers_live(addr: SocketAddr) -> u64 {
-    metric(&metrics(addr), "chat_subscribers_live")
+    metric(&metrics(addr), r#"feed_subscribers_live{feed="chat"}"#)
 }
 
 /// A file in the build's scratch folder, removed before and after the test.
@@ -366,7 +366,10 @@ fn resuming_after_an_id_that_is_gone_sends_the_missed_notice_then_the_history() 
         assert_eq!(subscriber.message().id, live, "live after the history");
     }
     assert_eq!(
-        metric(&metrics(server.addr), "chat_missed_notices_total"),
+        metric(
+            &metrics(server.addr),
+            r#"feed_missed_notices_total{feed="chat"}"#
+        ),
         3
     );
 }
@@ -400,7 +403,10 @@ fn empty_blank_and_too_long_texts_are_refused_with_422() {
     refused(post_text(server.addr, "abcdefghijk"), 422);
     refused(post_text(server.addr, &"é".repeat(11)), 422);
     let m = metrics(server.addr);
-    assert_eq!(metric(&m, "chat_messages_published_total"), 0);
+    assert_eq!(
+        metric(&m, r#"feed_messages_published_total{feed="chat"}"#),
+        0
+    );
     assert_eq!(refusals(&m, "empty"), 4);
     assert_eq!(refusals(&m, "too_long"), 2);
 
@@ -409,7 +415,10 @@ fn empty_blank_and_too_long_texts_are_refused_with_422() {
     let ten_wide = publish(server.addr, &"é".repeat(10));
     assert_eq!(ids(&subscriber.messages(2)), [ten, ten_wide]);
     assert_eq!(
-        metric(&metrics(server.addr), "chat_messages_published_total"),
+        metric(
+            &metrics(server.addr),
+            r#"feed_messages_published_total{feed="chat"}"#
+        ),
         2
     );
 }
@@ -423,7 +432,10 @@ fn invalid_utf8_and_malformed_escapes_are_refused_with_400() {
     refused(post_form(server.addr, "name=ann&text=100%zz"), 400);
     refused(post_form(server.addr, "name=ann&text=100%"), 400);
     let m = metrics(server.addr);
-    assert_eq!(metric(&m, "chat_messages_published_total"), 0);
+    assert_eq!(
+        metric(&m, r#"feed_messages_published_total{feed="chat"}"#),
+        0
+    );
     assert_eq!(refusals(&m, "bad_utf8"), 2);
     assert_eq!(refusals(&m, "bad_escape"), 2);
 
@@ -447,7 +459,10 @@ fn other_or_missing_media_types_are_refused_with_415() {
         );
     }
     let m = metrics(server.addr);
-    assert_eq!(metric(&m, "chat_messages_published_total"), 0);
+    assert_eq!(
+        metric(&m, r#"feed_messages_published_total{feed="chat"}"#),
+        0
+    );
     assert_eq!(refusals(&m, "media_type"), 4);
 
     let after = publish(server.addr, "after the refusals");
@@ -471,7 +486,10 @@ fn a_declared_body_over_16_kib_is_refused_with_413_without_reading_it() {
     assert_eq!(head.status, 413, "{}", shown(&head));
     assert!(answered.elapsed() < Duration::from_secs(2));
     let m = metrics(server.addr);
-    assert_eq!(metric(&m, "chat_messages_published_total"), 0);
+    assert_eq!(
+        metric(&m, r#"feed_messages_published_total{feed="chat"}"#),
+        0
+    );
     assert_eq!(refusals(&m, "too_large"), 1);
 
     let after = publish(server.addr, "after the refusal");
@@ -509,7 +527,7 @@ fn past_the_publish_limit_a_client_gets_429_with_a_whole_retry_after() {
     refused(limited, 429);
     let m = metrics(server.addr);
     assert_eq!(
-        metric(&m, "chat_messages_published_total"),
+        metric(&m, r#"feed_messages_published_total{feed="chat"}"#),
         accepted.len() as u64
     );
     assert_eq!(refusals(&m, "rate_limited"), 1);
@@ -745,7 +763,8 @@ fn a_torn_journal_tail_is_cut_off_and_the_server_still_starts() {
     assert_eq!(subscriber.message().id, last);
 }
 
-/// A record of the journal's format, built here from its documentation.
+/// A record of the journal's version 1 (the chat's, with no feed), built here from its
+/// documentation.
 fn record(id: u64, name: &str, text: &str) -> Vec<u8> {
     let payload = [
         &id.to_le_bytes()[..],
@@ -775,10 +794,11 @@ fn a_journal_begins_with_its_header() {
     let server = ServerProcess::start(&args);
     let id = publish(server.addr, "after the header");
     let journal = std::fs::read(&store.0).unwrap();
-    assert_eq!(journal[..12], *b"\xFFSSEchat\x01\0\0\0");
-    // Then the record: magic, length, checksum, and the id first in the payload.
-    assert_eq!(journal[12..16], *b"\xFFch1");
-    assert_eq!(journal[24..32], id.to_le_bytes());
+    assert_eq!(journal[..12], *b"\xFFSSEchat\x02\0\0\0");
+    // Then the record: magic, length, checksum, and the feed and id first in the payload.
+    assert_eq!(journal[12..16], *b"\xFFch2");
+    assert_eq!(journal[24..29], *b"\x04chat");
+    assert_eq!(journal[29..37], id.to_le_bytes());
 }
 
 #[test]
@@ -792,13 +812,13 @@ fn a_journal_from_before_the_header_is_converted_and_restored() {
     let restored = subscriber.messages(2);
     assert_eq!(ids(&restored), [7, 9]);
     assert!(restored[0].has_text("from before"), "{}", restored[0].data);
-    let said = "converted from the format without a file header to journal version 1";
+    let said = "converted from the format without a file header to journal version 2";
     let logged = wait_for(Duration::from_secs(5), || {
         server.stderr_tail().iter().any(|line| line.contains(said))
     });
     assert!(logged, "{:?}", server.stderr_tail());
     let journal = std::fs::read(&store.0).unwrap();
-    assert_eq!(journal, [&b"\xFFSSEchat\x01\0\0\0"[..], &old].concat());
+    assert_eq!(journal, [&b"\xFFSSEchat\x02\0\0\0"[..], &old].concat());
 }
 
 // ---- metrics and the log ----
@@ -812,17 +832,20 @@ fn chat_metrics_exist_move_and_pass_promtool() {
     let addr = server.addr;
     let m = metrics(addr);
     for family in [
-        "chat_messages_published_total",
-        "chat_publishes_refused_total",
-        "chat_subscribers_live",
-        "chat_messages_held",
-        "chat_missed_notices_total",
+        "feed_messages_published_total",
+        "feed_publishes_refused_total",
+        "feed_subscribers_live",
+        "feed_messages_held",
+        "feed_missed_notices_total",
     ] {
         assert!(m.contains(&format!("# TYPE {family} ")), "{family} in\n{m}");
     }
-    assert_eq!(metric(&m, "chat_messages_published_total"), 0);
-    assert_eq!(metric(&m, "chat_subscribers_live"), 0);
-    assert_eq!(metric(&m, "chat_messages_held"), 0);
+    assert_eq!(
+        metric(&m, r#"feed_messages_published_total{feed="chat"}"#),
+        0
+    );
+    assert_eq!(metric(&m, r#"feed_subscribers_live{feed="chat"}"#), 0);
+    assert_eq!(metric(&m, r#"feed_messages_held{feed="chat"}"#), 0);
 
     let mut a = Subscriber::open(addr);
     let b = Subscriber::open(addr);
@@ -835,53 +858,26 @@ fn chat_metrics_exist_move_and_pass_promtool() {
     let mut c = Subscriber::resume(addr, "not-a-number");
     c.notice();
     let m = metrics(addr);
-    assert_eq!(metric(&m, "chat_messages_published_total"), 7);
-    assert_eq!(metric(&m, "chat_messages_held"), 5);
+    assert_eq!(
+        metric(&m, r#"feed_messages_published_total{feed="chat"}"#),
+        7
+    );
+    assert_eq!(metric(&m, r#"feed_messages_held{feed="chat"}"#), 5);
     assert_eq!(refusals(&m, "empty"), 1);
-    assert_eq!(metric(&m, "chat_missed_notices_total"), 1);
+    assert_eq!(metric(&m, r#"feed_missed_notices_total{feed="chat"}"#), 1);
     // The gauge may count a stream just after its first events went out.
     assert!(wait_for(Duration::from_secs(5), || subscribers_live(addr) == 3));
 
     drop((b, c));
     assert!(wait_for(Duration::from_secs(5), || subscribers_live(addr) == 1));
-    promtool_check(&metrics(addr));
-}
-
-/// `promtool check metrics` on `text`, if promtool is installed (CI must have it).
-fn promtool_check(text: &str) {
-    let promtool = std::path::Path::new("/usr/bin/promtool");
-    if !promtool.exists() {
-        assert!(std::env::var_os("CI").is_none(), "CI must have promtool");
-        eprintln!("skipping promtool: not installed");
-        return;
-    }
-    let mut child = std::process::Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::promtool_check(&metrics(addr));
 }
 
 #[test]
 fn each_publish_logs_one_line_with_its_id_and_client_but_never_the_text() {
     let server = ServerProcess::start_logging(&["--publish-limit", "0"]);
     let id = id_of(&post_form(server.addr, "name=ann&text=the+secret+words"));
-    let line = format!("chat message {id} from 127.0.0.1:");
+    let line = format!("feed chat message {id} from 127.0.0.1:");
     assert!(
         wait_for(Duration::from_secs(5), || server
             .stderr_tail()

@@ -225,12 +225,14 @@ impl Conn {
     }
 }
 
-/// Many event streams of one path driven from one thread with non-blocking sockets.
+/// Many event streams of one path (or of several, in turn) driven from one thread with
+/// non-blocking sockets.
 pub struct Client {
     poll: Poll,
     events: Events,
     addr: SocketAddr,
-    request: Vec<u8>,
+    /// Stream `i` sends `requests[i % requests.len()]`.
+    requests: Vec<Vec<u8>>,
     ready: Ready,
     pub conns: Vec<Conn>,
     /// Events with a token received over all streams, kept up to date as [`Client::pending`].
@@ -257,11 +259,7 @@ impl Client {
             poll: Poll::new()?,
             events: Events::with_capacity(4096),
             addr,
-            request: format!(
-                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
-                 Cache-Control: no-cache\r\n\r\n"
-            )
-            .into_bytes(),
+            requests: vec![stream_request(addr, path)],
             ready,
             conns: Vec::new(),
             tokens_received: 0,
@@ -270,6 +268,15 @@ impl Client {
             pending: 0,
             last_expiry_check: Instant::now(),
         })
+    }
+
+    /// Spreads the streams over `paths`: stream `i` asks for `paths[i % paths.len()]`.
+    pub fn spread_over(mut self, paths: &[String]) -> Client {
+        if !paths.is_empty() {
+            let addr = self.addr;
+            self.requests = paths.iter().map(|p| stream_request(addr, p)).collect();
+        }
+        self
     }
 
     pub fn opened(&self) -> usize {
@@ -336,11 +343,13 @@ impl Client {
             return;
         }
         for event in self.events.iter() {
-            let Some(conn) = self.conns.get_mut(event.token().0) else {
+            let index = event.token().0;
+            let Some(conn) = self.conns.get_mut(index) else {
                 continue;
             };
             let (was_pending, tokens_before) = (conn.is_pending(), conn.tokens.len());
-            conn.on_ready(&self.request, &mut self.read_buf);
+            let request = &self.requests[index % self.requests.len()];
+            conn.on_ready(request, &mut self.read_buf);
             if was_pending && !conn.is_pending() {
                 self.pending -= 1;
             }
@@ -365,4 +374,12 @@ impl Client {
             }
         }
     }
+}
+
+fn stream_request(addr: SocketAddr, path: &str) -> Vec<u8> {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
+         Cache-Control: no-cache\r\n\r\n"
+    )
+    .into_bytes()
 }

@@ -1,14 +1,17 @@
 //! Matching each publish to its arrivals: every subscriber's events carry the token of the
-//! message they deliver, so a delivery is timed from the start of its message's `POST`.
+//! message they deliver, so a delivery is timed from the start of its message's `POST`. With
+//! several feeds, stream `i` is of feed `i % feeds` and message `k` of feed `(k - 1) % feeds`
+//! (see `Client::spread_over` and `publish::path_of`).
 
 use std::time::Instant;
 
 use crate::client::Client;
-use crate::publish::Publish;
+use crate::publish::{Publish, path_of};
 use crate::stats::Spread;
 
 pub struct Deliveries {
-    /// Subscribers ready when publishing began × messages answered with a 2xx.
+    /// For each message answered with a 2xx, the subscribers of its feed ready when publishing
+    /// began.
     pub expected: usize,
     /// Events that delivered an answered message to a subscriber for the first time.
     pub delivered: usize,
@@ -16,7 +19,8 @@ pub struct Deliveries {
     pub duplicates: usize,
     /// A message older than one the subscriber had already received.
     pub out_of_order: usize,
-    /// Events whose token names no answered message (its `POST` failed or timed out).
+    /// Events whose token names no answered message of the stream's feed (its `POST` failed or
+    /// timed out, or it went to another feed).
     pub unanswered: usize,
     /// Events with no token, such as a notice.
     pub without_token: usize,
@@ -28,21 +32,31 @@ pub struct Deliveries {
     pub messages_to_all: usize,
 }
 
-/// Matches the events of every stream of `client` with `publishes`; `subscribers` were ready
-/// when publishing began.
-pub fn match_deliveries(client: &Client, publishes: &[Publish], subscribers: usize) -> Deliveries {
+/// Matches the events of every stream of `client` with `publishes`; `ready[f]` subscribers of
+/// feed `f` were ready when publishing began.
+pub fn match_deliveries(client: &Client, publishes: &[Publish], ready: &[usize]) -> Deliveries {
+    let feeds = ready.len().max(1);
+    let ready_for = |token: usize| {
+        ready
+            .get(path_of(token as u64, feeds))
+            .copied()
+            .unwrap_or(0)
+    };
     // Indexed by token; `None` for a message that was not answered with a 2xx.
     let max_token = publishes.iter().map(|p| p.token).max().unwrap_or(0) as usize;
     let mut started: Vec<Option<Instant>> = vec![None; max_token + 1];
     for publish in publishes.iter().filter(|p| p.answered.is_ok()) {
         started[publish.token as usize] = Some(publish.started);
     }
-    let answered = started.iter().flatten().count();
+    let expected = (0..=max_token)
+        .filter(|&token| started[token].is_some())
+        .map(ready_for)
+        .sum();
     let mut last_arrival = vec![0.0_f64; max_token + 1];
     let mut reached = vec![0_usize; max_token + 1];
-    let mut latencies = Vec::with_capacity(subscribers * answered);
+    let mut latencies = Vec::with_capacity(expected);
     let mut d = Deliveries {
-        expected: subscribers * answered,
+        expected,
         delivered: 0,
         duplicates: 0,
         out_of_order: 0,
@@ -53,7 +67,7 @@ pub fn match_deliveries(client: &Client, publishes: &[Publish], subscribers: usi
         messages_to_all: 0,
     };
     let mut seen = vec![false; max_token + 1];
-    for conn in &client.conns {
+    for (stream, conn) in client.conns.iter().enumerate() {
         d.without_token += conn.arrivals.len() - conn.tokens.len();
         seen.fill(false);
         let mut newest = 0;
@@ -63,6 +77,10 @@ pub fn match_deliveries(client: &Client, publishes: &[Publish], subscribers: usi
                 d.unanswered += 1;
                 continue;
             };
+            if path_of(token, feeds) != stream % feeds {
+                d.unanswered += 1;
+                continue;
+            }
             if seen[index] {
                 d.duplicates += 1;
                 continue;
@@ -87,7 +105,7 @@ pub fn match_deliveries(client: &Client, publishes: &[Publish], subscribers: usi
         .map(|index| last_arrival[index])
         .collect();
     d.messages_to_all = (0..=max_token)
-        .filter(|&index| started[index].is_some() && reached[index] >= subscribers)
+        .filter(|&index| started[index].is_some() && reached[index] >= ready_for(index))
         .count();
     d.latency = Spread::of(&mut latencies);
     d.last_arrival = Spread::of(&mut last);

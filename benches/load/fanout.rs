@@ -1,7 +1,9 @@
 //! The **fan-out** run: N subscribers hold a chatroom's stream while one publisher posts a
 //! message at a steady rate; every message is timed from the start of its `POST` to its arrival
-//! at every subscriber. It runs against this server (`/chat/stream`, `/chat/messages`) or a peer
-//! (`/subscribe`, `/publish`), and leaves its figures in a report; nothing here prints.
+//! at every subscriber. It runs against this server (the chat's `/chat/stream` and
+//! `/chat/messages`, or named feeds' `/feeds/NAME/stream` and `/feeds/NAME`: with several, the
+//! subscribers and the messages are spread over them in turn) or a peer (`/subscribe`,
+//! `/publish`), and leaves its figures in a report; nothing here prints.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,10 +36,18 @@ impl Target<'_> {
         }
     }
 
-    fn paths(&self) -> (&'static str, &'static str) {
+    /// The paths to subscribe to and to publish to, one of each per feed.
+    fn paths(&self, settings: &Settings) -> (Vec<String>, Vec<String>) {
+        let feeds = &settings.fanout.feeds;
         match self {
-            Target::Ours => ("/chat/stream", "/chat/messages"),
-            Target::Peer(_) => ("/subscribe", "/publish"),
+            Target::Ours if feeds.is_empty() => {
+                (vec!["/chat/stream".into()], vec!["/chat/messages".into()])
+            }
+            Target::Ours => (
+                feeds.iter().map(|f| format!("/feeds/{f}/stream")).collect(),
+                feeds.iter().map(|f| format!("/feeds/{f}")).collect(),
+            ),
+            Target::Peer(_) => (vec!["/subscribe".into()], vec!["/publish".into()]),
         }
     }
 
@@ -127,7 +137,7 @@ pub fn run_fanout(
 ) -> Result<FanoutReport, String> {
     let mut server = target.start(settings)?;
     let (addr, pid) = (server.addr(), server.pid());
-    let (subscribe_path, publish_path) = target.paths();
+    let (subscribe_paths, publish_paths) = target.paths(settings);
     // One request first, so the idle figures are of a server that has served; not a publish,
     // so the subscribers' streams begin with an empty history. Any status will do.
     let warm_up = format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
@@ -136,22 +146,35 @@ pub fn run_fanout(
     thread::sleep(Duration::from_millis(200));
     let idle = sample_process(pid);
 
-    let mut client = Client::new(addr, subscribe_path, Ready::Head, Some(FIRST_EVENT_TIMEOUT))
-        .map_err(|error| format!("cannot create a poller: {error}"))?;
+    let mut client = Client::new(
+        addr,
+        &subscribe_paths[0],
+        Ready::Head,
+        Some(FIRST_EVENT_TIMEOUT),
+    )
+    .map_err(|error| format!("cannot create a poller: {error}"))?
+    .spread_over(&subscribe_paths);
     let ramp_started = Instant::now();
     ramp_up(&mut client, subscribers);
     let settle_deadline = Instant::now() + FIRST_EVENT_TIMEOUT + Duration::from_secs(1);
     client.run_until(settle_deadline, |client| client.pending() == 0);
     let ramp = ramp_started.elapsed();
     let ready = client.count(|phase| matches!(phase, Phase::Streaming));
+    let feeds = publish_paths.len();
+    let mut ready_per_feed = vec![0; feeds];
+    for (stream, conn) in client.conns.iter().enumerate() {
+        if matches!(conn.phase, Phase::Streaming) {
+            ready_per_feed[stream % feeds] += 1;
+        }
+    }
 
     let schedule = Schedule {
         addr,
-        path: publish_path.to_owned(),
+        paths: publish_paths,
         rate,
         count: (rate as f64 * settings.fanout.publish.as_secs_f64()).round() as usize,
     };
-    let accepted = Arc::new(AtomicUsize::new(0));
+    let accepted: Arc<[AtomicUsize]> = (0..feeds).map(|_| AtomicUsize::new(0)).collect();
     let cpu_start = proc_cpu_ticks(pid);
     let client_cpu_start = proc_cpu_ticks(std::process::id());
     let window_start = Instant::now();
@@ -165,8 +188,10 @@ pub fn run_fanout(
     // Publishing ends by itself (see `publish_all`); the deliveries get DRAIN more.
     let deadline = window_start + settings.fanout.publish + PUBLISH_TIMEOUT * 2 + DRAIN;
     client.run_until(deadline, |client| {
-        publisher.is_finished()
-            && client.tokens_received >= ready * accepted.load(Ordering::Relaxed)
+        let expected: usize = (ready_per_feed.iter().zip(accepted.iter()))
+            .map(|(ready, accepted)| ready * accepted.load(Ordering::Relaxed))
+            .sum();
+        publisher.is_finished() && client.tokens_received >= expected
     });
     let window = window_start.elapsed();
     let cpu_end = proc_cpu_ticks(pid);
@@ -196,7 +221,7 @@ pub fn run_fanout(
         accepted: post.len(),
         first_publish_failure: publishes.iter().find_map(|p| p.answered.clone().err()),
         post: Spread::of(&mut post),
-        deliveries: match_deliveries(&client, &publishes, ready),
+        deliveries: match_deliveries(&client, &publishes, &ready_per_feed),
         window,
         idle,
         held,

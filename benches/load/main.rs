@@ -38,6 +38,14 @@
 //! - `LOAD_FANOUT_SUBSCRIBERS`: the N of the fan-out runs (default `1000,5000,10000`)
 //! - `LOAD_FANOUT_RATES`: messages a second (default `1,10`)
 //! - `LOAD_FANOUT_SECS`: how long the publisher publishes (default 10)
+//! - `LOAD_FANOUT_FEED`: a feed name; the fan-out runs use that feed's routes
+//!   (`/feeds/NAME/stream`, `POST /feeds/NAME`) instead of the chat's
+//! - `LOAD_FANOUT_FEEDS`: K feeds (default 1), `NAME-0` to `NAME-K-1` (NAME `bench` if not
+//!   given): subscriber i holds feed i mod K, message k goes to feed (k - 1) mod K. Ten feeds of
+//!   1,000 subscribers deliver as many events as one of 10,000 at ten times the rate:
+//!   `LOAD_FANOUT_FEEDS=10 LOAD_FANOUT_SUBSCRIBERS=10000 LOAD_FANOUT_RATES=10` against
+//!   `LOAD_FANOUT_FEED=one LOAD_FANOUT_SUBSCRIBERS=10000 LOAD_FANOUT_RATES=1` compares the
+//!   CPU per delivered event
 //! - `LOAD_PEER`: `NAME:PATH` of a peer server to run each fan-out configuration against too;
 //!   it takes its port as its first argument and serves `GET /subscribe` and `POST /publish`
 //! - `LOAD_STORM`: requests of each shape in the storm (default 300)

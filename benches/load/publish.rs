@@ -1,5 +1,6 @@
 //! The fan-out scenario's publisher: one message after another at a steady rate, each a unique
-//! token `m<seq>`, each `POST` on a fresh connection, from a thread of its own.
+//! token `m<seq>`, each `POST` on a fresh connection, from a thread of its own. With several
+//! paths (one per feed), message `m<k>` goes to path `(k - 1) % paths`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,10 +21,10 @@ pub struct Publish {
     pub answered: Result<Duration, String>,
 }
 
-/// What to publish: `count` messages, `rate` a second, from `path` on `addr`.
+/// What to publish: `count` messages, `rate` a second, to `paths` in turn on `addr`.
 pub struct Schedule {
     pub addr: SocketAddr,
-    pub path: String,
+    pub paths: Vec<String>,
     pub rate: usize,
     pub count: usize,
 }
@@ -31,8 +32,8 @@ pub struct Schedule {
 /// Publishes the messages `m1` to `m<count>`, message k due k − 1 rate-intervals after the start.
 /// A slow answer delays the next message rather than bunching them up; none starts later than
 /// [`PUBLISH_TIMEOUT`] after the last one was due. `accepted` counts the messages answered with
-/// a 2xx as they are.
-pub fn publish_all(schedule: &Schedule, accepted: &Arc<AtomicUsize>) -> Vec<Publish> {
+/// a 2xx as they are, by path.
+pub fn publish_all(schedule: &Schedule, accepted: &Arc<[AtomicUsize]>) -> Vec<Publish> {
     let interval = Duration::from_secs(1) / schedule.rate as u32;
     let start = Instant::now();
     let last_start = start + interval * schedule.count as u32 + PUBLISH_TIMEOUT;
@@ -44,9 +45,10 @@ pub fn publish_all(schedule: &Schedule, accepted: &Arc<AtomicUsize>) -> Vec<Publ
         if started > last_start {
             break;
         }
+        let path = path_of(token, schedule.paths.len());
         let answered = publish_once(schedule, token).map(|()| started.elapsed());
         if answered.is_ok() {
-            accepted.fetch_add(1, Ordering::Relaxed);
+            accepted[path].fetch_add(1, Ordering::Relaxed);
         }
         sent.push(Publish {
             token,
@@ -62,7 +64,7 @@ fn publish_once(schedule: &Schedule, token: u64) -> Result<(), String> {
     let request = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        schedule.path,
+        schedule.paths[path_of(token, schedule.paths.len())],
         schedule.addr,
         body.len()
     );
@@ -70,4 +72,9 @@ fn publish_once(schedule: &Schedule, token: u64) -> Result<(), String> {
         200..=299 => Ok(()),
         status => Err(format!("status {status}")),
     }
+}
+
+/// Which of `paths` paths message `token` (from 1) goes to.
+pub fn path_of(token: u64, paths: usize) -> usize {
+    (token.saturating_sub(1) % paths.max(1) as u64) as usize
 }

@@ -80,6 +80,9 @@ pub struct Fanout {
     pub rates: Vec<usize>,
     /// How long the publisher publishes.
     pub publish: Duration,
+    /// The feeds this server's runs spread over (`LOAD_FANOUT_FEED`, `LOAD_FANOUT_FEEDS`);
+    /// none for the chat's routes.
+    pub feeds: Vec<String>,
     /// A server to run each configuration against too (`LOAD_PEER=NAME:PATH`).
     pub peer: Option<Peer>,
 }
@@ -173,6 +176,30 @@ fn fanout_from_env() -> Result<Fanout, String> {
     if !(secs > 0.0 && secs <= 600.0) {
         return Err("LOAD_FANOUT_SECS must be above 0 and at most 600".into());
     }
+    let feed = match std::env::var("LOAD_FANOUT_FEED") {
+        Err(_) => None,
+        Ok(name) if name.is_empty() => None,
+        // Room for the `-N` of several feeds.
+        Ok(name) if is_feed_name(&name) && name.len() <= 60 => Some(name),
+        Ok(name) => {
+            return Err(format!(
+                "LOAD_FANOUT_FEED={name:?} is not a feed name ([a-z0-9][a-z0-9-]{{0,59}})"
+            ));
+        }
+    };
+    // The server holds 64 feeds by default, the chat among them.
+    let count: usize = env_number("LOAD_FANOUT_FEEDS", 1)?;
+    if !(1..=63).contains(&count) {
+        return Err("LOAD_FANOUT_FEEDS must be between 1 and 63".into());
+    }
+    let feeds = match (feed, count) {
+        (None, 1) => Vec::new(),
+        (Some(name), 1) => vec![name],
+        (name, count) => {
+            let name = name.unwrap_or_else(|| "bench".into());
+            (0..count).map(|i| format!("{name}-{i}")).collect()
+        }
+    };
     let peer = match std::env::var("LOAD_PEER") {
         Err(_) => None,
         Ok(text) if text.is_empty() => None,
@@ -194,8 +221,19 @@ fn fanout_from_env() -> Result<Fanout, String> {
         subscribers,
         rates,
         publish: Duration::from_secs_f64(secs),
+        feeds,
         peer,
     })
+}
+
+/// The server's rule for a feed's name: `[a-z0-9][a-z0-9-]{0,63}`.
+fn is_feed_name(name: &str) -> bool {
+    let first = name.bytes().next();
+    first.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 pub fn env_number<T: FromStr>(name: &str, default: T) -> Result<T, String> {
@@ -269,6 +307,14 @@ pub fn environment_line(settings: &Settings, fd: FdLimit) -> String {
         f.rates,
         f.publish.as_secs_f64()
     ));
+    match f.feeds.as_slice() {
+        [] => {}
+        [feed] => line.push_str(&format!(", to feed {feed}")),
+        [first, .., last] => line.push_str(&format!(
+            ", spread over {} feeds {first}..{last}",
+            f.feeds.len()
+        )),
+    }
     if let Some(peer) = &f.peer {
         line.push_str(&format!(", peer {} {}", peer.name, peer.bin.display()));
     }

@@ -1,4 +1,5 @@
-//! The application: the article's pages, its buttons, its counter stream and the chatroom. It never sees the
+//! The application: the article's pages, its buttons, its counter stream, the named feeds and
+//! the chatroom (the feed `chat` with a form). It never sees the
 //! HTTP server underneath: requests come in as owned `tiny::Request`s and leave as plain-data
 //! `tiny::Reply`s, so every route is unit-tested without a socket.
 
@@ -18,7 +19,7 @@ pub use counter::Counter;
 /// What the application needs to answer requests.
 pub struct App {
     pub counter: Counter,
-    pub chat: Arc<chat::Chat>,
+    pub feeds: Arc<chat::Feeds>,
     /// Rendered by `/metrics`; counted by the HTTP layer.
     pub metrics: Arc<Metrics>,
 }

@@ -2,13 +2,15 @@
 
 use super::App;
 use super::assets::{self, Asset};
+use super::chat::feeds::{CHAT, valid_name};
 use super::views::{self, Flavor};
 use crate::tiny::{Handler, MAX_BODY, Method, Reply, Request, SMALL_BODY};
 
 /// What a path is. Each `match` on it below has no catch-all arm, so a new route does not compile
-/// until it says which methods it takes and how it is counted.
+/// until it says which methods it takes and how it is counted. A feed's route holds its name,
+/// checked (see `feeds::valid_name`).
 #[derive(Clone, Copy)]
-pub enum Route {
+pub enum Route<'a> {
     LiveBox(Flavor),
     OnDemand(Flavor),
     StartConnection(Flavor),
@@ -20,6 +22,12 @@ pub enum Route {
     Chat(Flavor),
     ChatMessages,
     ChatStream,
+    /// `/feeds`: the list.
+    FeedList(Flavor),
+    /// `/feeds/NAME`: its page, and (htmx 2's path only) `POST` to publish.
+    Feed(Flavor, &'a str),
+    /// `/feeds/NAME/stream`.
+    FeedStream(&'a str),
     Asset(&'static Asset),
     /// `*`, the server as a whole (`OPTIONS *`).
     Server,
@@ -31,6 +39,8 @@ pub enum Route {
 pub enum Allow {
     GetHead,
     Post,
+    /// A page that is also published to.
+    GetHeadPost,
     /// `OPTIONS` only, asking what the server implements.
     Options,
 }
@@ -40,6 +50,7 @@ impl Allow {
         match self {
             Allow::GetHead => matches!(method, Method::Get | Method::Head | Method::Options),
             Allow::Post => matches!(method, Method::Post | Method::Options),
+            Allow::GetHeadPost => !matches!(method, Method::Other(_)),
             Allow::Options => *method == Method::Options,
         }
     }
@@ -49,7 +60,7 @@ impl Allow {
         match self {
             Allow::GetHead => "GET, HEAD, OPTIONS",
             Allow::Post => "OPTIONS, POST",
-            Allow::Options => "GET, HEAD, OPTIONS, POST",
+            Allow::GetHeadPost | Allow::Options => "GET, HEAD, OPTIONS, POST",
         }
     }
 }
@@ -60,9 +71,9 @@ const REVALIDATE: &str = "no-cache";
 const NEVER_STORE: &str = "no-store";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-impl Route {
-    /// The route at `path`, matched exactly.
-    pub fn of(path: &str) -> Route {
+impl Route<'_> {
+    /// The route at `path`, matched exactly (a feed's name is matched by its rule).
+    pub fn of(path: &str) -> Route<'_> {
         match path {
             "/" => Route::LiveBox(Flavor::Htmx2),
             "/on-demand" => Route::OnDemand(Flavor::Htmx2),
@@ -79,8 +90,12 @@ impl Route {
             "/chat" => Route::Chat(Flavor::Htmx2),
             "/chat/messages" => Route::ChatMessages,
             "/chat/stream" => Route::ChatStream,
+            "/feeds" => Route::FeedList(Flavor::Htmx2),
+            "/htmx4/feeds" => Route::FeedList(Flavor::Htmx4),
             "*" => Route::Server,
-            path => assets::find(path).map_or(Route::Unknown, Route::Asset),
+            path => feed(path)
+                .or_else(|| assets::find(path).map(Route::Asset))
+                .unwrap_or(Route::Unknown),
         }
     }
 
@@ -94,7 +109,11 @@ impl Route {
             | Route::Metrics
             | Route::Chat(_)
             | Route::ChatStream
+            | Route::FeedList(_)
+            | Route::Feed(Flavor::Htmx4, _)
+            | Route::FeedStream(_)
             | Route::Asset(_) => Some(Allow::GetHead),
+            Route::Feed(Flavor::Htmx2, _) => Some(Allow::GetHeadPost),
             Route::StartConnection(_) | Route::Pong | Route::Ping | Route::ChatMessages => {
                 Some(Allow::Post)
             }
@@ -121,6 +140,11 @@ impl Route {
             Route::Chat(Flavor::Htmx2) => "/chat",
             Route::ChatMessages => "/chat/messages",
             Route::ChatStream => "/chat/stream",
+            Route::FeedList(Flavor::Htmx2) => "/feeds",
+            Route::FeedList(Flavor::Htmx4) => "/htmx4/feeds",
+            Route::Feed(Flavor::Htmx2, _) => "/feeds/NAME",
+            Route::Feed(Flavor::Htmx4, _) => "/htmx4/feeds/NAME",
+            Route::FeedStream(_) => "/feeds/NAME/stream",
             Route::Asset(_) => "/assets",
             Route::Server | Route::Unknown => "other",
         }
@@ -138,15 +162,16 @@ impl Handler for App {
     }
 
     fn refused(&self, request: &Request, status: u16) {
-        if status == 413 && matches!(Route::of(&request.path), Route::ChatMessages) {
-            self.chat.count_refusal("too_large");
+        if status == 413 && publishes(request) {
+            self.feeds.count_refusal("too_large");
         }
     }
 
     fn body_limit(&self, request: &Request) -> usize {
-        match Route::of(&request.path) {
-            Route::ChatMessages => MAX_BODY,
-            _ => SMALL_BODY,
+        if publishes(request) {
+            MAX_BODY
+        } else {
+            SMALL_BODY
         }
     }
 
@@ -186,21 +211,62 @@ fn answer(route: Route, request: &Request, app: &App) -> Reply {
         Route::Metrics => Reply::new(
             200,
             "text/plain; version=0.0.4; charset=utf-8",
-            (app.metrics.render() + &app.chat.render_metrics()).into_bytes(),
+            (app.metrics.render() + &app.feeds.render_metrics()).into_bytes(),
         )
         .with_header("Cache-Control", NEVER_STORE),
         Route::Chat(flavor) => page(views::chat_page(flavor)),
-        Route::ChatMessages => app
-            .chat
-            .publish(request)
-            .with_header("Cache-Control", NEVER_STORE),
-        Route::ChatStream => app.chat.stream(request),
+        Route::ChatMessages => publish(app, CHAT, request),
+        Route::ChatStream => app.feeds.stream(CHAT, request),
+        Route::FeedList(flavor) => page(views::feed_list_page(
+            flavor,
+            &app.feeds.list(),
+            app.feeds.max_feeds(),
+        )),
+        Route::Feed(_, name) if request.method == Method::Post => publish(app, name, request),
+        Route::Feed(flavor, CHAT) => page(views::chat_page(flavor)),
+        Route::Feed(flavor, name) => page(views::feed_page(flavor, name)),
+        Route::FeedStream(name) => app.feeds.stream(name, request),
         Route::Asset(asset) => asset_reply(request, asset),
         // Only OPTIONS reaches here, answered above.
         Route::Server => options(Allow::Options),
         Route::Unknown => Reply::html(404, views::not_found_page(&request.path))
             .with_header("Cache-Control", REVALIDATE),
     }
+}
+
+/// `/feeds/NAME` and `/htmx4/feeds/NAME` (the page), `/feeds/NAME/stream`, for a valid name.
+fn feed(path: &str) -> Option<Route<'_>> {
+    let (flavor, rest) = match path.strip_prefix("/htmx4") {
+        Some(rest) => (Flavor::Htmx4, rest),
+        None => (Flavor::Htmx2, path),
+    };
+    let rest = rest.strip_prefix("/feeds/")?;
+    let (name, stream) = match rest.split_once('/') {
+        None => (rest, false),
+        Some((name, "stream")) if flavor == Flavor::Htmx2 => (name, true),
+        Some(_) => return None,
+    };
+    if !valid_name(name) {
+        return None;
+    }
+    Some(if stream {
+        Route::FeedStream(name)
+    } else {
+        Route::Feed(flavor, name)
+    })
+}
+
+/// Whether the request publishes a message (and so may have a message's body).
+fn publishes(request: &Request) -> bool {
+    let route = Route::of(&request.path);
+    request.method == Method::Post
+        && matches!(route, Route::ChatMessages | Route::Feed(Flavor::Htmx2, _))
+}
+
+fn publish(app: &App, name: &str, request: &Request) -> Reply {
+    app.feeds
+        .publish_request(name, request)
+        .with_header("Cache-Control", NEVER_STORE)
 }
 
 /// A page or a fragment.
@@ -259,7 +325,7 @@ mod tests {
     use crate::app::Counter;
     use crate::app::chat::history::Bounds;
     use crate::app::chat::message::Limits;
-    use crate::app::chat::{Chat, Room};
+    use crate::app::chat::{Feeds, Room, Settings};
     use crate::log::Log;
     use crate::metrics::Metrics;
     use crate::tiny::Body;
@@ -267,23 +333,27 @@ mod tests {
     use std::time::Duration;
 
     fn app() -> App {
-        let room = Room::open(Bounds::default(), None, std::time::SystemTime::now())
-            .unwrap()
-            .0;
-        let chat = Chat::start(
-            room,
-            Limits::default(),
-            0,
-            Duration::from_secs(3),
-            Log { quiet: true },
-        );
+        app_with(64)
+    }
+
+    fn app_with(max_feeds: usize) -> App {
+        let room = Room::new(Bounds::default(), std::time::SystemTime::now());
+        let settings = Settings {
+            max_feeds,
+            bounds: Bounds::default(),
+            limits: Limits::default(),
+            publish_limit: 0,
+            retry: Duration::from_secs(3),
+            log: Log { quiet: true },
+        };
+        let feeds = Feeds::start(vec![(CHAT.into(), room)], None, settings);
         App {
             counter: Counter {
                 interval: Duration::from_secs(1),
                 retry: Duration::from_secs(3),
                 panic_at_event: None,
             },
-            chat: Arc::new(chat.unwrap()),
+            feeds: Arc::new(feeds.unwrap()),
             metrics: Arc::new(Metrics::default()),
         }
     }
@@ -317,6 +387,28 @@ mod tests {
             ("/chat/stream", Some(Allow::GetHead), "/chat/stream"),
             ("/assets/htmx.min.js", Some(Allow::GetHead), "/assets"),
             ("/assets/app.css", Some(Allow::GetHead), "/assets"),
+            ("/feeds", Some(Allow::GetHead), "/feeds"),
+            ("/htmx4/feeds", Some(Allow::GetHead), "/htmx4/feeds"),
+            ("/feeds/news", Some(Allow::GetHeadPost), "/feeds/NAME"),
+            ("/feeds/chat", Some(Allow::GetHeadPost), "/feeds/NAME"),
+            (
+                "/htmx4/feeds/n-1",
+                Some(Allow::GetHead),
+                "/htmx4/feeds/NAME",
+            ),
+            (
+                "/feeds/news/stream",
+                Some(Allow::GetHead),
+                "/feeds/NAME/stream",
+            ),
+            ("/feeds/", None, "other"),
+            ("/feeds/News", None, "other"),
+            ("/feeds/-news", None, "other"),
+            ("/feeds/news/", None, "other"),
+            ("/feeds/news/other", None, "other"),
+            ("/feeds/a/b/stream", None, "other"),
+            ("/htmx4/feeds/news/stream", None, "other"),
+            ("/feeds//stream", None, "other"),
             ("/nope", None, "other"),
             ("/connect/", None, "other"),
             ("*", Some(Allow::Options), "other"),
@@ -434,13 +526,13 @@ mod tests {
         let refused = handle(&post, &app);
         assert_eq!(refused.status, 422);
         assert_eq!(refused.label, "/chat/messages");
-        let metrics = app.chat.render_metrics();
+        let metrics = app.feeds.render_metrics();
         assert!(
-            metrics.contains("chat_messages_published_total 1\n"),
+            metrics.contains("feed_messages_published_total{feed=\"chat\"} 1\n"),
             "{metrics}"
         );
-        assert!(metrics.contains("chat_publishes_refused_total{reason=\"empty\"} 1\n"));
-        assert!(metrics.contains("chat_messages_held 1\n"));
+        assert!(metrics.contains("feed_publishes_refused_total{reason=\"empty\"} 1\n"));
+        assert!(metrics.contains("feed_messages_held{feed=\"chat\"} 1\n"));
     }
 
     #[test]
@@ -476,5 +568,66 @@ mod tests {
         let stale = get("GET", "/assets/app.css");
         assert_eq!(stale.status, 200);
         assert!(!stale.bytes().is_empty());
+    }
+
+    fn publish_to(app: &App, path: &str, text: &str) -> Reply {
+        let mut post = Request::fake("POST", path, &[("Content-Type", "text/plain")]);
+        post.body = text.as_bytes().to_vec();
+        handle(&post, app)
+    }
+
+    #[test]
+    fn a_feed_starts_with_its_first_message_and_no_more_than_max_feeds_exist() {
+        let app = app_with(2);
+        let page = handle(&Request::fake("GET", "/feeds/news", &[]), &app);
+        assert_eq!(page.status, 200, "a page for a feed to come");
+        let stream = handle(&Request::fake("GET", "/feeds/later/stream", &[]), &app);
+        assert!(matches!(stream.body, Body::Events(_)));
+        assert_eq!(app.feeds.list().len(), 1, "neither creates a feed");
+        let first = publish_to(&app, "/feeds/news", "hello");
+        assert_eq!((first.status, first.label), (201, "/feeds/NAME"));
+        assert_eq!(first.header("Cache-Control"), Some(NEVER_STORE));
+        assert_eq!(publish_to(&app, "/feeds/news", "again").status, 201);
+        assert_eq!(publish_to(&app, "/feeds/chat", "via the feed").status, 201);
+        let refused = publish_to(&app, "/feeds/third", "one too many");
+        assert_eq!(refused.status, 507);
+        assert_eq!(
+            String::from_utf8_lossy(refused.bytes()),
+            "this server holds at most 2 feeds; publish to one that exists\n"
+        );
+        assert_eq!(
+            publish_to(&app, "/feeds/third", " ").status,
+            422,
+            "checked first"
+        );
+        let held: Vec<_> = app
+            .feeds
+            .list()
+            .into_iter()
+            .map(|(n, h)| (n.to_string(), h))
+            .collect();
+        assert_eq!(held, [("chat".to_owned(), 1), ("news".to_owned(), 2)]);
+        let metrics = app.feeds.render_metrics();
+        assert!(
+            metrics.contains("feed_messages_held{feed=\"news\"} 2\n"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("feed_publishes_refused_total{reason=\"too_many_feeds\"} 1\n"));
+        assert!(!metrics.contains("third") && !metrics.contains("later"));
+    }
+
+    #[test]
+    fn the_chats_feed_paths_are_the_chats() {
+        let app = app();
+        let page = handle(&Request::fake("GET", "/feeds/chat", &[]), &app);
+        assert!(String::from_utf8_lossy(page.bytes()).contains(r#"id="chat-form""#));
+        let htmx4 = handle(&Request::fake("GET", "/htmx4/feeds/chat", &[]), &app);
+        assert!(String::from_utf8_lossy(htmx4.bytes()).contains("hx-sse:connect=\"/chat/stream\""));
+        let post = handle(&Request::fake("POST", "/htmx4/feeds/chat", &[]), &app);
+        assert_eq!(post.status, 405, "htmx 4's path is a page only");
+        let list = handle(&Request::fake("GET", "/feeds", &[]), &app);
+        assert!(
+            String::from_utf8_lossy(list.bytes()).contains(r#"<a href="/feeds/chat">chat</a>"#)
+        );
     }
 }

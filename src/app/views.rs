@@ -9,6 +9,10 @@ use maud::{DOCTYPE, Markup, html};
 use super::assets;
 use super::utc_time::UtcTime;
 
+mod feeds;
+
+pub use feeds::{feed_list_page, feed_newest, feed_page};
+
 /// Which htmx a page is written for. Both are served from the binary; the pages of each link to
 /// the other's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +65,7 @@ pub fn auto_connect_page(flavor: Flavor) -> Markup {
             p.nav {
                 "Connect on demand instead: " a href=(flavor.page("/on-demand")) { "on demand" }
                 " · the chatroom: " a href=(flavor.page("/chat")) { "chat" }
+                " · the feeds: " a href=(flavor.page("/feeds")) { "feeds" }
             }
         },
     )
@@ -186,17 +191,18 @@ pub fn chat_message(id: u64, name: &str, text: &str, published: &UtcTime, now: &
 }
 
 /// The first message a stream sends after it (re)connects without a known position: htmx swaps
-/// it out of band as the list's whole content, so that a re-sent history replaces what the page
-/// shows instead of adding to it. (Wrapped rather than put before the message: htmx 2 swaps out
-/// of band before the main content, htmx 4 after.)
-pub fn chat_reset(first: Markup) -> Markup {
-    html! { div #chat-log hx-swap-oob="innerHTML" { (first) } }
+/// it out of band as the whole content of the list `log` (an element id), so that a re-sent
+/// history replaces what the page shows instead of adding to it. (Wrapped rather than put before
+/// the message: htmx 2 swaps out of band before the main content, htmx 4 after.)
+pub fn chat_reset(log: &str, first: Markup) -> Markup {
+    html! { div id=(log) hx-swap-oob="innerHTML" { (first) } }
 }
 
-/// Sent before the history when a client comes back after messages it never got were dropped.
-pub fn chat_missed() -> Markup {
+/// Sent, into the element `notice`, before the history when a client comes back after messages
+/// it never got were dropped.
+pub fn chat_missed(notice: &str) -> Markup {
     html! {
-        div #chat-notice hx-swap-oob="true" {
+        div id=(notice) hx-swap-oob="true" {
             p.missed { "Some messages were missed while you were away; these are the ones still held." }
         }
     }
@@ -229,13 +235,21 @@ pub fn busy_fragment() -> Markup {
 /// htmx would otherwise add an inline <style>, which the Content-Security-Policy forbids.
 const HTMX_CONFIG: &str = r#"{"includeIndicatorStyles":false,"responseHandling":[{"code":"204","swap":false},{"code":"[23]..","swap":true},{"code":"4..","swap":true,"error":false},{"code":"...","swap":false,"error":true}]}"#;
 
-/// A page: `path` is the page's path in htmx 2 terms, for the link to the other flavor (none for
-/// an empty path).
-fn layout(flavor: Flavor, title: &str, path: &str, body: Markup) -> Markup {
+/// htmx and its SSE extension, in `flavor`.
+fn scripts(flavor: Flavor) -> Markup {
     let (htmx, sse) = match flavor {
         Flavor::Htmx2 => (&assets::HTMX, &assets::HTMX_SSE),
         Flavor::Htmx4 => (&assets::HTMX4, &assets::HTMX4_SSE),
     };
+    html! {
+        script src=(htmx.url()) {}
+        script src=(sse.url()) {}
+    }
+}
+
+/// A page: `path` is the page's path in htmx 2 terms, for the link to the other flavor (none for
+/// an empty path).
+fn layout(flavor: Flavor, title: &str, path: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -250,8 +264,7 @@ fn layout(flavor: Flavor, title: &str, path: &str, body: Markup) -> Markup {
                 title { (title) " · sse-htmx" }
                 link rel="icon" href=(assets::FAVICON.url());
                 link rel="stylesheet" href=(assets::APP_CSS.url());
-                script src=(htmx.url()) {}
-                script src=(sse.url()) {}
+                (scripts(flavor))
             }
             body {
                 main {

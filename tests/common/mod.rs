@@ -296,6 +296,45 @@ pub fn stream_threads() -> usize {
         .count()
 }
 
+/// `promtool check metrics` on `text`, if promtool is installed (CI must have it).
+pub fn promtool_check(text: &str) {
+    let promtool = std::path::Path::new("/usr/bin/promtool");
+    if !promtool.exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI must have promtool");
+        eprintln!("skipping promtool: not installed");
+        return;
+    }
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// How many threads of process `pid` are named `name`.
+pub fn threads_named(pid: u32, name: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("/proc/PID/task")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == name)
+        .count()
+}
+
 /// Lets this test process hold many sockets.
 pub fn raise_open_files() {
     let (_, hard) = rlimit::Resource::NOFILE.get().unwrap();

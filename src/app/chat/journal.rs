@@ -1,12 +1,17 @@
-//! `--store PATH`: an append-only journal of messages, read back at start.
+//! `--store PATH`: an append-only journal of every feed's messages, read back at start.
 //!
 //! A file header, then one record per message, little-endian:
 //!
 //! ```text
-//! header: FF 53 53 45 63 68 61 74 ("\xFFSSEchat") | version u32 (1)
-//! record: magic FF 63 68 31 | len u32 | crc32 u32 of len and payload | payload (len bytes)
-//! payload: id u64 | at_ms u64 | name_len u16 | name (UTF-8) | text (UTF-8, the rest)
+//! header: FF 53 53 45 63 68 61 74 ("\xFFSSEchat") | version u32 (2)
+//! record: magic FF 63 68 32 | len u32 | crc32 u32 of len and payload | payload (len bytes)
+//! payload: feed_len u8 | feed (a feed's name) | id u64 | at_ms u64 | name_len u16
+//!          | name (UTF-8) | text (UTF-8, the rest)
 //! ```
+//!
+//! Version 1 had only the chat: its records (magic `FF 63 68 31`) have no feed and are read as
+//! the chat's. A version 1 journal is given the version 2 header in place when it is opened, and
+//! its records are kept as they are.
 //!
 //! Both magics start with `FF`, a byte UTF-8 text never contains, and the checksum covers the
 //! length, so a record cut short or damaged is recognised and the reader finds the next one by
@@ -20,7 +25,7 @@
 //! existing file. It refuses, leaving the file as it was (content, size and time):
 //! - anything that is not a regular file (a directory, a FIFO, a device, a socket, or a link
 //!   to one of these);
-//! - a file that does not begin with the header of this version.
+//! - a file that does not begin with the header of this version or of version 1.
 //!
 //! A path where nothing is yet is created with the header. So is an empty file (0 bytes): it
 //! holds nothing to lose, and the journal's earlier format created one on every first start.
@@ -47,12 +52,14 @@
 //! - Bytes that are not a valid record, followed by a valid one, are skipped.
 //! - Bytes that are not a valid record at the end (a write torn by a crash, or damage) are cut
 //!   off, so that the next append starts on a record boundary. The header is never cut.
-//! - A record whose id is not above the one before is skipped (two servers on one file).
+//! - A record whose id is not above the one before in its feed is skipped (two servers on one
+//!   file).
 //!
 //! The journal is never compacted: it grows by one record per message (about 30 bytes plus
-//! the name and text).
+//! the feed's name, the name and the text).
 
 mod convert;
+mod crc32;
 mod header;
 mod opening;
 mod record;
@@ -78,18 +85,25 @@ pub struct Journal {
 /// What [`Journal::open`] read.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Loaded {
+    /// Each feed's messages, the feeds in the order they first appear.
+    pub feeds: Vec<(String, Held)>,
+    /// One line each for the log: a conversion, what was skipped or cut off, and where.
+    pub problems: Vec<String>,
+}
+
+/// One feed's messages in the journal.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Held {
     /// The newest messages (at most `keep`), oldest first.
     pub messages: Vec<Message>,
     /// The id of the newest message read but not kept: the one just before `messages`.
     pub before: Option<u64>,
     /// The largest id read; the next run's ids start above it.
     pub last_id: Option<u64>,
-    /// One line each for the log: a conversion, what was skipped or cut off, and where.
-    pub problems: Vec<String>,
 }
 
 impl Journal {
-    /// Opens or creates the journal and reads its newest `keep` messages.
+    /// Opens or creates the journal and reads the newest `keep` messages of each feed.
     ///
     /// Fails, naming the path, if it is not a journal (see the module's doc) or cannot be
     /// opened, read, converted or cut (a missing directory, no permission).
@@ -115,6 +129,13 @@ impl Journal {
         let len = reading.metadata()?.len();
         match header::beginning(&reading, len)? {
             Beginning::Header => {}
+            Beginning::Version1 => {
+                header::upgrade(path, &reading)?;
+                loaded.problems.push(format!(
+                    "journal version 1 is now version {}: its messages are the chat's",
+                    header::VERSION
+                ));
+            }
             Beginning::Empty => {
                 let mut file = open_to_append(path, &reading)?;
                 file.write_all(&header::HEADER)?;
@@ -153,10 +174,11 @@ impl Journal {
         }
     }
 
-    /// Appends one message as one write. A message too large to be read back (over 1 MiB; a
-    /// valid one is under 9 KiB) is refused with `InvalidInput` and nothing is written.
-    pub fn append(&mut self, message: &Message) -> io::Result<()> {
-        let record = encode(message);
+    /// Appends one message of `feed` (a feed's name) as one write. A message too large to be
+    /// read back (over 1 MiB; a valid one is under 9 KiB) is refused with `InvalidInput` and
+    /// nothing is written.
+    pub fn append(&mut self, feed: &str, message: &Message) -> io::Result<()> {
+        let record = encode(feed, message);
         if record.len() as u64 > record::PREFIX + u64::from(record::MAX_PAYLOAD) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -181,11 +203,11 @@ fn read(file: &File, len: u64, keep: usize, loaded: &mut Loaded) -> io::Result<O
     let mut r = BufReader::new(file);
     let mut pos = header::LEN;
     r.seek(SeekFrom::Start(pos))?;
-    let mut kept = VecDeque::new();
+    let mut gathered = Gathered::default();
     // Where the current stretch of unreadable bytes began.
     let mut bad_from = None;
     while pos < len {
-        let Some((message, size)) = record::read(&mut r, len - pos)? else {
+        let Some(((feed, message), size)) = record::read(&mut r, len - pos)? else {
             bad_from.get_or_insert(pos);
             pos = record::next_magic(&mut r, pos + 1, len)?;
             continue;
@@ -195,43 +217,72 @@ fn read(file: &File, len: u64, keep: usize, loaded: &mut Loaded) -> io::Result<O
             let problem = format!("skipped {skipped} unreadable bytes at offset {start}");
             loaded.problems.push(problem);
         }
-        match loaded.last_id {
-            Some(last) if message.id <= last => loaded.problems.push(format!(
-                "skipped the record at offset {pos}: its id {} is not above {last}",
-                message.id
-            )),
-            _ => {
-                loaded.last_id = Some(message.id);
-                kept.push_back(message);
-                if kept.len() > keep {
-                    loaded.before = kept.pop_front().map(|m| m.id);
-                }
-            }
+        let id = message.id;
+        if let Err(last) = gathered.take(feed, message, keep) {
+            loaded.problems.push(format!(
+                "skipped the record at offset {pos}: its id {id} is not above {last}"
+            ));
         }
         pos += size;
     }
-    loaded.messages = kept.into();
+    loaded.feeds = gathered.feeds();
     Ok(bad_from)
+}
+
+/// Each feed's newest messages, gathered record by record.
+#[derive(Default)]
+struct Gathered(Vec<(String, Held, VecDeque<Message>)>);
+
+impl Gathered {
+    /// Holds `message` of `feed`, and at most `keep` of the feed's; a message whose id is not
+    /// above the feed's last is not taken, and the last is given back.
+    fn take(&mut self, feed: String, message: Message, keep: usize) -> Result<(), u64> {
+        let at = match self.0.iter().position(|(name, ..)| *name == feed) {
+            Some(at) => at,
+            None => {
+                self.0.push((feed, Held::default(), VecDeque::new()));
+                self.0.len() - 1
+            }
+        };
+        let (_, held, kept) = &mut self.0[at];
+        if let Some(last) = held.last_id.filter(|&last| message.id <= last) {
+            return Err(last);
+        }
+        held.last_id = Some(message.id);
+        kept.push_back(message);
+        if kept.len() > keep {
+            held.before = kept.pop_front().map(|m| m.id);
+        }
+        Ok(())
+    }
+
+    fn feeds(self) -> Vec<(String, Held)> {
+        let held = |(name, held, kept): (String, Held, VecDeque<Message>)| {
+            let messages = kept.into();
+            (name, Held { messages, ..held })
+        };
+        self.0.into_iter().map(held).collect()
+    }
 }
 
 #[cfg(test)]
 pub(super) mod tests;
 
-/// Messages as records, oldest first, with no file header: how the chat's messages are handed
-/// to a new process image (see `tiny::handoff`). [`decode_all`] reads them back.
-pub fn encode_all<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Vec<u8> {
-    messages.into_iter().flat_map(encode).collect()
+/// Messages of `feed` as records, oldest first, with no file header: how the feeds' messages
+/// are handed to a new process image (see `tiny::handoff`). [`decode_all`] reads them back.
+pub fn encode_all<'a>(feed: &str, messages: impl IntoIterator<Item = &'a Message>) -> Vec<u8> {
+    messages.into_iter().flat_map(|m| encode(feed, m)).collect()
 }
 
-/// The newest `keep` messages of what [`encode_all`] wrote, as [`Journal::open`] would load
-/// them. These bytes come from this program, so anything that is not a record ends the reading,
-/// with a line for the log.
+/// The newest `keep` messages of each feed of what [`encode_all`] wrote, as [`Journal::open`]
+/// would load them. These bytes come from this program, so anything that is not a record ends
+/// the reading, with a line for the log.
 pub fn decode_all(records: &[u8], keep: usize) -> Loaded {
     let mut loaded = Loaded::default();
-    let mut kept = VecDeque::new();
+    let mut gathered = Gathered::default();
     let mut pos = 0;
     while pos < records.len() {
-        let Some((message, size)) = decode(&records[pos..]) else {
+        let Some(((feed, message), size)) = decode(&records[pos..]) else {
             let problem = format!(
                 "{} bytes at offset {pos} are not a record",
                 records.len() - pos
@@ -239,15 +290,10 @@ pub fn decode_all(records: &[u8], keep: usize) -> Loaded {
             loaded.problems.push(problem);
             break;
         };
-        if loaded.last_id.is_none_or(|last| message.id > last) {
-            loaded.last_id = Some(message.id);
-            kept.push_back(message);
-            if kept.len() > keep {
-                loaded.before = kept.pop_front().map(|m| m.id);
-            }
-        }
+        // One out of order is left out, as from the journal.
+        let _ = gathered.take(feed, message, keep);
         pos += size;
     }
-    loaded.messages = kept.into();
+    loaded.feeds = gathered.feeds();
     loaded
 }

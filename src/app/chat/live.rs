@@ -1,13 +1,13 @@
-//! The chatroom live: publishing, and one event stream per open page.
+//! The feeds live: publishing, and one event stream per open page, for every feed.
 //!
-//! A publish is journaled and put in the history under the room's lock, answered, and only then
-//! handed to the fan-out threads (one per core, each with its share of the subscribers), so the
-//! `POST` is not answered from a core those threads keep busy. A fan-out thread encodes the
-//! event once and offers it to each of its subscribers' outlets: a non-blocking write, made on
-//! the fan-out thread, so delivering a message wakes none of the stream threads. A subscriber
-//! whose client falls behind by more than its outlet holds is marked lagging and skipped; its
-//! own thread, once it has written what was queued, catches it up from the history (with the
-//! missed notice if what it needs is gone).
+//! A publish is journaled and put in the feed's history under its room's lock, answered, and
+//! only then handed to the fan-out threads (one per core, shared by every feed, each with its
+//! share of each feed's subscribers), so the `POST` is not answered from a core those threads
+//! keep busy. A fan-out thread encodes the event once and offers it to each of its subscribers'
+//! outlets: a non-blocking write, made on the fan-out thread, so delivering a message wakes none
+//! of the stream threads. A subscriber whose client falls behind by more than its outlet holds
+//! is marked lagging and skipped; its own thread, once it has written what was queued, catches
+//! it up from the history (with the missed notice if what it needs is gone).
 //!
 //! Each subscriber remembers the id of the last message queued to it, and only a larger id is
 //! ever queued, so a message reaches a page once whether it came from the history or live.
@@ -15,16 +15,17 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use super::Room;
-use super::form;
-use super::history::Resume;
+use super::feeds::{CHAT, Feed, Registry};
+use super::history::{Bounds, Resume};
+use super::journal::Journal;
 use super::limiter::Limiter;
-use super::message::{self, Limits, Message, Refusal};
-use super::metrics::ChatMetrics;
+use super::message::{Limits, Message};
+use super::metrics::{self, Refusals};
+use super::{Room, lock};
 use crate::app::utc_time::UtcTime;
 use crate::app::views;
 use crate::log::Log;
@@ -34,25 +35,42 @@ use crate::tiny::{Ended, Events, Offered, Outlet, Reply, Request, Woken};
 /// Messages a page gets when it connects with no `Last-Event-ID`.
 const RECENT: usize = 50;
 
-pub struct Chat {
-    room: Mutex<Room>,
-    subscribers: Arc<Mutex<Vec<Arc<Subscriber>>>>,
-    /// One channel per fan-out thread; each thread writes to its own share of the subscribers.
-    fan_out: Vec<Sender<Arc<Message>>>,
-    /// Published, answered or about to be, and not yet handed to the fan-out threads; in
-    /// publish order (pushed under the room's lock).
-    unsent: Mutex<VecDeque<Arc<Message>>>,
-    /// The share the next subscriber joins.
-    next_share: AtomicUsize,
-    limiter: Mutex<Limiter>,
-    limits: Limits,
-    retry: Duration,
-    log: Log,
-    pub metrics: ChatMetrics,
+/// How the feeds run: what the server's flags set.
+pub struct Settings {
+    /// At most this many feeds exist (`--max-feeds`), the chat among them.
+    pub max_feeds: usize,
+    /// What each feed's history holds.
+    pub bounds: Bounds,
+    pub limits: Limits,
+    /// Messages a second from one client address, over all feeds; 0 for no limit.
+    pub publish_limit: u32,
+    pub retry: Duration,
+    pub log: Log,
 }
 
-/// One open `/chat/stream`.
-struct Subscriber {
+/// Every feed, and the fan-out threads they share.
+pub struct Feeds {
+    pub(super) registry: Registry,
+    /// One channel per fan-out thread; each thread writes to its own share of each feed's
+    /// subscribers.
+    pub(super) fan_out: Vec<Sender<(Arc<Feed>, Arc<Message>)>>,
+    /// Published, answered or about to be, and not yet handed to the fan-out threads; in
+    /// publish order within each feed (pushed under the feed's room lock).
+    pub(super) unsent: Mutex<VecDeque<(Arc<Feed>, Arc<Message>)>>,
+    /// The share the next subscriber joins.
+    next_share: AtomicUsize,
+    /// The store every feed's messages go to (`--store`), if there is one.
+    pub(super) journal: Option<Mutex<Journal>>,
+    /// Per client address, over all feeds: more feeds are no way around the rate.
+    pub(super) limiter: Mutex<Limiter>,
+    pub(super) limits: Limits,
+    retry: Duration,
+    pub(super) log: Log,
+    pub(super) refusals: Refusals,
+}
+
+/// One open stream of a feed.
+pub struct Subscriber {
     outlet: Arc<Outlet>,
     /// Which fan-out thread writes to it: always the same one, so its messages go out in order.
     share: usize,
@@ -68,164 +86,86 @@ struct Delivery {
     retry_sent: bool,
 }
 
-/// Why a publish did not happen.
-enum Failure {
-    Refused(Refusal),
-    Store(std::io::Error),
-}
-
-impl From<Refusal> for Failure {
-    fn from(refusal: Refusal) -> Failure {
-        Failure::Refused(refusal)
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Chat {
-    /// Starts the fan-out threads for `room`, one per core.
+impl Feeds {
+    /// Starts the fan-out threads, one per core, for the feeds of `rooms` (the chat's, and any
+    /// the store held) and those published to later; their messages go to `journal` if given.
     pub fn start(
-        room: Room,
-        limits: Limits,
-        publish_limit: u32,
-        retry: Duration,
-        log: Log,
-    ) -> std::io::Result<Chat> {
-        let subscribers = Arc::new(Mutex::new(Vec::new()));
+        rooms: Vec<(String, Room)>,
+        journal: Option<Journal>,
+        settings: Settings,
+    ) -> std::io::Result<Feeds> {
         // One writer per core: a message to 10,000 subscribers is 10,000 sends, which one thread
-        // would make one after the other.
+        // would make one after the other. The threads serve every feed: ten feeds cost no more
+        // threads than one.
         let shares = thread::available_parallelism().map_or(1, usize::from);
         let mut senders = Vec::with_capacity(shares);
         for share in 0..shares {
             let (sender, receiver) = mpsc::channel();
-            let fan_out_to = subscribers.clone();
+            let retry = settings.retry;
             thread::Builder::new()
-                .name("chat-fan-out".into())
-                .spawn(move || fan_out(&receiver, &fan_out_to, share, retry))?;
+                .name("feed-fan-out".into())
+                .spawn(move || fan_out(&receiver, share, retry))?;
             senders.push(sender);
         }
-        Ok(Chat {
-            room: Mutex::new(room),
-            subscribers,
+        let registry = Registry::new(
+            rooms,
+            settings.max_feeds,
+            settings.bounds,
+            shares,
+            settings.log,
+        );
+        Ok(Feeds {
+            registry,
             fan_out: senders,
+            journal: journal.map(Mutex::new),
             unsent: Mutex::new(VecDeque::new()),
             next_share: AtomicUsize::new(0),
-            limiter: Mutex::new(Limiter::new(publish_limit)),
-            limits,
-            retry,
-            log,
-            metrics: ChatMetrics::default(),
+            limiter: Mutex::new(Limiter::new(settings.publish_limit)),
+            limits: settings.limits,
+            retry: settings.retry,
+            log: settings.log,
+            refusals: Refusals::default(),
         })
     }
 
-    /// `POST /chat/messages`. A published message goes out to the subscribers once the reply
-    /// is written.
-    pub fn publish(self: &Arc<Chat>, request: &Request) -> Reply {
-        let for_htmx = request.header("HX-Request") == Some("true");
-        let name = form::parse(
-            request.header("Content-Type"),
-            request.query.as_deref(),
-            &request.body,
-        )
-        .ok()
-        .and_then(|submission| submission.name)
-        .unwrap_or_default();
-        match self.try_publish(request) {
-            Ok(message) => {
-                self.metrics.published();
-                let peer = request.peer.map_or_else(|| "-".into(), |p| p.to_string());
-                self.log.line(format_args!(
-                    "chat message {} from {peer}, {} bytes",
-                    message.id,
-                    message.size()
-                ));
-                let reply = if for_htmx {
-                    Reply::html(201, views::chat_form(&name, None))
-                } else {
-                    Reply::text(201, format!("{}\n", message.id))
-                };
-                let chat = self.clone();
-                reply.then(move || chat.hand_off())
-            }
-            Err(Failure::Refused(refusal)) => {
-                self.count_refusal(refusal.label());
-                let why = refusal.to_string();
-                let reply = if for_htmx {
-                    Reply::html(refusal.status(), views::chat_form(&name, Some(&why)))
-                } else {
-                    Reply::text(refusal.status(), format!("{why}\n"))
-                };
-                match refusal.retry_after_secs() {
-                    Some(secs) => reply.with_header("Retry-After", secs.to_string()),
-                    None => reply,
-                }
-            }
-            Err(Failure::Store(error)) => {
-                self.log
-                    .line(format_args!("chat message not stored: {error}"));
-                Reply::text(500, "the message could not be stored\n")
-            }
-        }
-    }
-
-    fn try_publish(&self, request: &Request) -> Result<Arc<Message>, Failure> {
-        let submission = form::parse(
-            request.header("Content-Type"),
-            request.query.as_deref(),
-            &request.body,
-        )?;
-        let draft = message::validate(&submission, &self.limits)?;
-        if let Some(peer) = request.peer {
-            lock(&self.limiter)
-                .check(peer.ip(), Instant::now())
-                .map_err(|retry_after| Refusal::RateLimited { retry_after })?;
-        }
-        let mut room = lock(&self.room);
-        let message = room
-            .publish(draft, SystemTime::now())
-            .map_err(Failure::Store)?;
-        // Queued under the room's lock, so the queue holds messages in publish order.
-        lock(&self.unsent).push_back(message.clone());
-        Ok(message)
-    }
-
-    /// Hands every message not yet handed over to every fan-out thread, oldest first. Each
-    /// call takes all there is, so a message whose hand-off was lost (its reply's thread
-    /// panicked) goes with the next.
-    fn hand_off(&self) {
-        let mut unsent = lock(&self.unsent);
-        while let Some(message) = unsent.pop_front() {
-            for sender in &self.fan_out {
-                let _ = sender.send(message.clone());
-            }
-        }
-    }
-
-    /// Counts a refusal by its label (also for refusals made before the request reached
-    /// [`Chat::publish`], such as a body too large to read).
-    pub fn count_refusal(&self, label: &str) {
-        self.metrics.refused(label);
-    }
-
-    /// The chat's families for `/metrics`.
+    /// The feeds' families for `/metrics`.
     pub fn render_metrics(&self) -> String {
-        self.metrics.render(self.held())
+        metrics::render(&self.registry.all(), &self.refusals)
     }
 
-    /// `GET /chat/stream`.
-    pub fn stream(self: &Arc<Chat>, request: &Request) -> Reply {
+    /// Every feed's name and the messages it holds, oldest feed first.
+    pub fn list(&self) -> Vec<(Box<str>, usize)> {
+        let feeds = self.registry.all();
+        let held = |feed: &Feed| lock(&feed.room).held();
+        feeds.iter().map(|f| (f.name.clone(), held(f))).collect()
+    }
+
+    pub fn max_feeds(&self) -> usize {
+        self.registry.max()
+    }
+
+    /// `GET /feeds/NAME/stream` (and `/chat/stream`). A feed nobody has published to yet is
+    /// waited for (see `feeds`).
+    pub fn stream(self: &Arc<Feeds>, name: &str, request: &Request) -> Reply {
         let last_event_id = request.header("Last-Event-ID").map(str::to_owned);
-        let chat = self.clone();
-        Reply::events("to the chat", move |events| {
-            chat.subscribe(last_event_id.as_deref(), events)
+        let feeds = self.clone();
+        let name = name.to_owned();
+        Reply::events(format!("to feed {name}"), move |events| {
+            let feed = feeds.registry.watch(&name);
+            // Forgets an awaited name however the stream ends, a panic included.
+            let _watching = Watching(&feeds.registry, &name);
+            feeds.subscribe(&feed, last_event_id.as_deref(), events)
         })
     }
 
     /// Runs on the stream's thread: sends what the client should see first, joins the
-    /// subscribers, then serves the outlet until the client goes or the server stops.
-    fn subscribe(&self, last_event_id: Option<&str>, events: &mut Events<'_>) -> Result<(), Ended> {
+    /// feed's subscribers, then serves the outlet until the client goes or the server stops.
+    fn subscribe(
+        &self,
+        feed: &Feed,
+        last_event_id: Option<&str>,
+        events: &mut Events<'_>,
+    ) -> Result<(), Ended> {
         let outlet = events.outlet()?;
         let shares = self.fan_out.len();
         let subscriber = Arc::new(Subscriber {
@@ -237,8 +177,9 @@ impl Chat {
                 retry_sent: false,
             }),
         });
+        let share = &feed.shares[subscriber.share];
         {
-            let room = lock(&self.room);
+            let room = lock(&feed.room);
             let resume = room.resume(last_event_id, RECENT);
             let mut delivery = lock(&subscriber.state);
             // A page that comes back with a position it can resume from keeps what it shows;
@@ -248,23 +189,23 @@ impl Chat {
             if let Some(first) = resume.messages.first() {
                 delivery.last_queued = first.id.saturating_sub(1);
             }
-            self.queue(&subscriber, &mut delivery, &resume, replace, &room);
+            self.queue(feed, &subscriber, &mut delivery, &resume, replace, &room);
             if resume.messages.is_empty() && !resume.missed {
                 // Nothing to send yet: a comment, so that the client sees the stream is open
                 // (browsers and curl show nothing of a response before its first body bytes).
                 subscriber.outlet.offer_comment(b": connected\n\n");
             }
-            lock(&self.subscribers).push(subscriber.clone());
+            lock(share).push(subscriber.clone());
         }
-        self.metrics.subscribed();
+        feed.metrics.subscribed();
         let ended = loop {
             match events.serve() {
-                Ok(Woken::Full) => self.catch_up(&subscriber),
+                Ok(Woken::Full) => self.catch_up(feed, &subscriber),
                 Err(ended) => break ended,
             }
         };
-        lock(&self.subscribers).retain(|other| !Arc::ptr_eq(other, &subscriber));
-        self.metrics.unsubscribed();
+        lock(share).retain(|other| !Arc::ptr_eq(other, &subscriber));
+        feed.metrics.unsubscribed();
         Err(ended)
     }
 
@@ -273,6 +214,7 @@ impl Chat {
     /// message is published meanwhile.
     fn queue(
         &self,
+        feed: &Feed,
         subscriber: &Subscriber,
         delivery: &mut Delivery,
         resume: &Resume,
@@ -280,8 +222,8 @@ impl Chat {
         _room: &Room,
     ) {
         if resume.missed {
-            self.metrics.missed_notice();
-            let notice = Event::new().data(views::chat_missed().into_string());
+            feed.metrics.missed_notice();
+            let notice = Event::new().data(views::chat_missed(targets(feed).1).into_string());
             subscriber.outlet.offer(&encode(&notice));
         }
         let mut reset = replace;
@@ -290,7 +232,7 @@ impl Chat {
         let now = UtcTime::now();
         for message in resume.messages.iter().filter(|m| m.id > after) {
             let retry = (!delivery.retry_sent).then_some(self.retry);
-            let event = message_event(message, reset, retry, &now);
+            let event = message_event(feed, message, reset, retry, &now);
             match subscriber.outlet.offer(&encode(&event)) {
                 Offered::Sent | Offered::Queued => {
                     delivery.last_queued = message.id;
@@ -311,41 +253,82 @@ impl Chat {
 
     /// Runs on a subscriber's thread once its outlet has drained after refusing a message:
     /// queues, from the history, what it missed since its last queued message.
-    fn catch_up(&self, subscriber: &Subscriber) {
-        let room = lock(&self.room);
+    fn catch_up(&self, feed: &Feed, subscriber: &Subscriber) {
+        let room = lock(&feed.room);
         let mut delivery = lock(&subscriber.state);
         if !delivery.lagging {
             return;
         }
         delivery.lagging = false;
         let resume = room.since(delivery.last_queued);
-        self.queue(subscriber, &mut delivery, &resume, resume.missed, &room);
+        self.queue(
+            feed,
+            subscriber,
+            &mut delivery,
+            &resume,
+            resume.missed,
+            &room,
+        );
     }
 
-    /// Writes the journal to disk, when the server stops.
+    /// What is handed to the image that replaces the process: every feed's held messages and
+    /// the ids around them (see [`Room::carry`]).
+    pub fn carry(&self) -> super::Carried {
+        let mut carried = super::Carried::default();
+        for feed in self.registry.all() {
+            lock(&feed.room).carry(&feed.name, &mut carried);
+        }
+        carried
+    }
+
+    /// Asks the kernel to write the journal to disk, when the server stops (see `journal`:
+    /// until then a power cut can lose what was written in the last seconds).
     pub fn sync(&self) {
-        if let Err(error) = lock(&self.room).sync() {
-            self.log.line(format_args!("store: {error}"));
+        let Some(journal) = &self.journal else { return };
+        let journal = lock(journal);
+        if let Err(error) = journal.sync() {
+            let path = journal.path().display();
+            self.log.line(format_args!("store: {path}: {error}"));
         }
     }
+}
 
-    pub fn held(&self) -> usize {
-        lock(&self.room).held()
+/// A stream's hold on its feed's name (see [`feeds::Registry::watch`](super::feeds)).
+struct Watching<'a>(&'a Registry, &'a str);
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        self.0.unwatch(self.1);
     }
+}
 
-    /// The messages for the image that replaces the process (see [`Room::carry`]).
-    pub fn carry(&self) -> super::Carried {
-        lock(&self.room).carry()
+/// The ids a feed's events swap out of band: its list and its notice. The chat's page has its
+/// own; every other feed's page has the same ones.
+fn targets(feed: &Feed) -> (&'static str, &'static str) {
+    if &*feed.name == CHAT {
+        ("chat-log", "chat-notice")
+    } else {
+        ("feed-log", "feed-notice")
     }
 }
 
 /// The event for one message: its id, and its fragment as data (inside the list reset when the
-/// page's list should be replaced), its time shown as it reads on the day of `now`.
-fn message_event(message: &Message, reset: bool, retry: Option<Duration>, now: &UtcTime) -> Event {
+/// page's list should be replaced), its time shown as it reads on the day of `now`. A feed's
+/// page also shows its newest message large.
+fn message_event(
+    feed: &Feed,
+    message: &Message,
+    reset: bool,
+    retry: Option<Duration>,
+    now: &UtcTime,
+) -> Event {
     let published = UtcTime::of_unix_ms(message.at_ms);
     let mut html = views::chat_message(message.id, &message.name, &message.text, &published, now);
     if reset {
-        html = views::chat_reset(html);
+        html = views::chat_reset(targets(feed).0, html);
+    }
+    if &*feed.name != CHAT {
+        html = views::feed_newest(html, &message.name, &message.text);
     }
     let event = Event::new().id_number(message.id).data(html.into_string());
     match retry {
@@ -360,22 +343,14 @@ fn encode(event: &Event) -> Vec<u8> {
     bytes
 }
 
-/// A fan-out thread: each message, encoded once, offered to every subscriber of its `share`.
-fn fan_out(
-    messages: &Receiver<Arc<Message>>,
-    subscribers: &Mutex<Vec<Arc<Subscriber>>>,
-    share: usize,
-    retry: Duration,
-) {
-    for message in messages {
+/// A fan-out thread: each message, encoded once, offered to every subscriber of its feed in
+/// this thread's `share`.
+fn fan_out(messages: &Receiver<(Arc<Feed>, Arc<Message>)>, share: usize, retry: Duration) {
+    for (feed, message) in messages {
         // Sent as it is published, so "today" is now: every page shows the same fragment.
         let now = UtcTime::now();
-        let encoded = encode(&message_event(&message, false, None, &now));
-        let mine: Vec<_> = lock(subscribers)
-            .iter()
-            .filter(|subscriber| subscriber.share == share)
-            .cloned()
-            .collect();
+        let encoded = encode(&message_event(&feed, &message, false, None, &now));
+        let mine = lock(&feed.shares[share]).clone();
         for subscriber in mine {
             let mut delivery = lock(&subscriber.state);
             if delivery.lagging || message.id <= delivery.last_queued {
@@ -384,9 +359,13 @@ fn fan_out(
             let offered = if delivery.retry_sent {
                 subscriber.outlet.offer(&encoded)
             } else {
-                subscriber
-                    .outlet
-                    .offer(&encode(&message_event(&message, false, Some(retry), &now)))
+                subscriber.outlet.offer(&encode(&message_event(
+                    &feed,
+                    &message,
+                    false,
+                    Some(retry),
+                    &now,
+                )))
             };
             match offered {
                 Offered::Sent | Offered::Queued => {
@@ -403,6 +382,7 @@ fn fan_out(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     /// 2026-12-02 14:03:07 UTC.
     const AFTERNOON_MS: u64 = 1_796_220_187_000;
@@ -414,7 +394,8 @@ mod tests {
             text: "hi".into(),
             at_ms,
         };
-        let event = message_event(&message, false, None, &UtcTime::of_unix_ms(now_ms));
+        let feed = Feed::new(CHAT, Room::new(Bounds::default(), UNIX_EPOCH), 1);
+        let event = message_event(&feed, &message, false, None, &UtcTime::of_unix_ms(now_ms));
         String::from_utf8(encode(&event)).expect("UTF-8")
     }
 

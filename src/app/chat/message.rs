@@ -89,6 +89,8 @@ pub enum Refusal {
     MediaType,
     /// Too many messages from this address; a token is free again after `retry_after`.
     RateLimited { retry_after: Duration },
+    /// The message would start a new feed, and `max_feeds` exist already (`--max-feeds`).
+    TooManyFeeds { max_feeds: usize },
 }
 
 impl Refusal {
@@ -99,6 +101,9 @@ impl Refusal {
             Refusal::BadUtf8 | Refusal::BadEscape => 400,
             Refusal::MediaType => 415,
             Refusal::RateLimited { .. } => 429,
+            // The server has no room for one more feed (RFC 4918 §11.5): not the client's input
+            // (4xx), not a rate (429), and no retry helps until the operator raises the bound.
+            Refusal::TooManyFeeds { .. } => 507,
         }
     }
 
@@ -111,6 +116,7 @@ impl Refusal {
             Refusal::BadEscape => "bad_escape",
             Refusal::MediaType => "media_type",
             Refusal::RateLimited { .. } => "rate_limited",
+            Refusal::TooManyFeeds { .. } => "too_many_feeds",
         }
     }
 
@@ -145,6 +151,10 @@ impl fmt::Display for Refusal {
                 f,
                 "too many messages; try again in {} s",
                 whole_seconds(*retry_after)
+            ),
+            Refusal::TooManyFeeds { max_feeds } => write!(
+                f,
+                "this server holds at most {max_feeds} feeds; publish to one that exists"
             ),
         }
     }

@@ -1,36 +1,26 @@
-//! The chat's counters, and their families in the Prometheus text format.
+//! The feeds' counters, and their families in the Prometheus text format.
+//!
+//! Every family but the refusals has a `feed` label: at most `--max-feeds` values, since only
+//! feeds that exist are rendered. Refusals are counted by reason only: a refused publish may
+//! name a feed that does not exist, and a label from it would be unbounded.
 
+use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use super::feeds::Feed;
+
+/// One feed's counters.
 #[derive(Default)]
-pub struct ChatMetrics {
+pub struct FeedMetrics {
     published: AtomicU64,
-    refused: Mutex<[u64; REFUSAL_LABELS.len()]>,
     subscribers: AtomicUsize,
     missed_notices: AtomicU64,
 }
 
-const REFUSAL_LABELS: [&str; 7] = [
-    "empty",
-    "too_long",
-    "bad_utf8",
-    "bad_escape",
-    "media_type",
-    "too_large",
-    "rate_limited",
-];
-
-impl ChatMetrics {
+impl FeedMetrics {
     pub fn published(&self) {
         self.published.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Counts a refusal by its label; an unknown label is not counted.
-    pub fn refused(&self, label: &str) {
-        if let Some(at) = REFUSAL_LABELS.iter().position(|known| *known == label) {
-            self.refused.lock().unwrap_or_else(PoisonError::into_inner)[at] += 1;
-        }
     }
 
     pub fn subscribed(&self) {
@@ -44,62 +34,88 @@ impl ChatMetrics {
     pub fn missed_notice(&self) {
         self.missed_notices.fetch_add(1, Ordering::Relaxed);
     }
+}
 
-    /// The chat's families for `/metrics`, in the Prometheus text format.
-    pub fn render(&self, held: usize) -> String {
-        let metrics = self;
-        let mut out = String::with_capacity(1024);
-        family(
-            &mut out,
-            "chat_messages_published_total",
-            "counter",
-            "Chat messages published since start.",
-        );
-        let published = metrics.published.load(Ordering::Relaxed);
-        out.push_str(&format!("chat_messages_published_total {published}\n"));
-        family(
-            &mut out,
-            "chat_publishes_refused_total",
-            "counter",
-            "Publish requests refused, by reason; nothing was published.",
-        );
-        let refused = *metrics
-            .refused
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for (label, count) in REFUSAL_LABELS.iter().zip(refused) {
-            out.push_str(&format!(
-                "chat_publishes_refused_total{{reason=\"{label}\"}} {count}\n"
-            ));
+/// Publish requests refused, by reason, over all feeds.
+#[derive(Default)]
+pub struct Refusals(Mutex<[u64; REFUSAL_LABELS.len()]>);
+
+const REFUSAL_LABELS: [&str; 8] = [
+    "empty",
+    "too_long",
+    "bad_utf8",
+    "bad_escape",
+    "media_type",
+    "too_large",
+    "rate_limited",
+    "too_many_feeds",
+];
+
+impl Refusals {
+    /// Counts a refusal by its label; an unknown label is not counted.
+    pub fn count(&self, label: &str) {
+        if let Some(at) = REFUSAL_LABELS.iter().position(|known| *known == label) {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner)[at] += 1;
         }
-        let single = [
-            (
-                "chat_subscribers_live",
-                "gauge",
-                "Chat streams open now.",
-                metrics.subscribers.load(Ordering::Relaxed) as u64,
-            ),
-            (
-                "chat_messages_held",
-                "gauge",
-                "Chat messages held in memory for late and returning subscribers.",
-                held as u64,
-            ),
-            (
-                "chat_missed_notices_total",
-                "counter",
-                "Notices sent to subscribers that came back after messages they never got were dropped.",
-                metrics.missed_notices.load(Ordering::Relaxed),
-            ),
-        ];
-        for (name, kind, help, value) in single {
-            family(&mut out, name, kind, help);
-            out.push_str(&format!("{name} {value}\n"));
-        }
-        out
     }
 }
 
+/// The feeds' families for `/metrics`, in the Prometheus text format.
+pub fn render(feeds: &[Arc<Feed>], refusals: &Refusals) -> String {
+    let mut out = String::with_capacity(1024 + 512 * feeds.len());
+    // One reading per feed, in the families' order below.
+    let values: Vec<[u64; 4]> = feeds
+        .iter()
+        .map(|feed| {
+            let m = &feed.metrics;
+            [
+                m.published.load(Ordering::Relaxed),
+                m.subscribers.load(Ordering::Relaxed) as u64,
+                super::lock(&feed.room).held() as u64,
+                m.missed_notices.load(Ordering::Relaxed),
+            ]
+        })
+        .collect();
+    let per_feed = [
+        (
+            "feed_messages_published_total",
+            "counter",
+            "Messages published since start.",
+        ),
+        ("feed_subscribers_live", "gauge", "Streams open now."),
+        (
+            "feed_messages_held",
+            "gauge",
+            "Messages held in memory for late and returning subscribers.",
+        ),
+        (
+            "feed_missed_notices_total",
+            "counter",
+            "Notices sent to subscribers that came back after messages they never got were dropped.",
+        ),
+    ];
+    for (at, (name, kind, help)) in per_feed.into_iter().enumerate() {
+        family(&mut out, name, kind, help);
+        for (feed, value) in feeds.iter().zip(&values) {
+            let _ = writeln!(out, "{name}{{feed=\"{}\"}} {}", feed.name, value[at]);
+        }
+    }
+    family(
+        &mut out,
+        "feed_publishes_refused_total",
+        "counter",
+        "Publish requests refused, by reason, over all feeds; nothing was published.",
+    );
+    let refused = *refusals.0.lock().unwrap_or_else(PoisonError::into_inner);
+    for (label, count) in REFUSAL_LABELS.iter().zip(refused) {
+        let _ = writeln!(
+            out,
+            "feed_publishes_refused_total{{reason=\"{label}\"}} {count}"
+        );
+    }
+    out
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
 }

@@ -1,14 +1,19 @@
-//! The chatroom, without sockets: what a publish request may say, the messages held for pages
-//! that open or reconnect, ids that outlive a restart, the optional store, and the rate limit.
+//! The named feeds and the chatroom, which is the feed `chat` with a form: what a publish request
+//! may say, the messages held for pages that open or reconnect, ids that outlive a restart, the
+//! optional store, the rate limit, and which feeds exist.
 //!
 //! ```text
-//! POST /chat/messages   form::parse -> message::validate -> Limiter::check -> Room::publish
-//! GET  /chat/stream     Room::resume(Last-Event-ID) -> a notice if missed, the messages, then live
+//! POST /feeds/NAME        form::parse -> message::validate -> Limiter::check
+//!                         -> Registry::create (at most --max-feeds) -> Room::publish
+//! GET  /feeds/NAME/stream Room::resume(Last-Event-ID) -> a notice if missed, the messages, then live
 //! ```
 //!
-//! A [`Room`] is plain state; the server holds it behind one lock so that an id, its journal
-//! record and its place in the history are taken in the same order.
+//! `/chat/messages` and `/chat/stream` are the feed `chat`'s. A [`Room`] is one feed's plain
+//! state; the server holds each behind a lock so that an id, its journal record and its place in
+//! the history are taken in the same order. Ids are per feed: each feed's are increasing, and a
+//! `Last-Event-ID` is a position in the feed of its stream.
 
+pub mod feeds;
 pub mod form;
 pub mod history;
 pub mod ids;
@@ -17,121 +22,115 @@ pub mod limiter;
 mod live;
 pub mod message;
 mod metrics;
+mod publish;
 
 use std::io;
-use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use history::{Bounds, History, Resume};
 use ids::IdSource;
-use journal::Journal;
 use message::{Draft, Message};
 
-pub use live::Chat;
+pub use live::{Feeds, Settings};
+#[allow(unused_imports)] // for publishers that are not requests
+pub use publish::Failure;
 
-/// A room's messages, handed from one process image to the next.
+/// What is handed from one process image to the next (see `server`): every feed's held
+/// messages, and a note per feed of the ids around them.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Carried {
-    /// The held messages, as journal records.
+    /// The held messages, as journal records (each naming its feed).
     pub records: Vec<u8>,
-    /// `before=ID,last=ID`: the id before the oldest held, and the last given (either empty).
+    /// `NAME,before=ID,last=ID` per feed, separated by `;`: the id before the oldest held, and
+    /// the last given (either empty).
     pub note: String,
 }
 
-/// The messages of the room, with the store that keeps them across runs if there is one.
+/// A lock whose holder panicked is still used: every piece of state it guards stays valid
+/// between statements.
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One feed's messages: their ids and the history held for pages. The store, shared by every
+/// feed, is the caller's (see [`Room::publish`]).
 #[derive(Debug)]
 pub struct Room {
     ids: IdSource,
     history: History,
-    journal: Option<Journal>,
 }
 
 impl Room {
-    /// A room holding `bounds` of history, refilled from `store` if given. The strings are what
-    /// the store's reading skipped or cut off, one log line each.
-    pub fn open(
-        bounds: Bounds,
-        store: Option<&Path>,
-        now: SystemTime,
-    ) -> io::Result<(Room, Vec<String>)> {
-        let Some(path) = store else {
-            let room = Room {
-                ids: IdSource::start(now, None),
-                history: History::new(bounds),
-                journal: None,
-            };
-            return Ok((room, Vec::new()));
-        };
-        let (journal, loaded) = Journal::open(path, bounds.max_messages)?;
-        let room = Room {
-            ids: IdSource::start(now, loaded.last_id),
-            history: History::restored(bounds, loaded.before, loaded.messages),
-            journal: Some(journal),
-        };
-        Ok((room, loaded.problems))
-    }
-
-    /// What this room hands to the image that replaces the process (see `server`): the held
-    /// messages as journal records, and a note of the id before the oldest and of the last.
-    pub fn carry(&self) -> Carried {
-        let held = self.history.recent(usize::MAX);
-        let id = |id: Option<u64>| id.map_or(String::new(), |id| id.to_string());
-        Carried {
-            records: journal::encode_all(held.iter().map(|message| message.as_ref())),
-            note: format!(
-                "before={},last={}",
-                id(self.history.before_oldest()),
-                id(self.history.last_id())
-            ),
+    /// An empty room: its ids start at the clock `now`.
+    pub fn new(bounds: Bounds, now: SystemTime) -> Room {
+        Room {
+            ids: IdSource::start(now, None),
+            history: History::new(bounds),
         }
     }
 
-    /// The room the image before this one carried ([`Room::carry`]): its messages, or with a
-    /// store those of the store; either way ids go on from the last one it gave.
-    pub fn carried(
-        bounds: Bounds,
-        store: Option<&Path>,
-        carried: &Carried,
-        now: SystemTime,
-    ) -> io::Result<(Room, Vec<String>)> {
-        let noted = |name: &str| {
-            carried
-                .note
-                .split(',')
-                .find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
-                .and_then(|id| id.parse::<u64>().ok())
-        };
-        let (before, last) = (noted("before"), noted("last"));
-        let (mut room, problems) = match store {
-            Some(_) => Room::open(bounds, store, now)?,
-            None => {
-                let loaded = journal::decode_all(&carried.records, bounds.max_messages);
-                let history = History::restored(bounds, loaded.before.or(before), loaded.messages);
-                let room = Room {
-                    ids: IdSource::start(now, None),
-                    history,
-                    journal: None,
-                };
-                (room, loaded.problems)
-            }
-        };
-        room.ids = IdSource::after(last.max(room.history.last_id()), now);
-        Ok((room, problems))
+    /// A room refilled with what the store held of it: its ids go on above the last stored.
+    pub fn restored(bounds: Bounds, stored: journal::Held, now: SystemTime) -> Room {
+        Room {
+            ids: IdSource::start(now, stored.last_id),
+            history: History::restored(bounds, stored.before, stored.messages),
+        }
     }
 
-    /// Gives the draft an id and a time, stores it, and holds it. An error is the store's: the
-    /// message was not published (answer 500); its id is not used again.
-    pub fn publish(&mut self, draft: Draft, now: SystemTime) -> io::Result<Arc<Message>> {
+    /// This room's part of what is handed to the next image, as the messages of `feed`: its
+    /// held messages as records, and its note (see [`Carried`]).
+    pub fn carry(&self, feed: &str, carried: &mut Carried) {
+        let held = self.history.recent(usize::MAX);
+        carried
+            .records
+            .extend(journal::encode_all(feed, held.iter().map(|m| m.as_ref())));
+        let id = |id: Option<u64>| id.map_or(String::new(), |id| id.to_string());
+        if !carried.note.is_empty() {
+            carried.note.push(';');
+        }
+        carried.note.push_str(&format!(
+            "{feed},before={},last={}",
+            id(self.history.before_oldest()),
+            id(self.history.last_id())
+        ));
+    }
+
+    /// A room the image before this one carried: `held` (from the store, or from the carried
+    /// records), `before` the id before the oldest it held if the store does not say, and ids
+    /// going on from `last`, the last one it gave, whatever the clock says.
+    pub fn carried(
+        bounds: Bounds,
+        held: journal::Held,
+        before: Option<u64>,
+        last: Option<u64>,
+        now: SystemTime,
+    ) -> Room {
+        let held = journal::Held {
+            before: held.before.or(before),
+            ..held
+        };
+        let mut room = Room::restored(bounds, held, now);
+        room.ids = IdSource::after(last.max(room.history.last_id()), now);
+        room
+    }
+
+    /// Gives the draft an id and a time, hands it to `store` (the journal's append, or nothing),
+    /// and holds it. An error is the store's: the message was not published (answer 500); its
+    /// id is not used again.
+    pub fn publish(
+        &mut self,
+        draft: Draft,
+        now: SystemTime,
+        store: impl FnOnce(&Message) -> io::Result<()>,
+    ) -> io::Result<Arc<Message>> {
         let message = Message {
             id: self.ids.next_id(),
             name: draft.name,
             text: draft.text,
             at_ms: message::unix_ms(now),
         };
-        if let Some(journal) = &mut self.journal {
-            journal.append(&message)?;
-        }
+        store(&message)?;
         self.history
             .push(message)
             .map_err(|m| io::Error::other(format!("message id {} is not above the last one", m.id)))
@@ -175,21 +174,6 @@ impl Room {
 
     pub fn last_id(&self) -> Option<u64> {
         self.history.last_id()
-    }
-
-    /// Flushes the store to disk, if there is one (see `journal` for when it matters).
-    /// Asks the kernel to write the journal to disk (see `journal`: until then a power cut can
-    /// lose what was written in the last seconds).
-    pub fn sync(&self) -> io::Result<()> {
-        match &self.journal {
-            Some(journal) => journal.sync().map_err(|error| {
-                io::Error::new(
-                    error.kind(),
-                    format!("{}: {error}", journal.path().display()),
-                )
-            }),
-            None => Ok(()),
-        }
     }
 }
 

@@ -1,4 +1,6 @@
+use super::feeds::{CHAT, Noted};
 use super::journal::tests::Dir;
+use super::journal::{self, Journal};
 use super::*;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -17,6 +19,11 @@ fn ids(messages: &[Arc<Message>]) -> Vec<u64> {
     messages.iter().map(|m| m.id).collect()
 }
 
+/// No store: every message is published.
+fn no_store(_: &Message) -> io::Result<()> {
+    Ok(())
+}
+
 fn small() -> Bounds {
     Bounds {
         max_messages: 3,
@@ -26,10 +33,11 @@ fn small() -> Bounds {
 
 #[test]
 fn a_published_message_has_the_next_id_and_its_time() {
-    let (mut room, problems) = Room::open(small(), None, at(1_000_000)).unwrap();
-    assert_eq!(problems, [] as [String; 0]);
-    let first = room.publish(draft("hi"), at(2_000_000)).unwrap();
-    let second = room.publish(draft("again"), at(3_500_000)).unwrap();
+    let mut room = Room::new(small(), at(1_000_000));
+    let first = room.publish(draft("hi"), at(2_000_000), no_store).unwrap();
+    let second = room
+        .publish(draft("again"), at(3_500_000), no_store)
+        .unwrap();
     assert_eq!(
         *first,
         Message {
@@ -42,14 +50,13 @@ fn a_published_message_has_the_next_id_and_its_time() {
     assert_eq!((second.id, second.at_ms), (1_000_001, 3_500));
     assert_eq!(ids(&room.recent(50)), [1_000_000, 1_000_001]);
     assert_eq!(room.last_id(), Some(1_000_001));
-    room.sync().unwrap();
 }
 
 #[test]
 fn a_new_page_gets_the_newest_and_misses_nothing() {
-    let (mut room, _) = Room::open(small(), None, at(100)).unwrap();
+    let mut room = Room::new(small(), at(100));
     for text in ["a", "b", "c"] {
-        room.publish(draft(text), at(100)).unwrap();
+        room.publish(draft(text), at(100), no_store).unwrap();
     }
     for header in [None, Some(""), Some("  ")] {
         let resume = room.resume(header, 2);
@@ -60,9 +67,9 @@ fn a_new_page_gets_the_newest_and_misses_nothing() {
 
 #[test]
 fn a_reconnect_gets_what_followed_its_last_event_id() {
-    let (mut room, _) = Room::open(small(), None, at(100)).unwrap();
+    let mut room = Room::new(small(), at(100));
     for text in ["a", "b", "c", "d"] {
-        room.publish(draft(text), at(100)).unwrap();
+        room.publish(draft(text), at(100), no_store).unwrap();
     }
     // Held: 101..=103; 100 was evicted last.
     let resume = room.resume(Some(" 101 "), 50);
@@ -84,8 +91,8 @@ fn a_reconnect_gets_what_followed_its_last_event_id() {
 
 #[test]
 fn a_last_event_id_that_is_not_a_number_missed_messages() {
-    let (mut room, _) = Room::open(small(), None, at(100)).unwrap();
-    room.publish(draft("a"), at(100)).unwrap();
+    let mut room = Room::new(small(), at(100));
+    room.publish(draft("a"), at(100), no_store).unwrap();
     for header in ["abc", "-1", "1.5", "18446744073709551616"] {
         let resume = room.resume(Some(header), 0);
         assert_eq!(
@@ -98,16 +105,16 @@ fn a_last_event_id_that_is_not_a_number_missed_messages() {
 
 #[test]
 fn an_id_from_an_earlier_run_without_a_store_is_unknown() {
-    let (mut earlier, _) = Room::open(small(), None, at(1_000)).unwrap();
+    let mut earlier = Room::new(small(), at(1_000));
     let seen = earlier
-        .publish(draft("before the restart"), at(1_000))
+        .publish(draft("before the restart"), at(1_000), no_store)
         .unwrap();
-    let (mut later, _) = Room::open(small(), None, at(2_000)).unwrap();
-    later.publish(draft("after"), at(2_000)).unwrap();
+    let mut later = Room::new(small(), at(2_000));
+    later.publish(draft("after"), at(2_000), no_store).unwrap();
     let resume = later.resume(Some(&seen.id.to_string()), 50);
     assert_eq!((resume.missed, ids(&resume.messages)), (true, vec![2_000]));
     // Even the very first reconnect, before anything new was said.
-    let (empty, _) = Room::open(small(), None, at(3_000)).unwrap();
+    let empty = Room::new(small(), at(3_000));
     let resume = empty.resume(Some(&seen.id.to_string()), 50);
     assert_eq!((resume.missed, ids(&resume.messages)), (true, vec![]));
 }
@@ -116,14 +123,20 @@ fn an_id_from_an_earlier_run_without_a_store_is_unknown() {
 fn a_store_carries_messages_and_ids_across_a_restart() {
     let dir = Dir::new("room-restart");
     let path = dir.file();
-    let (mut room, _) = Room::open(small(), Some(&path), at(5_000)).unwrap();
+    let (journal, _) = Journal::open(&path, 3).unwrap();
+    let journal = std::cell::RefCell::new(journal);
+    let store = |message: &Message| journal.borrow_mut().append("news", message);
+    let mut room = Room::new(small(), at(5_000));
     for text in ["a", "b", "c", "d"] {
-        room.publish(draft(text), at(5_000)).unwrap();
+        room.publish(draft(text), at(5_000), store).unwrap();
     }
-    drop(room);
+    drop((room, journal));
     // The clock went backwards: ids continue above the stored ones.
-    let (mut room, problems) = Room::open(small(), Some(&path), at(10)).unwrap();
-    assert_eq!(problems, [] as [String; 0]);
+    let (journal, mut loaded) = Journal::open(&path, 3).unwrap();
+    assert_eq!(loaded.problems, [] as [String; 0]);
+    let (feed, held) = loaded.feeds.pop().expect("one feed");
+    assert_eq!(feed, "news");
+    let mut room = Room::restored(small(), held, at(10));
     assert_eq!(ids(&room.recent(50)), [5_001, 5_002, 5_003]);
     assert_eq!(room.recent(50)[0].text, "b");
     let resume = room.resume(Some("5000"), 50);
@@ -131,7 +144,9 @@ fn a_store_carries_messages_and_ids_across_a_restart() {
         (resume.missed, ids(&resume.messages)),
         (false, vec![5_001, 5_002, 5_003])
     );
-    let next = room.publish(draft("e"), at(10)).unwrap();
+    let journal = std::cell::RefCell::new(journal);
+    let store = |message: &Message| journal.borrow_mut().append("news", message);
+    let next = room.publish(draft("e"), at(10), store).unwrap();
     assert_eq!(next.id, 5_004);
     // A client that saw the last message before the restart missed nothing.
     let resume = room.resume(Some("5003"), 50);
@@ -139,25 +154,41 @@ fn a_store_carries_messages_and_ids_across_a_restart() {
 }
 
 #[test]
-fn a_store_that_cannot_be_opened_stops_the_room_from_opening() {
-    let dir = Dir::new("room-no-dir");
-    let path = dir.0.join("absent/chat.journal");
-    let err = Room::open(small(), Some(&path), at(1)).unwrap_err();
-    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+fn a_message_the_store_refuses_is_not_published_and_its_id_not_used_again() {
+    let mut room = Room::new(small(), at(100));
+    let refused = room.publish(draft("lost"), at(100), |_| Err(io::ErrorKind::Other.into()));
+    assert!(refused.is_err());
+    assert!(room.recent(50).is_empty());
+    let next = room.publish(draft("kept"), at(100), no_store).unwrap();
+    assert_eq!(next.id, 101);
+}
+
+/// What `room` hands to the next image as the chat's, read back as that image does.
+fn carry_over(room: &Room) -> (Carried, journal::Held, Noted) {
+    let mut carried = Carried::default();
+    room.carry(CHAT, &mut carried);
+    let mut loaded = journal::decode_all(&carried.records, small().max_messages);
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let held = loaded
+        .feeds
+        .pop()
+        .map_or_else(Default::default, |(_, held)| held);
+    let mut noted = Noted::read(&carried.note);
+    assert_eq!(noted.len(), 1, "{}", carried.note);
+    (carried, held, noted.remove(0))
 }
 
 #[test]
 fn a_carried_room_holds_the_same_messages_and_goes_on_from_the_last_id() {
-    let (mut room, _) = Room::open(small(), None, at(1_000_000)).unwrap();
+    let mut room = Room::new(small(), at(1_000_000));
     for text in ["a", "b", "c", "d"] {
-        room.publish(draft(text), at(2_000_000)).unwrap();
+        room.publish(draft(text), at(2_000_000), no_store).unwrap();
     }
     // Held: 1,000,001 to 1,000,003; 1,000,000 was evicted.
-    let carried = room.carry();
-    assert_eq!(carried.note, "before=1000000,last=1000003");
+    let (carried, held, noted) = carry_over(&room);
+    assert_eq!(carried.note, "chat,before=1000000,last=1000003");
     let later = at(9_000_000);
-    let (mut next, problems) = Room::carried(small(), None, &carried, later).unwrap();
-    assert!(problems.is_empty());
+    let mut next = Room::carried(small(), held, noted.before, noted.last, later);
     assert_eq!(ids(&next.recent(10)), ids(&room.recent(10)));
     assert_eq!(next.recent(10)[0].text, "b");
     // A page that saw the evicted one missed nothing; one that saw 1,000,002 gets the rest.
@@ -167,31 +198,38 @@ fn a_carried_room_holds_the_same_messages_and_goes_on_from_the_last_id() {
     );
     assert_eq!(ids(&next.resume(Some("1000002"), 10).messages), [1_000_003]);
     // The clock is far ahead, yet the next id is the one after the last.
-    assert_eq!(next.publish(draft("e"), later).unwrap().id, 1_000_004);
+    let e = next.publish(draft("e"), later, no_store).unwrap();
+    assert_eq!(e.id, 1_000_004);
 }
 
 #[test]
 fn an_empty_room_carries_nothing_and_starts_at_the_clock() {
-    let (room, _) = Room::open(small(), None, at(1_000)).unwrap();
-    let carried = room.carry();
-    assert_eq!(carried.note, "before=,last=");
-    let (mut next, _) = Room::carried(small(), None, &carried, at(5_000)).unwrap();
+    let room = Room::new(small(), at(1_000));
+    let (carried, held, noted) = carry_over(&room);
+    assert_eq!(carried.note, "chat,before=,last=");
+    assert!(carried.records.is_empty());
+    let mut next = Room::carried(small(), held, noted.before, noted.last, at(5_000));
     assert_eq!(next.held(), 0);
-    assert_eq!(next.publish(draft("x"), at(5_000)).unwrap().id, 5_000);
+    let x = next.publish(draft("x"), at(5_000), no_store).unwrap();
+    assert_eq!(x.id, 5_000);
 }
 
 #[test]
 fn a_carried_room_with_a_store_reads_the_store_and_goes_on_from_the_last_id() {
     let dir = Dir::new("carried");
     let path = dir.file();
-    let (mut room, _) = Room::open(small(), Some(&path), at(1_000_000)).unwrap();
-    room.publish(draft("kept"), at(1_000_000)).unwrap();
-    let carried = room.carry();
-    drop(room);
-    let (mut next, _) = Room::carried(small(), Some(&path), &carried, at(7_000_000)).unwrap();
+    let (journal, _) = Journal::open(&path, 3).unwrap();
+    let journal = std::cell::RefCell::new(journal);
+    let store = |message: &Message| journal.borrow_mut().append(CHAT, message);
+    let mut room = Room::new(small(), at(1_000_000));
+    room.publish(draft("kept"), at(1_000_000), store).unwrap();
+    let (_, _, noted) = carry_over(&room);
+    drop((room, journal));
+    let (_, mut loaded) = Journal::open(&path, 3).unwrap();
+    let (_, held) = loaded.feeds.pop().unwrap();
+    // The store's own `before` counts; the note's last still sets the next id.
+    let mut next = Room::carried(small(), held, None, noted.last, at(7_000_000));
     assert_eq!(next.recent(10)[0].text, "kept");
-    assert_eq!(
-        next.publish(draft("n"), at(7_000_000)).unwrap().id,
-        1_000_001
-    );
+    let n = next.publish(draft("n"), at(7_000_000), no_store).unwrap();
+    assert_eq!(n.id, 1_000_001);
 }

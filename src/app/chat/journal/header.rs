@@ -1,18 +1,21 @@
-//! The journal's file header, and what an existing file begins with: the header, nothing, the
-//! first record of a journal from before the header, or something that is not a journal.
+//! The journal's file header, and what an existing file begins with: the header, the header of
+//! version 1, nothing, the first record of a journal from before the header, or something that
+//! is not a journal.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
 
 use super::record;
 
 /// `FF` (never in UTF-8 text) and `SSEchat`.
 pub const MAGIC: [u8; 8] = *b"\xFFSSEchat";
-/// The version of the journal's format; records follow the header.
-pub const VERSION: u32 = 1;
+/// The version of the journal's format; records follow the header. Version 2 records name
+/// their feed; version 1 had only the chat's (see `record`).
+pub const VERSION: u32 = 2;
 /// The bytes a journal begins with: [`MAGIC`], then [`VERSION`] as a little-endian u32.
-pub const HEADER: [u8; 12] = *b"\xFFSSEchat\x01\x00\x00\x00";
+pub const HEADER: [u8; 12] = *b"\xFFSSEchat\x02\x00\x00\x00";
 pub const LEN: u64 = HEADER.len() as u64;
 
 /// What an existing regular file begins with.
@@ -22,6 +25,8 @@ pub enum Beginning {
     Empty,
     /// The header of this version.
     Header,
+    /// The header of version 1: its records are all the chat's, and read as they are.
+    Version1,
     /// A whole, valid record: a journal written before the header existed.
     Predecessor,
     /// Anything else; the string says what, for the error.
@@ -40,11 +45,14 @@ pub fn beginning(file: &File, len: u64) -> io::Result<Beginning> {
     }
     if start.len() == HEADER.len() && start[..MAGIC.len()] == MAGIC {
         let version = u32::from_le_bytes(start[MAGIC.len()..].try_into().expect("4 bytes"));
+        if version == 1 {
+            return Ok(Beginning::Version1);
+        }
         return Ok(Beginning::Foreign(format!(
             "is a journal of version {version}; this build reads version {VERSION}"
         )));
     }
-    if start.starts_with(&record::MAGIC) {
+    if start.starts_with(&record::MAGIC_CHAT) {
         // The length field bounds what this reads to one record, at most about 1 MiB.
         let whole = len.min(record::PREFIX + u64::from(record::MAX_PAYLOAD));
         let mut first = vec![0; whole as usize];
@@ -59,4 +67,18 @@ pub fn beginning(file: &File, len: u64) -> io::Result<Beginning> {
     Ok(Beginning::Foreign(
         "is not a journal: it does not begin with the journal header".into(),
     ))
+}
+
+/// Gives a version 1 journal, already open as `reading`, this version's header, in place: its
+/// records stay as they are, and new ones follow them. The four bytes are written before any
+/// record of this version, so a build that reads only version 1 never meets one; it refuses
+/// the file instead.
+pub fn upgrade(path: &Path, reading: &File) -> io::Result<()> {
+    let file = OpenOptions::new().write(true).open(path)?;
+    let (looked, opened) = (reading.metadata()?, file.metadata()?);
+    if (looked.dev(), looked.ino()) != (opened.dev(), opened.ino()) {
+        return Err(super::opening::changed("was replaced"));
+    }
+    file.write_all_at(&HEADER[MAGIC.len()..], MAGIC.len() as u64)?;
+    file.sync_data()
 }

@@ -1,16 +1,24 @@
-//! One message as bytes: the journal's record, also usable on its own (a buffer of records is a
-//! journal without its file header).
+//! One message of one feed as bytes: the journal's record, also usable on its own (a buffer of
+//! records is a journal without its file header).
 //!
 //! ```text
-//! magic FF 63 68 31 | len u32 | crc32 u32 of len and payload | payload (len bytes)
-//! payload: id u64 | at_ms u64 | name_len u16 | name (UTF-8) | text (UTF-8, the rest)
+//! magic FF 63 68 32 | len u32 | crc32 u32 of len and payload | payload (len bytes)
+//! payload: feed_len u8 | feed (a feed's name) | id u64 | at_ms u64 | name_len u16
+//!          | name (UTF-8) | text (UTF-8, the rest)
 //! ```
+//!
+//! A record of journal version 1, from before there were feeds, has the magic `FF 63 68 31` and
+//! no `feed_len` and `feed`: it is read as the chat's.
 
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 
+use super::super::feeds::{CHAT, valid_name};
 use super::super::message::Message;
+use super::crc32;
 
-pub const MAGIC: [u8; 4] = [0xFF, b'c', b'h', b'1'];
+pub const MAGIC: [u8; 4] = [0xFF, b'c', b'h', b'2'];
+/// A record of version 1: no feed, the chat's.
+pub const MAGIC_CHAT: [u8; 4] = [0xFF, b'c', b'h', b'1'];
 /// Magic, length and checksum: the bytes before the payload.
 pub const PREFIX: u64 = 12;
 /// Far above any real record (a 2,000-character text is at most 8,000 bytes); a length above it
@@ -19,8 +27,8 @@ pub const MAX_PAYLOAD: u32 = 1 << 20;
 /// id, at_ms and name_len: the payload before the name.
 pub const FIXED: usize = 18;
 
-/// One record's bytes.
-pub fn encode(message: &Message) -> Vec<u8> {
+/// One record's bytes: a message of `feed` (a feed's name).
+pub fn encode(feed: &str, message: &Message) -> Vec<u8> {
     // A name is at most 40 characters, far below u16::MAX bytes; a longer one is cut at a
     // character boundary rather than written with a wrong length.
     let mut name_len = message.name.len().min(usize::from(u16::MAX));
@@ -28,7 +36,10 @@ pub fn encode(message: &Message) -> Vec<u8> {
         name_len -= 1;
     }
     let name = &message.name.as_bytes()[..name_len];
-    let mut payload = Vec::with_capacity(FIXED + name.len() + message.text.len());
+    let mut payload = Vec::with_capacity(1 + feed.len() + FIXED + name.len() + message.text.len());
+    // A feed's name is at most 64 bytes.
+    payload.push(feed.len() as u8);
+    payload.extend_from_slice(feed.as_bytes());
     payload.extend_from_slice(&message.id.to_le_bytes());
     payload.extend_from_slice(&message.at_ms.to_le_bytes());
     payload.extend_from_slice(&(name_len as u16).to_le_bytes());
@@ -45,28 +56,32 @@ pub fn encode(message: &Message) -> Vec<u8> {
     record
 }
 
-/// The message of the whole, valid record at the start of `bytes`, and that record's size; `None`
-/// if `bytes` do not begin with one (too short, another magic, a bad checksum or payload).
-pub fn decode(bytes: &[u8]) -> Option<(Message, usize)> {
+/// A message and its feed's name.
+pub type Record = (String, Message);
+
+/// The feed and message of the whole, valid record at the start of `bytes`, and that record's
+/// size; `None` if `bytes` do not begin with one (too short, another magic, a bad checksum or
+/// payload).
+pub fn decode(bytes: &[u8]) -> Option<(Record, usize)> {
     let prefix: &[u8; PREFIX as usize] = bytes.get(..PREFIX as usize)?.try_into().ok()?;
-    let (len, crc) = parse_prefix(prefix, bytes.len() as u64 - PREFIX)?;
+    let (len, crc, with_feed) = parse_prefix(prefix, bytes.len() as u64 - PREFIX)?;
     let size = PREFIX as usize + len as usize;
     let payload = bytes.get(PREFIX as usize..size)?;
     if checksum(len.to_le_bytes(), payload) != crc {
         return None;
     }
-    decode_payload(payload.to_vec()).map(|message| (message, size))
+    decode_payload(payload.to_vec(), with_feed).map(|record| (record, size))
 }
 
 /// The record at the reader's position and its size, or `None` if the `remaining` bytes there
 /// do not begin with one. Reads at most one record's bytes.
-pub fn read(r: &mut impl Read, remaining: u64) -> io::Result<Option<(Message, u64)>> {
+pub fn read(r: &mut impl Read, remaining: u64) -> io::Result<Option<(Record, u64)>> {
     if remaining < PREFIX {
         return Ok(None);
     }
     let mut prefix = [0; PREFIX as usize];
     r.read_exact(&mut prefix)?;
-    let Some((len, crc)) = parse_prefix(&prefix, remaining - PREFIX) else {
+    let Some((len, crc, with_feed)) = parse_prefix(&prefix, remaining - PREFIX) else {
         return Ok(None);
     };
     let mut payload = vec![0; len as usize];
@@ -74,7 +89,8 @@ pub fn read(r: &mut impl Read, remaining: u64) -> io::Result<Option<(Message, u6
     if checksum(len.to_le_bytes(), &payload) != crc {
         return Ok(None);
     }
-    Ok(decode_payload(payload).map(|m| (m, PREFIX + u64::from(len))))
+    let decoded = decode_payload(payload, with_feed);
+    Ok(decoded.map(|record| (record, PREFIX + u64::from(len))))
 }
 
 /// Positions the reader at the first magic at or after `from` and returns its offset, or `len`.
@@ -87,7 +103,7 @@ pub fn next_magic<R: Read + Seek>(r: &mut BufReader<R>, from: u64, len: u64) -> 
         r.read_exact(&mut byte)?;
         pos += 1;
         window = [window[1], window[2], window[3], byte[0]];
-        if window == MAGIC && pos >= from + 4 {
+        if (window == MAGIC || window == MAGIC_CHAT) && pos >= from + 4 {
             r.seek(SeekFrom::Start(pos - 4))?;
             return Ok(pos - 4);
         }
@@ -95,23 +111,35 @@ pub fn next_magic<R: Read + Seek>(r: &mut BufReader<R>, from: u64, len: u64) -> 
     Ok(len)
 }
 
-/// The payload's length and checksum, if the prefix has the magic and a length that fits in
-/// `available` bytes and under [`MAX_PAYLOAD`].
-fn parse_prefix(prefix: &[u8; PREFIX as usize], available: u64) -> Option<(u32, u32)> {
+/// The payload's length and checksum, and whether it names its feed, if the prefix has a magic
+/// and a length that fits in `available` bytes and under [`MAX_PAYLOAD`].
+fn parse_prefix(prefix: &[u8; PREFIX as usize], available: u64) -> Option<(u32, u32, bool)> {
     let len = u32::from_le_bytes(prefix[4..8].try_into().ok()?);
     let crc = u32::from_le_bytes(prefix[8..12].try_into().ok()?);
     let fits = len <= MAX_PAYLOAD && u64::from(len) <= available;
-    (prefix[..4] == MAGIC && fits).then_some((len, crc))
+    let with_feed = prefix[..4] == MAGIC;
+    ((with_feed || prefix[..4] == MAGIC_CHAT) && fits).then_some((len, crc, with_feed))
 }
 
-fn checksum(len: [u8; 4], payload: &[u8]) -> u32 {
-    let mut crc = crc32fast::Hasher::new();
+pub fn checksum(len: [u8; 4], payload: &[u8]) -> u32 {
+    let mut crc = crc32::Hasher::new();
     crc.update(&len);
     crc.update(payload);
     crc.finalize()
 }
 
-fn decode_payload(mut payload: Vec<u8>) -> Option<Message> {
+/// A payload's feed (the chat's for a version 1 record) and message.
+fn decode_payload(mut payload: Vec<u8>, with_feed: bool) -> Option<Record> {
+    if !with_feed {
+        return decode_message(payload).map(|message| (CHAT.to_owned(), message));
+    }
+    let end = 1 + usize::from(*payload.first()?);
+    let rest = payload.split_off(end.min(payload.len()));
+    let feed = String::from_utf8(payload.split_off(1)).ok()?;
+    Some((feed, decode_message(rest)?)).filter(|(feed, _)| valid_name(feed))
+}
+
+fn decode_message(mut payload: Vec<u8>) -> Option<Message> {
     if payload.len() < FIXED {
         return None;
     }

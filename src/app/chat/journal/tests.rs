@@ -1,5 +1,6 @@
-use super::record::{FIXED, MAGIC, MAX_PAYLOAD};
+use super::record::{FIXED, MAGIC, MAGIC_CHAT, MAX_PAYLOAD, checksum};
 use super::*;
+use crate::app::chat::feeds::CHAT;
 use std::fs;
 
 mod opening;
@@ -38,7 +39,7 @@ fn msg(id: u64, text: &str) -> Message {
 fn write(path: &Path, messages: &[Message]) {
     let (mut journal, _) = Journal::open(path, 0).unwrap();
     for m in messages {
-        journal.append(m).unwrap();
+        journal.append(CHAT, m).unwrap();
     }
 }
 
@@ -46,8 +47,38 @@ fn load(path: &Path, keep: usize) -> Loaded {
     Journal::open(path, keep).unwrap().1
 }
 
+/// The chat's messages in `loaded` (none if it has no record of the chat).
+fn chat(loaded: &Loaded) -> &Held {
+    static NONE: Held = Held {
+        messages: Vec::new(),
+        before: None,
+        last_id: None,
+    };
+    match loaded.feeds.iter().find(|(feed, _)| feed == CHAT) {
+        Some((_, held)) => held,
+        None => &NONE,
+    }
+}
+
 fn ids(loaded: &Loaded) -> Vec<u64> {
-    loaded.messages.iter().map(|m| m.id).collect()
+    chat(loaded).messages.iter().map(|m| m.id).collect()
+}
+
+/// A record as version 1 wrote it: no feed, the chat's.
+pub(super) fn encode_v1(message: &Message) -> Vec<u8> {
+    let mut payload = message.id.to_le_bytes().to_vec();
+    payload.extend_from_slice(&message.at_ms.to_le_bytes());
+    payload.extend_from_slice(&(message.name.len() as u16).to_le_bytes());
+    payload.extend_from_slice(message.name.as_bytes());
+    payload.extend_from_slice(message.text.as_bytes());
+    let len = (payload.len() as u32).to_le_bytes();
+    [
+        &MAGIC_CHAT[..],
+        &len,
+        &checksum(len, &payload).to_le_bytes(),
+        &payload,
+    ]
+    .concat()
 }
 
 #[test]
@@ -59,6 +90,20 @@ fn a_record_has_the_documented_bytes() {
         at_ms: 2,
     };
     let expected: Vec<u8> = [
+        &[0xFF, b'c', b'h', b'2'][..],
+        &[25, 0, 0, 0],       // payload length
+        &[157, 143, 86, 174], // CRC-32 of the length and payload: 0xae568f9d
+        &[4],
+        b"news",
+        &[1, 0, 0, 0, 0, 0, 0, 0],
+        &[2, 0, 0, 0, 0, 0, 0, 0],
+        &[1, 0],
+        b"ab",
+    ]
+    .concat();
+    assert_eq!(encode("news", &m), expected);
+    // Version 1's record of the same message: no feed.
+    let v1: Vec<u8> = [
         &[0xFF, b'c', b'h', b'1'][..],
         &[20, 0, 0, 0],      // payload length
         &[108, 179, 22, 91], // CRC-32 of the length and payload: 0x5b16b36c
@@ -68,21 +113,67 @@ fn a_record_has_the_documented_bytes() {
         b"ab",
     ]
     .concat();
-    assert_eq!(encode(&m), expected);
+    assert_eq!(encode_v1(&m), v1);
+    assert_eq!(decode(&v1), Some(((CHAT.to_owned(), m), v1.len())));
+}
+
+#[test]
+fn each_feed_keeps_its_own_newest_and_its_own_order() {
+    let dir = Dir::new("feeds");
+    let path = dir.file();
+    let (mut journal, _) = Journal::open(&path, 2).unwrap();
+    for (feed, id) in [("a", 5), ("b", 1), ("a", 6), ("b", 2), ("a", 7), ("b", 1)] {
+        journal.append(feed, &msg(id, feed)).unwrap();
+    }
+    drop(journal);
+    let loaded = load(&path, 2);
+    let held = |at: usize| {
+        let (feed, held) = &loaded.feeds[at];
+        let ids: Vec<u64> = held.messages.iter().map(|m| m.id).collect();
+        (feed.as_str(), ids, held.before, held.last_id)
+    };
+    assert_eq!(held(0), ("a", vec![6, 7], Some(5), Some(7)));
+    assert_eq!(held(1), ("b", vec![1, 2], None, Some(2)));
+    assert_eq!(
+        loaded.problems.len(),
+        1,
+        "b's second 1: {:?}",
+        loaded.problems
+    );
+}
+
+#[test]
+fn a_record_whose_feed_is_not_a_feed_name_is_damage() {
+    let dir = Dir::new("bad-feed");
+    let path = dir.file();
+    let bad = encode("Not/A-Name", &msg(1, "x"));
+    let good = encode(CHAT, &msg(2, "y"));
+    fs::write(&path, journal_bytes(&[&bad[..], &good[..]].concat())).unwrap();
+    let loaded = load(&path, 10);
+    assert_eq!(ids(&loaded), [2]);
+    assert_eq!(loaded.feeds.len(), 1);
+    assert_eq!(
+        loaded.problems,
+        [format!(
+            "{}: skipped {} unreadable bytes at offset 12",
+            path.display(),
+            bad.len()
+        )]
+    );
 }
 
 #[test]
 fn decode_reads_back_what_encode_wrote_one_record_at_a_time() {
     let written = [msg(1, "one"), msg(2, "twö\nlines"), msg(3, "")];
-    let buffer: Vec<u8> = written.iter().flat_map(encode).collect();
+    let buffer: Vec<u8> = written.iter().flat_map(|m| encode(CHAT, m)).collect();
     let mut rest = &buffer[..];
     let mut read = Vec::new();
-    while let Some((message, size)) = decode(rest) {
+    while let Some(((_, message), size)) = decode(rest) {
         read.push(message);
         rest = &rest[size..];
     }
     assert_eq!((read, rest.len()), (written.to_vec(), 0));
-    let one = encode(&msg(4, "cut"));
+    let one = encode(CHAT, &msg(4, "cut"));
     for cut in 0..one.len() {
         assert_eq!(decode(&one[..cut]), None, "cut at {cut}");
     }
@@ -100,9 +191,14 @@ fn messages_read_back_as_written() {
     assert_eq!(
         loaded,
         Loaded {
-            messages: written.to_vec(),
-            before: None,
-            last_id: Some(15),
+            feeds: vec![(
+                CHAT.into(),
+                Held {
+                    messages: written.to_vec(),
+                    before: None,
+                    last_id: Some(15),
+                }
+            )],
             problems: vec![],
         }
     );
@@ -117,11 +213,14 @@ fn only_the_newest_are_kept_and_the_one_before_them_is_named() {
     );
     let loaded = load(&dir.file(), 2);
     assert_eq!(ids(&loaded), [3, 4]);
-    assert_eq!(loaded.before, Some(2));
-    assert_eq!(loaded.last_id, Some(4));
+    assert_eq!(chat(&loaded).before, Some(2));
+    assert_eq!(chat(&loaded).last_id, Some(4));
     let none_kept = load(&dir.file(), 0);
     assert_eq!(ids(&none_kept), [] as [u64; 0]);
-    assert_eq!((none_kept.before, none_kept.last_id), (Some(4), Some(4)));
+    assert_eq!(
+        (chat(&none_kept).before, chat(&none_kept).last_id),
+        (Some(4), Some(4))
+    );
 }
 
 /// A journal's bytes: the header, then `records`.
@@ -135,7 +234,7 @@ fn a_missing_file_is_created_with_the_header_alone() {
     assert!(!dir.file().exists());
     let loaded = load(&dir.file(), 10);
     assert_eq!(loaded, Loaded::default());
-    assert_eq!(fs::read(dir.file()).unwrap(), b"\xFFSSEchat\x01\0\0\0");
+    assert_eq!(fs::read(dir.file()).unwrap(), b"\xFFSSEchat\x02\0\0\0");
     assert_eq!(load(&dir.file(), 10), Loaded::default(), "and opens again");
 }
 
@@ -146,7 +245,7 @@ fn an_empty_file_becomes_a_journal() {
     let (mut journal, loaded) = Journal::open(&dir.file(), 10).unwrap();
     assert_eq!(loaded, Loaded::default());
     assert_eq!(fs::read(dir.file()).unwrap(), header::HEADER);
-    journal.append(&msg(1, "first")).unwrap();
+    journal.append(CHAT, &msg(1, "first")).unwrap();
     assert_eq!(ids(&load(&dir.file(), 10)), [1]);
 }
 
@@ -168,7 +267,7 @@ fn a_torn_tail_is_cut_off_and_reported_at_every_length() {
     let path = dir.file();
     write(&path, &[msg(1, "first"), msg(2, "second")]);
     let good = fs::read(&path).unwrap();
-    let last = encode(&msg(3, "the third, torn"));
+    let last = encode(CHAT, &msg(3, "the third, torn"));
     for cut in 1..last.len() {
         let mut torn = good.clone();
         torn.extend_from_slice(&last[..cut]);
@@ -188,7 +287,7 @@ fn a_torn_tail_is_cut_off_and_reported_at_every_length() {
         );
         assert_eq!(fs::read(&path).unwrap(), good, "cut at {cut}");
 
-        journal.append(&msg(4, "after the tear")).unwrap();
+        journal.append(CHAT, &msg(4, "after the tear")).unwrap();
         drop(journal);
         let again = load(&path, 10);
         assert_eq!(ids(&again), [1, 2, 4], "cut at {cut}");
@@ -232,8 +331,8 @@ fn a_damaged_middle_record_is_skipped_whichever_byte_is_hit() {
     let records = [msg(1, "one"), msg(2, "two, to be damaged"), msg(3, "three")];
     write(&path, &records);
     let good = fs::read(&path).unwrap();
-    let start = header::HEADER.len() + encode(&records[0]).len();
-    let size = encode(&records[1]).len();
+    let start = header::HEADER.len() + encode(CHAT, &records[0]).len();
+    let size = encode(CHAT, &records[1]).len();
     for at in start..start + size {
         let mut damaged = good.clone();
         damaged[at] ^= 0x20;
@@ -257,10 +356,10 @@ fn a_damaged_middle_record_is_skipped_whichever_byte_is_hit() {
 fn garbage_between_records_is_skipped() {
     let dir = Dir::new("between");
     let path = dir.file();
-    let mut bytes = journal_bytes(&encode(&msg(1, "a")));
+    let mut bytes = journal_bytes(&encode(CHAT, &msg(1, "a")));
     let start = bytes.len();
     bytes.extend_from_slice(b"\xFFch1\xFF\xFF\xFF\xFFnoise");
-    bytes.extend_from_slice(&encode(&msg(2, "b")));
+    bytes.extend_from_slice(&encode(CHAT, &msg(2, "b")));
     fs::write(&path, &bytes).unwrap();
     let loaded = load(&path, 10);
     assert_eq!(ids(&loaded), [1, 2]);
@@ -278,11 +377,11 @@ fn a_record_whose_id_is_not_above_the_last_is_skipped() {
     let dir = Dir::new("order");
     let path = dir.file();
     write(&path, &[msg(5, "a"), msg(3, "b"), msg(5, "c"), msg(6, "d")]);
-    let second = header::HEADER.len() + encode(&msg(5, "a")).len();
-    let third = second + encode(&msg(3, "b")).len();
+    let second = header::HEADER.len() + encode(CHAT, &msg(5, "a")).len();
+    let third = second + encode(CHAT, &msg(3, "b")).len();
     let loaded = load(&path, 10);
     assert_eq!(ids(&loaded), [5, 6]);
-    assert_eq!(loaded.last_id, Some(6));
+    assert_eq!(chat(&loaded).last_id, Some(6));
     assert_eq!(
         loaded.problems,
         [
@@ -306,7 +405,7 @@ fn a_length_beyond_the_largest_record_is_damage() {
     bytes.extend_from_slice(&(MAX_PAYLOAD + 1).to_le_bytes());
     bytes.extend_from_slice(&[0; 4]);
     let junk_len = bytes.len() - header::HEADER.len();
-    bytes.extend_from_slice(&encode(&msg(7, "fine")));
+    bytes.extend_from_slice(&encode(CHAT, &msg(7, "fine")));
     fs::write(&path, &bytes).unwrap();
     let loaded = load(&path, 10);
     assert_eq!(ids(&loaded), [7]);
@@ -337,16 +436,16 @@ fn a_valid_checksum_over_a_malformed_payload_is_damage() {
         vec![1, 2, 3],
     ] {
         let len = (payload.len() as u32).to_le_bytes();
-        let mut crc = crc32fast::Hasher::new();
+        let mut crc = super::crc32::Hasher::new();
         crc.update(&len);
         crc.update(&payload);
-        bytes.extend_from_slice(&MAGIC);
+        bytes.extend_from_slice(&MAGIC_CHAT);
         bytes.extend_from_slice(&len);
         bytes.extend_from_slice(&crc.finalize().to_le_bytes());
         bytes.extend_from_slice(&payload);
     }
     let junk_len = bytes.len() - header::HEADER.len();
-    bytes.extend_from_slice(&encode(&msg(9, "fine")));
+    bytes.extend_from_slice(&encode(CHAT, &msg(9, "fine")));
     fs::write(&path, &bytes).unwrap();
     let loaded = load(&path, 10);
     assert_eq!(ids(&loaded), [9]);
@@ -377,25 +476,36 @@ fn a_message_too_large_to_read_back_is_not_written() {
     let path = dir.file();
     let (mut journal, _) = Journal::open(&path, 10).unwrap();
     let huge = msg(1, &"x".repeat(MAX_PAYLOAD as usize));
-    let err = journal.append(&huge).unwrap_err();
+    let err = journal.append(CHAT, &huge).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     assert_eq!(err.to_string(), "message 1 is too large for the journal");
     assert_eq!(fs::read(&path).unwrap(), header::HEADER);
     // The largest that fits is read back.
-    let fits = msg(2, &"x".repeat(MAX_PAYLOAD as usize - FIXED - "name2".len()));
-    journal.append(&fits).unwrap();
-    assert_eq!(load(&path, 10).messages, [fits]);
+    let feed = 1 + CHAT.len();
+    let fits = msg(
+        2,
+        &"x".repeat(MAX_PAYLOAD as usize - feed - FIXED - "name2".len()),
+    );
+    journal.append(CHAT, &fits).unwrap();
+    assert_eq!(chat(&load(&path, 10)).messages, [fits]);
 }
 
 #[test]
-fn records_in_memory_read_back_as_written() {
+fn records_in_memory_read_back_as_written_each_feed_apart() {
     let messages = [msg(5, "five"), msg(9, "nine"), msg(12, "twelve")];
-    let records = encode_all(&messages);
+    let records = [
+        encode_all(CHAT, &messages),
+        encode_all("news", &[msg(1, "one")]),
+    ]
+    .concat();
     let loaded = decode_all(&records, 2);
-    assert_eq!(loaded.messages, messages[1..]);
-    assert_eq!(loaded.before, Some(5));
-    assert_eq!(loaded.last_id, Some(12));
+    assert_eq!(chat(&loaded).messages, messages[1..]);
+    assert_eq!(chat(&loaded).before, Some(5));
+    assert_eq!(chat(&loaded).last_id, Some(12));
+    assert_eq!(loaded.feeds[1].0, "news");
+    assert_eq!(loaded.feeds[1].1.messages, [msg(1, "one")]);
     let torn = decode_all(&records[..records.len() - 1], 9);
-    assert_eq!(torn.messages, messages[..2]);
+    assert_eq!(chat(&torn).messages, messages);
+    assert_eq!(torn.feeds.len(), 1);
     assert_eq!(torn.problems.len(), 1);
 }

@@ -88,22 +88,22 @@ fn a_header_cut_short_is_refused_not_cut() {
 fn a_journal_of_another_version_is_refused() {
     let dir = Dir::new("version");
     let mut bytes = header::MAGIC.to_vec();
-    bytes.extend_from_slice(&2u32.to_le_bytes());
-    bytes.extend_from_slice(&encode(&msg(1, "a")));
+    bytes.extend_from_slice(&3u32.to_le_bytes());
+    bytes.extend_from_slice(&encode(CHAT, &msg(1, "a")));
     fs::write(dir.file(), &bytes).unwrap();
     assert_refused_untouched(
         &dir.file(),
-        "is a journal of version 2; this build reads version 1",
+        "is a journal of version 3; this build reads version 2",
     );
 }
 
 #[test]
 fn a_file_that_begins_like_a_record_but_fails_its_checksum_is_refused() {
     let dir = Dir::new("bad-first");
-    let mut bytes = encode(&msg(1, "first"));
+    let mut bytes = encode_v1(&msg(1, "first"));
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
-    bytes.extend_from_slice(&encode(&msg(2, "second, whole")));
+    bytes.extend_from_slice(&encode_v1(&msg(2, "second, whole")));
     fs::write(dir.file(), &bytes).unwrap();
     assert_refused_untouched(
         &dir.file(),
@@ -156,7 +156,7 @@ fn garbage_right_after_the_header_is_cut_back_to_the_header() {
 fn a_journal_without_the_header_is_converted_in_place() {
     let dir = Dir::new("convert");
     let path = dir.file();
-    let old = [encode(&msg(1, "one")), encode(&msg(2, "two"))].concat();
+    let old = [encode_v1(&msg(1, "one")), encode_v1(&msg(2, "two"))].concat();
     fs::write(&path, &old).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
 
@@ -165,7 +165,7 @@ fn a_journal_without_the_header_is_converted_in_place() {
     assert_eq!(
         loaded.problems,
         [format!(
-            "{}: converted from the format without a file header to journal version 1",
+            "{}: converted from the format without a file header to journal version 2",
             path.display()
         )]
     );
@@ -174,7 +174,7 @@ fn a_journal_without_the_header_is_converted_in_place() {
     assert_eq!(mode & 0o7777, 0o640);
     assert!(!temporary_name(&path).exists());
 
-    journal.append(&msg(3, "three")).unwrap();
+    journal.append(CHAT, &msg(3, "three")).unwrap();
     drop(journal);
     let again = load(&path, 10);
     assert_eq!((ids(&again), again.problems), (vec![1, 2, 3], vec![]));
@@ -184,8 +184,12 @@ fn a_journal_without_the_header_is_converted_in_place() {
 fn a_converted_journal_still_loses_its_torn_tail() {
     let dir = Dir::new("convert-torn");
     let path = dir.file();
-    let first = encode(&msg(1, "one"));
-    fs::write(&path, [&first[..], &encode(&msg(2, "two"))[..5]].concat()).unwrap();
+    let first = encode_v1(&msg(1, "one"));
+    fs::write(
+        &path,
+        [&first[..], &encode_v1(&msg(2, "two"))[..5]].concat(),
+    )
+    .unwrap();
     let loaded = load(&path, 10);
     assert_eq!(ids(&loaded), [1]);
     assert_eq!(loaded.problems.len(), 2, "{:?}", loaded.problems);
@@ -202,7 +206,7 @@ fn a_link_to_an_old_journal_stays_a_link_to_the_converted_one() {
     let dir = Dir::new("convert-link");
     let target = dir.file();
     let link = dir.0.join("link.journal");
-    let old = encode(&msg(4, "four"));
+    let old = encode_v1(&msg(4, "four"));
     fs::write(&target, &old).unwrap();
     symlink(&target, &link).unwrap();
     assert_eq!(ids(&load(&link, 10)), [4]);
@@ -214,7 +218,7 @@ fn a_link_to_an_old_journal_stays_a_link_to_the_converted_one() {
 fn a_conversion_left_behind_stops_the_next_one_and_the_journal_is_kept() {
     let dir = Dir::new("convert-left");
     let path = dir.file();
-    fs::write(&path, encode(&msg(1, "one"))).unwrap();
+    fs::write(&path, encode_v1(&msg(1, "one"))).unwrap();
     let left = temporary_name(&path);
     fs::write(&left, b"half").unwrap();
     let before = look_back_dated(&path);
@@ -228,4 +232,32 @@ fn a_conversion_left_behind_stops_the_next_one_and_the_journal_is_kept() {
     );
     assert_eq!(look(&path), before);
     assert_eq!(fs::read(&left).unwrap(), b"half");
+}
+
+#[test]
+fn a_version_1_journal_gets_the_version_2_header_in_place_and_its_messages_are_the_chats() {
+    let dir = Dir::new("version-1");
+    let path = dir.file();
+    let mut v1 = header::MAGIC.to_vec();
+    v1.extend_from_slice(&1u32.to_le_bytes());
+    let records = [encode_v1(&msg(1, "one")), encode_v1(&msg(2, "two"))].concat();
+    fs::write(&path, [&v1[..], &records[..]].concat()).unwrap();
+
+    let (mut journal, loaded) = Journal::open(&path, 10).unwrap();
+    assert_eq!(ids(&loaded), [1, 2]);
+    assert_eq!(loaded.feeds.len(), 1);
+    assert_eq!(
+        loaded.problems,
+        [format!(
+            "{}: journal version 1 is now version 2: its messages are the chat's",
+            path.display()
+        )]
+    );
+    assert_eq!(fs::read(&path).unwrap(), journal_bytes(&records));
+    journal.append(CHAT, &msg(3, "three")).unwrap();
+    journal.append("news", &msg(1, "a feed")).unwrap();
+    drop(journal);
+    let again = load(&path, 10);
+    assert_eq!((ids(&again), again.problems), (vec![1, 2, 3], vec![]));
+    assert_eq!(again.feeds[1].0, "news");
 }

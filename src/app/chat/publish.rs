@@ -1,0 +1,188 @@
+//! Publishing to a feed: from a request (`POST /feeds/NAME`, `/chat/messages`) or from code.
+//!
+//! A message is journaled and put in its feed's history under the feed's room lock, and queued
+//! for the fan-out threads in the same step; the queue is handed over once the reply is written
+//! (for a request) or at once (from code), so a `POST` is answered before any delivery starts.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use super::feeds::CHAT;
+use super::live::Feeds;
+use super::message::{self, Draft, Message, Refusal, Submission};
+use super::{form, lock};
+use crate::app::views;
+use crate::tiny::{Reply, Request};
+
+/// Why a publish did not happen.
+#[derive(Debug)]
+pub enum Failure {
+    /// The sender's fault or the server's bounds: answer with the refusal's status.
+    Refused(Refusal),
+    /// The store could not take it (answer 500); its id is not used again.
+    Store(std::io::Error),
+}
+
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Failure {
+        Failure::Refused(refusal)
+    }
+}
+
+impl Feeds {
+    /// Publishes `draft` to the feed `name` (a valid name, see `feeds::valid_name`), creating
+    /// the feed if this is its first message, and hands it to the subscribers. For code; a
+    /// request goes through [`Feeds::publish_request`], which also applies the rate limit.
+    #[allow(dead_code)] // the seam for publishers that are not HTTP requests
+    pub fn publish(&self, name: &str, draft: Draft) -> Result<Arc<Message>, Failure> {
+        debug_assert!(super::feeds::valid_name(name), "{name:?}");
+        let published = self.append(name, draft);
+        self.hand_off();
+        published
+    }
+
+    /// `POST /feeds/NAME` (and `/chat/messages` for the chat). A published message goes out to
+    /// the subscribers once the reply is written.
+    pub fn publish_request(self: &Arc<Feeds>, name: &str, request: &Request) -> Reply {
+        // Only the chat's page has a form; an htmx request gets it back, fresh.
+        let form_reply = name == CHAT && request.header("HX-Request") == Some("true");
+        let submission = form::parse(
+            request.header("Content-Type"),
+            request.query.as_deref(),
+            &request.body,
+        );
+        // The name the form is given back with, if the request could be read.
+        let sender = match &submission {
+            Ok(submission) => submission.name.clone().unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        match self.try_publish(name, submission, request) {
+            Ok(message) => {
+                let peer = request.peer.map_or_else(|| "-".into(), |p| p.to_string());
+                self.log.line(format_args!(
+                    "feed {name} message {} from {peer}, {} bytes",
+                    message.id,
+                    message.size()
+                ));
+                let reply = if form_reply {
+                    Reply::html(201, views::chat_form(&sender, None))
+                } else {
+                    Reply::text(201, format!("{}\n", message.id))
+                };
+                let feeds = self.clone();
+                reply.then(move || feeds.hand_off())
+            }
+            Err(Failure::Refused(refusal)) => {
+                self.count_refusal(refusal.label());
+                let why = refusal.to_string();
+                let reply = if form_reply {
+                    Reply::html(refusal.status(), views::chat_form(&sender, Some(&why)))
+                } else {
+                    Reply::text(refusal.status(), format!("{why}\n"))
+                };
+                match refusal.retry_after_secs() {
+                    Some(secs) => reply.with_header("Retry-After", secs.to_string()),
+                    None => reply,
+                }
+            }
+            Err(Failure::Store(error)) => {
+                self.log
+                    .line(format_args!("feed {name} message not stored: {error}"));
+                Reply::text(500, "the message could not be stored\n")
+            }
+        }
+    }
+
+    fn try_publish(
+        &self,
+        name: &str,
+        submission: Result<Submission, Refusal>,
+        request: &Request,
+    ) -> Result<Arc<Message>, Failure> {
+        let submission = submission?;
+        let draft = message::validate(&submission, &self.limits)?;
+        if let Some(peer) = request.peer {
+            lock(&self.limiter)
+                .check(peer.ip(), Instant::now())
+                .map_err(|retry_after| Refusal::RateLimited { retry_after })?;
+        }
+        self.append(name, draft)
+    }
+
+    /// Creates the feed if needed, and publishes to it; the message waits in `unsent` for
+    /// [`Feeds::hand_off`].
+    fn append(&self, name: &str, draft: Draft) -> Result<Arc<Message>, Failure> {
+        let feed = self.registry.create(name).ok_or(Refusal::TooManyFeeds {
+            max_feeds: self.registry.max(),
+        })?;
+        let mut room = lock(&feed.room);
+        // Under the room's lock: the feed's records are in the journal in the order of its ids.
+        let store = |message: &Message| match &self.journal {
+            Some(journal) => lock(journal).append(name, message),
+            None => Ok(()),
+        };
+        let message = room
+            .publish(draft, SystemTime::now(), store)
+            .map_err(Failure::Store)?;
+        feed.metrics.published();
+        // Queued under the room's lock, so the queue holds each feed's messages in order.
+        lock(&self.unsent).push_back((feed.clone(), message.clone()));
+        Ok(message)
+    }
+
+    /// Hands every message not yet handed over to every fan-out thread, oldest first. Each
+    /// call takes all there is, so a message whose hand-off was lost (its reply's thread
+    /// panicked) goes with the next.
+    fn hand_off(&self) {
+        let mut unsent = lock(&self.unsent);
+        while let Some((feed, message)) = unsent.pop_front() {
+            for sender in &self.fan_out {
+                let _ = sender.send((feed.clone(), message.clone()));
+            }
+        }
+    }
+
+    /// Counts a refusal by its label (also for refusals made before the request reached
+    /// [`Feeds::publish_request`], such as a body too large to read).
+    pub fn count_refusal(&self, label: &str) {
+        self.refusals.count(label);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::chat::Settings;
+    use crate::app::chat::history::Bounds;
+    use crate::app::chat::message::Limits;
+    use crate::log::Log;
+    use std::time::Duration;
+
+    fn draft(text: &str) -> Draft {
+        Draft {
+            name: "cron".into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn code_publishes_to_a_feed_it_creates_within_the_bound() {
+        let settings = Settings {
+            max_feeds: 1,
+            bounds: Bounds::default(),
+            limits: Limits::default(),
+            publish_limit: 1,
+            retry: Duration::from_secs(3),
+            log: Log { quiet: true },
+        };
+        let feeds = Feeds::start(Vec::new(), None, settings).unwrap();
+        let first = feeds.publish("jobs", draft("started")).unwrap();
+        let second = feeds.publish("jobs", draft("done")).unwrap();
+        assert_eq!(second.id, first.id + 1, "no rate limit for code");
+        assert_eq!(feeds.list(), [("jobs".into(), 2)]);
+        assert!(matches!(
+            feeds.publish("other", draft("x")),
+            Err(Failure::Refused(Refusal::TooManyFeeds { max_feeds: 1 }))
+        ));
+    }
+}
