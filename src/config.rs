@@ -32,6 +32,10 @@ pub struct Config {
     /// The chat's append-only journal: messages survive a restart. `None` keeps them in memory
     /// only.
     pub store: Option<PathBuf>,
+    /// The Redis that several instances share the chat through (`redis://host:port/db`): a
+    /// publish goes to its stream and every instance follows it. Needs a build with the `redis`
+    /// feature; not with `store`.
+    pub redis: Option<String>,
     /// The longest chat message, in characters.
     pub max_message: usize,
     /// Chat messages a second one client address may publish (bursts of four times as many);
@@ -55,6 +59,7 @@ impl Default for Config {
             panic_at_event: None,
             history: 1000,
             store: None,
+            redis: None,
             max_message: 2000,
             publish_limit: 5,
             quiet: false,

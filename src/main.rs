@@ -41,6 +41,28 @@ curl -d text=hi URL/chat/messages), /htmx4/, /htmx4/on-demand, /htmx4/chat (the
 same pages for htmx 4), /healthz, /metrics (Prometheus).
 SIGINT or SIGTERM ends every stream cleanly and exits 0; a second signal exits at once.";
 
+/// The flag a build with the `redis` feature adds, shown after `--store`.
+#[cfg(feature = "redis")]
+const REDIS_OPTION: &str = concat!(
+    "      --redis <URL>          Share the chat with every instance that names this Redis\n",
+    "                             (redis://HOST:PORT/DB): publishes go to its stream, each\n",
+    "                             instance follows it; not with --store [default: none]\n",
+);
+
+/// The help text of this build.
+fn usage() -> std::borrow::Cow<'static, str> {
+    #[cfg(feature = "redis")]
+    return USAGE
+        .replacen(
+            "      --max-message",
+            &format!("{REDIS_OPTION}      --max-message"),
+            1,
+        )
+        .into();
+    #[cfg(not(feature = "redis"))]
+    USAGE.into()
+}
+
 fn parse_args() -> Result<Option<Config>, lexopt::Error> {
     use lexopt::prelude::*;
 
@@ -71,13 +93,14 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
                 }
                 "--history" => config.history = parser.value()?.parse_with(at_least_one)?,
                 "--store" => config.store = Some(parser.value()?.into()),
+                "--redis" => config.redis = Some(parser.value()?.string()?),
                 "--max-message" => config.max_message = parser.value()?.parse_with(at_least_one)?,
                 "--publish-limit" => config.publish_limit = parser.value()?.parse()?,
                 "-q" | "--quiet" => config.quiet = true,
                 // Written directly (nothing runs yet that a full pipe could hold up), and an error
                 // is ignored: `sse-htmx --help | head -1` is no failure.
                 "-h" | "--help" => {
-                    let _ = writeln!(std::io::stdout(), "{USAGE}");
+                    let _ = writeln!(std::io::stdout(), "{}", usage());
                     return Ok(false);
                 }
                 "-V" | "--version" => {

@@ -66,9 +66,9 @@ impl Server {
         // A panic in a handler or a stream is logged with the server's lines, not printed.
         crate::log::route_panics();
         let http = HttpServer::bind(settings, metrics.clone(), log)?;
-        let chat = open_chat(&config, log)?;
+        let chat = share(open_chat(&config, log)?, &config, log)?;
         let app = Arc::new(App {
-            chat: Arc::new(chat),
+            chat,
             counter: Counter {
                 interval: config.interval,
                 retry: config.retry,
@@ -110,6 +110,7 @@ impl Server {
     pub fn run(self) -> Result<(), Error> {
         let chat = self.app.chat.clone();
         let served = self.http.run(self.app);
+        chat.stop_following();
         chat.sync();
         Log::flush(FLUSH_AT_STOP);
         served
@@ -141,6 +142,44 @@ fn open_chat(config: &Config, log: Log) -> Result<Chat, Error> {
             source: source.into(),
         }
     })
+}
+
+/// The chat as this process's own (no `--redis`), or shared with other instances through
+/// Redis: publishes go to its stream, and a follower thread brings every message back.
+fn share(chat: Chat, config: &Config, log: Log) -> Result<Arc<Chat>, Error> {
+    let Some(url) = &config.redis else {
+        return Ok(Arc::new(chat));
+    };
+    if config.store.is_some() {
+        // Two places that would each say which messages exist: Redis keeps them (with its own
+        // persistence), so a journal beside it could only disagree.
+        return Err(Error::Redis(
+            "cannot be used with --store: Redis keeps the messages (configure its persistence)"
+                .into(),
+        ));
+    }
+    follow_redis(chat, url, config, log)
+}
+
+#[cfg(not(feature = "redis"))]
+fn follow_redis(_: Chat, _: &str, _: &Config, _: Log) -> Result<Arc<Chat>, Error> {
+    Err(Error::Redis(
+        "this build has no Redis support (build with --features redis)".into(),
+    ))
+}
+
+#[cfg(feature = "redis")]
+fn follow_redis(chat: Chat, url: &str, config: &Config, log: Log) -> Result<Arc<Chat>, Error> {
+    use crate::app::chat::{CHAT, redis};
+    let redis = Arc::new(redis::Redis::open(url, config.history).map_err(Error::Redis)?);
+    let chat = Arc::new(chat.shared_through(redis.clone()));
+    let receiver = chat.clone();
+    let deliver = Box::new(move |_feed: &str, message| receiver.receive(message));
+    redis::follow(redis, &[CHAT], config.history, deliver, log).map_err(|source| Error::Start {
+        what: "the Redis follower thread",
+        source: source.into(),
+    })?;
+    Ok(chat)
 }
 
 impl Stopper {

@@ -15,16 +15,18 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::Room;
 use super::form;
 use super::history::Resume;
 use super::limiter::Limiter;
 use super::message::{self, Limits, Message, Refusal};
 use super::metrics::ChatMetrics;
+#[cfg(feature = "redis")]
+use super::redis::{Redis, Unavailable};
+use super::{Room, lock};
 use crate::app::views;
 use crate::log::Log;
 use crate::sse::Event;
@@ -48,6 +50,10 @@ pub struct Chat {
     retry: Duration,
     log: Log,
     pub metrics: ChatMetrics,
+    /// Where messages are appended when several instances share the room (`--redis`); `None`
+    /// appends to the room itself.
+    #[cfg(feature = "redis")]
+    redis: Option<Arc<Redis>>,
 }
 
 /// One open `/chat/stream`.
@@ -71,16 +77,15 @@ struct Delivery {
 enum Failure {
     Refused(Refusal),
     Store(std::io::Error),
+    /// Redis did not take the message (answer 503).
+    #[cfg(feature = "redis")]
+    Unavailable(Unavailable),
 }
 
 impl From<Refusal> for Failure {
     fn from(refusal: Refusal) -> Failure {
         Failure::Refused(refusal)
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Chat {
@@ -116,7 +121,51 @@ impl Chat {
             retry,
             log,
             metrics: ChatMetrics::default(),
+            #[cfg(feature = "redis")]
+            redis: None,
         })
+    }
+
+    /// Appends messages to Redis instead of the room: they come back, with everyone else's,
+    /// through [`Chat::receive`].
+    #[cfg(feature = "redis")]
+    pub fn shared_through(self, redis: Arc<Redis>) -> Chat {
+        Chat {
+            redis: Some(redis),
+            ..self
+        }
+    }
+
+    /// A message read from Redis (published here or on another instance): held, and handed to
+    /// the fan-out threads. One already held, or older than the newest held, is not sent again.
+    #[cfg(feature = "redis")]
+    pub fn receive(&self, message: Message) {
+        {
+            let mut room = lock(&self.room);
+            match room.hold(message) {
+                Ok(message) => lock(&self.unsent).push_back(message),
+                Err(_) => return,
+            }
+        }
+        self.hand_off();
+    }
+
+    /// Ends the Redis follower, if there is one, when the server stops.
+    pub fn stop_following(&self) {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.redis {
+            redis.stop();
+        }
+    }
+
+    /// `/healthz`: the process answers (always `200`), and whether Redis is reachable when
+    /// the room is shared through it (readiness to publish).
+    pub fn health(&self) -> String {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.redis {
+            return format!("ok\n{}", redis.health());
+        }
+        "ok\n".into()
     }
 
     /// `POST /chat/messages`. A published message goes out to the subscribers once the reply
@@ -166,6 +215,21 @@ impl Chat {
                     .line(format_args!("chat message not stored: {error}"));
                 Reply::text(500, "the message could not be stored\n")
             }
+            #[cfg(feature = "redis")]
+            Err(Failure::Unavailable(unavailable)) => {
+                self.log.line(format_args!(
+                    "chat message not published: {}",
+                    unavailable.why
+                ));
+                let why = format!("the message was not published: {}", unavailable.why);
+                let reply = if for_htmx {
+                    Reply::html(503, views::chat_form(&name, Some(&why)))
+                } else {
+                    Reply::text(503, format!("{why}\n"))
+                };
+                let secs = unavailable.retry_after.as_secs().max(1);
+                reply.with_header("Retry-After", secs.to_string())
+            }
         }
     }
 
@@ -180,6 +244,15 @@ impl Chat {
             lock(&self.limiter)
                 .check(peer.ip(), Instant::now())
                 .map_err(|retry_after| Refusal::RateLimited { retry_after })?;
+        }
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.redis {
+            // Not under the room's lock: Redis may take seconds to fail, and streams that open
+            // meanwhile read the room.
+            return redis
+                .append(super::CHAT, &draft, SystemTime::now())
+                .map(Arc::new)
+                .map_err(Failure::Unavailable);
         }
         let mut room = lock(&self.room);
         let message = room
@@ -210,7 +283,12 @@ impl Chat {
 
     /// The chat's families for `/metrics`.
     pub fn render_metrics(&self) -> String {
-        self.metrics.render(self.held())
+        let chat = self.metrics.render(self.held());
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.redis {
+            return chat + &redis.render_metrics();
+        }
+        chat
     }
 
     /// `GET /chat/stream`.

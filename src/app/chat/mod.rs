@@ -17,10 +17,12 @@ pub mod limiter;
 mod live;
 pub mod message;
 mod metrics;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use history::{Bounds, History, Resume};
@@ -29,6 +31,16 @@ use journal::Journal;
 use message::{Draft, Message};
 
 pub use live::Chat;
+
+/// The chatroom's feed name: its Redis stream is `sse-htmx:feed:chat`.
+#[cfg(feature = "redis")]
+pub const CHAT: &str = "chat";
+
+/// A lock that a panic elsewhere does not make unusable: every state it guards is whole
+/// between two statements.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The messages of the room, with the store that keeps them across runs if there is one.
 #[derive(Debug)]
@@ -78,6 +90,13 @@ impl Room {
         self.history
             .push(message)
             .map_err(|m| io::Error::other(format!("message id {} is not above the last one", m.id)))
+    }
+
+    /// Holds a message published elsewhere (read from Redis): it has its id already. One not
+    /// above every id held is given back.
+    #[cfg(feature = "redis")]
+    pub fn hold(&mut self, message: Message) -> Result<Arc<Message>, Message> {
+        self.history.push(message)
     }
 
     #[cfg(test)]
