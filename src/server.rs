@@ -66,6 +66,14 @@ impl Server {
         // A panic in a handler or a stream is logged with the server's lines, not printed.
         crate::log::route_panics();
         let http = HttpServer::bind(settings, metrics.clone(), log)?;
+        if config.redis.is_some() && config.store.is_some() {
+            // Two places that would each say which messages exist: Redis keeps them (with its
+            // own persistence), so a journal beside it could only disagree.
+            return Err(Error::Redis(
+                "cannot be used with --store: Redis keeps the messages (configure its persistence)"
+                    .into(),
+            ));
+        }
         let chat = share(open_chat(&config, log)?, &config, log)?;
         let app = Arc::new(App {
             chat,
@@ -150,14 +158,6 @@ fn share(chat: Chat, config: &Config, log: Log) -> Result<Arc<Chat>, Error> {
     let Some(url) = &config.redis else {
         return Ok(Arc::new(chat));
     };
-    if config.store.is_some() {
-        // Two places that would each say which messages exist: Redis keeps them (with its own
-        // persistence), so a journal beside it could only disagree.
-        return Err(Error::Redis(
-            "cannot be used with --store: Redis keeps the messages (configure its persistence)"
-                .into(),
-        ));
-    }
     follow_redis(chat, url, config, log)
 }
 

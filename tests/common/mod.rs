@@ -14,6 +14,7 @@ use sse_htmx::{Config, Server, Stopper};
 pub mod browser;
 pub mod pipe;
 pub mod process;
+pub mod redis_server;
 
 #[allow(unused_imports)] // only the test binaries that start a server process use it
 pub use process::ServerProcess;

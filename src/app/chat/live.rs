@@ -314,14 +314,21 @@ impl Chat {
                 retry_sent: false,
             }),
         });
+        let ahead = self.ahead_of_room(last_event_id);
         {
             let room = lock(&self.room);
-            let resume = room.resume(last_event_id, RECENT);
+            let mut resume = room.resume(last_event_id, RECENT);
             let mut delivery = lock(&subscriber.state);
+            delivery.last_queued = room.last_id().unwrap_or(0);
+            if let Some(seen) = ahead.filter(|seen| resume.missed && Some(*seen) > room.last_id()) {
+                // Still ahead: it gets what comes after its id, live.
+                resume.missed = false;
+                resume.messages.clear();
+                delivery.last_queued = seen;
+            }
             // A page that comes back with a position it can resume from keeps what it shows;
             // any other gets the list replaced.
             let replace = last_event_id.is_none() || resume.missed;
-            delivery.last_queued = room.last_id().unwrap_or(0);
             if let Some(first) = resume.messages.first() {
                 delivery.last_queued = first.id.saturating_sub(1);
             }
@@ -343,6 +350,20 @@ impl Chat {
         lock(&self.subscribers).retain(|other| !Arc::ptr_eq(other, &subscriber));
         self.metrics.unsubscribed();
         Err(ended)
+    }
+
+    /// With Redis, the id a page comes back with may be one this instance has not read yet (it
+    /// saw it on a faster instance): that id, if it is above every id held and Redis has it.
+    /// Asked before the room's lock is taken, since Redis may be slow to answer.
+    fn ahead_of_room(&self, last_event_id: Option<&str>) -> Option<u64> {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.redis {
+            let seen: u64 = last_event_id?.trim().parse().ok()?;
+            let newest = lock(&self.room).last_id();
+            return (Some(seen) > newest && redis.holds(super::CHAT, seen)).then_some(seen);
+        }
+        let _ = last_event_id;
+        None
     }
 
     /// Queues the notice (if `resume.missed`) and the messages of `resume` that are newer than

@@ -36,7 +36,6 @@ pub fn sse_id(stream_id: &str) -> Option<u64> {
 }
 
 /// The stream id of an SSE id: where a reader that has it resumes.
-#[cfg(test)]
 pub fn stream_id(sse_id: u64) -> String {
     format!("{}-{}", sse_id / PER_MS, sse_id % PER_MS)
 }

@@ -160,14 +160,37 @@ impl Redis {
         })
     }
 
+    /// Whether the stream of the feed `name` has the entry whose SSE id is `id`; `false` when
+    /// Redis does not answer.
+    pub fn holds(&self, name: &str, id: u64) -> bool {
+        let stream_id = entry::stream_id(id);
+        let mut publisher = lock(&self.publisher);
+        let Ok(connection) = self.connected(&mut publisher) else {
+            return false;
+        };
+        let found = ::redis::cmd("XRANGE")
+            .arg(key(name))
+            .arg(&stream_id)
+            .arg(&stream_id)
+            .query::<Vec<::redis::Value>>(connection);
+        match found {
+            Ok(entries) => !entries.is_empty(),
+            Err(_) => {
+                publisher.connection = None;
+                false
+            }
+        }
+    }
+
     /// The publishers' connection, made now if there is none, unless the last attempt failed
     /// less than [`RETRY_AFTER`] ago.
     fn connected<'a>(&self, publisher: &'a mut Publisher) -> Result<&'a mut Connection, String> {
         let epoch = self.epoch.load(Ordering::SeqCst);
         if publisher.epoch != epoch {
-            // Redis went away since this connection was made: a command on it would fail once
-            // more, with the next publish.
+            // The follower has reconnected since: a connection made before may be to a Redis
+            // that has restarted (its next command would fail), and a failure before is past.
             publisher.connection = None;
+            publisher.failed = None;
             publisher.epoch = epoch;
         }
         if publisher.connection.is_none() {

@@ -1,0 +1,329 @@
+//! Several instances sharing the chat through a real `redis-server` (`--redis`): each test
+//! starts Redis on a free port and three instances of this build's binary on port 0.
+//!
+//! Run with `cargo test --features redis --test redis`; without the feature this file is empty.
+//! Without redis-server the tests say so and pass, except under CI (`CI` set), where they fail.
+
+#![cfg(feature = "redis")]
+
+mod common;
+
+use std::io::{BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::process::THIS_BUILD;
+use common::redis_server::RedisServer;
+use common::{
+    EventStream, Response, ServerProcess, TIMEOUT, connect, read_head, request, wait_for,
+};
+
+/// Long enough for a follower to notice Redis went away or came back (it retries every 2 s at
+/// most) on a busy machine.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn instance(redis: &RedisServer) -> ServerProcess {
+    ServerProcess::start(&["--redis", &redis.url(), "--publish-limit", "0"])
+}
+
+fn three(redis: &RedisServer) -> Vec<ServerProcess> {
+    (0..3).map(|_| instance(redis)).collect()
+}
+
+fn post_text(addr: SocketAddr, text: &str) -> Response {
+    let mut stream = connect(addr);
+    write!(
+        stream,
+        "POST /chat/messages HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n{text}",
+        text.len()
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut response = read_head(&mut reader);
+    reader.read_to_end(&mut response.body).expect("read body");
+    response
+}
+
+/// Publishes `text` on the instance at `addr`; its id from the `201`.
+fn publish(addr: SocketAddr, text: &str) -> u64 {
+    let response = post_text(addr, text);
+    assert_eq!(
+        response.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    response.text().trim_end().parse().expect("an id")
+}
+
+/// What a page sees: a message's id and text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Seen {
+    id: u64,
+    text: String,
+}
+
+struct Page(EventStream);
+
+impl Page {
+    fn open(addr: SocketAddr) -> Page {
+        Page::open_with(addr, "")
+    }
+
+    fn resume(addr: SocketAddr, last_event_id: u64) -> Page {
+        Page::open_with(addr, &format!("Last-Event-ID: {last_event_id}\r\n"))
+    }
+
+    fn open_with(addr: SocketAddr, headers: &str) -> Page {
+        let stream = EventStream::open_path(addr, "/chat/stream", headers);
+        assert_eq!(stream.head.status, 200);
+        Page(stream)
+    }
+
+    /// The next message; panics on the missed notice (an event without id).
+    fn message(&mut self) -> Seen {
+        let (event, _) = self.0.next_event();
+        let data = event.data.unwrap_or_default();
+        let id = event
+            .id
+            .unwrap_or_else(|| panic!("a message, not a notice: {data}"));
+        let text = data
+            .split_once("<span class=\"text\">")
+            .and_then(|(_, rest)| rest.split_once("</span>"))
+            .map(|(text, _)| text.to_owned())
+            .unwrap_or_else(|| panic!("a text in {data}"));
+        Seen {
+            id: id.parse().expect("a numeric id"),
+            text,
+        }
+    }
+
+    fn messages(&mut self, n: usize) -> Vec<Seen> {
+        (0..n).map(|_| self.message()).collect()
+    }
+}
+
+fn health(addr: SocketAddr) -> String {
+    let response = request(addr, "GET", "/healthz", "");
+    assert_eq!(response.status, 200, "liveness stays 200");
+    response.text()
+}
+
+fn redis_reachable(addr: SocketAddr) -> bool {
+    health(addr).contains("redis: reachable")
+}
+
+fn ids(seen: &[Seen]) -> Vec<u64> {
+    seen.iter().map(|s| s.id).collect()
+}
+
+#[test]
+fn a_message_published_on_each_instance_reaches_every_page_once_in_order_with_one_id() {
+    let Some(redis) = RedisServer::start("fan-out") else {
+        return;
+    };
+    let servers = three(&redis);
+    let mut pages: Vec<Page> = servers
+        .iter()
+        .flat_map(|server| [Page::open(server.addr), Page::open(server.addr)])
+        .collect();
+    let mut published = Vec::new();
+    for round in 0..3 {
+        for (at, server) in servers.iter().enumerate() {
+            let text = format!("round {round} from {at}");
+            published.push(Seen {
+                id: publish(server.addr, &text),
+                text,
+            });
+        }
+    }
+    assert!(
+        published.windows(2).all(|pair| pair[0].id < pair[1].id),
+        "ids increase in publish order: {published:?}"
+    );
+    for page in &mut pages {
+        assert_eq!(page.messages(published.len()), published);
+    }
+    // Once: the next thing every page gets is the next message, not a repeat.
+    let last = publish(servers[1].addr, "last");
+    for page in &mut pages {
+        assert_eq!(page.message().id, last);
+    }
+}
+
+#[test]
+fn a_page_that_moves_to_another_instance_with_last_event_id_misses_nothing() {
+    let Some(redis) = RedisServer::start("move") else {
+        return;
+    };
+    let servers = three(&redis);
+    let (a, b, c) = (servers[0].addr, servers[1].addr, servers[2].addr);
+    let mut on_a = Page::open(a);
+    let before: Vec<u64> = (0..3).map(|i| publish(b, &format!("before {i}"))).collect();
+    let seen = on_a.messages(3);
+    assert_eq!(ids(&seen), before);
+    drop(on_a);
+    let missed: Vec<u64> = (0..2).map(|i| publish(c, &format!("away {i}"))).collect();
+    // At once, as a browser does: B may not have read every message A had yet.
+    let mut on_b = Page::resume(b, before[2]);
+    assert_eq!(ids(&on_b.messages(2)), missed);
+    let after = publish(a, "after");
+    assert_eq!(on_b.message().id, after);
+
+    // A page ahead of an instance (it saw the newest message elsewhere) is not told it missed
+    // anything, and gets what comes next.
+    let newest = publish(a, "newest");
+    let mut on_c = Page::resume(c, newest);
+    let next = publish(b, "next");
+    assert_eq!(on_c.message().id, next);
+}
+
+#[test]
+fn kill_9_of_one_instance_loses_nothing_that_was_answered_201() {
+    let Some(redis) = RedisServer::start("kill9") else {
+        return;
+    };
+    let mut servers = three(&redis);
+    let mut on_b = Page::open(servers[1].addr);
+    let a = servers[0].addr;
+    let answered = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = {
+        let (answered, stop) = (answered.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                // A request cut off by the kill is no answer: it may or may not be published.
+                let Ok(response) = std::panic::catch_unwind(|| post_text(a, &format!("m{n}")))
+                else {
+                    break;
+                };
+                if response.status != 201 {
+                    break;
+                }
+                let id: u64 = response.text().trim_end().parse().expect("an id");
+                answered.lock().unwrap().push(id);
+                n += 1;
+            }
+        })
+    };
+    assert!(wait_for(TIMEOUT, || answered.lock().unwrap().len() >= 20));
+    let status = Command::new("kill")
+        .args(["-9", &servers[0].pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    servers[0].wait_exit(TIMEOUT).expect("killed");
+    stop.store(true, Ordering::SeqCst);
+    publisher.join().unwrap();
+    let answered = answered.lock().unwrap().clone();
+
+    // The page on B gets every answered message (and perhaps one more, published but cut off
+    // before its answer), in order.
+    let mut seen = Vec::new();
+    while seen.last() < answered.last() {
+        seen.push(on_b.message().id);
+    }
+    assert_eq!(seen, answered);
+    // A new instance loads them from Redis.
+    let fresh = instance(&redis);
+    let mut page = Page::open(fresh.addr);
+    let recent = ids(&page.messages(answered.len().min(50)));
+    assert_eq!(recent, answered[answered.len() - recent.len()..]);
+}
+
+#[test]
+fn without_redis_publishes_get_503_streams_stay_and_everything_arrives_once_it_is_back() {
+    let Some(mut redis) = RedisServer::start("outage") else {
+        return;
+    };
+    let servers = three(&redis);
+    let mut pages: Vec<Page> = servers.iter().map(|s| Page::open(s.addr)).collect();
+    let first = publish(servers[0].addr, "before");
+    for page in &mut pages {
+        assert_eq!(page.message().id, first);
+    }
+
+    redis.stop();
+    for server in &servers {
+        assert!(wait_for(REDIS_TIMEOUT, || !redis_reachable(server.addr)));
+        let response = post_text(server.addr, "while down");
+        assert_eq!(response.status, 503);
+        let retry: u64 = response
+            .header("Retry-After")
+            .expect("Retry-After")
+            .parse()
+            .unwrap();
+        assert!(retry >= 1);
+        assert!(response.text().contains("redis"), "{}", response.text());
+        let metrics = request(server.addr, "GET", "/metrics", "").text();
+        assert!(metrics.contains("\nredis_up 0\n"), "{metrics}");
+        assert!(
+            metrics.contains("\nredis_connections_lost_total 1\n"),
+            "{metrics}"
+        );
+    }
+
+    redis.restart();
+    // The first instance back publishes while the others may still be waiting to reconnect:
+    // they read it when they are back.
+    let (back, _) = wait_for_any_reachable(&servers);
+    let during: Vec<u64> = (0..3)
+        .map(|i| publish(servers[back].addr, &format!("back {i}")))
+        .collect();
+    for page in &mut pages {
+        assert_eq!(
+            ids(&page.messages(3)),
+            during,
+            "the stream stayed open and caught up"
+        );
+    }
+    for server in &servers {
+        assert!(wait_for(REDIS_TIMEOUT, || redis_reachable(server.addr)));
+    }
+    let last: Vec<u64> = servers
+        .iter()
+        .map(|s| publish(s.addr, "all back"))
+        .collect();
+    for page in &mut pages {
+        assert_eq!(ids(&page.messages(3)), last);
+    }
+}
+
+/// Waits until one of `servers` follows Redis again: its index.
+fn wait_for_any_reachable(servers: &[ServerProcess]) -> (usize, SocketAddr) {
+    let mut found = None;
+    assert!(wait_for(REDIS_TIMEOUT, || {
+        found = servers.iter().position(|s| redis_reachable(s.addr));
+        found.is_some()
+    }));
+    let at = found.unwrap();
+    (at, servers[at].addr)
+}
+
+#[test]
+fn store_and_redis_together_are_refused() {
+    let output = Command::new(THIS_BUILD)
+        .args(["--addr", "127.0.0.1:0", "--redis", "redis://127.0.0.1:1/0"])
+        .args(["--store", "/nonexistent/journal"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--store"), "{stderr}");
+}
+
+#[test]
+fn a_tls_url_is_refused_at_start() {
+    let output = Command::new(THIS_BUILD)
+        .args(["--addr", "127.0.0.1:0", "--redis", "rediss://127.0.0.1:1/0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("TLS"), "{stderr}");
+}
