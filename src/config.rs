@@ -7,7 +7,8 @@ use std::time::Duration;
 /// How the server runs. [`Config::default`] is what the binary uses without flags.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Where to listen. Port 0 picks a free port.
+    /// Where to listen. Port 0 picks a free port; `0.0.0.0` or `[::]` (which takes IPv4 too)
+    /// listens on every interface.
     pub addr: SocketAddr,
     /// Time between two events of a stream.
     pub interval: Duration,

@@ -20,8 +20,10 @@
 //! plain-data replies. [`maud`] builds every page and fragment; [`sse`] writes the event format
 //! and [`chunked`] frames it, neither knowing anything of HTTP servers. `server` wires the two.
 
-// Three functions hold unsafe code, each with its reason, all in `tiny::socket`: asking a
-// descriptor number for its socket addresses, asking it for its unread bytes, and duplicating it.
+// Unsafe code is all in `tiny::socket`, in small functions that each give their reason:
+// asking a descriptor number for its socket addresses or its unread bytes, duplicating it or
+// pointing it at /dev/null, waiting until it can be written, and setting a TCP option that
+// socket2 does not offer.
 #![deny(unsafe_code)]
 
 pub mod chunked;

@@ -1,4 +1,5 @@
 use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,7 +14,9 @@ sse-htmx: serves a page whose box updates live over Server-Sent Events.
 Usage: sse-htmx [OPTIONS]
 
 Options:
-      --addr <ADDR>          Address to listen on [default: 127.0.0.1:8000]
+      --addr <ADDR>          Address to listen on: IP:PORT, localhost:PORT, or :PORT for
+                             every interface ([::], IPv6 and IPv4; 0.0.0.0 where IPv6 is
+                             off) [default: 127.0.0.1:8000]
       --interval <TIME>      Time between two events of a stream, e.g. 1s, 250ms [default: 1s]
       --retry <TIME>         Reconnection delay suggested to clients (SSE retry:) [default: 3s]
       --keepalive <TIME>     Longest silence on a stream before a keep-alive comment [default: 15s]
@@ -21,7 +24,8 @@ Options:
                              new one gets 503
                              [default: derived from the host's limits, printed at start]
       --idle-timeout <TIME>  Close a connection that is not a stream and starts no request
-                             for this long [default: 30s]
+                             for this long; one that sends nothing at all first waits in
+                             the kernel, for up to half as long [default: 30s]
       --write-timeout <TIME> Give up on a client whose socket accepts nothing for this long
                              [default: 10s]
       --history <N>          Chat messages held in memory for late and returning pages
@@ -128,9 +132,23 @@ fn naming(flag: &str, error: lexopt::Error) -> lexopt::Error {
     }
 }
 
-fn socket_address(text: &str) -> Result<std::net::SocketAddr, String> {
-    text.parse()
-        .map_err(|e| format!("{e} (expected IP:PORT, e.g. 127.0.0.1:8000 or [::1]:8000)"))
+/// `IP:PORT`; `:PORT`, every interface (`[::]`, which the server makes dual-stack, or `0.0.0.0`
+/// where the host has no IPv6); or `localhost:PORT`, 127.0.0.1. Other names are not looked up:
+/// the system's resolver, linked in, would add about 24 KB to the static binary, more than its
+/// size budget has to spare.
+fn socket_address(text: &str) -> Result<SocketAddr, String> {
+    let (host, port) = text.rsplit_once(':').unwrap_or_default();
+    let ip: Option<IpAddr> = match host {
+        "" => Some(Ipv6Addr::UNSPECIFIED.into()),
+        _ if host.eq_ignore_ascii_case("localhost") => Some(Ipv4Addr::LOCALHOST.into()),
+        _ => None,
+    };
+    match (ip, port.parse()) {
+        (Some(ip), Ok(port)) => Ok(SocketAddr::new(ip, port)),
+        _ => text.parse().map_err(|error| {
+            format!("{error} (expected IP:PORT, :PORT or localhost:PORT, e.g. [::1]:8000)")
+        }),
+    }
 }
 
 fn at_least_one(text: &str) -> Result<usize, String> {
@@ -147,6 +165,18 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
         return Err("must be at least 1ms".into());
     }
     Ok(duration)
+}
+
+/// `sse-htmx listening; open http://127.0.0.1:8000/`. A wildcard address is named with loopback's
+/// URL (scripts and tests take the first URL) and a word on reaching it from elsewhere.
+fn start_line(local: SocketAddr) -> String {
+    if !local.ip().is_unspecified() {
+        return format!("sse-htmx listening; open http://{local}/");
+    }
+    let port = local.port();
+    format!(
+        "sse-htmx listening on {local}; open http://127.0.0.1:{port}/ (from elsewhere: this host's address)"
+    )
 }
 
 /// The first SIGINT or SIGTERM stops the server cleanly; a second one exits at once. Logging
@@ -206,13 +236,7 @@ fn main() -> ExitCode {
             "sse-htmx: the open-file limit is low ({hard}); raise it (ulimit -Hn) for more streams"
         ));
     }
-    let addr = server.local_addr();
-    let host = if addr.ip().is_unspecified() {
-        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
-    } else {
-        addr
-    };
-    log.stdout(format_args!("sse-htmx listening; open http://{host}/"));
+    log.stdout(format_args!("{}", start_line(server.local_addr())));
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

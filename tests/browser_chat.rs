@@ -1,14 +1,16 @@
 //! The chatroom in headless Chromium against the real server, in both flavors (htmx 2 at `/chat`,
 //! htmx 4 at `/htmx4/chat`): a message posted in one page shows in both within a second and the
-//! form comes back empty; markup in a message stays text; a reload shows the history once. With
-//! htmx 2, also: a stream that drops (the server restarting with its store, once plainly and once
-//! behind a gateway answering 502 meanwhile) duplicates nothing. The console stays clean and no
-//! request leaves the server.
+//! form comes back empty; markup in a message stays text; a reload shows the history once; the
+//! list reads like a chat at 400 and 1000 px (see `layout`). With htmx 2, also: a stream that
+//! drops (the server restarting with its store, once plainly and once behind a gateway answering
+//! 502 meanwhile) duplicates nothing. The console stays clean and no request leaves the server.
 //!
 //! Needs Debian's `chromium` (see `common::browser`). One test runs the parts in turn, each with
 //! its own server and pages: Chromium processes in parallel would blur the one-second bound.
 
 mod common;
+#[path = "browser_chat/layout.rs"]
+mod layout;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -42,10 +44,11 @@ type Part = fn(&Browser, Flavor);
 fn chatroom_in_the_browser() {
     let Some(path) = chromium() else { return };
     let browser = launch(path);
-    let parts: [(&str, Part); 3] = [
+    let parts: [(&str, Part); 4] = [
         ("two pages", a_message_shows_in_both_tabs_within_a_second),
         ("markup", markup_in_a_message_is_text),
         ("reload", a_reload_shows_the_history_once),
+        ("layout", layout::the_list_reads_like_a_chat),
     ];
     for flavor in Flavor::BOTH {
         for (name, part) in parts {

@@ -1,8 +1,12 @@
 //! The command line as a user meets it: `--help` is what the README shows, and bad input is one
 //! line on stderr and exit code 2, before anything is served.
 
+mod common;
+
 use std::net::TcpListener;
 use std::process::{Command, Output};
+
+use common::{ServerProcess, request};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_sse-htmx");
 
@@ -56,6 +60,11 @@ fn version_names_the_package_version() {
 fn bad_flags_and_values_are_one_line_and_exit_code_2() {
     assert_refused(&["--no-such-flag"], "--no-such-flag");
     assert_refused(&["--addr", "localhost"], "expected IP:PORT");
+    assert_refused(&["--addr", "[::1]"], "expected IP:PORT");
+    assert_refused(&["--addr", "::1"], "expected IP:PORT");
+    assert_refused(&["--addr", ":http"], "expected IP:PORT");
+    assert_refused(&["--addr", "localhost:65536"], "expected IP:PORT");
+    assert_refused(&["--addr", "example.com:80"], "localhost:PORT");
     assert_refused(&["--interval", "soon"], "e.g. 1s, 250ms");
     assert_refused(&["--interval", "0s"], "at least 1ms");
     assert_refused(&["--max-streams", "0"], "at least 1");
@@ -83,4 +92,33 @@ fn a_store_that_cannot_be_opened_is_one_line_and_exit_code_2() {
         &["--addr", "127.0.0.1:0", "--quiet", "--store", path],
         "no-such-directory",
     );
+}
+
+#[test]
+fn a_port_alone_listens_on_every_interface_and_the_start_line_names_a_url_that_works() {
+    for (addr, shown) in [(":0", "[::]"), ("[::]:0", "[::]"), ("0.0.0.0:0", "0.0.0.0")] {
+        let server = ServerProcess::start_logging(&["--addr", addr]);
+        let port = server.addr.port();
+        let line = &server.start_line();
+        assert_eq!(
+            line,
+            &format!(
+                "sse-htmx listening on {shown}:{port}; open http://127.0.0.1:{port}/ \
+                 (from elsewhere: this host's address)"
+            ),
+            "{addr}"
+        );
+        assert_eq!(request(server.addr, "GET", "/healthz", "").status, 200);
+    }
+}
+
+#[test]
+fn localhost_is_127_0_0_1() {
+    let server = ServerProcess::start_logging(&["--addr", "LocalHost:0"]);
+    let port = server.addr.port();
+    assert_eq!(
+        server.start_line(),
+        format!("sse-htmx listening; open http://127.0.0.1:{port}/")
+    );
+    assert_eq!(request(server.addr, "GET", "/healthz", "").status, 200);
 }

@@ -318,10 +318,14 @@ fn idle_connections_are_closed_after_the_idle_timeout() {
     }
 }
 
+/// Connections that send nothing are held back by the kernel until the idle timeout, so they
+/// cost no thread, and a request right after 2,000 of them waits for no thread to start.
 #[test]
 fn two_thousand_idle_connections_do_not_slow_healthy_clients() {
     common::raise_open_files();
     let server = ServerProcess::start(&["--idle-timeout", "60s"]);
+    assert_eq!(request(server.addr, "POST", "/ping", "").status, 200);
+    let threads = server.threads();
     let idle: Vec<_> = (0..2000).map(|_| connect(server.addr)).collect();
     let mut latencies: Vec<Duration> = (0..200)
         .map(|_| {
@@ -336,16 +340,26 @@ fn two_thousand_idle_connections_do_not_slow_healthy_clients() {
         p99 < Duration::from_millis(100),
         "POST /ping p99 {p99:?} with 2000 idle connections"
     );
+    assert!(
+        server.threads() < threads + 100,
+        "{} threads with 2000 idle connections, {threads} before",
+        server.threads()
+    );
     drop(idle);
 }
 
 #[test]
 fn a_flood_past_the_descriptor_limit_does_not_stop_accepting_for_good() {
     common::raise_open_files();
-    // A server allowed 256 descriptors, flooded with 600 connections that send nothing.
+    // A server allowed 256 descriptors, flooded with 600 connections that each send the first
+    // byte of a request (one that sends nothing is not passed on to be accepted).
     let mut server = ServerProcess::start_with_prefix(&["prlimit", "--nofile=256:256", "--"], &[]);
     let flood: Vec<_> = (0..600)
-        .filter_map(|_| TcpStream::connect(server.addr).ok())
+        .filter_map(|_| {
+            let mut socket = TcpStream::connect(server.addr).ok()?;
+            socket.write_all(b"G").ok()?;
+            Some(socket)
+        })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
     assert!(

@@ -5,24 +5,32 @@
 //! Each asset is served at a fixed path. Pages link to it with `?v=` and its content hash, so it
 //! can be cached for a year: a new build with other bytes links to a new URL.
 //!
-//! Most assets also exist gzip-compressed, compressed once by `build.rs`: the server sends those
-//! bytes as they are and holds no compression code. The two forms are two representations of one
-//! resource, so each has its own strong `ETag`.
+//! Most assets are embedded gzip-compressed only, compressed once by `build.rs`: the server sends
+//! those bytes as they are to clients that take gzip (every browser), and inflates them once, on
+//! the first request that does not, for identity. So the binary holds each large file once and
+//! no compression code, only an inflater. The two forms are two representations of one resource,
+//! so each has its own strong `ETag`.
+
+use std::sync::OnceLock;
 
 /// One embedded file.
 pub struct Asset {
     pub path: &'static str,
     pub content_type: &'static str,
-    /// The file as it is in `assets/`.
-    pub body: &'static [u8],
+    /// The file as it is in `assets/`, when it is embedded so (gzip would not pay); else empty.
+    plain: &'static [u8],
     /// The same file gzip-compressed, if that is worth its extra header lines (see [`GZIP_COST`]).
     pub gzip: Option<&'static [u8]>,
+    /// The file inflated from `gzip`, made on the first request that needs it.
+    inflated: OnceLock<Vec<u8>>,
     hash: u64,
 }
 
 /// The bytes that sending gzip adds to a response besides its body: the two header lines it needs
 /// and the longer `ETag`. A gzip body that does not save more than this is not offered.
-pub const GZIP_COST: usize =
+/// `build.rs` decides with the same figure; the tests check that its choices agree.
+#[cfg(test)]
+const GZIP_COST: usize =
     "Content-Encoding: gzip\r\n".len() + "Vary: Accept-Encoding\r\n".len() + "-gz".len();
 
 /// A content coding the server can send an asset in.
@@ -58,22 +66,33 @@ impl Representation {
 }
 
 impl Asset {
+    /// An asset embedded as `plain` bytes or as `gzip` bytes: `build.rs` leaves the other empty.
     const fn new(
         path: &'static str,
         content_type: &'static str,
-        body: &'static [u8],
+        plain: &'static [u8],
         gzip: &'static [u8],
     ) -> Asset {
+        let (gzip, hash) = if gzip.is_empty() {
+            (None, fnv1a(plain))
+        } else {
+            (Some(gzip), fnv1a(gzip))
+        };
         Asset {
             path,
             content_type,
-            body,
-            gzip: if gzip.len() + GZIP_COST < body.len() {
-                Some(gzip)
-            } else {
-                None
-            },
-            hash: fnv1a(body),
+            plain,
+            gzip,
+            inflated: OnceLock::new(),
+            hash,
+        }
+    }
+
+    /// The file as it is in `assets/`.
+    pub fn body(&'static self) -> &'static [u8] {
+        match self.gzip {
+            None => self.plain,
+            Some(gzip) => self.inflated.get_or_init(|| inflate(gzip)),
         }
     }
 
@@ -95,7 +114,7 @@ impl Asset {
 
     /// The representation for a request with this `Accept-Encoding` header value (`None` if the
     /// request has none): gzip if the client accepts it and this asset has it, else identity.
-    pub fn choose(&self, accept_encoding: Option<&str>) -> Representation {
+    pub fn choose(&'static self, accept_encoding: Option<&str>) -> Representation {
         match self.gzip {
             Some(gzip) if accept_encoding.is_some_and(accepts_gzip) => Representation {
                 encoding: Encoding::Gzip,
@@ -104,20 +123,20 @@ impl Asset {
             },
             _ => Representation {
                 encoding: Encoding::Identity,
-                body: self.body,
+                body: self.body(),
                 etag: self.etag(),
             },
         }
     }
 }
 
-/// Embeds `assets/$file` at `/assets/$file`, with the gzip form `build.rs` made of it.
+/// Embeds `assets/$file` at `/assets/$file`, in the one form `build.rs` chose for it.
 macro_rules! asset {
     ($file:literal, $content_type:literal) => {
         Asset::new(
             concat!("/assets/", $file),
             $content_type,
-            include_bytes!(concat!("../../assets/", $file)),
+            include_bytes!(concat!(env!("OUT_DIR"), "/", $file, ".plain")),
             include_bytes!(concat!(env!("OUT_DIR"), "/", $file, ".gz")),
         )
     };
@@ -179,6 +198,14 @@ pub fn accepts_gzip(accept_encoding: &str) -> bool {
     named.or(any).unwrap_or(false)
 }
 
+/// The file in a gzip stream that `build.rs` wrote: a 10-byte header with no optional fields
+/// (flags 0), the deflate data, then a checksum and the length, which the inflater does not need
+/// (the bytes are the build's own, compiled in).
+fn inflate(gzip: &[u8]) -> Vec<u8> {
+    let deflated = gzip.get(10..).unwrap_or_default();
+    miniz_oxide::inflate::decompress_to_vec(deflated).unwrap_or_default()
+}
+
 /// FNV-1a, 64 bits: computed at compile time, so serving an asset hashes nothing.
 const fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -204,8 +231,8 @@ mod tests {
         out
     }
 
-    fn text(asset: &Asset) -> &'static str {
-        std::str::from_utf8(asset.body).expect("UTF-8")
+    fn text(asset: &'static Asset) -> &'static str {
+        std::str::from_utf8(asset.body()).expect("UTF-8")
     }
 
     #[test]
@@ -213,8 +240,11 @@ mod tests {
         for asset in ALL {
             assert!(std::ptr::eq(find(asset.path).unwrap(), asset));
         }
-        assert_eq!(find("/assets/htmx4.min.js").unwrap().body, HTMX4.body);
-        assert_eq!(find("/assets/hx-sse4.min.js").unwrap().body, HTMX4_SSE.body);
+        assert_eq!(find("/assets/htmx4.min.js").unwrap().body(), HTMX4.body());
+        assert_eq!(
+            find("/assets/hx-sse4.min.js").unwrap().body(),
+            HTMX4_SSE.body()
+        );
         assert!(find("/assets/../assets/htmx.min.js").is_none());
         assert!(find("/assets/htmx.min.js.gz").is_none());
         assert!(find("/assets/").is_none());
@@ -224,7 +254,7 @@ mod tests {
     fn embedded_files_are_htmx_2() {
         assert!(text(&HTMX).contains("version:\"2."), "htmx 2.x is embedded");
         assert!(text(&HTMX_SSE).contains("defineExtension(\"sse\""));
-        assert_eq!((HTMX.body.len(), HTMX_SSE.body.len()), (52_182, 2_853));
+        assert_eq!((HTMX.body().len(), HTMX_SSE.body().len()), (52_182, 2_853));
     }
 
     #[test]
@@ -239,17 +269,62 @@ mod tests {
         assert!(sse.contains("htmx.registerExtension(\"sse\""));
         assert!(sse.contains("\"hx-sse:connect\""));
         assert!(!sse.contains("defineExtension"), "not the htmx 2 extension");
-        assert_eq!((HTMX4.body.len(), HTMX4_SSE.body.len()), (37_448, 6_532));
+        assert_eq!(
+            (HTMX4.body().len(), HTMX4_SSE.body().len()),
+            (37_448, 6_532)
+        );
     }
 
     #[test]
     fn gzip_bodies_decode_to_the_identity_bodies() {
         for asset in ALL {
             if let Some(gzip) = asset.gzip {
-                assert_eq!(gunzip(gzip), asset.body, "{}", asset.path);
-                assert!(gzip.len() + GZIP_COST < asset.body.len(), "{}", asset.path);
+                assert_eq!(gunzip(gzip), asset.body(), "{}", asset.path);
+                assert!(
+                    gzip.len() + GZIP_COST < asset.body().len(),
+                    "{}",
+                    asset.path
+                );
             }
         }
+    }
+
+    /// The files in `assets/`, as the build read them.
+    const FILES: [(&Asset, &[u8]); 6] = [
+        (&HTMX, include_bytes!("../../assets/htmx.min.js")),
+        (&HTMX_SSE, include_bytes!("../../assets/sse.min.js")),
+        (&HTMX4, include_bytes!("../../assets/htmx4.min.js")),
+        (&HTMX4_SSE, include_bytes!("../../assets/hx-sse4.min.js")),
+        (&APP_CSS, include_bytes!("../../assets/app.css")),
+        (&FAVICON, include_bytes!("../../assets/favicon.svg")),
+    ];
+
+    #[test]
+    fn each_file_is_embedded_once_and_served_as_it_is() {
+        for (asset, file) in FILES {
+            assert_eq!(asset.body(), file, "{}", asset.path);
+            // build.rs chose by the same cost as this module's.
+            let pays = gzip_cost_pays(asset);
+            assert_eq!(asset.gzip.is_some(), pays, "{}", asset.path);
+            assert_eq!(asset.plain.is_empty(), pays, "{}", asset.path);
+        }
+    }
+
+    fn gzip_cost_pays(asset: &Asset) -> bool {
+        let file = FILES
+            .iter()
+            .find(|(a, _)| std::ptr::eq(*a, asset))
+            .unwrap()
+            .1;
+        let gzip = asset.gzip.map_or_else(|| gzip_of(file), <[u8]>::to_vec);
+        gzip.len() + GZIP_COST < file.len()
+    }
+
+    fn gzip_of(file: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(file).unwrap();
+        encoder.finish().unwrap()
     }
 
     #[test]
@@ -298,12 +373,12 @@ mod tests {
         for header in [None, Some(""), Some("br"), Some("gzip;q=0")] {
             let identity = HTMX.choose(header);
             assert_eq!(identity.encoding, Encoding::Identity, "{header:?}");
-            assert_eq!(identity.body, HTMX.body);
+            assert_eq!(identity.body, HTMX.body());
             assert_eq!(identity.etag, HTMX.etag());
             assert_eq!(identity.encoding.content_encoding(), None);
         }
         assert_eq!(FAVICON.choose(Some("gzip")).encoding, Encoding::Identity);
-        assert_eq!(FAVICON.choose(Some("gzip")).body, FAVICON.body);
+        assert_eq!(FAVICON.choose(Some("gzip")).body, FAVICON.body());
     }
 
     #[test]

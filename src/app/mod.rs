@@ -6,6 +6,7 @@ mod assets;
 pub mod chat;
 mod counter;
 mod routes;
+mod utc_time;
 mod views;
 
 use std::sync::Arc;

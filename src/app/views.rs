@@ -7,6 +7,7 @@
 use maud::{DOCTYPE, Markup, html};
 
 use super::assets;
+use super::utc_time::UtcTime;
 
 /// Which htmx a page is written for. Both are served from the binary; the pages of each link to
 /// the other's.
@@ -50,7 +51,11 @@ pub fn auto_connect_page(flavor: Flavor) -> Markup {
         "Live box",
         "/",
         html! {
-            p { "Here." }
+            p.lead {
+                "The server rewrites the box below with every event of its stream (one a second \
+                 by default), with no script of this page's own. The Pong button sends an \
+                 ordinary request, answered while the stream runs."
+            }
             (live_box(flavor))
             (pong_button())
             p.nav {
@@ -68,7 +73,11 @@ pub fn on_demand_page(flavor: Flavor) -> Markup {
         "Live box on demand",
         "/on-demand",
         html! {
-            p { "Here." }
+            p.lead {
+                "Nothing streams until you click Connect: the box then comes from the server and \
+                 opens its event stream. The Pong button sends an ordinary request, answered \
+                 either way."
+            }
             (connect_button(flavor))
             (pong_button())
             p.nav { "Connect on load instead: " a href=(flavor.page("/")) { "live box" } }
@@ -133,8 +142,14 @@ pub fn chat_page(flavor: Flavor) -> Markup {
         "Chat",
         "/chat",
         html! {
+            p.lead {
+                "A message sent here appears at once on every page that has this chat open, \
+                 newest at the bottom, with its time in UTC. Scripts can post too: "
+                code { "curl -d text=hello" } " to " code { "/chat/messages" } "."
+            }
             div #chat-notice {}
-            (log)
+            // The list is appended to; the box around it keeps the newest message in view.
+            div.chat-scroll { (log) }
             (chat_form("", None))
             p.nav { "The live box: " a href=(flavor.page("/")) { "live box" } }
         },
@@ -155,11 +170,17 @@ pub fn chat_form(name: &str, error: Option<&str>) -> Markup {
     }
 }
 
-/// One message as the list shows it. Its id makes it findable, once.
-pub fn chat_message(id: u64, name: &str, text: &str) -> Markup {
+/// One message as the list shows it. Its id makes it findable, once. Its time (UTC) is shown
+/// short, with the date when `published` is not on the day of `now`: the page has no script to
+/// compare it with its own clock, so `now` is when the fragment is sent. The full time is the
+/// tooltip.
+pub fn chat_message(id: u64, name: &str, text: &str, published: &UtcTime, now: &UtcTime) -> Markup {
     html! {
         article id=(format!("msg-{id}")) .msg {
-            b.name { (name) } " " span.text { (text) }
+            time datetime=(published.datetime()) title=(published.title()) {
+                (published.shown(now))
+            }
+            " " b.name { (name) } " " span.text { (text) }
         }
     }
 }
@@ -289,14 +310,60 @@ mod tests {
         }
     }
 
+    /// 2026-12-02 14:03:07.250 UTC.
+    const AFTERNOON_MS: u64 = 1_796_220_187_250;
+
     #[test]
     fn a_chat_message_escapes_name_and_text() {
-        let html = chat_message(7, "<b>x</b>", "<img src=x onerror=alert(1)>").into_string();
+        let at = UtcTime::of_unix_ms(AFTERNOON_MS);
+        let html =
+            chat_message(7, "<b>x</b>", "<img src=x onerror=alert(1)>", &at, &at).into_string();
         assert_eq!(
             html,
-            "<article class=\"msg\" id=\"msg-7\"><b class=\"name\">&lt;b&gt;x&lt;/b&gt;</b> \
+            "<article class=\"msg\" id=\"msg-7\">\
+             <time datetime=\"2026-12-02T14:03:07Z\" title=\"2026-12-02 14:03:07 UTC\">14:03</time> \
+             <b class=\"name\">&lt;b&gt;x&lt;/b&gt;</b> \
              <span class=\"text\">&lt;img src=x onerror=alert(1)&gt;</span></article>"
         );
+    }
+
+    #[test]
+    fn a_chat_message_from_another_day_shows_its_date() {
+        let published = UtcTime::of_unix_ms(AFTERNOON_MS);
+        let next_day = UtcTime::of_unix_ms(AFTERNOON_MS + 86_400_000);
+        assert_eq!(
+            chat_message(8, "ada", "hi", &published, &next_day).into_string(),
+            "<article class=\"msg\" id=\"msg-8\">\
+             <time datetime=\"2026-12-02T14:03:07Z\" title=\"2026-12-02 14:03:07 UTC\">\
+             2026-12-02 14:03</time> \
+             <b class=\"name\">ada</b> <span class=\"text\">hi</span></article>"
+        );
+    }
+
+    #[test]
+    fn no_page_says_just_here() {
+        for flavor in [Flavor::Htmx2, Flavor::Htmx4] {
+            for page in [
+                auto_connect_page(flavor),
+                on_demand_page(flavor),
+                chat_page(flavor),
+            ] {
+                let html = page.into_string();
+                assert!(!html.contains("<p>Here.</p>"), "{html}");
+                assert!(html.contains(r#"<p class="lead">"#), "{html}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_chat_list_sits_in_its_scroll_box() {
+        for flavor in [Flavor::Htmx2, Flavor::Htmx4] {
+            let html = chat_page(flavor).into_string();
+            assert!(
+                html.contains(r#"<div class="chat-scroll"><div id="chat-log" "#),
+                "{html}"
+            );
+        }
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! is accepted.
 //! Either way a new tiny_http server takes over the same listener.
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use super::address;
 use crate::error::Error;
 use crate::log::Log;
 use crate::stop::Stop;
@@ -104,7 +106,8 @@ pub struct Watchdog {
 
 impl Watchdog {
     /// Is the accept thread gone? `accepted` tells whether the connection from a peer address
-    /// has been accepted. Starts a new probe when the last one was accepted.
+    /// (as the listener bound to `local` shows it) has been accepted. Starts a new probe when
+    /// the last one was accepted.
     pub fn accept_thread_gone(
         &mut self,
         local: SocketAddr,
@@ -130,25 +133,49 @@ impl Watchdog {
             None => {}
         }
         // The kernel completes the connection from the listen queue; only an accept takes it
-        // out. Dropping the probe later lets tiny_http's thread for it go at once.
-        if let Ok(stream) =
-            TcpStream::connect_timeout(&connectable(local), Duration::from_millis(100))
-            && let Ok(addr) = stream.local_addr()
+        // out. The listener holds a connection back until its first byte (`socket::defer_accept`),
+        // so the probe sends the first byte of a request line; tiny_http's thread for it waits
+        // for the rest, and goes at once when the probe is dropped.
+        if let Some((mut stream, seen)) = address::connect_to(local, Duration::from_millis(100))
+            && stream.write_all(b"G").is_ok()
         {
-            self.probe = Some((stream, addr, Instant::now()));
+            self.probe = Some((stream, seen, Instant::now()));
         }
         false
     }
 }
 
-/// `local` with an unspecified address made loopback, so it can be connected to.
-pub fn connectable(local: SocketAddr) -> SocketAddr {
-    let mut addr = local;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tiny::socket;
+    use std::sync::mpsc;
+
+    /// The listener holds back connections that send nothing (`socket::defer_accept`); the
+    /// probe must still be accepted, or a live accept thread would be taken for dead.
+    #[test]
+    fn a_probe_is_accepted_by_a_listener_that_holds_back_silent_connections() {
+        let listener =
+            socket::listen("127.0.0.1:0".parse().unwrap(), 16, Duration::from_secs(5)).unwrap();
+        socket::defer_accept(&listener, Duration::from_secs(30)).unwrap();
+        let local = listener.local_addr().unwrap();
+        let (accepted_tx, accepted_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            while let Ok((socket, peer)) = listener.accept() {
+                if accepted_tx.send((socket, peer)).is_err() {
+                    return;
+                }
+            }
         });
+        let mut watchdog = Watchdog::default();
+        let mut accepted = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while watchdog.last_accepted.is_none() && Instant::now() < deadline {
+            accepted.extend(accepted_rx.try_iter().map(|(_, peer)| peer));
+            let gone = watchdog.accept_thread_gone(local, |probe| accepted.contains(&probe));
+            assert!(!gone, "the accept thread was taken for dead");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(watchdog.last_accepted.is_some(), "the probe was accepted");
     }
-    addr
 }

@@ -66,8 +66,7 @@ impl Limits {
             open_files_hard: hard,
             max_map_count: read_number("/proc/sys/vm/max_map_count"),
             threads_max: read_number("/proc/sys/kernel/threads-max"),
-            pids_max: read_number("/sys/fs/cgroup/pids.max")
-                .or_else(|| read_number("/sys/fs/cgroup/pids/pids.max")),
+            pids_max: own_pids_max(),
             memory_bytes: memory_total(),
         };
         let wanted = hard.min(limits.thread_budget().0);
@@ -133,6 +132,42 @@ impl Limits {
 /// A number from a /proc or /sys file; `None` if missing or "max".
 fn read_number(path: &str) -> Option<u64> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The lowest `pids.max` over the process's own cgroup and its ancestors: under systemd a unit's
+/// `TasksMax=` is its own cgroup's, not the root's, and every ancestor's limit applies too.
+/// "max" (no limit) reads as none.
+fn own_pids_max() -> Option<u64> {
+    let cgroups = fs::read_to_string("/proc/self/cgroup").ok()?;
+    let (root, path) = pids_cgroup(&cgroups)?;
+    cgroup_ancestors(path)
+        .filter_map(|dir| read_number(&format!("{root}{dir}/pids.max")))
+        .min()
+}
+
+/// Where the pids controller of this process's cgroup is, from `/proc/self/cgroup`: cgroup v1's
+/// `N:pids:/path` under `/sys/fs/cgroup/pids`, else v2's `0::/path` under `/sys/fs/cgroup`.
+fn pids_cgroup(cgroups: &str) -> Option<(&'static str, &str)> {
+    let entry = |controllers: &str| {
+        cgroups.lines().find_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (_, names, path) = (fields.next()?, fields.next()?, fields.next()?);
+            names
+                .split(',')
+                .any(|name| name == controllers)
+                .then_some(path)
+        })
+    };
+    match entry("pids") {
+        Some(path) => Some(("/sys/fs/cgroup/pids", path)),
+        None => entry("").map(|path| ("/sys/fs/cgroup", path)),
+    }
+}
+
+/// `/a/b` gives `/a/b`, `/a`, and `` (the root).
+fn cgroup_ancestors(path: &str) -> impl Iterator<Item = &str> {
+    let path = path.trim_end_matches('/');
+    std::iter::successors(Some(path), |dir| dir.rfind('/').map(|slash| &dir[..slash]))
 }
 
 fn memory_total() -> Option<u64> {
@@ -214,6 +249,24 @@ mod tests {
         }
         .capacity();
         assert_eq!(capacity.streams, 192);
+    }
+
+    #[test]
+    fn the_pids_cgroup_is_the_processs_own() {
+        let v2 = "0::/system.slice/sse-htmx.service\n";
+        assert_eq!(
+            pids_cgroup(v2),
+            Some(("/sys/fs/cgroup", "/system.slice/sse-htmx.service"))
+        );
+        let v1 = "9:name=systemd:/x\n8:pids:/system.slice/a.service\n0::/\n";
+        assert_eq!(
+            pids_cgroup(v1),
+            Some(("/sys/fs/cgroup/pids", "/system.slice/a.service"))
+        );
+        assert_eq!(pids_cgroup("4:memory:/m\n"), None);
+        let dirs: Vec<_> = cgroup_ancestors("/system.slice/a.service").collect();
+        assert_eq!(dirs, ["/system.slice/a.service", "/system.slice", ""]);
+        assert_eq!(cgroup_ancestors("/").collect::<Vec<_>>(), [""]);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! | buffers a streamed `Response` body 8 KiB at a time and never flushes | streams take the raw writer and write the head and each frame themselves | `stream.rs` |
 //! | keeps a pool thread blocked on a stream's connection, waiting for a second request | the stream shuts its socket's read half after the first event | `stream.rs`, `socket.rs` |
 //! | stops accepting for good on its first accept error, or panics silently in its accept thread when out of descriptors | a watchdog probes the listener, and a new tiny_http server takes over with back-off | `accept.rs`, `serve.rs` |
-//! | gives every connection a thread that waits for a request with no timeout | a sweep closes connections that start no request for the idle timeout | `sweep.rs` |
+//! | gives every connection a thread, started on its one accept thread, that waits for a request with no timeout | the listener holds a connection back until its first byte, for up to the idle timeout (one that sends nothing costs no thread, nor the time to start one); a sweep closes connections that start no request for the idle timeout | `socket.rs`, `sweep.rs` |
 //! | hands a new connection to a pool thread that was woken but has not yet taken its task, so it waits until some connection ends | the sweep finds connections whose bytes stay unread and nudges the pool with a connection that closes at once | `pool.rs`, `sweep.rs` |
 //! | discards an unread body on drop by reading it into one buffer of the declared size, on the dropping thread | a declared body over the route's limit is refused with 413 without being read, the read half shut first; absurd sizes are parked | `refuse.rs`, `answer.rs` |
 //! | leaves a body over 1 KiB, a chunked body or one behind `100-continue` on the socket, for whoever reads it to wait for | such bodies are read on a thread of their own (at most 64), with a deadline, capped at the route's limit | `body.rs`, `answer.rs` |
@@ -25,13 +25,14 @@
 //! | frames a response from the request (chunked on `TE: chunked`), writes its own `Server` header | every byte response is written by the layer: `Content-Length`, `HEAD` as `GET` without the body, the security headers | `respond.rs` |
 //! | aborts the process when a thread spawn fails inside it (each thread costs 4 memory mappings) | the open-file limit is set below the thread budget, so descriptors run out first; streams are capped below that | `capacity.rs` |
 //! | writes a response only from the thread that holds the request | a broadcast writes each subscriber's frames from the publishing thread, non-blocking, through an outlet on a duplicate of the socket; the stream's thread only finishes what would block | `outlet.rs` |
-//! | hands out no socket | connections are found by their addresses among the process's descriptors | `socket.rs` |
+//! | hands out no socket | connections are found by their addresses among the process's descriptors, matched to the listener's address in one place (a wildcard's never equals a connection's) | `socket.rs`, `address.rs` |
 //! | answers a panicking handler with its own 500, without our headers | handlers run under a fence and a 500 is written here | `answer.rs` |
 //!
 //! Options set on the listening socket (send timeout and buffer, keep-alive) reach every
 //! accepted socket, which is the only way to configure sockets tiny_http owns (`socket.rs`).
 
 mod accept;
+mod address;
 mod answer;
 mod body;
 mod capacity;

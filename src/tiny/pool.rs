@@ -15,9 +15,10 @@
 //! connection is served per nudge; a nudge that was not needed costs one short connection.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::address;
 use super::socket::Accepted;
 
 /// A connection is nudged for at most once in this time...
@@ -84,11 +85,12 @@ impl PoolWatch {
     }
 }
 
-/// Connects to the listener at `local` and closes the connection at once, `times` times.
+/// Connects to the listener bound to `local` and closes the connection at once, `times` times.
 pub fn nudge(local: SocketAddr, times: usize) {
     for _ in 0..times {
-        // Dropped at once: tiny_http's task for it reads the end of the stream and returns.
-        let _ = TcpStream::connect_timeout(&local, Duration::from_millis(100));
+        // Dropped at once: its end is what the listener waits for to pass it on (see
+        // `socket::defer_accept`), and tiny_http's task for it reads that end and returns.
+        let _ = address::connect_to(local, Duration::from_millis(100));
     }
 }
 

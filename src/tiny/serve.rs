@@ -59,6 +59,8 @@ impl HttpServer {
         };
         let listener = socket::listen(settings.addr, LISTEN_BACKLOG, settings.write_timeout)
             .map_err(bind_error)?;
+        // A connection that sends nothing costs no thread for as long as it may stay idle.
+        socket::defer_accept(&listener, settings.idle_timeout).map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
         let shared = Shared {
             sockets: Sockets::new(local_addr, settings.max_fd),

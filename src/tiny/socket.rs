@@ -7,15 +7,18 @@
 //! tiny_http hands out no socket, yet some things need one: letting go of a stream's read half,
 //! closing an idle connection, refusing a body. [`Sockets::find`] looks a connection up among the
 //! process's descriptor numbers by its two addresses and returns a duplicate that it made itself,
-//! so the only descriptor this module ever owns is one it created.
+//! so the only descriptor this module ever owns is one it created. Whether a descriptor is a
+//! connection accepted on the listener is decided by its local address (`address.rs`).
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, TcpKeepalive, Type};
+
+use super::address::accepted_on;
 
 /// TCP keep-alive on every connection: a peer that vanished without a FIN (power cut, cable,
 /// NAT timeout) is found after about 60 s + 6 × 10 s of silence, instead of never.
@@ -30,9 +33,18 @@ const SEND_BUFFER: usize = 64 * 1024;
 
 /// Binds a listener whose accepted sockets have a send timeout (a client that stops reading
 /// cannot hold a thread in `write` longer than that), a bounded send buffer, TCP keep-alive and
-/// no Nagle delay.
+/// no Nagle delay. `[::]` means every interface: dual-stack, or `0.0.0.0` on a host without IPv6.
 pub fn listen(addr: SocketAddr, backlog: i32, send_timeout: Duration) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    let (addr, socket) = match Socket::new(Domain::for_address(addr), Type::STREAM, None) {
+        Err(error)
+            if error.raw_os_error() == Some(libc::EAFNOSUPPORT)
+                && addr == SocketAddr::from((Ipv6Addr::UNSPECIFIED, addr.port())) =>
+        {
+            let every_ipv4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, addr.port()));
+            (every_ipv4, Socket::new(Domain::IPV4, Type::STREAM, None)?)
+        }
+        socket => (addr, socket?),
+    };
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
         socket.set_only_v6(false).ok();
@@ -50,6 +62,54 @@ pub fn listen(addr: SocketAddr, backlog: i32, send_timeout: Duration) -> io::Res
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
     Ok(socket.into())
+}
+
+/// Has the kernel hold each new connection until its first byte (or its end) arrives, for up to
+/// about `wait`, before tiny_http's accept thread sees it.
+///
+/// tiny_http starts a thread for every connection it accepts, one after another on its accept
+/// thread (40–75 µs each on a 2-core machine), so a burst of connections that send nothing
+/// would otherwise make the next real request wait behind all their thread starts (2,000 of
+/// them: 100–150 ms), and each would hold a thread until the idle sweep closes it. Held, they
+/// cost no thread and no descriptor. A client that never sends is accepted once the wait is over
+/// and then closed by the idle sweep like any connection that starts no request; silent
+/// connections opened together are handed over together then, so their thread starts are paid
+/// later rather than never, unless they send or close first.
+///
+/// The kernel counts the wait in retransmissions of its answer to the handshake, which come
+/// 1, 3, 7, 15, 31, 63, 127 s after the connection and every 2 minutes after that; it is given
+/// the last of these not past `wait` (at least 1 s), so that a silent connection is accepted
+/// within `wait`.
+pub fn defer_accept(listener: &TcpListener, wait: Duration) -> io::Result<()> {
+    let wait = wait.as_secs().min(24 * 3600);
+    let (mut seconds, mut step) = (1, 2);
+    while seconds + step <= wait {
+        seconds += step;
+        step = (step * 2).min(120);
+    }
+    set_tcp_option(listener, libc::TCP_DEFER_ACCEPT, seconds as libc::c_int)
+}
+
+/// Sets one integer option at the TCP level of `socket` (one socket2 does not offer).
+#[allow(unsafe_code)]
+fn set_tcp_option(socket: &TcpListener, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt reads `len` bytes through the pointer, which points at `value`, a live
+    // `c_int` of exactly that size; the descriptor is owned by `socket`, borrowed for the call.
+    let done = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            option,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// A connection accepted on the listener, as one of its descriptors showed it.
@@ -111,7 +171,7 @@ impl Sockets {
     pub fn shut_down_where(&self, close: impl Fn(SocketAddr) -> bool) -> Vec<SocketAddr> {
         let mut closed = Vec::new();
         for fd in 0..descriptor_table_size() {
-            if local_addr(fd) == Some(self.local)
+            if self.is_ours(fd)
                 && let Some(peer) = peer_addr(fd)
                 && close(peer)
                 && let Some(socket) = self.duplicate_if(fd, peer)
@@ -126,7 +186,12 @@ impl Sockets {
 
     /// Is descriptor number `fd` the connection from `peer` to the listener now?
     pub fn is_connection(&self, fd: RawFd, peer: SocketAddr) -> bool {
-        peer_addr(fd) == Some(peer) && local_addr(fd) == Some(self.local)
+        peer_addr(fd) == Some(peer) && self.is_ours(fd)
+    }
+
+    /// Is descriptor number `fd` a socket accepted on the listener now?
+    fn is_ours(&self, fd: RawFd) -> bool {
+        local_addr(fd).is_some_and(|local| accepted_on(self.local, local))
     }
 
     /// The descriptors within `radius` of number `around` that are the connection from `peer`,
@@ -154,7 +219,7 @@ impl Sockets {
     /// costs several times more, in the kernel's directory cache, with thousands of streams open.
     pub fn accepted(&self) -> Vec<Accepted> {
         (0..descriptor_table_size())
-            .filter(|&fd| local_addr(fd) == Some(self.local))
+            .filter(|&fd| self.is_ours(fd))
             .filter_map(|fd| {
                 Some(Accepted {
                     peer: peer_addr(fd)?,
@@ -171,7 +236,7 @@ impl Sockets {
     fn duplicate_if(&self, fd: RawFd, peer: SocketAddr) -> Option<Socket> {
         let owned = Socket::from(duplicate(fd)?);
         let same = owned.peer_addr().ok()?.as_socket()? == peer
-            && owned.local_addr().ok()?.as_socket()? == self.local;
+            && accepted_on(self.local, owned.local_addr().ok()?.as_socket()?);
         same.then_some(owned)
     }
 }
@@ -349,6 +414,38 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(sockets.accepted(), vec![Accepted { peer, unread: 5 }]);
+    }
+
+    /// What the accept watchdog's probe and the pool's nudge rely on: a held-back listener passes
+    /// on a connection at its first byte or at its end, and holds one that sends nothing.
+    #[test]
+    fn a_deferring_listener_passes_on_a_connection_at_its_first_byte_or_its_end() {
+        let listener = listener();
+        defer_accept(&listener, Duration::from_secs(30)).unwrap();
+        let local = listener.local_addr().unwrap();
+        let silent = TcpStream::connect(local).unwrap();
+        let mut speaking = TcpStream::connect(local).unwrap();
+        std::io::Write::write_all(&mut speaking, b"G").unwrap();
+        let ending = TcpStream::connect(local).unwrap();
+        let ending_addr = ending.local_addr().unwrap();
+        drop(ending);
+        listener.set_nonblocking(true).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut accepted = Vec::new();
+        while accepted.len() < 2 && std::time::Instant::now() < deadline {
+            match listener.accept() {
+                Ok((_, peer)) => accepted.push(peer),
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+        accepted.sort();
+        let mut expected = vec![speaking.local_addr().unwrap(), ending_addr];
+        expected.sort();
+        assert_eq!(accepted, expected);
+        // Connected before both, and still not in the queue they went through.
+        let held = listener.accept().map(|(_, peer)| peer);
+        assert!(held.is_err(), "{held:?} accepted");
+        drop(silent);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! connects and sends nothing, or sends its headers a byte a minute, or keeps an idle keep-alive
 //! connection, would hold that thread forever. This sweep closes every accepted connection that
 //! is not an event stream, has no body being read, and has not started a request for the idle
-//! timeout. Each look also finds the connections tiny_http's pool left waiting (`pool.rs`).
+//! timeout. (One that sends nothing at all reaches tiny_http only when the idle timeout is over,
+//! see `socket::defer_accept`, so it is closed one idle timeout later.) Each look also finds the
+//! connections tiny_http's pool left waiting (`pool.rs`).
 //!
 //! A look asks every descriptor (about 10 ms with 10,000 streams), so it comes every 100 ms while
 //! that is cheap and less often as it gets dearer: the looks take at most 0.25% of a core, and come
@@ -20,7 +22,7 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::accept::{Watchdog, connectable};
+use super::accept::Watchdog;
 use super::pool::{self, PoolWatch};
 use super::shared::Shared;
 
@@ -49,7 +51,7 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
                     "{} connection(s) waiting for a tiny_http thread; nudging",
                     waiting.len()
                 ));
-                pool::nudge(connectable(shared.local_addr), waiting.len());
+                pool::nudge(shared.local_addr, waiting.len());
             }
             // Looked at on every pass (the watchdog makes a new probe at most every 2 s), so a
             // dead accept thread is replaced within about a second.

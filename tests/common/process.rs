@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -36,6 +36,8 @@ pub struct ServerProcess {
     /// Every line the server wrote on stderr, when started with
     /// [`ServerProcess::start_capturing_stderr`].
     stderr_all: Option<Arc<Mutex<String>>>,
+    /// Every line the server wrote on stdout, when it is a pipe.
+    stdout: Arc<Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
@@ -80,6 +82,30 @@ impl ServerProcess {
             .unwrap_or_else(|error| panic!("start sse-htmx: {error}"))
     }
 
+    /// Like [`ServerProcess::start_logging`], and keeps every line the process writes on stderr;
+    /// see [`ServerProcess::stderr`].
+    pub fn start_logging_all(args: &[&str]) -> ServerProcess {
+        ServerProcess::spawn(THIS_BUILD.as_ref(), &[], &[], args, true)
+            .unwrap_or_else(|error| panic!("start sse-htmx: {error}"))
+    }
+
+    /// The first line the server wrote on stdout (the start line; none with `--quiet`), waiting
+    /// up to [`START_TIMEOUT`] for it. Empty if there is none.
+    pub fn start_line(&self) -> String {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let lines = self.stdout.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(line) = lines.first() {
+                return line.clone();
+            }
+            drop(lines);
+            if Instant::now() >= deadline {
+                return String::new();
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// The last lines the server wrote on stderr (at most ten, each cut to 300 characters).
     pub fn stderr_tail(&self) -> Vec<String> {
         let tail = self
@@ -109,7 +135,7 @@ impl ServerProcess {
             .args(quiet)
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|error| format!("cannot start the server: {error}"))?;
@@ -121,13 +147,18 @@ impl ServerProcess {
     /// and has taken over SIGTERM and SIGINT. Kills it if it is not ready in time.
     pub fn watch(mut child: Child, capture_stderr: bool) -> Result<ServerProcess, String> {
         let stderr = child.stderr.take();
+        let stdout = child.stdout.take();
         // The guard exists from here on, so an early return below kills the child.
         let mut server = ServerProcess {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             stderr_tail: Arc::default(),
             stderr_all: capture_stderr.then(Arc::default),
+            stdout: Arc::default(),
         };
+        if let Some(stdout) = stdout {
+            keep_stdout(stdout, server.stdout.clone());
+        }
         if let Some(stderr) = stderr {
             keep_stderr(
                 stderr,
@@ -274,6 +305,21 @@ fn proc_net_ip(hex: &str) -> Option<IpAddr> {
         16 => Some(IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?)),
         _ => None,
     }
+}
+
+/// Reads the server's stdout on a thread of its own until the server closes it, so that a line
+/// can never block the server on a full pipe.
+fn keep_stdout(stdout: ChildStdout, lines: Arc<Mutex<Vec<String>>>) {
+    let _ = thread::Builder::new()
+        .name("server-stdout".into())
+        .spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                lines
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(line);
+            }
+        });
 }
 
 /// Whether process `pid` has handlers for SIGTERM and SIGINT (`SigCgt` in /proc/PID/status), so

@@ -27,6 +27,7 @@ use super::metrics::ChatMetrics;
 #[cfg(feature = "redis")]
 use super::redis::{Redis, Unavailable};
 use super::{Room, lock};
+use crate::app::utc_time::UtcTime;
 use crate::app::views;
 use crate::log::Log;
 use crate::sse::Event;
@@ -384,9 +385,11 @@ impl Chat {
         }
         let mut reset = replace;
         let after = delivery.last_queued;
+        // Rendered now, for this page: a message from before today is shown with its date.
+        let now = UtcTime::now();
         for message in resume.messages.iter().filter(|m| m.id > after) {
             let retry = (!delivery.retry_sent).then_some(self.retry);
-            let event = message_event(message, reset, retry);
+            let event = message_event(message, reset, retry, &now);
             match subscriber.outlet.offer(&encode(&event)) {
                 Offered::Sent | Offered::Queued => {
                     delivery.last_queued = message.id;
@@ -431,9 +434,10 @@ impl Chat {
 }
 
 /// The event for one message: its id, and its fragment as data (inside the list reset when the
-/// page's list should be replaced).
-fn message_event(message: &Message, reset: bool, retry: Option<Duration>) -> Event {
-    let mut html = views::chat_message(message.id, &message.name, &message.text);
+/// page's list should be replaced), its time shown as it reads on the day of `now`.
+fn message_event(message: &Message, reset: bool, retry: Option<Duration>, now: &UtcTime) -> Event {
+    let published = UtcTime::of_unix_ms(message.at_ms);
+    let mut html = views::chat_message(message.id, &message.name, &message.text, &published, now);
     if reset {
         html = views::chat_reset(html);
     }
@@ -458,7 +462,9 @@ fn fan_out(
     retry: Duration,
 ) {
     for message in messages {
-        let encoded = encode(&message_event(&message, false, None));
+        // Sent as it is published, so "today" is now: every page shows the same fragment.
+        let now = UtcTime::now();
+        let encoded = encode(&message_event(&message, false, None, &now));
         let mine: Vec<_> = lock(subscribers)
             .iter()
             .filter(|subscriber| subscriber.share == share)
@@ -474,7 +480,7 @@ fn fan_out(
             } else {
                 subscriber
                     .outlet
-                    .offer(&encode(&message_event(&message, false, Some(retry))))
+                    .offer(&encode(&message_event(&message, false, Some(retry), &now)))
             };
             match offered {
                 Offered::Sent | Offered::Queued => {
@@ -485,5 +491,36 @@ fn fan_out(
                 Offered::Gone => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-12-02 14:03:07 UTC.
+    const AFTERNOON_MS: u64 = 1_796_220_187_000;
+
+    fn event_data(at_ms: u64, now_ms: u64) -> String {
+        let message = Message {
+            id: 5,
+            name: "ada".into(),
+            text: "hi".into(),
+            at_ms,
+        };
+        let event = message_event(&message, false, None, &UtcTime::of_unix_ms(now_ms));
+        String::from_utf8(encode(&event)).expect("UTF-8")
+    }
+
+    #[test]
+    fn a_message_is_shown_at_its_publish_time_dated_when_sent_another_day() {
+        let same_day = event_data(AFTERNOON_MS, AFTERNOON_MS + 3_600_000);
+        assert!(
+            same_day.contains(r#"<time datetime="2026-12-02T14:03:07Z" title="2026-12-02 14:03:07 UTC">14:03</time>"#),
+            "{same_day}"
+        );
+        // History sent to a page that connects the next day.
+        let next_day = event_data(AFTERNOON_MS, AFTERNOON_MS + 86_400_000);
+        assert!(next_day.contains(">2026-12-02 14:03</time>"), "{next_day}");
     }
 }
