@@ -229,7 +229,8 @@ impl Conn {
 pub struct Client {
     poll: Poll,
     events: Events,
-    addr: SocketAddr,
+    /// Where the streams go, one after the other (several instances of one room).
+    addrs: Vec<SocketAddr>,
     request: Vec<u8>,
     ready: Ready,
     pub conns: Vec<Conn>,
@@ -253,13 +254,25 @@ impl Client {
         ready: Ready,
         first_event_timeout: Option<Duration>,
     ) -> io::Result<Client> {
+        Client::spread(&[addr], path, ready, first_event_timeout)
+    }
+
+    /// Like [`Client::new`], with the streams spread over `addrs` in turn. `addrs` is not
+    /// empty.
+    pub fn spread(
+        addrs: &[SocketAddr],
+        path: &str,
+        ready: Ready,
+        first_event_timeout: Option<Duration>,
+    ) -> io::Result<Client> {
         Ok(Client {
             poll: Poll::new()?,
             events: Events::with_capacity(4096),
-            addr,
+            addrs: addrs.to_vec(),
             request: format!(
-                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
-                 Cache-Control: no-cache\r\n\r\n"
+                "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\
+                 Cache-Control: no-cache\r\n\r\n",
+                addrs[0]
             )
             .into_bytes(),
             ready,
@@ -297,7 +310,8 @@ impl Client {
                 arrivals: Vec::new(),
                 tokens: Vec::new(),
             };
-            let registered = MioStream::connect(self.addr).and_then(|mut stream| {
+            let addr = self.addrs[token.0 % self.addrs.len()];
+            let registered = MioStream::connect(addr).and_then(|mut stream| {
                 self.poll.registry().register(
                     &mut stream,
                     token,

@@ -1,7 +1,10 @@
 //! The **fan-out** run: N subscribers hold a chatroom's stream while one publisher posts a
 //! message at a steady rate; every message is timed from the start of its `POST` to its arrival
-//! at every subscriber. It runs against this server (`/chat/stream`, `/chat/messages`) or a peer
-//! (`/subscribe`, `/publish`), and leaves its figures in a report; nothing here prints.
+//! at every subscriber. It runs against this server (`/chat/stream`, `/chat/messages`), several
+//! instances of it sharing the room through one redis-server (subscribers spread over them in
+//! turn, the publisher on the first; CPU and footprint summed over every process, Redis's
+//! included), or a peer (`/subscribe`, `/publish`), and leaves its figures in a report; nothing
+//! here prints.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,6 +18,7 @@ use crate::peer::PeerProcess;
 use crate::ping::request_status;
 use crate::process::{ServerProcess, proc_cpu_ticks};
 use crate::publish::{Publish, Schedule, publish_all};
+use crate::redis_server::RedisServer;
 use crate::scenarios::ramp_up;
 use crate::settings::{DRAIN, FIRST_EVENT_TIMEOUT, PUBLISH_TIMEOUT, Peer, Settings};
 use crate::stats::{Outcomes, Spread};
@@ -24,19 +28,23 @@ pub enum Target<'a> {
     /// This build's server, or `LOAD_SERVER_BIN`.
     Ours,
     Peer(&'a Peer),
+    /// This many instances of this build (or `LOAD_SERVER_BIN`, with the `redis` feature)
+    /// behind one redis-server started for the run.
+    Shared(usize),
 }
 
 impl Target<'_> {
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> String {
         match self {
-            Target::Ours => "sse-htmx",
-            Target::Peer(peer) => &peer.name,
+            Target::Ours => "sse-htmx".into(),
+            Target::Peer(peer) => peer.name.clone(),
+            Target::Shared(instances) => format!("sse-htmx x{instances} + redis"),
         }
     }
 
     fn paths(&self) -> (&'static str, &'static str) {
         match self {
-            Target::Ours => ("/chat/stream", "/chat/messages"),
+            Target::Ours | Target::Shared(_) => ("/chat/stream", "/chat/messages"),
             Target::Peer(_) => ("/subscribe", "/publish"),
         }
     }
@@ -49,6 +57,15 @@ impl Target<'_> {
                     .map(Running::Ours)
             }
             Target::Peer(peer) => PeerProcess::launch(&peer.bin).map(Running::Peer),
+            Target::Shared(instances) => {
+                let redis =
+                    RedisServer::start_in_memory("load").ok_or("redis-server is not installed")?;
+                let args = ["--publish-limit", "0", "--redis", &redis.url()];
+                let servers = (0..*instances)
+                    .map(|_| ServerProcess::launch(&settings.server_bin, &[], &args))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Running::Shared { servers, redis })
+            }
         }
     }
 }
@@ -56,20 +73,35 @@ impl Target<'_> {
 enum Running {
     Ours(ServerProcess),
     Peer(PeerProcess),
+    Shared {
+        servers: Vec<ServerProcess>,
+        redis: RedisServer,
+    },
 }
 
 impl Running {
+    /// Where the messages are published.
     fn addr(&self) -> std::net::SocketAddr {
+        self.addrs()[0]
+    }
+
+    /// Where the subscribers go, in turn.
+    fn addrs(&self) -> Vec<std::net::SocketAddr> {
         match self {
-            Running::Ours(server) => server.addr,
-            Running::Peer(peer) => peer.addr,
+            Running::Ours(server) => vec![server.addr],
+            Running::Peer(peer) => vec![peer.addr],
+            Running::Shared { servers, .. } => servers.iter().map(|s| s.addr).collect(),
         }
     }
 
-    fn pid(&self) -> u32 {
+    /// Every process whose costs count.
+    fn pids(&self) -> Vec<u32> {
         match self {
-            Running::Ours(server) => server.pid(),
-            Running::Peer(peer) => peer.pid(),
+            Running::Ours(server) => vec![server.pid()],
+            Running::Peer(peer) => vec![peer.pid()],
+            Running::Shared { servers, redis } => {
+                servers.iter().map(|s| s.pid()).chain(redis.pid()).collect()
+            }
         }
     }
 
@@ -77,6 +109,7 @@ impl Running {
         match self {
             Running::Ours(server) => server.is_alive(),
             Running::Peer(peer) => peer.is_alive(),
+            Running::Shared { servers, .. } => servers.iter_mut().all(|s| s.is_alive()),
         }
     }
 
@@ -84,8 +117,35 @@ impl Running {
         match self {
             Running::Ours(server) => server.exit_description(),
             Running::Peer(peer) => peer.exit_description(),
+            Running::Shared { servers, .. } => servers
+                .iter_mut()
+                .map(|s| s.exit_description())
+                .collect::<Vec<_>>()
+                .join("; "),
         }
     }
+}
+
+/// The CPU time of all `pids`, in clock ticks; `None` if one is gone.
+fn cpu_ticks(pids: &[u32]) -> Option<u64> {
+    pids.iter().map(|&pid| proc_cpu_ticks(pid)).sum()
+}
+
+/// The footprint of all `pids` added up (the kernel stack is system-wide already); `None` if
+/// one is gone.
+fn sample(pids: &[u32]) -> Option<ProcSample> {
+    let samples: Vec<ProcSample> = pids
+        .iter()
+        .map(|&pid| sample_process(pid))
+        .collect::<Option<_>>()?;
+    let first = *samples.first()?;
+    Some(samples[1..].iter().fold(first, |sum, s| ProcSample {
+        rss_kib: sum.rss_kib + s.rss_kib,
+        threads: sum.threads + s.threads,
+        mappings: sum.mappings + s.mappings,
+        fds: sum.fds + s.fds,
+        kernel_stack_kib: sum.kernel_stack_kib,
+    }))
 }
 
 pub struct FanoutReport {
@@ -126,7 +186,7 @@ pub fn run_fanout(
     clock_ticks: u64,
 ) -> Result<FanoutReport, String> {
     let mut server = target.start(settings)?;
-    let (addr, pid) = (server.addr(), server.pid());
+    let (addr, pids) = (server.addr(), server.pids());
     let (subscribe_path, publish_path) = target.paths();
     // One request first, so the idle figures are of a server that has served; not a publish,
     // so the subscribers' streams begin with an empty history. Any status will do.
@@ -134,10 +194,15 @@ pub fn run_fanout(
     request_status(addr, warm_up.as_bytes(), PUBLISH_TIMEOUT)
         .map_err(|error| format!("the server does not answer: {error}"))?;
     thread::sleep(Duration::from_millis(200));
-    let idle = sample_process(pid);
+    let idle = sample(&pids);
 
-    let mut client = Client::new(addr, subscribe_path, Ready::Head, Some(FIRST_EVENT_TIMEOUT))
-        .map_err(|error| format!("cannot create a poller: {error}"))?;
+    let mut client = Client::spread(
+        &server.addrs(),
+        subscribe_path,
+        Ready::Head,
+        Some(FIRST_EVENT_TIMEOUT),
+    )
+    .map_err(|error| format!("cannot create a poller: {error}"))?;
     let ramp_started = Instant::now();
     ramp_up(&mut client, subscribers);
     let settle_deadline = Instant::now() + FIRST_EVENT_TIMEOUT + Duration::from_secs(1);
@@ -152,7 +217,7 @@ pub fn run_fanout(
         count: (rate as f64 * settings.fanout.publish.as_secs_f64()).round() as usize,
     };
     let accepted = Arc::new(AtomicUsize::new(0));
-    let cpu_start = proc_cpu_ticks(pid);
+    let cpu_start = cpu_ticks(&pids);
     let client_cpu_start = proc_cpu_ticks(std::process::id());
     let window_start = Instant::now();
     let publisher = {
@@ -169,9 +234,9 @@ pub fn run_fanout(
             && client.tokens_received >= ready * accepted.load(Ordering::Relaxed)
     });
     let window = window_start.elapsed();
-    let cpu_end = proc_cpu_ticks(pid);
+    let cpu_end = cpu_ticks(&pids);
     let client_cpu_end = proc_cpu_ticks(std::process::id());
-    let held = sample_process(pid);
+    let held = sample(&pids);
     let held_at_end = client.count(|phase| matches!(phase, Phase::Streaming));
     let publishes: Vec<Publish> = publisher
         .join()
@@ -184,7 +249,7 @@ pub fn run_fanout(
     let server_alive = server.is_alive();
 
     Ok(FanoutReport {
-        server: target.name().to_owned(),
+        server: target.name(),
         subscribers,
         rate,
         publish: settings.fanout.publish,

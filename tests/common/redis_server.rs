@@ -1,6 +1,7 @@
-//! A real `redis-server` for the tests of the `redis` feature: started on a free port with its
-//! data in a directory of its own (append-only file, synced on every write, so a restart keeps
-//! the streams), stopped by its PID in `Drop`.
+//! A real `redis-server` for the tests of the `redis` feature (and the load benchmark, which
+//! includes this file with `#[path]`): started on a free port with its data in a directory of
+//! its own (append-only file, synced on every write, so a restart keeps the streams; or in
+//! memory only, for the benchmark), stopped by its PID in `Drop`.
 
 #![allow(dead_code)] // only the tests of the redis feature use it
 
@@ -17,12 +18,23 @@ pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
     dir: PathBuf,
+    /// Keeps an append-only file synced on every write.
+    persist: bool,
 }
 
 impl RedisServer {
     /// A redis-server on a free port; `None` (after saying so) when it is not installed, which
     /// fails the test under CI (`CI` set).
     pub fn start(name: &str) -> Option<RedisServer> {
+        RedisServer::start_with(name, true)
+    }
+
+    /// A redis-server that keeps nothing on disk, as fast as it gets.
+    pub fn start_in_memory(name: &str) -> Option<RedisServer> {
+        RedisServer::start_with(name, false)
+    }
+
+    fn start_with(name: &str, persist: bool) -> Option<RedisServer> {
         let installed = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -49,9 +61,15 @@ impl RedisServer {
             child: None,
             port,
             dir,
+            persist,
         };
         redis.restart();
         Some(redis)
+    }
+
+    /// The PID of redis-server while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `redis://127.0.0.1:PORT/0`.
