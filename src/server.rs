@@ -173,11 +173,11 @@ fn follow_redis(chat: Chat, url: &str, config: &Config, log: Log) -> Result<Arc<
     use crate::app::chat::{CHAT, redis};
     let redis = Arc::new(redis::Redis::open(url, config.history).map_err(Error::Redis)?);
     let chat = Arc::new(chat.shared_through(redis.clone()));
-    let receiver = chat.clone();
-    let deliver = Box::new(move |_feed: &str, message| receiver.receive(message));
-    redis::follow(redis, &[CHAT], config.history, deliver, log).map_err(|source| Error::Start {
-        what: "the Redis follower thread",
-        source: source.into(),
+    redis::follow(redis, &[CHAT], config.history, chat.clone(), log).map_err(|source| {
+        Error::Start {
+            what: "the Redis follower thread",
+            source: source.into(),
+        }
     })?;
     Ok(chat)
 }

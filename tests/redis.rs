@@ -105,6 +105,14 @@ impl Page {
     fn messages(&mut self, n: usize) -> Vec<Seen> {
         (0..n).map(|_| self.message()).collect()
     }
+
+    /// The next event with data must be the missed notice: no id, the word "missed".
+    fn notice(&mut self) {
+        let (event, _) = self.0.next_event();
+        let data = event.data.unwrap_or_default();
+        assert_eq!(event.id, None, "a notice has no id: {data}");
+        assert!(data.contains("missed"), "{data}");
+    }
 }
 
 fn health(addr: SocketAddr) -> String {
@@ -292,6 +300,61 @@ fn without_redis_publishes_get_503_streams_stay_and_everything_arrives_once_it_i
     for page in &mut pages {
         assert_eq!(ids(&page.messages(3)), last);
     }
+}
+
+#[test]
+fn a_page_on_an_instance_away_while_its_stream_was_trimmed_gets_the_missed_notice() {
+    let Some(mut redis) = RedisServer::start("gap") else {
+        return;
+    };
+    let args = [
+        "--redis",
+        &redis.url(),
+        "--publish-limit",
+        "0",
+        "--history",
+        "3",
+    ];
+    let (a, b) = (ServerProcess::start(&args), ServerProcess::start(&args));
+    let mut on_b = Page::open(b.addr);
+    let before: Vec<u64> = (0..2)
+        .map(|i| publish(a.addr, &format!("seen {i}")))
+        .collect();
+    assert_eq!(ids(&on_b.messages(2)), before);
+
+    redis.stop();
+    assert!(wait_for(REDIS_TIMEOUT, || !redis_reachable(b.addr)));
+    // Back, but only for this test's own client: five entries on a stream capped at three,
+    // while the instances cannot read.
+    let mut admin = redis.restart_locked();
+    for i in 0..5 {
+        let at = format!("{}", 1_764_000_000_000u64 + i);
+        admin.command(&[
+            "XADD",
+            "sse-htmx:feed:chat",
+            "MAXLEN",
+            "3",
+            "*",
+            "name",
+            "n",
+            "text",
+            &format!("away {i}"),
+            "at",
+            &at,
+        ]);
+    }
+    admin.let_everyone_in();
+
+    assert!(wait_for(REDIS_TIMEOUT, || redis_reachable(b.addr)));
+    on_b.notice();
+    let texts: Vec<String> = on_b.messages(3).into_iter().map(|seen| seen.text).collect();
+    assert_eq!(texts, ["away 2", "away 3", "away 4"]);
+    let metrics = request(b.addr, "GET", "/metrics", "").text();
+    assert!(metrics.contains("\nredis_gaps_total 1\n"), "{metrics}");
+    // A page coming back from a message before the gap is told too.
+    assert!(wait_for(REDIS_TIMEOUT, || redis_reachable(a.addr)));
+    let mut back = Page::resume(a.addr, before[1]);
+    back.notice();
 }
 
 /// Waits until one of `servers` follows Redis again: its index.

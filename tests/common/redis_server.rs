@@ -5,7 +5,7 @@
 
 #![allow(dead_code)] // only the tests of the redis feature use it
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -88,6 +88,19 @@ impl RedisServer {
     /// Starts redis-server again on the same port with the same data, and waits until it
     /// answers.
     pub fn restart(&mut self) {
+        self.restart_with(&[]);
+    }
+
+    /// Starts redis-server again with its default user off: every client but [`RedisServer::admin`]
+    /// is refused (`NOAUTH`) until [`Admin::let_everyone_in`].
+    pub fn restart_locked(&mut self) -> Admin {
+        self.restart_with(&["--user", "default", "off"]);
+        let mut admin = Admin::connect(self.port);
+        admin.command(&["AUTH", ADMIN, ADMIN]);
+        admin
+    }
+
+    fn restart_with(&mut self, extra: &[&str]) {
         self.stop();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -102,6 +115,16 @@ impl RedisServer {
             .arg("--dir")
             .arg(&self.dir)
             .args(["--daemonize", "no"])
+            .args([
+                "--user",
+                ADMIN,
+                "on",
+                &format!(">{ADMIN}"),
+                "~*",
+                "&*",
+                "+@all",
+            ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -118,17 +141,66 @@ impl RedisServer {
         }
     }
 
-    /// Whether redis-server answers `PING` now.
+    /// Whether redis-server answers `PING` now (as the admin, who is let in whatever the
+    /// default user may do).
     fn answers(&self) -> bool {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
             return false;
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut answer = [0; 7];
-        stream.write_all(b"PING\r\n").is_ok()
+        let mut answer = [0; 12];
+        stream
+            .write_all(format!("AUTH {ADMIN} {ADMIN}\r\nPING\r\n").as_bytes())
+            .is_ok()
             && stream.read_exact(&mut answer).is_ok()
-            && &answer == b"+PONG\r\n"
+            && &answer == b"+OK\r\n+PONG\r\n"
+    }
+}
+
+/// The user (and password) of the tests' own commands.
+const ADMIN: &str = "sse-htmx-tests";
+
+/// A connection to redis-server for the tests' own commands.
+pub struct Admin {
+    reader: BufReader<TcpStream>,
+}
+
+impl Admin {
+    fn connect(port: u16) -> Admin {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to redis-server");
+        stream.set_read_timeout(Some(START_TIMEOUT)).unwrap();
+        Admin {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// Sends one command; its answer's first line (and, for a bulk string, the string), which
+    /// must not be an error.
+    pub fn command(&mut self, args: &[&str]) -> String {
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        self.reader
+            .get_mut()
+            .write_all(request.as_bytes())
+            .expect("send to redis-server");
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("an answer");
+        assert!(!line.starts_with('-'), "{args:?}: {line}");
+        if line.starts_with('$') {
+            line.clear();
+            self.reader.read_line(&mut line).expect("a bulk string");
+        }
+        line.trim_end().to_owned()
+    }
+
+    /// Turns the default user back on: every client may connect again.
+    pub fn let_everyone_in(&mut self) {
+        self.command(&[
+            "ACL", "SETUSER", "default", "on", "nopass", "~*", "&*", "+@all",
+        ]);
     }
 }
 

@@ -151,6 +151,34 @@ impl Chat {
         self.hand_off();
     }
 
+    /// Messages up to `before` were lost to this instance (Redis dropped them before it read
+    /// them): the history forgets what it held, so a page resuming from it is told it missed
+    /// messages, and each open page that has not seen `before` gets the missed notice now.
+    ///
+    /// The notice is offered here rather than through the fan-out threads; they could only still
+    /// hold messages handed over before Redis was lost, at least one reconnection delay ago.
+    #[cfg(feature = "redis")]
+    pub fn skip_to(&self, before: u64) {
+        let mut room = lock(&self.room);
+        room.skip_to(before);
+        let notice = encode(&Event::new().data(views::chat_missed().into_string()));
+        for subscriber in lock(&self.subscribers).iter() {
+            let mut delivery = lock(&subscriber.state);
+            if delivery.last_queued >= before || delivery.lagging {
+                // A lagging page gets the notice when its thread catches it up.
+                continue;
+            }
+            match subscriber.outlet.offer(&notice) {
+                Offered::Sent | Offered::Queued => {
+                    self.metrics.missed_notice();
+                    delivery.last_queued = before;
+                }
+                Offered::Full => delivery.lagging = true,
+                Offered::Gone => {}
+            }
+        }
+    }
+
     /// Ends the Redis follower, if there is one, when the server stops.
     pub fn stop_following(&self) {
         #[cfg(feature = "redis")]

@@ -99,6 +99,12 @@ impl Room {
         self.history.push(message)
     }
 
+    /// See [`History::skip_to`].
+    #[cfg(feature = "redis")]
+    pub fn skip_to(&mut self, before: u64) {
+        self.history.skip_to(before);
+    }
+
     #[cfg(test)]
     /// The newest `limit` messages, oldest first: what a new page shows.
     pub fn recent(&self, limit: usize) -> Vec<Arc<Message>> {

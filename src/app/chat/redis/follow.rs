@@ -5,7 +5,9 @@
 //! `XREAD` on all the streams, each from the last id it read. When Redis goes away it reconnects
 //! with back-off (0.1 s doubling to 2 s) and reads on from those ids, so nothing added meanwhile
 //! through another instance is lost, unless the stream's cap dropped it first (more than
-//! `--history` messages during the outage).
+//! `--history` messages during the outage) or Redis lost its data: then the last id read is
+//! no longer in the stream, and the feed is told to skip to just before the oldest entry there
+//! (its pages get the missed notice).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -26,8 +28,13 @@ const BATCH: usize = 500;
 const FIRST_BACK_OFF: Duration = Duration::from_millis(100);
 const MAX_BACK_OFF: Duration = Duration::from_secs(2);
 
-/// What the follower hands each message to: the feed's name and the message.
-pub type Deliver = Box<dyn Fn(&str, Message) + Send>;
+/// Where the follower hands what it reads, by feed name.
+pub trait Sink: Send + Sync {
+    /// The next message of the feed.
+    fn receive(&self, feed: &str, message: Message);
+    /// Messages of the feed up to the SSE id `before` were dropped before they were read.
+    fn skip_to(&self, feed: &str, before: u64);
+}
 
 /// One feed as the follower knows it.
 struct Followed {
@@ -41,7 +48,7 @@ struct Follower {
     redis: Arc<Redis>,
     feeds: Vec<Followed>,
     history: usize,
-    deliver: Deliver,
+    sink: Arc<dyn Sink>,
     log: Log,
     /// This outage is logged already.
     down_logged: bool,
@@ -53,7 +60,7 @@ pub fn follow(
     redis: Arc<Redis>,
     names: &[&str],
     history: usize,
-    deliver: Deliver,
+    sink: Arc<dyn Sink>,
     log: Log,
 ) -> std::io::Result<()> {
     let mut follower = Follower {
@@ -67,7 +74,7 @@ pub fn follow(
             })
             .collect(),
         history,
-        deliver,
+        sink,
         log,
         down_logged: false,
     };
@@ -135,10 +142,12 @@ impl Follower {
         }
     }
 
-    /// Loads the last `history` entries of each stream not loaded yet, oldest first.
+    /// Loads the last `history` entries of each stream not loaded yet, oldest first; for one
+    /// loaded before, checks that the stream still holds its last id.
     fn load(&mut self, connection: &mut Connection) -> ::redis::RedisResult<()> {
         for at in 0..self.feeds.len() {
-            if self.feeds[at].last.is_some() {
+            if let Some(last) = self.feeds[at].last.clone() {
+                self.check_gap(connection, at, &last)?;
                 continue;
             }
             let reply: StreamRangeReply = ::redis::cmd("XREVRANGE")
@@ -153,6 +162,52 @@ impl Follower {
             self.feeds[at].last = Some("0-0".into());
             self.hand(at, &entries);
         }
+        Ok(())
+    }
+
+    /// After a reconnection: if the stream no longer holds `last` (it was trimmed past it, or
+    /// Redis lost its data), entries between it and the oldest one held may never be read; the
+    /// feed skips to just before that one.
+    fn check_gap(
+        &mut self,
+        connection: &mut Connection,
+        at: usize,
+        last: &str,
+    ) -> ::redis::RedisResult<()> {
+        let key = &self.feeds[at].key;
+        if last == "0-0" {
+            return Ok(());
+        }
+        let still: StreamRangeReply = ::redis::cmd("XRANGE")
+            .arg(key)
+            .arg(last)
+            .arg(last)
+            .query(connection)?;
+        if !still.ids.is_empty() {
+            return Ok(());
+        }
+        let oldest: StreamRangeReply = ::redis::cmd("XRANGE")
+            .arg(key)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query(connection)?;
+        let Some(before) = oldest
+            .ids
+            .first()
+            .and_then(|entry| entry::sse_id(&entry.id))
+            .map(|id| id.saturating_sub(1))
+        else {
+            // Empty: what comes next is all there is; nothing to skip over yet.
+            return Ok(());
+        };
+        self.log.line(format_args!(
+            "redis: {key} no longer holds {last}, the last entry read: messages up to {before} \
+             are lost to this instance (trimmed while it was away, or Redis lost its data)"
+        ));
+        self.redis.metrics.gap();
+        self.sink.skip_to(&self.feeds[at].name, before);
         Ok(())
     }
 
@@ -186,7 +241,7 @@ impl Follower {
         for stream_entry in entries {
             self.feeds[at].last = Some(stream_entry.id.clone());
             match entry::message(&stream_entry.id, &stream_entry.map) {
-                Some(message) => (self.deliver)(&self.feeds[at].name, message),
+                Some(message) => self.sink.receive(&self.feeds[at].name, message),
                 None => {
                     self.redis.metrics.entry_skipped();
                     self.log.line(format_args!(

@@ -7,6 +7,7 @@ pub struct RedisMetrics {
     publishes_failed: AtomicU64,
     connections_lost: AtomicU64,
     entries_skipped: AtomicU64,
+    gaps: AtomicU64,
 }
 
 impl RedisMetrics {
@@ -20,6 +21,10 @@ impl RedisMetrics {
 
     pub fn entry_skipped(&self) {
         self.entries_skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn gap(&self) {
+        self.gaps.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn render(&self, reachable: bool) -> String {
@@ -47,6 +52,12 @@ impl RedisMetrics {
                 "counter",
                 "Stream entries that are no message of this server (a field missing, or no SSE id).",
                 self.entries_skipped.load(Ordering::Relaxed),
+            ),
+            (
+                "redis_gaps_total",
+                "counter",
+                "Times a stream no longer held the last entry this instance read (trimmed or lost).",
+                self.gaps.load(Ordering::Relaxed),
             ),
         ];
         let mut out = String::with_capacity(800);
