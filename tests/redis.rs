@@ -249,7 +249,13 @@ fn without_redis_publishes_get_503_streams_stay_and_everything_arrives_once_it_i
     let Some(mut redis) = RedisServer::start("outage") else {
         return;
     };
-    let servers = three(&redis);
+    // The first one logs, so that its lines can be read.
+    let args = ["--redis", &redis.url(), "--publish-limit", "0"];
+    let servers = vec![
+        ServerProcess::start_capturing_stderr(&args),
+        instance(&redis),
+        instance(&redis),
+    ];
     let mut pages: Vec<Page> = servers.iter().map(|s| Page::open(s.addr)).collect();
     let first = publish(servers[0].addr, "before");
     for page in &mut pages {
