@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 pub enum Error {
     /// The listening address could not be bound (in use, not local, no permission).
     Bind { addr: SocketAddr, source: io::Error },
-    /// The chat's journal could not be opened (a torn or damaged tail is not an error: it is
-    /// skipped and logged).
+    /// The chat's journal could not be opened, or the path is not a journal and was left as it
+    /// was (a torn or damaged tail is not an error: it is skipped and logged).
     Store {
         path: std::path::PathBuf,
         source: io::Error,

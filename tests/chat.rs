@@ -745,6 +745,62 @@ fn a_torn_journal_tail_is_cut_off_and_the_server_still_starts() {
     assert_eq!(subscriber.message().id, last);
 }
 
+/// A record of the journal's format, built here from its documentation.
+fn record(id: u64, name: &str, text: &str) -> Vec<u8> {
+    let payload = [
+        &id.to_le_bytes()[..],
+        &1_764_000_000_000u64.to_le_bytes(),
+        &(name.len() as u16).to_le_bytes(),
+        name.as_bytes(),
+        text.as_bytes(),
+    ]
+    .concat();
+    let len = (payload.len() as u32).to_le_bytes();
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&len);
+    crc.update(&payload);
+    [
+        &b"\xFFch1"[..],
+        &len,
+        &crc.finalize().to_le_bytes(),
+        &payload,
+    ]
+    .concat()
+}
+
+#[test]
+fn a_journal_begins_with_its_header() {
+    let store = TempFile::new("header");
+    let args = ["--store", store.arg(), "--publish-limit", "0"];
+    let server = ServerProcess::start(&args);
+    let id = publish(server.addr, "after the header");
+    let journal = std::fs::read(&store.0).unwrap();
+    assert_eq!(journal[..12], *b"\xFFSSEchat\x01\0\0\0");
+    // Then the record: magic, length, checksum, and the id first in the payload.
+    assert_eq!(journal[12..16], *b"\xFFch1");
+    assert_eq!(journal[24..32], id.to_le_bytes());
+}
+
+#[test]
+fn a_journal_from_before_the_header_is_converted_and_restored() {
+    let store = TempFile::new("convert");
+    let old = [record(7, "ann", "from before"), record(9, "bob", "also")].concat();
+    std::fs::write(&store.0, &old).unwrap();
+    let args = ["--store", store.arg(), "--publish-limit", "0"];
+    let server = ServerProcess::start_logging(&args);
+    let mut subscriber = Subscriber::open(server.addr);
+    let restored = subscriber.messages(2);
+    assert_eq!(ids(&restored), [7, 9]);
+    assert!(restored[0].has_text("from before"), "{}", restored[0].data);
+    let said = "converted from the format without a file header to journal version 1";
+    let logged = wait_for(Duration::from_secs(5), || {
+        server.stderr_tail().iter().any(|line| line.contains(said))
+    });
+    assert!(logged, "{:?}", server.stderr_tail());
+    let journal = std::fs::read(&store.0).unwrap();
+    assert_eq!(journal, [&b"\xFFSSEchat\x01\0\0\0"[..], &old].concat());
+}
+
 // ---- metrics and the log ----
 
 #[test]

@@ -3,8 +3,11 @@
 
 mod common;
 
+use std::fs::File;
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
 
 use common::{ServerProcess, request};
 
@@ -121,4 +124,52 @@ fn localhost_is_127_0_0_1() {
         format!("sse-htmx listening; open http://127.0.0.1:{port}/")
     );
     assert_eq!(request(server.addr, "GET", "/healthz", "").status, 200);
+}
+
+/// What must not change about a path that is refused as a store: its bytes (none for a
+/// directory) and its modification time, set to a day long past so that any write would show.
+#[derive(Debug, PartialEq)]
+struct Look {
+    bytes: Option<Vec<u8>>,
+    modified: SystemTime,
+}
+
+fn look_back_dated(path: &Path) -> Look {
+    let past = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    File::open(path).unwrap().set_modified(past).unwrap();
+    let looked = look(path);
+    assert_eq!(looked.modified, past);
+    looked
+}
+
+fn look(path: &Path) -> Look {
+    let meta = std::fs::metadata(path).unwrap();
+    Look {
+        bytes: meta.is_file().then(|| std::fs::read(path).unwrap()),
+        modified: meta.modified().unwrap(),
+    }
+}
+
+#[test]
+fn a_store_that_is_not_a_journal_is_refused_and_left_as_it_is() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli-not-a-journal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let notes = dir.join("notes.txt");
+    std::fs::write(&notes, "a text file of 26 bytes..\n").unwrap();
+    let a_directory = dir.join("a-directory");
+    std::fs::create_dir(&a_directory).unwrap();
+
+    for (path, says) in [
+        (&notes, "is not a journal"),
+        (&a_directory, "is a directory"),
+    ] {
+        let before = look_back_dated(path);
+        let arg = path.to_str().unwrap();
+        assert_refused(&["--addr", "127.0.0.1:0", "--store", arg], says);
+        assert_refused(&["--addr", "127.0.0.1:0", "--store", arg], arg);
+        assert_eq!(look(path), before, "{arg} was touched");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

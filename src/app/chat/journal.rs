@@ -1,15 +1,35 @@
 //! `--store PATH`: an append-only journal of messages, read back at start.
 //!
-//! One record per message, little-endian:
+//! A file header, then one record per message, little-endian:
 //!
 //! ```text
-//! magic FF 63 68 31 | len u32 | crc32 u32 of len and payload | payload (len bytes)
+//! header: FF 53 53 45 63 68 61 74 ("\xFFSSEchat") | version u32 (1)
+//! record: magic FF 63 68 31 | len u32 | crc32 u32 of len and payload | payload (len bytes)
 //! payload: id u64 | at_ms u64 | name_len u16 | name (UTF-8) | text (UTF-8, the rest)
 //! ```
 //!
-//! The magic starts with `FF`, a byte UTF-8 text never contains, and the checksum covers the
+//! Both magics start with `FF`, a byte UTF-8 text never contains, and the checksum covers the
 //! length, so a record cut short or damaged is recognised and the reader finds the next one by
-//! its magic.
+//! its magic. [`encode`] and [`decode`] turn one message into a record and back, for any other
+//! use of the same bytes.
+//!
+//! # Only its own file
+//! [`Journal::open`] writes only to a file that is a journal, so that a wrong `--store` (a text
+//! file, `/etc/passwd`) costs an error and nothing else. It opens the path read-only first and
+//! looks; only then does it open it for appending, and it never creates over or truncates an
+//! existing file. It refuses, leaving the file as it was (content, size and time):
+//! - anything that is not a regular file (a directory, a FIFO, a device, a socket, or a link
+//!   to one of these);
+//! - a file that does not begin with the header of this version.
+//!
+//! A path where nothing is yet is created with the header. So is an empty file (0 bytes): it
+//! holds nothing to lose, and the journal's earlier format created one on every first start.
+//! A file in that earlier format (records from its first byte, no header) is recognised by
+//! its first record, whole and with a good checksum, and converted: the header and its bytes
+//! go to `PATH.converting`, with the same permissions (and owner, where the server may set it),
+//! which is renamed over it, and the log says so once. If `PATH.converting` is already there, a
+//! conversion was interrupted: the journal is kept and the server stops, saying to remove it. A
+//! file that begins with the record magic and a damaged record is refused like any other.
 //!
 //! # What survives what
 //! [`Journal::append`] is one `write_all` to a file opened with `O_APPEND`: when it returns (and
@@ -21,29 +41,32 @@
 //! loss to S; the server should at least call it when it stops.
 //!
 //! # Reading back
-//! [`Journal::open`] reads the file once, front to back, keeping only the newest messages. It
-//! never refuses to start over the file's content; each problem becomes a line for the log:
+//! [`Journal::open`] reads the records once, front to back, keeping only the newest messages.
+//! Once the header is good it never refuses to start over the records; each problem becomes a
+//! line for the log:
 //! - Bytes that are not a valid record, followed by a valid one, are skipped.
 //! - Bytes that are not a valid record at the end (a write torn by a crash, or damage) are cut
-//!   off, so that the next append starts on a record boundary.
+//!   off, so that the next append starts on a record boundary. The header is never cut.
 //! - A record whose id is not above the one before is skipped (two servers on one file).
 //!
 //! The journal is never compacted: it grows by one record per message (about 30 bytes plus
 //! the name and text).
 
+mod convert;
+mod header;
+mod opening;
+mod record;
+
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::message::Message;
+use header::Beginning;
+use opening::{changed, open_to_append, open_to_read};
 
-const MAGIC: [u8; 4] = [0xFF, b'c', b'h', b'1'];
-const HEADER: u64 = 12;
-/// Far above any real record (a 2,000-character text is at most 8,000 bytes); a length above it
-/// is damage, and it bounds what a damaged length makes the reader allocate.
-const MAX_PAYLOAD: u32 = 1 << 20;
-const FIXED: usize = 18;
+pub use record::{decode, encode};
 
 /// An open journal, appending.
 #[derive(Debug)]
@@ -61,47 +84,80 @@ pub struct Loaded {
     pub before: Option<u64>,
     /// The largest id read; the next run's ids start above it.
     pub last_id: Option<u64>,
-    /// One line each for the log: what was skipped or cut off, and where.
+    /// One line each for the log: a conversion, what was skipped or cut off, and where.
     pub problems: Vec<String>,
 }
 
 impl Journal {
     /// Opens or creates the journal and reads its newest `keep` messages.
     ///
-    /// Fails only if the file cannot be opened, read, or cut (a missing directory, no
-    /// permission); the error names the path.
+    /// Fails, naming the path, if it is not a journal (see the module's doc) or cannot be
+    /// opened, read, converted or cut (a missing directory, no permission).
     pub fn open(path: &Path, keep: usize) -> io::Result<(Journal, Loaded)> {
-        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(named)?;
-        let (mut loaded, tail) = read(&file, keep).map_err(named)?;
-        if let Some((cut_at, len)) = tail {
-            file.set_len(cut_at).map_err(named)?;
+        let mut loaded = Loaded::default();
+        let journal = Journal::open_and_read(path, keep, &mut loaded)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        for problem in &mut loaded.problems {
+            *problem = format!("{}: {problem}", path.display());
+        }
+        Ok((journal, loaded))
+    }
+
+    fn open_and_read(path: &Path, keep: usize, loaded: &mut Loaded) -> io::Result<Journal> {
+        let Some(reading) = open_to_read(path)? else {
+            let mut file = OpenOptions::new()
+                .append(true)
+                .create_new(true)
+                .open(path)?;
+            file.write_all(&header::HEADER)?;
+            return Ok(Journal::at(file, path));
+        };
+        let len = reading.metadata()?.len();
+        match header::beginning(&reading, len)? {
+            Beginning::Header => {}
+            Beginning::Empty => {
+                let mut file = open_to_append(path, &reading)?;
+                file.write_all(&header::HEADER)?;
+                return Ok(Journal::at(file, path));
+            }
+            // Opened again, the path is the converted file; once more, someone else's.
+            Beginning::Predecessor if loaded.problems.is_empty() => {
+                convert::convert(path, &reading)?;
+                loaded.problems.push(format!(
+                    "converted from the format without a file header to journal version {}",
+                    header::VERSION
+                ));
+                return Journal::open_and_read(path, keep, loaded);
+            }
+            Beginning::Predecessor => return Err(changed("was replaced")),
+            Beginning::Foreign(what) => {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, what));
+            }
+        }
+        let file = open_to_append(path, &reading)?;
+        if let Some(cut_at) = read(&reading, len, keep, loaded)? {
+            file.set_len(cut_at)?;
             loaded.problems.push(format!(
                 "cut off {} bytes at offset {cut_at} that are not a whole record \
                  (a write torn by a crash, or damage)",
                 len - cut_at
             ));
         }
-        for problem in &mut loaded.problems {
-            *problem = format!("{}: {problem}", path.display());
-        }
-        let journal = Journal {
+        Ok(Journal::at(file, path))
+    }
+
+    fn at(file: File, path: &Path) -> Journal {
+        Journal {
             file,
             path: path.to_owned(),
-        };
-        Ok((journal, loaded))
+        }
     }
 
     /// Appends one message as one write. A message too large to be read back (over 1 MiB; a
     /// valid one is under 9 KiB) is refused with `InvalidInput` and nothing is written.
     pub fn append(&mut self, message: &Message) -> io::Result<()> {
         let record = encode(message);
-        if record.len() as u64 > HEADER + u64::from(MAX_PAYLOAD) {
+        if record.len() as u64 > record::PREFIX + u64::from(record::MAX_PAYLOAD) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("message {} is too large for the journal", message.id),
@@ -120,48 +176,18 @@ impl Journal {
     }
 }
 
-/// One record's bytes.
-pub fn encode(message: &Message) -> Vec<u8> {
-    // A name is at most 40 characters, far below u16::MAX bytes; a longer one is cut at a
-    // character boundary rather than written with a wrong length.
-    let mut name_len = message.name.len().min(usize::from(u16::MAX));
-    while !message.name.is_char_boundary(name_len) {
-        name_len -= 1;
-    }
-    let name = &message.name.as_bytes()[..name_len];
-    let mut payload = Vec::with_capacity(FIXED + name.len() + message.text.len());
-    payload.extend_from_slice(&message.id.to_le_bytes());
-    payload.extend_from_slice(&message.at_ms.to_le_bytes());
-    payload.extend_from_slice(&(name_len as u16).to_le_bytes());
-    payload.extend_from_slice(name);
-    payload.extend_from_slice(message.text.as_bytes());
-    let len = u32::try_from(payload.len())
-        .unwrap_or(u32::MAX)
-        .to_le_bytes();
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&len);
-    crc.update(&payload);
-    let mut record = Vec::with_capacity(HEADER as usize + payload.len());
-    record.extend_from_slice(&MAGIC);
-    record.extend_from_slice(&len);
-    record.extend_from_slice(&crc.finalize().to_le_bytes());
-    record.extend_from_slice(&payload);
-    record
-}
-
-/// Reads every record; also returns where an unreadable tail starts, and the file's length.
-fn read(file: &File, keep: usize) -> io::Result<(Loaded, Option<(u64, u64)>)> {
-    let len = file.metadata()?.len();
+/// Reads every record after the header into `loaded`; returns where an unreadable tail starts.
+fn read(file: &File, len: u64, keep: usize, loaded: &mut Loaded) -> io::Result<Option<u64>> {
     let mut r = BufReader::new(file);
+    let mut pos = header::LEN;
+    r.seek(SeekFrom::Start(pos))?;
     let mut kept = VecDeque::new();
-    let mut loaded = Loaded::default();
-    let mut pos = 0;
     // Where the current stretch of unreadable bytes began.
     let mut bad_from = None;
     while pos < len {
-        let Some((message, size)) = record(&mut r, len - pos)? else {
+        let Some((message, size)) = record::read(&mut r, len - pos)? else {
             bad_from.get_or_insert(pos);
-            pos = next_magic(&mut r, pos + 1, len)?;
+            pos = record::next_magic(&mut r, pos + 1, len)?;
             continue;
         };
         if let Some(start) = bad_from.take() {
@@ -185,71 +211,7 @@ fn read(file: &File, keep: usize) -> io::Result<(Loaded, Option<(u64, u64)>)> {
         pos += size;
     }
     loaded.messages = kept.into();
-    Ok((loaded, bad_from.map(|start| (start, len))))
-}
-
-/// The record at the reader's position and its size, or `None` if the bytes there are not one.
-fn record(r: &mut impl Read, remaining: u64) -> io::Result<Option<(Message, u64)>> {
-    if remaining < HEADER {
-        return Ok(None);
-    }
-    let mut header = [0; HEADER as usize];
-    r.read_exact(&mut header)?;
-    let len_bytes: [u8; 4] = header[4..8].try_into().expect("4 bytes");
-    let len = u32::from_le_bytes(len_bytes);
-    let crc = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-    if header[..4] != MAGIC || len > MAX_PAYLOAD || u64::from(len) > remaining - HEADER {
-        return Ok(None);
-    }
-    let mut payload = vec![0; len as usize];
-    r.read_exact(&mut payload)?;
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&len_bytes);
-    hasher.update(&payload);
-    if hasher.finalize() != crc {
-        return Ok(None);
-    }
-    Ok(decode(payload).map(|m| (m, HEADER + u64::from(len))))
-}
-
-fn decode(mut payload: Vec<u8>) -> Option<Message> {
-    if payload.len() < FIXED {
-        return None;
-    }
-    let id = u64::from_le_bytes(payload[0..8].try_into().ok()?);
-    let at_ms = u64::from_le_bytes(payload[8..16].try_into().ok()?);
-    let name_len = usize::from(u16::from_le_bytes(payload[16..18].try_into().ok()?));
-    let text = payload.split_off(
-        FIXED
-            .checked_add(name_len)
-            .filter(|&end| end <= payload.len())?,
-    );
-    let name = String::from_utf8(payload.split_off(FIXED)).ok()?;
-    let text = String::from_utf8(text).ok()?;
-    Some(Message {
-        id,
-        name,
-        text,
-        at_ms,
-    })
-}
-
-/// Positions the reader at the first magic at or after `from` and returns its offset, or `len`.
-fn next_magic(r: &mut BufReader<&File>, from: u64, len: u64) -> io::Result<u64> {
-    r.seek(SeekFrom::Start(from))?;
-    let mut window = [0u8; 4];
-    let mut pos = from;
-    let mut byte = [0u8];
-    while pos < len {
-        r.read_exact(&mut byte)?;
-        pos += 1;
-        window = [window[1], window[2], window[3], byte[0]];
-        if window == MAGIC && pos >= from + 4 {
-            r.seek(SeekFrom::Start(pos - 4))?;
-            return Ok(pos - 4);
-        }
-    }
-    Ok(len)
+    Ok(bad_from)
 }
 
 #[cfg(test)]

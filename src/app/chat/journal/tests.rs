@@ -1,5 +1,8 @@
+use super::record::{FIXED, MAGIC, MAX_PAYLOAD};
 use super::*;
 use std::fs;
+
+mod opening;
 
 /// A directory of its own for one test, removed when dropped.
 pub(in crate::app::chat) struct Dir(pub PathBuf);
@@ -69,6 +72,26 @@ fn a_record_has_the_documented_bytes() {
 }
 
 #[test]
+fn decode_reads_back_what_encode_wrote_one_record_at_a_time() {
+    let written = [msg(1, "one"), msg(2, "twö\nlines"), msg(3, "")];
+    let buffer: Vec<u8> = written.iter().flat_map(encode).collect();
+    let mut rest = &buffer[..];
+    let mut read = Vec::new();
+    while let Some((message, size)) = decode(rest) {
+        read.push(message);
+        rest = &rest[size..];
+    }
+    assert_eq!((read, rest.len()), (written.to_vec(), 0));
+    let one = encode(&msg(4, "cut"));
+    for cut in 0..one.len() {
+        assert_eq!(decode(&one[..cut]), None, "cut at {cut}");
+    }
+    let mut damaged = one.clone();
+    damaged[20] ^= 1;
+    assert_eq!(decode(&damaged), None);
+}
+
+#[test]
 fn messages_read_back_as_written() {
     let dir = Dir::new("round-trip");
     let written = [msg(10, "hello"), msg(11, "wörld\nline two"), msg(15, "")];
@@ -101,20 +124,30 @@ fn only_the_newest_are_kept_and_the_one_before_them_is_named() {
     assert_eq!((none_kept.before, none_kept.last_id), (Some(4), Some(4)));
 }
 
+/// A journal's bytes: the header, then `records`.
+fn journal_bytes(records: &[u8]) -> Vec<u8> {
+    [&header::HEADER[..], records].concat()
+}
+
 #[test]
-fn a_missing_file_is_created_empty() {
+fn a_missing_file_is_created_with_the_header_alone() {
     let dir = Dir::new("missing");
     assert!(!dir.file().exists());
     let loaded = load(&dir.file(), 10);
     assert_eq!(loaded, Loaded::default());
-    assert_eq!(fs::metadata(dir.file()).unwrap().len(), 0);
+    assert_eq!(fs::read(dir.file()).unwrap(), b"\xFFSSEchat\x01\0\0\0");
+    assert_eq!(load(&dir.file(), 10), Loaded::default(), "and opens again");
 }
 
 #[test]
-fn an_empty_file_loads_nothing() {
+fn an_empty_file_becomes_a_journal() {
     let dir = Dir::new("empty");
     fs::write(dir.file(), b"").unwrap();
-    assert_eq!(load(&dir.file(), 10), Loaded::default());
+    let (mut journal, loaded) = Journal::open(&dir.file(), 10).unwrap();
+    assert_eq!(loaded, Loaded::default());
+    assert_eq!(fs::read(dir.file()).unwrap(), header::HEADER);
+    journal.append(&msg(1, "first")).unwrap();
+    assert_eq!(ids(&load(&dir.file(), 10)), [1]);
 }
 
 #[test]
@@ -199,7 +232,7 @@ fn a_damaged_middle_record_is_skipped_whichever_byte_is_hit() {
     let records = [msg(1, "one"), msg(2, "two, to be damaged"), msg(3, "three")];
     write(&path, &records);
     let good = fs::read(&path).unwrap();
-    let start = encode(&records[0]).len();
+    let start = header::HEADER.len() + encode(&records[0]).len();
     let size = encode(&records[1]).len();
     for at in start..start + size {
         let mut damaged = good.clone();
@@ -224,7 +257,7 @@ fn a_damaged_middle_record_is_skipped_whichever_byte_is_hit() {
 fn garbage_between_records_is_skipped() {
     let dir = Dir::new("between");
     let path = dir.file();
-    let mut bytes = encode(&msg(1, "a"));
+    let mut bytes = journal_bytes(&encode(&msg(1, "a")));
     let start = bytes.len();
     bytes.extend_from_slice(b"\xFFch1\xFF\xFF\xFF\xFFnoise");
     bytes.extend_from_slice(&encode(&msg(2, "b")));
@@ -245,7 +278,7 @@ fn a_record_whose_id_is_not_above_the_last_is_skipped() {
     let dir = Dir::new("order");
     let path = dir.file();
     write(&path, &[msg(5, "a"), msg(3, "b"), msg(5, "c"), msg(6, "d")]);
-    let second = encode(&msg(5, "a")).len();
+    let second = header::HEADER.len() + encode(&msg(5, "a")).len();
     let third = second + encode(&msg(3, "b")).len();
     let loaded = load(&path, 10);
     assert_eq!(ids(&loaded), [5, 6]);
@@ -269,10 +302,10 @@ fn a_record_whose_id_is_not_above_the_last_is_skipped() {
 fn a_length_beyond_the_largest_record_is_damage() {
     let dir = Dir::new("huge-length");
     let path = dir.file();
-    let mut bytes = MAGIC.to_vec();
+    let mut bytes = journal_bytes(&MAGIC);
     bytes.extend_from_slice(&(MAX_PAYLOAD + 1).to_le_bytes());
     bytes.extend_from_slice(&[0; 4]);
-    let junk_len = bytes.len();
+    let junk_len = bytes.len() - header::HEADER.len();
     bytes.extend_from_slice(&encode(&msg(7, "fine")));
     fs::write(&path, &bytes).unwrap();
     let loaded = load(&path, 10);
@@ -280,7 +313,7 @@ fn a_length_beyond_the_largest_record_is_damage() {
     assert_eq!(
         loaded.problems,
         [format!(
-            "{}: skipped {junk_len} unreadable bytes at offset 0",
+            "{}: skipped {junk_len} unreadable bytes at offset 12",
             path.display()
         )]
     );
@@ -291,7 +324,7 @@ fn a_valid_checksum_over_a_malformed_payload_is_damage() {
     let dir = Dir::new("payload");
     let path = dir.file();
     // A name length past the payload's end, and text that is not UTF-8, each checksummed.
-    let mut bytes = Vec::new();
+    let mut bytes = header::HEADER.to_vec();
     for payload in [
         [&7u64.to_le_bytes()[..], &0u64.to_le_bytes(), &[9, 0], b"ab"].concat(),
         [
@@ -312,7 +345,7 @@ fn a_valid_checksum_over_a_malformed_payload_is_damage() {
         bytes.extend_from_slice(&crc.finalize().to_le_bytes());
         bytes.extend_from_slice(&payload);
     }
-    let junk_len = bytes.len();
+    let junk_len = bytes.len() - header::HEADER.len();
     bytes.extend_from_slice(&encode(&msg(9, "fine")));
     fs::write(&path, &bytes).unwrap();
     let loaded = load(&path, 10);
@@ -320,7 +353,7 @@ fn a_valid_checksum_over_a_malformed_payload_is_damage() {
     assert_eq!(
         loaded.problems,
         [format!(
-            "{}: skipped {junk_len} unreadable bytes at offset 0",
+            "{}: skipped {junk_len} unreadable bytes at offset 12",
             path.display()
         )]
     );
@@ -347,7 +380,7 @@ fn a_message_too_large_to_read_back_is_not_written() {
     let err = journal.append(&huge).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     assert_eq!(err.to_string(), "message 1 is too large for the journal");
-    assert_eq!(fs::metadata(&path).unwrap().len(), 0);
+    assert_eq!(fs::read(&path).unwrap(), header::HEADER);
     // The largest that fits is read back.
     let fits = msg(2, &"x".repeat(MAX_PAYLOAD as usize - FIXED - "name2".len()));
     journal.append(&fits).unwrap();
