@@ -387,6 +387,15 @@ fn store_and_redis_together_are_refused() {
 }
 
 #[test]
+fn help_shows_the_redis_flag_after_the_store() {
+    let output = Command::new(THIS_BUILD).arg("--help").output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    let (store, redis) = (help.find("--store <PATH>"), help.find("--redis <URL>"));
+    assert!(store.is_some() && store < redis, "{help}");
+    assert!(help.contains("not with --store"), "{help}");
+}
+
+#[test]
 fn a_tls_url_is_refused_at_start() {
     let output = Command::new(THIS_BUILD)
         .args(["--addr", "127.0.0.1:0", "--redis", "rediss://127.0.0.1:1/0"])
