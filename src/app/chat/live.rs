@@ -37,13 +37,13 @@ use crate::tiny::{Ended, Events, Offered, Outlet, Reply, Request, Woken};
 const RECENT: usize = 50;
 
 pub struct Chat {
-    room: Mutex<Room>,
-    subscribers: Arc<Mutex<Vec<Arc<Subscriber>>>>,
+    pub(super) room: Mutex<Room>,
+    pub(super) subscribers: Arc<Mutex<Vec<Arc<Subscriber>>>>,
     /// One channel per fan-out thread; each thread writes to its own share of the subscribers.
     fan_out: Vec<Sender<Arc<Message>>>,
     /// Published, answered or about to be, and not yet handed to the fan-out threads; in
     /// publish order (pushed under the room's lock).
-    unsent: Mutex<VecDeque<Arc<Message>>>,
+    pub(super) unsent: Mutex<VecDeque<Arc<Message>>>,
     /// The share the next subscriber joins.
     next_share: AtomicUsize,
     limiter: Mutex<Limiter>,
@@ -54,22 +54,22 @@ pub struct Chat {
     /// Where messages are appended when several instances share the room (`--redis`); `None`
     /// appends to the room itself.
     #[cfg(feature = "redis")]
-    redis: Option<Arc<Redis>>,
+    pub(super) redis: Option<Arc<Redis>>,
 }
 
 /// One open `/chat/stream`.
-struct Subscriber {
-    outlet: Arc<Outlet>,
+pub(super) struct Subscriber {
+    pub(super) outlet: Arc<Outlet>,
     /// Which fan-out thread writes to it: always the same one, so its messages go out in order.
     share: usize,
-    state: Mutex<Delivery>,
+    pub(super) state: Mutex<Delivery>,
 }
 
-struct Delivery {
+pub(super) struct Delivery {
     /// Every message up to this id has been queued to the client.
-    last_queued: u64,
+    pub(super) last_queued: u64,
     /// The client fell behind; live messages skip it until its thread has caught it up.
-    lagging: bool,
+    pub(super) lagging: bool,
     /// The `retry:` hint goes on the first event with data.
     retry_sent: bool,
 }
@@ -125,58 +125,6 @@ impl Chat {
             #[cfg(feature = "redis")]
             redis: None,
         })
-    }
-
-    /// Appends messages to Redis instead of the room: they come back, with everyone else's,
-    /// through [`Chat::receive`].
-    #[cfg(feature = "redis")]
-    pub fn shared_through(self, redis: Arc<Redis>) -> Chat {
-        Chat {
-            redis: Some(redis),
-            ..self
-        }
-    }
-
-    /// A message read from Redis (published here or on another instance): held, and handed to
-    /// the fan-out threads. One already held, or older than the newest held, is not sent again.
-    #[cfg(feature = "redis")]
-    pub fn receive(&self, message: Message) {
-        {
-            let mut room = lock(&self.room);
-            match room.hold(message) {
-                Ok(message) => lock(&self.unsent).push_back(message),
-                Err(_) => return,
-            }
-        }
-        self.hand_off();
-    }
-
-    /// Messages up to `before` were lost to this instance (Redis dropped them before it read
-    /// them): the history forgets what it held, so a page resuming from it is told it missed
-    /// messages, and each open page that has not seen `before` gets the missed notice now.
-    ///
-    /// The notice is offered here rather than through the fan-out threads; they could only still
-    /// hold messages handed over before Redis was lost, at least one reconnection delay ago.
-    #[cfg(feature = "redis")]
-    pub fn skip_to(&self, before: u64) {
-        let mut room = lock(&self.room);
-        room.skip_to(before);
-        let notice = encode(&Event::new().data(views::chat_missed().into_string()));
-        for subscriber in lock(&self.subscribers).iter() {
-            let mut delivery = lock(&subscriber.state);
-            if delivery.last_queued >= before || delivery.lagging {
-                // A lagging page gets the notice when its thread catches it up.
-                continue;
-            }
-            match subscriber.outlet.offer(&notice) {
-                Offered::Sent | Offered::Queued => {
-                    self.metrics.missed_notice();
-                    delivery.last_queued = before;
-                }
-                Offered::Full => delivery.lagging = true,
-                Offered::Gone => {}
-            }
-        }
     }
 
     /// Ends the Redis follower, if there is one, when the server stops.
@@ -295,7 +243,7 @@ impl Chat {
     /// Hands every message not yet handed over to every fan-out thread, oldest first. Each
     /// call takes all there is, so a message whose hand-off was lost (its reply's thread
     /// panicked) goes with the next.
-    fn hand_off(&self) {
+    pub(super) fn hand_off(&self) {
         let mut unsent = lock(&self.unsent);
         while let Some(message) = unsent.pop_front() {
             for sender in &self.fan_out {
@@ -381,15 +329,12 @@ impl Chat {
         Err(ended)
     }
 
-    /// With Redis, the id a page comes back with may be one this instance has not read yet (it
-    /// saw it on a faster instance): that id, if it is above every id held and Redis has it.
-    /// Asked before the room's lock is taken, since Redis may be slow to answer.
+    /// The id a page comes back with, if this instance has not read it yet but it exists (see
+    /// `redis`); never without Redis.
     fn ahead_of_room(&self, last_event_id: Option<&str>) -> Option<u64> {
         #[cfg(feature = "redis")]
-        if let Some(redis) = &self.redis {
-            let seen: u64 = last_event_id?.trim().parse().ok()?;
-            let newest = lock(&self.room).last_id();
-            return (Some(seen) > newest && redis.holds(super::CHAT, seen)).then_some(seen);
+        if self.redis.is_some() {
+            return self.ahead_of_room_in_redis(last_event_id?);
         }
         let _ = last_event_id;
         None
@@ -476,7 +421,7 @@ fn message_event(message: &Message, reset: bool, retry: Option<Duration>, now: &
     }
 }
 
-fn encode(event: &Event) -> Vec<u8> {
+pub(super) fn encode(event: &Event) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(256);
     event.encode_into(&mut bytes);
     bytes

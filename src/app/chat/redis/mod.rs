@@ -19,6 +19,7 @@
 //! saw, so what other instances published meanwhile still arrives. `/healthz` and `/metrics`
 //! say whether Redis is reachable.
 
+mod chat;
 pub mod entry;
 mod follow;
 mod metrics;
@@ -42,17 +43,6 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 /// After a failed connection, publishes fail at once for this long instead of each waiting
 /// for a connection that is likely to fail too; also their `Retry-After`.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
-
-/// The chat is the one feed so far: what the follower reads is its.
-impl Sink for super::Chat {
-    fn receive(&self, _feed: &str, message: Message) {
-        super::Chat::receive(self, message);
-    }
-
-    fn skip_to(&self, _feed: &str, before: u64) {
-        super::Chat::skip_to(self, before);
-    }
-}
 
 /// The stream of the feed `name`.
 pub fn key(name: &str) -> String {
