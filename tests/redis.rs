@@ -9,7 +9,7 @@
 mod common;
 
 use std::io::{BufReader, Read, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -188,6 +188,81 @@ fn a_page_that_moves_to_another_instance_with_last_event_id_misses_nothing() {
     let mut on_c = Page::resume(c, newest);
     let next = publish(b, "next");
     assert_eq!(on_c.message().id, next);
+}
+
+#[test]
+fn a_page_that_saw_a_message_this_instance_has_not_read_yet_resumes_from_it() {
+    let Some(redis) = RedisServer::start("ahead") else {
+        return;
+    };
+    let a = instance(&redis);
+    let relay = Relay::start(redis.port);
+    let b = ServerProcess::start(&["--redis", &relay.url(), "--publish-limit", "0"]);
+    let mut on_b = Page::open(b.addr);
+    let first = publish(a.addr, "first");
+    assert_eq!(on_b.message().id, first);
+
+    relay.hold_follower(true);
+    let unseen = publish(a.addr, "seen on A only");
+    let mut moved = Page::resume(b.addr, unseen);
+    relay.hold_follower(false);
+    let next = publish(a.addr, "next");
+    assert_eq!(moved.message().id, next, "no missed notice, nothing twice");
+    assert_eq!(ids(&on_b.messages(2)), [unseen, next]);
+}
+
+/// A TCP relay between one instance and Redis. The instance's first connection through it is
+/// its follower's (made at start, before any publish); what Redis sends on it can be held back,
+/// so that the instance falls behind while its other connections work.
+struct Relay {
+    addr: SocketAddr,
+    hold: Arc<AtomicBool>,
+}
+
+impl Relay {
+    fn start(redis_port: u16) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hold = Arc::new(AtomicBool::new(false));
+        let held = hold.clone();
+        // Each thread ends when its connection closes; the accepting one with the test binary.
+        std::thread::spawn(move || {
+            for (n, client) in listener.incoming().enumerate() {
+                let Ok(client) = client else { continue };
+                let upstream = TcpStream::connect(("127.0.0.1", redis_port)).unwrap();
+                let (mut to_redis, mut from_client) =
+                    (upstream.try_clone().unwrap(), client.try_clone().unwrap());
+                std::thread::spawn(move || std::io::copy(&mut from_client, &mut to_redis));
+                let hold = (n == 0).then(|| held.clone());
+                std::thread::spawn(move || relay_answers(upstream, client, hold));
+            }
+        });
+        Relay { addr, hold }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://{}/0", self.addr)
+    }
+
+    fn hold_follower(&self, hold: bool) {
+        self.hold.store(hold, Ordering::SeqCst);
+    }
+}
+
+/// Copies what Redis answers to the client, waiting while `hold` is set.
+fn relay_answers(mut from: TcpStream, mut to: TcpStream, hold: Option<Arc<AtomicBool>>) {
+    let mut buffer = [0; 16 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buffer) {
+        while hold
+            .as_ref()
+            .is_some_and(|hold| hold.load(Ordering::SeqCst))
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if to.write_all(&buffer[..n]).is_err() {
+            return;
+        }
+    }
 }
 
 #[test]
