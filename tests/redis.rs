@@ -205,6 +205,14 @@ fn a_page_that_saw_a_message_this_instance_has_not_read_yet_resumes_from_it() {
     relay.hold_follower(true);
     let unseen = publish(a.addr, "seen on A only");
     let mut moved = Page::resume(b.addr, unseen);
+    // What B sends first, while it still has not read `unseen`: that the stream is open, not
+    // the missed notice.
+    let opened = moved.0.next_chunk().expect("a first chunk");
+    assert!(
+        opened.events().iter().all(|event| event.data.is_none()),
+        "{:?}",
+        opened.events()
+    );
     relay.hold_follower(false);
     let next = publish(a.addr, "next");
     assert_eq!(moved.message().id, next, "no missed notice, nothing twice");
