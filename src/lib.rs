@@ -20,10 +20,11 @@
 //! plain-data replies. [`maud`] builds every page and fragment; [`sse`] writes the event format
 //! and [`chunked`] frames it, neither knowing anything of HTTP servers. `server` wires the two.
 
-// Unsafe code is all in `tiny::socket`, in small functions that each give their reason:
-// asking a descriptor number for its socket addresses or its unread bytes, duplicating it or
-// pointing it at /dev/null, waiting until it can be written, and setting a TCP option that
-// socket2 does not offer.
+// Unsafe code is in `tiny` only, each block with its reason: in `tiny::socket`, asking a
+// descriptor number for its socket addresses, its unread bytes or its TCP state, duplicating it,
+// waiting until it can be written and setting a TCP option that socket2 does not offer; in
+// `tiny::handoff`, taking the descriptors handed over by the image before, making a memory file,
+// and `execve`.
 #![deny(unsafe_code)]
 
 pub mod chunked;
@@ -35,6 +36,7 @@ mod error;
 mod log;
 mod metrics;
 mod printer;
+mod reexec;
 mod server;
 mod stop;
 mod tiny;
@@ -42,5 +44,5 @@ mod tiny;
 pub use config::Config;
 pub use error::Error;
 pub use log::Log;
-pub use server::{Server, Stopper};
+pub use server::{Launch, Server, Stopper};
 pub use tiny::Capacity;

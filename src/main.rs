@@ -3,7 +3,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sse_htmx::{Config, Log, Server, Stopper};
+use sse_htmx::{Config, Launch, Log, Server, Stopper};
 
 /// How long a second signal waits for its line to be written before it exits.
 const EXIT_FLUSH: Duration = Duration::from_millis(100);
@@ -43,7 +43,10 @@ Routes: / (live box), /on-demand (box on a click), /connect (the event stream),
 /chat (the chatroom), /chat/stream (its messages), POST /chat/messages (publish:
 curl -d text=hi URL/chat/messages), /htmx4/, /htmx4/on-demand, /htmx4/chat (the
 same pages for htmx 4), /healthz, /metrics (Prometheus).
-SIGINT or SIGTERM ends every stream cleanly and exits 0; a second signal exits at once.";
+SIGINT or SIGTERM ends every stream cleanly and exits 0; a second signal exits at once.
+SIGHUP runs the program file again in place (same PID, same flags): replace the file,
+then kill -HUP; no connection is refused and no chat message lost. A file that does
+not start (--version) is not run.";
 
 /// The flag a build with the `redis` feature adds, shown after `--store`.
 #[cfg(feature = "redis")]
@@ -179,31 +182,57 @@ fn start_line(local: SocketAddr) -> String {
     )
 }
 
-/// The first SIGINT or SIGTERM stops the server cleanly; a second one exits at once. Logging
-/// never waits nor panics (see [`Log`]), so neither can keep a signal from stopping the server.
-fn stop_on_signals(stopper: Stopper, log: Log) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+/// The first SIGINT or SIGTERM stops the server cleanly; a second one exits at once. SIGHUP
+/// replaces the process image with the program file, if that starts. Logging never waits nor
+/// panics (see [`Log`]), so neither can keep a signal from being handled.
+fn handle_signals(stopper: Stopper, log: Log) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            let mut forever = signals.forever();
-            if let Some(signal) = forever.next() {
-                log.line(format_args!(
-                    "sse-htmx: signal {signal}: stopping (again to exit at once)"
-                ));
-                stopper.stop();
-            }
-            if let Some(signal) = forever.next() {
-                log.line(format_args!("sse-htmx: signal {signal}: exiting now"));
-                Log::flush(EXIT_FLUSH);
-                std::process::exit(128 + signal);
+            let mut stopping = false;
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    match stopper.upgrade() {
+                        Ok(version) => {
+                            log.line(format_args!("sse-htmx: signal {signal}: running {version}"))
+                        }
+                        Err(why) => log.line(format_args!(
+                            "sse-htmx: signal {signal}: not upgrading: {why}"
+                        )),
+                    }
+                } else if !stopping {
+                    log.line(format_args!(
+                        "sse-htmx: signal {signal}: stopping (again to exit at once)"
+                    ));
+                    stopper.stop();
+                    stopping = true;
+                } else {
+                    log.line(format_args!("sse-htmx: signal {signal}: exiting now"));
+                    Log::flush(EXIT_FLUSH);
+                    std::process::exit(128 + signal);
+                }
             }
         })?;
     Ok(())
 }
 
 fn main() -> ExitCode {
+    // First, before anything opens a descriptor: the listener and the messages the image before
+    // this one handed over, if this process replaced its image.
+    let (launch, launch_problem) = match Launch::from_process() {
+        Ok((launch, problem)) => (
+            Some(launch),
+            problem.map(|problem| format!("ignoring the handoff: {problem}")),
+        ),
+        Err(error) => (
+            None,
+            Some(format!(
+                "cannot find the program file ({error}); SIGHUP will not upgrade"
+            )),
+        ),
+    };
     let config = match parse_args() {
         Ok(Some(config)) => config,
         Ok(None) => return ExitCode::SUCCESS,
@@ -215,17 +244,21 @@ fn main() -> ExitCode {
     let log = Log {
         quiet: config.quiet,
     };
-    let server = match Server::bind(config) {
+    if let Some(problem) = launch_problem {
+        log.line(format_args!("sse-htmx: {problem}"));
+    }
+    let server = match Server::start(config, launch) {
         Ok(server) => server,
         Err(error) => {
             Log::fatal(format_args!("sse-htmx: {error}"));
             return ExitCode::from(2);
         }
     };
-    if let Err(error) = stop_on_signals(server.stopper(), log) {
+    if let Err(error) = handle_signals(server.stopper(), log) {
         Log::fatal(format_args!("sse-htmx: cannot handle signals: {error}"));
         return ExitCode::FAILURE;
     }
+    Launch::accept_hangups();
     let (open_files, hard) = server.open_files();
     log.line(format_args!(
         "sse-htmx: capacity {} (open files: {open_files})",

@@ -16,6 +16,9 @@ pub struct Metrics {
     pub events_sent: AtomicU64,
     pub idle_closed: AtomicU64,
     pub requests_parked: AtomicU64,
+    /// Connections whose tiny_http thread and descriptors will never be given back (see
+    /// `tiny::held`); past a budget the server re-execs.
+    pub held_for_good: AtomicUsize,
     /// Requests answered, by route label and status. Route labels are a fixed set (see
     /// `Route::label`), so a client cannot grow this map.
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
@@ -71,6 +74,12 @@ impl Metrics {
             "counter",
             "Requests declaring a body too large to discard, kept with their thread for good.",
             self.requests_parked.load(Ordering::Relaxed),
+        );
+        metric(
+            "http_held_unrecoverable",
+            "gauge",
+            "Connections whose thread and descriptors the server will not get back; past 32 it re-execs.",
+            self.held_for_good.load(Ordering::Relaxed) as u64,
         );
         out.push_str(
             "# HELP http_requests_total HTTP requests answered, by route and status.\n\

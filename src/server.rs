@@ -3,20 +3,22 @@
 
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::sync::Arc;
+use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use std::time::{Duration, SystemTime};
 
 use crate::app::chat::history::Bounds;
 use crate::app::chat::message;
-use crate::app::chat::{Chat, Room};
+use crate::app::chat::{Carried, Chat, Room};
 use crate::app::{App, Counter};
 use crate::config::Config;
 use crate::error::Error;
 use crate::log::Log;
 use crate::metrics::Metrics;
-use crate::tiny::{self, Capacity, HttpServer, Limits};
+use crate::reexec::Program;
+use crate::tiny::{self, Capacity, Handed, HttpServer, Inherited, Limits, Ran, Reason};
 
 /// How long a stopped server waits for its last log lines to be written. Short: a stderr that
 /// nobody reads must not hold up the stop (see `printer`).
@@ -28,20 +30,71 @@ pub struct Server {
     app: Arc<App>,
     capacity: Capacity,
     limits: Limits,
+    control: Arc<Control>,
+    log: Log,
 }
 
 /// Stops a running [`Server`] from another thread. Cheap to clone.
 #[derive(Clone)]
 pub struct Stopper {
-    http: tiny::Stopper,
+    control: Arc<Control>,
     metrics: Arc<Metrics>,
+}
+
+/// What a [`Stopper`] acts on: the HTTP server running now (a new one after an exec that
+/// failed), and the program file to run again.
+struct Control {
+    http: Mutex<tiny::Stopper>,
+    program: Option<Program>,
+}
+
+/// How the binary was started: the program file to run again, which lets the server replace
+/// its own image (see [`Stopper::upgrade`]), and what the image before this one handed over.
+pub struct Launch {
+    program: Program,
+    inherited: Option<Inherited>,
+}
+
+impl Launch {
+    /// Lets `SIGHUP` in, once the caller handles it: a re-exec blocks it until then, so that
+    /// one sent meanwhile waits instead of ending the process.
+    pub fn accept_hangups() {
+        tiny::accept_hangups();
+    }
+
+    /// This process's program file and arguments, and what the image before it handed over
+    /// (named in its environment). To be called once, first thing: the descriptors handed over
+    /// are taken then. The string says why a handoff could not be taken; the server then binds
+    /// its address as usual.
+    pub fn from_process() -> std::io::Result<(Launch, Option<String>)> {
+        let (inherited, problem) = match Inherited::take() {
+            Some(Ok(inherited)) => (Some(inherited), None),
+            Some(Err(problem)) => (None, Some(problem)),
+            None => (None, None),
+        };
+        let launch = Launch {
+            program: Program::current()?,
+            inherited,
+        };
+        Ok((launch, problem))
+    }
 }
 
 impl Server {
     /// Binds `config.addr` (port 0 picks a free port; see [`Server::local_addr`]). Sets the
     /// open-file soft limit as high as the host can carry (see `capacity`) and derives the stream
     /// capacity from the host's limits, unless `config.max_streams` sets it.
+    ///
+    /// A server made so never replaces the process image: see [`Server::start`].
     pub fn bind(config: Config) -> Result<Server, Error> {
+        Server::start(config, None)
+    }
+
+    /// [`Server::bind`] for the binary: with a [`Launch`], the server can replace the process
+    /// image to heal (when tiny_http holds too many connections for good) and to upgrade
+    /// ([`Stopper::upgrade`]); and if the image before this one handed over its listener and
+    /// its chat messages, it serves them, and binds nothing.
+    pub fn start(config: Config, launch: Option<Launch>) -> Result<Server, Error> {
         let limits = Limits::raise_and_read();
         let capacity = match config.max_streams {
             Some(streams) => Capacity {
@@ -59,13 +112,13 @@ impl Server {
             max_streams: capacity.streams,
             max_fd: RawFd::try_from(limits.open_files).unwrap_or(RawFd::MAX),
             drainable_body: limits.drainable_body(),
+            reexec: launch.is_some(),
         };
         let log = Log {
             quiet: config.quiet,
         };
         // A panic in a handler or a stream is logged with the server's lines, not printed.
         crate::log::route_panics();
-        let http = HttpServer::bind(settings, metrics.clone(), log)?;
         if config.redis.is_some() && config.store.is_some() {
             // Two places that would each say which messages exist: Redis keeps them (with its
             // own persistence), so a journal beside it could only disagree.
@@ -74,7 +127,26 @@ impl Server {
                     .into(),
             ));
         }
-        let chat = share(open_chat(&config, log)?, &config, log)?;
+        let (program, inherited) = match launch {
+            Some(launch) => (Some(launch.program), launch.inherited),
+            None => (None, None),
+        };
+        let (handed, carried) = match inherited {
+            Some(inherited) => {
+                let handed = Handed {
+                    listener: inherited.listener,
+                    series: inherited.series,
+                };
+                let carried = Carried {
+                    records: inherited.state,
+                    note: inherited.note,
+                };
+                (Some(handed), Some(carried))
+            }
+            None => (None, None),
+        };
+        let http = HttpServer::bind(settings, metrics.clone(), log, handed)?;
+        let chat = share(open_chat(&config, carried.as_ref(), log)?, &config, log)?;
         let app = Arc::new(App {
             chat,
             counter: Counter {
@@ -84,11 +156,17 @@ impl Server {
             },
             metrics,
         });
+        let control = Arc::new(Control {
+            http: Mutex::new(http.stopper()),
+            program,
+        });
         Ok(Server {
             http,
             app,
             capacity,
             limits,
+            control,
+            log,
         })
     }
 
@@ -108,25 +186,62 @@ impl Server {
 
     pub fn stopper(&self) -> Stopper {
         Stopper {
-            http: self.http.stopper(),
+            control: self.control.clone(),
             metrics: self.app.metrics.clone(),
         }
     }
 
     /// Serves requests until stopped, then gives every stream a moment to end its body, and the
     /// log a moment to be written.
-    pub fn run(self) -> Result<(), Error> {
-        let chat = self.app.chat.clone();
-        let served = self.http.run(self.app);
-        chat.stop_following();
-        chat.sync();
-        Log::flush(FLUSH_AT_STOP);
-        served
+    ///
+    /// Stopped to replace the process image, it hands the listener and the chat's messages to
+    /// the program it runs, and does not return. If the exec fails, it serves on, on the same
+    /// listener, with the same messages.
+    pub fn run(mut self) -> Result<(), Error> {
+        let log = self.log;
+        loop {
+            let ran = self.http.run(self.app.clone());
+            self.app.chat.sync();
+            let handoff = match ran {
+                Ok(Ran::Stopped) => {
+                    self.app.chat.stop_following();
+                    Log::flush(FLUSH_AT_STOP);
+                    return Ok(());
+                }
+                Ok(Ran::Reexec(handoff)) => handoff,
+                Err(error) => {
+                    Log::flush(FLUSH_AT_STOP);
+                    return Err(error);
+                }
+            };
+            if let Some(program) = &self.control.program {
+                // Healing runs this very image again, whatever file is at the path now.
+                let path = match handoff.reason {
+                    Reason::Upgrade => program.path.as_path(),
+                    Reason::Heal { .. } => Path::new("/proc/self/exe"),
+                };
+                let carried = self.app.chat.carry();
+                // The lines written so far go out before this image ends.
+                Log::flush(FLUSH_AT_STOP);
+                let error = handoff.exec(path, &program.args, &carried.records, &carried.note);
+                log.line(format_args!(
+                    "cannot replace the process image with {}: {error}; serving on",
+                    path.display()
+                ));
+            }
+            self.http = handoff.serve_again()?;
+            *lock(&self.control.http) = self.http.stopper();
+        }
     }
 }
 
-/// The chatroom, with its history loaded from the store if there is one.
-fn open_chat(config: &Config, log: Log) -> Result<Chat, Error> {
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The chatroom, with its history loaded from the store if there is one, or `carried` over
+/// from the image before.
+fn open_chat(config: &Config, carried: Option<&Carried>, log: Log) -> Result<Chat, Error> {
     let bounds = Bounds {
         max_messages: config.history,
         ..Bounds::default()
@@ -135,8 +250,13 @@ fn open_chat(config: &Config, log: Log) -> Result<Chat, Error> {
         path: config.store.clone().unwrap_or_default(),
         source,
     };
-    let (room, problems) =
-        Room::open(bounds, config.store.as_deref(), SystemTime::now()).map_err(store_error)?;
+    let store = config.store.as_deref();
+    let now = SystemTime::now();
+    let (room, problems) = match carried {
+        Some(carried) => Room::carried(bounds, store, carried, now),
+        None => Room::open(bounds, store, now),
+    }
+    .map_err(store_error)?;
     for problem in problems {
         log.line(format_args!("store: {problem}"));
     }
@@ -185,7 +305,27 @@ fn follow_redis(chat: Chat, url: &str, config: &Config, log: Log) -> Result<Arc<
 impl Stopper {
     /// Asks the server to stop: the request loop returns and every stream ends its body.
     pub fn stop(&self) {
-        self.http.stop();
+        lock(&self.control.http).stop();
+    }
+
+    /// Replaces the process image with the program file it was started from (a new version,
+    /// if the file was replaced), with the same PID and arguments: the server stops accepting,
+    /// ends every stream (pages reconnect at once and resume by `Last-Event-ID`), and hands its
+    /// listener and the chat's messages to the new image, which serves them. Connections that
+    /// arrive meanwhile wait in the listen queue.
+    ///
+    /// The file must first start and print its version ([`Program::check`]); if it does not,
+    /// nothing changes. Returns what it printed, or why there is no upgrade.
+    pub fn upgrade(&self) -> Result<String, String> {
+        let program =
+            (self.control.program.as_ref()).ok_or("this server was not started by its binary")?;
+        let version = program
+            .check()
+            .map_err(|error| format!("{}: {error}", program.path.display()))?;
+        if !lock(&self.control.http).upgrade() {
+            return Err("the server is stopping already".into());
+        }
+        Ok(version)
     }
 
     /// How many event streams are open right now.

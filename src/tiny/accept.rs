@@ -6,38 +6,97 @@
 //! is said, so [`Watchdog`] checks at every connection sweep that a connection to the listener
 //! is accepted.
 //! Either way a new tiny_http server takes over the same listener.
+//!
+//! A tiny_http server that goes is dropped on a thread of its own ([`Tiny`]): its drop connects
+//! to the listener to wake its accept thread, and that connect waits, for minutes, while a flood
+//! keeps the listen queue full.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use super::address;
+use super::socket::Sockets;
 use crate::error::Error;
 use crate::log::Log;
 use crate::stop::Stop;
 
+/// A tiny_http server, dropped on a thread of its own when it goes.
+pub struct Tiny {
+    server: Option<tiny_http::Server>,
+    /// Servers that went and are not yet dropped.
+    dropping: Arc<AtomicUsize>,
+}
+
+impl Deref for Tiny {
+    type Target = tiny_http::Server;
+
+    fn deref(&self) -> &tiny_http::Server {
+        self.server.as_ref().expect("taken only on drop")
+    }
+}
+
+impl Drop for Tiny {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            // Never dropped if no thread can be had: its accept thread then runs on.
+            let server = std::mem::ManuallyDrop::new(server);
+            let dropping = self.dropping.clone();
+            dropping.fetch_add(1, Ordering::SeqCst);
+            let _ = std::thread::Builder::new()
+                .name("tiny-drop".into())
+                .spawn(move || {
+                    drop(std::mem::ManuallyDrop::into_inner(server));
+                    dropping.fetch_sub(1, Ordering::SeqCst);
+                });
+        }
+    }
+}
+
 /// The tiny_http server now accepting, and the listener to start another on.
 pub struct Acceptor {
     listener: TcpListener,
-    current: RwLock<Arc<tiny_http::Server>>,
+    /// `None` once closed: nothing accepts, and connections wait in the listen queue.
+    current: RwLock<Option<Arc<Tiny>>>,
+    closed: AtomicBool,
     replacing: Mutex<()>,
+    dropping: Arc<AtomicUsize>,
 }
 
 impl Acceptor {
     pub fn new(listener: TcpListener) -> Result<Acceptor, Error> {
-        let http = start_http(&listener).map_err(|source| Error::Start {
+        let dropping = Arc::new(AtomicUsize::new(0));
+        let http = start_http(&listener, &dropping).map_err(|source| Error::Start {
             what: "tiny_http on the listener",
             source,
         })?;
         Ok(Acceptor {
             listener,
-            current: RwLock::new(Arc::new(http)),
+            current: RwLock::new(Some(Arc::new(http))),
+            closed: AtomicBool::new(false),
             replacing: Mutex::new(()),
+            dropping,
         })
     }
 
-    pub fn current(&self) -> Arc<tiny_http::Server> {
+    /// Waits, for at most `patience`, until every tiny_http server that went has been dropped
+    /// (and so has woken its accept thread to end). Returns whether they all were.
+    pub fn wait_dropped(&self, patience: Duration) -> bool {
+        let deadline = Instant::now() + patience;
+        while self.dropping.load(Ordering::SeqCst) > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    /// The tiny_http server accepting now; `None` once closed.
+    pub fn current(&self) -> Option<Arc<Tiny>> {
         self.current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -46,29 +105,74 @@ impl Acceptor {
 
     /// Wakes the request loop from its wait for a request.
     pub fn unblock(&self) {
-        self.current().unblock();
+        if let Some(http) = self.current() {
+            http.unblock();
+        }
+    }
+
+    /// Stops accepting for good: the tiny_http server goes when the request loop, woken, lets
+    /// go of it, and its accept thread ends (tiny_http wakes it with a connection of its own,
+    /// which waits in the queue like any other). The listener stays open.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let closed = self
+            .current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(http) = closed {
+            http.unblock();
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    pub fn listener(&self) -> &TcpListener {
+        &self.listener
+    }
+
+    /// Ends the accept thread of every tiny_http server on the listener, without closing the
+    /// listener: each, blocked in `accept`, is woken by a connection of ours (or takes the
+    /// next one queued) and finds its descriptor gone. What they accepted until then still
+    /// reaches their request queues. Returns how many were ended.
+    pub fn end_accept_threads(&self, sockets: &Sockets, null: &std::fs::File) -> usize {
+        use std::os::fd::AsRawFd;
+        let ended = sockets.disarm_listeners(self.listener.as_raw_fd(), null);
+        if let Ok(local) = self.listener.local_addr() {
+            super::pool::nudge(local, ended);
+        }
+        ended
     }
 
     /// Puts a new tiny_http server in place of `dead`, unless that was done already. While one
     /// cannot be started (the error may last as long as a flood of connections holds every
     /// descriptor) it tries again, less often each time. Returns `false` if the server stopped
-    /// meanwhile.
-    pub fn replace(&self, dead: &Arc<tiny_http::Server>, stop: &Stop, log: &Log) -> bool {
+    /// or the acceptor was closed meanwhile.
+    pub fn replace(&self, dead: &Arc<Tiny>, stop: &Stop, log: &Log) -> bool {
         let _one_at_a_time = self
             .replacing
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if !Arc::ptr_eq(&self.current(), dead) {
-            return true;
+        match self.current() {
+            Some(current) if Arc::ptr_eq(&current, dead) => {}
+            Some(_) => return true,
+            None => return false,
         }
         let mut pause = Duration::from_millis(50);
         loop {
-            if stop.wait_until(Instant::now() + pause) {
+            if stop.wait_until(Instant::now() + pause) || self.is_closed() {
                 return false;
             }
-            match start_http(&self.listener) {
+            match start_http(&self.listener, &self.dropping) {
                 Ok(http) => {
-                    *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(http);
+                    let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+                    if self.is_closed() {
+                        return false;
+                    }
+                    *current = Some(Arc::new(http));
+                    drop(current);
                     // The request loop may be waiting on the dead one.
                     dead.unblock();
                     log.line(format_args!("accepting again"));
@@ -84,9 +188,12 @@ impl Acceptor {
 type StartError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A tiny_http server accepting on a duplicate of `listener`.
-fn start_http(listener: &TcpListener) -> Result<tiny_http::Server, StartError> {
+fn start_http(listener: &TcpListener, dropping: &Arc<AtomicUsize>) -> Result<Tiny, StartError> {
     let listener = listener.try_clone()?;
-    tiny_http::Server::from_listener(listener, None)
+    Ok(Tiny {
+        server: Some(tiny_http::Server::from_listener(listener, None)?),
+        dropping: dropping.clone(),
+    })
 }
 
 /// How long a probe connection may wait to be accepted before the accept thread counts as gone.

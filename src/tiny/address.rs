@@ -125,8 +125,12 @@ mod tests {
         let (_accepted, peer) = listener.accept().unwrap();
         let shown = format!("{listen_on} through {via}: {peer}");
         assert_eq!(
-            sockets.accepted(),
-            vec![Accepted { peer, unread: 0 }],
+            sockets.accepted().accepted,
+            vec![Accepted {
+                peer,
+                unread: 0,
+                closing: false
+            }],
             "{shown}"
         );
         assert!(sockets.find(peer).is_some(), "{shown}");
@@ -136,7 +140,10 @@ mod tests {
             seen, probe_peer,
             "{listen_on}: the probe as the listener shows it"
         );
-        assert!(sockets.accepted().iter().any(|c| c.peer == seen), "{shown}");
+        assert!(
+            sockets.accepted().accepted.iter().any(|c| c.peer == seen),
+            "{shown}"
+        );
     }
 
     /// The host's own addresses are tried through the server in `tests/addresses.rs`.

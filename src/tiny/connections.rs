@@ -53,6 +53,10 @@ impl Connections {
         lock(&self.streams).contains(&peer)
     }
 
+    pub fn is_busy(&self, peer: SocketAddr) -> bool {
+        lock(&self.busy).contains(&peer)
+    }
+
     /// A stream, a body being read, or a connection the server has ended: in any case not one
     /// waiting for tiny_http to read its next request.
     pub fn in_use(&self, peer: SocketAddr) -> bool {

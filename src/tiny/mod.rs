@@ -18,6 +18,7 @@
 //! | gives every connection a thread, started on its one accept thread, that waits for a request with no timeout | the listener holds a connection back until its first byte, for up to the idle timeout (one that sends nothing costs no thread, nor the time to start one); a sweep closes connections that start no request for the idle timeout | `socket.rs`, `sweep.rs` |
 //! | hands a new connection to a pool thread that was woken but has not yet taken its task, so it waits until some connection ends | the sweep finds connections whose bytes stay unread and nudges the pool with a connection that closes at once | `pool.rs`, `sweep.rs` |
 //! | discards an unread body on drop by reading it into one buffer of the declared size, on the dropping thread | a declared body over the route's limit is refused with 413 without being read, the read half shut first; absurd sizes are parked | `refuse.rs`, `answer.rs` |
+//! | answers a request line above HTTP/1.1 (the HTTP/2 preface) with a `505` that waits for the request's own writer, so that thread and its descriptors are held for good, as are parked requests' | they are counted once they look held for a moment; past 32 the process replaces its image in place (`execve`, the listener kept open), which drops them all | `held.rs`, `heal.rs`, `handoff.rs` |
 //! | leaves a body over 1 KiB, a chunked body or one behind `100-continue` on the socket, for whoever reads it to wait for | such bodies are read on a thread of their own (at most 64), with a deadline, capped at the route's limit | `body.rs`, `answer.rs` |
 //! | takes `+5` for a `Content-Length`, reads `5, 5` or `x` as no body, uses the first of several, ignores `Content-Length` beside `Transfer-Encoding` and decodes any `Transfer-Encoding` as chunked | the framing rules refuse all of these (400, or 501 for a coding not implemented) | `screen.rs` |
 //! | checks neither `Host` nor the syntax of names, values and methods, and puts no limit on headers | 400 and 431 before routing | `screen.rs` |
@@ -30,6 +31,9 @@
 //!
 //! Options set on the listening socket (send timeout and buffer, keep-alive) reach every
 //! accepted socket, which is the only way to configure sockets tiny_http owns (`socket.rs`).
+//!
+//! The same re-exec serves `SIGHUP`: the program file runs again in place, as a new version if
+//! it was replaced ([`Stopper::upgrade`]).
 
 mod accept;
 mod address;
@@ -40,6 +44,9 @@ mod connections;
 mod ended;
 mod events;
 mod handler;
+mod handoff;
+mod heal;
+mod held;
 mod outlet;
 mod pool;
 mod refuse;
@@ -54,6 +61,7 @@ mod stream;
 mod sweep;
 #[cfg(test)]
 mod tests;
+mod trial;
 
 #[allow(unused_imports)] // for the routes that take a body
 pub use body::MAX_BODY;
@@ -62,10 +70,12 @@ pub use ended::Ended;
 pub use events::Events;
 #[allow(unused_imports)] // for the routes that take a body
 pub use handler::{Handler, SMALL_BODY};
+pub use handoff::{Inherited, Reason, accept_hangups};
 pub use outlet::{Offered, Outlet, Woken};
 #[cfg(test)]
 pub use reply::Body;
 pub use reply::Reply;
 pub use request::{Method, Request};
-pub use serve::{HttpServer, Stopper};
+pub use serve::{Handed, HttpServer, Ran, Stopper};
 pub use shared::Settings;
+pub use trial::version_of;

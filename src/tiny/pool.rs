@@ -85,12 +85,28 @@ impl PoolWatch {
     }
 }
 
-/// Connects to the listener bound to `local` and closes the connection at once, `times` times.
+impl PoolWatch {
+    /// The connections whose unread bytes the nudges did not free: tiny_http's thread for each
+    /// is not waiting for the pool (see `held.rs`).
+    pub fn given_up(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.nudged
+            .iter()
+            .filter(|(peer, (_, count))| {
+                *count >= MAX_NUDGES_EACH && self.unread.contains_key(peer)
+            })
+            .map(|(peer, _)| *peer)
+    }
+}
+
+/// Connects to the listener bound to `local` and closes the connection at once, `times` times,
+/// or until a connection cannot be made (a flood fills the listen queue: each would wait).
 pub fn nudge(local: SocketAddr, times: usize) {
     for _ in 0..times {
         // Dropped at once: its end is what the listener waits for to pass it on (see
         // `socket::defer_accept`), and tiny_http's task for it reads that end and returns.
-        let _ = address::connect_to(local, Duration::from_millis(100));
+        if address::connect_to(local, Duration::from_millis(100)).is_none() {
+            return;
+        }
     }
 }
 
@@ -110,6 +126,7 @@ mod tests {
                 let one = Accepted {
                     peer: peer(port),
                     unread,
+                    closing: false,
                 };
                 [one, one]
             })
@@ -151,6 +168,7 @@ mod tests {
             nudges += watch.waiting(&stuck, |_| false, at).len();
         }
         assert_eq!(nudges, MAX_NUDGES_EACH as usize);
+        assert_eq!(watch.given_up().collect::<Vec<_>>(), vec![peer(1)]);
         // Read at last: it starts afresh when it waits again.
         let later = start + NUDGE_AGAIN * 20;
         watch.waiting(&seen(&[(1, 0)]), |_| false, later);

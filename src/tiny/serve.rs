@@ -1,17 +1,23 @@
 //! The request loop: takes each request from tiny_http and hands it to [`Layer::arrived`], which
 //! screens it, reads its body, asks the [`Handler`] for a [`Reply`] and writes the answer.
 
-use std::net::SocketAddr;
+use std::ffi::OsString;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
+use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::accept::Acceptor;
+use super::accept::{Acceptor, Tiny};
 use super::answer::Layer;
 use super::body::Readers;
 use super::connections::Connections;
 use super::handler::Handler;
+use super::handoff::{self, Exec, Reason};
+use super::heal::Series;
 use super::shared::{Settings, Shared};
 use super::socket::{self, Sockets};
 use super::sweep;
@@ -48,20 +54,120 @@ impl Stopper {
         self.shared.stop.trigger();
         self.shared.acceptor.unblock();
     }
+
+    /// Asks the server to stop as [`Stopper::stop`] does, and then to run the program file
+    /// again in its place ([`Ran::Reexec`]). Returns `false` if it was stopping already.
+    pub fn upgrade(&self) -> bool {
+        self.shared.stop_for_reexec(Reason::Upgrade)
+    }
+}
+
+/// What the image before this one handed to the HTTP layer.
+pub struct Handed {
+    pub listener: OwnedFd,
+    pub series: Option<Series>,
+}
+
+/// How [`HttpServer::run`] ended.
+pub enum Ran {
+    Stopped,
+    /// Stopped to replace the process image: nothing accepts, every stream has ended, and the
+    /// listener is open, with new connections waiting in its queue.
+    Reexec(Handoff),
+}
+
+/// A stopped server's listener, ready to be handed to a new image.
+pub struct Handoff {
+    shared: Arc<Shared>,
+    pub reason: Reason,
+}
+
+impl Handoff {
+    /// Replaces the process image with `program`, run with `args` (the program's name first),
+    /// handing it the listener and `state`, and `note` for the application. Returns only if
+    /// that failed, with why: [`Handoff::serve_again`] then.
+    pub fn exec(&self, program: &Path, args: &[OsString], state: &[u8], note: &str) -> io::Error {
+        Exec {
+            program,
+            args,
+            listener: self.shared.acceptor.listener(),
+            state_file: self.shared.state_file.as_ref(),
+            state,
+            series: self.series(),
+            note,
+        }
+        .run()
+    }
+
+    /// A new server on the same listener, after an exec that failed.
+    pub fn serve_again(self) -> Result<HttpServer, Error> {
+        let shared = &self.shared;
+        let listener = shared
+            .acceptor
+            .listener()
+            .try_clone()
+            .map_err(|source| Error::Bind {
+                addr: shared.local_addr,
+                source,
+            })?;
+        let series = self.series();
+        HttpServer::serving(
+            listener,
+            shared.settings.clone(),
+            shared.metrics.clone(),
+            shared.log,
+            series,
+        )
+    }
+
+    fn series(&self) -> Option<Series> {
+        match self.reason {
+            Reason::Heal { series, .. } => Some(series),
+            Reason::Upgrade => self.shared.series,
+        }
+    }
 }
 
 impl HttpServer {
-    /// Binds `settings.addr` (port 0 picks a free port).
-    pub fn bind(settings: Settings, metrics: Arc<Metrics>, log: Log) -> Result<HttpServer, Error> {
+    /// Binds `settings.addr` (port 0 picks a free port), or takes the listener the image
+    /// before this one `handed` over.
+    pub fn bind(
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        log: Log,
+        handed: Option<Handed>,
+    ) -> Result<HttpServer, Error> {
         let bind_error = |source| Error::Bind {
             addr: settings.addr,
             source,
         };
-        let listener = socket::listen(settings.addr, LISTEN_BACKLOG, settings.write_timeout)
-            .map_err(bind_error)?;
+        let (listener, series) = match handed {
+            Some(handed) => (
+                socket::adopt(handed.listener, settings.write_timeout).map_err(bind_error)?,
+                handed.series,
+            ),
+            None => (
+                socket::listen(settings.addr, LISTEN_BACKLOG, settings.write_timeout)
+                    .map_err(bind_error)?,
+                None,
+            ),
+        };
         // A connection that sends nothing costs no thread for as long as it may stay idle.
         socket::defer_accept(&listener, settings.idle_timeout).map_err(bind_error)?;
-        let local_addr = listener.local_addr().map_err(bind_error)?;
+        HttpServer::serving(listener, settings, metrics, log, series)
+    }
+
+    fn serving(
+        listener: TcpListener,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        log: Log,
+        series: Option<Series>,
+    ) -> Result<HttpServer, Error> {
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: settings.addr,
+            source,
+        })?;
         let shared = Shared {
             sockets: Sockets::new(local_addr, settings.max_fd),
             acceptor: Acceptor::new(listener)?,
@@ -72,6 +178,9 @@ impl HttpServer {
             metrics,
             connections: Connections::default(),
             null: std::fs::File::open("/dev/null").ok(),
+            reexec: Mutex::new(None),
+            series,
+            state_file: handoff::state_file(),
         };
         Ok(HttpServer {
             shared: Arc::new(shared),
@@ -91,7 +200,7 @@ impl HttpServer {
     /// Serves requests until stopped, then gives every stream a moment to end its body. Each
     /// request is handled on this thread, except event streams and requests whose body is still
     /// to be read, which each get a thread.
-    pub fn run<H>(self, handler: Arc<H>) -> Result<(), Error>
+    pub fn run<H>(self, handler: Arc<H>) -> Result<Ran, Error>
     where
         H: Handler + Send + Sync + 'static,
     {
@@ -107,9 +216,14 @@ impl HttpServer {
         })?;
         // Servers whose accept thread died: their pool threads may still hand in requests from
         // connections they had accepted.
-        let mut retired: Vec<Arc<tiny_http::Server>> = Vec::new();
+        let mut retired: Vec<Arc<Tiny>> = Vec::new();
+        // The server accepting when the loop ends, to answer what it accepted last.
+        let mut last = None;
         while !shared.stop.is_triggered() {
-            let http = shared.acceptor.current();
+            let Some(http) = shared.acceptor.current() else {
+                break;
+            };
+            last = Some(http.clone());
             let wait = if retired.is_empty() {
                 Duration::from_secs(3600)
             } else {
@@ -118,11 +232,12 @@ impl HttpServer {
             match http.recv_timeout(wait) {
                 Ok(Some(request)) => fenced(&layer, request),
                 Ok(None) => {}
-                Err(_) if shared.stop.is_triggered() => break,
+                Err(_) if shared.stop.is_triggered() || shared.acceptor.is_closed() => break,
                 Err(error) => {
                     // Either the watchdog has replaced this server already (and woke us), or
                     // its accept thread has just reported that it stopped.
-                    if Arc::ptr_eq(&http, &shared.acceptor.current()) {
+                    let current = shared.acceptor.current();
+                    if current.is_some_and(|current| Arc::ptr_eq(&http, &current)) {
                         shared.log.line(format_args!("accepting stopped: {error}"));
                         if !shared.acceptor.replace(&http, &shared.stop, &shared.log) {
                             break;
@@ -140,6 +255,17 @@ impl HttpServer {
                 }
             }
         }
+        // New connections wait in the listen queue from now on: for the next image, or for
+        // nobody once the listener closes. What tiny_http accepted until its accept thread
+        // ended is answered; only then are the streams told to end (if a re-exec closed the
+        // acceptor), so that pages reconnecting at once are not accepted by it.
+        shared.acceptor.close();
+        answer_the_last(&layer, last, &retired);
+        retired.clear();
+        // Dropped at once unless a flood fills the listen queue, and then the accept thread
+        // has plenty to wake it.
+        shared.acceptor.wait_dropped(Duration::from_millis(100));
+        shared.stop.trigger();
         // tiny_http's threads would keep idle keep-alive connections open after the server
         // stopped, and a client that reused one would wait for an answer that never comes
         // (a browser reconnecting its stream to a restarted server, say). Streams end their
@@ -152,9 +278,64 @@ impl HttpServer {
             std::thread::sleep(Duration::from_millis(5));
         }
         let _ = sweep.join();
-        Ok(())
+        let reexec = *shared
+            .reexec
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(match reexec {
+            Some(reason) => Ran::Reexec(Handoff {
+                shared: self.shared.clone(),
+                reason,
+            }),
+            None => Ran::Stopped,
+        })
     }
 }
+
+/// How long the requests tiny_http accepted before its accept thread ended may take to arrive.
+const LAST_REQUESTS: Duration = Duration::from_millis(500);
+
+/// Ends tiny_http's accept threads and answers the requests they accepted until then: those
+/// of `last`, the server accepting when the loop ended, until its accept thread says it ended
+/// and no request came for a moment; and those already queued for the `retired` ones.
+fn answer_the_last<H: Handler + Send + Sync + 'static>(
+    layer: &Arc<Layer<H>>,
+    last: Option<Arc<Tiny>>,
+    retired: &[Arc<Tiny>],
+) {
+    let shared = &layer.shared;
+    let ended = match &shared.null {
+        Some(null) => shared.acceptor.end_accept_threads(&shared.sockets, null),
+        None => 0,
+    };
+    for old in retired {
+        while let Ok(Some(request)) = old.try_recv() {
+            fenced(layer, request);
+        }
+    }
+    let Some(http) = last else {
+        return;
+    };
+    let deadline = Instant::now() + LAST_REQUESTS;
+    // With none ended here, none is accepting (or none could be ended): no word will come.
+    let mut accept_thread_ended = ended == 0;
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline {
+        match http.recv_timeout(Duration::from_millis(5)) {
+            Ok(Some(request)) => {
+                fenced(layer, request);
+                quiet_since = Instant::now();
+            }
+            Ok(None) if accept_thread_ended && quiet_since.elapsed() > QUIET => return,
+            Ok(None) => {}
+            Err(_) => accept_thread_ended = true,
+        }
+    }
+}
+
+/// No request for this long after the accept thread ended: the connections it accepted last
+/// have sent theirs (a client sends its request as soon as it connects).
+const QUIET: Duration = Duration::from_millis(20);
 
 /// Handles one request. The handler runs under its own fence (see `answer.rs`); this one is for
 /// the layer's own code: whatever happens to one request, the loop serves on.

@@ -2,11 +2,13 @@
 
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::accept::Acceptor;
 use super::connections::Connections;
+use super::handoff::Reason;
+use super::heal::Series;
 use super::socket::Sockets;
 use crate::log::Log;
 use crate::metrics::Metrics;
@@ -29,6 +31,9 @@ pub struct Settings {
     /// The largest declared request body that can be refused without keeping its connection
     /// (see `screen`).
     pub drainable_body: usize,
+    /// The process may replace its image to heal (`heal.rs`); not when the server runs inside
+    /// another program, such as a test.
+    pub reexec: bool,
 }
 
 /// The layer's state, one per server.
@@ -44,4 +49,27 @@ pub struct Shared {
     /// `/dev/null`, to point descriptors of tiny_http's at when they must not close a connection
     /// (see `Events::outlet`).
     pub null: Option<std::fs::File>,
+    /// Why the server stops to replace its image, if it does.
+    pub reexec: Mutex<Option<Reason>>,
+    /// The re-execs for healing before this server (see `heal.rs`).
+    pub series: Option<Series>,
+    /// Made at start, for the state the next image reads (see `handoff.rs`).
+    pub state_file: Option<std::fs::File>,
+}
+
+impl Shared {
+    /// Stops the server so that it replaces its image, for `reason`; the first reason given
+    /// stands. Returns `false` if the server was stopping already.
+    ///
+    /// Accepting stops first; the request loop then ends the streams (`serve.rs`), so that the
+    /// pages, which reconnect at once, wait in the listen queue for the new image.
+    pub fn stop_for_reexec(&self, reason: Reason) -> bool {
+        let mut slot = self.reexec.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_some() || self.stop.is_triggered() {
+            return false;
+        }
+        *slot = Some(reason);
+        self.acceptor.close();
+        true
+    }
 }

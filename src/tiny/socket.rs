@@ -49,6 +49,29 @@ pub fn listen(addr: SocketAddr, backlog: i32, send_timeout: Duration) -> io::Res
     if addr.is_ipv6() {
         socket.set_only_v6(false).ok();
     }
+    configure(&socket, send_timeout)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
+/// Takes a listening socket handed over by the image this process ran before (see
+/// `handoff.rs`), after checking that it is one, and sets this image's options on it.
+pub fn adopt(fd: OwnedFd, send_timeout: Duration) -> io::Result<TcpListener> {
+    let socket = Socket::from(fd);
+    let is_tcp = socket.local_addr()?.as_socket().is_some();
+    if !is_tcp || socket.r#type()? != Type::STREAM || !socket.is_listener()? {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the inherited descriptor is not a listening TCP socket",
+        ));
+    }
+    configure(&socket, send_timeout)?;
+    Ok(socket.into())
+}
+
+/// The options every accepted socket inherits from the listener.
+fn configure(socket: &Socket, send_timeout: Duration) -> io::Result<()> {
     socket.set_tcp_nodelay(true)?;
     socket.set_write_timeout(Some(send_timeout))?;
     socket.set_send_buffer_size(SEND_BUFFER)?;
@@ -58,10 +81,7 @@ pub fn listen(addr: SocketAddr, backlog: i32, send_timeout: Duration) -> io::Res
             .with_time(KEEPALIVE_IDLE)
             .with_interval(KEEPALIVE_INTERVAL)
             .with_retries(KEEPALIVE_PROBES),
-    )?;
-    socket.bind(&addr.into())?;
-    socket.listen(backlog)?;
-    Ok(socket.into())
+    )
 }
 
 /// Has the kernel hold each new connection until its first byte (or its end) arrives, for up to
@@ -118,6 +138,20 @@ pub struct Accepted {
     pub peer: SocketAddr,
     /// Bytes received and not yet read by anyone.
     pub unread: usize,
+    /// One side has sent its FIN: a thread that reads the connection sees its end at once (or
+    /// the server ended it), so a descriptor that stays in this state is not being read.
+    pub closing: bool,
+}
+
+/// What one pass over the descriptors found.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Every connection accepted on the listener that this process holds, one entry per
+    /// descriptor (tiny_http holds two for a connection it is still reading).
+    pub accepted: Vec<Accepted>,
+    /// Descriptors of connections accepted on the listener that are closed on both sides yet
+    /// still held: whoever holds them is about to close them, or never will.
+    pub dead: Vec<RawFd>,
 }
 
 /// Finds the sockets of connections accepted on one listener.
@@ -184,6 +218,20 @@ impl Sockets {
         closed
     }
 
+    /// Points every listening socket on the listener's address but `keep` at `/dev/null`
+    /// (`null`), and returns how many. A tiny_http accept thread blocked in `accept` on one
+    /// takes one more connection, and then stops: its next `accept` fails.
+    pub fn disarm_listeners(&self, keep: RawFd, null: &std::fs::File) -> usize {
+        (0..descriptor_table_size())
+            .filter(|&fd| {
+                fd != keep
+                    && local_addr(fd) == Some(self.local)
+                    && tcp_state(fd) == Some(TCP_LISTEN)
+                    && disarm(fd, null)
+            })
+            .count()
+    }
+
     /// Is descriptor number `fd` the connection from `peer` to the listener now?
     pub fn is_connection(&self, fd: RawFd, peer: SocketAddr) -> bool {
         peer_addr(fd) == Some(peer) && self.is_ours(fd)
@@ -211,22 +259,27 @@ impl Sockets {
             .collect()
     }
 
-    /// Every connection accepted on the listener that this process holds, one entry per
-    /// descriptor (tiny_http holds two for a connection it is still reading).
+    /// The connections accepted on the listener that this process holds (see [`Listing`]).
     ///
     /// It asks every descriptor number below the size of the process's descriptor table: one
     /// `getsockname` each (a closed number answers at once). Listing `/proc/self/fd` instead
     /// costs several times more, in the kernel's directory cache, with thousands of streams open.
-    pub fn accepted(&self) -> Vec<Accepted> {
-        (0..descriptor_table_size())
-            .filter(|&fd| self.is_ours(fd))
-            .filter_map(|fd| {
-                Some(Accepted {
-                    peer: peer_addr(fd)?,
+    pub fn accepted(&self) -> Listing {
+        let mut listing = Listing::default();
+        for fd in (0..descriptor_table_size()).filter(|&fd| self.is_ours(fd)) {
+            let state = tcp_state(fd);
+            match peer_addr(fd) {
+                Some(peer) => listing.accepted.push(Accepted {
+                    peer,
                     unread: unread_bytes(fd).unwrap_or(0),
-                })
-            })
-            .collect()
+                    closing: state.is_some_and(|state| state != TCP_ESTABLISHED),
+                }),
+                // A listener has the same local address, and no peer either.
+                None if state == Some(TCP_CLOSE) => listing.dead.push(fd),
+                None => {}
+            }
+        }
+        listing
     }
 
     /// A duplicate of descriptor `fd`, if it is still the connection from `peer` to the
@@ -272,6 +325,32 @@ fn socket_address(fd: RawFd, call: AddressCall) -> Option<SocketAddr> {
     }
     .ok()?;
     address.as_socket()
+}
+
+/// Linux's TCP states (include/net/tcp_states.h), as `TCP_INFO` reports them.
+const TCP_ESTABLISHED: u8 = 1;
+const TCP_CLOSE: u8 = 7;
+const TCP_LISTEN: u8 = 10;
+
+/// The TCP state of descriptor number `fd`, if it is a TCP socket now.
+#[allow(unsafe_code)]
+fn tcp_state(fd: RawFd) -> Option<u8> {
+    // `struct tcp_info` starts with the state byte; the kernel copies no more than asked for.
+    let mut info = [0u8; 8];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`, which is alive and that long,
+    // and stores the length used in `len`; it takes the descriptor as a plain number and fails
+    // on one that is closed or not a TCP socket.
+    let done = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    (done == 0 && len >= 1).then_some(info[0])
 }
 
 /// The bytes waiting in the receive queue of descriptor number `fd`, if it is a socket now. The
@@ -406,14 +485,67 @@ mod tests {
         let mut client = TcpStream::connect(local).unwrap();
         let (_accepted, peer) = listener.accept().unwrap();
         let sockets = Sockets::new(local, 4096);
-        assert_eq!(sockets.accepted(), vec![Accepted { peer, unread: 0 }]);
+        let open = Accepted {
+            peer,
+            unread: 0,
+            closing: false,
+        };
+        assert_eq!(sockets.accepted().accepted, vec![open]);
         assert_eq!(peer, client.local_addr().unwrap());
         std::io::Write::write_all(&mut client, b"hello").unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while sockets.accepted()[0].unread < 5 && std::time::Instant::now() < deadline {
+        while sockets.accepted().accepted[0].unread < 5 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
-        assert_eq!(sockets.accepted(), vec![Accepted { peer, unread: 5 }]);
+        let unread = Accepted { unread: 5, ..open };
+        assert_eq!(sockets.accepted().accepted, vec![unread]);
+    }
+
+    #[test]
+    fn a_connection_its_client_closed_is_closing_then_dead_once_shut_down_here() {
+        let listener = listener();
+        let local = listener.local_addr().unwrap();
+        let client = TcpStream::connect(local).unwrap();
+        let (accepted, peer) = listener.accept().unwrap();
+        let sockets = Sockets::new(local, 4096);
+        drop(client);
+        let wait = |done: &dyn Fn(&Listing) -> bool| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let listing = sockets.accepted();
+                if done(&listing) || std::time::Instant::now() > deadline {
+                    return listing;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        let closing = wait(&|l| l.accepted.first().is_some_and(|c| c.closing));
+        assert_eq!(closing.accepted.len(), 1);
+        assert_eq!(closing.accepted[0].peer, peer);
+        assert!(closing.accepted[0].closing);
+        accepted.shutdown(Shutdown::Both).unwrap();
+        let dead = wait(&|l| !l.dead.is_empty());
+        use std::os::fd::AsRawFd;
+        assert_eq!(dead.dead, vec![accepted.as_raw_fd()]);
+        assert!(dead.accepted.is_empty(), "the listener is not listed");
+    }
+
+    #[test]
+    fn adopt_takes_a_listener_and_refuses_anything_else() {
+        let listener = listener();
+        let local = listener.local_addr().unwrap();
+        let adopted = adopt(OwnedFd::from(listener), Duration::from_secs(3)).unwrap();
+        assert_eq!(adopted.local_addr().unwrap(), local);
+        let _client = TcpStream::connect(local).unwrap();
+        let (accepted, _) = adopted.accept().unwrap();
+        assert_eq!(
+            accepted.write_timeout().unwrap(),
+            Some(Duration::from_secs(3))
+        );
+        let file = std::fs::File::open("/dev/null").unwrap();
+        assert!(adopt(OwnedFd::from(file), Duration::from_secs(3)).is_err());
+        let connected = OwnedFd::from(accepted);
+        assert!(adopt(connected, Duration::from_secs(3)).is_err());
     }
 
     /// What the accept watchdog's probe and the pool's nudge rely on: a held-back listener passes

@@ -13,21 +13,29 @@
 //! A look asks every descriptor (about 10 ms with 10,000 streams), so it comes every 100 ms while
 //! that is cheap and less often as it gets dearer: the looks take at most 0.25% of a core, and come
 //! at least every two seconds (more often for short idle timeouts). The same thread runs the
-//! accept [`Watchdog`], which needs the same list of connections, every two seconds.
+//! accept [`Watchdog`], which needs the same list of connections, every two seconds, and counts
+//! the connections tiny_http holds for good (`held.rs`), to heal past a budget (`heal.rs`).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::accept::Watchdog;
+use super::handoff::Reason;
+use super::heal::{self, Series, Verdict};
+use super::held::{HeldWatch, Suspect};
 use super::pool::{self, PoolWatch};
 use super::shared::Shared;
+use super::socket::Listing;
 
 /// The shortest time between two looks.
 const QUICKEST: Duration = Duration::from_millis(100);
+
+/// The longest time between two looks while some connection looks held for good.
+const SUSPECTS_AGAIN: Duration = Duration::from_millis(250);
 
 /// A look may cost this fraction of the time between looks, at most.
 const COST_SHARE: u32 = 400;
@@ -39,13 +47,16 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
     thread::Builder::new().name("sweep".into()).spawn(move || {
         let mut watchdog = Watchdog::default();
         let mut pool = PoolWatch::default();
+        let mut held = HeldWatch::default();
+        let mut waiting_to_heal = false;
         let mut pause = QUICKEST.min(slowest);
         while !shared.stop.wait_until(Instant::now() + pause) {
             let listed = Instant::now();
-            let accepted = shared.sockets.accepted();
+            let listing = shared.sockets.accepted();
             let look = listed.elapsed();
+            let accepted = &listing.accepted;
             let peers: Vec<SocketAddr> = accepted.iter().map(|c| c.peer).collect();
-            let waiting = pool.waiting(&accepted, |peer| shared.connections.in_use(peer), listed);
+            let waiting = pool.waiting(accepted, |peer| shared.connections.in_use(peer), listed);
             if !waiting.is_empty() {
                 shared.log.line(format_args!(
                     "{} connection(s) waiting for a tiny_http thread; nudging",
@@ -57,13 +68,83 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
             // dead accept thread is replaced within about a second.
             if watchdog.accept_thread_gone(shared.local_addr, |probe| peers.contains(&probe)) {
                 shared.log.line(format_args!("the accept thread is gone"));
-                let dead = shared.acceptor.current();
-                shared.acceptor.replace(&dead, &shared.stop, &shared.log);
+                if let Some(dead) = shared.acceptor.current() {
+                    shared.acceptor.replace(&dead, &shared.stop, &shared.log);
+                }
             }
             sweep(&shared, &peers, listed);
+            let held_now = held.held(suspects(&shared, &listing, &pool), listed);
+            shared
+                .metrics
+                .held_for_good
+                .store(held_now, Ordering::Relaxed);
+            heal_if_over_budget(&shared, held_now, &mut waiting_to_heal);
             pause = (look * COST_SHARE).clamp(QUICKEST.min(slowest), slowest);
+            // New suspects are looked at again soon, so that healing follows a flood closely.
+            if held.pending() > 0 || waiting_to_heal {
+                pause = pause.min(SUSPECTS_AGAIN);
+            }
         }
     })
+}
+
+/// The connections that look held for good (see `held.rs`).
+fn suspects(shared: &Shared, listing: &Listing, pool: &PoolWatch) -> Vec<Suspect> {
+    let not_ours =
+        |peer: SocketAddr| !shared.connections.is_stream(peer) && !shared.connections.is_busy(peer);
+    let closing = listing
+        .accepted
+        .iter()
+        .filter(|connection| connection.closing)
+        .map(|connection| connection.peer);
+    closing
+        .chain(pool.given_up())
+        .filter(|&peer| not_ours(peer))
+        .map(Suspect::Connection)
+        .chain(listing.dead.iter().map(|&fd| Suspect::Descriptor(fd)))
+        .collect()
+}
+
+/// Re-execs when `held` is over the budget and the last re-exec is not too recent; says so
+/// once, and once more if it must wait.
+fn heal_if_over_budget(shared: &Shared, held: usize, waiting: &mut bool) {
+    let now = SystemTime::now();
+    match heal::verdict(held, shared.series, now) {
+        Verdict::Fine => *waiting = false,
+        Verdict::Wait(until) => {
+            if !*waiting {
+                let wait = until.duration_since(now).unwrap_or_default();
+                shared.log.line(format_args!(
+                    "{held} connections held for good by tiny_http (budget {}); \
+                     re-executing in {:.1}s, after the last re-exec",
+                    heal::BUDGET,
+                    wait.as_secs_f64()
+                ));
+                *waiting = true;
+            }
+        }
+        Verdict::Heal if !shared.settings.reexec => {
+            if !*waiting {
+                shared.log.line(format_args!(
+                    "{held} connections held for good by tiny_http (budget {}); \
+                     this server cannot re-exec",
+                    heal::BUDGET
+                ));
+                *waiting = true;
+            }
+        }
+        Verdict::Heal => {
+            let series = Series::next(shared.series, now);
+            if shared.stop_for_reexec(Reason::Heal { held, series }) {
+                shared.log.line(format_args!(
+                    "{held} connections held for good by tiny_http (budget {}); \
+                     re-executing to drop them (re-exec {} in a row)",
+                    heal::BUDGET,
+                    series.count
+                ));
+            }
+        }
+    }
 }
 
 fn sweep(shared: &Shared, peers: &[SocketAddr], listed: Instant) {

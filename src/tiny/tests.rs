@@ -72,14 +72,17 @@ impl Layer {
             max_streams: 4,
             max_fd: RawFd::try_from(open_files).unwrap_or(4096),
             drainable_body: 1 << 20,
+            reexec: false,
         };
         let metrics = Arc::new(Metrics::default());
-        let http = HttpServer::bind(settings, metrics, Log { quiet: true }).unwrap();
+        let http = HttpServer::bind(settings, metrics, Log { quiet: true }, None).unwrap();
         let addr = http.local_addr();
         let stopper = http.stopper();
         let echo = Arc::new(Echo::default());
         let handler = echo.clone();
-        let thread = std::thread::spawn(move || http.run(handler).unwrap());
+        let thread = std::thread::spawn(move || {
+            http.run(handler).unwrap();
+        });
         Layer {
             addr,
             echo,

@@ -75,6 +75,16 @@ impl ServerProcess {
         ServerProcess::spawn(binary, prefix, &["--quiet"], args, false)
     }
 
+    /// [`ServerProcess::launch`] without `--quiet`, keeping every line the process writes on
+    /// stderr; see [`ServerProcess::stderr`].
+    pub fn launch_logging(
+        binary: &OsStr,
+        prefix: &[&str],
+        args: &[&str],
+    ) -> Result<ServerProcess, String> {
+        ServerProcess::spawn(binary, prefix, &[], args, true)
+    }
+
     /// This build's server with `args` and without `--quiet`, so that it logs; its last lines
     /// on stderr are in [`ServerProcess::stderr_tail`]. Panics if it does not start.
     pub fn start_logging(args: &[&str]) -> ServerProcess {

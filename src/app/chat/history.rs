@@ -169,6 +169,11 @@ impl History {
     }
 
     /// The largest id ever pushed, held or evicted.
+    /// The id of the newest message evicted, if one was.
+    pub fn before_oldest(&self) -> Option<u64> {
+        self.before_oldest
+    }
+
     pub fn last_id(&self) -> Option<u64> {
         self.last_id
     }

@@ -32,6 +32,17 @@ impl IdSource {
         }
     }
 
+    /// Goes on from `last`, the largest id the image this process ran before gave (see
+    /// `Room::carried`): one above it, or the clock `now` if it gave none.
+    pub fn after(last: Option<u64>, now: SystemTime) -> IdSource {
+        match last {
+            Some(last) => IdSource {
+                next: last.saturating_add(1),
+            },
+            None => IdSource::start(now, None),
+        }
+    }
+
     #[cfg(test)]
     /// The id the next message will take, without taking it.
     pub fn peek(&self) -> u64 {
@@ -93,6 +104,14 @@ mod tests {
         let mut ids = IdSource::start(before, None);
         assert_eq!(ids.next_id(), 1);
         assert_eq!(IdSource::start(before, Some(41)).peek(), 42);
+    }
+
+    #[test]
+    fn ids_go_on_from_the_last_one_of_the_image_before() {
+        // Even when the clock is later: a page that saw K gets K + 1 next.
+        let mut ids = IdSource::after(Some(5_000), at_micros(9_000_000));
+        assert_eq!(ids.next_id(), 5_001);
+        assert_eq!(IdSource::after(None, at_micros(9)).peek(), 9);
     }
 
     #[test]

@@ -216,3 +216,38 @@ fn read(file: &File, len: u64, keep: usize, loaded: &mut Loaded) -> io::Result<O
 
 #[cfg(test)]
 pub(super) mod tests;
+
+/// Messages as records, oldest first, with no file header: how the chat's messages are handed
+/// to a new process image (see `tiny::handoff`). [`decode_all`] reads them back.
+pub fn encode_all<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Vec<u8> {
+    messages.into_iter().flat_map(encode).collect()
+}
+
+/// The newest `keep` messages of what [`encode_all`] wrote, as [`Journal::open`] would load
+/// them. These bytes come from this program, so anything that is not a record ends the reading,
+/// with a line for the log.
+pub fn decode_all(records: &[u8], keep: usize) -> Loaded {
+    let mut loaded = Loaded::default();
+    let mut kept = VecDeque::new();
+    let mut pos = 0;
+    while pos < records.len() {
+        let Some((message, size)) = decode(&records[pos..]) else {
+            let problem = format!(
+                "{} bytes at offset {pos} are not a record",
+                records.len() - pos
+            );
+            loaded.problems.push(problem);
+            break;
+        };
+        if loaded.last_id.is_none_or(|last| message.id > last) {
+            loaded.last_id = Some(message.id);
+            kept.push_back(message);
+            if kept.len() > keep {
+                loaded.before = kept.pop_front().map(|m| m.id);
+            }
+        }
+        pos += size;
+    }
+    loaded.messages = kept.into();
+    loaded
+}

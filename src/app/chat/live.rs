@@ -404,6 +404,11 @@ impl Chat {
     pub fn held(&self) -> usize {
         lock(&self.room).held()
     }
+
+    /// The messages for the image that replaces the process (see [`Room::carry`]).
+    pub fn carry(&self) -> super::Carried {
+        lock(&self.room).carry()
+    }
 }
 
 /// The event for one message: its id, and its fragment as data (inside the list reset when the

@@ -42,6 +42,15 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A room's messages, handed from one process image to the next.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Carried {
+    /// The held messages, as journal records.
+    pub records: Vec<u8>,
+    /// `before=ID,last=ID`: the id before the oldest held, and the last given (either empty).
+    pub note: String,
+}
+
 /// The messages of the room, with the store that keeps them across runs if there is one.
 #[derive(Debug)]
 pub struct Room {
@@ -73,6 +82,54 @@ impl Room {
             journal: Some(journal),
         };
         Ok((room, loaded.problems))
+    }
+
+    /// What this room hands to the image that replaces the process (see `server`): the held
+    /// messages as journal records, and a note of the id before the oldest and of the last.
+    pub fn carry(&self) -> Carried {
+        let held = self.history.recent(usize::MAX);
+        let id = |id: Option<u64>| id.map_or(String::new(), |id| id.to_string());
+        Carried {
+            records: journal::encode_all(held.iter().map(|message| message.as_ref())),
+            note: format!(
+                "before={},last={}",
+                id(self.history.before_oldest()),
+                id(self.history.last_id())
+            ),
+        }
+    }
+
+    /// The room the image before this one carried ([`Room::carry`]): its messages, or with a
+    /// store those of the store; either way ids go on from the last one it gave.
+    pub fn carried(
+        bounds: Bounds,
+        store: Option<&Path>,
+        carried: &Carried,
+        now: SystemTime,
+    ) -> io::Result<(Room, Vec<String>)> {
+        let noted = |name: &str| {
+            carried
+                .note
+                .split(',')
+                .find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|id| id.parse::<u64>().ok())
+        };
+        let (before, last) = (noted("before"), noted("last"));
+        let (mut room, problems) = match store {
+            Some(_) => Room::open(bounds, store, now)?,
+            None => {
+                let loaded = journal::decode_all(&carried.records, bounds.max_messages);
+                let history = History::restored(bounds, loaded.before.or(before), loaded.messages);
+                let room = Room {
+                    ids: IdSource::start(now, None),
+                    history,
+                    journal: None,
+                };
+                (room, loaded.problems)
+            }
+        };
+        room.ids = IdSource::after(last.max(room.history.last_id()), now);
+        Ok((room, problems))
     }
 
     /// Gives the draft an id and a time, stores it, and holds it. An error is the store's: the

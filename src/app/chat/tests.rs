@@ -145,3 +145,53 @@ fn a_store_that_cannot_be_opened_stops_the_room_from_opening() {
     let err = Room::open(small(), Some(&path), at(1)).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::NotFound);
 }
+
+#[test]
+fn a_carried_room_holds_the_same_messages_and_goes_on_from_the_last_id() {
+    let (mut room, _) = Room::open(small(), None, at(1_000_000)).unwrap();
+    for text in ["a", "b", "c", "d"] {
+        room.publish(draft(text), at(2_000_000)).unwrap();
+    }
+    // Held: 1,000,001 to 1,000,003; 1,000,000 was evicted.
+    let carried = room.carry();
+    assert_eq!(carried.note, "before=1000000,last=1000003");
+    let later = at(9_000_000);
+    let (mut next, problems) = Room::carried(small(), None, &carried, later).unwrap();
+    assert!(problems.is_empty());
+    assert_eq!(ids(&next.recent(10)), ids(&room.recent(10)));
+    assert_eq!(next.recent(10)[0].text, "b");
+    // A page that saw the evicted one missed nothing; one that saw 1,000,002 gets the rest.
+    assert_eq!(
+        next.resume(Some("1000000"), 10),
+        room.resume(Some("1000000"), 10)
+    );
+    assert_eq!(ids(&next.resume(Some("1000002"), 10).messages), [1_000_003]);
+    // The clock is far ahead, yet the next id is the one after the last.
+    assert_eq!(next.publish(draft("e"), later).unwrap().id, 1_000_004);
+}
+
+#[test]
+fn an_empty_room_carries_nothing_and_starts_at_the_clock() {
+    let (room, _) = Room::open(small(), None, at(1_000)).unwrap();
+    let carried = room.carry();
+    assert_eq!(carried.note, "before=,last=");
+    let (mut next, _) = Room::carried(small(), None, &carried, at(5_000)).unwrap();
+    assert_eq!(next.held(), 0);
+    assert_eq!(next.publish(draft("x"), at(5_000)).unwrap().id, 5_000);
+}
+
+#[test]
+fn a_carried_room_with_a_store_reads_the_store_and_goes_on_from_the_last_id() {
+    let dir = Dir::new("carried");
+    let path = dir.file();
+    let (mut room, _) = Room::open(small(), Some(&path), at(1_000_000)).unwrap();
+    room.publish(draft("kept"), at(1_000_000)).unwrap();
+    let carried = room.carry();
+    drop(room);
+    let (mut next, _) = Room::carried(small(), Some(&path), &carried, at(7_000_000)).unwrap();
+    assert_eq!(next.recent(10)[0].text, "kept");
+    assert_eq!(
+        next.publish(draft("n"), at(7_000_000)).unwrap().id,
+        1_000_001
+    );
+}

@@ -386,3 +386,16 @@ fn a_message_too_large_to_read_back_is_not_written() {
     journal.append(&fits).unwrap();
     assert_eq!(load(&path, 10).messages, [fits]);
 }
+
+#[test]
+fn records_in_memory_read_back_as_written() {
+    let messages = [msg(5, "five"), msg(9, "nine"), msg(12, "twelve")];
+    let records = encode_all(&messages);
+    let loaded = decode_all(&records, 2);
+    assert_eq!(loaded.messages, messages[1..]);
+    assert_eq!(loaded.before, Some(5));
+    assert_eq!(loaded.last_id, Some(12));
+    let torn = decode_all(&records[..records.len() - 1], 9);
+    assert_eq!(torn.messages, messages[..2]);
+    assert_eq!(torn.problems.len(), 1);
+}

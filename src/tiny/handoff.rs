@@ -1,0 +1,316 @@
+//! Replacing the process image in place with `execve`: the same PID (systemd and pid files see
+//! no change), the listening socket kept open across it (a connection that arrives meanwhile
+//! waits in its queue: none is refused), and the application's state in a memory file.
+//!
+//! Every descriptor the process opens is close-on-exec (Rust's std and socket2 open them so),
+//! so the new image starts with its standard streams, the listener and the state file only:
+//! whatever tiny_http held goes with the old image's threads. The two handed over are made
+//! inheritable just before the exec, and named in the environment of the new image, which takes
+//! them before anything else and makes them close-on-exec again:
+//!
+//! ```text
+//! SSE_HTMX_HANDOFF=listener=3;state=4;heals=2@1764670000123;note=before=17
+//! ```
+//!
+//! `heals` is the series of re-execs for healing (`heal.rs`), `note` the application's own.
+
+use std::ffi::{CString, OsString};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::heal::Series;
+
+/// The environment variable that names what was handed over.
+pub const VAR: &str = "SSE_HTMX_HANDOFF";
+
+/// Why the server replaces its image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// `SIGHUP`: run the program file again, which may be a new version.
+    Upgrade,
+    /// Too many connections are held for good (see `heal.rs`): run this same image again.
+    Heal { held: usize, series: Series },
+}
+
+/// The most state read back: the chat holds at most 1 MiB of text (a record adds 30 bytes).
+const MAX_STATE: u64 = 64 << 20;
+
+/// What the image before this one handed over.
+#[derive(Debug)]
+pub struct Inherited {
+    /// Still listening, with the connections that arrived during the exec in its queue.
+    pub listener: OwnedFd,
+    /// The application's state, as it wrote it.
+    pub state: Vec<u8>,
+    pub series: Option<Series>,
+    pub note: String,
+}
+
+impl Inherited {
+    /// What the image before this one handed over, if it did. To be called once, at start,
+    /// before any other descriptor is opened: the numbers named are this process's from then on.
+    pub fn take() -> Option<Result<Inherited, String>> {
+        let text = std::env::var(VAR).ok()?;
+        Some(parse(&text).map_err(|error| format!("{VAR}={text:?}: {error}")))
+    }
+}
+
+fn parse(text: &str) -> Result<Inherited, String> {
+    let mut listener = None;
+    let mut state = None;
+    let mut series = None;
+    let mut note = String::new();
+    for field in text.split(';') {
+        let (name, value) = field.split_once('=').ok_or("a field has no '='")?;
+        match name {
+            "listener" => listener = Some(value.parse::<RawFd>().map_err(|e| e.to_string())?),
+            "state" => state = Some(value.parse::<RawFd>().map_err(|e| e.to_string())?),
+            "heals" => series = Some(parse_series(value).ok_or("bad heals")?),
+            // The note is last and may hold any character.
+            "note" => {
+                note = text.split_once("note=").map_or("", |(_, rest)| rest).into();
+                break;
+            }
+            _ => return Err(format!("unknown field {name:?}")),
+        }
+    }
+    let listener = take_descriptor(listener.ok_or("no listener")?)?;
+    let state = match state {
+        Some(fd) => read_state(File::from(take_descriptor(fd)?)).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    Ok(Inherited {
+        listener,
+        state,
+        series,
+        note,
+    })
+}
+
+fn parse_series(text: &str) -> Option<Series> {
+    let (count, millis) = text.split_once('@')?;
+    Some(Series {
+        count: count.parse().ok()?,
+        last: UNIX_EPOCH + Duration::from_millis(millis.parse().ok()?),
+    })
+}
+
+fn read_state(mut file: File) -> io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut state = Vec::new();
+    file.take(MAX_STATE).read_to_end(&mut state)?;
+    Ok(state)
+}
+
+/// Owns descriptor number `fd`, handed over by the image before, close-on-exec again.
+#[allow(unsafe_code)]
+fn take_descriptor(fd: RawFd) -> Result<OwnedFd, String> {
+    if fd < 3 {
+        return Err(format!("descriptor {fd} is a standard stream"));
+    }
+    // SAFETY: fcntl(F_SETFD) takes the number as a plain integer, touches no memory, and fails
+    // with EBADF if nothing is open there.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return Err(format!("descriptor {fd}: {}", io::Error::last_os_error()));
+    }
+    // SAFETY: the number is open (checked above), and it was opened by the image before this
+    // one for this image alone: nothing else in this process knows it, and [`take`] is called
+    // once, at start, so this `OwnedFd` is its only owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// An anonymous file in memory for the state, made at start so that a re-exec needs no new
+/// descriptor (it may come when a flood has taken them all). `None` if the kernel has no
+/// `memfd_create`: a file is then made at the exec.
+#[allow(unsafe_code)]
+pub fn state_file() -> Option<File> {
+    // SAFETY: the name is a NUL-terminated string that lives across the call; memfd_create
+    // returns a new descriptor or -1.
+    let fd = unsafe { libc::memfd_create(c"sse-htmx-state".as_ptr(), libc::MFD_CLOEXEC) };
+    // SAFETY: `fd` was just created and is known to nothing else.
+    (fd >= 0).then(|| File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// What a re-exec runs, and what it hands over.
+pub struct Exec<'a> {
+    pub program: &'a Path,
+    /// The whole argument list, the program's name first.
+    pub args: &'a [OsString],
+    pub listener: &'a TcpListener,
+    pub state_file: Option<&'a File>,
+    pub state: &'a [u8],
+    pub series: Option<Series>,
+    pub note: &'a str,
+}
+
+impl Exec<'_> {
+    /// Replaces the process image. Returns only if that failed, with why; the listener is then
+    /// close-on-exec again and serves on.
+    pub fn run(&self) -> io::Error {
+        let made;
+        let state_file = match self.state_file {
+            Some(file) => file,
+            None => match state_file() {
+                Some(file) => {
+                    made = file;
+                    &made
+                }
+                None => return io::Error::other("cannot make a memory file for the state"),
+            },
+        };
+        // Written at offset 0 without moving the file's position, which the new image shares.
+        if let Err(error) = state_file
+            .set_len(0)
+            .and_then(|()| state_file.write_all_at(self.state, 0))
+        {
+            return error;
+        }
+        let mut handoff = format!(
+            "listener={};state={}",
+            self.listener.as_raw_fd(),
+            state_file.as_raw_fd()
+        );
+        if let Some(series) = self.series {
+            let millis = series
+                .last
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            handoff.push_str(&format!(";heals={}@{millis}", series.count));
+        }
+        handoff.push_str(";note=");
+        handoff.push_str(self.note);
+        let Some((program, args, env)) = c_strings(self.program, self.args, Some(&handoff)) else {
+            return io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in an argument");
+        };
+        let inherited = [self.listener.as_raw_fd(), state_file.as_raw_fd()];
+        execve(&program, &args, &env, &inherited)
+    }
+}
+
+pub(super) type CStrings = (CString, Vec<CString>, Vec<CString>);
+
+/// The program, its arguments and this process's environment, with the handoff's variable if
+/// there is one, and without it otherwise.
+pub(super) fn c_strings(
+    program: &Path,
+    args: &[OsString],
+    handoff: Option<&str>,
+) -> Option<CStrings> {
+    let program = CString::new(program.as_os_str().as_bytes()).ok()?;
+    let args = args
+        .iter()
+        .map(|arg| CString::new(arg.as_bytes()).ok())
+        .collect::<Option<Vec<_>>>()?;
+    let mut env = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        if name.as_bytes() != VAR.as_bytes() {
+            let mut pair = name.as_bytes().to_vec();
+            pair.push(b'=');
+            pair.extend_from_slice(value.as_bytes());
+            env.push(CString::new(pair).ok()?);
+        }
+    }
+    if let Some(handoff) = handoff {
+        env.push(CString::new(format!("{VAR}={handoff}")).ok()?);
+    }
+    Some((program, args, env))
+}
+
+/// The pointers to `strings`, and a null pointer after them, as `execve` takes them.
+pub(super) fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
+    let mut list: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+    list.push(std::ptr::null());
+    list
+}
+
+/// `execve` with `inherited` open across it. Returns only on failure.
+#[allow(unsafe_code)]
+fn execve(program: &CString, args: &[CString], env: &[CString], inherited: &[RawFd]) -> io::Error {
+    let (argv, envp) = (pointers(args), pointers(env));
+    let set_close_on_exec = |close: bool| {
+        for &fd in inherited {
+            let flags = if close { libc::FD_CLOEXEC } else { 0 };
+            // SAFETY: fcntl(F_SETFD) takes the number as a plain integer and touches no memory;
+            // the numbers are the listener's and the state file's, which the caller holds open.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, flags) };
+        }
+    };
+    set_close_on_exec(false);
+    // A `SIGHUP` that comes before the new image handles it would end the process (the
+    // default action): blocked, it waits, and the new image takes it once it can.
+    let blocked = hangup_mask(libc::SIG_BLOCK);
+    // SAFETY: `program` and every pointer in `argv` and `envp` point to NUL-terminated strings
+    // owned by `program`, `args` and `env`, which outlive the call; both lists end with a null
+    // pointer. On success the call does not return; on failure it changes nothing but errno.
+    unsafe { libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    let error = io::Error::last_os_error();
+    if blocked {
+        hangup_mask(libc::SIG_UNBLOCK);
+    }
+    set_close_on_exec(true);
+    error
+}
+
+/// Takes the `SIGHUP`s that came during the exec, if this image was started by one: to be
+/// called once the signal is handled.
+pub fn accept_hangups() {
+    hangup_mask(libc::SIG_UNBLOCK);
+}
+
+/// Blocks or unblocks `SIGHUP` for the calling thread (`how`); returns whether that was done.
+#[allow(unsafe_code)]
+fn hangup_mask(how: libc::c_int) -> bool {
+    // SAFETY: `set` is a local `sigset_t`, initialised by sigemptyset before sigaddset and
+    // pthread_sigmask read it; a null old-set pointer asks for nothing back.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut()) == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handoff_variable_is_read_back() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd = OwnedFd::from(listener.try_clone().unwrap());
+        let number = fd.as_raw_fd();
+        std::mem::forget(fd);
+        let text = format!("listener={number};heals=3@1764670000123;note=before=1;x");
+        let inherited = parse(&text).unwrap();
+        assert_eq!(inherited.listener.as_raw_fd(), number);
+        assert_eq!(inherited.note, "before=1;x");
+        assert!(inherited.state.is_empty());
+        let series = inherited.series.unwrap();
+        assert_eq!(series.count, 3);
+        assert_eq!(
+            series.last,
+            UNIX_EPOCH + Duration::from_millis(1_764_670_000_123)
+        );
+    }
+
+    #[test]
+    fn a_bad_handoff_variable_is_an_error_not_a_descriptor_taken() {
+        assert!(parse("listener=1").is_err(), "a standard stream");
+        assert!(parse("state=9").is_err(), "no listener");
+        assert!(parse("listener=x").is_err());
+        assert!(parse("door=3").is_err());
+    }
+
+    #[test]
+    fn the_state_file_is_read_from_its_start() {
+        let file = state_file().expect("memfd_create");
+        file.write_all_at(b"held messages", 0).unwrap();
+        assert_eq!(read_state(file).unwrap(), b"held messages");
+    }
+}

@@ -1,0 +1,107 @@
+//! Connections held for good: the threads and descriptors tiny_http will never give back,
+//! counted so that the server can heal by replacing its image (see `heal.rs`).
+//!
+//! tiny_http keeps a thread and its two descriptors until the process ends for a connection
+//! whose request line is above HTTP/1.1 (its `505` waits for the request's own writer, which
+//! the same thread holds), and for a request the layer parked (`refuse.rs`). Neither can be told
+//! from a slow connection when it arrives; both can a little later, by what no thread that reads
+//! its connection would leave behind:
+//! - descriptors in a closing state (either side sent its FIN: a reading thread sees the end at
+//!   once and closes them), or closed on both sides and still held;
+//! - bytes that stay unread after the pool's nudges did not free them (`pool.rs`).
+//!
+//! A suspect counts once it has looked like that for [`GRACE`]. Streams and bodies read on a
+//! thread of their own are not suspects: they are the layer's, not tiny_http's, to read.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+/// How long a suspect must stay one before it counts: far above the time a reading thread
+/// takes to see an end of stream, and short enough that healing comes within seconds.
+pub const GRACE: Duration = Duration::from_secs(1);
+
+/// Something that looks held for good, by what names it.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Suspect {
+    /// A connection whose peer is still known.
+    Connection(SocketAddr),
+    /// A descriptor closed on both sides, which names no peer any more.
+    Descriptor(RawFd),
+}
+
+/// Remembers since when each suspect has been one.
+#[derive(Default)]
+pub struct HeldWatch {
+    since: HashMap<Suspect, Instant>,
+    /// Suspects at the last look that did not count yet.
+    pending: usize,
+}
+
+impl HeldWatch {
+    /// The connections held for good, given every suspect now. A connection listed twice (its
+    /// two descriptors) is one; two dead descriptors count as one connection.
+    pub fn held(&mut self, suspects: impl IntoIterator<Item = Suspect>, now: Instant) -> usize {
+        let mut since = HashMap::new();
+        for suspect in suspects {
+            let first_seen = self.since.get(&suspect).copied().unwrap_or(now);
+            since.insert(suspect, first_seen);
+        }
+        self.since = since;
+        let long = |at: &Instant| now.duration_since(*at) >= GRACE;
+        let (mut connections, mut descriptors) = (0usize, 0usize);
+        self.pending = 0;
+        for (suspect, at) in &self.since {
+            match suspect {
+                Suspect::Connection(_) if long(at) => connections += 1,
+                Suspect::Descriptor(_) if long(at) => descriptors += 1,
+                _ => self.pending += 1,
+            }
+        }
+        connections + descriptors.div_ceil(2)
+    }
+
+    /// Suspects at the last look that do not count yet: look again soon.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(port: u16) -> Suspect {
+        Suspect::Connection(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    #[test]
+    fn a_suspect_counts_after_the_grace_and_once_per_connection() {
+        let mut watch = HeldWatch::default();
+        let start = Instant::now();
+        let suspects = [
+            peer(1),
+            peer(1),
+            Suspect::Descriptor(7),
+            Suspect::Descriptor(8),
+        ];
+        assert_eq!(watch.held(suspects, start), 0);
+        assert_eq!(watch.held(suspects, start + GRACE / 2), 0);
+        assert_eq!(watch.pending(), 3);
+        // One connection by its peer, one by its two dead descriptors.
+        assert_eq!(watch.held(suspects, start + GRACE), 2);
+        assert_eq!(watch.pending(), 0);
+        assert_eq!(watch.held([Suspect::Descriptor(7)], start + GRACE), 1);
+    }
+
+    #[test]
+    fn a_suspect_that_clears_starts_afresh() {
+        let mut watch = HeldWatch::default();
+        let start = Instant::now();
+        watch.held([peer(1)], start);
+        watch.held([], start + GRACE / 2);
+        assert_eq!(watch.held([peer(1)], start + GRACE), 0);
+        assert_eq!(watch.held([peer(1)], start + GRACE * 2), 1);
+    }
+}
