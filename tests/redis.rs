@@ -458,6 +458,34 @@ fn wait_for_any_reachable(servers: &[ServerProcess]) -> (usize, SocketAddr) {
 }
 
 #[test]
+fn an_instance_that_replaces_its_image_follows_redis_again() {
+    let Some(redis) = RedisServer::start("reexec") else {
+        return;
+    };
+    let args = ["--redis", &redis.url(), "--publish-limit", "0"];
+    let a = ServerProcess::start_capturing_stderr(&args);
+    let b = instance(&redis);
+    let mut on_a = Page::open(a.addr);
+    let first = publish(b.addr, "before");
+    assert_eq!(on_a.message().id, first);
+
+    a.signal("HUP");
+    // The stream ends cleanly, and the new image says it follows Redis again.
+    while on_a.0.next_chunk().is_some() {}
+    let following = || a.stderr().matches("redis: following").count();
+    assert!(
+        wait_for(REDIS_TIMEOUT, || following() >= 2),
+        "{}",
+        a.stderr()
+    );
+    let during = publish(b.addr, "during");
+    let mut back = Page::resume(a.addr, first);
+    assert_eq!(back.message().id, during);
+    let after = publish(a.addr, "after");
+    assert_eq!(back.message().id, after);
+}
+
+#[test]
 fn store_and_redis_together_are_refused() {
     let output = Command::new(THIS_BUILD)
         .args(["--addr", "127.0.0.1:0", "--redis", "redis://127.0.0.1:1/0"])
