@@ -16,6 +16,7 @@ use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use common::host::{own_ipv4, own_ipv6};
 use common::{EventStream, ServerProcess, connect, read_head, request, wait_for};
 
 /// Short, so that an idle connection is closed within the test.
@@ -249,27 +250,4 @@ fn closed_when_idle(mut stream: TcpStream, opened: Instant) {
         after < IDLE + PROMPT,
         "{target}: closed only after {after:?}"
     );
-}
-
-/// The host's first IPv4 address other than loopback, from the kernel's routing table of local
-/// addresses (`/32 host LOCAL` entries of /proc/net/fib_trie).
-fn own_ipv4() -> Option<IpAddr> {
-    let trie = std::fs::read_to_string("/proc/net/fib_trie").ok()?;
-    let lines: Vec<&str> = trie.lines().collect();
-    lines.windows(2).find_map(|pair| {
-        let ip: Ipv4Addr = pair[0].trim().strip_prefix("|-- ")?.parse().ok()?;
-        (pair[1].trim() == "/32 host LOCAL" && !ip.is_loopback()).then_some(ip.into())
-    })
-}
-
-/// The host's first global IPv6 address (scope 0 in /proc/net/if_inet6; loopback and
-/// link-local have scopes of their own).
-fn own_ipv6() -> Option<IpAddr> {
-    let list = std::fs::read_to_string("/proc/net/if_inet6").ok()?;
-    list.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (hex, scope) = (fields.first()?, fields.get(3)?);
-        let bits = u128::from_str_radix(hex, 16).ok()?;
-        (*scope == "00").then_some(Ipv6Addr::from(bits).into())
-    })
 }

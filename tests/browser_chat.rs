@@ -44,8 +44,12 @@ type Part = fn(&Browser, Flavor);
 fn chatroom_in_the_browser() {
     let Some(path) = chromium() else { return };
     let browser = launch(path);
-    let parts: [(&str, Part); 4] = [
+    let parts: [(&str, Part); 5] = [
         ("two pages", a_message_shows_in_both_tabs_within_a_second),
+        (
+            "every interface",
+            the_same_on_every_interface_through_the_hosts_address,
+        ),
         ("markup", markup_in_a_message_is_text),
         ("reload", a_reload_shows_the_history_once),
         ("layout", layout::the_list_reads_like_a_chat),
@@ -65,7 +69,30 @@ fn chatroom_in_the_browser() {
 
 fn a_message_shows_in_both_tabs_within_a_second(browser: &Browser, flavor: Flavor) {
     let server = chat_server(None);
-    let base = format!("http://{}", server.addr);
+    message_in_both_tabs(browser, flavor, &format!("http://{}", server.addr));
+}
+
+/// As a board is run: listening on every interface (`0.0.0.0` for htmx 2, the dual-stack `[::]`
+/// for htmx 4) and reached through the host's own address, as from another machine.
+fn the_same_on_every_interface_through_the_hosts_address(browser: &Browser, flavor: Flavor) {
+    let Some(host) = common::host::own_ipv4() else {
+        eprintln!("note: the host has no IPv4 address beside loopback; not tried");
+        return;
+    };
+    let every_interface = match flavor {
+        Flavor::Htmx2 => "0.0.0.0:0",
+        Flavor::Htmx4 => "[::]:0",
+    };
+    let server = TestServer::with(|c| {
+        c.addr = every_interface.parse().unwrap();
+        c.publish_limit = 0;
+    });
+    let base = format!("http://{}", SocketAddr::new(host, server.addr.port()));
+    message_in_both_tabs(browser, flavor, &base);
+}
+
+fn message_in_both_tabs(browser: &Browser, flavor: Flavor, base: &str) {
+    let base = base.to_owned();
     let (first, first_watch) = open_chat(browser, &base, flavor);
     let (second, second_watch) = open_chat(browser, &base, flavor);
 

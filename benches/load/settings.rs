@@ -10,6 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::process;
+use crate::storm::StormSettings;
 
 /// Streams are opened in batches of this many...
 pub const RAMP_BATCH: usize = 200;
@@ -61,6 +62,7 @@ pub struct Settings {
     /// Whether `LOAD_SERVER_BIN` chose it.
     pub other_server: bool,
     pub fanout: Fanout,
+    pub storm: StormSettings,
 }
 
 /// Which scenarios run (`LOAD_SCENARIOS`, default all).
@@ -68,6 +70,7 @@ pub struct Scenarios {
     pub hold: bool,
     pub burst: bool,
     pub fanout: bool,
+    pub storm: bool,
 }
 
 /// The fan-out scenario's settings.
@@ -123,6 +126,7 @@ impl Settings {
         Ok(Settings {
             scenarios: scenarios_from_env()?,
             fanout: fanout_from_env()?,
+            storm: StormSettings::from_env()?,
             streams,
             hold: Duration::from_secs_f64(hold_secs),
             interval: Duration::from_millis(interval_ms),
@@ -139,21 +143,23 @@ fn scenarios_from_env() -> Result<Scenarios, String> {
             hold: true,
             burst: true,
             fanout: true,
+            storm: true,
         });
     };
     let names: Vec<&str> = text.split(',').map(str::trim).collect();
     if let Some(name) = names
         .iter()
-        .find(|name| !["hold", "burst", "fanout"].contains(name))
+        .find(|name| !["hold", "burst", "fanout", "storm"].contains(name))
     {
         return Err(format!(
-            "LOAD_SCENARIOS: unknown scenario {name:?} (hold, burst, fanout)"
+            "LOAD_SCENARIOS: unknown scenario {name:?} (hold, burst, fanout, storm)"
         ));
     }
     Ok(Scenarios {
         hold: names.contains(&"hold"),
         burst: names.contains(&"burst"),
         fanout: names.contains(&"fanout"),
+        storm: names.contains(&"storm"),
     })
 }
 
@@ -200,7 +206,7 @@ fn fanout_from_env() -> Result<Fanout, String> {
     })
 }
 
-fn env_number<T: FromStr>(name: &str, default: T) -> Result<T, String> {
+pub fn env_number<T: FromStr>(name: &str, default: T) -> Result<T, String> {
     match std::env::var(name) {
         Err(_) => Ok(default),
         Ok(text) => text
@@ -281,10 +287,15 @@ pub fn environment_line(settings: &Settings, fd: FdLimit) -> String {
         line.push_str(&format!(", peer {} {}", peer.name, peer.bin.display()));
     }
     let s = &settings.scenarios;
-    let chosen: Vec<&str> = [("hold", s.hold), ("burst", s.burst), ("fanout", s.fanout)]
-        .iter()
-        .filter_map(|&(name, on)| on.then_some(name))
-        .collect();
+    let chosen: Vec<&str> = [
+        ("hold", s.hold),
+        ("burst", s.burst),
+        ("fanout", s.fanout),
+        ("storm", s.storm),
+    ]
+    .iter()
+    .filter_map(|&(name, on)| on.then_some(name))
+    .collect();
     line.push_str(&format!(", scenarios {}", chosen.join(",")));
     // Only when chosen, so that a default run prints what it always did.
     if settings.other_server {

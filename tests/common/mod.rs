@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use sse_htmx::{Config, Server, Stopper};
 
 pub mod browser;
+pub mod host;
 pub mod page;
 pub mod pipe;
 pub mod process;
