@@ -152,8 +152,9 @@ impl HttpServer {
                 None,
             ),
         };
-        // A connection that sends nothing costs no thread for as long as it may stay idle.
-        socket::defer_accept(&listener, settings.idle_timeout).map_err(bind_error)?;
+        // A connection that sends nothing costs no thread while the kernel holds it: for up to
+        // half the idle timeout, so that one that never sends is closed within 1.5 times it.
+        socket::defer_accept(&listener, settings.idle_timeout / 2).map_err(bind_error)?;
         HttpServer::serving(listener, settings, metrics, log, series)
     }
 
