@@ -36,6 +36,10 @@ pub struct Config {
     /// At most this many feeds exist, the chat among them; a message that would start one more
     /// is refused (507).
     pub max_feeds: usize,
+    /// The Redis that several instances share the chat through (`redis://host:port/db`): a
+    /// publish goes to its stream and every instance follows it. Needs a build with the `redis`
+    /// feature; not with `store`.
+    pub redis: Option<String>,
     /// The longest chat message, in characters.
     pub max_message: usize,
     /// Chat messages a second one client address may publish (bursts of four times as many);
@@ -60,6 +64,7 @@ impl Default for Config {
             history: 1000,
             store: None,
             max_feeds: 64,
+            redis: None,
             max_message: 2000,
             publish_limit: 5,
             quiet: false,

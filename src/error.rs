@@ -13,6 +13,9 @@ pub enum Error {
         path: std::path::PathBuf,
         source: io::Error,
     },
+    /// `--redis` cannot be used as given: a bad URL, a build without the feature, or `--store`
+    /// beside it.
+    Redis(String),
     /// Something the server runs on could not be started: the HTTP server on the listener, or
     /// a thread.
     Start {
@@ -27,6 +30,7 @@ impl fmt::Display for Error {
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             // The journal's errors name the path already.
             Error::Store { source, .. } => write!(f, "cannot open the store: {source}"),
+            Error::Redis(why) => write!(f, "--redis: {why}"),
             Error::Start { what, source } => write!(f, "cannot start {what}: {source}"),
         }
     }
@@ -37,6 +41,7 @@ impl std::error::Error for Error {
         match self {
             Error::Bind { source, .. } | Error::Store { source, .. } => Some(source),
             Error::Start { source, .. } => Some(source.as_ref()),
+            Error::Redis(_) => None,
         }
     }
 }

@@ -121,6 +121,14 @@ impl Server {
         };
         // A panic in a handler or a stream is logged with the server's lines, not printed.
         crate::log::route_panics();
+        if config.redis.is_some() && config.store.is_some() {
+            // Two places that would each say which messages exist: Redis keeps them (with its
+            // own persistence), so a journal beside it could only disagree.
+            return Err(Error::Redis(
+                "cannot be used with --store: Redis keeps the messages (configure its persistence)"
+                    .into(),
+            ));
+        }
         let (program, inherited) = match launch {
             Some(launch) => (Some(launch.program), launch.inherited),
             None => (None, None),
@@ -140,9 +148,9 @@ impl Server {
             None => (None, None),
         };
         let http = HttpServer::bind(settings, metrics.clone(), log, handed)?;
-        let feeds = open_feeds(&config, carried.as_ref(), log)?;
+        let feeds = share(open_feeds(&config, carried.as_ref(), log)?, &config, log)?;
         let app = Arc::new(App {
-            feeds: Arc::new(feeds),
+            feeds,
             counter: Counter {
                 interval: config.interval,
                 retry: config.retry,
@@ -198,6 +206,7 @@ impl Server {
             self.app.feeds.sync();
             let handoff = match ran {
                 Ok(Ran::Stopped) => {
+                    self.app.feeds.stop_following();
                     Log::flush(FLUSH_AT_STOP);
                     return Ok(());
                 }
@@ -281,6 +290,34 @@ fn open_feeds(config: &Config, carried: Option<&Carried>, log: Log) -> Result<Fe
         what: "the feeds' fan-out thread",
         source: source.into(),
     })
+}
+
+/// The feeds as this process's own (no `--redis`), or shared with other instances through
+/// Redis: publishes go to each feed's stream, and a follower thread brings every message back.
+fn share(feeds: Feeds, config: &Config, log: Log) -> Result<Arc<Feeds>, Error> {
+    let Some(url) = &config.redis else {
+        return Ok(Arc::new(feeds));
+    };
+    follow_redis(feeds, url, config, log)
+}
+
+#[cfg(not(feature = "redis"))]
+fn follow_redis(_: Feeds, _: &str, _: &Config, _: Log) -> Result<Arc<Feeds>, Error> {
+    Err(Error::Redis(
+        "this build has no Redis support (build with --features redis)".into(),
+    ))
+}
+
+#[cfg(feature = "redis")]
+fn follow_redis(feeds: Feeds, url: &str, config: &Config, log: Log) -> Result<Arc<Feeds>, Error> {
+    use crate::app::chat::redis;
+    let redis = Arc::new(redis::Redis::open(url, config.history).map_err(Error::Redis)?);
+    let feeds = Arc::new(feeds.shared_through(redis.clone()));
+    redis::follow(redis, config.history, feeds.clone(), log).map_err(|source| Error::Start {
+        what: "the Redis follower thread",
+        source: source.into(),
+    })?;
+    Ok(feeds)
 }
 
 impl Stopper {
