@@ -36,8 +36,8 @@ pub struct Config {
     /// At most this many feeds exist, the chat among them; a message that would start one more
     /// is refused (507).
     pub max_feeds: usize,
-    /// The Redis that several instances share the chat through (`redis://host:port/db`): a
-    /// publish goes to its stream and every instance follows it. Needs a build with the `redis`
+    /// The Redis that several instances share the feeds through (`redis://host:port/db`): a
+    /// publish goes to its feed's stream and every instance follows them. Needs a build with the `redis`
     /// feature; not with `store`.
     pub redis: Option<String>,
     /// The longest chat message, in characters.
