@@ -411,6 +411,15 @@ fn without_redis_publishes_get_503_streams_stay_and_everything_arrives_once_it_i
             .unwrap();
         assert!(retry >= 1);
         assert!(response.text().contains("redis"), "{}", response.text());
+        // A named feed's publish goes the same way.
+        let to_feed = post_text_to(server.addr, "/feeds/news", "while down");
+        assert_eq!(to_feed.status, 503, "{}", to_feed.text());
+        assert!(to_feed.header("Retry-After").is_some());
+        let listed = request(server.addr, "GET", "/feeds", "").text();
+        assert!(
+            !listed.contains("/feeds/news"),
+            "no feed without a message: {listed}"
+        );
         let metrics = request(server.addr, "GET", "/metrics", "").text();
         assert!(metrics.contains("\nredis_up 0\n"), "{metrics}");
         assert!(

@@ -131,19 +131,27 @@ impl Feeds {
     /// [`Feeds::hand_off`]. With `--redis` it goes to the feed's stream instead, and comes back
     /// through the follower (see `redis`).
     fn append(&self, name: &str, draft: Draft) -> Result<Arc<Message>, Failure> {
-        let feed = self.registry.create(name).ok_or(Refusal::TooManyFeeds {
+        let too_many = Refusal::TooManyFeeds {
             max_feeds: self.registry.max(),
-        })?;
+        };
         #[cfg(feature = "redis")]
         if let Some(redis) = &self.redis {
+            // The feed is made once Redis has the message, so that one refused with 503 leaves
+            // no empty feed behind.
+            if !self.registry.may_create(name) {
+                return Err(too_many.into());
+            }
             // Not under the room's lock: Redis may take seconds to fail, and streams that open
             // meanwhile read the room.
             let message = redis
                 .append(name, &draft, SystemTime::now())
                 .map_err(Failure::Unavailable)?;
-            feed.metrics.published();
+            if let Some(feed) = self.registry.create(name) {
+                feed.metrics.published();
+            }
             return Ok(Arc::new(message));
         }
+        let feed = self.registry.create(name).ok_or(too_many)?;
         let mut room = lock(&feed.room);
         // Under the room's lock: the feed's records are in the journal in the order of its ids.
         let store = |message: &Message| match &self.journal {
