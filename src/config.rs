@@ -45,6 +45,14 @@ pub struct Config {
     /// Chat messages a second one client address may publish (bursts of four times as many);
     /// 0 for no limit.
     pub publish_limit: u32,
+    /// Programs whose stdout is a feed, as `(feed, command)`: each runs with `/bin/sh -c`, and
+    /// is started again when it exits.
+    pub exec: Vec<(String, String)>,
+    /// A file whose first line is the token that `POST /feeds/NAME` must carry
+    /// (`Authorization: Bearer TOKEN`). `None`: anyone may publish.
+    pub token_file: Option<PathBuf>,
+    /// Origins (`http://host:port`, or `*` for any) whose pages may read the event streams.
+    pub cors: Vec<String>,
     /// Nothing on stdout or stderr but an error that ends the process: no log lines, and the
     /// binary prints no start line.
     pub quiet: bool,
@@ -67,6 +75,9 @@ impl Default for Config {
             redis: None,
             max_message: 2000,
             publish_limit: 5,
+            exec: Vec::new(),
+            token_file: None,
+            cors: Vec::new(),
             quiet: false,
         }
     }

@@ -16,6 +16,13 @@ pub enum Error {
     /// `--redis` cannot be used as given: a bad URL, a build without the feature, or `--store`
     /// beside it.
     Redis(String),
+    /// The publishers' token could not be read, or its first line is empty.
+    Token {
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
+    /// A flag's value that only the server can check, e.g. an `--exec` feed name.
+    Flag(String),
     /// Something the server runs on could not be started: the HTTP server on the listener, or
     /// a thread.
     Start {
@@ -31,6 +38,10 @@ impl fmt::Display for Error {
             // The journal's errors name the path already.
             Error::Store { source, .. } => write!(f, "cannot open the store: {source}"),
             Error::Redis(why) => write!(f, "--redis: {why}"),
+            Error::Token { path, source } => {
+                write!(f, "cannot use the token file {}: {source}", path.display())
+            }
+            Error::Flag(why) => f.write_str(why),
             Error::Start { what, source } => write!(f, "cannot start {what}: {source}"),
         }
     }
@@ -39,7 +50,10 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Bind { source, .. } | Error::Store { source, .. } => Some(source),
+            Error::Bind { source, .. }
+            | Error::Store { source, .. }
+            | Error::Token { source, .. } => Some(source),
+            Error::Flag(_) => None,
             Error::Start { source, .. } => Some(source.as_ref()),
             Error::Redis(_) => None,
         }

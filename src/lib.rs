@@ -24,7 +24,8 @@
 // descriptor number for its socket addresses, its unread bytes or its TCP state, duplicating it,
 // waiting until it can be written and setting a TCP option that socket2 does not offer; in
 // `tiny::handoff`, taking the descriptors handed over by the image before, making a memory file,
-// and `execve`.
+// and `execve`; in `tiny::shell`, starting a program with pipes for its output, waiting for it
+// and signalling its process group.
 #![deny(unsafe_code)]
 
 pub mod chunked;

@@ -37,6 +37,14 @@ Options:
       --max-message <N>      The longest message, in characters [default: 2000]
       --publish-limit <N>    Messages a second from one client address to all feeds, in
                              bursts of up to 4 x N; 0 for no limit [default: 5]
+      --exec <NAME=COMMAND>  Run COMMAND with /bin/sh -c; each line it prints is a message in
+                             the feed NAME (no publish limit, not stored); started again
+                             when it exits (repeatable)
+      --token-file <PATH>    POST /feeds/NAME needs the header Authorization: Bearer TOKEN,
+                             TOKEN being this file's first line; the chat's own form stays
+                             open, within --publish-limit [default: no token]
+      --cors <ORIGIN>        Pages from ORIGIN (http://host:port, or *) may read the event
+                             streams (repeatable) [default: this server's pages only]
   -q, --quiet                Print nothing but a fatal error
   -h, --help                 Print this help
   -V, --version              Print the version
@@ -108,6 +116,9 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
                 "--redis" => config.redis = Some(parser.value()?.string()?),
                 "--max-message" => config.max_message = parser.value()?.parse_with(at_least_one)?,
                 "--publish-limit" => config.publish_limit = parser.value()?.parse()?,
+                "--exec" => config.exec.push(parser.value()?.parse_with(program)?),
+                "--token-file" => config.token_file = Some(parser.value()?.into()),
+                "--cors" => config.cors.push(parser.value()?.parse_with(origin)?),
                 "-q" | "--quiet" => config.quiet = true,
                 // Written directly (nothing runs yet that a full pipe could hold up), and an error
                 // is ignored: `sse-htmx --help | head -1` is no failure.
@@ -164,6 +175,30 @@ fn at_least_one(text: &str) -> Result<usize, String> {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(error) => Err(error.to_string()),
+    }
+}
+
+/// `NAME=COMMAND`; the name is checked as a feed's by the server.
+fn program(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, command)) if !name.is_empty() && !command.trim().is_empty() => {
+            Ok((name.to_owned(), command.to_owned()))
+        }
+        _ => Err("expected NAME=COMMAND, e.g. 'load=cat /proc/loadavg'".into()),
+    }
+}
+
+/// `*`, or an origin as browsers send it (`http://host:port`, lowercase, no path); a final `/`
+/// is dropped.
+fn origin(text: &str) -> Result<String, String> {
+    let origin = text.strip_suffix('/').unwrap_or(text).to_ascii_lowercase();
+    let host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    match host {
+        _ if origin == "*" => Ok(origin),
+        Some(host) if !host.is_empty() && !host.contains('/') => Ok(origin),
+        _ => Err("expected * or http(s)://HOST[:PORT], e.g. http://board:8080".into()),
     }
 }
 

@@ -9,11 +9,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use std::time::{Duration, SystemTime};
 
+use crate::app::access::{Cors, Token};
 use crate::app::chat::feeds::{self, Noted};
 use crate::app::chat::history::Bounds;
 use crate::app::chat::journal::{self, Journal};
 use crate::app::chat::message;
-use crate::app::chat::{Carried, Feeds, Settings};
+use crate::app::chat::{Carried, Failure, Feeds, Settings};
+use crate::app::exec::{Programs, Sink};
 use crate::app::{App, Counter};
 use crate::config::Config;
 use crate::error::Error;
@@ -33,6 +35,9 @@ pub struct Server {
     capacity: Capacity,
     limits: Limits,
     control: Arc<Control>,
+    /// `--exec`: started when the server runs.
+    programs: Vec<(String, String)>,
+    max_message: usize,
     log: Log,
 }
 
@@ -147,8 +152,13 @@ impl Server {
             }
             None => (None, None),
         };
+        let token = read_token(&config, log)?;
         let http = HttpServer::bind(settings, metrics.clone(), log, handed)?;
-        let feeds = share(open_feeds(&config, carried.as_ref(), log)?, &config, log)?;
+        let feeds = open_feeds(&config, carried.as_ref(), log)?;
+        for (name, _) in &config.exec {
+            program_feed(&feeds, name)?;
+        }
+        let feeds = share(feeds, &config, log)?;
         let app = Arc::new(App {
             feeds,
             counter: Counter {
@@ -156,6 +166,8 @@ impl Server {
                 retry: config.retry,
                 panic_at_event: config.panic_at_event,
             },
+            token,
+            cors: Cors(config.cors.clone()),
             metrics,
         });
         let control = Arc::new(Control {
@@ -168,6 +180,8 @@ impl Server {
             capacity,
             limits,
             control,
+            programs: config.exec,
+            max_message: config.max_message,
             log,
         })
     }
@@ -201,27 +215,32 @@ impl Server {
     /// listener, with the same messages.
     pub fn run(mut self) -> Result<(), Error> {
         let log = self.log;
+        let mut programs = Some(self.start_programs()?);
         loop {
             let ran = self.http.run(self.app.clone());
-            self.app.feeds.sync();
             let handoff = match ran {
-                Ok(Ran::Stopped) => {
-                    self.app.feeds.stop_following();
-                    Log::flush(FLUSH_AT_STOP);
-                    return Ok(());
-                }
                 Ok(Ran::Reexec(handoff)) => handoff,
-                Err(error) => {
+                stopped => {
+                    if let Some(running) = programs.take() {
+                        running.stop();
+                    }
+                    self.app.feeds.stop_following();
+                    self.app.feeds.sync();
                     Log::flush(FLUSH_AT_STOP);
-                    return Err(error);
+                    return stopped.map(|_| ());
                 }
             };
+            self.app.feeds.sync();
             if let Some(program) = &self.control.program {
                 // Healing runs this very image again, whatever file is at the path now.
                 let path = match handoff.reason {
                     Reason::Upgrade => program.path.as_path(),
                     Reason::Heal { .. } => Path::new("/proc/self/exe"),
                 };
+                // The new image starts the programs again; these would run on unwatched.
+                if let Some(running) = programs.take() {
+                    running.stop();
+                }
                 let carried = self.app.feeds.carry();
                 // The lines written so far go out before this image ends.
                 Log::flush(FLUSH_AT_STOP);
@@ -233,7 +252,21 @@ impl Server {
             }
             self.http = handoff.serve_again()?;
             *lock(&self.control.http) = self.http.stopper();
+            if programs.is_none() {
+                programs = Some(self.start_programs()?);
+            }
         }
+    }
+
+    /// Starts the `--exec` programs, each line a message in its feed.
+    fn start_programs(&self) -> Result<Programs, Error> {
+        let lines = program_lines(self.app.feeds.clone(), self.log);
+        Programs::start(&self.programs, self.max_message, &lines, self.log).map_err(|source| {
+            Error::Start {
+                what: "a program's supervisor thread",
+                source: source.into(),
+            }
+        })
     }
 }
 
@@ -318,6 +351,54 @@ fn follow_redis(feeds: Feeds, url: &str, config: &Config, log: Log) -> Result<Ar
         source: source.into(),
     })?;
     Ok(feeds)
+}
+
+/// Makes the feed of an `--exec` program, so that it exists from the start.
+fn program_feed(feeds: &Feeds, name: &str) -> Result<(), Error> {
+    if !feeds::valid_name(name) {
+        return Err(Error::Flag(format!(
+            "--exec {name}=...: a feed's name is a-z, 0-9 and -, not first, up to 64"
+        )));
+    }
+    if !feeds.create(name) {
+        return Err(Error::Flag(format!(
+            "--exec {name}=...: no room for one more feed (--max-feeds {})",
+            feeds.max_feeds()
+        )));
+    }
+    Ok(())
+}
+
+/// Each line a program writes is a message in its feed, from the feed's name.
+fn program_lines(feeds: Arc<Feeds>, log: Log) -> Sink {
+    let max_name = message::Limits::default().max_name_chars;
+    Arc::new(move |feed: &str, text: String| {
+        // A feed's name is ASCII: cut anywhere.
+        let name = feed[..feed.len().min(max_name)].to_owned();
+        let why = match feeds.publish(feed, message::Draft { name, text }) {
+            Ok(_) => return,
+            Err(Failure::Refused(refusal)) => refusal.to_string(),
+            Err(Failure::Store(error)) => error.to_string(),
+            #[cfg(feature = "redis")]
+            Err(Failure::Unavailable(unavailable)) => unavailable.why,
+        };
+        log.line(format_args!("exec {feed}: a line was not published: {why}"));
+    })
+}
+
+/// The publishers' token, if `--token-file` names one; a file others can read is said in the log.
+fn read_token(config: &Config, log: Log) -> Result<Option<Token>, Error> {
+    let Some(path) = &config.token_file else {
+        return Ok(None);
+    };
+    let (token, warning) = Token::read(path).map_err(|source| Error::Token {
+        path: path.clone(),
+        source,
+    })?;
+    if let Some(warning) = warning {
+        log.line(format_args!("sse-htmx: {warning}"));
+    }
+    Ok(Some(token))
 }
 
 impl Stopper {

@@ -101,6 +101,41 @@ fn bad_flags_and_values_are_one_line_and_exit_code_2() {
     assert_refused(&["--max-message", "many"], "--max-message");
     assert_refused(&["--publish-limit", "1.5"], "--publish-limit");
     assert_refused(&["--retry"], "--retry");
+    assert_refused(&["--exec", "load"], "expected NAME=COMMAND");
+    assert_refused(&["--exec", "load= "], "expected NAME=COMMAND");
+    assert_refused(
+        &["--cors", "board:8080"],
+        "expected * or http(s)://HOST[:PORT]",
+    );
+    assert_refused(&["--cors", "http://board/page"], "--cors");
+}
+
+#[test]
+fn an_exec_feed_that_cannot_be_is_one_line_and_exit_code_2() {
+    let quiet = ["--addr", "127.0.0.1:0", "--quiet"];
+    let with = |more: &[&'static str]| [&quiet[..], more].concat();
+    assert_refused(&with(&["--exec", "Load=uptime"]), "a feed's name is a-z");
+    assert_refused(
+        &with(&["--max-feeds", "1", "--exec", "load=uptime"]),
+        "no room for one more feed (--max-feeds 1)",
+    );
+}
+
+#[test]
+fn a_token_file_missing_or_empty_is_one_line_and_exit_code_2() {
+    let dir = env!("CARGO_TARGET_TMPDIR");
+    let missing = format!("{dir}/no-such-token");
+    assert_refused(
+        &["--addr", "127.0.0.1:0", "--quiet", "--token-file", &missing],
+        "cannot use the token file",
+    );
+    let empty = format!("{dir}/empty-token-{}", std::process::id());
+    std::fs::write(&empty, "\n").unwrap();
+    assert_refused(
+        &["--addr", "127.0.0.1:0", "--quiet", "--token-file", &empty],
+        "its first line is empty",
+    );
+    std::fs::remove_file(&empty).unwrap();
 }
 
 #[test]

@@ -218,6 +218,22 @@ fn a_message_published_to_a_named_feed_on_one_instance_reaches_its_page_on_anoth
 }
 
 #[test]
+fn a_line_of_an_exec_program_on_one_instance_reaches_a_page_of_its_feed_on_another() {
+    let Some(redis) = RedisServer::start("exec") else {
+        return;
+    };
+    let url = redis.url();
+    let runs = ServerProcess::start(&["--redis", &url, "--exec", "ticks=echo one; exec sleep 600"]);
+    let other = instance(&redis);
+    let mut page = Page::open_path(other.addr, "/feeds/ticks/stream", "");
+    let seen = page.message();
+    assert_eq!(seen.text, "one");
+    // The same message, with the same id, on the instance that runs the program.
+    let mut here = Page::open_path(runs.addr, "/feeds/ticks/stream", "");
+    assert_eq!(here.message(), seen);
+}
+
+#[test]
 fn a_page_that_moves_to_another_instance_with_last_event_id_misses_nothing() {
     let Some(redis) = RedisServer::start("move") else {
         return;

@@ -183,7 +183,31 @@ impl Handler for App {
 /// Answers one request.
 pub fn handle(request: &Request, app: &App) -> Reply {
     let route = Route::of(&request.path);
-    answer(route, request, app).for_route(route.label())
+    let mut reply = answer(route, request, app);
+    if route.streams() {
+        // Other sites' pages may read the streams (`--cors`); our own pages' policy is as it is.
+        for (name, value) in app.cors.headers(request.header("Origin")) {
+            reply = reply.with_header(name, value);
+        }
+        if request.method == Method::Options
+            && let Some(allowed) = app
+                .cors
+                .allow_headers(request.header("Access-Control-Request-Headers"))
+        {
+            reply = reply.with_header("Access-Control-Allow-Headers", allowed);
+        }
+    }
+    reply.for_route(route.label())
+}
+
+impl Route<'_> {
+    /// Whether the route is an event stream, which other sites' pages may be let read.
+    fn streams(self) -> bool {
+        matches!(
+            self,
+            Route::Connect | Route::ChatStream | Route::FeedStream(_)
+        )
+    }
 }
 
 fn answer(route: Route, request: &Request, app: &App) -> Reply {
@@ -224,7 +248,13 @@ fn answer(route: Route, request: &Request, app: &App) -> Reply {
             &app.feeds.list(),
             app.feeds.max_feeds(),
         )),
-        Route::Feed(_, name) if request.method == Method::Post => publish(app, name, request),
+        Route::Feed(_, name) if request.method == Method::Post => match &app.token {
+            Some(token) if !token.admits(request.header("Authorization")) => {
+                app.feeds.count_refusal("unauthorized");
+                unauthorized()
+            }
+            _ => publish(app, name, request),
+        },
         Route::Feed(flavor, CHAT) => page(views::chat_page(flavor)),
         Route::Feed(flavor, name) => page(views::feed_page(flavor, name)),
         Route::FeedStream(name) => app.feeds.stream(name, request),
@@ -269,6 +299,16 @@ fn publish(app: &App, name: &str, request: &Request) -> Reply {
     app.feeds
         .publish_request(name, request)
         .with_header("Cache-Control", NEVER_STORE)
+}
+
+/// RFC 6750 §3: the token is missing or wrong (the two are not told apart).
+fn unauthorized() -> Reply {
+    Reply::text(
+        401,
+        "publishing to a feed needs its token: Authorization: Bearer TOKEN\n",
+    )
+    .with_header("WWW-Authenticate", "Bearer")
+    .with_header("Cache-Control", NEVER_STORE)
 }
 
 /// A page or a fragment.
@@ -325,6 +365,7 @@ fn asset_reply(request: &Request, asset: &'static Asset) -> Reply {
 mod tests {
     use super::*;
     use crate::app::Counter;
+    use crate::app::access::Cors;
     use crate::app::chat::history::Bounds;
     use crate::app::chat::message::Limits;
     use crate::app::chat::{Feeds, Room, Settings};
@@ -356,6 +397,8 @@ mod tests {
                 panic_at_event: None,
             },
             feeds: Arc::new(feeds.unwrap()),
+            token: None,
+            cors: Cors::default(),
             metrics: Arc::new(Metrics::default()),
         }
     }

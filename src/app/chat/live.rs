@@ -61,6 +61,9 @@ pub struct Feeds {
     pub(super) unsent: Mutex<VecDeque<(Arc<Feed>, Arc<Message>)>>,
     /// The share the next subscriber joins.
     next_share: AtomicUsize,
+    /// Messages handed to the fan-out threads and not yet offered to their subscribers, over
+    /// all threads: how far delivery is behind publishing.
+    pub(super) backlog: Arc<AtomicUsize>,
     /// The store every feed's messages go to (`--store`), if there is one.
     pub(super) journal: Option<Mutex<Journal>>,
     /// Per client address, over all feeds: more feeds are no way around the rate.
@@ -105,12 +108,14 @@ impl Feeds {
         // threads than one.
         let shares = thread::available_parallelism().map_or(1, usize::from);
         let mut senders = Vec::with_capacity(shares);
+        let backlog = Arc::new(AtomicUsize::new(0));
         for share in 0..shares {
             let (sender, receiver) = mpsc::channel();
             let retry = settings.retry;
+            let backlog = backlog.clone();
             thread::Builder::new()
                 .name("feed-fan-out".into())
-                .spawn(move || fan_out(&receiver, share, retry))?;
+                .spawn(move || fan_out(&receiver, share, retry, &backlog))?;
             senders.push(sender);
         }
         let registry = Registry::new(
@@ -126,6 +131,7 @@ impl Feeds {
             journal: journal.map(Mutex::new),
             unsent: Mutex::new(VecDeque::new()),
             next_share: AtomicUsize::new(0),
+            backlog,
             limiter: Mutex::new(Limiter::new(settings.publish_limit)),
             limits: settings.limits,
             retry: settings.retry,
@@ -173,6 +179,13 @@ impl Feeds {
 
     pub fn max_feeds(&self) -> usize {
         self.registry.max()
+    }
+
+    /// Makes the feed `name` now, before its first message (a program's feed, so that it is
+    /// listed from the start and holds its place under `--max-feeds`); `false` if it does not
+    /// exist and `--max-feeds` do.
+    pub fn create(&self, name: &str) -> bool {
+        self.registry.create(name).is_some()
     }
 
     /// `GET /feeds/NAME/stream` (and `/chat/stream`). A feed nobody has published to yet is
@@ -394,36 +407,47 @@ pub(super) fn encode(event: &Event) -> Vec<u8> {
 
 /// A fan-out thread: each message, encoded once, offered to every subscriber of its feed in
 /// this thread's `share`.
-fn fan_out(messages: &Receiver<(Arc<Feed>, Arc<Message>)>, share: usize, retry: Duration) {
+fn fan_out(
+    messages: &Receiver<(Arc<Feed>, Arc<Message>)>,
+    share: usize,
+    retry: Duration,
+    backlog: &AtomicUsize,
+) {
     for (feed, message) in messages {
-        // Sent as it is published, so "today" is now: every page shows the same fragment.
-        let now = UtcTime::now();
-        let encoded = encode(&message_event(&feed, &message, false, None, &now));
-        let mine = lock(&feed.shares[share]).clone();
-        for subscriber in mine {
-            let mut delivery = lock(&subscriber.state);
-            if delivery.lagging || message.id <= delivery.last_queued {
-                continue;
+        offer(&feed, &message, share, retry);
+        backlog.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Offers `message` to every subscriber of `feed` in `share`.
+fn offer(feed: &Feed, message: &Message, share: usize, retry: Duration) {
+    // Sent as it is published, so "today" is now: every page shows the same fragment.
+    let now = UtcTime::now();
+    let encoded = encode(&message_event(feed, message, false, None, &now));
+    let mine = lock(&feed.shares[share]).clone();
+    for subscriber in mine {
+        let mut delivery = lock(&subscriber.state);
+        if delivery.lagging || message.id <= delivery.last_queued {
+            continue;
+        }
+        let offered = if delivery.retry_sent {
+            subscriber.outlet.offer(&encoded)
+        } else {
+            subscriber.outlet.offer(&encode(&message_event(
+                feed,
+                message,
+                false,
+                Some(retry),
+                &now,
+            )))
+        };
+        match offered {
+            Offered::Sent | Offered::Queued => {
+                delivery.last_queued = message.id;
+                delivery.retry_sent = true;
             }
-            let offered = if delivery.retry_sent {
-                subscriber.outlet.offer(&encoded)
-            } else {
-                subscriber.outlet.offer(&encode(&message_event(
-                    &feed,
-                    &message,
-                    false,
-                    Some(retry),
-                    &now,
-                )))
-            };
-            match offered {
-                Offered::Sent | Offered::Queued => {
-                    delivery.last_queued = message.id;
-                    delivery.retry_sent = true;
-                }
-                Offered::Full => delivery.lagging = true,
-                Offered::Gone => {}
-            }
+            Offered::Full => delivery.lagging = true,
+            Offered::Gone => {}
         }
     }
 }

@@ -35,7 +35,6 @@ use ids::IdSource;
 use message::{Draft, Message};
 
 pub use live::{Feeds, Settings};
-#[allow(unused_imports)] // for publishers that are not requests
 pub use publish::Failure;
 
 /// What is handed from one process image to the next (see `server`): every feed's held

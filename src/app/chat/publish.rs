@@ -5,7 +5,8 @@
 //! (for a request) or at once (from code), so a `POST` is answered before any delivery starts.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::feeds::CHAT;
 use super::live::Feeds;
@@ -13,6 +14,11 @@ use super::message::{self, Draft, Message, Refusal, Submission};
 use super::{form, lock};
 use crate::app::views;
 use crate::tiny::{Reply, Request};
+
+/// Messages the fan-out threads may be behind before a publisher from code waits (see
+/// [`Feeds::publish`]): at most this many messages of up to `--max-message` characters
+/// wait in their queues for code's sake.
+pub const MAX_BACKLOG: usize = 1024;
 
 /// Why a publish did not happen.
 #[derive(Debug)]
@@ -34,12 +40,22 @@ impl From<Refusal> for Failure {
 
 impl Feeds {
     /// Publishes `draft` to the feed `name` (a valid name, see `feeds::valid_name`), creating
-    /// the feed if this is its first message, and hands it to the subscribers. For code; a
-    /// request goes through [`Feeds::publish_request`], which also applies the rate limit.
-    #[allow(dead_code)] // the seam for publishers that are not HTTP requests
+    /// the feed if this is its first message, and hands it to the subscribers. For code (a
+    /// program's lines, `--exec`); a request goes through [`Feeds::publish_request`], which
+    /// also applies the rate limit.
+    ///
+    /// Code has no rate limit; it is paced instead: while the fan-out threads are
+    /// [`MAX_BACKLOG`] messages behind, this waits for them, so a publisher faster than the
+    /// delivery is held up rather than queued without bound. Nor is it stored: a program's
+    /// output is there again when it is started again, and one that writes fast would fill the
+    /// disk with a journal that is never compacted.
     pub fn publish(&self, name: &str, draft: Draft) -> Result<Arc<Message>, Failure> {
         debug_assert!(super::feeds::valid_name(name), "{name:?}");
-        let published = self.append(name, draft);
+        while self.backlog.load(Ordering::Relaxed) >= MAX_BACKLOG {
+            // Rarely here, and only while the fan-out threads work through the backlog.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let published = self.append(name, draft, false);
         self.hand_off();
         published
     }
@@ -124,13 +140,14 @@ impl Feeds {
                 .check(peer.ip(), Instant::now())
                 .map_err(|retry_after| Refusal::RateLimited { retry_after })?;
         }
-        self.append(name, draft)
+        self.append(name, draft, true)
     }
 
-    /// Creates the feed if needed, and publishes to it; the message waits in `unsent` for
-    /// [`Feeds::hand_off`]. With `--redis` it goes to the feed's stream instead, and comes back
-    /// through the follower (see `redis`).
-    fn append(&self, name: &str, draft: Draft) -> Result<Arc<Message>, Failure> {
+    /// Creates the feed if needed, and publishes to it (in the journal too if `stored` and
+    /// there is one); the message waits in `unsent` for [`Feeds::hand_off`]. With `--redis` it
+    /// goes to the feed's stream instead (whether `stored` or not: the stream is capped at
+    /// `--history`), and comes back through the follower (see `redis`).
+    fn append(&self, name: &str, draft: Draft, stored: bool) -> Result<Arc<Message>, Failure> {
         let too_many = Refusal::TooManyFeeds {
             max_feeds: self.registry.max(),
         };
@@ -155,8 +172,8 @@ impl Feeds {
         let mut room = lock(&feed.room);
         // Under the room's lock: the feed's records are in the journal in the order of its ids.
         let store = |message: &Message| match &self.journal {
-            Some(journal) => lock(journal).append(name, message),
-            None => Ok(()),
+            Some(journal) if stored => lock(journal).append(name, message),
+            _ => Ok(()),
         };
         let message = room
             .publish(draft, SystemTime::now(), store)
@@ -174,7 +191,11 @@ impl Feeds {
         let mut unsent = lock(&self.unsent);
         while let Some((feed, message)) = unsent.pop_front() {
             for sender in &self.fan_out {
-                let _ = sender.send((feed.clone(), message.clone()));
+                // Counted before it is sent, so the thread's count down never comes first.
+                self.backlog.fetch_add(1, Ordering::Relaxed);
+                if sender.send((feed.clone(), message.clone())).is_err() {
+                    self.backlog.fetch_sub(1, Ordering::Relaxed);
+                }
             }
         }
     }

@@ -1,0 +1,201 @@
+//! A command run by `/bin/sh -c` (the `--exec` programs): stdin `/dev/null`, stdout and stderr
+//! piped here, in a process group of its own so that a signal reaches what the shell started.
+//! (Through `posix_spawn` rather than `std::process::Command`, which would add 47 KB to the
+//! static binary; see `trial`.)
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::ExitStatus;
+
+use super::handoff::{c_strings, pointers};
+
+/// A started command, until it is reaped.
+pub struct Child {
+    pid: libc::pid_t,
+    /// The read ends of its stdout and stderr, to be taken by their readers.
+    pub stdout: Option<File>,
+    pub stderr: Option<File>,
+}
+
+/// Starts `command` with `/bin/sh -c`, with this process's environment (without the handoff's
+/// variable), default signal actions and no signal blocked.
+#[allow(unsafe_code)]
+pub fn spawn_shell(command: &str) -> io::Result<Child> {
+    let args = ["sh", "-c", command].map(OsString::from);
+    let (path, args, env) = c_strings(Path::new("/bin/sh"), &args, None)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the command"))?;
+    let (argv, envp) = (pointers(&args), pointers(&env));
+    let (stdout, stdout_end) = pipe()?;
+    let (stderr, stderr_end) = pipe()?;
+    let mut pid: libc::pid_t = 0;
+    // SAFETY: `actions`, `attributes` and the signal sets are initialised before use and the
+    // first two destroyed after; every pointer handed to posix_spawn points to a NUL-terminated
+    // string or a null-terminated list of them (see `pointers`), all alive across the call. The
+    // child gets the write ends as its descriptors 1 and 2 (dup2 clears close-on-exec there;
+    // the pipes' own descriptors close at its exec), `SIGPIPE` back to its default action (Rust
+    // ignores it in this process, and an ignored signal stays ignored across exec), no signal
+    // blocked, and a process group of its own.
+    let spawned = unsafe {
+        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+        let mut attributes: libc::posix_spawnattr_t = std::mem::zeroed();
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        let mut default: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigemptyset(&mut default);
+        libc::sigaddset(&mut default, libc::SIGPIPE);
+        libc::posix_spawn_file_actions_init(&mut actions);
+        libc::posix_spawn_file_actions_addopen(
+            &mut actions,
+            0,
+            c"/dev/null".as_ptr(),
+            libc::O_RDONLY,
+            0,
+        );
+        libc::posix_spawn_file_actions_adddup2(&mut actions, stdout_end.as_raw_fd(), 1);
+        libc::posix_spawn_file_actions_adddup2(&mut actions, stderr_end.as_raw_fd(), 2);
+        libc::posix_spawnattr_init(&mut attributes);
+        libc::posix_spawnattr_setsigmask(&mut attributes, &empty);
+        libc::posix_spawnattr_setsigdefault(&mut attributes, &default);
+        libc::posix_spawnattr_setpgroup(&mut attributes, 0);
+        let flags = libc::POSIX_SPAWN_SETSIGMASK
+            | libc::POSIX_SPAWN_SETSIGDEF
+            | libc::POSIX_SPAWN_SETPGROUP;
+        libc::posix_spawnattr_setflags(&mut attributes, flags as _);
+        let spawned = libc::posix_spawn(
+            &mut pid,
+            path.as_ptr(),
+            &actions,
+            &attributes,
+            argv.as_ptr().cast(),
+            envp.as_ptr().cast(),
+        );
+        libc::posix_spawnattr_destroy(&mut attributes);
+        libc::posix_spawn_file_actions_destroy(&mut actions);
+        spawned
+    };
+    if spawned != 0 {
+        return Err(io::Error::from_raw_os_error(spawned));
+    }
+    Ok(Child {
+        pid,
+        stdout: Some(stdout),
+        stderr: Some(stderr),
+    })
+}
+
+/// A pipe: its read end as a file, and its write end.
+#[allow(unsafe_code)]
+fn pipe() -> io::Result<(File, OwnedFd)> {
+    let mut ends: [libc::c_int; 2] = [-1; 2];
+    // SAFETY: pipe2 writes two descriptors into `ends`, which is alive and two long.
+    if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both were just created by pipe2 and are known to nothing else.
+    Ok(unsafe { (File::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) })
+}
+
+impl Child {
+    /// Its process id, which is also its process group's.
+    pub fn id(&self) -> u32 {
+        self.pid.unsigned_abs()
+    }
+
+    /// Its status if it has exited (and is reaped now), `None` if it runs.
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.wait_with(libc::WNOHANG)
+    }
+
+    /// Waits for it to exit.
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        loop {
+            if let Some(status) = self.wait_with(0)? {
+                return Ok(status);
+            }
+        }
+    }
+
+    #[allow(unsafe_code)]
+    fn wait_with(&mut self, options: libc::c_int) -> io::Result<Option<ExitStatus>> {
+        let mut status = 0;
+        loop {
+            // SAFETY: waitpid writes the status into `status`, alive across the call; `pid` is
+            // our child, not yet reaped (a status returned here is the last).
+            let done = unsafe { libc::waitpid(self.pid, &mut status, options) };
+            if done == self.pid {
+                return Ok(Some(ExitStatus::from_raw(status)));
+            }
+            if done == 0 {
+                return Ok(None);
+            }
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        }
+    }
+
+    /// Sends `signal` to every process in its group. A group that is gone is no error.
+    #[allow(unsafe_code)]
+    pub fn signal_group(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) takes two integers and touches none of our memory. (Which processes it
+        // reaches: a group's id is not given to a new process while any member of the group
+        // lives, so after the leader is reaped it names its leftovers or, if there are none,
+        // most likely nothing: a new group would need the pid to come round again.)
+        unsafe {
+            libc::kill(-self.pid, signal);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn stdin_is_empty_and_stdout_and_stderr_are_apart() {
+        let mut child = spawn_shell("cat; echo out; echo err >&2; exit 3").unwrap();
+        let (mut out, mut err) = (String::new(), String::new());
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert_eq!((out.as_str(), err.as_str()), ("out\n", "err\n"));
+        assert_eq!(child.wait().unwrap().code(), Some(3));
+    }
+
+    #[test]
+    fn a_program_whose_pipe_is_closed_ends_by_sigpipe() {
+        // Rust ignores SIGPIPE in this process; the program has it back as it was.
+        let mut child = spawn_shell("exec yes").unwrap();
+        drop(child.stdout.take());
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGPIPE));
+    }
+
+    #[test]
+    fn it_leads_a_process_group_of_its_own() {
+        let mut child = spawn_shell("ps -o pgid= -p $$").unwrap();
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out.trim().parse::<u32>().ok(), Some(child.id()));
+        assert!(child.wait().unwrap().success());
+    }
+}

@@ -1,0 +1,203 @@
+//! Programs whose output is a feed (`--exec NAME=COMMAND`), over real TCP: each line a message of
+//! the feed (cut, not refused, when too long), started again a second after it exits and later
+//! while it keeps failing, stopped with the server (the processes it started too, one that
+//! ignores `SIGTERM` included), stopped before a re-exec and started again by the new image,
+//! its stderr in the log, and a program that writes without pause held to bounded memory.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::{EventStream, ServerProcess, SseEvent, TestServer, request, wait_for};
+
+/// An open `/feeds/NAME/stream`, read message by message.
+struct Feed(EventStream);
+
+impl Feed {
+    fn open(addr: SocketAddr, name: &str) -> Feed {
+        let stream = EventStream::open_path(addr, &format!("/feeds/{name}/stream"), "");
+        assert_eq!(stream.head.status, 200);
+        Feed(stream)
+    }
+
+    /// The next message's text (as the feed's page shows it large), and when it came.
+    fn next(&mut self) -> (String, Instant) {
+        let (SseEvent { data, .. }, at) = self.0.next_event();
+        let data = data.unwrap();
+        let text = data
+            .split_once(r#"<p class="newest">"#)
+            .and_then(|(_, rest)| rest.split_once("</p>"))
+            .unwrap_or_else(|| panic!("no newest text in {data}"))
+            .0
+            .to_owned();
+        (text, at)
+    }
+}
+
+fn server(programs: &[(&str, &str)], configure: impl FnOnce(&mut sse_htmx::Config)) -> TestServer {
+    let exec = programs
+        .iter()
+        .map(|(feed, command)| (feed.to_string(), command.to_string()))
+        .collect();
+    TestServer::with(|c| {
+        c.exec = exec;
+        configure(c);
+    })
+}
+
+#[test]
+fn each_line_is_a_message_cut_to_the_longest_and_an_exit_starts_it_again_a_second_later() {
+    let server = server(&[("ticks", "printf 'one\\n\\nabcdefghijklmnop\\n'")], |c| {
+        c.max_message = 10
+    });
+    let mut feed = Feed::open(server.addr, "ticks");
+    assert_eq!(feed.next().0, "one");
+    let (cut, exited) = feed.next();
+    assert_eq!(cut, "abcdefghi…", "cut with a marker, not refused");
+    let (again, restarted) = feed.next();
+    assert_eq!(
+        again, "one",
+        "the blank line is no message; then the next run"
+    );
+    let after = restarted - exited;
+    assert!(after >= Duration::from_millis(900), "{after:?}");
+    assert!(after < Duration::from_secs(3), "{after:?}");
+}
+
+#[test]
+fn a_program_that_keeps_failing_fast_waits_twice_as_long_each_time() {
+    let server = server(&[("failing", "echo run; exit 1")], |_| {});
+    let mut feed = Feed::open(server.addr, "failing");
+    let starts: Vec<Instant> = (0..3).map(|_| feed.next().1).collect();
+    let (first, second) = (starts[1] - starts[0], starts[2] - starts[1]);
+    assert!(
+        first >= Duration::from_millis(900) && first < Duration::from_secs(2),
+        "{first:?}"
+    );
+    assert!(
+        second >= Duration::from_millis(1900) && second < Duration::from_secs(4),
+        "{second:?}"
+    );
+}
+
+/// Whether process `pid` is gone (or a zombie nobody has reaped yet: it runs no more).
+fn ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn the_server_stops_its_programs_and_what_they_started() {
+    // The shell, a `sleep` it started in the background, and one that ignores SIGTERM (it gets
+    // SIGKILL a second later).
+    let server = server(
+        &[
+            ("calm", "echo $$; sleep 600 & echo $!; wait"),
+            (
+                "stubborn",
+                "trap '' TERM; echo $$; while :; do sleep 0.1; done",
+            ),
+        ],
+        |_| {},
+    );
+    let mut calm = Feed::open(server.addr, "calm");
+    let mut stubborn = Feed::open(server.addr, "stubborn");
+    let pids: Vec<u32> = [calm.next(), calm.next(), stubborn.next()]
+        .iter()
+        .map(|(text, _)| text.parse().expect("a pid"))
+        .collect();
+    assert!(pids.iter().all(|&pid| !ended(pid)));
+    let stopping = Instant::now();
+    server.stop().unwrap();
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    for pid in pids {
+        assert!(
+            wait_for(Duration::from_secs(5), || ended(pid)),
+            "{pid} still runs"
+        );
+    }
+}
+
+#[test]
+fn stderr_goes_to_the_log_with_the_feeds_name() {
+    let server = ServerProcess::start_logging(&["--exec", "noisy=echo oops >&2; echo out"]);
+    let logged = |wanted: &str| {
+        wait_for(Duration::from_secs(10), || {
+            server
+                .stderr_tail()
+                .iter()
+                .any(|line| line.contains(wanted))
+        })
+    };
+    assert!(logged("exec noisy: oops"), "{:?}", server.stderr_tail());
+    assert!(
+        logged("exec noisy: exit status 0"),
+        "{:?}",
+        server.stderr_tail()
+    );
+}
+
+/// The process's resident memory, in KiB.
+fn resident_kib(server: &ServerProcess) -> u64 {
+    server.status("VmRSS")
+}
+
+#[test]
+fn a_program_that_writes_without_pause_is_held_to_bounded_memory() {
+    let server = ServerProcess::start(&["--exec", "flood=yes a line of text that goes on and on"]);
+    let addr = server.addr;
+    // Without the pacing, the fan-out threads' queues grow by some 200 bytes a message here.
+    // A stream that never reads: its client falls behind at once.
+    let _stalled = EventStream::open_path(addr, "/feeds/flood/stream", "");
+    let published = || {
+        let metrics = request(addr, "GET", "/metrics", "").text();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("feed_messages_published_total{feed=\"flood\"} "))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_for(Duration::from_secs(30), || published() >= 50_000),
+        "published {}",
+        published()
+    );
+    let after_many = resident_kib(&server);
+    assert!(
+        wait_for(Duration::from_secs(30), || published() >= 150_000),
+        "published {}",
+        published()
+    );
+    let after_three_times_as_many = resident_kib(&server);
+    assert!(
+        after_three_times_as_many < after_many + 16 * 1024
+            && after_three_times_as_many < 128 * 1024,
+        "{after_many} KiB, then {after_three_times_as_many} KiB"
+    );
+}
+
+#[test]
+fn a_reexec_stops_the_programs_and_the_new_image_starts_them_again() {
+    let server = ServerProcess::start(&["--exec", "pids=echo $$; exec sleep 600"]);
+    let addr = server.addr;
+    let first: u32 = Feed::open(addr, "pids").next().0.parse().unwrap();
+    server.signal("HUP");
+    assert!(
+        wait_for(Duration::from_secs(10), || ended(first)),
+        "{first} runs on after the image was replaced"
+    );
+    // The new image carries the feed's messages over and starts the program again.
+    let mut feed = Feed::open(addr, "pids");
+    let mut texts = Vec::new();
+    while !texts.iter().any(|text: &String| text != &first.to_string()) {
+        texts.push(feed.next().0);
+    }
+    let second: u32 = texts.last().unwrap().parse().unwrap();
+    assert!(!ended(second));
+}
