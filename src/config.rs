@@ -37,8 +37,8 @@ pub struct Config {
     /// is refused (507).
     pub max_feeds: usize,
     /// The Redis that several instances share the feeds through (`redis://host:port/db`): a
-    /// publish goes to its feed's stream and every instance follows them. Needs a build with the `redis`
-    /// feature; not with `store`.
+    /// publish goes to its feed's stream and every instance follows them. Not with `store`.
+    #[cfg(feature = "redis")]
     pub redis: Option<String>,
     /// The longest chat message, in characters.
     pub max_message: usize,
@@ -72,6 +72,7 @@ impl Default for Config {
             history: 1000,
             store: None,
             max_feeds: 64,
+            #[cfg(feature = "redis")]
             redis: None,
             max_message: 2000,
             publish_limit: 5,

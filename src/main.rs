@@ -113,7 +113,11 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
                 "--history" => config.history = parser.value()?.parse_with(at_least_one)?,
                 "--store" => config.store = Some(parser.value()?.into()),
                 "--max-feeds" => config.max_feeds = parser.value()?.parse_with(at_least_one)?,
+                #[cfg(feature = "redis")]
                 "--redis" => config.redis = Some(parser.value()?.string()?),
+                // Named rather than left unknown: the flag exists, in another build.
+                #[cfg(not(feature = "redis"))]
+                "--redis" => return Err("--redis: this build has no Redis support".into()),
                 "--max-message" => config.max_message = parser.value()?.parse_with(at_least_one)?,
                 "--publish-limit" => config.publish_limit = parser.value()?.parse()?,
                 "--exec" => config.exec.push(parser.value()?.parse_with(program)?),

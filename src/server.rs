@@ -126,6 +126,7 @@ impl Server {
         };
         // A panic in a handler or a stream is logged with the server's lines, not printed.
         crate::log::route_panics();
+        #[cfg(feature = "redis")]
         if config.redis.is_some() && config.store.is_some() {
             // Two places that would each say which messages exist: Redis keeps them (with its
             // own persistence), so a journal beside it could only disagree.
@@ -325,25 +326,20 @@ fn open_feeds(config: &Config, carried: Option<&Carried>, log: Log) -> Result<Fe
     })
 }
 
+/// The feeds as this process's own: a build without the `redis` feature has no `--redis`.
+#[cfg(not(feature = "redis"))]
+fn share(feeds: Feeds, _: &Config, _: Log) -> Result<Arc<Feeds>, Error> {
+    Ok(Arc::new(feeds))
+}
+
 /// The feeds as this process's own (no `--redis`), or shared with other instances through
 /// Redis: publishes go to each feed's stream, and a follower thread brings every message back.
+#[cfg(feature = "redis")]
 fn share(feeds: Feeds, config: &Config, log: Log) -> Result<Arc<Feeds>, Error> {
+    use crate::app::chat::redis;
     let Some(url) = &config.redis else {
         return Ok(Arc::new(feeds));
     };
-    follow_redis(feeds, url, config, log)
-}
-
-#[cfg(not(feature = "redis"))]
-fn follow_redis(_: Feeds, _: &str, _: &Config, _: Log) -> Result<Arc<Feeds>, Error> {
-    Err(Error::Redis(
-        "this build has no Redis support (build with --features redis)".into(),
-    ))
-}
-
-#[cfg(feature = "redis")]
-fn follow_redis(feeds: Feeds, url: &str, config: &Config, log: Log) -> Result<Arc<Feeds>, Error> {
-    use crate::app::chat::redis;
     let redis = Arc::new(redis::Redis::open(url, config.history).map_err(Error::Redis)?);
     let feeds = Arc::new(feeds.shared_through(redis.clone()));
     redis::follow(redis, config.history, feeds.clone(), log).map_err(|source| Error::Start {

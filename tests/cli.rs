@@ -150,7 +150,8 @@ fn redis_is_one_line_and_exit_code_2_where_it_cannot_be_used() {
     // The address is never reached: each is refused before.
     let redis = ["--addr", "127.0.0.1:0", "--redis", "redis://127.0.0.1:1/0"];
     #[cfg(not(feature = "redis"))]
-    assert_refused(&redis, "no Redis support");
+    assert_refused(&redis, "--redis: this build has no Redis support");
+    #[cfg(feature = "redis")]
     assert_refused(&[&redis[..], &["--store", "/tmp/x"]].concat(), "--store");
 }
 
