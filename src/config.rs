@@ -36,6 +36,10 @@ pub struct Config {
     /// At most this many feeds exist, the chat among them; a message that would start one more
     /// is refused (507).
     pub max_feeds: usize,
+    /// The Redis that several instances share the feeds through (`redis://host:port/db`): a
+    /// publish goes to its feed's stream and every instance follows them. Not with `store`.
+    #[cfg(feature = "redis")]
+    pub redis: Option<String>,
     /// The longest chat message, in characters.
     pub max_message: usize,
     /// Chat messages a second one client address may publish (bursts of four times as many);
@@ -68,6 +72,8 @@ impl Default for Config {
             history: 1000,
             store: None,
             max_feeds: 64,
+            #[cfg(feature = "redis")]
+            redis: None,
             max_message: 2000,
             publish_limit: 5,
             exec: Vec::new(),

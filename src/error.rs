@@ -13,6 +13,9 @@ pub enum Error {
         path: std::path::PathBuf,
         source: io::Error,
     },
+    /// `--redis` cannot be used as given: a bad URL, or `--store` beside it.
+    #[cfg(feature = "redis")]
+    Redis(String),
     /// The publishers' token could not be read, or its first line is empty.
     Token {
         path: std::path::PathBuf,
@@ -34,6 +37,8 @@ impl fmt::Display for Error {
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             // The journal's errors name the path already.
             Error::Store { source, .. } => write!(f, "cannot open the store: {source}"),
+            #[cfg(feature = "redis")]
+            Error::Redis(why) => write!(f, "--redis: {why}"),
             Error::Token { path, source } => {
                 write!(f, "cannot use the token file {}: {source}", path.display())
             }
@@ -51,6 +56,8 @@ impl std::error::Error for Error {
             | Error::Token { source, .. } => Some(source),
             Error::Flag(_) => None,
             Error::Start { source, .. } => Some(source.as_ref()),
+            #[cfg(feature = "redis")]
+            Error::Redis(_) => None,
         }
     }
 }

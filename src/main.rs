@@ -60,6 +60,28 @@ SIGHUP runs the program file again in place (same PID, same flags): replace the 
 then kill -HUP; no connection is refused and no message lost. A file that does
 not start (--version) is not run.";
 
+/// The flag a build with the `redis` feature adds, shown after `--store`.
+#[cfg(feature = "redis")]
+const REDIS_OPTION: &str = concat!(
+    "      --redis <URL>          Share every feed with each instance that names this Redis\n",
+    "                             (redis://HOST:PORT/DB): publishes go to the feed's stream,\n",
+    "                             each instance follows them; not with --store [default: none]\n",
+);
+
+/// The help text of this build.
+fn usage() -> std::borrow::Cow<'static, str> {
+    #[cfg(feature = "redis")]
+    return USAGE
+        .replacen(
+            "      --max-feeds",
+            &format!("{REDIS_OPTION}      --max-feeds"),
+            1,
+        )
+        .into();
+    #[cfg(not(feature = "redis"))]
+    USAGE.into()
+}
+
 fn parse_args() -> Result<Option<Config>, lexopt::Error> {
     use lexopt::prelude::*;
 
@@ -91,6 +113,11 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
                 "--history" => config.history = parser.value()?.parse_with(at_least_one)?,
                 "--store" => config.store = Some(parser.value()?.into()),
                 "--max-feeds" => config.max_feeds = parser.value()?.parse_with(at_least_one)?,
+                #[cfg(feature = "redis")]
+                "--redis" => config.redis = Some(parser.value()?.string()?),
+                // Named rather than left unknown: the flag exists, in another build.
+                #[cfg(not(feature = "redis"))]
+                "--redis" => return Err("--redis: this build has no Redis support".into()),
                 "--max-message" => config.max_message = parser.value()?.parse_with(at_least_one)?,
                 "--publish-limit" => config.publish_limit = parser.value()?.parse()?,
                 "--exec" => config.exec.push(parser.value()?.parse_with(program)?),
@@ -100,7 +127,7 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
                 // Written directly (nothing runs yet that a full pipe could hold up), and an error
                 // is ignored: `sse-htmx --help | head -1` is no failure.
                 "-h" | "--help" => {
-                    let _ = writeln!(std::io::stdout(), "{USAGE}");
+                    let _ = writeln!(std::io::stdout(), "{}", usage());
                     return Ok(false);
                 }
                 "-V" | "--version" => {

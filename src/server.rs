@@ -126,6 +126,15 @@ impl Server {
         };
         // A panic in a handler or a stream is logged with the server's lines, not printed.
         crate::log::route_panics();
+        #[cfg(feature = "redis")]
+        if config.redis.is_some() && config.store.is_some() {
+            // Two places that would each say which messages exist: Redis keeps them (with its
+            // own persistence), so a journal beside it could only disagree.
+            return Err(Error::Redis(
+                "cannot be used with --store: Redis keeps the messages (configure its persistence)"
+                    .into(),
+            ));
+        }
         let (program, inherited) = match launch {
             Some(launch) => (Some(launch.program), launch.inherited),
             None => (None, None),
@@ -150,8 +159,9 @@ impl Server {
         for (name, _) in &config.exec {
             program_feed(&feeds, name)?;
         }
+        let feeds = share(feeds, &config, log)?;
         let app = Arc::new(App {
-            feeds: Arc::new(feeds),
+            feeds,
             counter: Counter {
                 interval: config.interval,
                 retry: config.retry,
@@ -215,6 +225,7 @@ impl Server {
                     if let Some(running) = programs.take() {
                         running.stop();
                     }
+                    self.app.feeds.stop_following();
                     self.app.feeds.sync();
                     Log::flush(FLUSH_AT_STOP);
                     return stopped.map(|_| ());
@@ -315,6 +326,29 @@ fn open_feeds(config: &Config, carried: Option<&Carried>, log: Log) -> Result<Fe
     })
 }
 
+/// The feeds as this process's own: a build without the `redis` feature has no `--redis`.
+#[cfg(not(feature = "redis"))]
+fn share(feeds: Feeds, _: &Config, _: Log) -> Result<Arc<Feeds>, Error> {
+    Ok(Arc::new(feeds))
+}
+
+/// The feeds as this process's own (no `--redis`), or shared with other instances through
+/// Redis: publishes go to each feed's stream, and a follower thread brings every message back.
+#[cfg(feature = "redis")]
+fn share(feeds: Feeds, config: &Config, log: Log) -> Result<Arc<Feeds>, Error> {
+    use crate::app::chat::redis;
+    let Some(url) = &config.redis else {
+        return Ok(Arc::new(feeds));
+    };
+    let redis = Arc::new(redis::Redis::open(url, config.history).map_err(Error::Redis)?);
+    let feeds = Arc::new(feeds.shared_through(redis.clone()));
+    redis::follow(redis, config.history, feeds.clone(), log).map_err(|source| Error::Start {
+        what: "the Redis follower thread",
+        source: source.into(),
+    })?;
+    Ok(feeds)
+}
+
 /// Makes the feed of an `--exec` program, so that it exists from the start.
 fn program_feed(feeds: &Feeds, name: &str) -> Result<(), Error> {
     if !feeds::valid_name(name) {
@@ -341,6 +375,8 @@ fn program_lines(feeds: Arc<Feeds>, log: Log) -> Sink {
             Ok(_) => return,
             Err(Failure::Refused(refusal)) => refusal.to_string(),
             Err(Failure::Store(error)) => error.to_string(),
+            #[cfg(feature = "redis")]
+            Err(Failure::Unavailable(unavailable)) => unavailable.why,
         };
         log.line(format_args!("exec {feed}: a line was not published: {why}"));
     })

@@ -230,7 +230,8 @@ impl Conn {
 pub struct Client {
     poll: Poll,
     events: Events,
-    addr: SocketAddr,
+    /// Where the streams go, one after the other (several instances of one room).
+    addrs: Vec<SocketAddr>,
     /// Stream `i` sends `requests[i % requests.len()]`.
     requests: Vec<Vec<u8>>,
     ready: Ready,
@@ -255,11 +256,22 @@ impl Client {
         ready: Ready,
         first_event_timeout: Option<Duration>,
     ) -> io::Result<Client> {
+        Client::spread(&[addr], path, ready, first_event_timeout)
+    }
+
+    /// Like [`Client::new`], with the streams spread over `addrs` in turn. `addrs` is not
+    /// empty.
+    pub fn spread(
+        addrs: &[SocketAddr],
+        path: &str,
+        ready: Ready,
+        first_event_timeout: Option<Duration>,
+    ) -> io::Result<Client> {
         Ok(Client {
             poll: Poll::new()?,
             events: Events::with_capacity(4096),
-            addr,
-            requests: vec![stream_request(addr, path)],
+            addrs: addrs.to_vec(),
+            requests: vec![stream_request(addrs[0], path)],
             ready,
             conns: Vec::new(),
             tokens_received: 0,
@@ -273,7 +285,7 @@ impl Client {
     /// Spreads the streams over `paths`: stream `i` asks for `paths[i % paths.len()]`.
     pub fn spread_over(mut self, paths: &[String]) -> Client {
         if !paths.is_empty() {
-            let addr = self.addr;
+            let addr = self.addrs[0];
             self.requests = paths.iter().map(|p| stream_request(addr, p)).collect();
         }
         self
@@ -304,7 +316,8 @@ impl Client {
                 arrivals: Vec::new(),
                 tokens: Vec::new(),
             };
-            let registered = MioStream::connect(self.addr).and_then(|mut stream| {
+            let addr = self.addrs[token.0 % self.addrs.len()];
+            let registered = MioStream::connect(addr).and_then(|mut stream| {
                 self.poll.registry().register(
                     &mut stream,
                     token,

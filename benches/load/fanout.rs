@@ -2,8 +2,10 @@
 //! message at a steady rate; every message is timed from the start of its `POST` to its arrival
 //! at every subscriber. It runs against this server (the chat's `/chat/stream` and
 //! `/chat/messages`, or named feeds' `/feeds/NAME/stream` and `/feeds/NAME`: with several, the
-//! subscribers and the messages are spread over them in turn) or a peer (`/subscribe`,
-//! `/publish`), and leaves its figures in a report; nothing here prints.
+//! subscribers and the messages are spread over them in turn), several instances of it sharing
+//! the feeds through one redis-server (subscribers spread over them in turn, the publisher on the
+//! first; CPU and footprint summed over every process, Redis's included), or a peer
+//! (`/subscribe`, `/publish`), and leaves its figures in a report; nothing here prints.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +19,7 @@ use crate::peer::PeerProcess;
 use crate::ping::request_status;
 use crate::process::{ServerProcess, proc_cpu_ticks};
 use crate::publish::{Publish, Schedule, publish_all};
+use crate::redis_server::RedisServer;
 use crate::scenarios::ramp_up;
 use crate::settings::{DRAIN, FIRST_EVENT_TIMEOUT, PUBLISH_TIMEOUT, Peer, Settings};
 use crate::stats::{Outcomes, Spread};
@@ -26,13 +29,17 @@ pub enum Target<'a> {
     /// This build's server, or `LOAD_SERVER_BIN`.
     Ours,
     Peer(&'a Peer),
+    /// This many instances of this build (or `LOAD_SERVER_BIN`, with the `redis` feature)
+    /// behind one redis-server started for the run.
+    Shared(usize),
 }
 
 impl Target<'_> {
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> String {
         match self {
-            Target::Ours => "sse-htmx",
-            Target::Peer(peer) => &peer.name,
+            Target::Ours => "sse-htmx".into(),
+            Target::Peer(peer) => peer.name.clone(),
+            Target::Shared(instances) => format!("sse-htmx x{instances} + redis"),
         }
     }
 
@@ -40,10 +47,10 @@ impl Target<'_> {
     fn paths(&self, settings: &Settings) -> (Vec<String>, Vec<String>) {
         let feeds = &settings.fanout.feeds;
         match self {
-            Target::Ours if feeds.is_empty() => {
+            Target::Ours | Target::Shared(_) if feeds.is_empty() => {
                 (vec!["/chat/stream".into()], vec!["/chat/messages".into()])
             }
-            Target::Ours => (
+            Target::Ours | Target::Shared(_) => (
                 feeds.iter().map(|f| format!("/feeds/{f}/stream")).collect(),
                 feeds.iter().map(|f| format!("/feeds/{f}")).collect(),
             ),
@@ -59,6 +66,15 @@ impl Target<'_> {
                     .map(Running::Ours)
             }
             Target::Peer(peer) => PeerProcess::launch(&peer.bin).map(Running::Peer),
+            Target::Shared(instances) => {
+                let redis =
+                    RedisServer::start_in_memory("load").ok_or("redis-server is not installed")?;
+                let args = ["--publish-limit", "0", "--redis", &redis.url()];
+                let servers = (0..*instances)
+                    .map(|_| ServerProcess::launch(&settings.server_bin, &[], &args))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Running::Shared { servers, redis })
+            }
         }
     }
 }
@@ -66,20 +82,35 @@ impl Target<'_> {
 enum Running {
     Ours(ServerProcess),
     Peer(PeerProcess),
+    Shared {
+        servers: Vec<ServerProcess>,
+        redis: RedisServer,
+    },
 }
 
 impl Running {
+    /// Where the messages are published.
     fn addr(&self) -> std::net::SocketAddr {
+        self.addrs()[0]
+    }
+
+    /// Where the subscribers go, in turn.
+    fn addrs(&self) -> Vec<std::net::SocketAddr> {
         match self {
-            Running::Ours(server) => server.addr,
-            Running::Peer(peer) => peer.addr,
+            Running::Ours(server) => vec![server.addr],
+            Running::Peer(peer) => vec![peer.addr],
+            Running::Shared { servers, .. } => servers.iter().map(|s| s.addr).collect(),
         }
     }
 
-    fn pid(&self) -> u32 {
+    /// Every process whose costs count.
+    fn pids(&self) -> Vec<u32> {
         match self {
-            Running::Ours(server) => server.pid(),
-            Running::Peer(peer) => peer.pid(),
+            Running::Ours(server) => vec![server.pid()],
+            Running::Peer(peer) => vec![peer.pid()],
+            Running::Shared { servers, redis } => {
+                servers.iter().map(|s| s.pid()).chain(redis.pid()).collect()
+            }
         }
     }
 
@@ -87,6 +118,7 @@ impl Running {
         match self {
             Running::Ours(server) => server.is_alive(),
             Running::Peer(peer) => peer.is_alive(),
+            Running::Shared { servers, .. } => servers.iter_mut().all(|s| s.is_alive()),
         }
     }
 
@@ -94,8 +126,35 @@ impl Running {
         match self {
             Running::Ours(server) => server.exit_description(),
             Running::Peer(peer) => peer.exit_description(),
+            Running::Shared { servers, .. } => servers
+                .iter_mut()
+                .map(|s| s.exit_description())
+                .collect::<Vec<_>>()
+                .join("; "),
         }
     }
+}
+
+/// The CPU time of all `pids`, in clock ticks; `None` if one is gone.
+fn cpu_ticks(pids: &[u32]) -> Option<u64> {
+    pids.iter().map(|&pid| proc_cpu_ticks(pid)).sum()
+}
+
+/// The footprint of all `pids` added up (the kernel stack is system-wide already); `None` if
+/// one is gone.
+fn sample(pids: &[u32]) -> Option<ProcSample> {
+    let samples: Vec<ProcSample> = pids
+        .iter()
+        .map(|&pid| sample_process(pid))
+        .collect::<Option<_>>()?;
+    let first = *samples.first()?;
+    Some(samples[1..].iter().fold(first, |sum, s| ProcSample {
+        rss_kib: sum.rss_kib + s.rss_kib,
+        threads: sum.threads + s.threads,
+        mappings: sum.mappings + s.mappings,
+        fds: sum.fds + s.fds,
+        kernel_stack_kib: sum.kernel_stack_kib,
+    }))
 }
 
 pub struct FanoutReport {
@@ -136,7 +195,7 @@ pub fn run_fanout(
     clock_ticks: u64,
 ) -> Result<FanoutReport, String> {
     let mut server = target.start(settings)?;
-    let (addr, pid) = (server.addr(), server.pid());
+    let (addr, pids) = (server.addr(), server.pids());
     let (subscribe_paths, publish_paths) = target.paths(settings);
     // One request first, so the idle figures are of a server that has served; not a publish,
     // so the subscribers' streams begin with an empty history. Any status will do.
@@ -144,10 +203,10 @@ pub fn run_fanout(
     request_status(addr, warm_up.as_bytes(), PUBLISH_TIMEOUT)
         .map_err(|error| format!("the server does not answer: {error}"))?;
     thread::sleep(Duration::from_millis(200));
-    let idle = sample_process(pid);
+    let idle = sample(&pids);
 
-    let mut client = Client::new(
-        addr,
+    let mut client = Client::spread(
+        &server.addrs(),
         &subscribe_paths[0],
         Ready::Head,
         Some(FIRST_EVENT_TIMEOUT),
@@ -175,7 +234,7 @@ pub fn run_fanout(
         count: (rate as f64 * settings.fanout.publish.as_secs_f64()).round() as usize,
     };
     let accepted: Arc<[AtomicUsize]> = (0..feeds).map(|_| AtomicUsize::new(0)).collect();
-    let cpu_start = proc_cpu_ticks(pid);
+    let cpu_start = cpu_ticks(&pids);
     let client_cpu_start = proc_cpu_ticks(std::process::id());
     let window_start = Instant::now();
     let publisher = {
@@ -194,9 +253,9 @@ pub fn run_fanout(
         publisher.is_finished() && client.tokens_received >= expected
     });
     let window = window_start.elapsed();
-    let cpu_end = proc_cpu_ticks(pid);
+    let cpu_end = cpu_ticks(&pids);
     let client_cpu_end = proc_cpu_ticks(std::process::id());
-    let held = sample_process(pid);
+    let held = sample(&pids);
     let held_at_end = client.count(|phase| matches!(phase, Phase::Streaming));
     let publishes: Vec<Publish> = publisher
         .join()
@@ -209,7 +268,7 @@ pub fn run_fanout(
     let server_alive = server.is_alive();
 
     Ok(FanoutReport {
-        server: target.name().to_owned(),
+        server: target.name(),
         subscribers,
         rate,
         publish: settings.fanout.publish,

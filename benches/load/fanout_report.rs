@@ -202,9 +202,9 @@ fn ratio(ours: Option<f64>, peer: Option<f64>) -> Option<f64> {
     (peer > 0.0).then(|| ours / peer)
 }
 
-/// This server's runs beside the peer's, one row per configuration both ran: the table, and one
-/// JSON line per row.
-pub fn print_comparison(pairs: &[(FanoutReport, FanoutReport)]) {
+/// This server's runs beside another's (a peer's, or several instances sharing the room through
+/// Redis), one row per configuration both ran: the table, and one JSON line per row.
+pub fn print_comparison(pairs: &[(&FanoutReport, &FanoutReport)]) {
     let Some((_, first_peer)) = pairs.first() else {
         return;
     };

@@ -48,6 +48,10 @@
 //!   CPU per delivered event
 //! - `LOAD_PEER`: `NAME:PATH` of a peer server to run each fan-out configuration against too;
 //!   it takes its port as its first argument and serves `GET /subscribe` and `POST /publish`
+//! - `LOAD_FANOUT_SHARED`: a number of instances (e.g. 3) to run each fan-out configuration
+//!   against too, sharing the room through one redis-server the run starts (the binary needs
+//!   the `redis` feature: `cargo bench --features redis --bench load`); subscribers are spread
+//!   over the instances, the publisher posts to the first, CPU is that of every process
 //! - `LOAD_STORM`: requests of each shape in the storm (default 300)
 //! - `LOAD_STORM_NOFILE`: the storm's server's open-file limit, set with `prlimit` (default
 //!   1024, so that a short storm crosses it; 0 leaves the inherited limit)
@@ -77,6 +81,8 @@ mod publish;
 #[path = "../../tests/common/process.rs"]
 mod process;
 mod recovery;
+#[path = "../../tests/common/redis_server.rs"]
+mod redis_server;
 mod report;
 mod scenarios;
 mod settings;
@@ -146,32 +152,49 @@ fn storm_scenario(settings: &Settings, fd_limit: FdLimit) {
     }
 }
 
-/// Every fan-out configuration, against this server and then the peer if there is one.
+/// Every fan-out configuration, against this server, then against instances sharing the room
+/// through Redis and the peer if asked for; each beside this server's run at the end.
 fn fanout_scenarios(settings: &Settings, fd_limit: FdLimit, clock_ticks: u64) {
-    let mut pairs = Vec::new();
+    let mut runs = Vec::new();
     for &subscribers in &settings.fanout.subscribers {
         if !client_can_open("fanout", "subscribers", subscribers, fd_limit) {
             continue;
         }
         for &rate in &settings.fanout.rates {
-            let ours = fanout_run(settings, &Target::Ours, subscribers, rate, clock_ticks);
-            thread::sleep(SETTLE);
-            let Some(peer) = &settings.fanout.peer else {
-                continue;
+            let run = |target: &Target| {
+                let report = fanout_run(settings, target, subscribers, rate, clock_ticks);
+                thread::sleep(SETTLE);
+                report
             };
-            let theirs = fanout_run(
-                settings,
-                &Target::Peer(peer),
-                subscribers,
-                rate,
-                clock_ticks,
-            );
-            thread::sleep(SETTLE);
-            pairs.extend(ours.zip(theirs));
+            let ours = run(&Target::Ours);
+            let shared = match settings.fanout.shared {
+                0 => None,
+                instances => run(&Target::Shared(instances)),
+            };
+            let theirs = settings
+                .fanout
+                .peer
+                .as_ref()
+                .and_then(|peer| run(&Target::Peer(peer)));
+            runs.push((ours, shared, theirs));
         }
     }
-    print_comparison(&pairs);
+    let beside =
+        |other: fn(&Runs) -> &Option<FanoutReport>| -> Vec<(&FanoutReport, &FanoutReport)> {
+            runs.iter()
+                .filter_map(|run| run.0.as_ref().zip(other(run).as_ref()))
+                .collect()
+        };
+    print_comparison(&beside(|run| &run.1));
+    print_comparison(&beside(|run| &run.2));
 }
+
+/// One configuration's runs: this server's, the shared instances', the peer's.
+type Runs = (
+    Option<FanoutReport>,
+    Option<FanoutReport>,
+    Option<FanoutReport>,
+);
 
 fn fanout_run(
     settings: &Settings,

@@ -85,6 +85,9 @@ pub struct Fanout {
     pub feeds: Vec<String>,
     /// A server to run each configuration against too (`LOAD_PEER=NAME:PATH`).
     pub peer: Option<Peer>,
+    /// Instances sharing the room through Redis to run each configuration against too
+    /// (`LOAD_FANOUT_SHARED`); 0 for none.
+    pub shared: usize,
 }
 
 /// A program to compare with: it takes the port as its first argument, listens on 127.0.0.1,
@@ -217,7 +220,12 @@ fn fanout_from_env() -> Result<Fanout, String> {
             })
         }
     };
+    let shared: usize = env_number("LOAD_FANOUT_SHARED", 0)?;
+    if shared > 16 {
+        return Err("LOAD_FANOUT_SHARED must be at most 16".into());
+    }
     Ok(Fanout {
+        shared,
         subscribers,
         rates,
         publish: Duration::from_secs_f64(secs),
@@ -314,6 +322,12 @@ pub fn environment_line(settings: &Settings, fd: FdLimit) -> String {
             ", spread over {} feeds {first}..{last}",
             f.feeds.len()
         )),
+    }
+    if f.shared > 0 {
+        line.push_str(&format!(
+            ", also {} instances behind one redis-server",
+            f.shared
+        ));
     }
     if let Some(peer) = &f.peer {
         line.push_str(&format!(", peer {} {}", peer.name, peer.bin.display()));

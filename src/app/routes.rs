@@ -231,7 +231,9 @@ fn answer(route: Route, request: &Request, app: &App) -> Reply {
         Route::Pong => page(views::ping_button()),
         Route::Ping => page(views::pong_button()),
         Route::Connect => app.counter.stream(request),
-        Route::Healthz => Reply::text(200, "ok\n").with_header("Cache-Control", NEVER_STORE),
+        Route::Healthz => {
+            Reply::text(200, app.feeds.health()).with_header("Cache-Control", NEVER_STORE)
+        }
         Route::Metrics => Reply::new(
             200,
             "text/plain; version=0.0.4; charset=utf-8",

@@ -16,6 +16,7 @@ pub mod host;
 pub mod page;
 pub mod pipe;
 pub mod process;
+pub mod redis_server;
 
 #[allow(unused_imports)] // only the test binaries that start a server process use it
 pub use process::ServerProcess;

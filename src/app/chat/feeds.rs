@@ -200,6 +200,13 @@ impl Registry {
         Some(feed)
     }
 
+    /// Whether the feed `name` exists or may be made now.
+    #[cfg(feature = "redis")]
+    pub fn may_create(&self, name: &str) -> bool {
+        let names = super::lock(&self.names);
+        names.feed(name).is_some() || names.feeds.len() < self.max
+    }
+
     /// The feed a stream of `name` joins: the feed, or the awaited one. Each call must be
     /// followed by one [`Registry::unwatch`] when the stream ends.
     pub fn watch(&self, name: &str) -> Arc<Feed> {

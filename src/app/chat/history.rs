@@ -104,6 +104,21 @@ impl History {
         Ok(message)
     }
 
+    /// Forgets every message held: messages after them and up to `before` are lost (another
+    /// process dropped them before this one read them). A client whose last id is held or older
+    /// is then told it missed messages; one with `before` is not. Nothing changes when `before`
+    /// is not above every id pushed.
+    #[cfg(feature = "redis")]
+    pub fn skip_to(&mut self, before: u64) {
+        if self.last_id.is_some_and(|last| last >= before) {
+            return;
+        }
+        self.held.clear();
+        self.bytes = 0;
+        self.before_oldest = Some(before);
+        self.last_id = Some(before);
+    }
+
     /// The newest `limit` messages, oldest first: what a new page shows.
     pub fn recent(&self, limit: usize) -> Vec<Arc<Message>> {
         let skip = self.held.len().saturating_sub(limit);
@@ -167,6 +182,30 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn after_a_skip_every_earlier_id_missed_and_the_next_message_is_held() {
+        let mut h = history(10, &[10, 20, 30]);
+        h.skip_to(25);
+        assert_eq!(
+            (h.len(), h.last_id()),
+            (3, Some(30)),
+            "not above the last: no skip"
+        );
+        h.skip_to(49);
+        assert_eq!(h.len(), 0);
+        for old in [10, 30, 40] {
+            assert!(h.after(old).missed, "{old}");
+            assert!(h.since(old).missed, "{old}");
+        }
+        assert!(!h.after(49).missed);
+        assert!(h.push(msg(45, "below the skip")).is_err());
+        h.push(msg(50, "next")).unwrap();
+        let resumed = h.after(49);
+        assert_eq!((resumed.missed, resumed.messages.len()), (false, 1));
+        assert!(!h.since(49).missed);
+    }
 
     fn msg(id: u64, text: &str) -> Message {
         Message {

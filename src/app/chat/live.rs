@@ -25,6 +25,8 @@ use super::journal::Journal;
 use super::limiter::Limiter;
 use super::message::{Limits, Message};
 use super::metrics::{self, Refusals};
+#[cfg(feature = "redis")]
+use super::redis::Redis;
 use super::{Room, lock};
 use crate::app::utc_time::UtcTime;
 use crate::app::views;
@@ -70,21 +72,25 @@ pub struct Feeds {
     retry: Duration,
     pub(super) log: Log,
     pub(super) refusals: Refusals,
+    /// Where messages are appended when several instances share the feeds (`--redis`);
+    /// `None` appends to the feeds' rooms.
+    #[cfg(feature = "redis")]
+    pub(super) redis: Option<std::sync::Arc<Redis>>,
 }
 
 /// One open stream of a feed.
 pub struct Subscriber {
-    outlet: Arc<Outlet>,
+    pub(super) outlet: Arc<Outlet>,
     /// Which fan-out thread writes to it: always the same one, so its messages go out in order.
     share: usize,
-    state: Mutex<Delivery>,
+    pub(super) state: Mutex<Delivery>,
 }
 
-struct Delivery {
+pub(super) struct Delivery {
     /// Every message up to this id has been queued to the client.
-    last_queued: u64,
+    pub(super) last_queued: u64,
     /// The client fell behind; live messages skip it until its thread has caught it up.
-    lagging: bool,
+    pub(super) lagging: bool,
     /// The `retry:` hint goes on the first event with data.
     retry_sent: bool,
 }
@@ -131,12 +137,37 @@ impl Feeds {
             retry: settings.retry,
             log: settings.log,
             refusals: Refusals::default(),
+            #[cfg(feature = "redis")]
+            redis: None,
         })
     }
 
-    /// The feeds' families for `/metrics`.
+    /// The feeds' families for `/metrics`, and Redis's when the feeds are shared through it.
     pub fn render_metrics(&self) -> String {
-        metrics::render(&self.registry.all(), &self.refusals)
+        let feeds = metrics::render(&self.registry.all(), &self.refusals);
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.redis {
+            return feeds + &redis.render_metrics();
+        }
+        feeds
+    }
+
+    /// Ends the Redis follower, if there is one, when the server stops.
+    pub fn stop_following(&self) {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.redis {
+            redis.stop();
+        }
+    }
+
+    /// `/healthz`: the process answers (always `200`), and whether Redis is reachable when
+    /// the feeds are shared through it (readiness to publish).
+    pub fn health(&self) -> String {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.redis {
+            return format!("ok\n{}", redis.health());
+        }
+        "ok\n".into()
     }
 
     /// Every feed's name and the messages it holds, oldest feed first.
@@ -191,14 +222,21 @@ impl Feeds {
             }),
         });
         let share = &feed.shares[subscriber.share];
+        let ahead = self.ahead_of_room(feed, last_event_id);
         {
             let room = lock(&feed.room);
-            let resume = room.resume(last_event_id, RECENT);
+            let mut resume = room.resume(last_event_id, RECENT);
             let mut delivery = lock(&subscriber.state);
+            delivery.last_queued = room.last_id().unwrap_or(0);
+            if let Some(seen) = ahead.filter(|seen| resume.missed && Some(*seen) > room.last_id()) {
+                // Still ahead: it gets what comes after its id, live.
+                resume.missed = false;
+                resume.messages.clear();
+                delivery.last_queued = seen;
+            }
             // A page that comes back with a position it can resume from keeps what it shows;
             // any other gets the list replaced.
             let replace = last_event_id.is_none() || resume.missed;
-            delivery.last_queued = room.last_id().unwrap_or(0);
             if let Some(first) = resume.messages.first() {
                 delivery.last_queued = first.id.saturating_sub(1);
             }
@@ -220,6 +258,17 @@ impl Feeds {
         lock(share).retain(|other| !Arc::ptr_eq(other, &subscriber));
         feed.metrics.unsubscribed();
         Err(ended)
+    }
+
+    /// The id a page comes back with, if this instance has not read it yet but it exists (see
+    /// `redis`); never without Redis.
+    fn ahead_of_room(&self, feed: &Feed, last_event_id: Option<&str>) -> Option<u64> {
+        #[cfg(feature = "redis")]
+        if self.redis.is_some() {
+            return self.ahead_of_room_in_redis(feed, last_event_id?);
+        }
+        let _ = (feed, last_event_id);
+        None
     }
 
     /// Queues the notice (if `resume.missed`) and the messages of `resume` that are newer than
@@ -317,7 +366,7 @@ impl Drop for Watching<'_> {
 
 /// The ids a feed's events swap out of band: its list and its notice. The chat's page has its
 /// own; every other feed's page has the same ones.
-fn targets(feed: &Feed) -> (&'static str, &'static str) {
+pub(super) fn targets(feed: &Feed) -> (&'static str, &'static str) {
     if &*feed.name == CHAT {
         ("chat-log", "chat-notice")
     } else {
@@ -350,7 +399,7 @@ fn message_event(
     }
 }
 
-fn encode(event: &Event) -> Vec<u8> {
+pub(super) fn encode(event: &Event) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(256);
     event.encode_into(&mut bytes);
     bytes

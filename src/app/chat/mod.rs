@@ -23,6 +23,8 @@ mod live;
 pub mod message;
 mod metrics;
 mod publish;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -133,6 +135,19 @@ impl Room {
         self.history
             .push(message)
             .map_err(|m| io::Error::other(format!("message id {} is not above the last one", m.id)))
+    }
+
+    /// Holds a message published elsewhere (read from Redis): it has its id already. One not
+    /// above every id held is given back.
+    #[cfg(feature = "redis")]
+    pub fn hold(&mut self, message: Message) -> Result<Arc<Message>, Message> {
+        self.history.push(message)
+    }
+
+    /// See [`History::skip_to`].
+    #[cfg(feature = "redis")]
+    pub fn skip_to(&mut self, before: u64) {
+        self.history.skip_to(before);
     }
 
     #[cfg(test)]

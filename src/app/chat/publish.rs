@@ -27,6 +27,9 @@ pub enum Failure {
     Refused(Refusal),
     /// The store could not take it (answer 500); its id is not used again.
     Store(std::io::Error),
+    /// Redis did not take it (answer 503 with `Retry-After`).
+    #[cfg(feature = "redis")]
+    Unavailable(super::redis::Unavailable),
 }
 
 impl From<Refusal> for Failure {
@@ -106,6 +109,21 @@ impl Feeds {
                     .line(format_args!("feed {name} message not stored: {error}"));
                 Reply::text(500, "the message could not be stored\n")
             }
+            #[cfg(feature = "redis")]
+            Err(Failure::Unavailable(unavailable)) => {
+                self.log.line(format_args!(
+                    "feed {name} message not published: {}",
+                    unavailable.why
+                ));
+                let why = format!("the message was not published: {}", unavailable.why);
+                let reply = if form_reply {
+                    Reply::html(503, views::chat_form(&sender, Some(&why)))
+                } else {
+                    Reply::text(503, format!("{why}\n"))
+                };
+                let secs = unavailable.retry_after.as_secs().max(1);
+                reply.with_header("Retry-After", secs.to_string())
+            }
         }
     }
 
@@ -126,11 +144,31 @@ impl Feeds {
     }
 
     /// Creates the feed if needed, and publishes to it (in the journal too if `stored` and
-    /// there is one); the message waits in `unsent` for [`Feeds::hand_off`].
+    /// there is one); the message waits in `unsent` for [`Feeds::hand_off`]. With `--redis` it
+    /// goes to the feed's stream instead (whether `stored` or not: the stream is capped at
+    /// `--history`), and comes back through the follower (see `redis`).
     fn append(&self, name: &str, draft: Draft, stored: bool) -> Result<Arc<Message>, Failure> {
-        let feed = self.registry.create(name).ok_or(Refusal::TooManyFeeds {
+        let too_many = Refusal::TooManyFeeds {
             max_feeds: self.registry.max(),
-        })?;
+        };
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.redis {
+            // The feed is made once Redis has the message, so that one refused with 503 leaves
+            // no empty feed behind.
+            if !self.registry.may_create(name) {
+                return Err(too_many.into());
+            }
+            // Not under the room's lock: Redis may take seconds to fail, and streams that open
+            // meanwhile read the room.
+            let message = redis
+                .append(name, &draft, SystemTime::now())
+                .map_err(Failure::Unavailable)?;
+            if let Some(feed) = self.registry.create(name) {
+                feed.metrics.published();
+            }
+            return Ok(Arc::new(message));
+        }
+        let feed = self.registry.create(name).ok_or(too_many)?;
         let mut room = lock(&feed.room);
         // Under the room's lock: the feed's records are in the journal in the order of its ids.
         let store = |message: &Message| match &self.journal {
@@ -149,7 +187,7 @@ impl Feeds {
     /// Hands every message not yet handed over to every fan-out thread, oldest first. Each
     /// call takes all there is, so a message whose hand-off was lost (its reply's thread
     /// panicked) goes with the next.
-    fn hand_off(&self) {
+    pub(super) fn hand_off(&self) {
         let mut unsent = lock(&self.unsent);
         while let Some((feed, message)) = unsent.pop_front() {
             for sender in &self.fan_out {
