@@ -150,7 +150,7 @@ pub fn chat_page(flavor: Flavor) -> Markup {
             p.lead {
                 "A message sent here appears at once on every page that has this chat open, \
                  newest at the bottom, with its time in UTC. Scripts can post too: "
-                code { "curl -d text=hello" } " to " code { "/chat/messages" } "."
+                code { "curl --data-urlencode text=hello" } " to " code { "/chat/messages" } "."
             }
             div #chat-notice {}
             // The list is appended to; the box around it keeps the newest message in view.

@@ -50,7 +50,7 @@ pub fn feed_page(flavor: Flavor, name: &str) -> Markup {
             h2 { "On your own page" }
             p { "The same live view, with the scripts it needs (served here too):" }
             pre.copy { code { (copy) } }
-            p { "Publish to it: " code { "curl -d text=hello http://HOST" (path) } }
+            p { "Publish to it: " code { "curl --data-urlencode text=hello http://HOST" (path) } }
             p.nav {
                 "All the feeds: " a href=(flavor.page("/feeds")) { "feeds" }
                 " · the chatroom: " a href=(flavor.page("/chat")) { "chat" }
@@ -76,7 +76,7 @@ pub fn feed_list_page(flavor: Flavor, feeds: &[(Box<str>, usize)], max: usize) -
             }
             p {
                 (feeds.len()) " of at most " (max) " feeds. A message to a new name starts one: "
-                code { "curl -d text=hello http://HOST/feeds/NAME" }
+                code { "curl --data-urlencode text=hello http://HOST/feeds/NAME" }
             }
             p.nav { "The live box: " a href=(flavor.page("/")) { "live box" } }
         },
