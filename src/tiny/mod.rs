@@ -47,6 +47,7 @@ mod handler;
 mod handoff;
 mod heal;
 mod held;
+mod job;
 mod outlet;
 mod pool;
 mod refuse;

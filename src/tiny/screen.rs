@@ -30,12 +30,43 @@ pub enum Framing {
     Chunked,
 }
 
-/// What the rules found out about a request that passed them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What the head says about how the request is answered, worked out here once (for a refused
+/// request too) and carried to whatever writes the answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Screened {
-    pub framing: Framing,
+    /// `HEAD`: the answer has the head `GET` would get, and no body.
+    pub head_only: bool,
+    /// HTTP/1.0, which has no chunked coding.
+    pub http_1_0: bool,
+    /// An HTTP/1.0 client asked to keep the connection open, which HTTP/1.0 must be told.
+    pub keep_alive_1_0: bool,
     /// The client waits for `100 Continue` before it sends the body.
     pub expects_continue: bool,
+    /// The server closes the connection after the answer: never so from the head, but so for
+    /// every refusal (`refuse.rs`).
+    pub last: bool,
+}
+
+impl Screened {
+    /// What `head` says. A client that asked to close is not told again: tiny_http ends the
+    /// connection after such a request (RFC 9112 §9.6 makes the `close` in the answer a
+    /// SHOULD), and `HEAD` then gets exactly the headers of `GET`.
+    pub fn of(head: &Head<'_>) -> Screened {
+        let http_1_0 = head.version == (1, 0);
+        let connection = values(head, "Connection").next().unwrap_or_default();
+        let connection = connection.to_ascii_lowercase();
+        Screened {
+            head_only: head.method == "HEAD",
+            http_1_0,
+            keep_alive_1_0: http_1_0
+                && connection.contains("keep-alive")
+                && !connection.contains("close")
+                && !connection.contains("upgrade"),
+            expects_continue: values(head, "Expect")
+                .any(|v| v.eq_ignore_ascii_case("100-continue")),
+            last: false,
+        }
+    }
 }
 
 /// Why a request is refused: the status and a short body saying why.
@@ -45,14 +76,14 @@ pub struct Refusal {
     pub why: &'static str,
 }
 
-const fn refusal(status: u16, why: &'static str) -> Refusal {
+pub const fn refusal(status: u16, why: &'static str) -> Refusal {
     Refusal { status, why }
 }
 
 /// Checks every rule, in this order: sizes (431), the version (505), syntax (400), `Host`
 /// (400), the target (400), framing (400, or 501 for a transfer coding the server does not
 /// implement).
-pub fn screen(head: &Head<'_>) -> Result<Screened, Refusal> {
+pub fn screen(head: &Head<'_>) -> Result<Framing, Refusal> {
     sizes(head)?;
     if !matches!(head.version, (1, 0) | (1, 1)) {
         // tiny_http takes `HTTP/0.9` (and answers versions above 1.1 itself).
@@ -61,12 +92,7 @@ pub fn screen(head: &Head<'_>) -> Result<Screened, Refusal> {
     syntax(head)?;
     host(head)?;
     target(head)?;
-    let framing = framing(head)?;
-    let expects_continue = values(head, "Expect").any(|v| v.eq_ignore_ascii_case("100-continue"));
-    Ok(Screened {
-        framing,
-        expects_continue,
-    })
+    framing(head)
 }
 
 /// The values of every header line called `name`.
@@ -218,9 +244,7 @@ mod tests {
     }
 
     fn status(method: &str, version: (u8, u8), headers: &[(&str, &str)]) -> Result<Framing, u16> {
-        screen(&head(method, version, headers))
-            .map(|s| s.framing)
-            .map_err(|r| r.status)
+        screen(&head(method, version, headers)).map_err(|r| r.status)
     }
 
     const HOST: (&str, &str) = ("Host", "x");
@@ -347,14 +371,18 @@ mod tests {
     }
 
     #[test]
-    fn expect_100_continue_is_noted() {
-        let screened = screen(&head(
+    fn what_the_head_says_is_noted() {
+        let post = head(
             "POST",
             (1, 1),
             &[HOST, ("Content-Length", "9"), ("Expect", "100-Continue")],
-        ))
-        .unwrap();
-        assert!(screened.expects_continue);
-        assert_eq!(screened.framing, Framing::Length(9));
+        );
+        assert!(Screened::of(&post).expects_continue);
+        assert_eq!(screen(&post), Ok(Framing::Length(9)));
+        let keep = |version, value| Screened::of(&head("HEAD", version, &[("Connection", value)]));
+        let kept = keep((1, 0), "Keep-Alive");
+        assert!(kept.head_only && kept.http_1_0 && kept.keep_alive_1_0);
+        assert!(!keep((1, 1), "keep-alive").keep_alive_1_0);
+        assert!(!keep((1, 0), "keep-alive, close").keep_alive_1_0);
     }
 }

@@ -23,7 +23,14 @@ struct Echo {
 }
 
 impl Handler for Echo {
-    fn handle(&self, request: &Request) -> Reply {
+    /// Whether the request is for `/big`.
+    type Route = bool;
+
+    fn route(&self, request: &Request) -> bool {
+        request.path == "/big"
+    }
+
+    fn handle(&self, request: &Request, _big: &bool) -> Reply {
         let reply = Reply::new(200, "application/octet-stream", request.body.clone());
         if request.path != "/then" {
             return reply;
@@ -37,7 +44,7 @@ impl Handler for Echo {
         })
     }
 
-    fn label(&self, _request: &Request) -> &'static str {
+    fn label(&self, _big: &bool) -> &'static str {
         "other"
     }
 
@@ -45,12 +52,8 @@ impl Handler for Echo {
         Reply::text(503, "busy\n")
     }
 
-    fn body_limit(&self, request: &Request) -> usize {
-        if request.path == "/big" {
-            MAX_BODY
-        } else {
-            SMALL_BODY
-        }
+    fn body_limit(&self, _request: &Request, &big: &bool) -> usize {
+        if big { MAX_BODY } else { SMALL_BODY }
     }
 }
 
