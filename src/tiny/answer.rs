@@ -12,7 +12,7 @@ use super::handler::Handler;
 use super::reply::{Body, EventStream, Reply};
 use super::request::{self, Method, Request};
 use super::respond::respond;
-use super::screen::{self, Framing, Head, Refusal, Screened};
+use super::screen::{self, Head, HttpRefusal, RequestFraming, Screened};
 use super::shared::Shared;
 use super::stream::{self, NotStarted};
 use super::{refuse, refuse::READ_BY_TINY_HTTP};
@@ -39,7 +39,7 @@ struct Incoming<R> {
 struct BodyJob<H: Handler> {
     layer: Arc<Layer<H>>,
     incoming: Incoming<H::Route>,
-    framing: Framing,
+    framing: RequestFraming,
     limit: usize,
 }
 
@@ -76,11 +76,11 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
         let limit = self.handler.body_limit(&incoming.request, &incoming.route);
         let limit = limit.min(MAX_BODY);
         match framing {
-            Framing::Length(length) if length > limit as u64 => {
+            RequestFraming::Length(length) if length > limit as u64 => {
                 self.refused(incoming, body::TOO_LARGE);
             }
-            Framing::None | Framing::Length(0) => self.answer(incoming),
-            Framing::Length(length)
+            RequestFraming::None | RequestFraming::Length(0) => self.answer(incoming),
+            RequestFraming::Length(length)
                 if length <= READ_BY_TINY_HTTP as u64 && !screened.expects_continue =>
             {
                 // In memory already: this read does not wait.
@@ -179,7 +179,7 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
     }
 
     /// Refuses the request for `refusal`, and tells the application.
-    fn refused(&self, incoming: Incoming<H::Route>, refusal: Refusal) {
+    fn refused(&self, incoming: Incoming<H::Route>, refusal: HttpRefusal) {
         let status = refusal.status;
         self.handler
             .refused(&incoming.request, &incoming.route, status);

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use socket2::Socket;
 
 use super::job;
-use super::screen::{Framing, Refusal, refusal};
+use super::screen::{HttpRefusal, RequestFraming, refusal};
 
 /// The largest body any route may take.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -25,9 +25,9 @@ pub const MAX_BODY: usize = 16 * 1024;
 pub const MAX_READERS: usize = 64;
 
 /// A body over the route's limit, declared or read.
-pub const TOO_LARGE: Refusal = refusal(413, "request body too large\n");
+pub const TOO_LARGE: HttpRefusal = refusal(413, "request body too large\n");
 /// A body not received within [`BODY_TIME`].
-const TIMED_OUT: Refusal = refusal(408, "request body not received in time\n");
+const TIMED_OUT: HttpRefusal = refusal(408, "request body not received in time\n");
 
 /// The longest a client may take to send a whole body.
 const BODY_TIME: Duration = Duration::from_secs(10);
@@ -81,9 +81,9 @@ impl Drop for Live {
 pub fn read(
     request: &mut tiny_http::Request,
     socket: &Socket,
-    framing: Framing,
+    framing: RequestFraming,
     limit: usize,
-) -> Result<Vec<u8>, Refusal> {
+) -> Result<Vec<u8>, HttpRefusal> {
     let deadline = Instant::now() + BODY_TIME;
     let read = read_within(
         request.as_reader(),
@@ -102,14 +102,14 @@ pub fn read(
 fn read_within(
     reader: &mut dyn Read,
     mut time_left: impl FnMut(Duration),
-    framing: Framing,
+    framing: RequestFraming,
     limit: usize,
     deadline: Instant,
-) -> Result<Vec<u8>, Refusal> {
+) -> Result<Vec<u8>, HttpRefusal> {
     let declared = match framing {
-        Framing::None => return Ok(Vec::new()),
-        Framing::Length(length) => Some(usize::try_from(length).map_err(|_| TOO_LARGE)?),
-        Framing::Chunked => None,
+        RequestFraming::None => return Ok(Vec::new()),
+        RequestFraming::Length(length) => Some(usize::try_from(length).map_err(|_| TOO_LARGE)?),
+        RequestFraming::Chunked => None,
     };
     if declared.is_some_and(|length| length > limit) {
         return Err(TOO_LARGE);
@@ -158,7 +158,7 @@ mod tests {
     use std::sync::{Mutex, mpsc};
     use std::thread;
 
-    fn read(bytes: &[u8], framing: Framing, limit: usize) -> Result<Vec<u8>, u16> {
+    fn read(bytes: &[u8], framing: RequestFraming, limit: usize) -> Result<Vec<u8>, u16> {
         let later = Instant::now() + Duration::from_secs(5);
         read_within(&mut Cursor::new(bytes), |_| {}, framing, limit, later).map_err(|r| r.status)
     }
@@ -166,20 +166,23 @@ mod tests {
     #[test]
     fn a_declared_body_is_read_to_its_length_and_no_further() {
         assert_eq!(
-            read(b"helloGET", Framing::Length(5), 100),
+            read(b"helloGET", RequestFraming::Length(5), 100),
             Ok(b"hello".to_vec())
         );
-        assert_eq!(read(b"hel", Framing::Length(5), 100), Err(400));
-        assert_eq!(read(b"hello", Framing::Length(5), 4), Err(413));
-        assert_eq!(read(b"", Framing::None, 0), Ok(Vec::new()));
+        assert_eq!(read(b"hel", RequestFraming::Length(5), 100), Err(400));
+        assert_eq!(read(b"hello", RequestFraming::Length(5), 4), Err(413));
+        assert_eq!(read(b"", RequestFraming::None, 0), Ok(Vec::new()));
     }
 
     #[test]
     fn a_chunked_body_ends_at_its_end_and_is_capped() {
         // The reader stands for tiny_http's decoder: it gives the decoded bytes.
-        assert_eq!(read(b"hello", Framing::Chunked, 5), Ok(b"hello".to_vec()));
+        assert_eq!(
+            read(b"hello", RequestFraming::Chunked, 5),
+            Ok(b"hello".to_vec())
+        );
         let big = vec![b'x'; 3 * 4096];
-        assert_eq!(read(&big, Framing::Chunked, 8192), Err(413));
+        assert_eq!(read(&big, RequestFraming::Chunked, 8192), Err(413));
     }
 
     struct Failing(ErrorKind);
@@ -199,7 +202,13 @@ mod tests {
             (ErrorKind::InvalidInput, 400),
             (ErrorKind::ConnectionReset, 400),
         ] {
-            let read = read_within(&mut Failing(kind), |_| {}, Framing::Chunked, 10, later);
+            let read = read_within(
+                &mut Failing(kind),
+                |_| {},
+                RequestFraming::Chunked,
+                10,
+                later,
+            );
             assert_eq!(read.map_err(|r| r.status), Err(status), "{kind:?}");
         }
     }
@@ -211,7 +220,7 @@ mod tests {
         let body = read_within(
             &mut Cursor::new(vec![b'x'; 5000]),
             |left| lefts.lock().unwrap().push(left),
-            Framing::Length(5000),
+            RequestFraming::Length(5000),
             MAX_BODY,
             deadline,
         );
@@ -222,7 +231,7 @@ mod tests {
         let past = read_within(
             &mut Cursor::new(b"x"),
             |_| {},
-            Framing::Chunked,
+            RequestFraming::Chunked,
             10,
             Instant::now(),
         );

@@ -60,7 +60,7 @@ impl Handler for Echo {
 struct Layer {
     addr: SocketAddr,
     echo: Arc<Echo>,
-    stopper: Stopper,
+    stopper: HttpStopper,
     thread: Option<JoinHandle<()>>,
 }
 
