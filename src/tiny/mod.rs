@@ -65,12 +65,10 @@ mod sweep;
 mod tests;
 mod trial;
 
-#[allow(unused_imports)] // for the routes that take a body
 pub use body::MAX_BODY;
 pub use capacity::{Capacity, HostLimits};
 pub use ended::Ended;
 pub use events::Events;
-#[allow(unused_imports)] // for the routes that take a body
 pub use handler::{Handler, SMALL_BODY};
 pub use handoff::{Inherited, Reason, accept_hangups};
 pub use outlet::{Offered, Outlet};

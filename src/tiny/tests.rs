@@ -1,5 +1,7 @@
-//! The layer over TCP with a handler of its own that echoes bodies: what a route that takes a
-//! body (up to [`MAX_BODY`]) gets, which no route of the application does yet.
+//! The layer over TCP, with a handler of its own instead of the application's: it echoes bodies
+//! (up to [`MAX_BODY`] on `/big`), so that what the layer does with a body (read whole, chunked or
+//! behind `100-continue`; refused over the cap, cut short or too slow) and with work after a
+//! reply is pinned apart from any route.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -344,8 +344,8 @@ impl Feeds {
         carried
     }
 
-    /// Asks the kernel to write the journal to disk, when the server stops (see `journal`:
-    /// until then a power cut can lose what was written in the last seconds).
+    /// Writes the journal to disk (`fdatasync`), when the server stops and before it replaces
+    /// its image: until then a power cut can lose the last half minute or so (see `journal`).
     pub fn sync(&self) {
         let Some(journal) = &self.journal else { return };
         let journal = lock(journal);
