@@ -16,8 +16,9 @@ pub struct Config {
     pub retry: Duration,
     /// Longest silence on a stream before a comment line is sent to keep it alive.
     pub keepalive: Duration,
-    /// Streams accepted before `/connect` answers `503`; `None` derives it from the host's
-    /// limits.
+    /// Event streams held at once, every stream route's together (`/connect`, the chat's and
+    /// the feeds'); past it a stream request is answered `503` with `Retry-After`. `None`
+    /// derives it from the host's limits.
     pub max_streams: Option<usize>,
     /// A connection that is not a stream and starts no request for this long is closed.
     pub idle_timeout: Duration,

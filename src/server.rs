@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::log::Log;
 use crate::metrics::Metrics;
 use crate::reexec::Program;
-use crate::tiny::{self, Capacity, Handed, HttpServer, Inherited, Limits, Ran, Reason};
+use crate::tiny::{self, Capacity, Handed, HostLimits, HttpServer, Inherited, Ran, Reason};
 
 /// How long a stopped server waits for its last log lines to be written. Short: a stderr that
 /// nobody reads must not hold up the stop (see `printer`).
@@ -33,7 +33,7 @@ pub struct Server {
     http: HttpServer,
     app: Arc<App>,
     capacity: Capacity,
-    limits: Limits,
+    limits: HostLimits,
     control: Arc<Control>,
     /// `--exec`: started when the server runs.
     programs: Vec<(String, String)>,
@@ -51,7 +51,7 @@ pub struct Stopper {
 /// What a [`Stopper`] acts on: the HTTP server running now (a new one after an exec that
 /// failed), and the program file to run again.
 struct Control {
-    http: Mutex<tiny::Stopper>,
+    http: Mutex<tiny::HttpStopper>,
     program: Option<Program>,
 }
 
@@ -102,7 +102,7 @@ impl Server {
     /// ([`Stopper::upgrade`]); and if the image before this one handed over its listener and
     /// every feed's messages, it serves them, and binds nothing.
     pub fn start(config: Config, launch: Option<Launch>) -> Result<Server, Error> {
-        let limits = Limits::raise_and_read();
+        let limits = HostLimits::raise_and_read();
         let capacity = match config.max_streams {
             Some(streams) => Capacity {
                 streams,

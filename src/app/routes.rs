@@ -8,9 +8,9 @@ use crate::tiny::{Handler, MAX_BODY, Method, Reply, Request, SMALL_BODY};
 
 /// What a path is. Each `match` on it below has no catch-all arm, so a new route does not compile
 /// until it says which methods it takes and how it is counted. A feed's route holds its name,
-/// checked (see `feeds::valid_name`).
-#[derive(Clone, Copy)]
-pub enum Route<'a> {
+/// checked (see `feeds::valid_name`), and owned: the layer works the route out once per request,
+/// before the body is read ([`Handler::route`]), and carries it to the thread that reads it.
+pub enum Route {
     LiveBox(Flavor),
     OnDemand(Flavor),
     StartConnection(Flavor),
@@ -25,9 +25,9 @@ pub enum Route<'a> {
     /// `/feeds`: the list.
     FeedList(Flavor),
     /// `/feeds/NAME`: its page, and (htmx 2's path only) `POST` to publish.
-    Feed(Flavor, &'a str),
+    Feed(Flavor, Box<str>),
     /// `/feeds/NAME/stream`.
-    FeedStream(&'a str),
+    FeedStream(Box<str>),
     Asset(&'static Asset),
     /// `*`, the server as a whole (`OPTIONS *`).
     Server,
@@ -71,9 +71,9 @@ const REVALIDATE: &str = "no-cache";
 const NEVER_STORE: &str = "no-store";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-impl Route<'_> {
+impl Route {
     /// The route at `path`, matched exactly (a feed's name is matched by its rule).
-    pub fn of(path: &str) -> Route<'_> {
+    pub fn of(path: &str) -> Route {
         match path {
             "/" => Route::LiveBox(Flavor::Htmx2),
             "/on-demand" => Route::OnDemand(Flavor::Htmx2),
@@ -100,7 +100,7 @@ impl Route<'_> {
     }
 
     /// The methods the route takes; `None` for a path that is no route.
-    pub fn allow(self) -> Option<Allow> {
+    pub fn allow(&self) -> Option<Allow> {
         match self {
             Route::LiveBox(_)
             | Route::OnDemand(_)
@@ -123,7 +123,7 @@ impl Route<'_> {
     }
 
     /// The route as a metrics label: a fixed set, whatever clients send.
-    pub fn label(self) -> &'static str {
+    pub fn label(&self) -> &'static str {
         match self {
             Route::LiveBox(Flavor::Htmx2) => "/",
             Route::OnDemand(Flavor::Htmx2) => "/on-demand",
@@ -153,22 +153,28 @@ impl Route<'_> {
 
 /// The application behind the HTTP layer.
 impl Handler for App {
-    fn handle(&self, request: &Request) -> Reply {
-        handle(request, self)
+    type Route = Route;
+
+    fn route(&self, request: &Request) -> Route {
+        Route::of(&request.path)
     }
 
-    fn label(&self, request: &Request) -> &'static str {
-        Route::of(&request.path).label()
+    fn handle(&self, request: &Request, route: &Route) -> Reply {
+        handle(request, route, self)
     }
 
-    fn refused(&self, request: &Request, status: u16) {
-        if status == 413 && publishes(request) {
+    fn label(&self, route: &Route) -> &'static str {
+        route.label()
+    }
+
+    fn refused(&self, request: &Request, route: &Route, status: u16) {
+        if status == 413 && publishes(request, route) {
             self.feeds.count_refusal("too_large");
         }
     }
 
-    fn body_limit(&self, request: &Request) -> usize {
-        if publishes(request) {
+    fn body_limit(&self, request: &Request, route: &Route) -> usize {
+        if publishes(request, route) {
             MAX_BODY
         } else {
             SMALL_BODY
@@ -180,9 +186,8 @@ impl Handler for App {
     }
 }
 
-/// Answers one request.
-pub fn handle(request: &Request, app: &App) -> Reply {
-    let route = Route::of(&request.path);
+/// Answers one request for `route`.
+pub fn handle(request: &Request, route: &Route, app: &App) -> Reply {
     let mut reply = answer(route, request, app);
     if route.streams() {
         // Other sites' pages may read the streams (`--cors`); our own pages' policy is as it is.
@@ -200,9 +205,9 @@ pub fn handle(request: &Request, app: &App) -> Reply {
     reply.for_route(route.label())
 }
 
-impl Route<'_> {
+impl Route {
     /// Whether the route is an event stream, which other sites' pages may be let read.
-    fn streams(self) -> bool {
+    fn streams(&self) -> bool {
         matches!(
             self,
             Route::Connect | Route::ChatStream | Route::FeedStream(_)
@@ -210,7 +215,7 @@ impl Route<'_> {
     }
 }
 
-fn answer(route: Route, request: &Request, app: &App) -> Reply {
+fn answer(route: &Route, request: &Request, app: &App) -> Reply {
     match request.method {
         Method::Get | Method::Head | Method::Post | Method::Options => {}
         // RFC 9110 §9.1: a method no route implements.
@@ -224,7 +229,7 @@ fn answer(route: Route, request: &Request, app: &App) -> Reply {
             return method_not_allowed(allow);
         }
     }
-    match route {
+    match *route {
         Route::LiveBox(flavor) => page(views::auto_connect_page(flavor)),
         Route::OnDemand(flavor) => page(views::on_demand_page(flavor)),
         Route::StartConnection(flavor) => page(views::live_box(flavor)),
@@ -248,16 +253,16 @@ fn answer(route: Route, request: &Request, app: &App) -> Reply {
             &app.feeds.list(),
             app.feeds.max_feeds(),
         )),
-        Route::Feed(_, name) if request.method == Method::Post => match &app.token {
+        Route::Feed(_, ref name) if request.method == Method::Post => match &app.token {
             Some(token) if !token.admits(request.header("Authorization")) => {
                 app.feeds.count_refusal("unauthorized");
                 unauthorized()
             }
             _ => publish(app, name, request),
         },
-        Route::Feed(flavor, CHAT) => page(views::chat_page(flavor)),
-        Route::Feed(flavor, name) => page(views::feed_page(flavor, name)),
-        Route::FeedStream(name) => app.feeds.stream(name, request),
+        Route::Feed(flavor, ref name) if name.as_ref() == CHAT => page(views::chat_page(flavor)),
+        Route::Feed(flavor, ref name) => page(views::feed_page(flavor, name)),
+        Route::FeedStream(ref name) => app.feeds.stream(name, request),
         Route::Asset(asset) => asset_reply(request, asset),
         // Only OPTIONS reaches here, answered above.
         Route::Server => options(Allow::Options),
@@ -267,7 +272,7 @@ fn answer(route: Route, request: &Request, app: &App) -> Reply {
 }
 
 /// `/feeds/NAME` and `/htmx4/feeds/NAME` (the page), `/feeds/NAME/stream`, for a valid name.
-fn feed(path: &str) -> Option<Route<'_>> {
+fn feed(path: &str) -> Option<Route> {
     let (flavor, rest) = match path.strip_prefix("/htmx4") {
         Some(rest) => (Flavor::Htmx4, rest),
         None => (Flavor::Htmx2, path),
@@ -281,6 +286,7 @@ fn feed(path: &str) -> Option<Route<'_>> {
     if !valid_name(name) {
         return None;
     }
+    let name = Box::from(name);
     Some(if stream {
         Route::FeedStream(name)
     } else {
@@ -289,8 +295,7 @@ fn feed(path: &str) -> Option<Route<'_>> {
 }
 
 /// Whether the request publishes a message (and so may have a message's body).
-fn publishes(request: &Request) -> bool {
-    let route = Route::of(&request.path);
+fn publishes(request: &Request, route: &Route) -> bool {
     request.method == Method::Post
         && matches!(route, Route::ChatMessages | Route::Feed(Flavor::Htmx2, _))
 }
@@ -401,6 +406,11 @@ mod tests {
             cors: Cors::default(),
             metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// Routes and answers `request`, as the layer does.
+    fn handle(request: &Request, app: &App) -> Reply {
+        super::handle(request, &Route::of(&request.path), app)
     }
 
     fn get(method: &str, url: &str) -> Reply {

@@ -1,6 +1,7 @@
-//! One request, from tiny_http to the wire: screened, copied into an owned [`Request`], its
-//! body read (here if tiny_http has it in memory, else on a thread of its own), the handler
-//! asked under a panic fence, and the [`Reply`] written.
+//! One request, from tiny_http to the wire: screened, copied into an owned [`Request`] and
+//! routed (each once, carried in [`Incoming`]), its body read (here if tiny_http has it in
+//! memory, else on a thread of its own), the handler asked under a panic fence, and the
+//! [`Reply`] written.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
@@ -10,8 +11,8 @@ use super::body::{self, MAX_BODY, Readers};
 use super::handler::Handler;
 use super::reply::{Body, EventStream, Reply};
 use super::request::{self, Method, Request};
-use super::respond::{Wire, respond};
-use super::screen::{self, Framing, Head, Refusal};
+use super::respond::respond;
+use super::screen::{self, Head, HttpRefusal, RequestFraming, Screened};
 use super::shared::Shared;
 use super::stream::{self, NotStarted};
 use super::{refuse, refuse::READ_BY_TINY_HTTP};
@@ -24,14 +25,22 @@ pub struct Layer<H> {
     pub bodies: Readers,
 }
 
-/// A request whose body is read on a thread of its own.
-struct BodyJob<H> {
-    layer: Arc<Layer<H>>,
+/// A request on its way through the layer: tiny_http's, the owned copy, and what the layer and
+/// the application made of it.
+struct Incoming<R> {
     raw: tiny_http::Request,
     request: Request,
-    framing: Framing,
-    limit: usize,
+    route: R,
+    screened: Screened,
     received: Instant,
+}
+
+/// A request whose body is read on a thread of its own.
+struct BodyJob<H: Handler> {
+    layer: Arc<Layer<H>>,
+    incoming: Incoming<H::Route>,
+    framing: RequestFraming,
+    limit: usize,
 }
 
 impl<H: Handler + Send + Sync + 'static> Layer<H> {
@@ -39,82 +48,88 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
     pub fn arrived(self: &Arc<Self>, raw: tiny_http::Request) {
         let shared = &self.shared;
         let received = Instant::now();
+        let (screened, verdict) = {
+            let head = head(&raw);
+            (Screened::of(&head), screen::screen(&head))
+        };
         if let Some(peer) = raw.remote_addr().copied() {
             if shared.connections.is_closed(peer) {
                 // Read by tiny_http from a connection the server has ended.
-                refuse::discard(raw, shared);
+                refuse::discard(raw, screened, shared);
                 return;
             }
             shared.connections.request_started(peer);
         }
-        let mut request = owned(&raw);
-        let screened = match screen::screen(&head(&raw)) {
-            Ok(screened) => screened,
-            Err(refusal) => return self.refused(raw, &request, refusal, received),
+        let request = owned(&raw);
+        let route = self.handler.route(&request);
+        let mut incoming = Incoming {
+            raw,
+            request,
+            route,
+            screened,
+            received,
         };
-        let limit = self.handler.body_limit(&request).min(MAX_BODY);
-        match screened.framing {
-            Framing::Length(length) if length > limit as u64 => {
-                let refusal = Refusal {
-                    status: 413,
-                    why: "request body too large\n",
-                };
-                self.refused(raw, &request, refusal, received);
+        let framing = match verdict {
+            Ok(framing) => framing,
+            Err(refusal) => return self.refused(incoming, refusal),
+        };
+        let limit = self.handler.body_limit(&incoming.request, &incoming.route);
+        let limit = limit.min(MAX_BODY);
+        match framing {
+            RequestFraming::Length(length) if length > limit as u64 => {
+                self.refused(incoming, body::TOO_LARGE);
             }
-            Framing::None | Framing::Length(0) => self.answer(raw, request, received),
-            Framing::Length(length)
+            RequestFraming::None | RequestFraming::Length(0) => self.answer(incoming),
+            RequestFraming::Length(length)
                 if length <= READ_BY_TINY_HTTP as u64 && !screened.expects_continue =>
             {
-                let mut raw = raw;
                 // In memory already: this read does not wait.
-                let _ = raw.as_reader().read_to_end(&mut request.body);
-                self.answer(raw, request, received);
+                let body = &mut incoming.request.body;
+                let _ = incoming.raw.as_reader().read_to_end(body);
+                self.answer(incoming);
             }
             framing => {
                 let job = BodyJob {
                     layer: self.clone(),
-                    raw,
-                    request,
+                    incoming,
                     framing,
                     limit,
-                    received,
                 };
                 if let Err(job) = self.bodies.spawn(job, read_then_answer) {
                     let busy = Reply::text(503, "too many requests with a body, try again\n")
                         .with_header("Retry-After", "1");
-                    let label = self.handler.label(&job.request);
-                    let (status, bytes) = refuse::refuse(job.raw, busy, shared);
-                    self.answered(&job.request, label, status, bytes, received);
+                    self.refuse(job.incoming, busy);
                 }
             }
         }
     }
 
-    /// Asks the handler and writes its reply; the body is in `request`.
-    fn answer(self: &Arc<Self>, raw: tiny_http::Request, request: Request, received: Instant) {
+    /// Asks the handler and writes its reply; the body is in the request.
+    fn answer(self: &Arc<Self>, incoming: Incoming<H::Route>) {
+        let (raw, screened, received) = (incoming.raw, incoming.screened, incoming.received);
+        let (request, route) = (&incoming.request, &incoming.route);
         let shared = &self.shared;
-        let wire = Wire::of(&raw);
         // A panic in a handler is a bug, but it must cost that one request, never the server.
         let mut reply = panic::catch_unwind(AssertUnwindSafe(|| {
             let _logged = PanicsToLog::enter(shared.log);
-            self.handler.handle(&request)
+            self.handler.handle(request, route)
         }))
         .unwrap_or_else(|_| {
             shared
                 .log
                 .line(format_args!("a request handler panicked; serving on"));
-            Reply::text(500, "internal server error\n").for_route(self.handler.label(&request))
+            Reply::text(500, "internal server error\n").for_route(self.handler.label(route))
         });
         let label = reply.label;
         let after = reply.after.take();
         let peer = raw.remote_addr().copied();
         let (status, bytes) = match reply.body {
             // The head says `Connection: close`, so the connection ends here.
-            Body::Events(_) if request.method == Method::Head => {
+            Body::Events(_) if screened.head_only => {
                 if let Some(peer) = peer {
                     shared.connections.closed(peer);
                 }
-                stream::head_only(raw, &reply.headers);
+                stream::head_only(raw, &reply.headers, screened);
                 if let Some(peer) = peer {
                     refuse::close(peer, shared);
                 }
@@ -127,7 +142,7 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
                     shared.connections.closed(peer);
                 }
                 let events = logged_panics(events, shared.log);
-                match stream::start(raw, events, reply.headers, shared, received) {
+                match stream::start(raw, events, reply.headers, screened, shared, received) {
                     Ok(()) => {
                         // The stream logs its request when it ends.
                         shared.metrics.count_request(label, 200);
@@ -141,13 +156,13 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
                             }
                         };
                         let busy = stream::refused(shared, self.handler.busy(), &why);
-                        refuse::refuse(raw, busy, shared)
+                        refuse::refuse(raw, busy, screened, shared)
                     }
                 }
             }
-            Body::Bytes(_) => respond(raw, &reply, wire),
+            Body::Bytes(_) => respond(raw, &reply, screened),
         };
-        self.answered(&request, label, status, bytes, received);
+        self.answered(request, label, status, bytes, received);
         if let Some(after) = after {
             // Fenced like the handler: a panic here costs this work, not the request loop.
             if panic::catch_unwind(AssertUnwindSafe(|| {
@@ -163,18 +178,19 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
         }
     }
 
-    fn refused(
-        &self,
-        raw: tiny_http::Request,
-        request: &Request,
-        refusal: Refusal,
-        received: Instant,
-    ) {
-        self.handler.refused(request, refusal.status);
-        let label = self.handler.label(request);
-        let reply = Reply::text(refusal.status, refusal.why);
-        let (status, bytes) = refuse::refuse(raw, reply, &self.shared);
-        self.answered(request, label, status, bytes, received);
+    /// Refuses the request for `refusal`, and tells the application.
+    fn refused(&self, incoming: Incoming<H::Route>, refusal: HttpRefusal) {
+        let status = refusal.status;
+        self.handler
+            .refused(&incoming.request, &incoming.route, status);
+        self.refuse(incoming, Reply::text(status, refusal.why));
+    }
+
+    /// Answers `reply` and closes the connection.
+    fn refuse(&self, incoming: Incoming<H::Route>, reply: Reply) {
+        let label = self.handler.label(&incoming.route);
+        let (status, bytes) = refuse::refuse(incoming.raw, reply, incoming.screened, &self.shared);
+        self.answered(&incoming.request, label, status, bytes, incoming.received);
     }
 
     fn answered(
@@ -200,34 +216,29 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
 fn read_then_answer<H: Handler + Send + Sync + 'static>(job: BodyJob<H>) {
     let BodyJob {
         layer,
-        mut raw,
-        mut request,
+        mut incoming,
         framing,
         limit,
-        received,
     } = job;
     let shared = &layer.shared;
-    let peer = request.peer;
+    let peer = incoming.request.peer;
     if let Some(peer) = peer {
         shared.connections.body_started(peer);
     }
     let answered = panic::catch_unwind(AssertUnwindSafe(|| {
         let socket = peer.and_then(|peer| shared.sockets.find(peer));
         let read = match &socket {
-            Some(socket) => body::read(&mut raw, socket, framing, limit),
+            Some(socket) => body::read(&mut incoming.raw, socket, framing, limit),
             // Without its socket the read could not be bounded in time; the connection is
             // most likely gone already.
-            None => Err(Refusal {
-                status: 400,
-                why: "connection not found\n",
-            }),
+            None => Err(screen::refusal(400, "connection not found\n")),
         };
         match read {
             Ok(bytes) => {
-                request.body = bytes;
-                layer.answer(raw, request, received);
+                incoming.request.body = bytes;
+                layer.answer(incoming);
             }
-            Err(refusal) => layer.refused(raw, &request, refusal, received),
+            Err(refusal) => layer.refused(incoming, refusal),
         }
     }));
     if answered.is_err() {

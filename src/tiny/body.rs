@@ -11,19 +11,23 @@
 use std::io::{ErrorKind, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
-use super::screen::{Framing, Refusal};
+use super::job;
+use super::screen::{HttpRefusal, RequestFraming, refusal};
 
 /// The largest body any route may take.
 pub const MAX_BODY: usize = 16 * 1024;
 
 /// Bodies read at once; past it a request with a body to read is answered `503`.
 pub const MAX_READERS: usize = 64;
+
+/// A body over the route's limit, declared or read.
+pub const TOO_LARGE: HttpRefusal = refusal(413, "request body too large\n");
+/// A body not received within [`BODY_TIME`].
+const TIMED_OUT: HttpRefusal = refusal(408, "request body not received in time\n");
 
 /// The longest a client may take to send a whole body.
 const BODY_TIME: Duration = Duration::from_secs(10);
@@ -50,26 +54,11 @@ impl Readers {
             return Err(job);
         }
         let live = Live(self.live.clone());
-        // The job travels to the thread through a channel, so that if the thread cannot be
-        // spawned it is still here to be answered.
-        let (hand_over, take) = mpsc::sync_channel::<T>(1);
-        let spawned = thread::Builder::new()
-            .name("sse-body".into())
-            .stack_size(STACK_SIZE)
-            .spawn(move || {
-                let _live = live;
-                if let Ok(job) = take.recv() {
-                    run(job);
-                }
-            });
-        match spawned {
-            Ok(_) => {
-                // The receiver lives until the thread has taken the job.
-                let _ = hand_over.send(job);
-                Ok(())
-            }
-            Err(_) => Err(job),
-        }
+        let run = move |job| {
+            let _live = live;
+            run(job);
+        };
+        job::spawn("sse-body", STACK_SIZE, job, run).map_err(|(job, _)| job)
     }
 }
 
@@ -92,9 +81,9 @@ impl Drop for Live {
 pub fn read(
     request: &mut tiny_http::Request,
     socket: &Socket,
-    framing: Framing,
+    framing: RequestFraming,
     limit: usize,
-) -> Result<Vec<u8>, Refusal> {
+) -> Result<Vec<u8>, HttpRefusal> {
     let deadline = Instant::now() + BODY_TIME;
     let read = read_within(
         request.as_reader(),
@@ -113,21 +102,17 @@ pub fn read(
 fn read_within(
     reader: &mut dyn Read,
     mut time_left: impl FnMut(Duration),
-    framing: Framing,
+    framing: RequestFraming,
     limit: usize,
     deadline: Instant,
-) -> Result<Vec<u8>, Refusal> {
-    let too_large = Refusal {
-        status: 413,
-        why: "request body too large\n",
-    };
+) -> Result<Vec<u8>, HttpRefusal> {
     let declared = match framing {
-        Framing::None => return Ok(Vec::new()),
-        Framing::Length(length) => Some(usize::try_from(length).map_err(|_| too_large)?),
-        Framing::Chunked => None,
+        RequestFraming::None => return Ok(Vec::new()),
+        RequestFraming::Length(length) => Some(usize::try_from(length).map_err(|_| TOO_LARGE)?),
+        RequestFraming::Chunked => None,
     };
     if declared.is_some_and(|length| length > limit) {
-        return Err(too_large);
+        return Err(TOO_LARGE);
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(limit));
     let mut buf = [0; 4096];
@@ -141,48 +126,28 @@ fn read_within(
         };
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(timed_out());
+            return Err(TIMED_OUT);
         }
         time_left(left);
         match reader.read(&mut buf[..want]) {
             Ok(0) if declared.is_none() => return Ok(body),
-            Ok(0) => {
-                return Err(Refusal {
-                    status: 400,
-                    why: "request body cut short\n",
-                });
-            }
+            Ok(0) => return Err(refusal(400, "request body cut short\n")),
             Ok(n) => {
                 body.extend_from_slice(&buf[..n]);
                 if body.len() > limit {
-                    return Err(too_large);
+                    return Err(TOO_LARGE);
                 }
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return Err(timed_out());
+                return Err(TIMED_OUT);
             }
             // The chunked decoder's error for a bad chunk size or a chunk longer than its size.
             Err(e) if e.kind() == ErrorKind::InvalidInput => {
-                return Err(Refusal {
-                    status: 400,
-                    why: "bad chunked body\n",
-                });
+                return Err(refusal(400, "bad chunked body\n"));
             }
-            Err(_) => {
-                return Err(Refusal {
-                    status: 400,
-                    why: "request body not received\n",
-                });
-            }
+            Err(_) => return Err(refusal(400, "request body not received\n")),
         }
-    }
-}
-
-fn timed_out() -> Refusal {
-    Refusal {
-        status: 408,
-        why: "request body not received in time\n",
     }
 }
 
@@ -190,9 +155,10 @@ fn timed_out() -> Refusal {
 mod tests {
     use super::*;
     use std::io::{self, Cursor};
-    use std::sync::Mutex;
+    use std::sync::{Mutex, mpsc};
+    use std::thread;
 
-    fn read(bytes: &[u8], framing: Framing, limit: usize) -> Result<Vec<u8>, u16> {
+    fn read(bytes: &[u8], framing: RequestFraming, limit: usize) -> Result<Vec<u8>, u16> {
         let later = Instant::now() + Duration::from_secs(5);
         read_within(&mut Cursor::new(bytes), |_| {}, framing, limit, later).map_err(|r| r.status)
     }
@@ -200,20 +166,23 @@ mod tests {
     #[test]
     fn a_declared_body_is_read_to_its_length_and_no_further() {
         assert_eq!(
-            read(b"helloGET", Framing::Length(5), 100),
+            read(b"helloGET", RequestFraming::Length(5), 100),
             Ok(b"hello".to_vec())
         );
-        assert_eq!(read(b"hel", Framing::Length(5), 100), Err(400));
-        assert_eq!(read(b"hello", Framing::Length(5), 4), Err(413));
-        assert_eq!(read(b"", Framing::None, 0), Ok(Vec::new()));
+        assert_eq!(read(b"hel", RequestFraming::Length(5), 100), Err(400));
+        assert_eq!(read(b"hello", RequestFraming::Length(5), 4), Err(413));
+        assert_eq!(read(b"", RequestFraming::None, 0), Ok(Vec::new()));
     }
 
     #[test]
     fn a_chunked_body_ends_at_its_end_and_is_capped() {
         // The reader stands for tiny_http's decoder: it gives the decoded bytes.
-        assert_eq!(read(b"hello", Framing::Chunked, 5), Ok(b"hello".to_vec()));
+        assert_eq!(
+            read(b"hello", RequestFraming::Chunked, 5),
+            Ok(b"hello".to_vec())
+        );
         let big = vec![b'x'; 3 * 4096];
-        assert_eq!(read(&big, Framing::Chunked, 8192), Err(413));
+        assert_eq!(read(&big, RequestFraming::Chunked, 8192), Err(413));
     }
 
     struct Failing(ErrorKind);
@@ -233,7 +202,13 @@ mod tests {
             (ErrorKind::InvalidInput, 400),
             (ErrorKind::ConnectionReset, 400),
         ] {
-            let read = read_within(&mut Failing(kind), |_| {}, Framing::Chunked, 10, later);
+            let read = read_within(
+                &mut Failing(kind),
+                |_| {},
+                RequestFraming::Chunked,
+                10,
+                later,
+            );
             assert_eq!(read.map_err(|r| r.status), Err(status), "{kind:?}");
         }
     }
@@ -245,7 +220,7 @@ mod tests {
         let body = read_within(
             &mut Cursor::new(vec![b'x'; 5000]),
             |left| lefts.lock().unwrap().push(left),
-            Framing::Length(5000),
+            RequestFraming::Length(5000),
             MAX_BODY,
             deadline,
         );
@@ -256,7 +231,7 @@ mod tests {
         let past = read_within(
             &mut Cursor::new(b"x"),
             |_| {},
-            Framing::Chunked,
+            RequestFraming::Chunked,
             10,
             Instant::now(),
         );

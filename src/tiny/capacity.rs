@@ -29,7 +29,7 @@ const DRAINABLE_BODY_MAX: u64 = 1 << 30;
 
 /// The host's limits as read at start.
 #[derive(Clone, Debug)]
-pub struct Limits {
+pub struct HostLimits {
     /// The open-file soft limit the process runs with.
     pub open_files: u64,
     pub open_files_hard: u64,
@@ -56,12 +56,12 @@ impl fmt::Display for Capacity {
     }
 }
 
-impl Limits {
+impl HostLimits {
     /// Reads the host's limits and sets the open-file soft limit to the hard limit or to the
     /// thread budget, whichever is lower.
-    pub fn raise_and_read() -> Limits {
+    pub fn raise_and_read() -> HostLimits {
         let (_, hard) = rlimit::Resource::NOFILE.get().unwrap_or((1024, 1024));
-        let mut limits = Limits {
+        let mut limits = HostLimits {
             open_files: 0,
             open_files_hard: hard,
             max_map_count: read_number("/proc/sys/vm/max_map_count"),
@@ -188,8 +188,8 @@ mod tests {
     use super::*;
 
     /// This machine's defaults: 2 cores, 24 GiB, vm.max_map_count 65530, 20000 open files.
-    fn limits() -> Limits {
-        Limits {
+    fn limits() -> HostLimits {
+        HostLimits {
             open_files: 15_870,
             open_files_hard: 20_000,
             max_map_count: Some(65_530),
@@ -215,7 +215,7 @@ mod tests {
 
     #[test]
     fn the_smallest_limit_wins() {
-        let capacity = Limits {
+        let capacity = HostLimits {
             open_files: 4096,
             ..limits()
         }
@@ -227,7 +227,7 @@ mod tests {
                 limited_by: "open files"
             }
         );
-        let capacity = Limits {
+        let capacity = HostLimits {
             pids_max: Some(1256),
             ..limits()
         }
@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn a_low_open_file_limit_keeps_a_quarter_in_reserve() {
-        let capacity = Limits {
+        let capacity = HostLimits {
             open_files: 256,
             ..limits()
         }
@@ -272,7 +272,7 @@ mod tests {
     #[test]
     fn drainable_body_is_a_quarter_of_memory_at_most_a_gibibyte() {
         assert_eq!(limits().drainable_body(), 1 << 30);
-        let small = Limits {
+        let small = HostLimits {
             memory_bytes: Some(512 << 20),
             ..limits()
         };

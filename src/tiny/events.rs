@@ -10,7 +10,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use super::ended::Ended;
-use super::outlet::{Outlet, Woken};
+use super::outlet::Outlet;
 use super::shared::Shared;
 use super::socket;
 use crate::chunked::Framing;
@@ -143,9 +143,9 @@ impl<'a> Events<'a> {
     }
 
     /// Serves the outlet: writes what other threads queued and keep-alive comments, until an
-    /// event was refused for lack of room ([`Woken::Full`]: the body should catch its client
-    /// up), the client is gone, or the server stops.
-    pub fn serve(&mut self) -> Result<Woken, Ended> {
+    /// event was refused for lack of room (`Ok`: everything queued has been written since, and
+    /// the body should catch its client up), the client is gone, or the server stops (`Err`).
+    pub fn serve(&mut self) -> Result<(), Ended> {
         let outlet = self.outlet()?;
         let settings = &self.shared.settings;
         outlet.serve(

@@ -8,22 +8,26 @@ pub const SMALL_BODY: usize = super::refuse::READ_BY_TINY_HTTP;
 
 /// What the application behind the layer provides.
 pub trait Handler {
+    /// What the application makes of a request before its body is read (its route): worked out
+    /// once by [`Handler::route`], and handed to every other method for that request.
+    type Route: Send + 'static;
+    fn route(&self, request: &Request) -> Self::Route;
     /// The answer to a request, with its body read. Runs on the request loop, or on the thread
     /// that read the body: it must not block.
-    fn handle(&self, request: &Request) -> Reply;
-    /// The metrics label of the route a request is for, for requests the layer refuses before
-    /// they reach [`Handler::handle`].
-    fn label(&self, request: &Request) -> &'static str;
-    /// Told of a request the layer refused before routing (e.g. `413` for a body too large to
-    /// read), for the application's own counts.
-    fn refused(&self, _request: &Request, _status: u16) {}
+    fn handle(&self, request: &Request, route: &Self::Route) -> Reply;
+    /// The metrics label of a route, for requests the layer refuses before they reach
+    /// [`Handler::handle`].
+    fn label(&self, route: &Self::Route) -> &'static str;
+    /// Told of a request the layer refused before it reached [`Handler::handle`] (e.g. `413`
+    /// for a body too large to read), for the application's own counts.
+    fn refused(&self, _request: &Request, _route: &Self::Route, _status: u16) {}
     /// The answer to a stream request when every stream slot is taken (the layer adds
     /// `Retry-After`).
     fn busy(&self) -> Reply;
-    /// The largest body the route of `request` takes, asked before the body is read (the layer
-    /// never reads more than [`super::body::MAX_BODY`]); a larger one is refused with `413`.
-    /// Every route takes a [`SMALL_BODY`]; a route that takes more says so here.
-    fn body_limit(&self, _request: &Request) -> usize {
+    /// The largest body the request takes, asked before the body is read (the layer never reads
+    /// more than [`super::body::MAX_BODY`]); a larger one is refused with `413`. Every route
+    /// takes a [`SMALL_BODY`]; a route that takes more says so here.
+    fn body_limit(&self, _request: &Request, _route: &Self::Route) -> usize {
         SMALL_BODY
     }
 }

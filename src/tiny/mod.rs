@@ -33,7 +33,7 @@
 //! accepted socket, which is the only way to configure sockets tiny_http owns (`socket.rs`).
 //!
 //! The same re-exec serves `SIGHUP`: the program file runs again in place, as a new version if
-//! it was replaced ([`Stopper::upgrade`]).
+//! it was replaced ([`HttpStopper::upgrade`]).
 
 mod accept;
 mod address;
@@ -47,6 +47,7 @@ mod handler;
 mod handoff;
 mod heal;
 mod held;
+mod job;
 mod outlet;
 mod pool;
 mod refuse;
@@ -64,20 +65,18 @@ mod sweep;
 mod tests;
 mod trial;
 
-#[allow(unused_imports)] // for the routes that take a body
 pub use body::MAX_BODY;
-pub use capacity::{Capacity, Limits};
+pub use capacity::{Capacity, HostLimits};
 pub use ended::Ended;
 pub use events::Events;
-#[allow(unused_imports)] // for the routes that take a body
 pub use handler::{Handler, SMALL_BODY};
 pub use handoff::{Inherited, Reason, accept_hangups};
-pub use outlet::{Offered, Outlet, Woken};
+pub use outlet::{Offered, Outlet};
 #[cfg(test)]
 pub use reply::Body;
 pub use reply::Reply;
 pub use request::{Method, Request};
-pub use serve::{Handed, HttpServer, Ran, Stopper};
+pub use serve::{Handed, HttpServer, HttpStopper, Ran};
 pub use shared::Settings;
 pub use shell::{Child, spawn_shell};
 pub use trial::version_of;

@@ -36,17 +36,10 @@ pub enum Offered {
     /// Part or all of it waits in the outlet; the stream's thread will write it.
     Queued,
     /// Not taken: the client is that far behind. The stream's thread is woken and its body told
-    /// (see [`Woken::Full`]).
+    /// (see [`Outlet::serve`]).
     Full,
     /// The stream has ended.
     Gone,
-}
-
-/// Why [`Outlet::serve`] returned to the stream's body.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Woken {
-    /// Some event was refused for lack of room; everything queued has been written since.
-    Full,
 }
 
 pub struct Outlet {
@@ -180,13 +173,14 @@ impl Outlet {
     }
 
     /// On the owner's thread: writes what others queued, and a keep-alive comment in silences,
-    /// until an offer was refused ([`Woken::Full`]), the client is gone or the server stops.
+    /// until an offer was refused for lack of room (`Ok`: everything queued has been written
+    /// since), the client is gone or the server stops (`Err`).
     pub(super) fn serve(
         &self,
         stop: &Stop,
         keepalive: Duration,
         write_timeout: Duration,
-    ) -> Result<Woken, Ended> {
+    ) -> Result<(), Ended> {
         loop {
             if stop.is_triggered() {
                 return Err(Ended::ServerStopping);
@@ -209,7 +203,7 @@ impl Outlet {
             }
             state.draining = false;
             if std::mem::take(&mut state.full) {
-                return Ok(Woken::Full);
+                return Ok(());
             }
             let keepalive_due = state.last_write + keepalive;
             if Instant::now() >= keepalive_due {

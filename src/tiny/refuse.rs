@@ -14,45 +14,43 @@
 //! at the allocation, so such a request is never dropped: it is kept for the life of the process,
 //! with the tiny_http thread that waits for it ("parked").
 
-use std::io::Write;
 use std::mem;
 use std::net::Shutdown;
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
 
 use socket2::Socket;
 
 use super::reply::Reply;
-use super::respond::{self, Wire};
+use super::respond;
+use super::screen::Screened;
 use super::shared::Shared;
 
 /// tiny_http reads bodies up to this size itself, before the request reaches the server, unless
 /// the client waits for `100 Continue`.
 pub const READ_BY_TINY_HTTP: usize = 1024;
 
-const LAST: Wire = Wire {
-    head_only: false,
-    last: true,
-    keep_alive_1_0: false,
-};
-
 /// Answers `reply` and closes the connection; returns the status and the body bytes sent.
-pub fn refuse(request: tiny_http::Request, reply: Reply, shared: &Shared) -> (u16, usize) {
+pub fn refuse(
+    request: tiny_http::Request,
+    reply: Reply,
+    screened: Screened,
+    shared: &Shared,
+) -> (u16, usize) {
     let peer = request.remote_addr().copied();
     if let Some(peer) = peer {
         shared.connections.closed(peer);
     }
     let socket = peer.and_then(|peer| shared.sockets.find(peer));
-    let wire = Wire {
-        head_only: *request.method() == tiny_http::Method::Head,
-        ..LAST
+    let screened = Screened {
+        last: true,
+        ..screened
     };
-    let unread = unread_body(&request);
+    let unread = unread_body(&request, screened);
     match socket {
         Some(socket) if unread <= shared.settings.drainable_body => {
             let _ = socket.shutdown(Shutdown::Read);
             let mut writer = request.into_writer();
-            let answered = respond::write(&mut writer, &reply, wire);
+            let answered = respond::write(&mut writer, &reply, screened);
             // Before the writer goes: tiny_http may have an answer of its own queued behind
             // ours (to whatever it read next), which must find the connection closed.
             let _ = socket.shutdown(Shutdown::Both);
@@ -60,14 +58,14 @@ pub fn refuse(request: tiny_http::Request, reply: Reply, shared: &Shared) -> (u1
         }
         // Nothing to discard, but no socket to close: tiny_http reads on, and whatever it reads
         // is dropped unanswered until the idle sweep closes the connection.
-        None if unread == 0 => respond::respond(request, &reply, wire),
-        socket => park(request, &reply, socket, unread, shared),
+        None if unread == 0 => respond::respond(request, &reply, screened),
+        socket => park(request, &reply, screened, socket, unread, shared),
     }
 }
 
 /// Drops a request from a connection the server has ended, unanswered.
-pub fn discard(request: tiny_http::Request, shared: &Shared) {
-    let unread = unread_body(&request);
+pub fn discard(request: tiny_http::Request, screened: Screened, shared: &Shared) {
+    let unread = unread_body(&request, screened);
     if unread > 0 {
         let socket = request
             .remote_addr()
@@ -77,7 +75,14 @@ pub fn discard(request: tiny_http::Request, shared: &Shared) {
                 let _ = socket.shutdown(Shutdown::Read);
             }
             socket => {
-                park(request, &Reply::text(400, ""), socket, unread, shared);
+                park(
+                    request,
+                    &Reply::text(400, ""),
+                    screened,
+                    socket,
+                    unread,
+                    shared,
+                );
                 return;
             }
         }
@@ -97,14 +102,9 @@ pub fn close(peer: std::net::SocketAddr, shared: &Shared) {
 
 /// The bytes tiny_http would read to discard the request's body if it were dropped now: its
 /// declared length when tiny_http did not read it itself, else 0.
-pub fn unread_body(request: &tiny_http::Request) -> usize {
-    let expects_continue = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Expect"))
-        .is_some_and(|h| h.value.as_str().eq_ignore_ascii_case("100-continue"));
+fn unread_body(request: &tiny_http::Request, screened: Screened) -> usize {
     match request.body_length() {
-        Some(length) if length > READ_BY_TINY_HTTP || expects_continue => length,
+        Some(length) if length > READ_BY_TINY_HTTP || screened.expects_continue => length,
         _ => 0,
     }
 }
@@ -113,16 +113,18 @@ pub fn unread_body(request: &tiny_http::Request) -> usize {
 fn park(
     request: tiny_http::Request,
     reply: &Reply,
+    screened: Screened,
     socket: Option<Socket>,
     unread: usize,
     shared: &Shared,
 ) -> (u16, usize) {
-    let mut sent = 0;
+    let mut answered = (reply.status, 0);
     if let Some(mut socket) = socket {
-        let wire = respond::encode(reply, LAST, SystemTime::now());
-        if socket.write_all(&wire).is_ok() {
-            sent = reply.bytes().len();
-        }
+        let screened = Screened {
+            last: true,
+            ..screened
+        };
+        answered = respond::write(&mut socket, reply, screened);
         let _ = socket.shutdown(Shutdown::Both);
     }
     shared
@@ -133,5 +135,5 @@ fn park(
         "request declaring a {unread}-byte body refused; its tiny_http thread is parked for good"
     ));
     mem::forget(request);
-    (reply.status, sent)
+    answered
 }

@@ -50,10 +50,8 @@ pub struct Request {
     /// directory, so `..` or `%2e` can reach nothing but the 404 page.
     pub path: String,
     /// What follows `?` in the URL, if anything.
-    #[allow(dead_code)] // no route reads a query yet
     pub query: Option<String>,
     /// `None` for a client on a Unix socket, which this server never listens on.
-    #[allow(dead_code)] // no route tells clients apart yet
     pub peer: Option<SocketAddr>,
     /// Every header line in the order received, names as sent.
     pub headers: Vec<(String, String)>,

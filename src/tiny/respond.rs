@@ -11,53 +11,20 @@ use std::io::Write;
 use std::time::SystemTime;
 
 use super::reply::{Body, Reply, SECURITY_HEADERS};
-
-/// How a response goes on the wire, from the request it answers.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Wire {
-    /// The request was `HEAD`: the head says the length of a body it does not carry.
-    pub head_only: bool,
-    /// The server closes the connection after this response.
-    pub last: bool,
-    /// An HTTP/1.0 client asked to keep the connection open, which HTTP/1.0 must be told.
-    pub keep_alive_1_0: bool,
-}
-
-impl Wire {
-    /// For `request`. A client that asked to close is not told again: tiny_http ends the
-    /// connection after such a request (RFC 9112 §9.6 makes the `close` in the answer a SHOULD),
-    /// and `HEAD` then gets exactly the headers of `GET`.
-    pub fn of(request: &tiny_http::Request) -> Wire {
-        let connection = request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Connection"))
-            .map(|h| h.value.as_str().to_ascii_lowercase())
-            .unwrap_or_default();
-        let http_1_0 = *request.http_version() == tiny_http::HTTPVersion(1, 0);
-        Wire {
-            head_only: *request.method() == tiny_http::Method::Head,
-            last: false,
-            keep_alive_1_0: http_1_0
-                && connection.contains("keep-alive")
-                && !connection.contains("close")
-                && !connection.contains("upgrade"),
-        }
-    }
-}
+use super::screen::Screened;
 
 /// Writes `reply` as the answer to `request`; returns the status and the body bytes sent.
 /// A write that fails means the client left before the answer: there is no one to tell.
-pub fn respond(request: tiny_http::Request, reply: &Reply, wire: Wire) -> (u16, usize) {
-    let mut writer = request.into_writer();
-    write(&mut writer, reply, wire)
+pub fn respond(request: tiny_http::Request, reply: &Reply, screened: Screened) -> (u16, usize) {
+    write(&mut request.into_writer(), reply, screened)
 }
 
-/// Writes `reply` to `writer` and flushes it.
-pub fn write(writer: &mut impl Write, reply: &Reply, wire: Wire) -> (u16, usize) {
-    let wire_bytes = encode(reply, wire, SystemTime::now());
-    let _ = writer.write_all(&wire_bytes).and_then(|()| writer.flush());
-    let sent = if wire.head_only || !has_body(reply.status) {
+/// Writes `reply` to `writer` and flushes it. (A `dyn` writer: one copy of this code serves
+/// tiny_http's writer and a socket, in a binary kept under 1 MiB.)
+pub fn write(writer: &mut dyn Write, reply: &Reply, screened: Screened) -> (u16, usize) {
+    let wire = encode(reply, screened, SystemTime::now());
+    let _ = writer.write_all(&wire).and_then(|()| writer.flush());
+    let sent = if screened.head_only || !has_body(reply.status) {
         0
     } else {
         reply.bytes().len()
@@ -71,7 +38,7 @@ fn has_body(status: u16) -> bool {
 }
 
 /// The whole response: status line, headers and (unless `HEAD`) the body.
-pub fn encode(reply: &Reply, wire: Wire, now: SystemTime) -> Vec<u8> {
+fn encode(reply: &Reply, screened: Screened, now: SystemTime) -> Vec<u8> {
     let body: &[u8] = match &reply.body {
         Body::Bytes(bytes) => bytes,
         Body::Events(_) => &[],
@@ -100,14 +67,14 @@ pub fn encode(reply: &Reply, wire: Wire, now: SystemTime) -> Vec<u8> {
     if has_body(reply.status) {
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
-    if wire.last {
+    if screened.last {
         head.push_str("Connection: close\r\n");
-    } else if wire.keep_alive_1_0 {
+    } else if screened.keep_alive_1_0 {
         head.push_str("Connection: keep-alive\r\n");
     }
     head.push_str("\r\n");
     let mut bytes = head.into_bytes();
-    if !wire.head_only && has_body(reply.status) {
+    if !screened.head_only && has_body(reply.status) {
         bytes.extend_from_slice(body);
     }
     bytes
@@ -179,13 +146,13 @@ mod tests {
 
     const EPOCH: SystemTime = SystemTime::UNIX_EPOCH;
 
-    fn text(reply: &Reply, wire: Wire) -> String {
-        String::from_utf8(encode(reply, wire, EPOCH)).unwrap()
+    fn text(reply: &Reply, screened: Screened) -> String {
+        String::from_utf8(encode(reply, screened, EPOCH)).unwrap()
     }
 
     #[test]
     fn a_reply_has_its_length_the_security_headers_and_its_body() {
-        let wire = text(&Reply::text(200, "ok\n"), Wire::default());
+        let wire = text(&Reply::text(200, "ok\n"), Screened::default());
         assert!(wire.starts_with(
             "HTTP/1.1 200 OK\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
              Content-Type: text/plain; charset=utf-8\r\n"
@@ -199,9 +166,9 @@ mod tests {
 
     #[test]
     fn head_says_the_length_and_sends_no_body() {
-        let wire = Wire {
+        let wire = Screened {
             head_only: true,
-            ..Wire::default()
+            ..Screened::default()
         };
         let head = text(&Reply::text(200, "ok\n"), wire);
         assert!(head.ends_with("\r\nContent-Length: 3\r\n\r\n"), "{head}");
@@ -210,7 +177,7 @@ mod tests {
     #[test]
     fn no_length_and_no_body_for_204_and_304() {
         for status in [204, 304] {
-            let wire = text(&Reply::text(status, "x"), Wire::default());
+            let wire = text(&Reply::text(status, "x"), Screened::default());
             assert!(!wire.contains("Content-Length"), "{wire}");
             assert!(wire.ends_with("\r\n\r\n"), "{wire}");
         }
@@ -218,17 +185,17 @@ mod tests {
 
     #[test]
     fn the_connection_header_says_what_happens_next() {
-        let last = Wire {
+        let last = Screened {
             last: true,
-            ..Wire::default()
+            ..Screened::default()
         };
         assert!(text(&Reply::text(400, "no\n"), last).contains("\r\nConnection: close\r\n"));
-        let kept = Wire {
+        let kept = Screened {
             keep_alive_1_0: true,
-            ..Wire::default()
+            ..Screened::default()
         };
         assert!(text(&Reply::text(200, ""), kept).contains("\r\nConnection: keep-alive\r\n"));
-        assert!(!text(&Reply::text(200, ""), Wire::default()).contains("Connection"));
+        assert!(!text(&Reply::text(200, ""), Screened::default()).contains("Connection"));
     }
 
     #[test]
@@ -237,7 +204,7 @@ mod tests {
             .with_header("Content-Length", "99")
             .with_header("transfer-encoding", "chunked")
             .with_header("Connection", "keep-alive");
-        let wire = text(&reply, Wire::default());
+        let wire = text(&reply, Screened::default());
         assert!(!wire.contains("99") && !wire.contains("chunked"), "{wire}");
         assert!(!wire.contains("keep-alive"), "{wire}");
     }

@@ -4,9 +4,9 @@
 //! tiny_http has parsed the head already, and refused some malformed input itself (see
 //! `docs/tiny_http.md`); these rules look at what it left: the request line and the
 //! header lines, names and values trimmed. They are pure functions of the head, so each rule is a
-//! unit test below. A request that breaks one is answered with the [`Refusal`] and its connection
-//! is closed (see `refuse.rs`): after a framing error nothing on that connection can be trusted to
-//! start where the next request starts.
+//! unit test below. A request that breaks one is answered with the [`HttpRefusal`] and its
+//! connection is closed (see `refuse.rs`): after a framing error nothing on that connection can
+//! be trusted to start where the next request starts.
 
 pub const MAX_HEADERS: usize = 100;
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -19,9 +19,10 @@ pub struct Head<'a> {
     pub headers: Vec<(&'a str, &'a str)>,
 }
 
-/// How the body of a request that passed is delimited.
+/// How the body of a request that passed is delimited (a streamed reply's is
+/// `chunked::Framing`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
+pub enum RequestFraming {
     /// No body.
     None,
     /// `Content-Length`: exactly this many bytes.
@@ -30,29 +31,60 @@ pub enum Framing {
     Chunked,
 }
 
-/// What the rules found out about a request that passed them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What the head says about how the request is answered, worked out here once (for a refused
+/// request too) and carried to whatever writes the answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Screened {
-    pub framing: Framing,
+    /// `HEAD`: the answer has the head `GET` would get, and no body.
+    pub head_only: bool,
+    /// HTTP/1.0, which has no chunked coding.
+    pub http_1_0: bool,
+    /// An HTTP/1.0 client asked to keep the connection open, which HTTP/1.0 must be told.
+    pub keep_alive_1_0: bool,
     /// The client waits for `100 Continue` before it sends the body.
     pub expects_continue: bool,
+    /// The server closes the connection after the answer: never so from the head, but so for
+    /// every refusal (`refuse.rs`).
+    pub last: bool,
 }
 
-/// Why a request is refused: the status and a short body saying why.
+impl Screened {
+    /// What `head` says. A client that asked to close is not told again: tiny_http ends the
+    /// connection after such a request (RFC 9112 §9.6 makes the `close` in the answer a
+    /// SHOULD), and `HEAD` then gets exactly the headers of `GET`.
+    pub fn of(head: &Head<'_>) -> Screened {
+        let http_1_0 = head.version == (1, 0);
+        let connection = values(head, "Connection").next().unwrap_or_default();
+        let connection = connection.to_ascii_lowercase();
+        Screened {
+            head_only: head.method == "HEAD",
+            http_1_0,
+            keep_alive_1_0: http_1_0
+                && connection.contains("keep-alive")
+                && !connection.contains("close")
+                && !connection.contains("upgrade"),
+            expects_continue: values(head, "Expect")
+                .any(|v| v.eq_ignore_ascii_case("100-continue")),
+            last: false,
+        }
+    }
+}
+
+/// Why the layer refuses a request, in HTTP's terms: the status and a short body saying why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Refusal {
+pub struct HttpRefusal {
     pub status: u16,
     pub why: &'static str,
 }
 
-const fn refusal(status: u16, why: &'static str) -> Refusal {
-    Refusal { status, why }
+pub const fn refusal(status: u16, why: &'static str) -> HttpRefusal {
+    HttpRefusal { status, why }
 }
 
 /// Checks every rule, in this order: sizes (431), the version (505), syntax (400), `Host`
 /// (400), the target (400), framing (400, or 501 for a transfer coding the server does not
 /// implement).
-pub fn screen(head: &Head<'_>) -> Result<Screened, Refusal> {
+pub fn screen(head: &Head<'_>) -> Result<RequestFraming, HttpRefusal> {
     sizes(head)?;
     if !matches!(head.version, (1, 0) | (1, 1)) {
         // tiny_http takes `HTTP/0.9` (and answers versions above 1.1 itself).
@@ -61,12 +93,7 @@ pub fn screen(head: &Head<'_>) -> Result<Screened, Refusal> {
     syntax(head)?;
     host(head)?;
     target(head)?;
-    let framing = framing(head)?;
-    let expects_continue = values(head, "Expect").any(|v| v.eq_ignore_ascii_case("100-continue"));
-    Ok(Screened {
-        framing,
-        expects_continue,
-    })
+    framing(head)
 }
 
 /// The values of every header line called `name`.
@@ -79,7 +106,7 @@ fn values<'h>(head: &'h Head<'_>, name: &'h str) -> impl Iterator<Item = &'h str
 
 /// Larger than any browser sends. (tiny_http has read them all by now: the bound is on what
 /// the server keeps and looks at, not on what a client can send; see `sweep.rs`.)
-fn sizes(head: &Head<'_>) -> Result<(), Refusal> {
+fn sizes(head: &Head<'_>) -> Result<(), HttpRefusal> {
     let bytes: usize = head
         .headers
         .iter()
@@ -94,7 +121,7 @@ fn sizes(head: &Head<'_>) -> Result<(), Refusal> {
 /// RFC 9110 §5.1, §5.5 and §9.1: methods and field names are tokens, field values hold no
 /// control characters but tab. (tiny_http has already refused a name with whitespace, a line
 /// without a colon, and any byte above 0x7f.)
-fn syntax(head: &Head<'_>) -> Result<(), Refusal> {
+fn syntax(head: &Head<'_>) -> Result<(), HttpRefusal> {
     if !is_token(head.method) {
         return Err(refusal(400, "bad method\n"));
     }
@@ -117,7 +144,7 @@ fn is_token(text: &str) -> bool {
 }
 
 /// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`; no request has two.
-fn host(head: &Head<'_>) -> Result<(), Refusal> {
+fn host(head: &Head<'_>) -> Result<(), HttpRefusal> {
     let mut hosts = values(head, "Host");
     match (hosts.next(), hosts.next()) {
         (Some(_), Some(_)) => Err(refusal(400, "more than one Host\n")),
@@ -136,7 +163,7 @@ fn is_host(value: &str) -> bool {
 }
 
 /// RFC 9112 §3.2: the target is visible ASCII; the asterisk form is for `OPTIONS` only.
-fn target(head: &Head<'_>) -> Result<(), Refusal> {
+fn target(head: &Head<'_>) -> Result<(), HttpRefusal> {
     if head.target.is_empty() || !head.target.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(refusal(400, "bad request target\n"));
     }
@@ -147,7 +174,7 @@ fn target(head: &Head<'_>) -> Result<(), Refusal> {
 }
 
 /// RFC 9112 §6.1 and §6.3, RFC 9110 §8.6.
-fn framing(head: &Head<'_>) -> Result<Framing, Refusal> {
+fn framing(head: &Head<'_>) -> Result<RequestFraming, HttpRefusal> {
     let lengths: Vec<&str> = values(head, "Content-Length").collect();
     let codings: Vec<&str> = values(head, "Transfer-Encoding")
         .flat_map(|value| value.split(','))
@@ -165,7 +192,7 @@ fn framing(head: &Head<'_>) -> Result<Framing, Refusal> {
         return chunked(&codings);
     }
     let Some((first, others)) = lengths.split_first() else {
-        return Ok(Framing::None);
+        return Ok(RequestFraming::None);
     };
     // Only plain digits: tiny_http would take `+5` as 5, and read `5, 5` or `x` as no body at
     // all, leaving the body to be read as the next request.
@@ -176,10 +203,10 @@ fn framing(head: &Head<'_>) -> Result<Framing, Refusal> {
     {
         return Err(refusal(400, "differing Content-Length values\n"));
     }
-    Ok(Framing::Length(first))
+    Ok(RequestFraming::Length(first))
 }
 
-fn content_length(value: &str) -> Result<u64, Refusal> {
+fn content_length(value: &str) -> Result<u64, HttpRefusal> {
     let bad = refusal(400, "bad Content-Length\n");
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad);
@@ -188,14 +215,14 @@ fn content_length(value: &str) -> Result<u64, Refusal> {
 }
 
 /// The codings must end in exactly one `chunked`, which is the only one the server implements.
-fn chunked(codings: &[&str]) -> Result<Framing, Refusal> {
+fn chunked(codings: &[&str]) -> Result<RequestFraming, HttpRefusal> {
     let is_chunked = |coding: &&str| coding.eq_ignore_ascii_case("chunked");
     match codings.split_last() {
         Some((last, before)) if is_chunked(last) => {
             if before.iter().any(is_chunked) {
                 Err(refusal(400, "chunked twice\n"))
             } else if before.is_empty() {
-                Ok(Framing::Chunked)
+                Ok(RequestFraming::Chunked)
             } else {
                 Err(refusal(501, "transfer coding not implemented\n"))
             }
@@ -217,10 +244,12 @@ mod tests {
         }
     }
 
-    fn status(method: &str, version: (u8, u8), headers: &[(&str, &str)]) -> Result<Framing, u16> {
-        screen(&head(method, version, headers))
-            .map(|s| s.framing)
-            .map_err(|r| r.status)
+    fn status(
+        method: &str,
+        version: (u8, u8),
+        headers: &[(&str, &str)],
+    ) -> Result<RequestFraming, u16> {
+        screen(&head(method, version, headers)).map_err(|r| r.status)
     }
 
     const HOST: (&str, &str) = ("Host", "x");
@@ -232,9 +261,9 @@ mod tests {
             headers.extend(lengths.iter().map(|l| ("Content-Length", *l)));
             status("POST", (1, 1), &headers)
         };
-        assert_eq!(post(&["5"]), Ok(Framing::Length(5)));
-        assert_eq!(post(&["5", "5"]), Ok(Framing::Length(5)));
-        assert_eq!(post(&["005", "5"]), Ok(Framing::Length(5)));
+        assert_eq!(post(&["5"]), Ok(RequestFraming::Length(5)));
+        assert_eq!(post(&["5", "5"]), Ok(RequestFraming::Length(5)));
+        assert_eq!(post(&["005", "5"]), Ok(RequestFraming::Length(5)));
         for bad in [
             &["0", "5"][..],
             &["0, 5"],
@@ -248,7 +277,7 @@ mod tests {
         ] {
             assert_eq!(post(bad), Err(400), "{bad:?}");
         }
-        assert_eq!(post(&[]), Ok(Framing::None));
+        assert_eq!(post(&[]), Ok(RequestFraming::None));
     }
 
     #[test]
@@ -258,9 +287,9 @@ mod tests {
             headers.extend(codings.iter().map(|c| ("Transfer-Encoding", *c)));
             status("POST", (1, 1), &headers)
         };
-        assert_eq!(post(&["chunked"]), Ok(Framing::Chunked));
-        assert_eq!(post(&["Chunked"]), Ok(Framing::Chunked));
-        assert_eq!(post(&[", chunked"]), Ok(Framing::Chunked));
+        assert_eq!(post(&["chunked"]), Ok(RequestFraming::Chunked));
+        assert_eq!(post(&["Chunked"]), Ok(RequestFraming::Chunked));
+        assert_eq!(post(&[", chunked"]), Ok(RequestFraming::Chunked));
         assert_eq!(post(&["gzip"]), Err(400));
         assert_eq!(post(&["chunked, gzip"]), Err(400));
         assert_eq!(post(&["chunked, chunked"]), Err(400));
@@ -286,11 +315,14 @@ mod tests {
         assert_eq!(status("GET", (1, 1), &[]), Err(400));
         assert_eq!(status("GET", (1, 1), &[HOST, HOST]), Err(400));
         assert_eq!(status("GET", (1, 0), &[HOST, ("host", "y")]), Err(400));
-        assert_eq!(status("GET", (1, 0), &[]), Ok(Framing::None));
-        assert_eq!(status("GET", (1, 1), &[("Host", "")]), Ok(Framing::None));
+        assert_eq!(status("GET", (1, 0), &[]), Ok(RequestFraming::None));
+        assert_eq!(
+            status("GET", (1, 1), &[("Host", "")]),
+            Ok(RequestFraming::None)
+        );
         assert_eq!(
             status("GET", (1, 1), &[("Host", "[::1]:8000")]),
-            Ok(Framing::None)
+            Ok(RequestFraming::None)
         );
         assert_eq!(status("GET", (1, 1), &[("Host", "a b")]), Err(400));
         assert_eq!(status("GET", (1, 1), &[("Host", "a/b")]), Err(400));
@@ -304,10 +336,10 @@ mod tests {
         assert_eq!(status("GET", (1, 1), &[HOST, ("X-A", "a\x07b")]), Err(400));
         assert_eq!(
             status("GET", (1, 1), &[HOST, ("X-A", "a\tb c")]),
-            Ok(Framing::None)
+            Ok(RequestFraming::None)
         );
         assert_eq!(status("G(T", (1, 1), &[HOST]), Err(400));
-        assert_eq!(status("get", (1, 1), &[HOST]), Ok(Framing::None));
+        assert_eq!(status("get", (1, 1), &[HOST]), Ok(RequestFraming::None));
     }
 
     #[test]
@@ -347,14 +379,18 @@ mod tests {
     }
 
     #[test]
-    fn expect_100_continue_is_noted() {
-        let screened = screen(&head(
+    fn what_the_head_says_is_noted() {
+        let post = head(
             "POST",
             (1, 1),
             &[HOST, ("Content-Length", "9"), ("Expect", "100-Continue")],
-        ))
-        .unwrap();
-        assert!(screened.expects_continue);
-        assert_eq!(screened.framing, Framing::Length(9));
+        );
+        assert!(Screened::of(&post).expects_continue);
+        assert_eq!(screen(&post), Ok(RequestFraming::Length(9)));
+        let keep = |version, value| Screened::of(&head("HEAD", version, &[("Connection", value)]));
+        let kept = keep((1, 0), "Keep-Alive");
+        assert!(kept.head_only && kept.http_1_0 && kept.keep_alive_1_0);
+        assert!(!keep((1, 1), "keep-alive").keep_alive_1_0);
+        assert!(!keep((1, 0), "keep-alive, close").keep_alive_1_0);
     }
 }

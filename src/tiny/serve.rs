@@ -37,25 +37,25 @@ const MAX_RETIRED: usize = 8;
 /// How long a stopping server waits for its streams to write their last chunk.
 const DRAIN_TIME: Duration = Duration::from_millis(500);
 
-/// A bound HTTP server. [`HttpServer::run`] serves until [`Stopper::stop`].
+/// A bound HTTP server. [`HttpServer::run`] serves until [`HttpStopper::stop`].
 pub struct HttpServer {
     shared: Arc<Shared>,
 }
 
 /// Stops a running [`HttpServer`] from another thread. Cheap to clone.
 #[derive(Clone)]
-pub struct Stopper {
+pub struct HttpStopper {
     shared: Arc<Shared>,
 }
 
-impl Stopper {
+impl HttpStopper {
     /// Asks the server to stop: the request loop returns and every stream ends its body.
     pub fn stop(&self) {
         self.shared.stop.trigger();
         self.shared.acceptor.unblock();
     }
 
-    /// Asks the server to stop as [`Stopper::stop`] does, and then to run the program file
+    /// Asks the server to stop as [`HttpStopper::stop`] does, and then to run the program file
     /// again in its place ([`Ran::Reexec`]). Returns `false` if it was stopping already.
     pub fn upgrade(&self) -> bool {
         self.shared.stop_for_reexec(Reason::Upgrade)
@@ -192,8 +192,8 @@ impl HttpServer {
         self.shared.local_addr
     }
 
-    pub fn stopper(&self) -> Stopper {
-        Stopper {
+    pub fn stopper(&self) -> HttpStopper {
+        HttpStopper {
             shared: self.shared.clone(),
         }
     }

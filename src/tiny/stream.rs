@@ -10,13 +10,13 @@ use std::net::{Shutdown, SocketAddr};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
-use std::thread;
 use std::time::Instant;
 
 use super::ended::Ended;
 use super::events::Events;
+use super::job;
 use super::reply::{EventStream, Reply, RunStream, SECURITY_HEADERS};
+use super::screen::Screened;
 use super::shared::Shared;
 use crate::chunked::Framing;
 
@@ -72,6 +72,7 @@ pub fn start(
     request: tiny_http::Request,
     stream: EventStream,
     extra_headers: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
+    screened: Screened,
     shared: &Arc<Shared>,
     received: Instant,
 ) -> Result<(), Box<NotStarted>> {
@@ -80,57 +81,43 @@ pub fn start(
         return Err(Box::new(NotStarted::AtCapacity(request)));
     }
     let opening = Opening {
-        framing: framing_for(&request),
+        framing: framing_for(screened),
         peer: request.remote_addr().copied(),
         path: request.url().to_owned(),
         received,
         note: stream.note,
     };
     let live = LiveStream::new(shared);
-    // The request travels to the thread through a channel, so that if the thread cannot be
-    // spawned it is still here to be answered.
-    let (hand_over, take) = mpsc::sync_channel::<tiny_http::Request>(1);
     let run = stream.run;
-    let spawned = thread::Builder::new()
-        .name("sse-stream".into())
-        .stack_size(STACK_SIZE)
-        .spawn(move || {
-            if let Ok(request) = take.recv() {
-                let shared = &live.shared;
-                let peer = opening.peer;
-                // A panic ends this stream only: the thread unwinds, the connection closes and
-                // the stream stops being counted.
-                let ran = panic::catch_unwind(AssertUnwindSafe(|| {
-                    serve(request, &opening, &extra_headers, run, shared)
-                }));
-                if let Some(addr) = peer {
-                    shared.connections.stream_ended(addr);
-                }
-                if ran.is_err() {
-                    shared
-                        .log
-                        .line(format_args!("stream {} closed: panicked", show(peer)));
-                }
-            }
-        });
-    match spawned {
-        Ok(_) => {
-            // The receiver lives until the thread has taken the request.
-            let _ = hand_over.send(request);
-            Ok(())
+    let serve_stream = move |request| {
+        let shared = &live.shared;
+        let peer = opening.peer;
+        // A panic ends this stream only: the thread unwinds, the connection closes and the
+        // stream stops being counted.
+        let ran = panic::catch_unwind(AssertUnwindSafe(|| {
+            serve(request, &opening, &extra_headers, run, shared)
+        }));
+        if let Some(addr) = peer {
+            shared.connections.stream_ended(addr);
         }
-        Err(error) => Err(Box::new(NotStarted::NoThread(request, error))),
-    }
+        if ran.is_err() {
+            shared
+                .log
+                .line(format_args!("stream {} closed: panicked", show(peer)));
+        }
+    };
+    job::spawn("sse-stream", STACK_SIZE, request, serve_stream)
+        .map_err(|(request, error)| Box::new(NotStarted::NoThread(request, error)))
 }
 
 /// `HEAD` of a stream: the head a stream would have, no body, and no thread or stream slot.
 pub fn head_only(
     request: tiny_http::Request,
     extra_headers: &[(&'static str, std::borrow::Cow<'static, str>)],
+    screened: Screened,
 ) -> usize {
-    let framing = framing_for(&request);
     let mut writer = request.into_writer();
-    write_head(&mut writer, framing, extra_headers).unwrap_or(0)
+    write_head(&mut writer, framing_for(screened), extra_headers).unwrap_or(0)
 }
 
 /// The answer at capacity, counted.
@@ -148,8 +135,8 @@ fn show(peer: Option<SocketAddr>) -> String {
 }
 
 /// HTTP/1.0 has no chunked coding: its body ends when the connection closes.
-fn framing_for(request: &tiny_http::Request) -> Framing {
-    if *request.http_version() == tiny_http::HTTPVersion(1, 0) {
+fn framing_for(screened: Screened) -> Framing {
+    if screened.http_1_0 {
         Framing::CloseDelimited
     } else {
         Framing::Chunked

@@ -1,5 +1,7 @@
-//! The layer over TCP with a handler of its own that echoes bodies: what a route that takes a
-//! body (up to [`MAX_BODY`]) gets, which no route of the application does yet.
+//! The layer over TCP, with a handler of its own instead of the application's: it echoes bodies
+//! (up to [`MAX_BODY`] on `/big`), so that what the layer does with a body (read whole, chunked or
+//! behind `100-continue`; refused over the cap, cut short or too slow) and with work after a
+//! reply is pinned apart from any route.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -23,7 +25,14 @@ struct Echo {
 }
 
 impl Handler for Echo {
-    fn handle(&self, request: &Request) -> Reply {
+    /// Whether the request is for `/big`.
+    type Route = bool;
+
+    fn route(&self, request: &Request) -> bool {
+        request.path == "/big"
+    }
+
+    fn handle(&self, request: &Request, _big: &bool) -> Reply {
         let reply = Reply::new(200, "application/octet-stream", request.body.clone());
         if request.path != "/then" {
             return reply;
@@ -37,7 +46,7 @@ impl Handler for Echo {
         })
     }
 
-    fn label(&self, _request: &Request) -> &'static str {
+    fn label(&self, _big: &bool) -> &'static str {
         "other"
     }
 
@@ -45,19 +54,15 @@ impl Handler for Echo {
         Reply::text(503, "busy\n")
     }
 
-    fn body_limit(&self, request: &Request) -> usize {
-        if request.path == "/big" {
-            MAX_BODY
-        } else {
-            SMALL_BODY
-        }
+    fn body_limit(&self, _request: &Request, &big: &bool) -> usize {
+        if big { MAX_BODY } else { SMALL_BODY }
     }
 }
 
 struct Layer {
     addr: SocketAddr,
     echo: Arc<Echo>,
-    stopper: Stopper,
+    stopper: HttpStopper,
     thread: Option<JoinHandle<()>>,
 }
 

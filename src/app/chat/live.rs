@@ -32,7 +32,7 @@ use crate::app::utc_time::UtcTime;
 use crate::app::views;
 use crate::log::Log;
 use crate::sse::Event;
-use crate::tiny::{Ended, Events, Offered, Outlet, Reply, Request, Woken};
+use crate::tiny::{Ended, Events, Offered, Outlet, Reply, Request};
 
 /// Messages a page gets when it connects with no `Last-Event-ID`.
 const RECENT: usize = 50;
@@ -251,7 +251,8 @@ impl Feeds {
         feed.metrics.subscribed();
         let ended = loop {
             match events.serve() {
-                Ok(Woken::Full) => self.catch_up(feed, &subscriber),
+                // An event was refused for lack of room: the client is behind.
+                Ok(()) => self.catch_up(feed, &subscriber),
                 Err(ended) => break ended,
             }
         };
@@ -343,8 +344,8 @@ impl Feeds {
         carried
     }
 
-    /// Asks the kernel to write the journal to disk, when the server stops (see `journal`:
-    /// until then a power cut can lose what was written in the last seconds).
+    /// Writes the journal to disk (`fdatasync`), when the server stops and before it replaces
+    /// its image: until then a power cut can lose the last half minute or so (see `journal`).
     pub fn sync(&self) {
         let Some(journal) = &self.journal else { return };
         let journal = lock(journal);

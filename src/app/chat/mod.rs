@@ -175,8 +175,8 @@ impl Room {
         }
     }
 
-    /// The largest id published or loaded.
-    /// See [`History::since`].
+    /// For a subscriber that has every message up to `delivered`: the held messages after it,
+    /// and whether one after it was evicted before it could be sent (see [`History::since`]).
     pub fn since(&self, delivered: u64) -> Resume {
         self.history.since(delivered)
     }
@@ -186,6 +186,7 @@ impl Room {
         self.history.len()
     }
 
+    /// The largest id the room has had (published, restored or skipped to), held or not.
     pub fn last_id(&self) -> Option<u64> {
         self.history.last_id()
     }
