@@ -38,8 +38,8 @@ Options:
       --publish-limit <N>    Messages a second from one client address to all feeds, in
                              bursts of up to 4 x N; 0 for no limit [default: 5]
       --exec <NAME=COMMAND>  Run COMMAND with /bin/sh -c; each line it prints is a message in
-                             the feed NAME (no publish limit, not stored); started again
-                             when it exits (repeatable)
+                             the feed NAME (no publish limit); started again when it exits
+                             (repeatable)
       --token-file <PATH>    POST /feeds/NAME needs the header Authorization: Bearer TOKEN,
                              TOKEN being this file's first line; the chat's own form stays
                              open, within --publish-limit [default: no token]

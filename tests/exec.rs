@@ -2,7 +2,8 @@
 //! the feed (cut, not refused, when too long), started again a second after it exits and later
 //! while it keeps failing, stopped with the server (the processes it started too, one that
 //! ignores `SIGTERM` included), stopped before a re-exec and started again by the new image,
-//! its stderr in the log, and a program that writes without pause held to bounded memory.
+//! its stderr in the log, a program that writes without pause held to bounded memory, and its
+//! lines in the journal (`--store`), which compaction keeps from growing without bound.
 
 mod common;
 
@@ -200,4 +201,46 @@ fn a_reexec_stops_the_programs_and_the_new_image_starts_them_again() {
     }
     let second: u32 = texts.last().unwrap().parse().unwrap();
     assert!(!ended(second));
+}
+
+#[test]
+fn a_programs_lines_are_journaled_and_a_fast_one_keeps_the_journal_bounded() {
+    let store = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("exec-store-{}.journal", std::process::id()));
+    let _ = std::fs::remove_file(&store);
+    let path = store.to_str().unwrap();
+    let flood = "flood=yes a line of text that goes on and on";
+    let history = ["--store", path, "--history", "50"];
+    let mut server = ServerProcess::start_logging(&[&history[..], &["--exec", flood]].concat());
+    let addr = server.addr;
+    let published = || {
+        let metrics = request(addr, "GET", "/metrics", "").text();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("feed_messages_published_total{feed=\"flood\"} "))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Some 70 bytes a record: 100,000 would be 7 MB of journal, never compacted.
+    assert!(
+        wait_for(Duration::from_secs(60), || published() >= 100_000),
+        "published {}",
+        published()
+    );
+    let compacted = server
+        .stderr_tail()
+        .iter()
+        .any(|line| line.contains(&format!("journal {path} compacted from")));
+    assert!(compacted, "{:?}", server.stderr_tail());
+    let len = std::fs::metadata(&store).unwrap().len();
+    assert!(len < 2 * 1024 * 1024 + 16 * 1024, "{len} bytes");
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+
+    // Started again without the program, the feed is there with its newest lines.
+    let server = ServerProcess::start(&history);
+    let mut feed = Feed::open(server.addr, "flood");
+    assert_eq!(feed.next().0, "a line of text that goes on and on");
+    drop(server);
+    let _ = std::fs::remove_file(&store);
 }

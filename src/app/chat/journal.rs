@@ -55,18 +55,26 @@
 //! - A record whose id is not above the one before in its feed is skipped (two servers on one
 //!   file).
 //!
-//! The journal is never compacted: it grows by one record per message (about 30 bytes plus
-//! the feed's name, the name and the text).
+//! # Compaction
+//! The journal grows by one record per message (about 30 bytes plus the feed's name, the name
+//! and the text). Once it is more than twice what it would load plus 1 MiB, the append that
+//! took it there is followed by [`Journal::compact`]: what a start would load, and the message
+//! before each feed's oldest (so that a client that missed messages is still told so), replace
+//! the file (`PATH.compacting`, renamed over it, like a conversion). A file left under that
+//! name by a crash is removed by the next compaction. So the file stays within about twice
+//! `--history` messages per feed plus 1 MiB, however fast a feed is published to.
 
 mod convert;
 mod crc32;
 mod header;
 mod opening;
 mod record;
+mod rewrite;
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::message::Message;
@@ -75,11 +83,20 @@ use opening::{changed, open_to_append, open_to_read};
 
 pub use record::{decode, encode};
 
+/// Over what the journal would load, the bytes it may grow by before it is compacted.
+const COMPACTION_SLACK: u64 = 1 << 20;
+
 /// An open journal, appending.
 #[derive(Debug)]
 pub struct Journal {
     file: File,
     path: PathBuf,
+    /// The messages each feed keeps: what a start loads.
+    keep: usize,
+    /// The file's length, as appended to by this journal.
+    len: u64,
+    /// The length past which [`Journal::compact_if_due`] compacts.
+    compact_at: u64,
 }
 
 /// What [`Journal::open`] read.
@@ -124,7 +141,7 @@ impl Journal {
                 .create_new(true)
                 .open(path)?;
             file.write_all(&header::HEADER)?;
-            return Ok(Journal::at(file, path));
+            return Ok(Journal::at(file, path, keep, &Loaded::default()));
         };
         let len = reading.metadata()?.len();
         match header::beginning(&reading, len)? {
@@ -139,7 +156,7 @@ impl Journal {
             Beginning::Empty => {
                 let mut file = open_to_append(path, &reading)?;
                 file.write_all(&header::HEADER)?;
-                return Ok(Journal::at(file, path));
+                return Ok(Journal::at(file, path, keep, loaded));
             }
             // Opened again, the path is the converted file; once more, someone else's.
             Beginning::Predecessor if loaded.problems.is_empty() => {
@@ -164,13 +181,21 @@ impl Journal {
                 len - cut_at
             ));
         }
-        Ok(Journal::at(file, path))
+        Ok(Journal::at(file, path, keep, loaded))
     }
 
-    fn at(file: File, path: &Path) -> Journal {
+    /// The journal appending to `file`, which holds what `loaded` says.
+    fn at(file: File, path: &Path, keep: usize, loaded: &Loaded) -> Journal {
+        let len = file.metadata().map_or(0, |meta| meta.len());
+        let held = loaded.feeds.iter();
+        let held = held.flat_map(|(feed, held)| held.messages.iter().map(move |m| (feed, m)));
+        let loads = held.map(|(feed, m)| encode(feed, m).len() as u64).sum();
         Journal {
             file,
             path: path.to_owned(),
+            keep,
+            len,
+            compact_at: compaction_due(loads),
         }
     }
 
@@ -185,7 +210,52 @@ impl Journal {
                 format!("message {} is too large for the journal", message.id),
             ));
         }
-        self.file.write_all(&record)
+        self.file.write_all(&record)?;
+        self.len += record.len() as u64;
+        Ok(())
+    }
+
+    /// Compacts the journal if it has grown past twice what it would load plus 1 MiB (see the
+    /// module's doc): `None` if not, else the length before and after, or why it could not be
+    /// done (the file is kept as it was, and compaction is tried again once it has doubled).
+    pub fn compact_if_due(&mut self) -> Option<io::Result<(u64, u64)>> {
+        if self.len <= self.compact_at {
+            return None;
+        }
+        let before = self.len;
+        let compacted = self.compact();
+        if compacted.is_err() {
+            self.compact_at = self.len.saturating_mul(2);
+        }
+        Some(compacted.map(|after| (before, after)))
+    }
+
+    /// Replaces the file with what it would load, and the message before each feed's oldest;
+    /// returns its new length.
+    fn compact(&mut self) -> io::Result<u64> {
+        let reading = open_to_read(&self.path)?.ok_or_else(|| changed("was removed"))?;
+        let (appending, looked) = (self.file.metadata()?, reading.metadata()?);
+        if (appending.dev(), appending.ino()) != (looked.dev(), looked.ino()) {
+            return Err(changed("was replaced"));
+        }
+        // One more than `keep`: on loading, the oldest is `Held::before`.
+        let mut kept = Loaded::default();
+        read(&reading, looked.len(), self.keep + 1, &mut kept)?;
+        let mut bytes = header::HEADER.to_vec();
+        for (feed, held) in &kept.feeds {
+            bytes.extend(encode_all(feed, &held.messages));
+        }
+        // A file under the temporary name was left by a compaction that a crash cut short.
+        let real = std::fs::canonicalize(&self.path)?;
+        let _ = std::fs::remove_file(rewrite::temporary_name(&real, COMPACTING));
+        rewrite::replace(&self.path, &reading, COMPACTING, |new| {
+            new.write_all(&bytes)
+        })?;
+        let new = open_to_read(&self.path)?.ok_or_else(|| changed("was removed"))?;
+        self.file = open_to_append(&self.path, &new)?;
+        self.len = bytes.len() as u64;
+        self.compact_at = compaction_due(self.len);
+        Ok(self.len)
     }
 
     /// Asks the disk to hold what was appended (`fdatasync`).
@@ -196,6 +266,14 @@ impl Journal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The suffix of the file a compaction writes before it is renamed over the journal.
+const COMPACTING: &str = ".compacting";
+
+/// The length past which a journal that would load `loads` bytes of records is compacted.
+fn compaction_due(loads: u64) -> u64 {
+    header::LEN + 2 * loads + COMPACTION_SLACK
 }
 
 /// Reads every record after the header into `loaded`; returns where an unreadable tail starts.

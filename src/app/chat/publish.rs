@@ -46,16 +46,15 @@ impl Feeds {
     ///
     /// Code has no rate limit; it is paced instead: while the fan-out threads are
     /// [`MAX_BACKLOG`] messages behind, this waits for them, so a publisher faster than the
-    /// delivery is held up rather than queued without bound. Nor is it stored: a program's
-    /// output is there again when it is started again, and one that writes fast would fill the
-    /// disk with a journal that is never compacted.
+    /// delivery is held up rather than queued without bound. Its messages are journaled like
+    /// any others; the journal's compaction keeps a fast one from filling the disk.
     pub fn publish(&self, name: &str, draft: Draft) -> Result<Arc<Message>, Failure> {
         debug_assert!(super::feeds::valid_name(name), "{name:?}");
         while self.backlog.load(Ordering::Relaxed) >= MAX_BACKLOG {
             // Rarely here, and only while the fan-out threads work through the backlog.
             std::thread::sleep(Duration::from_millis(1));
         }
-        let published = self.append(name, draft, false);
+        let published = self.append(name, draft);
         self.hand_off();
         published
     }
@@ -140,14 +139,14 @@ impl Feeds {
                 .check(peer.ip(), Instant::now())
                 .map_err(|retry_after| Refusal::RateLimited { retry_after })?;
         }
-        self.append(name, draft, true)
+        self.append(name, draft)
     }
 
-    /// Creates the feed if needed, and publishes to it (in the journal too if `stored` and
-    /// there is one); the message waits in `unsent` for [`Feeds::hand_off`]. With `--redis` it
-    /// goes to the feed's stream instead (whether `stored` or not: the stream is capped at
-    /// `--history`), and comes back through the follower (see `redis`).
-    fn append(&self, name: &str, draft: Draft, stored: bool) -> Result<Arc<Message>, Failure> {
+    /// Creates the feed if needed, and publishes to it (in the journal too, if there is one);
+    /// the message waits in `unsent` for [`Feeds::hand_off`]. With `--redis` it goes to the
+    /// feed's stream instead (capped at `--history`), and comes back through the follower (see
+    /// `redis`).
+    fn append(&self, name: &str, draft: Draft) -> Result<Arc<Message>, Failure> {
         let too_many = Refusal::TooManyFeeds {
             max_feeds: self.registry.max(),
         };
@@ -172,8 +171,8 @@ impl Feeds {
         let mut room = lock(&feed.room);
         // Under the room's lock: the feed's records are in the journal in the order of its ids.
         let store = |message: &Message| match &self.journal {
-            Some(journal) if stored => lock(journal).append(name, message),
-            _ => Ok(()),
+            Some(journal) => lock(journal).append(name, message),
+            None => Ok(()),
         };
         let message = room
             .publish(draft, SystemTime::now(), store)
@@ -181,7 +180,26 @@ impl Feeds {
         feed.metrics.published();
         // Queued under the room's lock, so the queue holds each feed's messages in order.
         lock(&self.unsent).push_back((feed.clone(), message.clone()));
+        drop(room);
+        self.compact_journal();
         Ok(message)
+    }
+
+    /// Compacts the journal if it is due (see `journal`), outside any room's lock, so that only
+    /// publishes wait for it, not the streams that open meanwhile.
+    fn compact_journal(&self) {
+        let Some(journal) = &self.journal else { return };
+        let mut journal = lock(journal);
+        let path = journal.path().display().to_string();
+        match journal.compact_if_due() {
+            None => {}
+            Some(Ok((before, after))) => self.log.line(format_args!(
+                "journal {path} compacted from {before} to {after} bytes"
+            )),
+            Some(Err(error)) => self.log.line(format_args!(
+                "journal {path} not compacted, kept as it was: {error}"
+            )),
+        }
     }
 
     /// Hands every message not yet handed over to every fan-out thread, oldest first. Each

@@ -3,6 +3,7 @@ use super::*;
 use crate::app::chat::feeds::CHAT;
 use std::fs;
 
+mod compaction;
 mod opening;
 
 /// A directory of its own for one test, removed when dropped.

@@ -1,6 +1,7 @@
 //! Which files the journal opens, converts or refuses, and that a refused one is left as it was.
 
-use super::super::convert::temporary_name;
+use super::super::convert::SUFFIX;
+use super::super::rewrite::temporary_name;
 use super::*;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
 use std::process::Command;
@@ -172,7 +173,7 @@ fn a_journal_without_the_header_is_converted_in_place() {
     assert_eq!(fs::read(&path).unwrap(), journal_bytes(&old));
     let mode = fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o7777, 0o640);
-    assert!(!temporary_name(&path).exists());
+    assert!(!temporary_name(&path, SUFFIX).exists());
 
     journal.append(CHAT, &msg(3, "three")).unwrap();
     drop(journal);
@@ -219,7 +220,7 @@ fn a_conversion_left_behind_stops_the_next_one_and_the_journal_is_kept() {
     let dir = Dir::new("convert-left");
     let path = dir.file();
     fs::write(&path, encode_v1(&msg(1, "one"))).unwrap();
-    let left = temporary_name(&path);
+    let left = temporary_name(&path, SUFFIX);
     fs::write(&left, b"half").unwrap();
     let before = look_back_dated(&path);
     let error = Journal::open(&path, 10).unwrap_err();

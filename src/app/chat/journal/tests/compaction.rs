@@ -1,0 +1,96 @@
+//! A journal that grew is compacted to what a start would load, and loads the same afterwards.
+
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+
+/// Appends `count` messages of `feed`, ids from `first`, each with about 500 bytes of text.
+fn append_many(journal: &mut Journal, feed: &str, first: u64, count: u64) {
+    let text = "x".repeat(500);
+    for id in first..first + count {
+        journal.append(feed, &msg(id, &text)).unwrap();
+    }
+}
+
+#[test]
+fn a_journal_is_compacted_once_past_twice_what_it_loads_and_one_mebibyte() {
+    let dir = Dir::new("compact");
+    let path = dir.file();
+    let (mut journal, _) = Journal::open(&path, 10).unwrap();
+    // About 0.5 MiB: not due.
+    append_many(&mut journal, CHAT, 1, 1000);
+    assert!(journal.compact_if_due().is_none());
+    append_many(&mut journal, "load", 1, 1200);
+    let before = fs::metadata(&path).unwrap().len();
+    let (was, now) = journal.compact_if_due().unwrap().unwrap();
+    assert_eq!(was, before);
+    assert_eq!(now, fs::metadata(&path).unwrap().len());
+    assert!(
+        now < 12_000,
+        "{now} bytes: 11 messages of each of the two feeds"
+    );
+    assert!(journal.compact_if_due().is_none());
+
+    // Appends go on into the compacted file, and a start loads what it would have loaded.
+    journal.append(CHAT, &msg(1001, "after")).unwrap();
+    drop(journal);
+    let loaded = load(&path, 10);
+    assert_eq!(loaded.problems, Vec::<String>::new());
+    assert_eq!(ids(&loaded), (992..=1001).collect::<Vec<_>>());
+    // The message before the oldest is still known: a client behind it is told it missed some.
+    assert_eq!(chat(&loaded).before, Some(991));
+    assert_eq!(chat(&loaded).last_id, Some(1001));
+    let (feed, load) = &loaded.feeds[1];
+    assert_eq!(feed, "load");
+    let load_ids: Vec<u64> = load.messages.iter().map(|m| m.id).collect();
+    assert_eq!(load_ids, (1191..=1200).collect::<Vec<_>>());
+    assert_eq!(load.before, Some(1190));
+}
+
+#[test]
+fn a_journal_already_too_large_when_opened_is_compacted_at_its_next_append() {
+    let dir = Dir::new("compact-at-open");
+    let path = dir.file();
+    let (mut journal, _) = Journal::open(&path, 1000).unwrap();
+    // About 1.3 MiB, never compacted (as a journal of an earlier version was).
+    append_many(&mut journal, CHAT, 1, 2500);
+    drop(journal);
+    let (mut journal, _) = Journal::open(&path, 5).unwrap();
+    journal.append(CHAT, &msg(2501, "next")).unwrap();
+    let (_, now) = journal.compact_if_due().unwrap().unwrap();
+    assert!(now < 4_000, "{now}");
+    drop(journal);
+    assert_eq!(ids(&load(&path, 5)), (2497..=2501).collect::<Vec<_>>());
+}
+
+#[test]
+fn compaction_keeps_the_permissions_and_removes_what_a_crash_left_behind() {
+    let dir = Dir::new("compact-left");
+    let path = dir.file();
+    let (mut journal, _) = Journal::open(&path, 3).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+    let left = super::super::rewrite::temporary_name(&path, ".compacting");
+    fs::write(&left, b"half").unwrap();
+    append_many(&mut journal, CHAT, 1, 2200);
+    assert!(journal.compact_if_due().unwrap().is_ok());
+    assert!(!left.exists());
+    let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o640);
+    drop(journal);
+    assert_eq!(ids(&load(&path, 3)), [2198, 2199, 2200]);
+}
+
+#[test]
+fn a_journal_replaced_under_it_is_not_compacted_and_says_so() {
+    let dir = Dir::new("compact-replaced");
+    let path = dir.file();
+    let (mut journal, _) = Journal::open(&path, 3).unwrap();
+    append_many(&mut journal, CHAT, 1, 2200);
+    fs::rename(&path, dir.0.join("moved")).unwrap();
+    fs::write(&path, b"someone else's").unwrap();
+    let error = journal.compact_if_due().unwrap().unwrap_err();
+    assert!(error.to_string().contains("was replaced"), "{error}");
+    assert_eq!(fs::read(&path).unwrap(), b"someone else's");
+    // Not tried again at every append.
+    journal.append(CHAT, &msg(2201, "next")).unwrap();
+    assert!(journal.compact_if_due().is_none());
+}
