@@ -140,6 +140,59 @@ fn cpu_ticks(pids: &[u32]) -> Option<u64> {
     pids.iter().map(|&pid| proc_cpu_ticks(pid)).sum()
 }
 
+/// The name this server gives its fan-out threads (see `app::chat::live`).
+const FAN_OUT_THREAD: &str = "feed-fan-out";
+
+/// CPU ticks of each live thread of `pids`, by thread id, with whether it is a fan-out thread.
+fn thread_ticks(pids: &[u32]) -> std::collections::HashMap<(u32, u32), (bool, u64)> {
+    let mut ticks = std::collections::HashMap::new();
+    for &pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            // As in `proc_cpu_ticks`: the name is in parentheses, utime and stime follow.
+            let Some((head, after_name)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let fan_out = head.ends_with(&format!("({FAN_OUT_THREAD}"));
+            let fields: Vec<&str> = after_name.split_whitespace().collect();
+            let read = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+            if let (Some(utime), Some(stime)) = (read(11), read(12)) {
+                ticks.insert((pid, tid), (fan_out, utime + stime));
+            }
+        }
+    }
+    ticks
+}
+
+/// Of the CPU ticks the threads of a server spent between two [`thread_ticks`] readings: the
+/// fan-out threads', and the other threads' that were there at both (the rest of the process's
+/// figure is of threads that started or ended in between).
+fn split_ticks(
+    start: &std::collections::HashMap<(u32, u32), (bool, u64)>,
+    end: &std::collections::HashMap<(u32, u32), (bool, u64)>,
+) -> (u64, u64) {
+    let (mut fan_out, mut others) = (0, 0);
+    for (task, &(is_fan_out, ticks)) in end {
+        if let Some(&(_, before)) = start.get(task) {
+            let spent = ticks.saturating_sub(before);
+            if is_fan_out {
+                fan_out += spent
+            } else {
+                others += spent
+            }
+        }
+    }
+    (fan_out, others)
+}
+
 /// The footprint of all `pids` added up (the kernel stack is system-wide already); `None` if
 /// one is gone.
 fn sample(pids: &[u32]) -> Option<ProcSample> {
@@ -181,6 +234,10 @@ pub struct FanoutReport {
     pub idle: Option<ProcSample>,
     pub held: Option<ProcSample>,
     pub cpu_ticks: Option<u64>,
+    /// Of `cpu_ticks`: the fan-out threads', and the other threads' that lived through the
+    /// window (the rest is of threads that started or ended in it).
+    pub fan_out_ticks: u64,
+    pub lasting_ticks: u64,
     pub client_cpu_ticks: Option<u64>,
     pub clock_ticks: u64,
     pub server_alive: bool,
@@ -234,6 +291,7 @@ pub fn run_fanout(
         count: (rate as f64 * settings.fanout.publish.as_secs_f64()).round() as usize,
     };
     let accepted: Arc<[AtomicUsize]> = (0..feeds).map(|_| AtomicUsize::new(0)).collect();
+    let threads_start = thread_ticks(&pids);
     let cpu_start = cpu_ticks(&pids);
     let client_cpu_start = proc_cpu_ticks(std::process::id());
     let window_start = Instant::now();
@@ -254,6 +312,7 @@ pub fn run_fanout(
     });
     let window = window_start.elapsed();
     let cpu_end = cpu_ticks(&pids);
+    let (fan_out_ticks, lasting_ticks) = split_ticks(&threads_start, &thread_ticks(&pids));
     let client_cpu_end = proc_cpu_ticks(std::process::id());
     let held = sample(&pids);
     let held_at_end = client.count(|phase| matches!(phase, Phase::Streaming));
@@ -285,6 +344,8 @@ pub fn run_fanout(
         idle,
         held,
         cpu_ticks: cpu_start.zip(cpu_end).map(|(start, end)| end - start),
+        fan_out_ticks,
+        lasting_ticks,
         client_cpu_ticks: client_cpu_start
             .zip(client_cpu_end)
             .map(|(start, end)| end - start),

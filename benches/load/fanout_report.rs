@@ -48,6 +48,22 @@ fn cpu_us_per_delivery(r: &FanoutReport) -> Option<f64> {
     Some(ticks_ms(r.cpu_ticks, r)? * 1e3 / r.deliveries.delivered as f64)
 }
 
+/// Of [`cpu_us_per_delivery`]: the fan-out threads' share, in µs per delivered event.
+fn fan_out_us_per_delivery(r: &FanoutReport) -> Option<f64> {
+    if r.deliveries.delivered == 0 || r.fan_out_ticks == 0 {
+        return None;
+    }
+    Some(ticks_ms(Some(r.fan_out_ticks), r)? * 1e3 / r.deliveries.delivered as f64)
+}
+
+/// The process's CPU over the window that was spent by threads that started or ended in it.
+fn passing_ticks(r: &FanoutReport) -> Option<u64> {
+    Some(
+        r.cpu_ticks?
+            .saturating_sub(r.fan_out_ticks + r.lasting_ticks),
+    )
+}
+
 fn percent(part: usize, whole: usize) -> String {
     if whole == 0 {
         return "-".into();
@@ -146,6 +162,18 @@ pub fn fanout_table(r: &FanoutReport) -> Table {
         number_text(cpu_us_per_delivery(r), 1, "µs"),
     );
     t.row(
+        "of it: fan-out threads, per delivered event",
+        number_text(fan_out_us_per_delivery(r), 1, "µs"),
+    );
+    t.row(
+        "of it: other threads / threads that started or ended",
+        format!(
+            "{} / {}",
+            number_text(ticks_ms(Some(r.lasting_ticks), r), 0, "ms"),
+            number_text(ticks_ms(passing_ticks(r), r), 0, "ms")
+        ),
+    );
+    t.row(
         "client (this bench) CPU over the window",
         number_text(ticks_ms(r.client_cpu_ticks, r), 0, "ms"),
     );
@@ -192,6 +220,9 @@ pub fn fanout_json(r: &FanoutReport) -> String {
     j.num("window_secs", Some(r.window.as_secs_f64()));
     j.num("cpu_ms", ticks_ms(r.cpu_ticks, r));
     j.num("cpu_us_per_delivery", cpu_us_per_delivery(r));
+    j.num("fan_out_us_per_delivery", fan_out_us_per_delivery(r));
+    j.num("lasting_threads_cpu_ms", ticks_ms(Some(r.lasting_ticks), r));
+    j.num("passing_threads_cpu_ms", ticks_ms(passing_ticks(r), r));
     j.num("client_cpu_ms", ticks_ms(r.client_cpu_ticks, r));
     j.boolean("server_alive", r.server_alive);
     j.finish()
