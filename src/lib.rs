@@ -20,12 +20,12 @@
 //! plain-data replies. [`maud`] builds every page and fragment; [`sse`] writes the event format
 //! and [`chunked`] frames it, neither knowing anything of HTTP servers. `server` wires the two.
 
-// Unsafe code is in `tiny` only, each block with its reason: in `tiny::socket`, asking a
-// descriptor number for its socket addresses, its unread bytes or its TCP state, duplicating it,
-// waiting until it can be written and setting a TCP option that socket2 does not offer; in
-// `tiny::handoff`, taking the descriptors handed over by the image before, making a memory file,
-// and `execve`; in `tiny::shell`, starting a program with pipes for its output, waiting for it
-// and signalling its process group.
+// Unsafe code is in `tiny` and `process` only, each block with its reason: in `tiny::socket`,
+// asking a descriptor number for its socket addresses, its unread bytes or its TCP state,
+// duplicating it, waiting until it can be written and setting a TCP option that socket2 does not
+// offer; in `tiny::handoff`, taking the descriptors handed over by the image before, making a
+// memory file, and `execve`; in `process`, starting a program with pipes for its output (one
+// `posix_spawn` for every program), waiting for it and signalling its process group.
 #![deny(unsafe_code)]
 
 pub mod chunked;
@@ -37,6 +37,7 @@ mod error;
 mod log;
 mod metrics;
 mod printer;
+mod process;
 mod reexec;
 mod server;
 mod stop;

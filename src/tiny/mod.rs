@@ -1,4 +1,5 @@
-//! The HTTP layer: the only code that names tiny_http, a socket or a file descriptor.
+//! The HTTP layer: the only code that names tiny_http or a socket, and the only code that names
+//! a file descriptor but for the pipes to the programs the server starts (`crate::process`).
 //!
 //! The application gives it a [`Handler`]: an owned [`Request`] in (its body read, up to the
 //! route's [`Handler::body_limit`]), a plain-data [`Reply`] out (which may carry work to run
@@ -56,13 +57,11 @@ mod respond;
 mod screen;
 mod serve;
 mod shared;
-mod shell;
 mod socket;
 mod stream;
 mod sweep;
 #[cfg(test)]
 mod tests;
-mod trial;
 
 #[allow(unused_imports)] // for the routes that take a body
 pub use body::MAX_BODY;
@@ -72,6 +71,7 @@ pub use events::Events;
 #[allow(unused_imports)] // for the routes that take a body
 pub use handler::{Handler, SMALL_BODY};
 pub use handoff::{Inherited, Reason, accept_hangups};
+pub(crate) use handoff::{c_strings, pointers};
 pub use outlet::{Offered, Outlet, Woken};
 #[cfg(test)]
 pub use reply::Body;
@@ -79,5 +79,3 @@ pub use reply::Reply;
 pub use request::{Method, Request};
 pub use serve::{Handed, HttpServer, Ran, Stopper};
 pub use shared::Settings;
-pub use shell::{Child, spawn_shell};
-pub use trial::version_of;
