@@ -27,7 +27,7 @@
 //! | frames a response from the request (chunked on `TE: chunked`), writes its own `Server` header | every byte response is written by the layer: `Content-Length`, `HEAD` as `GET` without the body, the security headers | `respond.rs` |
 //! | aborts the process when a thread spawn fails inside it (each thread costs 4 memory mappings) | the open-file limit is set below the thread budget, so descriptors run out first; streams are capped below that | `capacity.rs` |
 //! | writes a response only from the thread that holds the request | a broadcast writes each subscriber's frames from the publishing thread, non-blocking, through an outlet on a duplicate of the socket; the stream's thread only finishes what would block | `outlet.rs` |
-//! | hands out no socket | connections are found by their addresses among the process's descriptors, matched to the listener's address in one place (a wildcard's never equals a connection's) | `socket.rs`, `address.rs` |
+//! | hands out no socket | connections are found by their addresses among the process's descriptors (below the descriptor table's size, and never on the request loop: the sweep closes refused connections), matched to the listener's address in one place (a wildcard's never equals a connection's) | `socket.rs`, `address.rs`, `refuse.rs` |
 //! | answers a panicking handler with its own 500, without our headers | handlers run under a fence and a 500 is written here | `answer.rs` |
 //!
 //! Options set on the listening socket (send timeout and buffer, keep-alive) reach every

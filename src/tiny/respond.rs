@@ -57,12 +57,16 @@ pub fn respond(request: tiny_http::Request, reply: &Reply, wire: Wire) -> (u16, 
 pub fn write(writer: &mut impl Write, reply: &Reply, wire: Wire) -> (u16, usize) {
     let wire_bytes = encode(reply, wire, SystemTime::now());
     let _ = writer.write_all(&wire_bytes).and_then(|()| writer.flush());
-    let sent = if wire.head_only || !has_body(reply.status) {
+    (reply.status, body_bytes(reply, wire))
+}
+
+/// The body bytes `reply` puts on the wire.
+pub fn body_bytes(reply: &Reply, wire: Wire) -> usize {
+    if wire.head_only || !has_body(reply.status) {
         0
     } else {
         reply.bytes().len()
-    };
-    (reply.status, sent)
+    }
 }
 
 /// A status whose response never has a body (RFC 9110 §6.4.1).

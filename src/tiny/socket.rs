@@ -159,7 +159,9 @@ pub struct Listing {
 /// Every search asks descriptor numbers one by one, and only below the size of the process's
 /// descriptor table ([`Sockets::table_size`]): no number at or above it can be open. A search
 /// for a connection that is gone asks them all; each open socket costs about 1.2 µs (the kernel
-/// takes the socket's lock to say its address), each closed number 0.15–0.25 µs.
+/// takes the socket's lock to say its address), each closed number 0.15–0.25 µs. So none runs
+/// on the request loop: only on a thread of the connection's (its stream's, its body's) or on
+/// the sweep's, which also closes refused connections (`refuse.rs`).
 pub struct Sockets {
     local: SocketAddr,
     /// The highest descriptor number the process can have: the bound if the table's size cannot
