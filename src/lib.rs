@@ -20,14 +20,12 @@
 //! plain-data replies. [`maud`] builds every page and fragment; [`sse`] writes the event format
 //! and [`chunked`] frames it, neither knowing anything of HTTP servers. `server` wires the two.
 
-// Unsafe code is in `tiny` only: 25 blocks (`grep -rn 'unsafe {' src`), each with its reason.
-// In `tiny::socket` (8), asking a descriptor number for its socket addresses, its unread bytes or
-// its TCP state, duplicating it, putting `/dev/null` in its place (`dup2`), waiting until it can
-// be written and setting a TCP option that socket2 does not offer; in `tiny::handoff` (7), taking
-// the descriptors handed over by the image before, making a memory file, masking `SIGHUP` and
-// `execve`; in `tiny::shell` (5), starting a program with pipes for its output, waiting for it
-// and signalling its process group; in `tiny::trial` (5), starting a program file for a trial
-// run (`--version`), waiting for it and killing it past its deadline.
+// Unsafe code is in `tiny` and `process` only, each block with its reason: in `tiny::socket`,
+// asking a descriptor number for its socket addresses, its unread bytes or its TCP state,
+// duplicating it, waiting until it can be written and setting a TCP option that socket2 does not
+// offer; in `tiny::handoff`, taking the descriptors handed over by the image before, making a
+// memory file, and `execve`; in `process`, starting a program with pipes for its output (one
+// `posix_spawn` for every program), waiting for it and signalling its process group.
 #![deny(unsafe_code)]
 
 pub mod chunked;
@@ -39,6 +37,7 @@ mod error;
 mod log;
 mod metrics;
 mod printer;
+mod process;
 mod reexec;
 mod server;
 mod stop;

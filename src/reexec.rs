@@ -39,7 +39,7 @@ impl Program {
     /// Does the file start? It must print `sse-htmx VERSION` for `--version` and exit 0 within
     /// five seconds, so that a broken or foreign file never replaces a working server.
     pub fn check(&self) -> Result<String, String> {
-        let printed = crate::tiny::version_of(&self.path, CHECK_TIME)?;
+        let printed = crate::process::version_of(&self.path, CHECK_TIME)?;
         let version = printed.trim();
         match version.strip_prefix("sse-htmx ") {
             Some(_) => Ok(version.to_owned()),

@@ -193,11 +193,11 @@ impl Exec<'_> {
     }
 }
 
-pub(super) type CStrings = (CString, Vec<CString>, Vec<CString>);
+pub(crate) type CStrings = (CString, Vec<CString>, Vec<CString>);
 
 /// The program, its arguments and this process's environment, with the handoff's variable if
 /// there is one, and without it otherwise.
-pub(super) fn c_strings(
+pub(crate) fn c_strings(
     program: &Path,
     args: &[OsString],
     handoff: Option<&str>,
@@ -223,7 +223,7 @@ pub(super) fn c_strings(
 }
 
 /// The pointers to `strings`, and a null pointer after them, as `execve` takes them.
-pub(super) fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
+pub(crate) fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
     let mut list: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
     list.push(std::ptr::null());
     list

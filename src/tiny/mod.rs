@@ -1,4 +1,5 @@
-//! The HTTP layer: the only code that names tiny_http, a socket or a file descriptor.
+//! The HTTP layer: the only code that names tiny_http or a socket, and the only code that names
+//! a file descriptor but for the pipes to the programs the server starts (`crate::process`).
 //!
 //! The application gives it a [`Handler`]: an owned [`Request`] in (its body read, up to the
 //! route's [`Handler::body_limit`]), a plain-data [`Reply`] out (which may carry work to run
@@ -26,7 +27,7 @@
 //! | frames a response from the request (chunked on `TE: chunked`), writes its own `Server` header | every byte response is written by the layer: `Content-Length`, `HEAD` as `GET` without the body, the security headers | `respond.rs` |
 //! | aborts the process when a thread spawn fails inside it (each thread costs 4 memory mappings) | the open-file limit is set below the thread budget, so descriptors run out first; streams are capped below that | `capacity.rs` |
 //! | writes a response only from the thread that holds the request | a broadcast writes each subscriber's frames from the publishing thread, non-blocking, through an outlet on a duplicate of the socket; the stream's thread only finishes what would block | `outlet.rs` |
-//! | hands out no socket | connections are found by their addresses among the process's descriptors, matched to the listener's address in one place (a wildcard's never equals a connection's) | `socket.rs`, `address.rs` |
+//! | hands out no socket | connections are found by their addresses among the process's descriptors (below the descriptor table's size, and never on the request loop: the sweep closes refused connections), matched to the listener's address in one place (a wildcard's never equals a connection's) | `socket.rs`, `address.rs`, `refuse.rs` |
 //! | answers a panicking handler with its own 500, without our headers | handlers run under a fence and a 500 is written here | `answer.rs` |
 //!
 //! Options set on the listening socket (send timeout and buffer, keep-alive) reach every
@@ -57,13 +58,11 @@ mod respond;
 mod screen;
 mod serve;
 mod shared;
-mod shell;
 mod socket;
 mod stream;
 mod sweep;
 #[cfg(test)]
 mod tests;
-mod trial;
 
 pub use body::MAX_BODY;
 pub use capacity::{Capacity, HostLimits};
@@ -71,6 +70,7 @@ pub use ended::Ended;
 pub use events::Events;
 pub use handler::{Handler, SMALL_BODY};
 pub use handoff::{Inherited, Reason, accept_hangups};
+pub(crate) use handoff::{c_strings, pointers};
 pub use outlet::{Offered, Outlet};
 #[cfg(test)]
 pub use reply::Body;
@@ -78,5 +78,3 @@ pub use reply::Reply;
 pub use request::{Method, Request};
 pub use serve::{Handed, HttpServer, HttpStopper, Ran};
 pub use shared::Settings;
-pub use shell::{Child, spawn_shell};
-pub use trial::version_of;

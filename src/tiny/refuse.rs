@@ -13,10 +13,21 @@
 //! half shut, that read ends at once; but a declared size beyond memory would abort the process
 //! at the allocation, so such a request is never dropped: it is kept for the life of the process,
 //! with the tiny_http thread that waits for it ("parked").
+//!
+//! The socket is found by asking descriptors one by one (`socket.rs`): a few when it is near the
+//! last one found, all of them when the client is gone (12 ms with 10,000 sockets open), which the
+//! request loop must not wait for. A refused request has no thread of its own to do it on
+//! (tiny_http's thread for the connection waits for the answer), so the sweep's thread, which
+//! closes idle connections by their sockets already, does it between its looks, in the order the
+//! requests were refused ([`Refusals`]); the request loop only marks the connection closed and
+//! moves on. A refusal waiting holds its connection, so no more wait than the connections tiny_http
+//! holds.
 
 use std::mem;
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::Ordering;
+use std::sync::{Mutex, PoisonError};
+use std::thread::Thread;
 
 use socket2::Socket;
 
@@ -29,7 +40,57 @@ use super::shared::Shared;
 /// the client waits for `100 Continue`.
 pub const READ_BY_TINY_HTTP: usize = 1024;
 
-/// Answers `reply` and closes the connection; returns the status and the body bytes sent.
+/// A connection the server has ended, to shut by its socket.
+struct Ended {
+    peer: Option<SocketAddr>,
+    /// The request that holds the connection, unless it was answered already, and what its
+    /// head says.
+    request: Option<(tiny_http::Request, Screened)>,
+    /// The answer to the request, if it gets one (a discarded request does not, and only the
+    /// read half is shut: the connection may be a stream's).
+    reply: Option<Reply>,
+}
+
+/// The connections waiting to be closed, and the thread that closes them: the sweep's while it
+/// runs (see `sweep.rs`); once it has ended, whichever thread ends a connection, the request
+/// loop having ended too.
+#[derive(Default)]
+pub struct Refusals(Mutex<(Vec<Ended>, Option<Thread>)>);
+
+impl Refusals {
+    /// Has `thread` close the connections from now on, or none.
+    pub fn closed_by(&self, thread: Option<Thread>) {
+        self.lock().1 = thread;
+    }
+
+    /// Closes the connections waiting, on this thread.
+    pub fn close_waiting(&self, shared: &Shared) {
+        for ended in mem::take(&mut self.lock().0) {
+            close_now(ended, shared);
+        }
+    }
+
+    fn hand_over(&self, ended: Ended, shared: &Shared) {
+        let mut queue = self.lock();
+        match &queue.1 {
+            Some(closer) => {
+                closer.unpark();
+                queue.0.push(ended);
+            }
+            None => {
+                drop(queue);
+                close_now(ended, shared);
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<Ended>, Option<Thread>)> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Answers `reply` and closes the connection (on the sweep's thread, see [`Refusals`]); returns
+/// the status and the body bytes it sends.
 pub fn refuse(
     request: tiny_http::Request,
     reply: Reply,
@@ -40,63 +101,76 @@ pub fn refuse(
     if let Some(peer) = peer {
         shared.connections.closed(peer);
     }
-    let socket = peer.and_then(|peer| shared.sockets.find(peer));
     let screened = Screened {
         last: true,
         ..screened
     };
-    let unread = unread_body(&request, screened);
-    match socket {
-        Some(socket) if unread <= shared.settings.drainable_body => {
-            let _ = socket.shutdown(Shutdown::Read);
-            let mut writer = request.into_writer();
-            let answered = respond::write(&mut writer, &reply, screened);
-            // Before the writer goes: tiny_http may have an answer of its own queued behind
-            // ours (to whatever it read next), which must find the connection closed.
-            let _ = socket.shutdown(Shutdown::Both);
-            answered
-        }
-        // Nothing to discard, but no socket to close: tiny_http reads on, and whatever it reads
-        // is dropped unanswered until the idle sweep closes the connection.
-        None if unread == 0 => respond::respond(request, &reply, screened),
-        socket => park(request, &reply, screened, socket, unread, shared),
-    }
+    let answer = (reply.status, respond::body_bytes(&reply, screened));
+    let ended = Ended {
+        peer,
+        request: Some((request, screened)),
+        reply: Some(reply),
+    };
+    shared.refusals.hand_over(ended, shared);
+    answer
 }
 
 /// Drops a request from a connection the server has ended, unanswered.
 pub fn discard(request: tiny_http::Request, screened: Screened, shared: &Shared) {
-    let unread = unread_body(&request, screened);
-    if unread > 0 {
-        let socket = request
-            .remote_addr()
-            .and_then(|peer| shared.sockets.find(*peer));
-        match socket {
-            Some(socket) if unread <= shared.settings.drainable_body => {
-                let _ = socket.shutdown(Shutdown::Read);
-            }
-            socket => {
-                park(
-                    request,
-                    &Reply::text(400, ""),
-                    screened,
-                    socket,
-                    unread,
-                    shared,
-                );
-                return;
-            }
-        }
+    if unread_body(&request, screened) == 0 {
+        // Taking the writer and dropping it unused sends nothing (dropping the request itself
+        // would make tiny_http answer 500).
+        drop(request.into_writer());
+        return;
     }
-    // Taking the writer and dropping it unused sends nothing (dropping the request itself would
-    // make tiny_http answer 500).
-    drop(request.into_writer());
+    let ended = Ended {
+        peer: request.remote_addr().copied(),
+        request: Some((request, screened)),
+        reply: None,
+    };
+    shared.refusals.hand_over(ended, shared);
 }
 
-/// Ends the connection of `peer` now: what it sends is never read again.
-pub fn close(peer: std::net::SocketAddr, shared: &Shared) {
+/// Ends the connection of `peer` (on the sweep's thread): what it sends is never read again.
+pub fn close(peer: SocketAddr, shared: &Shared) {
     shared.connections.closed(peer);
-    if let Some(socket) = shared.sockets.find(peer) {
-        let _ = socket.shutdown(Shutdown::Both);
+    let ended = Ended {
+        peer: Some(peer),
+        request: None,
+        reply: None,
+    };
+    shared.refusals.hand_over(ended, shared);
+}
+
+/// Shuts the read half, answers, then shuts both halves; parks a request whose body cannot be
+/// discarded. On the thread of [`Refusals`].
+fn close_now(ended: Ended, shared: &Shared) {
+    let socket = ended.peer.and_then(|peer| shared.sockets.find(peer));
+    let shut = |how| {
+        if let Some(socket) = &socket {
+            let _ = socket.shutdown(how);
+        }
+    };
+    let Some((request, screened)) = ended.request else {
+        return shut(Shutdown::Both);
+    };
+    // Without the socket, only a request with nothing to discard can go: tiny_http then reads
+    // on, and whatever it reads is dropped unanswered until the idle sweep closes the connection.
+    let unread = unread_body(&request, screened);
+    let discardable = socket
+        .as_ref()
+        .map_or(0, |_| shared.settings.drainable_body);
+    if unread > discardable {
+        let reply = ended.reply.unwrap_or_else(|| Reply::text(400, ""));
+        return park(request, &reply, screened, socket, unread, shared);
+    }
+    shut(Shutdown::Read);
+    let mut writer = request.into_writer();
+    if let Some(reply) = &ended.reply {
+        respond::write(&mut writer, reply, screened);
+        // Before the writer goes: tiny_http may have an answer of its own queued behind ours
+        // (to whatever it read next), which must find the connection closed.
+        shut(Shutdown::Both);
     }
 }
 
@@ -117,14 +191,13 @@ fn park(
     socket: Option<Socket>,
     unread: usize,
     shared: &Shared,
-) -> (u16, usize) {
-    let mut answered = (reply.status, 0);
+) {
     if let Some(mut socket) = socket {
         let screened = Screened {
             last: true,
             ..screened
         };
-        answered = respond::write(&mut socket, reply, screened);
+        respond::write(&mut socket, reply, screened);
         let _ = socket.shutdown(Shutdown::Both);
     }
     shared
@@ -135,5 +208,4 @@ fn park(
         "request declaring a {unread}-byte body refused; its tiny_http thread is parked for good"
     ));
     mem::forget(request);
-    answered
 }

@@ -24,12 +24,16 @@ pub fn respond(request: tiny_http::Request, reply: &Reply, screened: Screened) -
 pub fn write(writer: &mut dyn Write, reply: &Reply, screened: Screened) -> (u16, usize) {
     let wire = encode(reply, screened, SystemTime::now());
     let _ = writer.write_all(&wire).and_then(|()| writer.flush());
-    let sent = if screened.head_only || !has_body(reply.status) {
+    (reply.status, body_bytes(reply, screened))
+}
+
+/// The body bytes `reply` puts on the wire.
+pub fn body_bytes(reply: &Reply, screened: Screened) -> usize {
+    if screened.head_only || !has_body(reply.status) {
         0
     } else {
         reply.bytes().len()
-    };
-    (reply.status, sent)
+    }
 }
 
 /// A status whose response never has a body (RFC 9110 §6.4.1).

@@ -18,6 +18,7 @@ use super::connections::Connections;
 use super::handler::Handler;
 use super::handoff::{self, Exec, Reason};
 use super::heal::Series;
+use super::refuse::Refusals;
 use super::shared::{Settings, Shared};
 use super::socket::{self, Sockets};
 use super::sweep;
@@ -172,6 +173,7 @@ impl HttpServer {
         let shared = Shared {
             sockets: Sockets::new(local_addr, settings.max_fd),
             acceptor: Acceptor::new(listener)?,
+            refusals: Refusals::default(),
             settings,
             local_addr,
             log,
@@ -267,10 +269,16 @@ impl HttpServer {
         // has plenty to wake it.
         shared.acceptor.wait_dropped(Duration::from_millis(100));
         shared.stop.trigger();
+        // The sweep closes refused connections until it ends; those left, and any after, are
+        // closed here (the loop has ended), before the connections are shut down below.
+        sweep.thread().unpark();
+        let _ = sweep.join();
+        shared.refusals.closed_by(None);
+        shared.refusals.close_waiting(shared);
         // tiny_http's threads would keep idle keep-alive connections open after the server
         // stopped, and a client that reused one would wait for an answer that never comes
         // (a browser reconnecting its stream to a restarted server, say). Streams end their
-        // bodies themselves.
+        // bodies themselves. (A pass over the descriptors, but the loop has ended.)
         shared
             .sockets
             .shut_down_where(|peer| !shared.connections.is_stream(peer));
@@ -278,7 +286,6 @@ impl HttpServer {
         while shared.metrics.streams_live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        let _ = sweep.join();
         let reexec = *shared
             .reexec
             .lock()
@@ -305,6 +312,8 @@ fn answer_the_last<H: Handler + Send + Sync + 'static>(
     retired: &[Arc<Tiny>],
 ) {
     let shared = &layer.shared;
+    // A pass over the descriptors on this thread, once, when the server stops: the requests
+    // answered after it are the last.
     let ended = match &shared.null {
         Some(null) => shared.acceptor.end_accept_threads(&shared.sockets, null),
         None => 0,

@@ -9,6 +9,7 @@ use super::accept::Acceptor;
 use super::connections::Connections;
 use super::handoff::Reason;
 use super::heal::Series;
+use super::refuse::Refusals;
 use super::socket::Sockets;
 use crate::log::Log;
 use crate::metrics::Metrics;
@@ -46,6 +47,8 @@ pub struct Shared {
     pub connections: Connections,
     pub sockets: Sockets,
     pub acceptor: Acceptor,
+    /// Refused connections, answered and closed off the request loop.
+    pub refusals: Refusals,
     /// `/dev/null`, to point descriptors of tiny_http's at when they must not close a connection
     /// (see `Events::outlet`).
     pub null: Option<std::fs::File>,

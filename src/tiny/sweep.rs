@@ -15,6 +15,7 @@
 //! at least every two seconds (more often for short idle timeouts). The same thread runs the
 //! accept [`Watchdog`], which needs the same list of connections, every two seconds, and counts
 //! the connections tiny_http holds for good (`held.rs`), to heal past a budget (`heal.rs`).
+//! Between looks it answers and closes refused connections as they come (`refuse.rs`).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -44,13 +45,15 @@ const COST_SHARE: u32 = 400;
 pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
     let slowest =
         (shared.settings.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(2));
-    thread::Builder::new().name("sweep".into()).spawn(move || {
+    let runs = shared.clone();
+    let spawned = thread::Builder::new().name("sweep".into()).spawn(move || {
+        let shared = runs;
         let mut watchdog = Watchdog::default();
         let mut pool = PoolWatch::default();
         let mut held = HeldWatch::default();
         let mut waiting_to_heal = false;
         let mut pause = QUICKEST.min(slowest);
-        while !shared.stop.wait_until(Instant::now() + pause) {
+        while !rest(&shared, pause) {
             let listed = Instant::now();
             let listing = shared.sockets.accepted();
             let look = listed.elapsed();
@@ -85,7 +88,22 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
                 pause = pause.min(SUSPECTS_AGAIN);
             }
         }
-    })
+    })?;
+    shared.refusals.closed_by(Some(spawned.thread().clone()));
+    Ok(spawned)
+}
+
+/// Waits `pause`, closing refused connections as they come. Returns `true` if the server stops.
+fn rest(shared: &Shared, pause: Duration) -> bool {
+    let deadline = Instant::now() + pause;
+    loop {
+        shared.refusals.close_waiting(shared);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if shared.stop.is_triggered() || left.is_zero() {
+            return shared.stop.is_triggered();
+        }
+        thread::park_timeout(left);
+    }
 }
 
 /// The connections that look held for good (see `held.rs`).

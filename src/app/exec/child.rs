@@ -1,4 +1,4 @@
-//! One run of a program: `/bin/sh -c COMMAND` (started by `tiny::shell`) in a process group of
+//! One run of a program: `/bin/sh -c COMMAND` (started by `process`) in a process group of
 //! its own, so that a signal reaches what the shell started (`tail` in `sh -c 'tail -F ...'`) and
 //! a Ctrl-C at the terminal reaches only the server, which then stops its programs itself.
 
@@ -6,10 +6,10 @@ use std::io;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use crate::process::Child;
 use crate::stop::Stop;
-use crate::tiny::Child;
 
-pub use crate::tiny::spawn_shell as spawn;
+pub use crate::process::spawn_shell as spawn;
 
 /// How long a program has to end after `SIGTERM` before it gets `SIGKILL`.
 const GRACE: Duration = Duration::from_secs(1);

@@ -1,7 +1,13 @@
-//! A command run by `/bin/sh -c` (the `--exec` programs): stdin `/dev/null`, stdout and stderr
-//! piped here, in a process group of its own so that a signal reaches what the shell started.
-//! (Through `posix_spawn` rather than `std::process::Command`, which would add 47 KB to the
-//! static binary; see `trial`.)
+//! Programs this server starts: the `--exec` commands (`spawn_shell`) and the trial run of a
+//! new program file before a re-exec (`version_of`, in `trial`). One `posix_spawn` starts both
+//! (rather than `std::process::Command`, which would add 47 KB to the static binary): stdin
+//! `/dev/null`, stdout (and a command's stderr) piped here, in a process group of its own so that
+//! a signal reaches what it started.
+//!
+//! Outside the HTTP layer (`tiny`), this is the only code that names file descriptors: the
+//! pipes' ends and the child's standard streams.
+
+mod trial;
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -11,9 +17,11 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::ExitStatus;
 
-use super::handoff::{c_strings, pointers};
+use crate::tiny::{c_strings, pointers};
 
-/// A started command, until it is reaped.
+pub use trial::version_of;
+
+/// A started program, until it is reaped.
 pub struct Child {
     pid: libc::pid_t,
     /// The read ends of its stdout and stderr, to be taken by their readers.
@@ -21,16 +29,26 @@ pub struct Child {
     pub stderr: Option<File>,
 }
 
-/// Starts `command` with `/bin/sh -c`, with this process's environment (without the handoff's
-/// variable), default signal actions and no signal blocked.
-#[allow(unsafe_code)]
+/// Starts `command` with `/bin/sh -c`, its stderr piped here too.
 pub fn spawn_shell(command: &str) -> io::Result<Child> {
     let args = ["sh", "-c", command].map(OsString::from);
-    let (path, args, env) = c_strings(Path::new("/bin/sh"), &args, None)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the command"))?;
+    spawn(Path::new("/bin/sh"), &args, true)
+}
+
+/// Starts `program` with `args` (its name first) and this process's environment (without the
+/// handoff's variable), default signal actions and no signal blocked. Its stderr is this
+/// process's unless `pipe_stderr`.
+#[allow(unsafe_code)]
+fn spawn(program: &Path, args: &[OsString], pipe_stderr: bool) -> io::Result<Child> {
+    let (path, args, env) = c_strings(program, args, None)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in an argument"))?;
     let (argv, envp) = (pointers(&args), pointers(&env));
     let (stdout, stdout_end) = pipe()?;
-    let (stderr, stderr_end) = pipe()?;
+    let (stderr, stderr_end) = if pipe_stderr {
+        pipe().map(|(read, write)| (Some(read), Some(write)))?
+    } else {
+        (None, None)
+    };
     let mut pid: libc::pid_t = 0;
     // SAFETY: `actions`, `attributes` and the signal sets are initialised before use and the
     // first two destroyed after; every pointer handed to posix_spawn points to a NUL-terminated
@@ -38,7 +56,8 @@ pub fn spawn_shell(command: &str) -> io::Result<Child> {
     // child gets the write ends as its descriptors 1 and 2 (dup2 clears close-on-exec there;
     // the pipes' own descriptors close at its exec), `SIGPIPE` back to its default action (Rust
     // ignores it in this process, and an ignored signal stays ignored across exec), no signal
-    // blocked, and a process group of its own.
+    // blocked (the calling thread may block `SIGHUP`, see `tiny::handoff`), and a process group
+    // of its own.
     let spawned = unsafe {
         let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
         let mut attributes: libc::posix_spawnattr_t = std::mem::zeroed();
@@ -56,7 +75,9 @@ pub fn spawn_shell(command: &str) -> io::Result<Child> {
             0,
         );
         libc::posix_spawn_file_actions_adddup2(&mut actions, stdout_end.as_raw_fd(), 1);
-        libc::posix_spawn_file_actions_adddup2(&mut actions, stderr_end.as_raw_fd(), 2);
+        if let Some(end) = &stderr_end {
+            libc::posix_spawn_file_actions_adddup2(&mut actions, end.as_raw_fd(), 2);
+        }
         libc::posix_spawnattr_init(&mut attributes);
         libc::posix_spawnattr_setsigmask(&mut attributes, &empty);
         libc::posix_spawnattr_setsigdefault(&mut attributes, &default);
@@ -83,7 +104,7 @@ pub fn spawn_shell(command: &str) -> io::Result<Child> {
     Ok(Child {
         pid,
         stdout: Some(stdout),
-        stderr: Some(stderr),
+        stderr,
     })
 }
 

@@ -1,0 +1,75 @@
+//! A trial run of a program file: `PROGRAM --version`, with a deadline, before the process
+//! replaces its image with it.
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Runs `program --version` (without the handoff's variable) and returns what it printed on
+/// stdout (at most 1 KiB) if it exited 0 within `patience`. It is killed past that. Its stderr is
+/// this process's, so that why it failed reaches the server's stderr.
+pub fn version_of(program: &Path, patience: Duration) -> Result<String, String> {
+    let args = [program.as_os_str().to_owned(), OsString::from("--version")];
+    let mut child = super::spawn(program, &args, false).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + patience;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            child.signal_group(libc::SIGKILL);
+            let _ = child.wait();
+            return Err(format!("`--version` took over {patience:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut printed = String::new();
+    if let Some(stdout) = child.stdout.take() {
+        let _ = stdout.take(1024).read_to_string(&mut printed);
+    }
+    if !status.success() {
+        // The raw wait status: `ExitStatus`'s `Display` would add 1.7 KB (signal names).
+        let status = std::os::unix::process::ExitStatusExt::into_raw(status);
+        return Err(format!(
+            "`--version` failed (wait status {status}), printing {printed:?}"
+        ));
+    }
+    Ok(printed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_what_the_program_prints_if_it_exits_0() {
+        let printed = version_of(Path::new("/bin/echo"), Duration::from_secs(5)).unwrap();
+        assert!(printed.starts_with("echo (GNU coreutils)"), "{printed:?}");
+    }
+
+    #[test]
+    fn a_program_that_fails_or_is_missing_is_an_error() {
+        assert!(version_of(Path::new("/bin/false"), Duration::from_secs(5)).is_err());
+        assert!(version_of(Path::new("/no/such/file"), Duration::from_secs(5)).is_err());
+    }
+
+    #[test]
+    fn a_program_that_takes_too_long_is_killed() {
+        let dir = std::env::temp_dir().join(format!("sse-htmx-trial-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("slow");
+        std::fs::write(&script, "#!/bin/sh\nexec sleep 30\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let started = Instant::now();
+        let mut slow = version_of(&script, Duration::from_millis(100));
+        // Another test's process may still hold the script's descriptor from its writing.
+        while slow.as_ref().is_err_and(|e| e.contains("busy")) {
+            slow = version_of(&script, Duration::from_millis(100));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(slow.unwrap_err().contains("took over"));
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}
