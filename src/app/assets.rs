@@ -183,8 +183,8 @@ pub fn accepts_gzip(accept_encoding: &str) -> bool {
         let weight = parts
             .filter_map(|param| param.split_once('='))
             .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
-            .map_or(Some(1.0), |(_, value)| value.trim().parse::<f32>().ok());
-        let accepted = weight.is_some_and(|q| q > 0.0);
+            .map_or(Some(true), |(_, value)| weight_above_zero(value.trim()));
+        let accepted = weight == Some(true);
         let slot = if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
             &mut named
         } else if coding == "*" {
@@ -196,6 +196,21 @@ pub fn accepts_gzip(accept_encoding: &str) -> bool {
         *slot = Some(slot.unwrap_or(false) || accepted);
     }
     named.or(any).unwrap_or(false)
+}
+
+/// Whether a weight (RFC 9110 section 12.4.2: `0` or `1`, then `.` and up to three digits, only
+/// zeros after a `1`) is above zero; `None` if it is not a weight. Not parsed as a float, which
+/// would link the float parser into the static binary for this alone.
+fn weight_above_zero(weight: &str) -> Option<bool> {
+    let (whole, fraction) = weight.split_once('.').unwrap_or((weight, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match whole {
+        "0" => Some(fraction.bytes().any(|b| b != b'0')),
+        "1" if fraction.bytes().all(|b| b == b'0') => Some(true),
+        _ => None,
+    }
 }
 
 /// The file in a gzip stream that `build.rs` wrote: a 10-byte header with no optional fields
@@ -414,6 +429,12 @@ mod tests {
             "x-gzip;q=0",
             "gzip;q=zero",
             "gzip;q=",
+            "gzip;q=0.0001",
+            "gzip;q=1.5",
+            "gzip;q=2",
+            "gzip;q=1e-3",
+            "gzip;q=-1",
+            "gzip;q=.5",
         ] {
             assert!(!accepts_gzip(no), "{no:?}");
         }

@@ -213,9 +213,9 @@ fn serve(
     drop(writer);
     let took = opening.received.elapsed();
     shared.log.line(format_args!(
-        "stream {peer} closed: {} events, {:.1}s, {}",
+        "stream {peer} closed: {} events, {}s, {}",
         sent.events,
-        took.as_secs_f64(),
+        crate::log::seconds(took),
         match &ended {
             Ended::ClientGone(error) => format!("client gone ({error})"),
             Ended::ServerStopping => "server stopping".to_owned(),

@@ -134,9 +134,9 @@ fn heal_if_over_budget(shared: &Shared, held: usize, waiting: &mut bool) {
                 let wait = until.duration_since(now).unwrap_or_default();
                 shared.log.line(format_args!(
                     "{held} connections held for good by tiny_http (budget {}); \
-                     re-executing in {:.1}s, after the last re-exec",
+                     re-executing in {}s, after the last re-exec",
                     heal::BUDGET,
-                    wait.as_secs_f64()
+                    crate::log::seconds(wait)
                 ));
                 *waiting = true;
             }

@@ -121,8 +121,8 @@ impl Program {
                 FIRST
             };
             self.log.line(format_args!(
-                "exec {feed}: {status} after {:.1}s; starting again in {}s",
-                (exited - started).as_secs_f64(),
+                "exec {feed}: {status} after {}s; starting again in {}s",
+                crate::log::seconds(exited - started),
                 delay.as_secs()
             ));
             if stop.wait_until(exited + delay) {
