@@ -35,7 +35,7 @@ pub enum Suspect {
 #[derive(Default)]
 pub struct HeldWatch {
     since: HashMap<Suspect, Instant>,
-    /// Suspects at the last look that did not count yet.
+    /// Suspects at the last look that were ones at the look before too, and do not count yet.
     pending: usize,
 }
 
@@ -56,13 +56,17 @@ impl HeldWatch {
             match suspect {
                 Suspect::Connection(_) if long(at) => connections += 1,
                 Suspect::Descriptor(_) if long(at) => descriptors += 1,
-                _ => self.pending += 1,
+                // One seen for the first time is most often a connection closing as it should
+                // (a client's `Connection: close`), gone by the next look.
+                _ if *at < now => self.pending += 1,
+                _ => {}
             }
         }
         connections + descriptors.div_ceil(2)
     }
 
-    /// Suspects at the last look that do not count yet: look again soon.
+    /// Suspects that stayed ones from a look to the next and do not count yet: look again
+    /// soon.
     pub fn pending(&self) -> usize {
         self.pending
     }
@@ -87,6 +91,7 @@ mod tests {
             Suspect::Descriptor(8),
         ];
         assert_eq!(watch.held(suspects, start), 0);
+        assert_eq!(watch.pending(), 0, "seen once: perhaps only closing");
         assert_eq!(watch.held(suspects, start + GRACE / 2), 0);
         assert_eq!(watch.pending(), 3);
         // One connection by its peer, one by its two dead descriptors.
