@@ -144,6 +144,17 @@ fn stderr_goes_to_the_log_with_the_feeds_name() {
     );
 }
 
+/// The messages published to `feed` so far, by the server's metrics.
+fn published(addr: SocketAddr, feed: &str) -> u64 {
+    let metrics = request(addr, "GET", "/metrics", "").text();
+    let prefix = format!("feed_messages_published_total{{feed=\"{feed}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
 /// The process's resident memory, in KiB.
 fn resident_kib(server: &ServerProcess) -> u64 {
     server.status("VmRSS")
@@ -156,14 +167,7 @@ fn a_program_that_writes_without_pause_is_held_to_bounded_memory() {
     // Without the pacing, the fan-out threads' queues grow by some 200 bytes a message here.
     // A stream that never reads: its client falls behind at once.
     let _stalled = EventStream::open_path(addr, "/feeds/flood/stream", "");
-    let published = || {
-        let metrics = request(addr, "GET", "/metrics", "").text();
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("feed_messages_published_total{feed=\"flood\"} "))
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let published = || published(addr, "flood");
     assert!(
         wait_for(Duration::from_secs(30), || published() >= 50_000),
         "published {}",
@@ -213,14 +217,7 @@ fn a_programs_lines_are_journaled_and_a_fast_one_keeps_the_journal_bounded() {
     let history = ["--store", path, "--history", "50"];
     let mut server = ServerProcess::start_logging(&[&history[..], &["--exec", flood]].concat());
     let addr = server.addr;
-    let published = || {
-        let metrics = request(addr, "GET", "/metrics", "").text();
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("feed_messages_published_total{feed=\"flood\"} "))
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let published = || published(addr, "flood");
     // Some 70 bytes a record: 100,000 would be 7 MB of journal, never compacted.
     assert!(
         wait_for(Duration::from_secs(60), || published() >= 100_000),

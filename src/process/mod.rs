@@ -178,22 +178,17 @@ mod tests {
     use super::*;
     use std::io::Read;
 
+    /// Everything a program writes to `pipe` until it closes it.
+    fn all_of(pipe: Option<impl Read>) -> String {
+        let mut text = String::new();
+        pipe.unwrap().read_to_string(&mut text).unwrap();
+        text
+    }
+
     #[test]
     fn stdin_is_empty_and_stdout_and_stderr_are_apart() {
         let mut child = spawn_shell("cat; echo out; echo err >&2; exit 3").unwrap();
-        let (mut out, mut err) = (String::new(), String::new());
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
+        let (out, err) = (all_of(child.stdout.take()), all_of(child.stderr.take()));
         assert_eq!((out.as_str(), err.as_str()), ("out\n", "err\n"));
         assert_eq!(child.wait().unwrap().code(), Some(3));
     }
@@ -209,13 +204,7 @@ mod tests {
     #[test]
     fn it_leads_a_process_group_of_its_own() {
         let mut child = spawn_shell("ps -o pgid= -p $$").unwrap();
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
+        let out = all_of(child.stdout.take());
         assert_eq!(out.trim().parse::<u32>().ok(), Some(child.id()));
         assert!(child.wait().unwrap().success());
     }
