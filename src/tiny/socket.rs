@@ -285,10 +285,9 @@ impl Sockets {
         radius: RawFd,
     ) -> Vec<RawFd> {
         let low = around.saturating_sub(radius).max(0);
-        // Below the table's size as last read, which `around`, a number found, is below.
-        let high = around
-            .saturating_add(radius)
-            .min(self.table.load(Ordering::Relaxed) - 1);
+        // Below the table's size read now: the connection's other descriptor may lie above the
+        // size last read (which `around`, a number found, is below).
+        let high = around.saturating_add(radius).min(self.table_size() - 1);
         (low..=high)
             .filter(|&fd| fd != except && self.is_connection(fd, peer))
             .collect()
