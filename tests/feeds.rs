@@ -394,6 +394,22 @@ fn every_feed_shares_the_same_fan_out_threads() {
 }
 
 #[test]
+fn every_one_of_hundreds_of_streams_gets_the_message_while_the_descriptor_table_grows() {
+    // The kernel grows a process's descriptor table as numbers above it are opened (64, 128,
+    // 256, ...); the layer finds each stream's descriptors among the table's numbers, so streams
+    // opened across those growths must each get every message (a bound read before a growth once
+    // cost a few streams in a few hundred every message).
+    common::raise_open_files();
+    let server = ServerProcess::start(&["--publish-limit", "0"]);
+    let addr = server.addr;
+    let mut streams: Vec<_> = (0..400).map(|_| Stream::open(addr, "grow", "")).collect();
+    let id = publish(addr, "grow", "to every stream");
+    for stream in &mut streams {
+        assert_eq!(stream.ids(1), [id]);
+    }
+}
+
+#[test]
 fn the_store_keeps_every_feed_across_kill_9() {
     let store = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("feeds-kill9-{}.journal", std::process::id()));
