@@ -69,7 +69,8 @@ fn use_the_global_futex_hash() {
     const PR_FUTEX_HASH_SET_SLOTS: libc::c_ulong = 1;
     // SAFETY: prctl with plain integer arguments; it reads and writes no memory of ours. Zero
     // slots means the global table.
-    unsafe { libc::prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, 0 as libc::c_ulong, 0, 0) };
+    let global: libc::c_ulong = 0;
+    unsafe { libc::prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, global, 0, 0) };
 }
 
 impl HostLimits {
