@@ -22,10 +22,12 @@
 
 // Unsafe code is in `tiny` and `process` only, each block with its reason: in `tiny::socket`,
 // asking a descriptor number for its socket addresses, its unread bytes or its TCP state,
-// duplicating it, waiting until it can be written and setting a TCP option that socket2 does not
-// offer; in `tiny::handoff`, taking the descriptors handed over by the image before, making a
-// memory file, and `execve`; in `process`, starting a program with pipes for its output (one
-// `posix_spawn` for every program), waiting for it and signalling its process group.
+// duplicating it, putting `/dev/null` in its place (`dup2`), waiting until it can be written and
+// setting a TCP option that socket2 does not offer; in `tiny::handoff`, taking the descriptors
+// handed over by the image before, making a memory file, and `execve`; in `tiny::capacity`,
+// choosing the kernel's global futex table (`prctl`); in `process`, starting a program with pipes
+// for its output (one `posix_spawn` for every program), waiting for it and signalling its
+// process group.
 #![deny(unsafe_code)]
 
 pub mod chunked;
