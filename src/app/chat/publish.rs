@@ -190,13 +190,15 @@ impl Feeds {
     fn compact_journal(&self) {
         let Some(journal) = &self.journal else { return };
         let mut journal = lock(journal);
-        let path = journal.path().display().to_string();
-        match journal.compact_if_due() {
-            None => {}
-            Some(Ok((before, after))) => self.log.line(format_args!(
+        let Some(compacted) = journal.compact_if_due() else {
+            return;
+        };
+        let path = journal.path().display();
+        match compacted {
+            Ok((before, after)) => self.log.line(format_args!(
                 "journal {path} compacted from {before} to {after} bytes"
             )),
-            Some(Err(error)) => self.log.line(format_args!(
+            Err(error) => self.log.line(format_args!(
                 "journal {path} not compacted, kept as it was: {error}"
             )),
         }
