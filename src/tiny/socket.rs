@@ -204,31 +204,34 @@ impl Sockets {
     }
 
     /// [`Sockets::find`], with the number of the descriptor that was duplicated.
+    ///
+    /// Searches outward from where the last search found a connection, below the table's size
+    /// as last read; then, while the table has grown since, the numbers it grew by.
     pub fn find_with_number(&self, peer: SocketAddr) -> Option<(Socket, RawFd)> {
+        let found = |fd: RawFd| {
+            let socket = (peer_addr(fd) == Some(peer))
+                .then(|| self.duplicate_if(fd, peer))
+                .flatten()?;
+            self.last_found.store(fd, Ordering::Relaxed);
+            Some((socket, fd))
+        };
         let mut known = self.table.load(Ordering::Relaxed);
         let start = self.last_found.load(Ordering::Relaxed).clamp(0, known);
-        let mut distance = 0;
+        let outward = (0..known).flat_map(|distance| [start + distance, start - distance - 1]);
+        if let Some(hit) = outward.filter(|fd| (0..known).contains(fd)).find_map(found) {
+            return Some(hit);
+        }
         loop {
-            let (up, down) = (start + distance, start - distance - 1);
-            if up >= known && down < 0 {
-                // Searched below the table's size as last read: read it again, in case a
-                // number above was opened since (it never shrinks).
-                let size = self.table_size();
-                if size <= known {
-                    return None;
-                }
-                known = size;
+            // Every number below the size as last read was asked: a number at or above it was
+            // opened since, if the table has grown (it never shrinks).
+            let size = self.table_size();
+            if size <= known {
+                return None;
             }
-            for fd in [up, down] {
-                if (0..known).contains(&fd)
-                    && peer_addr(fd) == Some(peer)
-                    && let Some(socket) = self.duplicate_if(fd, peer)
-                {
-                    self.last_found.store(fd, Ordering::Relaxed);
-                    return Some((socket, fd));
-                }
+            if let Some(hit) = (known..size).find_map(found) {
+                return Some(hit);
             }
-            distance += 1;
+            known = size;
         }
     }
 
@@ -503,6 +506,26 @@ mod tests {
         // The write half still works.
         std::io::Write::write_all(&mut accepted, b"still here").unwrap();
         drop(client);
+    }
+
+    #[test]
+    fn a_connection_above_the_table_size_last_read_is_found_wherever_the_search_starts() {
+        use std::os::fd::AsRawFd;
+        let listener = listener();
+        let local = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(local).unwrap();
+        let (accepted, peer) = listener.accept().unwrap();
+        let fd = accepted.as_raw_fd();
+        // As after other threads' searches: the size last read is below the connection's number,
+        // and the last one found is at that size, so the search starts at the top of what it
+        // knows; every number the table has grown by since must be asked.
+        for stale in [1, fd / 2 + 1, fd] {
+            let sockets = Sockets::new(local, 4096);
+            sockets.table.store(stale, Ordering::Relaxed);
+            sockets.last_found.store(stale, Ordering::Relaxed);
+            let (_, number) = sockets.find_with_number(peer).expect("found");
+            assert_eq!(number, fd, "table last read at {stale}");
+        }
     }
 
     #[test]
