@@ -142,6 +142,16 @@ impl<'a> Events<'a> {
         }
     }
 
+    /// Lets tiny_http's thread for the connection go, if no event did (see `Events::new`'s
+    /// `after_first_event`). Until then that thread reads the connection and holds it open, so
+    /// a body that ends before its first event would leave the client on a silent stream:
+    /// with the read half shut, the connection closes once the stream lets go of its writer.
+    pub(super) fn release_pool_thread(&mut self) {
+        if let Some(release) = self.after_first_event.take() {
+            release();
+        }
+    }
+
     /// Serves the outlet: writes what other threads queued and keep-alive comments, until an
     /// event was refused for lack of room (`Ok`: everything queued has been written since, and
     /// the body should catch its client up), the client is gone, or the server stops (`Err`).

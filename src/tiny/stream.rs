@@ -192,6 +192,7 @@ fn serve(
             }
             Err(error) => Ended::ClientGone(error),
         };
+        events.release_pool_thread();
         (ended, events.sent, events.outlet.take())
     };
     if let Some(outlet) = outlet {

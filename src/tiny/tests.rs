@@ -18,7 +18,8 @@ use crate::metrics::Metrics;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Echoes the body; `/big` takes [`MAX_BODY`], every other path [`SMALL_BODY`]. On `/then`,
-/// the reply's after-work waits for the test's go, then says it ran.
+/// the reply's after-work waits for the test's go, then says it ran. `/stream-fails` is an event
+/// stream whose body fails before its first event.
 #[derive(Default)]
 struct Echo {
     after: Mutex<Option<(Receiver<()>, Sender<()>)>>,
@@ -33,6 +34,11 @@ impl Handler for Echo {
     }
 
     fn handle(&self, request: &Request, _big: &bool) -> Reply {
+        if request.path == "/stream-fails" {
+            return Reply::events("", |_| {
+                Err(Ended::ClientGone(std::io::Error::other("the body failed")))
+            });
+        }
         let reply = Reply::new(200, "application/octet-stream", request.body.clone());
         if request.path != "/then" {
             return reply;
@@ -159,6 +165,27 @@ fn chunked(body: &[u8]) -> Vec<u8> {
 }
 
 const NEXT: &[u8] = b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
+
+#[test]
+fn a_stream_whose_body_fails_before_its_first_event_closes_its_connection() {
+    let layer = Layer::start();
+    let mut socket = layer.connect();
+    // HTTP/1.1 without `Connection: close`: tiny_http's thread reads on for a next request.
+    socket
+        .write_all(b"GET /stream-fails HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0];
+    while !head.ends_with(b"\r\n\r\n") {
+        socket.read_exact(&mut byte).expect("the stream's head");
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(
+        closed(&mut socket),
+        "the client is not left on a silent stream"
+    );
+}
 
 #[test]
 fn work_after_a_reply_runs_once_the_reply_is_written() {
