@@ -291,6 +291,17 @@ impl Client {
         self
     }
 
+    /// Has every stream's request say `Connection: close`. A bare tiny_http server needs it (see
+    /// `floor.rs`): its pool thread for a connection otherwise waits on it for a next request,
+    /// and a connection accepted while every pool thread waits so is never read.
+    pub fn closing(mut self) -> Client {
+        for request in &mut self.requests {
+            let end = request.len() - 2;
+            request.splice(end..end, *b"Connection: close\r\n");
+        }
+        self
+    }
+
     pub fn opened(&self) -> usize {
         self.conns.len()
     }

@@ -32,6 +32,9 @@
 //! - `LOAD_HOLD_SECS`: how long N streams are held (default 10)
 //! - `LOAD_INTERVAL_MS`: the server's `--interval` (default 1000)
 //! - `LOAD_BURST`: connections of the burst (default 1000)
+//! - `LOAD_FLOOR`: `1` runs each hold against the floor too, right after the server: a bare
+//!   tiny_http server with a thread per stream and nothing else (see [`floor`]), so that what
+//!   the server costs above it is measured in the same run
 //! - `LOAD_SERVER_BIN`: the server binary to run instead of this build's, e.g. a copy of
 //!   another commit's `target/release/sse-htmx`, to compare two builds in one session
 //! - `LOAD_SCENARIOS`: which scenarios run, comma-separated (default `hold,burst,fanout,storm`)
@@ -60,7 +63,7 @@
 //! JSON line for tools (`{"scenario":"hold",...}`, `"burst"`, `"fanout"`,
 //! `"fanout_compare"` for the side by side, and `"storm"`). Progress goes to stderr.
 //!
-//! The modules, in the order of a run: [`settings`], the server [`process`] (or a [`peer`]) and
+//! The modules, in the order of a run: [`settings`], the server [`process`] (or a [`peer`], or the [`floor`]) and
 //! its [`footprint`], the [`client`] with its [`parser`], the [`ping`] timer and the [`publish`]er,
 //! the [`scenarios`] and the [`fanout`] run, their [`stats`] and [`deliveries`], and the
 //! [`report`] and [`fanout_report`] written through [`output`]. The storm scenario has its own:
@@ -71,6 +74,7 @@ mod client;
 mod deliveries;
 mod fanout;
 mod fanout_report;
+mod floor;
 mod footprint;
 mod output;
 mod parser;
@@ -99,7 +103,7 @@ use fanout::{FanoutReport, Target, run_fanout};
 use fanout_report::{fanout_json, fanout_table, print_comparison};
 use output::Json;
 use report::{burst_json, burst_table, hold_json, hold_table};
-use scenarios::{run_burst, run_hold};
+use scenarios::{HoldTarget, run_burst, run_hold};
 use settings::{
     CLIENT_FD_RESERVE, FdLimit, SETTLE, Settings, clock_ticks_per_sec, environment_line,
     raise_fd_limit,
@@ -108,7 +112,10 @@ use storm::run_storm;
 use storm_report::{storm_json, storm_table};
 
 fn main() {
-    // `cargo bench` passes `--bench`; there are no arguments to read.
+    // `cargo bench` passes `--bench`; the only arguments read are those that start the floor.
+    if let Some((port, interval)) = floor::requested() {
+        floor::serve(port, interval);
+    }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(message) => {
@@ -120,9 +127,16 @@ fn main() {
     println!("{}", environment_line(&settings, fd_limit));
     let clock_ticks = clock_ticks_per_sec();
     if settings.scenarios.hold {
+        let targets: &[HoldTarget] = if settings.floor {
+            &[HoldTarget::Server, HoldTarget::Floor]
+        } else {
+            &[HoldTarget::Server]
+        };
         for &streams in &settings.streams {
-            hold_scenario(&settings, streams, fd_limit, clock_ticks);
-            thread::sleep(SETTLE);
+            for &target in targets {
+                hold_scenario(&settings, target, streams, fd_limit, clock_ticks);
+                thread::sleep(SETTLE);
+            }
         }
     }
     if settings.scenarios.burst {
@@ -218,17 +232,23 @@ fn fanout_run(
     }
 }
 
-fn hold_scenario(settings: &Settings, streams: usize, fd_limit: FdLimit, clock_ticks: u64) {
+fn hold_scenario(
+    settings: &Settings,
+    target: HoldTarget,
+    streams: usize,
+    fd_limit: FdLimit,
+    clock_ticks: u64,
+) {
     if !client_can_open("hold", "streams", streams, fd_limit) {
         return;
     }
-    eprintln!("load: hold {streams} streams...");
-    match run_hold(settings, streams, clock_ticks) {
+    eprintln!("load: hold {streams} streams, {}...", target.name());
+    match run_hold(settings, target, streams, clock_ticks) {
         Ok(report) => {
             hold_table(&report).print();
             println!("{}", hold_json(&report));
         }
-        Err(message) => println!("hold {streams}: not run: {message}"),
+        Err(message) => println!("hold {streams} {}: not run: {message}", target.name()),
     }
 }
 

@@ -20,9 +20,17 @@ impl PeerProcess {
     /// Starts `bin PORT` on a free port and waits up to [`PEER_START_TIMEOUT`] until it accepts a
     /// connection.
     pub fn launch(bin: &Path) -> Result<PeerProcess, String> {
+        PeerProcess::launch_with(bin, |port| vec![port.to_string()])
+    }
+
+    /// Like [`PeerProcess::launch`], with the arguments `args` gives for the port.
+    pub fn launch_with(
+        bin: &Path,
+        args: impl Fn(u16) -> Vec<String>,
+    ) -> Result<PeerProcess, String> {
         let addr = free_port().map_err(|error| format!("no free port: {error}"))?;
         let child = Command::new(bin)
-            .arg(addr.port().to_string())
+            .args(args(addr.port()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             // Its panics, if any, go with this process's progress lines.

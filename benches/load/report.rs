@@ -45,8 +45,9 @@ fn cpu_us_per_event(report: &HoldReport) -> Option<f64> {
 pub fn hold_table(r: &HoldReport) -> Table {
     let o = &r.outcomes;
     let mut t = Table::new(format!(
-        "hold {} streams (interval {} ms, held {:.1} s)",
+        "hold {} streams, {} (interval {} ms, held {:.1} s)",
         r.streams,
+        r.target.name(),
         r.interval.as_millis(),
         r.hold.as_secs_f64()
     ));
@@ -128,6 +129,7 @@ pub fn hold_table(r: &HoldReport) -> Table {
 pub fn hold_json(r: &HoldReport) -> String {
     let o = &r.outcomes;
     let mut j = Json::new("hold");
+    j.string("server", Some(r.target.name()));
     j.int("streams", r.streams as u64);
     j.int("interval_ms", r.interval.as_millis() as u64);
     j.num("hold_secs", Some(r.hold.as_secs_f64()));

@@ -5,8 +5,13 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::net::SocketAddr;
+use std::path::Path;
+
 use crate::client::{Client, Phase, Ready};
+use crate::floor;
 use crate::footprint::{ProcSample, sample_process};
+use crate::peer::PeerProcess;
 use crate::ping::{PingStats, ping_once, ping_until};
 use crate::process::{ServerProcess, proc_cpu_ticks};
 use crate::settings::{
@@ -20,7 +25,78 @@ fn start_server(settings: &Settings) -> Result<ServerProcess, String> {
     ServerProcess::launch(&settings.server_bin, &[], &["--interval", &interval])
 }
 
+/// What a hold runs against.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum HoldTarget {
+    /// The server of `settings`.
+    Server,
+    /// The bare tiny_http floor (`floor.rs`), this bench's binary started again.
+    Floor,
+}
+
+impl HoldTarget {
+    pub fn name(self) -> &'static str {
+        match self {
+            HoldTarget::Server => "sse-htmx",
+            HoldTarget::Floor => "floor",
+        }
+    }
+}
+
+/// A running server of either kind, as a hold sees it.
+trait Running {
+    fn addr(&self) -> SocketAddr;
+    fn pid(&self) -> u32;
+    fn is_alive(&mut self) -> bool;
+    fn exit_description(&mut self) -> String;
+}
+
+impl Running for ServerProcess {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    fn pid(&self) -> u32 {
+        ServerProcess::pid(self)
+    }
+    fn is_alive(&mut self) -> bool {
+        ServerProcess::is_alive(self)
+    }
+    fn exit_description(&mut self) -> String {
+        ServerProcess::exit_description(self)
+    }
+}
+
+impl Running for PeerProcess {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    fn pid(&self) -> u32 {
+        PeerProcess::pid(self)
+    }
+    fn is_alive(&mut self) -> bool {
+        PeerProcess::is_alive(self)
+    }
+    fn exit_description(&mut self) -> String {
+        PeerProcess::exit_description(self)
+    }
+}
+
+fn start(settings: &Settings, target: HoldTarget) -> Result<Box<dyn Running>, String> {
+    match target {
+        HoldTarget::Server => Ok(Box::new(start_server(settings)?)),
+        HoldTarget::Floor => {
+            let this = std::env::current_exe().map_err(|error| format!("this binary: {error}"))?;
+            let interval = settings.interval.as_millis().to_string();
+            let floor = PeerProcess::launch_with(Path::new(&this), |port| {
+                vec![floor::ARG.into(), port.to_string(), interval.clone()]
+            })?;
+            Ok(Box::new(floor))
+        }
+    }
+}
+
 pub struct HoldReport {
+    pub target: HoldTarget,
     pub streams: usize,
     pub interval: Duration,
     pub hold: Duration,
@@ -49,23 +125,28 @@ pub struct HoldReport {
 
 pub fn run_hold(
     settings: &Settings,
+    target: HoldTarget,
     streams: usize,
     clock_ticks: u64,
 ) -> Result<HoldReport, String> {
-    let mut server = start_server(settings)?;
+    let mut server = start(settings, target)?;
     let pid = server.pid();
+    let addr = server.addr();
     // One request first, so the idle figures are of a server that has served.
-    ping_once(server.addr).map_err(|error| format!("the server does not answer: {error}"))?;
+    ping_once(addr).map_err(|error| format!("the server does not answer: {error}"))?;
     thread::sleep(Duration::from_millis(200));
     let idle = sample_process(pid);
 
     let mut client = Client::new(
-        server.addr,
+        addr,
         "/connect",
         Ready::FirstEvent,
         Some(FIRST_EVENT_TIMEOUT),
     )
     .map_err(|error| format!("cannot create a poller: {error}"))?;
+    if target == HoldTarget::Floor {
+        client = client.closing();
+    }
     let ramp_started = Instant::now();
     ramp_up(&mut client, streams);
     // Every stream either gets its first event or times out within FIRST_EVENT_TIMEOUT.
@@ -77,7 +158,6 @@ pub fn run_hold(
     let hold_end = hold_start + settings.hold;
     let cpu_start = proc_cpu_ticks(pid);
     let client_cpu_start = proc_cpu_ticks(std::process::id());
-    let addr = server.addr;
     let pinger = thread::Builder::new()
         .name("ping".into())
         .spawn(move || ping_until(addr, hold_end));
@@ -97,6 +177,7 @@ pub fn run_hold(
     let server_alive = server.is_alive();
 
     Ok(HoldReport {
+        target,
         streams,
         interval: settings.interval,
         hold: hold_end - hold_start,

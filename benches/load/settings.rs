@@ -61,6 +61,8 @@ pub struct Settings {
     pub server_bin: OsString,
     /// Whether `LOAD_SERVER_BIN` chose it.
     pub other_server: bool,
+    /// Whether each hold also runs against the bare tiny_http floor (`LOAD_FLOOR=1`).
+    pub floor: bool,
     pub fanout: Fanout,
     pub storm: StormSettings,
 }
@@ -105,6 +107,11 @@ impl Settings {
         let interval_ms: u64 = env_number("LOAD_INTERVAL_MS", 1000)?;
         let burst: usize = env_number("LOAD_BURST", 1000)?;
         let other_bin = std::env::var_os("LOAD_SERVER_BIN").filter(|bin| !bin.is_empty());
+        let floor = match std::env::var("LOAD_FLOOR").as_deref() {
+            Err(_) | Ok("" | "0") => false,
+            Ok("1") => true,
+            Ok(other) => return Err(format!("LOAD_FLOOR={other:?} is not 0 or 1")),
+        };
         // Bounds keep every loop of the run bounded, whatever the environment says.
         if !(hold_secs > 0.0 && hold_secs <= 600.0) {
             return Err("LOAD_HOLD_SECS must be above 0 and at most 600".into());
@@ -135,6 +142,7 @@ impl Settings {
             interval: Duration::from_millis(interval_ms),
             burst,
             other_server: other_bin.is_some(),
+            floor,
             server_bin: other_bin.unwrap_or_else(|| process::THIS_BUILD.into()),
         })
     }
@@ -295,7 +303,7 @@ pub fn environment_line(settings: &Settings, fd: FdLimit) -> String {
     let mut line = format!(
         "environment: cores {cores}, vm.max_map_count {}, open files soft {} hard {}, \
          kernel.threads-max {}, kernel.pid_max {}, local ports {}, somaxconn {}, \
-         interval {} ms, hold {} s, streams {:?}, burst {}",
+         interval {} ms, hold {} s, streams {:?}{}, burst {}",
         sysctl("/proc/sys/vm/max_map_count"),
         fd.soft,
         fd.hard,
@@ -306,6 +314,11 @@ pub fn environment_line(settings: &Settings, fd: FdLimit) -> String {
         settings.interval.as_millis(),
         settings.hold.as_secs_f64(),
         settings.streams,
+        if settings.floor {
+            " (and the floor)"
+        } else {
+            ""
+        },
         settings.burst,
     );
     let f = &settings.fanout;
