@@ -118,15 +118,20 @@ impl Drop for Layer {
     }
 }
 
-/// Reads one response with a `Content-Length`: its status and body.
-fn read_response(socket: &mut TcpStream) -> (u16, Vec<u8>) {
+/// Reads a response's head, byte by byte so that nothing after it is read.
+fn read_head(socket: &mut TcpStream) -> String {
     let mut head = Vec::new();
     let mut byte = [0];
     while !head.ends_with(b"\r\n\r\n") {
         socket.read_exact(&mut byte).expect("a response head");
         head.push(byte[0]);
     }
-    let head = String::from_utf8(head).unwrap();
+    String::from_utf8(head).unwrap()
+}
+
+/// Reads one response with a `Content-Length`: its status and body.
+fn read_response(socket: &mut TcpStream) -> (u16, Vec<u8>) {
+    let head = read_head(socket);
     let status = head[9..12].parse().unwrap();
     let length = head
         .lines()
@@ -174,13 +179,7 @@ fn a_stream_whose_body_fails_before_its_first_event_closes_its_connection() {
     socket
         .write_all(b"GET /stream-fails HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0];
-    while !head.ends_with(b"\r\n\r\n") {
-        socket.read_exact(&mut byte).expect("the stream's head");
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(read_head(&mut socket).starts_with("HTTP/1.1 200 OK\r\n"));
     assert!(
         closed(&mut socket),
         "the client is not left on a silent stream"
