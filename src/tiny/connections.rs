@@ -28,8 +28,13 @@ impl Connections {
         lock(&self.streams).insert(peer);
     }
 
+    /// The stream of `peer` has ended and closed its connection (tiny_http's thread had let go
+    /// of it). Its address is forgotten at once, not at the sweep's next look (up to 2 s away):
+    /// a new connection from the same address (a busy proxy cycles through its ports quickly)
+    /// must not have its requests dropped as the stream's.
     pub fn stream_ended(&self, peer: SocketAddr) {
         lock(&self.streams).remove(&peer);
+        lock(&self.closed).remove(&peer);
     }
 
     pub fn body_started(&self, peer: SocketAddr) {
@@ -142,6 +147,23 @@ mod tests {
         connections.idle(&[peer(1), peer(2)], Duration::from_secs(1), now);
         connections.idle(&[peer(2)], Duration::from_secs(1), now);
         assert_eq!(lock(&connections.last_request).len(), 1);
+    }
+
+    #[test]
+    fn a_streams_address_is_free_again_once_the_stream_has_ended() {
+        let connections = Connections::default();
+        // As the request loop and the stream's thread do.
+        connections.closed(peer(1));
+        connections.stream_started(peer(1));
+        assert!(
+            connections.is_closed(peer(1)),
+            "what follows the stream is dropped"
+        );
+        connections.stream_ended(peer(1));
+        assert!(
+            !connections.in_use(peer(1)),
+            "a later connection from it is served"
+        );
     }
 
     #[test]
