@@ -46,6 +46,19 @@ pub struct Events<'a> {
     watch: Option<Watch<'a>>,
 }
 
+/// However the body ends (an error, a panic, the server stopping), tiny_http's thread for the
+/// connection is let go if no event did it (see `after_first_event`). Until then that thread
+/// reads the connection and holds it open, so a body that ended before its first event would
+/// leave the client on a silent stream: with the read half shut, the connection closes once the
+/// stream lets go of its writer.
+impl Drop for Events<'_> {
+    fn drop(&mut self) {
+        if let Some(release) = self.after_first_event.take() {
+            release();
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Sent {
     /// Bytes written, head included.
@@ -139,16 +152,6 @@ impl<'a> Events<'a> {
                 return;
             }
             std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// Lets tiny_http's thread for the connection go, if no event did (see `Events::new`'s
-    /// `after_first_event`). Until then that thread reads the connection and holds it open, so
-    /// a body that ends before its first event would leave the client on a silent stream:
-    /// with the read half shut, the connection closes once the stream lets go of its writer.
-    pub(super) fn release_pool_thread(&mut self) {
-        if let Some(release) = self.after_first_event.take() {
-            release();
         }
     }
 

@@ -192,8 +192,11 @@ fn serve(
             }
             Err(error) => Ended::ClientGone(error),
         };
-        events.release_pool_thread();
-        (ended, events.sent, events.outlet.take())
+        (
+            ended,
+            std::mem::take(&mut events.sent),
+            events.outlet.take(),
+        )
     };
     if let Some(outlet) = outlet {
         // The outlet owns the connection: it ends the body.

@@ -18,8 +18,8 @@ use crate::metrics::Metrics;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Echoes the body; `/big` takes [`MAX_BODY`], every other path [`SMALL_BODY`]. On `/then`,
-/// the reply's after-work waits for the test's go, then says it ran. `/stream-fails` is an event
-/// stream whose body fails before its first event.
+/// the reply's after-work waits for the test's go, then says it ran. `/stream-fails` and
+/// `/stream-panics` are event streams whose body fails, or panics, before its first event.
 #[derive(Default)]
 struct Echo {
     after: Mutex<Option<(Receiver<()>, Sender<()>)>>,
@@ -38,6 +38,9 @@ impl Handler for Echo {
             return Reply::events("", |_| {
                 Err(Ended::ClientGone(std::io::Error::other("the body failed")))
             });
+        }
+        if request.path == "/stream-panics" {
+            return Reply::events("", |_| panic!("the body panicked"));
         }
         let reply = Reply::new(200, "application/octet-stream", request.body.clone());
         if request.path != "/then" {
@@ -172,18 +175,19 @@ fn chunked(body: &[u8]) -> Vec<u8> {
 const NEXT: &[u8] = b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
 
 #[test]
-fn a_stream_whose_body_fails_before_its_first_event_closes_its_connection() {
+fn a_stream_whose_body_fails_or_panics_before_its_first_event_closes_its_connection() {
     let layer = Layer::start();
-    let mut socket = layer.connect();
-    // HTTP/1.1 without `Connection: close`: tiny_http's thread reads on for a next request.
-    socket
-        .write_all(b"GET /stream-fails HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    assert!(read_head(&mut socket).starts_with("HTTP/1.1 200 OK\r\n"));
-    assert!(
-        closed(&mut socket),
-        "the client is not left on a silent stream"
-    );
+    for path in ["/stream-fails", "/stream-panics"] {
+        let mut socket = layer.connect();
+        // HTTP/1.1 without `Connection: close`: tiny_http's thread reads on for a next request.
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        socket.write_all(request.as_bytes()).unwrap();
+        assert!(read_head(&mut socket).starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(
+            closed(&mut socket),
+            "{path}: the client is not left on a silent stream"
+        );
+    }
 }
 
 #[test]
