@@ -10,11 +10,11 @@ mod common;
 
 use std::io::{BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{
-    EventStream, Response, ServerProcess, TestServer, connect, read_head, request, wait_for,
+    EventStream, Response, ServerProcess, TempFile, TestServer, connect, read_head, request,
+    wait_for,
 };
 
 // ---- publishing ----
@@ -225,28 +225,6 @@ fn refusals(text: &str, reason: &str) -> u64 {
 
 fn subscribers_live(addr: SocketAddr) -> u64 {
     metric(&metrics(addr), r#"feed_subscribers_live{feed="chat"}"#)
-}
-
-/// A file in the build's scratch folder, removed before and after the test.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(name: &str) -> TempFile {
-        let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("chat-{name}-{}.journal", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        TempFile(path)
-    }
-
-    fn arg(&self) -> &str {
-        self.0.to_str().expect("a UTF-8 path")
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// Kills the server with SIGKILL and waits until it is gone.
@@ -710,7 +688,7 @@ fn a_stalled_subscriber_does_not_slow_delivery_to_the_others() {
 
 #[test]
 fn stored_messages_survive_kill_9_and_ids_go_on_after_them() {
-    let store = TempFile::new("kill9");
+    let store = TempFile::new("chat-kill9");
     let args = ["--store", store.arg(), "--publish-limit", "0"];
     let mut server = ServerProcess::start(&args);
     let published: Vec<u64> = (0..3)
@@ -732,7 +710,7 @@ fn stored_messages_survive_kill_9_and_ids_go_on_after_them() {
 
 #[test]
 fn a_torn_journal_tail_is_cut_off_and_the_server_still_starts() {
-    let store = TempFile::new("torn");
+    let store = TempFile::new("chat-torn");
     let args = ["--store", store.arg(), "--publish-limit", "0"];
     let mut server = ServerProcess::start(&args);
     let published: Vec<u64> = (0..3)
@@ -789,7 +767,7 @@ fn record(id: u64, name: &str, text: &str) -> Vec<u8> {
 
 #[test]
 fn a_journal_begins_with_its_header() {
-    let store = TempFile::new("header");
+    let store = TempFile::new("chat-header");
     let args = ["--store", store.arg(), "--publish-limit", "0"];
     let server = ServerProcess::start(&args);
     let id = publish(server.addr, "after the header");
@@ -803,7 +781,7 @@ fn a_journal_begins_with_its_header() {
 
 #[test]
 fn a_journal_from_before_the_header_is_converted_and_restored() {
-    let store = TempFile::new("convert");
+    let store = TempFile::new("chat-convert");
     let old = [record(7, "ann", "from before"), record(9, "bob", "also")].concat();
     std::fs::write(&store.0, &old).unwrap();
     let args = ["--store", store.arg(), "--publish-limit", "0"];

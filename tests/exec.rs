@@ -10,7 +10,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{EventStream, ServerProcess, SseEvent, TestServer, request, wait_for};
+use common::{EventStream, ServerProcess, SseEvent, TempFile, TestServer, request, wait_for};
 
 /// An open `/feeds/NAME/stream`, read message by message.
 struct Feed(EventStream);
@@ -209,10 +209,8 @@ fn a_reexec_stops_the_programs_and_the_new_image_starts_them_again() {
 
 #[test]
 fn a_programs_lines_are_journaled_and_a_fast_one_keeps_the_journal_bounded() {
-    let store = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("exec-store-{}.journal", std::process::id()));
-    let _ = std::fs::remove_file(&store);
-    let path = store.to_str().unwrap();
+    let store = TempFile::new("exec-store");
+    let path = store.arg();
     let flood = "flood=yes a line of text that goes on and on";
     let history = ["--store", path, "--history", "50"];
     let mut server = ServerProcess::start_logging(&[&history[..], &["--exec", flood]].concat());
@@ -235,7 +233,7 @@ fn a_programs_lines_are_journaled_and_a_fast_one_keeps_the_journal_bounded() {
         "{:?}",
         server.stderr_tail()
     );
-    let len = std::fs::metadata(&store).unwrap().len();
+    let len = std::fs::metadata(&store.0).unwrap().len();
     assert!(len < 2 * 1024 * 1024 + 16 * 1024, "{len} bytes");
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(10)).is_some());
@@ -244,6 +242,4 @@ fn a_programs_lines_are_journaled_and_a_fast_one_keeps_the_journal_bounded() {
     let server = ServerProcess::start(&history);
     let mut feed = Feed::open(server.addr, "flood");
     assert_eq!(feed.next().0, "a line of text that goes on and on");
-    drop(server);
-    let _ = std::fs::remove_file(&store);
 }

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{EventStream, Response, ServerProcess, TestServer, connect, read_head, request};
-use common::{SseEvent, wait_for};
+use common::{SseEvent, TempFile, wait_for};
 
 const TEXT: &str = "Content-Type: text/plain; charset=utf-8\r\n";
 const FORM: &str = "Content-Type: application/x-www-form-urlencoded\r\n";
@@ -411,10 +411,8 @@ fn every_one_of_hundreds_of_streams_gets_the_message_while_the_descriptor_table_
 
 #[test]
 fn the_store_keeps_every_feed_across_kill_9() {
-    let store = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("feeds-kill9-{}.journal", std::process::id()));
-    let _ = std::fs::remove_file(&store);
-    let args = ["--store", store.to_str().unwrap(), "--publish-limit", "0"];
+    let store = TempFile::new("feeds-kill9");
+    let args = ["--store", store.arg(), "--publish-limit", "0"];
     let mut server = ServerProcess::start(&args);
     let news: Vec<u64> = (0..3)
         .map(|i| publish(server.addr, "news", &format!("news {i}")))
@@ -445,16 +443,12 @@ fn the_store_keeps_every_feed_across_kill_9() {
     assert_eq!(resumed.ids(1), [next]);
     assert_eq!(Stream::open(addr, "chat", "").ids(1), [chat]);
     assert_eq!(Stream::open(addr, "weather", "").ids(1), [weather]);
-    drop(server);
-    let _ = std::fs::remove_file(&store);
 }
 
 #[test]
 fn a_store_with_more_feeds_than_max_feeds_serves_them_all_and_adds_none() {
-    let store = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("feeds-over-max-{}.journal", std::process::id()));
-    let _ = std::fs::remove_file(&store);
-    let path = store.to_str().unwrap();
+    let store = TempFile::new("feeds-over-max");
+    let path = store.arg();
     let mut server = ServerProcess::start(&["--store", path, "--publish-limit", "0"]);
     for feed in ["one", "two", "three"] {
         publish(server.addr, feed, feed);
@@ -479,8 +473,6 @@ fn a_store_with_more_feeds_than_max_feeds_serves_them_all_and_adds_none() {
         507,
         "at most 2 feeds",
     );
-    drop(server);
-    let _ = std::fs::remove_file(&store);
 }
 
 /// A record of journal version 1 (the chat's, with no feed), built from its documentation.
@@ -500,11 +492,10 @@ fn record_v1(id: u64, text: &str) -> Vec<u8> {
 
 #[test]
 fn a_version_1_journal_is_the_chats_and_takes_every_feed_after_it() {
-    let store = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("feeds-version-1-{}.journal", std::process::id()));
+    let store = TempFile::new("feeds-version-1");
     let old = [record_v1(7, "from version 1"), record_v1(9, "also")].concat();
-    std::fs::write(&store, [&b"\xFFSSEchat\x01\0\0\0"[..], &old].concat()).unwrap();
-    let args = ["--store", store.to_str().unwrap(), "--publish-limit", "0"];
+    std::fs::write(&store.0, [&b"\xFFSSEchat\x01\0\0\0"[..], &old].concat()).unwrap();
+    let args = ["--store", store.arg(), "--publish-limit", "0"];
     let mut server = ServerProcess::start_logging(&args);
     let said = "journal version 1 is now version 2: its messages are the chat's";
     assert!(
@@ -518,7 +509,7 @@ fn a_version_1_journal_is_the_chats_and_takes_every_feed_after_it() {
     let mut chat = Stream::open(server.addr, "chat", "");
     assert_eq!(chat.ids(2), [7, 9]);
     let news = publish(server.addr, "news", "a feed after them");
-    let journal = std::fs::read(&store).unwrap();
+    let journal = std::fs::read(&store.0).unwrap();
     assert_eq!(journal[..12], *b"\xFFSSEchat\x02\0\0\0");
     assert_eq!(journal[12..12 + old.len()], old[..], "kept as they were");
     server.signal("KILL");
@@ -527,8 +518,6 @@ fn a_version_1_journal_is_the_chats_and_takes_every_feed_after_it() {
     let server = ServerProcess::start(&args);
     assert_eq!(Stream::open(server.addr, "chat", "").ids(2), [7, 9]);
     assert_eq!(Stream::open(server.addr, "news", "").ids(1), [news]);
-    drop(server);
-    let _ = std::fs::remove_file(&store);
 }
 
 #[test]
