@@ -19,7 +19,7 @@
 //! request loop must not wait for. A refused request has no thread of its own to do it on
 //! (tiny_http's thread for the connection waits for the answer), so the sweep's thread, which
 //! closes idle connections by their sockets already, does it between its looks, in the order the
-//! requests were refused ([`Refusals`]); the request loop only marks the connection closed and
+//! requests were refused ([`Closer`]); the request loop only marks the connection closed and
 //! moves on. A refusal waiting holds its connection, so no more wait than the connections tiny_http
 //! holds.
 
@@ -40,8 +40,8 @@ use super::shared::Shared;
 /// the client waits for `100 Continue`.
 pub const READ_BY_TINY_HTTP: usize = 1024;
 
-/// A connection the server has ended, to shut by its socket.
-struct Ended {
+/// A connection the server has ended, waiting to be shut by its socket.
+struct Closing {
     peer: Option<SocketAddr>,
     /// The request that holds the connection, unless it was answered already, and what its
     /// head says.
@@ -55,9 +55,9 @@ struct Ended {
 /// runs (see `sweep.rs`); once it has ended, whichever thread ends a connection, the request
 /// loop having ended too.
 #[derive(Default)]
-pub struct Refusals(Mutex<(Vec<Ended>, Option<Thread>)>);
+pub struct Closer(Mutex<(Vec<Closing>, Option<Thread>)>);
 
-impl Refusals {
+impl Closer {
     /// Has `thread` close the connections from now on, or none.
     pub fn closed_by(&self, thread: Option<Thread>) {
         self.lock().1 = thread;
@@ -65,31 +65,31 @@ impl Refusals {
 
     /// Closes the connections waiting, on this thread.
     pub fn close_waiting(&self, shared: &Shared) {
-        for ended in mem::take(&mut self.lock().0) {
-            close_now(ended, shared);
+        for closing in mem::take(&mut self.lock().0) {
+            close_now(closing, shared);
         }
     }
 
-    fn hand_over(&self, ended: Ended, shared: &Shared) {
+    fn hand_over(&self, closing: Closing, shared: &Shared) {
         let mut queue = self.lock();
         match &queue.1 {
             Some(closer) => {
                 closer.unpark();
-                queue.0.push(ended);
+                queue.0.push(closing);
             }
             None => {
                 drop(queue);
-                close_now(ended, shared);
+                close_now(closing, shared);
             }
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<Ended>, Option<Thread>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<Closing>, Option<Thread>)> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// Answers `reply` and closes the connection (on the sweep's thread, see [`Refusals`]); returns
+/// Answers `reply` and closes the connection (on the sweep's thread, see [`Closer`]); returns
 /// the status and the body bytes it sends.
 pub fn refuse(
     request: tiny_http::Request,
@@ -106,12 +106,12 @@ pub fn refuse(
         ..screened
     };
     let answer = (reply.status, respond::body_bytes(&reply, screened));
-    let ended = Ended {
+    let closing = Closing {
         peer,
         request: Some((request, screened)),
         reply: Some(reply),
     };
-    shared.refusals.hand_over(ended, shared);
+    shared.closer.hand_over(closing, shared);
     answer
 }
 
@@ -123,35 +123,35 @@ pub fn discard(request: tiny_http::Request, screened: Screened, shared: &Shared)
         drop(request.into_writer());
         return;
     }
-    let ended = Ended {
+    let closing = Closing {
         peer: request.remote_addr().copied(),
         request: Some((request, screened)),
         reply: None,
     };
-    shared.refusals.hand_over(ended, shared);
+    shared.closer.hand_over(closing, shared);
 }
 
 /// Ends the connection of `peer` (on the sweep's thread): what it sends is never read again.
 pub fn close(peer: SocketAddr, shared: &Shared) {
     shared.connections.closed(peer);
-    let ended = Ended {
+    let closing = Closing {
         peer: Some(peer),
         request: None,
         reply: None,
     };
-    shared.refusals.hand_over(ended, shared);
+    shared.closer.hand_over(closing, shared);
 }
 
 /// Shuts the read half, answers, then shuts both halves; parks a request whose body cannot be
-/// discarded. On the thread of [`Refusals`].
-fn close_now(ended: Ended, shared: &Shared) {
-    let socket = ended.peer.and_then(|peer| shared.sockets.find(peer));
+/// discarded. On the thread of [`Closer`].
+fn close_now(closing: Closing, shared: &Shared) {
+    let socket = closing.peer.and_then(|peer| shared.sockets.find(peer));
     let shut = |how| {
         if let Some(socket) = &socket {
             let _ = socket.shutdown(how);
         }
     };
-    let Some((request, screened)) = ended.request else {
+    let Some((request, screened)) = closing.request else {
         return shut(Shutdown::Both);
     };
     // Without the socket, only a request with nothing to discard can go: tiny_http then reads
@@ -161,12 +161,12 @@ fn close_now(ended: Ended, shared: &Shared) {
         .as_ref()
         .map_or(0, |_| shared.settings.drainable_body);
     if unread > discardable {
-        let reply = ended.reply.unwrap_or_else(|| Reply::text(400, ""));
+        let reply = closing.reply.unwrap_or_else(|| Reply::text(400, ""));
         return park(request, &reply, screened, socket, unread, shared);
     }
     shut(Shutdown::Read);
     let mut writer = request.into_writer();
-    if let Some(reply) = &ended.reply {
+    if let Some(reply) = &closing.reply {
         respond::write(&mut writer, reply, screened);
         // Before the writer goes: tiny_http may have an answer of its own queued behind ours
         // (to whatever it read next), which must find the connection closed.

@@ -18,7 +18,7 @@ use super::connections::Connections;
 use super::handler::Handler;
 use super::handoff::{self, Exec, Reason};
 use super::heal::Series;
-use super::refuse::Refusals;
+use super::refuse::Closer;
 use super::shared::{Settings, Shared};
 use super::socket::{self, Sockets};
 use super::sweep;
@@ -173,7 +173,7 @@ impl HttpServer {
         let shared = Shared {
             sockets: Sockets::new(local_addr, settings.max_fd),
             acceptor: Acceptor::new(listener)?,
-            refusals: Refusals::default(),
+            closer: Closer::default(),
             settings,
             local_addr,
             log,
@@ -273,8 +273,8 @@ impl HttpServer {
         // closed here (the loop has ended), before the connections are shut down below.
         sweep.thread().unpark();
         let _ = sweep.join();
-        shared.refusals.closed_by(None);
-        shared.refusals.close_waiting(shared);
+        shared.closer.closed_by(None);
+        shared.closer.close_waiting(shared);
         // tiny_http's threads would keep idle keep-alive connections open after the server
         // stopped, and a client that reused one would wait for an answer that never comes
         // (a browser reconnecting its stream to a restarted server, say). Streams end their

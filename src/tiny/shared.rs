@@ -9,7 +9,7 @@ use super::accept::Acceptor;
 use super::connections::Connections;
 use super::handoff::Reason;
 use super::heal::Series;
-use super::refuse::Refusals;
+use super::refuse::Closer;
 use super::socket::Sockets;
 use crate::log::Log;
 use crate::metrics::Metrics;
@@ -48,7 +48,7 @@ pub struct Shared {
     pub sockets: Sockets,
     pub acceptor: Acceptor,
     /// Refused connections, answered and closed off the request loop.
-    pub refusals: Refusals,
+    pub closer: Closer,
     /// `/dev/null`, to point descriptors of tiny_http's at when they must not close a connection
     /// (see `Events::outlet`).
     pub null: Option<std::fs::File>,

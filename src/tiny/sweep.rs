@@ -99,7 +99,7 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
             }
         }
     })?;
-    shared.refusals.closed_by(Some(spawned.thread().clone()));
+    shared.closer.closed_by(Some(spawned.thread().clone()));
     Ok(spawned)
 }
 
@@ -107,7 +107,7 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
 fn rest(shared: &Shared, pause: Duration) -> bool {
     let deadline = Instant::now() + pause;
     loop {
-        shared.refusals.close_waiting(shared);
+        shared.closer.close_waiting(shared);
         let left = deadline.saturating_duration_since(Instant::now());
         if shared.stop.is_triggered() || left.is_zero() {
             return shared.stop.is_triggered();
