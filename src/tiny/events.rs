@@ -96,15 +96,14 @@ impl<'a> Events<'a> {
         if let Some(outlet) = &self.outlet {
             return Ok(outlet.clone());
         }
-        let gone = |why: &str| Ended::ClientGone(std::io::Error::other(why.to_owned()));
         if let Some(writer) = self.writer.as_mut() {
             writer.flush().map_err(Ended::ClientGone)?;
         }
-        let peer = self.peer.ok_or_else(|| gone("no peer address"))?;
+        let peer = self.peer.ok_or(Ended::SocketNotFound("no peer address"))?;
         let sockets = &self.shared.sockets;
         let (socket, found) = sockets
             .find_with_number(peer)
-            .ok_or_else(|| gone("the connection's socket is gone"))?;
+            .ok_or(Ended::SocketNotFound("no descriptor of the connection"))?;
         // tiny_http's two descriptors of the connection, taken while both are surely open.
         let theirs = sockets.others_near(peer, socket.as_raw_fd(), found, NEIGHBOURHOOD);
         // The outlet owns the connection from here: tiny_http's pool thread is let go now, as

@@ -223,6 +223,7 @@ fn serve(
         match &ended {
             Ended::ClientGone(error) => format!("client gone ({error})"),
             Ended::ServerStopping => "server stopping".to_owned(),
+            Ended::SocketNotFound(why) => format!("its socket was not found ({why})"),
         }
     ));
     shared
