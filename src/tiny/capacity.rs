@@ -56,29 +56,12 @@ impl fmt::Display for Capacity {
     }
 }
 
-/// Puts the process's futexes in the kernel's global hash table rather than one of its own.
-///
-/// Linux 6.16 and later give a process a private futex hash table, sized for few threads. With
-/// thousands of stream threads waiting, every wake-up (a channel, a lock, tiny_http's queues)
-/// walks long chains of them: with 10,000 streams open, a `POST` cost 2.4 times the CPU it costs
-/// with the global table (measured with `prctl(PR_FUTEX_HASH)` set both ways, same build). A
-/// kernel without the option refuses it, and nothing changes.
-#[allow(unsafe_code)]
-fn use_the_global_futex_hash() {
-    const PR_FUTEX_HASH: libc::c_int = 78;
-    const PR_FUTEX_HASH_SET_SLOTS: libc::c_ulong = 1;
-    // SAFETY: prctl with plain integer arguments; it reads and writes no memory of ours. Zero
-    // slots means the global table.
-    let global: libc::c_ulong = 0;
-    unsafe { libc::prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, global, 0, 0) };
-}
-
 impl HostLimits {
     /// Reads the host's limits and sets the open-file soft limit to the hard limit or to the
     /// thread budget, whichever is lower; and has the process's futexes hashed for thousands of
-    /// threads ([`use_the_global_futex_hash`]).
+    /// threads (see `threads.rs`).
     pub fn raise_and_read() -> HostLimits {
-        use_the_global_futex_hash();
+        super::threads::use_the_global_futex_hash();
         let (_, hard) = rlimit::Resource::NOFILE.get().unwrap_or((1024, 1024));
         let mut limits = HostLimits {
             open_files: 0,

@@ -167,6 +167,13 @@ impl<'a> Events<'a> {
         )
     }
 
+    /// Lets this stream's waits ([`Events::wait_until`]) end up to `slack` late, so that the
+    /// kernel can wake many streams' threads on one timer interrupt (see `threads.rs`). It holds
+    /// for the stream's thread, which is its own.
+    pub fn tolerate_lateness(&mut self, slack: Duration) {
+        super::threads::set_timer_slack(slack);
+    }
+
     /// Sleeps until `deadline`, writing a keep-alive comment whenever nothing has been written
     /// for the keep-alive time. Returns early with [`Ended::ServerStopping`] if the server stops.
     pub fn wait_until(&mut self, deadline: Instant) -> Result<(), Ended> {

@@ -63,6 +63,7 @@ mod stream;
 mod sweep;
 #[cfg(test)]
 mod tests;
+mod threads;
 
 pub use body::MAX_BODY;
 pub use capacity::{Capacity, HostLimits};
