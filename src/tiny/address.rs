@@ -125,7 +125,7 @@ mod tests {
         let (_accepted, peer) = listener.accept().unwrap();
         let shown = format!("{listen_on} through {via}: {peer}");
         assert_eq!(
-            sockets.accepted().accepted,
+            sockets.accepted(|_| false).accepted,
             vec![Accepted {
                 peer,
                 unread: 0,
@@ -141,7 +141,11 @@ mod tests {
             "{listen_on}: the probe as the listener shows it"
         );
         assert!(
-            sockets.accepted().accepted.iter().any(|c| c.peer == seen),
+            sockets
+                .accepted(|_| false)
+                .accepted
+                .iter()
+                .any(|c| c.peer == seen),
             "{shown}"
         );
     }

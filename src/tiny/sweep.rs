@@ -59,7 +59,9 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
         let mut pause = QUICKEST.min(slowest);
         while !rest(&shared, pause) {
             let listed = Instant::now();
-            let listing = shared.sockets.accepted();
+            let listing = shared
+                .sockets
+                .accepted(|peer| shared.connections.is_stream(peer));
             let look = listed.elapsed();
             let accepted = &listing.accepted;
             let peers: Vec<SocketAddr> = accepted.iter().map(|c| c.peer).collect();
