@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -17,11 +18,19 @@ pub struct Connections {
     /// Connections the server has ended (a refusal, or a response that said `Connection:
     /// close`), and when: requests tiny_http still reads from them are dropped unanswered.
     closed: Mutex<HashMap<SocketAddr, Instant>>,
+    /// Requests started so far, for the sweep to see that connections have come.
+    requests: AtomicU64,
 }
 
 impl Connections {
     pub fn request_started(&self, peer: SocketAddr) {
         lock(&self.last_request).insert(peer, Instant::now());
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many requests have started, ever.
+    pub fn requests_started(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     pub fn stream_started(&self, peer: SocketAddr) {

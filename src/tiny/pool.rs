@@ -39,6 +39,8 @@ pub struct PoolWatch {
     unread: HashMap<SocketAddr, usize>,
     /// When each connection that still has unread bytes was last nudged for, and how often.
     nudged: HashMap<SocketAddr, (Instant, u32)>,
+    /// Some connection not in use had unread bytes at the last check, and may yet be nudged.
+    undecided: bool,
 }
 
 impl PoolWatch {
@@ -80,12 +82,25 @@ impl PoolWatch {
             let count = self.nudged.get(peer).map_or(0, |&(_, count)| count);
             self.nudged.insert(*peer, (now, count + 1));
         }
+        self.undecided = unread.keys().any(|peer| {
+            !in_use(*peer)
+                && self
+                    .nudged
+                    .get(peer)
+                    .is_none_or(|&(_, n)| n < MAX_NUDGES_EACH)
+        });
         self.unread = unread;
         waiting
     }
 }
 
 impl PoolWatch {
+    /// Whether a connection may be waiting for a pool thread and may still be nudged for: the
+    /// sweep then looks again soon, so that it is served within a fraction of a second.
+    pub fn undecided(&self) -> bool {
+        self.undecided
+    }
+
     /// The connections whose unread bytes the nudges did not free: tiny_http's thread for each
     /// is not waiting for the pool (see `held.rs`).
     pub fn given_up(&self) -> impl Iterator<Item = SocketAddr> + '_ {
@@ -169,11 +184,27 @@ mod tests {
         }
         assert_eq!(nudges, MAX_NUDGES_EACH as usize);
         assert_eq!(watch.given_up().collect::<Vec<_>>(), vec![peer(1)]);
+        assert!(
+            !watch.undecided(),
+            "no more nudges: the sweep need not hurry"
+        );
         // Read at last: it starts afresh when it waits again.
         let later = start + NUDGE_AGAIN * 20;
         watch.waiting(&seen(&[(1, 0)]), |_| false, later);
         watch.waiting(&stuck, |_| false, later);
         assert_eq!(watch.waiting(&stuck, |_| false, later), vec![peer(1)]);
+    }
+
+    #[test]
+    fn unread_bytes_of_a_connection_not_in_use_hurry_the_sweep() {
+        let mut watch = PoolWatch::default();
+        let now = Instant::now();
+        watch.waiting(&seen(&[(1, 0)]), |_| false, now);
+        assert!(!watch.undecided());
+        watch.waiting(&seen(&[(1, 10)]), |_| false, now);
+        assert!(watch.undecided());
+        watch.waiting(&seen(&[(1, 10)]), |p| p == peer(1), now);
+        assert!(!watch.undecided(), "in use elsewhere");
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //! that is cheap and less often as it gets dearer, at most 0.1% of a core, and at least every two
 //! seconds (more often for short idle timeouts): past about 2,000 connections, where a look
 //! takes over 2 ms, the looks take more than 0.1%, 0.5% with 10,000. With no connection at all,
-//! it looks every two seconds. The same thread runs the
+//! it looks every two seconds, or as soon as a request comes; while a connection may be waiting
+//! for a pool thread, every 250 ms at least. The same thread runs the
 //! accept [`Watchdog`], which needs the same list of connections, every two seconds, and counts
 //! the connections tiny_http holds for good (`held.rs`), to heal past a budget (`heal.rs`).
 //! Between looks it answers and closes refused connections as they come (`refuse.rs`).
@@ -37,7 +38,8 @@ use super::socket::Listing;
 /// The shortest time between two looks.
 const QUICKEST: Duration = Duration::from_millis(100);
 
-/// The longest time between two looks while some connection looks held for good.
+/// The longest time between two looks while some connection looks held for good, or may be
+/// waiting for a pool thread.
 const SUSPECTS_AGAIN: Duration = Duration::from_millis(250);
 
 /// A look may cost this fraction of the time between looks, at most (unless it takes more
@@ -57,7 +59,8 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
         let mut held = HeldWatch::default();
         let mut waiting_to_heal = false;
         let mut pause = QUICKEST.min(slowest);
-        while !rest(&shared, pause) {
+        let mut dozing = None;
+        while !rest(&shared, pause, dozing) {
             let listed = Instant::now();
             let listing = shared
                 .sockets
@@ -90,13 +93,17 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
             heal_if_over_budget(&shared, held_now, &mut waiting_to_heal);
             pause = (look * COST_SHARE).clamp(QUICKEST.min(slowest), slowest);
             // With no connection at all there is nothing to close or nudge until one comes:
-            // an idle server wakes every two seconds, not ten times a second.
+            // an idle server looks every two seconds, not ten times a second, unless a request
+            // comes meanwhile (some of a burst's connections may then be waiting for a pool
+            // thread, and are nudged within a fraction of a second).
+            dozing = None;
             if accepted.is_empty() {
                 pause = slowest;
+                dozing = Some(shared.connections.requests_started());
             }
             // Suspects that stay are looked at again soon, so that healing follows a flood
             // closely; a connection that is only closing is gone by the next look.
-            if held.pending() > 0 || waiting_to_heal {
+            if held.pending() > 0 || waiting_to_heal || pool.undecided() {
                 pause = pause.min(SUSPECTS_AGAIN);
             }
         }
@@ -106,7 +113,9 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
 }
 
 /// Waits `pause`, closing refused connections as they come. Returns `true` if the server stops.
-fn rest(shared: &Shared, pause: Duration) -> bool {
+/// When `dozing` holds the count of requests started at the last look, which found no
+/// connection, the wait ends early, within [`QUICKEST`], once a request has started since.
+fn rest(shared: &Shared, pause: Duration, dozing: Option<u64>) -> bool {
     let deadline = Instant::now() + pause;
     loop {
         shared.closer.close_waiting(shared);
@@ -114,7 +123,11 @@ fn rest(shared: &Shared, pause: Duration) -> bool {
         if shared.stop.is_triggered() || left.is_zero() {
             return shared.stop.is_triggered();
         }
-        thread::park_timeout(left);
+        match dozing {
+            Some(seen) if shared.connections.requests_started() != seen => return false,
+            Some(_) => thread::park_timeout(left.min(QUICKEST)),
+            None => thread::park_timeout(left),
+        }
     }
 }
 
