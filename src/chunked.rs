@@ -55,12 +55,15 @@ impl Framing {
     }
 
     /// Ends the body: the zero-length chunk for chunked coding, nothing otherwise (closing the
-    /// connection ends a close-delimited body).
-    pub fn finish(self, w: &mut impl Write) -> io::Result<()> {
-        if self == Framing::Chunked {
-            w.write_all(b"0\r\n\r\n")?;
-        }
-        w.flush()
+    /// connection ends a close-delimited body); returns the bytes written.
+    pub fn finish(self, w: &mut impl Write) -> io::Result<usize> {
+        let end: &[u8] = match self {
+            Framing::Chunked => b"0\r\n\r\n",
+            Framing::CloseDelimited => b"",
+        };
+        w.write_all(end)?;
+        w.flush()?;
+        Ok(end.len())
     }
 }
 
@@ -97,7 +100,7 @@ mod tests {
             b"data: x\n\n"
         );
         let mut wire = Vec::new();
-        Framing::CloseDelimited.finish(&mut wire).unwrap();
+        assert_eq!(Framing::CloseDelimited.finish(&mut wire).unwrap(), 0);
         assert!(wire.is_empty());
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use super::ended::Ended;
-use super::outlet::Outlet;
+use super::outlet::{KEEPALIVE, Outlet};
 use super::shared::Shared;
 use super::socket;
 use crate::chunked::Framing;
@@ -21,10 +21,6 @@ use crate::stop::Watch;
 const WRITER_WAIT_TRIES: u32 = 100;
 /// How far from the first descriptor found it looks for the connection's others.
 const NEIGHBOURHOOD: RawFd = 256;
-
-/// Sent when nothing has gone out for the keep-alive time: proxies see traffic, and a dead
-/// client is found at the write.
-const KEEPALIVE_FRAME: &[u8] = b": keep-alive\n\n";
 
 /// What a stream's body sends through. It knows the connection's framing and the server's stop
 /// signal; the body only decides what to send and when.
@@ -185,7 +181,7 @@ impl<'a> Events<'a> {
             if Instant::now() >= deadline {
                 return Ok(());
             }
-            self.write(KEEPALIVE_FRAME)?;
+            self.write(KEEPALIVE)?;
         }
     }
 

@@ -25,6 +25,10 @@ use crate::chunked::Framing;
 use crate::metrics::Metrics;
 use crate::stop::Stop;
 
+/// Sent when nothing has gone out for the keep-alive time, by an outlet's thread or a stream's
+/// own (`events.rs`): proxies see traffic, and a dead client is found at the write.
+pub(super) const KEEPALIVE: &[u8] = b": keep-alive\n\n";
+
 /// Framed bytes an outlet keeps for a slow client before it refuses more ([`Offered::Full`]).
 pub const MAX_PENDING: usize = 64 * 1024;
 
@@ -208,7 +212,7 @@ impl Outlet {
             let keepalive_due = state.last_write + keepalive;
             if Instant::now() >= keepalive_due {
                 drop(state);
-                if self.offer_frame(&self.keepalive_frame()) == Offered::Gone {
+                if self.offer_frame(&self.frame(KEEPALIVE)) == Offered::Gone {
                     return Err(client_gone("the connection failed"));
                 }
                 continue;
@@ -216,10 +220,6 @@ impl Outlet {
             drop(state);
             thread::park_timeout(keepalive_due.saturating_duration_since(Instant::now()));
         }
-    }
-
-    fn keepalive_frame(&self) -> Vec<u8> {
-        self.frame(b": keep-alive\n\n")
     }
 
     /// On the owner's thread: ends the body (the terminating chunk if `finish`), refuses every

@@ -208,10 +208,9 @@ fn serve(
     } else if let Ended::ServerStopping = ended {
         // Ending the body properly tells the client the stream is over, not cut.
         if let Some(writer) = writer.as_mut()
-            && opening.framing.finish(writer).is_ok()
-            && opening.framing == Framing::Chunked
+            && let Ok(bytes) = opening.framing.finish(writer)
         {
-            sent.bytes += 5;
+            sent.bytes += bytes;
         }
     }
     drop(writer);
