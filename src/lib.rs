@@ -25,9 +25,9 @@
 // duplicating it, putting `/dev/null` in its place (`dup2`), waiting until it can be written and
 // setting a TCP option that socket2 does not offer; in `tiny::handoff`, taking the descriptors
 // handed over by the image before, making a memory file, and `execve`; in `tiny::threads`,
-// `prctl` (the kernel's global futex table, a thread's timer slack); in `process`, starting a program with pipes
-// for its output (one `posix_spawn` for every program), waiting for it and signalling its
-// process group.
+// `prctl` (the kernel's global futex table, a thread's timer slack); in `process`, starting a
+// program with pipes for its output (one `posix_spawn` for every program), waiting for it and
+// signalling its process group.
 #![deny(unsafe_code)]
 
 pub mod chunked;

@@ -56,7 +56,7 @@ impl Counter {
 
 /// How late an event may be, so that the kernel can wake many streams at once: a thousandth of
 /// the interval, from the kernel's default 50 µs up to 1 ms (at the default interval of a
-/// second). Against 50 µs, 1 ms cut the CPU per event by a third to a half at 5,000 streams
+/// second). Against 50 µs, 1 ms cut the CPU per event by 7–47 % at 5,000 streams
 /// (docs/performance.md).
 fn timer_slack(interval: Duration) -> Duration {
     (interval / 1000).clamp(Duration::from_micros(50), Duration::from_millis(1))
