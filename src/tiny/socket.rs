@@ -10,10 +10,12 @@
 //! so the only descriptor this module ever owns is one it created. Whether a descriptor is a
 //! connection accepted on the listener is decided by its local address (`address.rs`).
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, TcpKeepalive, Type};
@@ -173,7 +175,15 @@ pub struct Sockets {
     /// Where the last search found a connection: new connections get nearby descriptor numbers,
     /// so searching outward from here usually takes a few probes.
     last_found: AtomicI32,
+    /// The other connections a search passed on its way, by peer, where they were then: tried
+    /// first by the search for one of them. When a thousand streams open at once, their
+    /// searches start from each other's finds in no set order, and would otherwise ask some
+    /// dozens of numbers each. A number may have been reused since; the search checks it.
+    passed: Mutex<HashMap<SocketAddr, RawFd>>,
 }
+
+/// The most connections [`Sockets::passed`] remembers; past it, it starts again.
+const MAX_PASSED: usize = 4096;
 
 impl Sockets {
     pub fn new(local: SocketAddr, max_fd: RawFd) -> Sockets {
@@ -182,6 +192,7 @@ impl Sockets {
             max_fd,
             table: AtomicI32::new(0),
             last_found: AtomicI32::new(3),
+            passed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -205,21 +216,38 @@ impl Sockets {
 
     /// [`Sockets::find`], with the number of the descriptor that was duplicated.
     ///
-    /// Searches outward from where the last search found a connection, below the table's size
-    /// as last read; then, while the table has grown since, the numbers it grew by.
+    /// Tries where an earlier search passed the connection, if one did; then searches outward
+    /// from where the last search found a connection, below the table's size as last read; then,
+    /// while the table has grown since, the numbers it grew by.
     pub fn find_with_number(&self, peer: SocketAddr) -> Option<(Socket, RawFd)> {
+        let on_the_way = std::cell::RefCell::new(Vec::new());
         let found = |fd: RawFd| {
-            let socket = (peer_addr(fd) == Some(peer))
-                .then(|| self.duplicate_if(fd, peer))
-                .flatten()?;
+            let now = peer_addr(fd)?;
+            if now != peer {
+                on_the_way.borrow_mut().push((now, fd));
+                return None;
+            }
+            let socket = self.duplicate_if(fd, peer)?;
             self.last_found.store(fd, Ordering::Relaxed);
             Some((socket, fd))
         };
+        let hint = self.passed().remove(&peer);
+        if let Some(hit) = hint.and_then(found) {
+            return Some(hit);
+        }
         let mut known = self.table.load(Ordering::Relaxed);
         let start = self.last_found.load(Ordering::Relaxed).clamp(0, known);
         let outward = (0..known).flat_map(|distance| [start + distance, start - distance - 1]);
-        if let Some(hit) = outward.filter(|fd| (0..known).contains(fd)).find_map(found) {
-            return Some(hit);
+        let hit = outward.filter(|fd| (0..known).contains(fd)).find_map(found);
+        let passed = on_the_way.take();
+        let mut remembered = self.passed();
+        if remembered.len() + passed.len() > MAX_PASSED {
+            remembered.clear();
+        }
+        remembered.extend(passed.into_iter().take(MAX_PASSED));
+        drop(remembered);
+        if hit.is_some() {
+            return hit;
         }
         loop {
             // Every number below the size as last read was asked: a number at or above it was
@@ -233,6 +261,10 @@ impl Sockets {
             }
             known = size;
         }
+    }
+
+    fn passed(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, RawFd>> {
+        self.passed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Shuts down, in one pass over the descriptors, every connection accepted on the listener
@@ -513,6 +545,33 @@ mod tests {
         // The write half still works.
         std::io::Write::write_all(&mut accepted, b"still here").unwrap();
         drop(client);
+    }
+
+    #[test]
+    fn a_search_tries_where_another_passed_its_connection_and_checks_it_first() {
+        use std::os::fd::AsRawFd;
+        let listener = listener();
+        let local = listener.local_addr().unwrap();
+        let clients: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(local).unwrap()).collect();
+        let mut accepted: Vec<(TcpStream, SocketAddr)> =
+            (0..3).map(|_| listener.accept().unwrap()).collect();
+        accepted.sort_by_key(|(stream, _)| stream.as_raw_fd());
+        let number = |i: usize| accepted[i].0.as_raw_fd();
+        let peer = |i: usize| accepted[i].1;
+        // A search for the lowest that starts at the highest passes the other two.
+        let sockets = Sockets::new(local, 4096);
+        sockets.last_found.store(number(2), Ordering::Relaxed);
+        sockets.table.store(number(2) + 1, Ordering::Relaxed);
+        let found = sockets.find(peer(0)).expect("the lowest");
+        assert_eq!(found.peer_addr().unwrap().as_socket(), Some(peer(0)));
+        for i in [1, 2] {
+            assert_eq!(sockets.passed().get(&peer(i)), Some(&number(i)));
+        }
+        // A number that holds another connection now: checked, and the search goes on.
+        sockets.passed().insert(peer(1), number(2));
+        let found = sockets.find(peer(1)).expect("the middle one, searched for");
+        assert_eq!(found.peer_addr().unwrap().as_socket(), Some(peer(1)));
+        drop(clients);
     }
 
     #[test]
