@@ -309,23 +309,24 @@ impl Sockets {
         local_addr(fd).is_some_and(|local| accepted_on(self.local, local))
     }
 
-    /// The descriptors within `radius` of number `around` that are the connection from `peer`,
-    /// other than `except`. (tiny_http makes its two descriptors of a connection one right after
-    /// the other, so they are close to each other.)
-    pub fn others_near(
+    /// The descriptor nearest to number `around`, within `radius` of it, that is the connection
+    /// from `peer` too, other than `except`. tiny_http makes its two descriptors of a connection
+    /// one right after the other, so they are close to each other; the search goes outward and
+    /// stops at the first, as no other thread holds a descriptor of a stream's connection.
+    pub fn partner_near(
         &self,
         peer: SocketAddr,
         except: RawFd,
         around: RawFd,
         radius: RawFd,
-    ) -> Vec<RawFd> {
-        let low = around.saturating_sub(radius).max(0);
+    ) -> Option<RawFd> {
         // Below the table's size read now: the connection's other descriptor may lie above the
         // size last read (which `around`, a number found, is below).
-        let high = around.saturating_add(radius).min(self.table_size() - 1);
-        (low..=high)
-            .filter(|&fd| fd != except && self.is_connection(fd, peer))
-            .collect()
+        let size = self.table_size();
+        (1..=radius)
+            .flat_map(|distance| [around + distance, around - distance])
+            .filter(|&fd| (0..size).contains(&fd) && fd != except)
+            .find(|&fd| self.is_connection(fd, peer))
     }
 
     /// The connections accepted on the listener that this process holds (see [`Listing`]).
