@@ -21,7 +21,8 @@ Options:
       --retry <TIME>         Reconnection delay suggested to clients (SSE retry:) [default: 3s]
       --keepalive <TIME>     Longest silence on a stream before a keep-alive comment [default: 15s]
       --max-streams <N>      Event streams (/connect, the feeds' streams) held at once before a
-                             new one gets 503
+                             new one gets 503; a feed's stream holds two descriptors and
+                             gets 503 too when they would not fit the open-file limit
                              [default: derived from the host's limits, printed at start]
       --idle-timeout <TIME>  Close a connection that is not a stream and starts no request
                              for this long; one that sends nothing at all first waits in

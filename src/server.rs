@@ -107,6 +107,7 @@ impl Server {
             Some(streams) => Capacity {
                 streams,
                 limited_by: "--max-streams",
+                descriptors: limits.stream_descriptors(),
             },
             None => limits.capacity(),
         };
@@ -117,6 +118,7 @@ impl Server {
             write_timeout: config.write_timeout,
             keepalive: config.keepalive,
             max_streams: capacity.streams,
+            stream_descriptors: capacity.descriptors,
             max_fd: RawFd::try_from(limits.open_files).unwrap_or(RawFd::MAX),
             drainable_body: limits.drainable_body(),
             reexec: launch.is_some(),

@@ -134,16 +134,22 @@ impl Acceptor {
     }
 
     /// Ends the accept thread of every tiny_http server on the listener, without closing the
-    /// listener: each, blocked in `accept`, is woken by a connection of ours (or takes the
-    /// next one queued) and finds its descriptor gone. What they accepted until then still
-    /// reaches their request queues. Returns how many were ended.
-    pub fn end_accept_threads(&self, sockets: &Sockets, null: &std::fs::File) -> usize {
+    /// listener, and returns how many there were. Their descriptors and ours share one open
+    /// file, so making it non-blocking makes every later `accept` on any of them fail when no
+    /// connection is waiting, and tiny_http's accept thread ends on a failed `accept`. One
+    /// blocked in `accept` is woken by a connection of ours (or takes one queued) and then finds
+    /// none. What they accepted until then still reaches their request queues. The next image
+    /// makes the listener blocking again (`socket::adopt`).
+    pub fn end_accept_threads(&self, sockets: &Sockets) -> usize {
         use std::os::fd::AsRawFd;
-        let ended = sockets.disarm_listeners(self.listener.as_raw_fd(), null);
-        if let Ok(local) = self.listener.local_addr() {
-            super::pool::nudge(local, ended);
+        if self.listener.set_nonblocking(true).is_err() {
+            return 0;
         }
-        ended
+        let accepting = sockets.count_listeners(self.listener.as_raw_fd());
+        if let Ok(local) = self.listener.local_addr() {
+            super::pool::nudge(local, accepting);
+        }
+        accepting
     }
 
     /// Puts a new tiny_http server in place of `dead`, unless that was done already. While one

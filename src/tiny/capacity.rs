@@ -1,7 +1,8 @@
 //! How many connections and streams this host can carry, from its real limits.
 //!
-//! Each stream is one thread and, once tiny_http's pool thread has let go of it, one descriptor;
-//! every other connection holds one of tiny_http's threads and two descriptors. Running out of
+//! Each stream is one thread and, once tiny_http's pool thread has let go of it, one descriptor
+//! (two for a stream other threads send to: see `outlet.rs`); every other connection holds one
+//! of tiny_http's threads and two descriptors. Running out of
 //! threads or memory mappings inside tiny_http is fatal (a failed thread spawn there panics and
 //! the process aborts), while running out of descriptors is not (the accept fails, and the
 //! server starts a new accept thread). So the open-file limit is set no higher than the number
@@ -39,19 +40,30 @@ pub struct HostLimits {
     pub memory_bytes: Option<u64>,
 }
 
-/// The largest number of streams the limits allow, and the limit that sets it.
+/// The largest number of streams the limits allow, the limit that sets it, and the descriptors
+/// streams may hold between them (a feed's stream holds two).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Capacity {
     pub streams: usize,
     pub limited_by: &'static str,
+    pub descriptors: usize,
+}
+
+impl Capacity {
+    /// The most streams there can be if every one is a feed's.
+    pub fn feed_streams(&self) -> usize {
+        self.streams.min(self.descriptors / 2)
+    }
 }
 
 impl fmt::Display for Capacity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} streams (limited by {})",
-            self.streams, self.limited_by
+            "{} streams (limited by {}); {} if every one is a feed's, which holds two descriptors",
+            self.streams,
+            self.limited_by,
+            self.feed_streams()
         )
     }
 }
@@ -108,8 +120,7 @@ impl HostLimits {
 
     pub fn capacity(&self) -> Capacity {
         let (threads, thread_limit) = self.thread_budget();
-        let reserve_fds = (self.open_files / 4).min(RESERVE_FDS_MAX);
-        let by_fds = self.open_files.saturating_sub(reserve_fds);
+        let by_fds = self.stream_descriptors() as u64;
         let (streams, limited_by) = if by_fds <= threads {
             (by_fds, "open files")
         } else {
@@ -118,7 +129,14 @@ impl HostLimits {
         Capacity {
             streams: usize::try_from(streams).unwrap_or(usize::MAX),
             limited_by,
+            descriptors: self.stream_descriptors(),
         }
+    }
+
+    /// The descriptors streams may hold between them: the open-file limit but for the reserve.
+    pub fn stream_descriptors(&self) -> usize {
+        let reserve_fds = (self.open_files / 4).min(RESERVE_FDS_MAX);
+        usize::try_from(self.open_files.saturating_sub(reserve_fds)).unwrap_or(usize::MAX)
     }
 
     /// The largest declared body that can be refused without keeping its connection: an
@@ -210,9 +228,11 @@ mod tests {
             capacity,
             Capacity {
                 streams: 14_846,
-                limited_by: "open files"
+                limited_by: "open files",
+                descriptors: 14_846,
             }
         );
+        assert_eq!(capacity.feed_streams(), 7_423);
     }
 
     #[test]
@@ -226,7 +246,8 @@ mod tests {
             capacity,
             Capacity {
                 streams: 3072,
-                limited_by: "open files"
+                limited_by: "open files",
+                descriptors: 3072,
             }
         );
         let capacity = HostLimits {
@@ -238,7 +259,8 @@ mod tests {
             capacity,
             Capacity {
                 streams: 1000,
-                limited_by: "the cgroup's pids.max"
+                limited_by: "the cgroup's pids.max",
+                descriptors: 14_846,
             }
         );
     }
@@ -251,6 +273,7 @@ mod tests {
         }
         .capacity();
         assert_eq!(capacity.streams, 192);
+        assert_eq!(capacity.feed_streams(), 96);
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -12,19 +11,9 @@ use std::time::Instant;
 use super::ended::Ended;
 use super::outlet::{KEEPALIVE, Outlet};
 use super::shared::Shared;
-use super::socket;
 use crate::chunked::Framing;
 use crate::sse::Event;
 use crate::stop::Watch;
-
-/// How long `drop_writer` waits for tiny_http's reader to close its descriptor, in milliseconds.
-const WRITER_WAIT_TRIES: u32 = 100;
-/// How far from the first descriptor found it looks for the connection's other. Usually the
-/// next number; but the two are each the lowest number free when made, so a number freed in
-/// between puts them apart. Within 256, one feed stream in 15 to 50 kept two descriptors (of
-/// 2,000 and 5,000 opened at once); within 1,024, under one in a hundred, and as the search
-/// stops at the first it finds, with no more calls over all.
-const NEIGHBOURHOOD: RawFd = 1024;
 
 /// What a stream's body sends through. It knows the connection's framing and the server's stop
 /// signal; the body only decides what to send and when.
@@ -42,6 +31,8 @@ pub struct Events<'a> {
     peer: Option<SocketAddr>,
     /// Set once the body asked for one; the layer then ends the stream through it.
     pub outlet: Option<Arc<Outlet>>,
+    /// The stream was opened for an outlet, and its descriptors counted for it.
+    for_outlet: bool,
     /// Has this thread unparked when the server stops, while it serves an outlet.
     watch: Option<Watch<'a>>,
 }
@@ -72,6 +63,7 @@ impl<'a> Events<'a> {
         framing: Framing,
         shared: &'a Shared,
         peer: Option<SocketAddr>,
+        for_outlet: bool,
         after_first_event: Box<dyn FnOnce() + 'a>,
     ) -> Events<'a> {
         Events {
@@ -85,76 +77,44 @@ impl<'a> Events<'a> {
             after_first_event: Some(after_first_event),
             peer,
             outlet: None,
+            for_outlet,
             watch: None,
         }
     }
 
     /// Hands the connection over to an [`Outlet`] that any thread can send events through
     /// without waking this one (see `outlet.rs`). From then on, events go through the outlet
-    /// and this thread serves it ([`Events::serve`]).
+    /// and this thread serves it ([`Events::serve`]). The stream must have been opened for one
+    /// ([`Reply::with_outlet`](super::Reply::with_outlet)): it then holds two descriptors.
     pub fn outlet(&mut self) -> Result<Arc<Outlet>, Ended> {
         if let Some(outlet) = &self.outlet {
             return Ok(outlet.clone());
         }
-        if let Some(writer) = self.writer.as_mut() {
-            writer.flush().map_err(Ended::ClientGone)?;
-        }
+        debug_assert!(self.for_outlet, "a stream not opened for an outlet");
+        let mut writer = self
+            .writer
+            .take()
+            .ok_or_else(|| Ended::ClientGone(std::io::ErrorKind::NotConnected.into()))?;
+        writer.flush().map_err(Ended::ClientGone)?;
         let peer = self.peer.ok_or(Ended::SocketNotFound("no peer address"))?;
-        let sockets = &self.shared.sockets;
-        let (socket, found) = sockets
-            .find_with_number(peer)
+        let socket = self
+            .shared
+            .sockets
+            .find(peer)
             .ok_or(Ended::SocketNotFound("no descriptor of the connection"))?;
-        // tiny_http's two descriptors of the connection, taken while both are surely open.
-        let theirs = sockets
-            .partner_near(peer, socket.as_raw_fd(), found, NEIGHBOURHOOD)
-            .map(|partner| [found, partner]);
         // The outlet owns the connection from here: tiny_http's pool thread is let go now, as
         // `after_first_event` would have done.
         let _ = socket.shutdown(Shutdown::Read);
         self.after_first_event = None;
-        self.drop_writer(peer, theirs);
-        let outlet = Outlet::new(socket, self.framing, self.shared.metrics.clone())
-            .map_err(Ended::ClientGone)?;
-        let outlet = Arc::new(outlet);
+        let outlet = Arc::new(Outlet::new(
+            socket,
+            writer,
+            self.framing,
+            self.shared.metrics.clone(),
+        ));
         self.outlet = Some(outlet.clone());
         self.watch = Some(self.shared.stop.watch());
         Ok(outlet)
-    }
-
-    /// Lets go of tiny_http's writer, so that the connection holds one descriptor (the outlet's)
-    /// instead of two: a stream's connection would otherwise count twice against the open-file
-    /// limit. Dropping the writer shuts down its descriptor's write half, which would end the
-    /// stream, so its descriptor is first pointed at /dev/null.
-    ///
-    /// tiny_http has two descriptors for the connection (`candidates`, found before the read half
-    /// was shut), its reader's and its writer's, made one right after the other and alike in
-    /// every way. The reader's closes once the read half is shut; the writer's cannot close while
-    /// this thread holds the writer. So the one seen to close was the reader's, and the other is
-    /// the writer's. If that is not seen within the wait, or the second lay outside the
-    /// neighbourhood searched, the writer is kept, and the connection holds two descriptors.
-    fn drop_writer(&mut self, peer: SocketAddr, candidates: Option<[RawFd; 2]>) {
-        let Some(null) = &self.shared.null else {
-            return;
-        };
-        // Without the second, which lay outside the neighbourhood, there is nothing to wait for.
-        let Some(candidates) = candidates else {
-            return;
-        };
-        let mut candidates = candidates.to_vec();
-        let sockets = &self.shared.sockets;
-        for _ in 0..WRITER_WAIT_TRIES {
-            let before = candidates.len();
-            candidates.retain(|&fd| sockets.is_connection(fd, peer));
-            if candidates.len() < before {
-                if let [writer] = candidates[..]
-                    && socket::disarm(writer, null)
-                {
-                    *self.writer = None;
-                }
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
     }
 
     /// Serves the outlet: writes what other threads queued and keep-alive comments, until an
@@ -163,11 +123,7 @@ impl<'a> Events<'a> {
     pub fn serve(&mut self) -> Result<(), Ended> {
         let outlet = self.outlet()?;
         let settings = &self.shared.settings;
-        outlet.serve(
-            &self.shared.stop,
-            settings.keepalive,
-            settings.write_timeout,
-        )
+        outlet.serve(&self.shared.stop, settings.keepalive)
     }
 
     /// Lets this stream's waits ([`Events::wait_until`]) end up to `slack` late, so that the

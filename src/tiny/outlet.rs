@@ -10,7 +10,13 @@
 //!
 //! The stream's thread stays the owner of the connection: it wrote the head, it drains what was
 //! queued, sends keep-alive comments, and ends the body.
+//!
+//! The outlet sends on a duplicate of the connection's socket, and keeps tiny_http's writer
+//! beside it, unused, for as long as the stream lasts: dropping that writer shuts the
+//! connection's write half, so it goes only when the stream ends. The connection then holds two
+//! descriptors, which the layer counts when it admits the stream (`stream.rs`).
 
+use std::io::Write;
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -20,7 +26,6 @@ use std::time::{Duration, Instant};
 use socket2::Socket;
 
 use super::ended::Ended;
-use super::socket;
 use crate::chunked::Framing;
 use crate::metrics::Metrics;
 use crate::stop::Stop;
@@ -47,8 +52,12 @@ pub enum Offered {
 }
 
 pub struct Outlet {
-    /// Non-blocking, a duplicate of the connection's socket.
+    /// A duplicate of the connection's socket. Blocking, with the send timeout every accepted
+    /// socket has (`socket.rs`); an offer sends without waiting (`MSG_DONTWAIT`).
     socket: Socket,
+    /// tiny_http's writer for the connection, kept so that the connection's write half is shut
+    /// only when the stream ends (see the module's doc). Never locked: the mutex makes it `Sync`.
+    _writer: Mutex<Box<dyn Write + Send>>,
     state: Mutex<State>,
     owner: Thread,
     framing: Framing,
@@ -71,15 +80,17 @@ struct State {
 }
 
 impl Outlet {
-    /// An outlet on `socket`, owned by the current thread.
+    /// An outlet on `socket`, owned by the current thread; `writer` is tiny_http's for the same
+    /// connection, flushed.
     pub(super) fn new(
         socket: Socket,
+        writer: Box<dyn Write + Send>,
         framing: Framing,
         metrics: Arc<Metrics>,
-    ) -> std::io::Result<Outlet> {
-        socket.set_nonblocking(true)?;
-        Ok(Outlet {
+    ) -> Outlet {
+        Outlet {
             socket,
+            _writer: Mutex::new(writer),
             state: Mutex::new(State {
                 pending: Vec::new(),
                 draining: false,
@@ -92,7 +103,7 @@ impl Outlet {
             events: AtomicU64::new(0),
             written: AtomicU64::new(0),
             metrics,
-        })
+        }
     }
 
     /// Sends one encoded event (see [`crate::sse::Event::encode_into`]) from any thread, without
@@ -134,7 +145,7 @@ impl Outlet {
             state.pending.extend_from_slice(frame);
             return Offered::Queued;
         }
-        match (&self.socket).write_some(frame) {
+        match send(&self.socket, frame, libc::MSG_DONTWAIT) {
             Ok(written) if written == frame.len() => {
                 self.count_written(written);
                 state.last_write = Instant::now();
@@ -179,12 +190,7 @@ impl Outlet {
     /// On the owner's thread: writes what others queued, and a keep-alive comment in silences,
     /// until an offer was refused for lack of room (`Ok`: everything queued has been written
     /// since), the client is gone or the server stops (`Err`).
-    pub(super) fn serve(
-        &self,
-        stop: &Stop,
-        keepalive: Duration,
-        write_timeout: Duration,
-    ) -> Result<(), Ended> {
+    pub(super) fn serve(&self, stop: &Stop, keepalive: Duration) -> Result<(), Ended> {
         loop {
             if stop.is_triggered() {
                 return Err(Ended::ServerStopping);
@@ -197,7 +203,7 @@ impl Outlet {
                 let pending = std::mem::take(&mut state.pending);
                 state.draining = true;
                 drop(state);
-                if let Err(error) = write_all(&self.socket, &pending, write_timeout) {
+                if let Err(error) = write_all(&self.socket, &pending) {
                     self.lock().gone = true;
                     return Err(Ended::ClientGone(error));
                 }
@@ -224,7 +230,7 @@ impl Outlet {
 
     /// On the owner's thread: ends the body (the terminating chunk if `finish`), refuses every
     /// later offer, and closes the connection.
-    pub(super) fn close(&self, finish: bool, write_timeout: Duration) {
+    pub(super) fn close(&self, finish: bool) {
         let mut state = self.lock();
         state.gone = true;
         let mut tail = std::mem::take(&mut state.pending);
@@ -232,7 +238,7 @@ impl Outlet {
             let _ = self.framing.finish(&mut tail);
         }
         drop(state);
-        if write_all(&self.socket, &tail, write_timeout).is_ok() {
+        if write_all(&self.socket, &tail).is_ok() {
             self.count_written(tail.len());
         }
         let _ = self.socket.shutdown(Shutdown::Both);
@@ -246,18 +252,13 @@ fn client_gone(why: &str) -> Ended {
     ))
 }
 
-/// Writes all of `bytes` to the non-blocking `socket`, waiting for room at most `timeout` at a
-/// time.
-fn write_all(socket: &Socket, mut bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
+/// Writes all of `bytes` to `socket`, each send waiting at most the socket's send timeout for
+/// room (a send that times out having sent nothing fails with `WouldBlock`).
+fn write_all(socket: &Socket, mut bytes: &[u8]) -> std::io::Result<()> {
     while !bytes.is_empty() {
-        match socket.write_some(bytes) {
+        match send(socket, bytes, 0) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(written) => bytes = &bytes[written..],
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                if !socket::wait_writable(socket, timeout) {
-                    return Err(std::io::ErrorKind::TimedOut.into());
-                }
-            }
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error),
         }
@@ -265,13 +266,7 @@ fn write_all(socket: &Socket, mut bytes: &[u8], timeout: Duration) -> std::io::R
     Ok(())
 }
 
-/// One `send` that never raises SIGPIPE.
-trait WriteSome {
-    fn write_some(self, bytes: &[u8]) -> std::io::Result<usize>;
-}
-
-impl WriteSome for &Socket {
-    fn write_some(self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.send_with_flags(bytes, libc::MSG_NOSIGNAL)
-    }
+/// One `send` with `flags`, that never raises SIGPIPE.
+fn send(socket: &Socket, bytes: &[u8], flags: libc::c_int) -> std::io::Result<usize> {
+    socket.send_with_flags(bytes, flags | libc::MSG_NOSIGNAL)
 }

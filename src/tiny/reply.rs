@@ -51,6 +51,8 @@ pub struct EventStream {
     /// Said in the log line when the stream opens, e.g. `at id 0`.
     pub note: String,
     pub run: RunStream,
+    /// Its body sends through an outlet ([`Reply::with_outlet`]).
+    pub for_outlet: bool,
 }
 
 /// A stream's body: sends events through [`Events`] until it returns why it ended.
@@ -98,10 +100,21 @@ impl Reply {
             body: Body::Events(EventStream {
                 note: note.into(),
                 run: Box::new(run),
+                for_outlet: false,
             }),
             label: "other",
             after: None,
         }
+    }
+
+    /// Opens an event stream for an outlet ([`Events::outlet`](super::Events::outlet)), which
+    /// other threads send to: its connection then holds two descriptors rather than one, and the
+    /// layer admits it only if the descriptor budget has room for both.
+    pub fn with_outlet(mut self) -> Reply {
+        if let Body::Events(stream) = &mut self.body {
+            stream.for_outlet = true;
+        }
+        self
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Reply {

@@ -180,7 +180,7 @@ impl HttpServer {
             stop: Stop::default(),
             metrics,
             connections: Connections::default(),
-            null: std::fs::File::open("/dev/null").ok(),
+            stream_descriptors: Default::default(),
             reexec: Mutex::new(None),
             series,
             state_file: handoff::state_file(),
@@ -314,10 +314,7 @@ fn answer_the_last<H: Handler + Send + Sync + 'static>(
     let shared = &layer.shared;
     // A pass over the descriptors on this thread, once, when the server stops: the requests
     // answered after it are the last.
-    let ended = match &shared.null {
-        Some(null) => shared.acceptor.end_accept_threads(&shared.sockets, null),
-        None => 0,
-    };
+    let ended = shared.acceptor.end_accept_threads(&shared.sockets);
     for old in retired {
         while let Ok(Some(request)) = old.try_recv() {
             fenced(layer, request);

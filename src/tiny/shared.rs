@@ -27,6 +27,9 @@ pub struct Settings {
     pub keepalive: Duration,
     /// Streams held at once; past it a stream request gets [`Handler::busy`].
     pub max_streams: usize,
+    /// Descriptors streams may hold between them ([`Capacity`](super::Capacity)'s, whatever
+    /// `max_streams` is); a stream that would need more gets [`Handler::busy`] too.
+    pub stream_descriptors: usize,
     /// The highest descriptor number the process can have, for finding a connection's socket.
     pub max_fd: RawFd,
     /// The largest declared request body that can be refused without keeping its connection
@@ -49,9 +52,8 @@ pub struct Shared {
     pub acceptor: Acceptor,
     /// Refused connections, answered and closed off the request loop.
     pub closer: Closer,
-    /// `/dev/null`, to point descriptors of tiny_http's at when they must not close a connection
-    /// (see `Events::outlet`).
-    pub null: Option<std::fs::File>,
+    /// Descriptors held by the streams now (see [`Settings::stream_descriptors`]).
+    pub stream_descriptors: std::sync::atomic::AtomicUsize,
     /// Why the server stops to replace its image, if it does.
     pub reexec: Mutex<Option<Reason>>,
     /// The re-execs for healing before this server (see `heal.rs`).

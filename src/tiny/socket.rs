@@ -13,12 +13,12 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use socket2::{Domain, SockAddr, Socket, TcpKeepalive, Type};
+use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 use super::address::accepted_on;
 
@@ -68,6 +68,8 @@ pub fn adopt(fd: OwnedFd, send_timeout: Duration) -> io::Result<TcpListener> {
             "the inherited descriptor is not a listening TCP socket",
         ));
     }
+    // The image before made it non-blocking to end its accept threads (`accept.rs`).
+    socket.set_nonblocking(false)?;
     configure(&socket, send_timeout)?;
     Ok(socket.into())
 }
@@ -210,16 +212,11 @@ impl Sockets {
     }
 
     /// An owned duplicate of the socket of the TCP connection from `peer` to the listener.
-    pub fn find(&self, peer: SocketAddr) -> Option<Socket> {
-        self.find_with_number(peer).map(|(socket, _)| socket)
-    }
-
-    /// [`Sockets::find`], with the number of the descriptor that was duplicated.
     ///
     /// Tries where an earlier search passed the connection, if one did; then searches outward
     /// from where the last search found a connection, below the table's size as last read; then,
     /// while the table has grown since, the numbers it grew by.
-    pub fn find_with_number(&self, peer: SocketAddr) -> Option<(Socket, RawFd)> {
+    pub fn find(&self, peer: SocketAddr) -> Option<Socket> {
         let on_the_way = std::cell::RefCell::new(Vec::new());
         let found = |fd: RawFd| {
             let now = peer_addr(fd)?;
@@ -229,7 +226,7 @@ impl Sockets {
             }
             let socket = self.duplicate_if(fd, peer)?;
             self.last_found.store(fd, Ordering::Relaxed);
-            Some((socket, fd))
+            Some(socket)
         };
         let hint = self.passed().remove(&peer);
         if let Some(hit) = hint.and_then(found) {
@@ -285,48 +282,17 @@ impl Sockets {
         closed
     }
 
-    /// Points every listening socket on the listener's address but `keep` at `/dev/null`
-    /// (`null`), and returns how many. A tiny_http accept thread blocked in `accept` on one
-    /// takes one more connection, and then stops: its next `accept` fails.
-    pub fn disarm_listeners(&self, keep: RawFd, null: &std::fs::File) -> usize {
+    /// How many listening sockets on the listener's address there are but `keep`: one for
+    /// each tiny_http server.
+    pub fn count_listeners(&self, keep: RawFd) -> usize {
         (0..self.table_size())
-            .filter(|&fd| {
-                fd != keep
-                    && local_addr(fd) == Some(self.local)
-                    && tcp_state(fd) == Some(TCP_LISTEN)
-                    && disarm(fd, null)
-            })
+            .filter(|&fd| fd != keep && local_addr(fd) == Some(self.local) && is_listener(fd))
             .count()
-    }
-
-    /// Is descriptor number `fd` the connection from `peer` to the listener now?
-    pub fn is_connection(&self, fd: RawFd, peer: SocketAddr) -> bool {
-        peer_addr(fd) == Some(peer) && self.is_ours(fd)
     }
 
     /// Is descriptor number `fd` a socket accepted on the listener now?
     fn is_ours(&self, fd: RawFd) -> bool {
         local_addr(fd).is_some_and(|local| accepted_on(self.local, local))
-    }
-
-    /// The descriptor nearest to number `around`, within `radius` of it, that is the connection
-    /// from `peer` too, other than `except`. tiny_http makes its two descriptors of a connection
-    /// one right after the other, so they are close to each other; the search goes outward and
-    /// stops at the first, as no other thread holds a descriptor of a stream's connection.
-    pub fn partner_near(
-        &self,
-        peer: SocketAddr,
-        except: RawFd,
-        around: RawFd,
-        radius: RawFd,
-    ) -> Option<RawFd> {
-        // Below the table's size read now: the connection's other descriptor may lie above the
-        // size last read (which `around`, a number found, is below).
-        let size = self.table_size();
-        (1..=radius)
-            .flat_map(|distance| [around + distance, around - distance])
-            .filter(|&fd| (0..size).contains(&fd) && fd != except)
-            .find(|&fd| self.is_connection(fd, peer))
     }
 
     /// The connections accepted on the listener that this process holds (see [`Listing`]).
@@ -371,43 +337,45 @@ impl Sockets {
     }
 }
 
+/// Descriptor number `fd`, borrowed for `ask`, which makes one system call with it.
+#[allow(unsafe_code)]
+fn at<T>(fd: RawFd, ask: impl FnOnce(BorrowedFd<'_>) -> Option<T>) -> Option<T> {
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `borrow_raw` asks that the number stay open while borrowed. The numbers searched
+    // here are owned by other threads of this process (tiny_http's), which may close one, and the
+    // kernel reuse it, at any moment. The borrow lasts one system call that only asks about the
+    // number (an address, an option) or duplicates it: the kernel answers about whatever the
+    // number is then, or fails with EBADF. Nothing is written to or shut down through it, and
+    // nothing closes it; what callers act on is a duplicate they own, checked again
+    // (`Sockets::duplicate_if`).
+    ask(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
 /// The address of the peer of descriptor number `fd`, if it is a connected socket now.
 fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
-    socket_address(fd, libc::getpeername)
+    at(fd, |fd| SockRef::from(&fd).peer_addr().ok()?.as_socket())
 }
 
 /// The local address of descriptor number `fd`, if it is a bound socket now.
 fn local_addr(fd: RawFd) -> Option<SocketAddr> {
-    socket_address(fd, libc::getsockname)
+    at(fd, |fd| SockRef::from(&fd).local_addr().ok()?.as_socket())
 }
 
-type AddressCall = unsafe extern "C" fn(RawFd, *mut libc::sockaddr, *mut libc::socklen_t) -> i32;
+/// Is descriptor number `fd` a listening socket now?
+fn is_listener(fd: RawFd) -> bool {
+    at(fd, |fd| SockRef::from(&fd).is_listener().ok()).unwrap_or(false)
+}
 
-#[allow(unsafe_code)]
-fn socket_address(fd: RawFd, call: AddressCall) -> Option<SocketAddr> {
-    // SAFETY: `try_init` hands the closure a zeroed `sockaddr_storage` and its size; getpeername
-    // and getsockname write at most that many bytes into it and store the length used, which
-    // is what `try_init` requires. They take the descriptor as a plain number and touch no other
-    // memory: on a number that is closed or not a socket they fail (EBADF, ENOTSOCK) and we
-    // return `None`; on a number reused meanwhile they describe whatever is there now, which the
-    // callers check.
-    let (_, address) = unsafe {
-        SockAddr::try_init(|storage, len| {
-            if call(fd, storage.cast(), len) == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        })
-    }
-    .ok()?;
-    address.as_socket()
+/// A new descriptor for what number `fd` refers to now, close-on-exec.
+fn duplicate(fd: RawFd) -> Option<OwnedFd> {
+    at(fd, |fd| fd.try_clone_to_owned().ok())
 }
 
 /// Linux's TCP states (include/net/tcp_states.h), as `TCP_INFO` reports them.
 const TCP_ESTABLISHED: u8 = 1;
 const TCP_CLOSE: u8 = 7;
-const TCP_LISTEN: u8 = 10;
 
 /// The TCP state of descriptor number `fd`, if it is a TCP socket now.
 #[allow(unsafe_code)]
@@ -446,49 +414,6 @@ fn unread_bytes(fd: RawFd) -> Option<usize> {
     usize::try_from(unread).ok()
 }
 
-/// A new descriptor for what number `fd` refers to now, close-on-exec.
-#[allow(unsafe_code)]
-fn duplicate(fd: RawFd) -> Option<OwnedFd> {
-    // SAFETY: fcntl(F_DUPFD_CLOEXEC) takes the number as a plain integer and fails with EBADF if
-    // nothing is open there; it touches no memory.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if new < 0 {
-        return None;
-    }
-    // SAFETY: `new` was just created by the call above and nothing else knows it, so this
-    // `OwnedFd` is its only owner and closes it exactly once.
-    Some(unsafe { OwnedFd::from_raw_fd(new) })
-}
-
-/// Points descriptor number `fd` at `/dev/null` (`null`), in place: whoever owns `fd` can then
-/// shut it down and close it without touching the connection it was.
-#[allow(unsafe_code)]
-pub fn disarm(fd: RawFd, null: &std::fs::File) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: dup2 takes both descriptors as plain numbers and touches no memory. It atomically
-    // makes `fd` refer to what `null` refers to; `fd` stays open, so its owner's later calls on
-    // it act on /dev/null (a shutdown fails with ENOTSOCK) and its close closes that. Callers
-    // pass only a descriptor whose owner they hold and will not use for I/O again.
-    unsafe { libc::dup2(null.as_raw_fd(), fd) == fd }
-}
-
-/// Waits until `socket` can take more bytes (or has failed), for at most `timeout`. Returns
-/// `false` on timeout.
-#[allow(unsafe_code)]
-pub fn wait_writable(socket: &Socket, timeout: std::time::Duration) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut poll = libc::pollfd {
-        fd: socket.as_raw_fd(),
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: `poll` points to one initialised pollfd that lives across the call, and the count
-    // says one; the descriptor is owned by `socket`, which is borrowed for the call.
-    let ready = unsafe { libc::poll(&mut poll, 1, millis) };
-    ready > 0
-}
-
 /// The size of the process's descriptor table (see [`Sockets::table_size`]).
 fn descriptor_table_size() -> Option<RawFd> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -501,7 +426,6 @@ fn descriptor_table_size() -> Option<RawFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use socket2::SockRef;
     use std::io::Read;
     use std::net::{Shutdown, TcpStream};
 
@@ -590,8 +514,12 @@ mod tests {
             let sockets = Sockets::new(local, 4096);
             sockets.table.store(stale, Ordering::Relaxed);
             sockets.last_found.store(stale, Ordering::Relaxed);
-            let (_, number) = sockets.find_with_number(peer).expect("found");
-            assert_eq!(number, fd, "table last read at {stale}");
+            let found = sockets.find(peer).expect("found");
+            assert_eq!(
+                found.peer_addr().unwrap().as_socket(),
+                Some(peer),
+                "table at {stale}"
+            );
         }
     }
 

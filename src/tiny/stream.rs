@@ -24,21 +24,36 @@ use crate::chunked::Framing;
 /// message and unwinding.
 const STACK_SIZE: usize = 128 * 1024;
 
-/// Counts a live stream for as long as it exists, including while its thread unwinds a panic.
+/// Counts a live stream and the descriptors it holds for as long as it exists, including while
+/// its thread unwinds a panic.
 struct LiveStream {
     shared: Arc<Shared>,
+    descriptors: usize,
 }
 
 impl LiveStream {
-    fn new(shared: &Arc<Shared>) -> LiveStream {
-        shared.metrics.streams_live.fetch_add(1, Ordering::SeqCst);
+    /// Counts a new stream that holds `descriptors`, unless that would take more streams or
+    /// descriptors than the settings allow. Counted first and checked after, so that two
+    /// threads answering at once cannot both take the last place; a refused one is uncounted at
+    /// once.
+    fn admit(shared: &Arc<Shared>, descriptors: usize) -> Option<LiveStream> {
+        let budget = shared.settings.stream_descriptors;
+        let held = &shared.stream_descriptors;
+        let taken = held.fetch_add(descriptors, Ordering::SeqCst) + descriptors;
+        let live = shared.metrics.streams_live.fetch_add(1, Ordering::SeqCst) + 1;
+        let admitted = LiveStream {
+            shared: shared.clone(),
+            descriptors,
+        };
+        if live > shared.settings.max_streams || taken > budget {
+            // Dropping it gives both back.
+            return None;
+        }
         shared
             .metrics
             .streams_opened
             .fetch_add(1, Ordering::Relaxed);
-        LiveStream {
-            shared: shared.clone(),
-        }
+        Some(admitted)
     }
 }
 
@@ -48,6 +63,9 @@ impl Drop for LiveStream {
             .metrics
             .streams_live
             .fetch_sub(1, Ordering::SeqCst);
+        self.shared
+            .stream_descriptors
+            .fetch_sub(self.descriptors, Ordering::SeqCst);
     }
 }
 
@@ -76,10 +94,11 @@ pub fn start(
     shared: &Arc<Shared>,
     received: Instant,
 ) -> Result<(), Box<NotStarted>> {
-    let metrics = &shared.metrics;
-    if metrics.streams_live.load(Ordering::SeqCst) >= shared.settings.max_streams {
+    // tiny_http's writer and the outlet's duplicate, or the writer alone (see `outlet.rs`).
+    let descriptors = if stream.for_outlet { 2 } else { 1 };
+    let Some(live) = LiveStream::admit(shared, descriptors) else {
         return Err(Box::new(NotStarted::AtCapacity(request)));
-    }
+    };
     let opening = Opening {
         framing: framing_for(screened),
         peer: request.remote_addr().copied(),
@@ -87,15 +106,14 @@ pub fn start(
         received,
         note: stream.note,
     };
-    let live = LiveStream::new(shared);
-    let run = stream.run;
+    let (run, for_outlet) = (stream.run, stream.for_outlet);
     let serve_stream = move |request| {
         let shared = &live.shared;
         let peer = opening.peer;
         // A panic ends this stream only: the thread unwinds, the connection closes and the
         // stream stops being counted.
         let ran = panic::catch_unwind(AssertUnwindSafe(|| {
-            serve(request, &opening, &extra_headers, run, shared)
+            serve(request, &opening, &extra_headers, run, for_outlet, shared)
         }));
         if let Some(addr) = peer {
             shared.connections.stream_ended(addr);
@@ -148,6 +166,7 @@ fn serve(
     opening: &Opening,
     extra_headers: &[(&'static str, std::borrow::Cow<'static, str>)],
     run: RunStream,
+    for_outlet: bool,
     shared: &Shared,
 ) {
     let peer = show(opening.peer);
@@ -180,6 +199,7 @@ fn serve(
             opening.framing,
             shared,
             opening.peer,
+            for_outlet,
             Box::new(release_pool_thread),
         );
         let ended = match head {
@@ -201,7 +221,7 @@ fn serve(
     if let Some(outlet) = outlet {
         // The outlet owns the connection: it ends the body.
         let finish = matches!(ended, Ended::ServerStopping);
-        outlet.close(finish, shared.settings.write_timeout);
+        outlet.close(finish);
         // Events sent before the outlet took over were counted on this thread.
         sent.bytes += outlet.bytes_written();
         sent.events += outlet.events();

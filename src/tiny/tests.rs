@@ -84,6 +84,7 @@ impl Layer {
             write_timeout: TIMEOUT,
             keepalive: Duration::from_secs(15),
             max_streams: 4,
+            stream_descriptors: 8,
             max_fd: RawFd::try_from(open_files).unwrap_or(4096),
             drainable_body: 1 << 20,
             reexec: false,

@@ -200,6 +200,7 @@ impl Feeds {
             let _watching = Watching(&feeds.registry, &name);
             feeds.subscribe(&feed, last_event_id.as_deref(), events)
         })
+        .with_outlet()
     }
 
     /// Runs on the stream's thread: sends what the client should see first, joins the
