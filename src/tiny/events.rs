@@ -1,39 +1,30 @@
-//! What an event stream's body sends through: [`Events`] frames and flushes each event, fills
-//! silences with keep-alive comments, and tells the body when to stop.
+//! What an event stream's body sends through: [`Events`] sends each event as one frame through
+//! the stream's [`Outlet`], fills silences with keep-alive comments, and tells the body when to
+//! stop.
 
-use std::io::Write;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use std::time::Instant;
 
 use super::ended::Ended;
-use super::outlet::{KEEPALIVE, Outlet};
+use super::outlet::Outlet;
 use super::shared::Shared;
-use crate::chunked::Framing;
 use crate::sse::Event;
 use crate::stop::Watch;
 
-/// What a stream's body sends through. It knows the connection's framing and the server's stop
+/// What a stream's body sends through. It knows the connection's outlet and the server's stop
 /// signal; the body only decides what to send and when.
 pub struct Events<'a> {
-    /// tiny_http's raw writer, until an outlet takes over the connection.
-    writer: &'a mut Option<Box<dyn Write + Send>>,
-    framing: Framing,
+    outlet: Arc<Outlet>,
     shared: &'a Shared,
-    frame: Vec<u8>,
     event: Vec<u8>,
-    last_write: Instant,
-    pub sent: Sent,
     /// Run once, after the first event is out.
     after_first_event: Option<Box<dyn FnOnce() + 'a>>,
     peer: Option<SocketAddr>,
-    /// Set once the body asked for one; the layer then ends the stream through it.
-    pub outlet: Option<Arc<Outlet>>,
-    /// The stream was opened for an outlet, and its descriptors counted for it.
+    /// The stream was opened for other threads to send to, and its descriptors counted for it.
     for_outlet: bool,
-    /// Has this thread unparked when the server stops, while it serves an outlet.
+    /// Set once the outlet is shared: has this thread unparked when the server stops.
     watch: Option<Watch<'a>>,
 }
 
@@ -50,52 +41,34 @@ impl Drop for Events<'_> {
     }
 }
 
-#[derive(Default)]
-pub struct Sent {
-    /// Bytes written, head included.
-    pub bytes: usize,
-    pub events: u64,
-}
-
 impl<'a> Events<'a> {
     pub fn new(
-        writer: &'a mut Option<Box<dyn Write + Send>>,
-        framing: Framing,
+        outlet: Arc<Outlet>,
         shared: &'a Shared,
         peer: Option<SocketAddr>,
         for_outlet: bool,
         after_first_event: Box<dyn FnOnce() + 'a>,
     ) -> Events<'a> {
         Events {
-            writer,
-            framing,
+            outlet,
             shared,
-            frame: Vec::with_capacity(128),
             event: Vec::with_capacity(128),
-            last_write: Instant::now(),
-            sent: Sent::default(),
             after_first_event: Some(after_first_event),
             peer,
-            outlet: None,
             for_outlet,
             watch: None,
         }
     }
 
-    /// Hands the connection over to an [`Outlet`] that any thread can send events through
-    /// without waking this one (see `outlet.rs`). From then on, events go through the outlet
-    /// and this thread serves it ([`Events::serve`]). The stream must have been opened for one
-    /// ([`Reply::with_outlet`](super::Reply::with_outlet)): it then holds two descriptors.
+    /// Shares the stream's [`Outlet`], so that any thread can send events through it without
+    /// waking this one (see `outlet.rs`); this thread then serves it ([`Events::serve`]). The
+    /// stream must have been opened for that ([`Reply::with_outlet`](super::Reply::with_outlet)):
+    /// it then holds two descriptors.
     pub fn outlet(&mut self) -> Result<Arc<Outlet>, Ended> {
-        if let Some(outlet) = &self.outlet {
-            return Ok(outlet.clone());
+        if self.watch.is_some() {
+            return Ok(self.outlet.clone());
         }
         debug_assert!(self.for_outlet, "a stream not opened for an outlet");
-        let mut writer = self
-            .writer
-            .take()
-            .ok_or_else(|| Ended::ClientGone(std::io::ErrorKind::NotConnected.into()))?;
-        writer.flush().map_err(Ended::ClientGone)?;
         let peer = self.peer.ok_or(Ended::SocketNotFound("no peer address"))?;
         let socket = self
             .shared
@@ -106,15 +79,9 @@ impl<'a> Events<'a> {
         // `after_first_event` would have done.
         let _ = socket.shutdown(Shutdown::Read);
         self.after_first_event = None;
-        let outlet = Arc::new(Outlet::new(
-            socket,
-            writer,
-            self.framing,
-            self.shared.metrics.clone(),
-        ));
-        self.outlet = Some(outlet.clone());
+        self.outlet.share(socket);
         self.watch = Some(self.shared.stop.watch());
-        Ok(outlet)
+        Ok(self.outlet.clone())
     }
 
     /// Serves the outlet: writes what other threads queued and keep-alive comments, until an
@@ -137,47 +104,25 @@ impl<'a> Events<'a> {
     /// for the keep-alive time. Returns early with [`Ended::ServerStopping`] if the server stops.
     pub fn wait_until(&mut self, deadline: Instant) -> Result<(), Ended> {
         loop {
-            let keepalive_due = self.last_write + self.shared.settings.keepalive;
+            let keepalive_due = self.outlet.keepalive_due(self.shared.settings.keepalive);
             if self.shared.stop.wait_until(deadline.min(keepalive_due)) {
                 return Err(Ended::ServerStopping);
             }
             if Instant::now() >= deadline {
                 return Ok(());
             }
-            self.write(KEEPALIVE)?;
+            self.outlet.send_keepalive()?;
         }
     }
 
     /// Sends one event as one flushed frame.
     pub fn send(&mut self, event: &Event) -> Result<(), Ended> {
-        let mut encoded = std::mem::take(&mut self.event);
-        encoded.clear();
-        event.encode_into(&mut encoded);
-        let written = self.write(&encoded);
-        self.event = encoded;
-        written?;
-        self.sent.events += 1;
-        self.shared
-            .metrics
-            .events_sent
-            .fetch_add(1, Ordering::Relaxed);
+        self.event.clear();
+        event.encode_into(&mut self.event);
+        self.outlet.send(&self.event)?;
         if let Some(release) = self.after_first_event.take() {
             release();
         }
         Ok(())
-    }
-
-    fn write(&mut self, payload: &[u8]) -> Result<(), Ended> {
-        let Some(writer) = self.writer.as_mut() else {
-            return Err(Ended::ClientGone(std::io::ErrorKind::NotConnected.into()));
-        };
-        match self.framing.write_frame(writer, &mut self.frame, payload) {
-            Ok(written) => {
-                self.sent.bytes += written;
-                self.last_write = Instant::now();
-                Ok(())
-            }
-            Err(error) => Err(Ended::ClientGone(error)),
-        }
     }
 }

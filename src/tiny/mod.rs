@@ -13,7 +13,7 @@
 //!
 //! | tiny_http 0.12 does this | so | where |
 //! | --- | --- | --- |
-//! | buffers a streamed `Response` body 8 KiB at a time and never flushes | streams take the raw writer and write the head and each frame themselves | `stream.rs` |
+//! | buffers a streamed `Response` body 8 KiB at a time and never flushes | streams take the raw writer, write the head, and send each frame, flushed, through the stream's outlet | `stream.rs`, `outlet.rs` |
 //! | keeps a pool thread blocked on a stream's connection, waiting for a second request | the stream shuts its socket's read half after the first event | `stream.rs`, `socket.rs` |
 //! | stops accepting for good on its first accept error, or panics silently in its accept thread when out of descriptors | a watchdog probes the listener, and a new tiny_http server takes over with back-off | `accept.rs`, `serve.rs` |
 //! | gives every connection a thread, started on its one accept thread, that waits for a request with no timeout | the listener holds a connection back until its first byte, for up to half the idle timeout (one that sends nothing costs no thread, nor the time to start one); a sweep closes connections that start no request for the idle timeout | `socket.rs`, `sweep.rs` |

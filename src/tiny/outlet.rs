@@ -1,17 +1,21 @@
-//! An event stream that any thread can write to without waking the stream's own thread.
+//! What every event stream is written through: frames, keep-alive comments, the byte and event
+//! counts, and the end of the body, in one place.
 //!
-//! Waking a thread costs more CPU than the write it would make (15–19 µs per wake-up here), so a
-//! broadcast that woke one thread per subscriber per message would saturate the machine long
-//! before the sockets do. With an [`Outlet`], the publishing thread writes each frame itself, with
-//! a non-blocking send under the outlet's lock. Only when the socket would block is the rest
-//! queued (bounded by [`MAX_PENDING`]) and the stream's own thread unparked to finish it with a
-//! blocking wait of at most the write timeout; so a client that stops reading never holds up the
-//! publisher, and costs at most the bound in memory.
+//! An outlet starts as its stream's own: its thread writes each frame through tiny_http's writer
+//! for the connection, blocking for at most the send timeout. A stream that other threads send
+//! to (a feed's) shares its outlet ([`Outlet::share`]): waking a thread costs more CPU than the
+//! write it would make (15–19 µs per wake-up here), so a broadcast that woke one thread per
+//! subscriber per message would saturate the machine long before the sockets do. A shared
+//! outlet's publishing thread writes each frame itself, with a non-blocking send under the
+//! outlet's lock. Only when the socket would block is the rest queued (bounded by
+//! [`MAX_PENDING`]) and the stream's own thread unparked to finish it with a blocking send of at
+//! most the send timeout; so a client that stops reading never holds up the publisher, and
+//! costs at most the bound in memory.
 //!
 //! The stream's thread stays the owner of the connection: it wrote the head, it drains what was
 //! queued, sends keep-alive comments, and ends the body.
 //!
-//! The outlet sends on a duplicate of the connection's socket, and keeps tiny_http's writer
+//! A shared outlet sends on a duplicate of the connection's socket, and keeps tiny_http's writer
 //! beside it, unused, for as long as the stream lasts: dropping that writer shuts the
 //! connection's write half, so it goes only when the stream ends. The connection then holds two
 //! descriptors, which the layer counts when it admits the stream (`stream.rs`).
@@ -19,7 +23,7 @@
 use std::io::Write;
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -30,9 +34,9 @@ use crate::chunked::Framing;
 use crate::metrics::Metrics;
 use crate::stop::Stop;
 
-/// Sent when nothing has gone out for the keep-alive time, by an outlet's thread or a stream's
-/// own (`events.rs`): proxies see traffic, and a dead client is found at the write.
-pub(super) const KEEPALIVE: &[u8] = b": keep-alive\n\n";
+/// Sent by the stream's own thread when nothing has gone out for the keep-alive time: proxies see
+/// traffic, and a dead client is found at the write.
+const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
 /// Framed bytes an outlet keeps for a slow client before it refuses more ([`Offered::Full`]).
 pub const MAX_PENDING: usize = 64 * 1024;
@@ -52,20 +56,28 @@ pub enum Offered {
 }
 
 pub struct Outlet {
-    /// A duplicate of the connection's socket. Blocking, with the send timeout every accepted
-    /// socket has (`socket.rs`); an offer sends without waiting (`MSG_DONTWAIT`).
-    socket: Socket,
-    /// tiny_http's writer for the connection, kept so that the connection's write half is shut
-    /// only when the stream ends (see the module's doc). Never locked: the mutex makes it `Sync`.
-    _writer: Mutex<Box<dyn Write + Send>>,
+    /// tiny_http's writer for the connection: what frames go through until the outlet is shared,
+    /// and kept after that (see the module's doc).
+    writer: Mutex<Writer>,
+    /// Once shared: a duplicate of the connection's socket. Blocking, with the send timeout every
+    /// accepted socket has (`socket.rs`); an offer sends without waiting (`MSG_DONTWAIT`).
+    socket: OnceLock<Socket>,
     state: Mutex<State>,
     owner: Thread,
     framing: Framing,
     /// Events taken (sent or queued), for the stream's log line.
     events: AtomicU64,
-    /// Bytes written to the socket, by any thread, for the stream's log line.
+    /// Bytes written, by any thread, for the stream's log line.
     written: AtomicU64,
     metrics: Arc<Metrics>,
+}
+
+/// tiny_http's writer, and the buffer each frame is built in before it goes through it, reused
+/// so that a frame costs no allocation (thousands of stream threads allocating at each tick
+/// would contend for the allocator's locks).
+struct Writer {
+    out: Box<dyn Write + Send>,
+    frame: Vec<u8>,
 }
 
 struct State {
@@ -75,27 +87,30 @@ struct State {
     draining: bool,
     /// An offer was refused since the owner last looked.
     full: bool,
-    gone: bool,
+    /// Why the connection failed, once it did.
+    gone: Option<std::io::Error>,
     last_write: Instant,
 }
 
 impl Outlet {
-    /// An outlet on `socket`, owned by the current thread; `writer` is tiny_http's for the same
-    /// connection, flushed.
+    /// The outlet of a stream whose head `writer` (tiny_http's, flushed) has written, owned by
+    /// the current thread.
     pub(super) fn new(
-        socket: Socket,
         writer: Box<dyn Write + Send>,
         framing: Framing,
         metrics: Arc<Metrics>,
     ) -> Outlet {
         Outlet {
-            socket,
-            _writer: Mutex::new(writer),
+            writer: Mutex::new(Writer {
+                out: writer,
+                frame: Vec::with_capacity(128),
+            }),
+            socket: OnceLock::new(),
             state: Mutex::new(State {
                 pending: Vec::new(),
                 draining: false,
                 full: false,
-                gone: false,
+                gone: None,
                 last_write: Instant::now(),
             }),
             owner: thread::current(),
@@ -106,10 +121,17 @@ impl Outlet {
         }
     }
 
-    /// Sends one encoded event (see [`crate::sse::Event::encode_into`]) from any thread, without
-    /// blocking.
+    /// From now on, frames go out on `socket`, a duplicate of the connection's, from whichever
+    /// thread offers them. Called by the owner before any other thread has the outlet.
+    pub(super) fn share(&self, socket: Socket) {
+        let _ = self.socket.set(socket);
+    }
+
+    /// Sends one encoded event (see [`crate::sse::Event::encode_into`]): from any thread and
+    /// without blocking once the outlet is shared; before that, only its stream's own thread
+    /// offers, and waits for the write.
     pub fn offer(&self, event: &[u8]) -> Offered {
-        let offered = self.offer_frame(&self.frame(event));
+        let offered = self.offer_payload(event);
         if matches!(offered, Offered::Sent | Offered::Queued) {
             self.events.fetch_add(1, Ordering::Relaxed);
             self.metrics.events_sent.fetch_add(1, Ordering::Relaxed);
@@ -119,7 +141,31 @@ impl Outlet {
 
     /// Like [`Outlet::offer`], for a comment (`: …\n\n`), which is not counted as an event.
     pub fn offer_comment(&self, comment: &[u8]) -> Offered {
-        self.offer_frame(&self.frame(comment))
+        self.offer_payload(comment)
+    }
+
+    fn offer_payload(&self, payload: &[u8]) -> Offered {
+        if self.socket.get().is_some() {
+            return self.offer_frame(&self.frame(payload));
+        }
+        // Unshared: the stream's own thread, which may wait.
+        let mut state = self.lock();
+        if state.gone.is_some() {
+            return Offered::Gone;
+        }
+        let mut writer = self.writer();
+        let Writer { out, frame } = &mut *writer;
+        match self.framing.write_frame(out, frame, payload) {
+            Ok(written) => {
+                self.count_written(written);
+                state.last_write = Instant::now();
+                Offered::Sent
+            }
+            Err(error) => {
+                state.gone = Some(error);
+                Offered::Gone
+            }
+        }
     }
 
     fn frame(&self, payload: &[u8]) -> Vec<u8> {
@@ -133,7 +179,7 @@ impl Outlet {
 
     fn offer_frame(&self, frame: &[u8]) -> Offered {
         let mut state = self.lock();
-        if state.gone {
+        if state.gone.is_some() {
             return Offered::Gone;
         }
         if !state.pending.is_empty() || state.draining {
@@ -145,7 +191,10 @@ impl Outlet {
             state.pending.extend_from_slice(frame);
             return Offered::Queued;
         }
-        match send(&self.socket, frame, libc::MSG_DONTWAIT) {
+        let Some(socket) = self.socket.get() else {
+            return Offered::Gone;
+        };
+        match send(socket, frame, libc::MSG_DONTWAIT) {
             Ok(written) if written == frame.len() => {
                 self.count_written(written);
                 state.last_write = Instant::now();
@@ -162,11 +211,50 @@ impl Outlet {
                 self.owner.unpark();
                 Offered::Queued
             }
-            Err(_) => {
-                state.gone = true;
+            Err(error) => {
+                state.gone = Some(error);
                 self.owner.unpark();
                 Offered::Gone
             }
+        }
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Why the connection failed, if it did; `None` if it has not.
+    fn failure(&self) -> Option<Ended> {
+        let state = self.lock();
+        let error = state.gone.as_ref()?;
+        Some(Ended::ClientGone(std::io::Error::new(
+            error.kind(),
+            error.to_string(),
+        )))
+    }
+
+    /// When a keep-alive comment is due: the keep-alive time after the last write.
+    pub(super) fn keepalive_due(&self, keepalive: Duration) -> Instant {
+        self.lock().last_write + keepalive
+    }
+
+    /// Sends one event from its stream's own thread: `Err` once the client is gone.
+    pub(super) fn send(&self, event: &[u8]) -> Result<(), Ended> {
+        match self.offer(event) {
+            Offered::Gone => Err(self
+                .failure()
+                .unwrap_or_else(|| client_gone("the stream ended"))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends a keep-alive comment from its stream's own thread: `Err` once the client is gone.
+    pub(super) fn send_keepalive(&self) -> Result<(), Ended> {
+        match self.offer_comment(KEEPALIVE) {
+            Offered::Gone => Err(self
+                .failure()
+                .unwrap_or_else(|| client_gone("the stream ended"))),
+            _ => Ok(()),
         }
     }
 
@@ -191,21 +279,26 @@ impl Outlet {
     /// until an offer was refused for lack of room (`Ok`: everything queued has been written
     /// since), the client is gone or the server stops (`Err`).
     pub(super) fn serve(&self, stop: &Stop, keepalive: Duration) -> Result<(), Ended> {
+        let Some(socket) = self.socket.get() else {
+            return Err(client_gone("the outlet is not shared"));
+        };
         loop {
             if stop.is_triggered() {
                 return Err(Ended::ServerStopping);
             }
-            let mut state = self.lock();
-            if state.gone {
-                return Err(client_gone("the connection failed"));
+            if let Some(failed) = self.failure() {
+                return Err(failed);
             }
+            let mut state = self.lock();
             if !state.pending.is_empty() {
                 let pending = std::mem::take(&mut state.pending);
                 state.draining = true;
                 drop(state);
-                if let Err(error) = write_all(&self.socket, &pending) {
-                    self.lock().gone = true;
-                    return Err(Ended::ClientGone(error));
+                if let Err(error) = write_all(socket, &pending) {
+                    let ended =
+                        Ended::ClientGone(std::io::Error::new(error.kind(), error.to_string()));
+                    self.lock().gone = Some(error);
+                    return Err(ended);
                 }
                 self.count_written(pending.len());
                 self.lock().last_write = Instant::now();
@@ -218,9 +311,7 @@ impl Outlet {
             let keepalive_due = state.last_write + keepalive;
             if Instant::now() >= keepalive_due {
                 drop(state);
-                if self.offer_frame(&self.frame(KEEPALIVE)) == Offered::Gone {
-                    return Err(client_gone("the connection failed"));
-                }
+                self.send_keepalive()?;
                 continue;
             }
             drop(state);
@@ -229,19 +320,33 @@ impl Outlet {
     }
 
     /// On the owner's thread: ends the body (the terminating chunk if `finish`), refuses every
-    /// later offer, and closes the connection.
+    /// later offer, and closes a shared outlet's connection (an unshared one's closes when
+    /// tiny_http's writer goes).
     pub(super) fn close(&self, finish: bool) {
         let mut state = self.lock();
-        state.gone = true;
+        let failed = state.gone.is_some();
+        if !failed {
+            state.gone = Some(std::io::ErrorKind::NotConnected.into());
+        }
         let mut tail = std::mem::take(&mut state.pending);
-        if finish {
+        drop(state);
+        if finish && !failed {
             let _ = self.framing.finish(&mut tail);
         }
-        drop(state);
-        if write_all(&self.socket, &tail).is_ok() {
-            self.count_written(tail.len());
+        match self.socket.get() {
+            Some(socket) => {
+                if write_all(socket, &tail).is_ok() {
+                    self.count_written(tail.len());
+                }
+                let _ = socket.shutdown(Shutdown::Both);
+            }
+            None => {
+                let out = &mut self.writer().out;
+                if out.write_all(&tail).and_then(|()| out.flush()).is_ok() {
+                    self.count_written(tail.len());
+                }
+            }
         }
-        let _ = self.socket.shutdown(Shutdown::Both);
     }
 }
 
@@ -269,4 +374,62 @@ fn write_all(socket: &Socket, mut bytes: &[u8]) -> std::io::Result<()> {
 /// One `send` with `flags`, that never raises SIGPIPE.
 fn send(socket: &Socket, bytes: &[u8], flags: libc::c_int) -> std::io::Result<usize> {
     socket.send_with_flags(bytes, flags | libc::MSG_NOSIGNAL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer whose bytes the test can read back, or that fails every write.
+    #[derive(Clone, Default)]
+    struct Wire(Arc<Mutex<Vec<u8>>>, bool);
+
+    impl Write for Wire {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if self.1 {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn outlet(wire: &Wire) -> Outlet {
+        Outlet::new(
+            Box::new(wire.clone()),
+            Framing::Chunked,
+            Arc::new(Metrics::default()),
+        )
+    }
+
+    #[test]
+    fn an_unshared_outlet_writes_every_frame_and_the_end_through_the_writer_and_counts_them() {
+        let wire = Wire::default();
+        let outlet = outlet(&wire);
+        assert_eq!(outlet.offer(b"data: x\n\n"), Offered::Sent);
+        outlet.send_keepalive().unwrap();
+        outlet.close(true);
+        let expected = b"9\r\ndata: x\n\n\r\ne\r\n: keep-alive\n\n\r\n0\r\n\r\n";
+        assert_eq!(wire.0.lock().unwrap().as_slice(), expected);
+        assert_eq!(outlet.bytes_written(), expected.len());
+        assert_eq!(outlet.events(), 1, "a comment is not an event");
+        assert_eq!(outlet.offer(b"data: y\n\n"), Offered::Gone, "closed");
+    }
+
+    #[test]
+    fn a_failed_write_ends_the_stream_with_its_error() {
+        let outlet = outlet(&Wire(Arc::default(), true));
+        match outlet.send(b"data: x\n\n") {
+            Err(Ended::ClientGone(error)) => {
+                assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe)
+            }
+            _ => panic!("the client is gone"),
+        }
+        assert_eq!(outlet.events(), 0);
+        assert_eq!(outlet.offer(b"data: y\n\n"), Offered::Gone);
+    }
 }

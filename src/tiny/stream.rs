@@ -15,6 +15,7 @@ use std::time::Instant;
 use super::ended::Ended;
 use super::events::Events;
 use super::job;
+use super::outlet::Outlet;
 use super::reply::{EventStream, Reply, RunStream, SECURITY_HEADERS};
 use super::screen::Screened;
 use super::shared::Shared;
@@ -179,10 +180,9 @@ fn serve(
         opening.note,
         shared.metrics.streams_live.load(Ordering::Relaxed)
     ));
-    let mut raw_writer = request.into_writer();
-    let head = write_head(&mut raw_writer, opening.framing, extra_headers);
-    // Taken by the body if it hands the connection over to an outlet (see `Events::outlet`).
-    let mut writer = Some(raw_writer);
+    let mut writer = request.into_writer();
+    let head = write_head(&mut writer, opening.framing, extra_headers);
+    let outlet = Arc::new(Outlet::new(writer, opening.framing, shared.metrics.clone()));
     // tiny_http's pool thread is waiting for a second request that an event stream never sends;
     // shutting the read half ends that wait and the thread goes back to the pool. Done once the
     // first event is out, so that a client does not wait for the search.
@@ -193,51 +193,31 @@ fn serve(
             let _ = socket.shutdown(Shutdown::Read);
         }
     };
-    let (ended, mut sent, outlet) = {
+    let ended = {
         let mut events = Events::new(
-            &mut writer,
-            opening.framing,
+            outlet.clone(),
             shared,
             opening.peer,
             for_outlet,
             Box::new(release_pool_thread),
         );
-        let ended = match head {
-            Ok(bytes) => {
-                events.sent.bytes += bytes;
-                match run(&mut events) {
-                    Ok(()) => Ended::ServerStopping,
-                    Err(ended) => ended,
-                }
-            }
-            Err(error) => Ended::ClientGone(error),
-        };
-        (
-            ended,
-            std::mem::take(&mut events.sent),
-            events.outlet.take(),
-        )
-    };
-    if let Some(outlet) = outlet {
-        // The outlet owns the connection: it ends the body.
-        let finish = matches!(ended, Ended::ServerStopping);
-        outlet.close(finish);
-        // Events sent before the outlet took over were counted on this thread.
-        sent.bytes += outlet.bytes_written();
-        sent.events += outlet.events();
-    } else if let Ended::ServerStopping = ended {
-        // Ending the body properly tells the client the stream is over, not cut.
-        if let Some(writer) = writer.as_mut()
-            && let Ok(bytes) = opening.framing.finish(writer)
-        {
-            sent.bytes += bytes;
+        match &head {
+            Ok(_) => match run(&mut events) {
+                Ok(()) => Ended::ServerStopping,
+                Err(ended) => ended,
+            },
+            Err(error) => Ended::ClientGone(io::Error::new(error.kind(), error.to_string())),
         }
-    }
-    drop(writer);
+    };
+    // Ending the body properly tells the client the stream is over, not cut.
+    outlet.close(matches!(ended, Ended::ServerStopping));
+    let bytes = head.unwrap_or(0) + outlet.bytes_written();
+    let events = outlet.events();
+    // An unshared outlet's connection closes here, with tiny_http's writer.
+    drop(outlet);
     let took = opening.received.elapsed();
     shared.log.line(format_args!(
-        "stream {peer} closed: {} events, {}s, {}",
-        sent.events,
+        "stream {peer} closed: {events} events, {}s, {}",
         crate::log::seconds(took),
         match &ended {
             Ended::ClientGone(error) => format!("client gone ({error})"),
@@ -245,9 +225,7 @@ fn serve(
             Ended::SocketNotFound(why) => format!("its socket was not found ({why})"),
         }
     ));
-    shared
-        .log
-        .request(&"GET", &opening.path, 200, sent.bytes, took);
+    shared.log.request(&"GET", &opening.path, 200, bytes, took);
 }
 
 /// Writes the status line and headers of a streamed `text/event-stream` response.
