@@ -56,6 +56,10 @@ impl Drop for Tiny {
     }
 }
 
+/// How long [`Acceptor::end_accept_threads`] goes on sending connections to accept threads that
+/// have not ended.
+const END_WAIT: Duration = Duration::from_millis(500);
+
 /// The tiny_http server now accepting, and the listener to start another on.
 pub struct Acceptor {
     listener: TcpListener,
@@ -136,18 +140,31 @@ impl Acceptor {
     /// Ends the accept thread of every tiny_http server on the listener, without closing the
     /// listener, and returns how many there were. Their descriptors and ours share one open
     /// file, so making it non-blocking makes every later `accept` on any of them fail when no
-    /// connection is waiting, and tiny_http's accept thread ends on a failed `accept`. One
-    /// blocked in `accept` is woken by a connection of ours (or takes one queued) and then finds
-    /// none. What they accepted until then still reaches their request queues. The next image
-    /// makes the listener blocking again (`socket::adopt`).
+    /// connection is waiting, and tiny_http's accept thread ends on a failed `accept`, dropping
+    /// its descriptor. One already blocked in `accept` stays blocking (its wait began before),
+    /// and is woken by a connection of ours, unless another thread takes that one first: so
+    /// connections are sent while any descriptor is left, for at most [`END_WAIT`]. What they
+    /// accepted until then still reaches their request queues. The listener is made blocking
+    /// again before an exec (`serve.rs`), and by the next image (`socket::adopt`).
     pub fn end_accept_threads(&self, sockets: &Sockets) -> usize {
         use std::os::fd::AsRawFd;
-        if self.listener.set_nonblocking(true).is_err() {
+        let keep = self.listener.as_raw_fd();
+        let (Ok(()), Ok(local)) = (
+            self.listener.set_nonblocking(true),
+            self.listener.local_addr(),
+        ) else {
             return 0;
-        }
-        let accepting = sockets.count_listeners(self.listener.as_raw_fd());
-        if let Ok(local) = self.listener.local_addr() {
-            super::pool::nudge(local, accepting);
+        };
+        let accepting = sockets.count_listeners(keep);
+        let deadline = Instant::now() + END_WAIT;
+        let mut left = accepting;
+        while left > 0 {
+            super::pool::nudge(local, left);
+            if Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            left = sockets.count_listeners(keep);
         }
         accepting
     }

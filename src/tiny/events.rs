@@ -68,7 +68,12 @@ impl<'a> Events<'a> {
         if self.watch.is_some() {
             return Ok(self.outlet.clone());
         }
-        debug_assert!(self.for_outlet, "a stream not opened for an outlet");
+        if !self.for_outlet {
+            // Its second descriptor was not counted when it was admitted.
+            return Err(Ended::SocketNotFound(
+                "the stream was not opened for an outlet",
+            ));
+        }
         let peer = self.peer.ok_or(Ended::SocketNotFound("no peer address"))?;
         let socket = self
             .shared
@@ -115,7 +120,8 @@ impl<'a> Events<'a> {
         }
     }
 
-    /// Sends one event as one flushed frame.
+    /// Sends one event as one flushed frame, from the stream's own thread, before the outlet is
+    /// shared (a shared outlet's events are offered to it: see [`Outlet::offer`]).
     pub fn send(&mut self, event: &Event) -> Result<(), Ended> {
         self.event.clear();
         event.encode_into(&mut self.event);

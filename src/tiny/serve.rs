@@ -88,6 +88,11 @@ impl Handoff {
     /// handing it the listener and `state`, and `note` for the application. Returns only if
     /// that failed, with why: [`Handoff::serve_again`] then.
     pub fn exec(&self, program: &Path, args: &[OsString], state: &[u8], note: &str) -> io::Error {
+        // Made non-blocking to end tiny_http's accept threads, which have ended: blocking again
+        // for the next image (or for this one, if the exec fails), as a listener is expected.
+        if let Err(error) = self.shared.acceptor.listener().set_nonblocking(false) {
+            return error;
+        }
         Exec {
             program,
             args,
@@ -103,10 +108,11 @@ impl Handoff {
     /// A new server on the same listener, after an exec that failed.
     pub fn serve_again(self) -> Result<HttpServer, Error> {
         let shared = &self.shared;
-        let listener = shared
-            .acceptor
-            .listener()
-            .try_clone()
+        let listener = shared.acceptor.listener();
+        // Made non-blocking to end the accept threads (`accept.rs`); a new one must wait.
+        let listener = listener
+            .set_nonblocking(false)
+            .and_then(|()| listener.try_clone())
             .map_err(|source| Error::Bind {
                 addr: shared.local_addr,
                 source,
@@ -126,6 +132,15 @@ impl Handoff {
             Reason::Heal { series, .. } => Some(series),
             Reason::Upgrade => self.shared.series,
         }
+    }
+}
+
+#[cfg(test)]
+impl HttpServer {
+    /// Whether the listener blocks, as tiny_http's accept thread needs it to.
+    pub(super) fn listener_blocks(&self) -> bool {
+        let listener = socket2::SockRef::from(self.shared.acceptor.listener());
+        !listener.nonblocking().unwrap_or(true)
     }
 }
 

@@ -343,13 +343,14 @@ fn at<T>(fd: RawFd, ask: impl FnOnce(BorrowedFd<'_>) -> Option<T>) -> Option<T> 
     if fd < 0 {
         return None;
     }
-    // SAFETY: `borrow_raw` asks that the number stay open while borrowed. The numbers searched
-    // here are owned by other threads of this process (tiny_http's), which may close one, and the
-    // kernel reuse it, at any moment. The borrow lasts one system call that only asks about the
-    // number (an address, an option) or duplicates it: the kernel answers about whatever the
-    // number is then, or fails with EBADF. Nothing is written to or shut down through it, and
-    // nothing closes it; what callers act on is a duplicate they own, checked again
-    // (`Sockets::duplicate_if`).
+    // SAFETY: `borrow_raw` asks that the number stay open while borrowed, which cannot be
+    // promised here: the numbers searched are owned by other threads of this process
+    // (tiny_http's), which may close one, and the kernel reuse it, at any moment. What makes that
+    // harmless: the borrow lasts one system call that only asks about the number (an address,
+    // whether it listens) or duplicates it, and the kernel answers about whatever the number is
+    // then, or fails with EBADF; no memory is at stake. Nothing is written to or shut down
+    // through it, and nothing closes it; what callers act on is a duplicate they own, checked
+    // again (`Sockets::duplicate_if`).
     ask(unsafe { BorrowedFd::borrow_raw(fd) })
 }
 

@@ -35,8 +35,8 @@ struct LiveStream {
 impl LiveStream {
     /// Counts a new stream that holds `descriptors`, unless that would take more streams or
     /// descriptors than the settings allow. Counted first and checked after, so that two
-    /// threads answering at once cannot both take the last place; a refused one is uncounted at
-    /// once.
+    /// threads answering at once (the request loop, a body's reader) cannot both take the last
+    /// place; a refused one is uncounted at once (`/metrics` may show it for that moment).
     fn admit(shared: &Arc<Shared>, descriptors: usize) -> Option<LiveStream> {
         let budget = shared.settings.stream_descriptors;
         let held = &shared.stream_descriptors;
@@ -193,6 +193,11 @@ fn serve(
             let _ = socket.shutdown(Shutdown::Read);
         }
     };
+    // Closes the outlet however the body ends, a panic included (the body then did not finish).
+    let mut closing = Closing {
+        outlet: &outlet,
+        finish: false,
+    };
     let ended = {
         let mut events = Events::new(
             outlet.clone(),
@@ -210,7 +215,8 @@ fn serve(
         }
     };
     // Ending the body properly tells the client the stream is over, not cut.
-    outlet.close(matches!(ended, Ended::ServerStopping));
+    closing.finish = matches!(ended, Ended::ServerStopping);
+    drop(closing);
     let bytes = head.unwrap_or(0) + outlet.bytes_written();
     let events = outlet.events();
     // An unshared outlet's connection closes here, with tiny_http's writer.
@@ -226,6 +232,18 @@ fn serve(
         }
     ));
     shared.log.request(&"GET", &opening.path, 200, bytes, took);
+}
+
+/// Closes a stream's outlet when dropped: ends the body (the terminating chunk if `finish`).
+struct Closing<'a> {
+    outlet: &'a Outlet,
+    finish: bool,
+}
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        self.outlet.close(self.finish);
+    }
 }
 
 /// Writes the status line and headers of a streamed `text/event-stream` response.

@@ -17,9 +17,13 @@ use crate::metrics::Metrics;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Outlets kept by `/shared-stream-panics` after its body is gone.
+static KEPT: Mutex<Vec<Arc<Outlet>>> = Mutex::new(Vec::new());
+
 /// Echoes the body; `/big` takes [`MAX_BODY`], every other path [`SMALL_BODY`]. On `/then`,
 /// the reply's after-work waits for the test's go, then says it ran. `/stream-fails` and
-/// `/stream-panics` are event streams whose body fails, or panics, before its first event.
+/// `/stream-panics` are event streams whose body fails, or panics, before its first event;
+/// `/shared-stream-panics` one whose body shares its outlet, keeps it elsewhere, and panics.
 #[derive(Default)]
 struct Echo {
     after: Mutex<Option<(Receiver<()>, Sender<()>)>>,
@@ -41,6 +45,14 @@ impl Handler for Echo {
         }
         if request.path == "/stream-panics" {
             return Reply::events("", |_| panic!("the body panicked"));
+        }
+        if request.path == "/shared-stream-panics" {
+            return Reply::events("", |events| {
+                // As a feed's share would: another holder of the outlet, which outlives the body.
+                KEPT.lock().unwrap().push(events.outlet()?);
+                panic!("the body panicked")
+            })
+            .with_outlet();
         }
         let reply = Reply::new(200, "application/octet-stream", request.body.clone());
         if request.path != "/then" {
@@ -75,20 +87,24 @@ struct Layer {
     thread: Option<JoinHandle<()>>,
 }
 
+fn settings() -> Settings {
+    let (open_files, _) = rlimit::Resource::NOFILE.get().unwrap();
+    Settings {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        idle_timeout: Duration::from_secs(30),
+        write_timeout: TIMEOUT,
+        keepalive: Duration::from_secs(15),
+        max_streams: 4,
+        stream_descriptors: 8,
+        max_fd: RawFd::try_from(open_files).unwrap_or(4096),
+        drainable_body: 1 << 20,
+        reexec: false,
+    }
+}
+
 impl Layer {
     fn start() -> Layer {
-        let (open_files, _) = rlimit::Resource::NOFILE.get().unwrap();
-        let settings = Settings {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            idle_timeout: Duration::from_secs(30),
-            write_timeout: TIMEOUT,
-            keepalive: Duration::from_secs(15),
-            max_streams: 4,
-            stream_descriptors: 8,
-            max_fd: RawFd::try_from(open_files).unwrap_or(4096),
-            drainable_body: 1 << 20,
-            reexec: false,
-        };
+        let settings = settings();
         let metrics = Arc::new(Metrics::default());
         let http = HttpServer::bind(settings, metrics, Log { quiet: true }, None).unwrap();
         let addr = http.local_addr();
@@ -178,7 +194,7 @@ const NEXT: &[u8] = b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
 #[test]
 fn a_stream_whose_body_fails_or_panics_before_its_first_event_closes_its_connection() {
     let layer = Layer::start();
-    for path in ["/stream-fails", "/stream-panics"] {
+    for path in ["/stream-fails", "/stream-panics", "/shared-stream-panics"] {
         let mut socket = layer.connect();
         // HTTP/1.1 without `Connection: close`: tiny_http's thread reads on for a next request.
         let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -307,4 +323,39 @@ fn a_body_cut_short_is_400() {
         .unwrap();
     socket.shutdown(std::net::Shutdown::Write).unwrap();
     assert_eq!(read_response(&mut socket).0, 400);
+}
+
+#[test]
+fn a_server_stopped_to_replace_its_image_can_serve_again_on_its_listener() {
+    let http = HttpServer::bind(settings(), Arc::default(), Log { quiet: true }, None).unwrap();
+    let addr = http.local_addr();
+    let stopper = http.stopper();
+    let echo = Arc::new(Echo::default());
+    let handler = echo.clone();
+    let running = std::thread::spawn(move || http.run(handler).unwrap());
+    assert!(stopper.upgrade());
+    let Ran::Reexec(handoff) = running.join().unwrap() else {
+        panic!("stopped to replace its image");
+    };
+    // One that connects meanwhile waits in the listen queue, as during an exec.
+    let mut waiting = TcpStream::connect(addr).unwrap();
+    waiting.set_read_timeout(Some(TIMEOUT)).unwrap();
+    waiting
+        .write_all(b"POST /w HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+        .unwrap();
+    // As after an exec that failed: the listener was made non-blocking to end the accept
+    // threads, and a new one must block on it again.
+    let http = handoff.serve_again().unwrap();
+    assert!(http.listener_blocks(), "the listener blocks again");
+    let stopper = http.stopper();
+    let running = std::thread::spawn(move || http.run(echo).unwrap());
+    assert_eq!(read_response(&mut waiting), (200, b"hi".to_vec()));
+    let mut later = TcpStream::connect(addr).unwrap();
+    later.set_read_timeout(Some(TIMEOUT)).unwrap();
+    later
+        .write_all(b"POST /l HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
+        .unwrap();
+    assert_eq!(read_response(&mut later), (200, b"ok".to_vec()));
+    stopper.stop();
+    running.join().unwrap();
 }

@@ -250,16 +250,20 @@ impl Feeds {
             lock(share).push(subscriber.clone());
         }
         feed.metrics.subscribed();
-        let ended = loop {
+        // Leaves however the stream ends, a panic included: a subscriber left behind would keep
+        // its outlet, and the connection's two descriptors, for as long as the server runs.
+        let _joined = Joined {
+            feed,
+            share,
+            subscriber: &subscriber,
+        };
+        loop {
             match events.serve() {
                 // An event was refused for lack of room: the client is behind.
                 Ok(()) => self.catch_up(feed, &subscriber),
-                Err(ended) => break ended,
+                Err(ended) => return Err(ended),
             }
-        };
-        lock(share).retain(|other| !Arc::ptr_eq(other, &subscriber));
-        feed.metrics.unsubscribed();
-        Err(ended)
+        }
     }
 
     /// The id a page comes back with, if this instance has not read it yet but it exists (see
@@ -358,6 +362,20 @@ impl Feeds {
 }
 
 /// A stream's hold on its feed's name (see [`feeds::Registry::watch`](super::feeds)).
+/// A subscriber in its feed's share, taken out when this is dropped.
+struct Joined<'a> {
+    feed: &'a Feed,
+    share: &'a Mutex<Vec<Arc<Subscriber>>>,
+    subscriber: &'a Arc<Subscriber>,
+}
+
+impl Drop for Joined<'_> {
+    fn drop(&mut self) {
+        lock(self.share).retain(|other| !Arc::ptr_eq(other, self.subscriber));
+        self.feed.metrics.unsubscribed();
+    }
+}
+
 struct Watching<'a>(&'a Registry, &'a str);
 
 impl Drop for Watching<'_> {
