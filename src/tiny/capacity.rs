@@ -120,16 +120,17 @@ impl HostLimits {
 
     pub fn capacity(&self) -> Capacity {
         let (threads, thread_limit) = self.thread_budget();
-        let by_fds = self.stream_descriptors() as u64;
-        let (streams, limited_by) = if by_fds <= threads {
-            (by_fds, "open files")
+        let descriptors = self.stream_descriptors();
+        let threads = usize::try_from(threads).unwrap_or(usize::MAX);
+        let (streams, limited_by) = if descriptors <= threads {
+            (descriptors, "open files")
         } else {
             (threads, thread_limit)
         };
         Capacity {
-            streams: usize::try_from(streams).unwrap_or(usize::MAX),
+            streams,
             limited_by,
-            descriptors: self.stream_descriptors(),
+            descriptors,
         }
     }
 

@@ -56,9 +56,6 @@ pub enum Offered {
 }
 
 pub struct Outlet {
-    /// tiny_http's writer for the connection: what frames go through until the outlet is shared,
-    /// and kept after that (see the module's doc).
-    writer: Mutex<Writer>,
     /// Once shared: a duplicate of the connection's socket. Blocking, with the send timeout every
     /// accepted socket has (`socket.rs`); an offer sends without waiting (`MSG_DONTWAIT`).
     socket: OnceLock<Socket>,
@@ -81,6 +78,9 @@ struct Writer {
 }
 
 struct State {
+    /// tiny_http's writer for the connection: what frames go through until the outlet is shared,
+    /// and kept after that (see the module's doc).
+    writer: Writer,
     /// Framed bytes waiting for the socket.
     pending: Vec<u8>,
     /// The owner is writing what was pending, outside the lock; new frames queue behind it.
@@ -101,12 +101,12 @@ impl Outlet {
         metrics: Arc<Metrics>,
     ) -> Outlet {
         Outlet {
-            writer: Mutex::new(Writer {
-                out: writer,
-                frame: Vec::with_capacity(128),
-            }),
             socket: OnceLock::new(),
             state: Mutex::new(State {
+                writer: Writer {
+                    out: writer,
+                    frame: Vec::with_capacity(128),
+                },
                 pending: Vec::new(),
                 draining: false,
                 full: false,
@@ -153,8 +153,7 @@ impl Outlet {
         if state.gone.is_some() {
             return Offered::Gone;
         }
-        let mut writer = self.writer();
-        let Writer { out, frame } = &mut *writer;
+        let Writer { out, frame } = &mut state.writer;
         match self.framing.write_frame(out, frame, payload) {
             Ok(written) => {
                 self.count_written(written);
@@ -219,10 +218,6 @@ impl Outlet {
         }
     }
 
-    fn writer(&self) -> MutexGuard<'_, Writer> {
-        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Why the connection failed, if it did; `None` if it has not.
     fn failure(&self) -> Option<Ended> {
         let state = self.lock();
@@ -240,22 +235,22 @@ impl Outlet {
 
     /// Sends one event from its stream's own thread: `Err` once the client is gone.
     pub(super) fn send(&self, event: &[u8]) -> Result<(), Ended> {
-        match self.offer(event) {
-            Offered::Gone => Err(self
-                .failure()
-                .unwrap_or_else(|| client_gone("the stream ended"))),
-            _ => Ok(()),
-        }
+        self.taken(self.offer(event))
     }
 
     /// Sends a keep-alive comment from its stream's own thread: `Err` once the client is gone.
     pub(super) fn send_keepalive(&self) -> Result<(), Ended> {
-        match self.offer_comment(KEEPALIVE) {
-            Offered::Gone => Err(self
-                .failure()
-                .unwrap_or_else(|| client_gone("the stream ended"))),
-            _ => Ok(()),
+        self.taken(self.offer_comment(KEEPALIVE))
+    }
+
+    /// `Err`, with why, if what was offered found the stream gone.
+    fn taken(&self, offered: Offered) -> Result<(), Ended> {
+        if offered != Offered::Gone {
+            return Ok(());
         }
+        Err(self
+            .failure()
+            .unwrap_or_else(|| client_gone("the stream ended")))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -295,10 +290,8 @@ impl Outlet {
                 state.draining = true;
                 drop(state);
                 if let Err(error) = write_all(socket, &pending) {
-                    let ended =
-                        Ended::ClientGone(std::io::Error::new(error.kind(), error.to_string()));
                     self.lock().gone = Some(error);
-                    return Err(ended);
+                    return self.taken(Offered::Gone);
                 }
                 self.count_written(pending.len());
                 self.lock().last_write = Instant::now();
@@ -329,24 +322,21 @@ impl Outlet {
             state.gone = Some(std::io::ErrorKind::NotConnected.into());
         }
         let mut tail = std::mem::take(&mut state.pending);
-        drop(state);
         if finish && !failed {
             let _ = self.framing.finish(&mut tail);
         }
-        match self.socket.get() {
-            Some(socket) => {
-                if write_all(socket, &tail).is_ok() {
-                    self.count_written(tail.len());
-                }
-                let _ = socket.shutdown(Shutdown::Both);
+        let Some(socket) = self.socket.get() else {
+            let out = &mut state.writer.out;
+            if out.write_all(&tail).and_then(|()| out.flush()).is_ok() {
+                self.count_written(tail.len());
             }
-            None => {
-                let out = &mut self.writer().out;
-                if out.write_all(&tail).and_then(|()| out.flush()).is_ok() {
-                    self.count_written(tail.len());
-                }
-            }
+            return;
+        };
+        drop(state);
+        if write_all(socket, &tail).is_ok() {
+            self.count_written(tail.len());
         }
+        let _ = socket.shutdown(Shutdown::Both);
     }
 }
 

@@ -198,7 +198,7 @@ fn serve(
         outlet: &outlet,
         finish: false,
     };
-    let ended = {
+    let (head_bytes, ended) = {
         let mut events = Events::new(
             outlet.clone(),
             shared,
@@ -206,18 +206,18 @@ fn serve(
             for_outlet,
             Box::new(release_pool_thread),
         );
-        match &head {
-            Ok(_) => match run(&mut events) {
-                Ok(()) => Ended::ServerStopping,
-                Err(ended) => ended,
+        match head {
+            Ok(bytes) => match run(&mut events) {
+                Ok(()) => (bytes, Ended::ServerStopping),
+                Err(ended) => (bytes, ended),
             },
-            Err(error) => Ended::ClientGone(io::Error::new(error.kind(), error.to_string())),
+            Err(error) => (0, Ended::ClientGone(error)),
         }
     };
     // Ending the body properly tells the client the stream is over, not cut.
     closing.finish = matches!(ended, Ended::ServerStopping);
     drop(closing);
-    let bytes = head.unwrap_or(0) + outlet.bytes_written();
+    let bytes = head_bytes + outlet.bytes_written();
     let events = outlet.events();
     // An unshared outlet's connection closes here, with tiny_http's writer.
     drop(outlet);

@@ -361,7 +361,6 @@ impl Feeds {
     }
 }
 
-/// A stream's hold on its feed's name (see [`feeds::Registry::watch`](super::feeds)).
 /// A subscriber in its feed's share, taken out when this is dropped.
 struct Joined<'a> {
     feed: &'a Feed,
@@ -376,6 +375,7 @@ impl Drop for Joined<'_> {
     }
 }
 
+/// A stream's hold on its feed's name (see [`feeds::Registry::watch`](super::feeds)).
 struct Watching<'a>(&'a Registry, &'a str);
 
 impl Drop for Watching<'_> {
