@@ -20,13 +20,13 @@
 //! plain-data replies. [`maud`] builds every page and fragment; [`sse`] writes the event format
 //! and [`chunked`] frames it, neither knowing anything of HTTP servers. `server` wires the two.
 
-// Unsafe code is in `tiny` and `process` only, each block with its reason: in `tiny::socket`,
-// borrowing a descriptor number to ask it for its socket addresses and whether it listens or to
-// duplicate it, asking it for its unread bytes or its TCP state, and setting a TCP option that socket2 does not offer; in `tiny::handoff`, taking the descriptors
-// handed over by the image before, making a memory file, and `execve`; in `tiny::threads`,
-// `prctl` (the kernel's global futex table, a thread's timer slack); in `process`, starting a
-// program with pipes for its output (one `posix_spawn` for every program), waiting for it and
-// signalling its process group.
+// Unsafe code is in `tiny` and `process` only, each block with its reason. In `tiny::socket`:
+// borrowing a descriptor number to ask it for its socket addresses, whether it listens and its
+// unread bytes, or to duplicate it; asking it for its TCP state; setting a TCP option that
+// socket2 does not offer. In `tiny::threads`: `prctl` for the kernel's global futex table. In
+// `process`: starting a program with pipes for its output (one `posix_spawn` for every program),
+// `execve`, blocking `SIGHUP` across it, and taking the descriptors handed over by the image
+// before. Everything else goes through std, socket2 and rustix.
 #![deny(unsafe_code)]
 
 pub mod chunked;

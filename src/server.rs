@@ -66,7 +66,7 @@ impl Launch {
     /// Lets `SIGHUP` in, once the caller handles it: a re-exec blocks it until then, so that
     /// one sent meanwhile waits instead of ending the process.
     pub fn accept_hangups() {
-        tiny::accept_hangups();
+        crate::process::accept_hangups();
     }
 
     /// This process's program file and arguments, and what the image before it handed over

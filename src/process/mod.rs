@@ -1,29 +1,35 @@
 //! Programs this server starts: the `--exec` commands (`spawn_shell`) and the trial run of a
-//! new program file before a re-exec (`version_of`, in `trial`). One `posix_spawn` starts both
+//! new program file before a re-exec (`version_of`, in `trial`); and the re-exec itself, this
+//! process's image replaced (`image`). One `posix_spawn` starts both programs
 //! (rather than `std::process::Command`, which would add 47 KB to the static binary): stdin
 //! `/dev/null`, stdout (and a command's stderr) piped here, in a process group of its own so that
 //! a signal reaches what it started.
 //!
 //! Outside the HTTP layer (`tiny`), this is the only code that names file descriptors: the
-//! pipes' ends and the child's standard streams.
+//! pipes' ends, the child's standard streams and those handed over across an exec.
 
+mod image;
 mod trial;
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::ExitStatus;
 
-use crate::tiny::{c_strings, pointers};
+pub use rustix::process::Signal;
+use rustix::process::{Pid, WaitOptions, kill_process_group, waitpid};
 
+use image::{c_strings, pointers};
+
+pub use image::{HANDOFF_VAR, accept_hangups, memory_file, replace_image, take_inherited};
 pub use trial::version_of;
 
 /// A started program, until it is reaped.
 pub struct Child {
-    pid: libc::pid_t,
+    pid: Pid,
     /// The read ends of its stdout and stderr, to be taken by their readers.
     pub stdout: Option<File>,
     pub stderr: Option<File>,
@@ -56,7 +62,7 @@ fn spawn(program: &Path, args: &[OsString], pipe_stderr: bool) -> io::Result<Chi
     // child gets the write ends as its descriptors 1 and 2 (dup2 clears close-on-exec there;
     // the pipes' own descriptors close at its exec), `SIGPIPE` back to its default action (Rust
     // ignores it in this process, and an ignored signal stays ignored across exec), no signal
-    // blocked (the calling thread may block `SIGHUP`, see `tiny::handoff`), and a process group
+    // blocked (the calling thread may block `SIGHUP`, see `replace_image`), and a process group
     // of its own.
     let spawned = unsafe {
         let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
@@ -102,74 +108,56 @@ fn spawn(program: &Path, args: &[OsString], pipe_stderr: bool) -> io::Result<Chi
         return Err(io::Error::from_raw_os_error(spawned));
     }
     Ok(Child {
-        pid,
+        pid: Pid::from_raw(pid).ok_or_else(|| io::Error::other("posix_spawn gave no pid"))?,
         stdout: Some(stdout),
         stderr,
     })
 }
 
 /// A pipe: its read end as a file, and its write end.
-#[allow(unsafe_code)]
 fn pipe() -> io::Result<(File, OwnedFd)> {
-    let mut ends: [libc::c_int; 2] = [-1; 2];
-    // SAFETY: pipe2 writes two descriptors into `ends`, which is alive and two long.
-    if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both were just created by pipe2 and are known to nothing else.
-    Ok(unsafe { (File::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) })
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    Ok((File::from(read), write))
 }
 
 impl Child {
     /// Its process id, which is also its process group's.
     pub fn id(&self) -> u32 {
-        self.pid.unsigned_abs()
+        self.pid.as_raw_nonzero().get().unsigned_abs()
     }
 
     /// Its status if it has exited (and is reaped now), `None` if it runs.
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
-        self.wait_with(libc::WNOHANG)
+        self.wait_with(WaitOptions::NOHANG)
     }
 
     /// Waits for it to exit.
     pub fn wait(&mut self) -> io::Result<ExitStatus> {
         loop {
-            if let Some(status) = self.wait_with(0)? {
+            if let Some(status) = self.wait_with(WaitOptions::empty())? {
                 return Ok(status);
             }
         }
     }
 
-    #[allow(unsafe_code)]
-    fn wait_with(&mut self, options: libc::c_int) -> io::Result<Option<ExitStatus>> {
-        let mut status = 0;
+    fn wait_with(&mut self, options: WaitOptions) -> io::Result<Option<ExitStatus>> {
         loop {
-            // SAFETY: waitpid writes the status into `status`, alive across the call; `pid` is
-            // our child, not yet reaped (a status returned here is the last).
-            let done = unsafe { libc::waitpid(self.pid, &mut status, options) };
-            if done == self.pid {
-                return Ok(Some(ExitStatus::from_raw(status)));
-            }
-            if done == 0 {
-                return Ok(None);
-            }
-            let error = io::Error::last_os_error();
-            if error.kind() != io::ErrorKind::Interrupted {
-                return Err(error);
+            match waitpid(Some(self.pid), options) {
+                Ok(done) => {
+                    return Ok(done.map(|(_, status)| ExitStatus::from_raw(status.as_raw())));
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(error) => return Err(error.into()),
             }
         }
     }
 
-    /// Sends `signal` to every process in its group. A group that is gone is no error.
-    #[allow(unsafe_code)]
-    pub fn signal_group(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) takes two integers and touches none of our memory. (Which processes it
-        // reaches: a group's id is not given to a new process while any member of the group
-        // lives, so after the leader is reaped it names its leftovers or, if there are none,
-        // most likely nothing: a new group would need the pid to come round again.)
-        unsafe {
-            libc::kill(-self.pid, signal);
-        }
+    /// Sends `signal` to every process in its group. A group that is gone is no error. (Which
+    /// processes it reaches: a group's id is not given to a new process while any member of the
+    /// group lives, so after the leader is reaped it names its leftovers or, if there are none,
+    /// most likely nothing: a new group would need the pid to come round again.)
+    pub fn signal_group(&self, signal: Signal) {
+        let _ = kill_process_group(self.pid, signal);
     }
 }
 

@@ -18,7 +18,7 @@ pub fn version_of(program: &Path, patience: Duration) -> Result<String, String> 
             break status;
         }
         if Instant::now() >= deadline {
-            child.signal_group(libc::SIGKILL);
+            child.signal_group(super::Signal::KILL);
             let _ = child.wait();
             return Err(format!("`--version` took over {patience:?}"));
         }

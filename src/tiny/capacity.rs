@@ -12,6 +12,8 @@
 use std::fmt;
 use std::fs;
 
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+
 /// Memory mappings one thread adds: its stack and guard page, and the alternate signal stack
 /// and guard page that Rust gives every thread (measured on Linux: 4).
 const MAPPINGS_PER_THREAD: u64 = 4;
@@ -74,7 +76,10 @@ impl HostLimits {
     /// threads (see `threads.rs`).
     pub fn raise_and_read() -> HostLimits {
         super::threads::use_the_global_futex_hash();
-        let (_, hard) = rlimit::Resource::NOFILE.get().unwrap_or((1024, 1024));
+        // `None` is no limit.
+        let unlimited = |limit: Option<u64>| limit.unwrap_or(u64::MAX);
+        let maximum = getrlimit(Resource::Nofile).maximum;
+        let hard = unlimited(maximum);
         let mut limits = HostLimits {
             open_files: 0,
             open_files_hard: hard,
@@ -84,11 +89,13 @@ impl HostLimits {
             memory_bytes: memory_total(),
         };
         let wanted = hard.min(limits.thread_budget().0);
-        limits.open_files = match rlimit::Resource::NOFILE.set(wanted, hard) {
+        let raised = Rlimit {
+            current: Some(wanted),
+            maximum,
+        };
+        limits.open_files = match setrlimit(Resource::Nofile, raised) {
             Ok(()) => wanted,
-            Err(_) => rlimit::Resource::NOFILE
-                .get()
-                .map_or(1024, |(soft, _)| soft),
+            Err(_) => unlimited(getrlimit(Resource::Nofile).current),
         };
         limits
     }

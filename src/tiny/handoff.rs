@@ -1,12 +1,11 @@
-//! Replacing the process image in place with `execve`: the same PID (systemd and pid files see
-//! no change), the listening socket kept open across it (a connection that arrives meanwhile
-//! waits in its queue: none is refused), and the application's state in a memory file.
+//! What the server hands over when it replaces its image in place (`process::replace_image`):
+//! the same PID (systemd and pid files see no change), the listening socket kept open across it
+//! (a connection that arrives meanwhile waits in its queue: none is refused), and the
+//! application's state in a memory file.
 //!
-//! Every descriptor the process opens is close-on-exec (Rust's std and socket2 open them so),
-//! so the new image starts with its standard streams, the listener and the state file only:
-//! whatever tiny_http held goes with the old image's threads. The two handed over are made
-//! inheritable just before the exec, and named in the environment of the new image, which takes
-//! them before anything else and makes them close-on-exec again:
+//! The new image starts with its standard streams, the listener and the state file only:
+//! whatever tiny_http held goes with the old image's threads. The two handed over are named in
+//! the environment of the new image, which takes them before anything else:
 //!
 //! ```text
 //! SSE_HTMX_HANDOFF=listener=3;state=4;heals=2@1764670000123;note=before=17
@@ -14,20 +13,17 @@
 //!
 //! `heals` is the series of re-execs for healing (`heal.rs`), `note` the application's own.
 
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::net::TcpListener;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::heal::Series;
-
-/// The environment variable that names what was handed over.
-pub const VAR: &str = "SSE_HTMX_HANDOFF";
+use crate::process::{self, HANDOFF_VAR as VAR};
 
 /// Why the server replaces its image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,9 +76,11 @@ fn parse(text: &str) -> Result<Inherited, String> {
             _ => return Err(format!("unknown field {name:?}")),
         }
     }
-    let listener = take_descriptor(listener.ok_or("no listener")?)?;
+    let listener = process::take_inherited(listener.ok_or("no listener")?)?;
     let state = match state {
-        Some(fd) => read_state(File::from(take_descriptor(fd)?)).map_err(|e| e.to_string())?,
+        Some(fd) => {
+            read_state(File::from(process::take_inherited(fd)?)).map_err(|e| e.to_string())?
+        }
         None => Vec::new(),
     };
     Ok(Inherited {
@@ -108,33 +106,11 @@ fn read_state(mut file: File) -> io::Result<Vec<u8>> {
     Ok(state)
 }
 
-/// Owns descriptor number `fd`, handed over by the image before, close-on-exec again.
-#[allow(unsafe_code)]
-fn take_descriptor(fd: RawFd) -> Result<OwnedFd, String> {
-    if fd < 3 {
-        return Err(format!("descriptor {fd} is a standard stream"));
-    }
-    // SAFETY: fcntl(F_SETFD) takes the number as a plain integer, touches no memory, and fails
-    // with EBADF if nothing is open there.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
-        return Err(format!("descriptor {fd}: {}", io::Error::last_os_error()));
-    }
-    // SAFETY: the number is open (checked above), and it was opened by the image before this
-    // one for this image alone: nothing else in this process knows it, and [`take`] is called
-    // once, at start, so this `OwnedFd` is its only owner.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// An anonymous file in memory for the state, made at start so that a re-exec needs no new
 /// descriptor (it may come when a flood has taken them all). `None` if the kernel has no
 /// `memfd_create`: a file is then made at the exec.
-#[allow(unsafe_code)]
 pub fn state_file() -> Option<File> {
-    // SAFETY: the name is a NUL-terminated string that lives across the call; memfd_create
-    // returns a new descriptor or -1.
-    let fd = unsafe { libc::memfd_create(c"sse-htmx-state".as_ptr(), libc::MFD_CLOEXEC) };
-    // SAFETY: `fd` was just created and is known to nothing else.
-    (fd >= 0).then(|| File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    process::memory_file(c"sse-htmx-state")
 }
 
 /// What a re-exec runs, and what it hands over.
@@ -185,94 +161,8 @@ impl Exec<'_> {
         }
         handoff.push_str(";note=");
         handoff.push_str(self.note);
-        let Some((program, args, env)) = c_strings(self.program, self.args, Some(&handoff)) else {
-            return io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in an argument");
-        };
-        let inherited = [self.listener.as_raw_fd(), state_file.as_raw_fd()];
-        execve(&program, &args, &env, &inherited)
-    }
-}
-
-pub(crate) type CStrings = (CString, Vec<CString>, Vec<CString>);
-
-/// The program, its arguments and this process's environment, with the handoff's variable if
-/// there is one, and without it otherwise.
-pub(crate) fn c_strings(
-    program: &Path,
-    args: &[OsString],
-    handoff: Option<&str>,
-) -> Option<CStrings> {
-    let program = CString::new(program.as_os_str().as_bytes()).ok()?;
-    let args = args
-        .iter()
-        .map(|arg| CString::new(arg.as_bytes()).ok())
-        .collect::<Option<Vec<_>>>()?;
-    let mut env = Vec::new();
-    for (name, value) in std::env::vars_os() {
-        if name.as_bytes() != VAR.as_bytes() {
-            let mut pair = name.as_bytes().to_vec();
-            pair.push(b'=');
-            pair.extend_from_slice(value.as_bytes());
-            env.push(CString::new(pair).ok()?);
-        }
-    }
-    if let Some(handoff) = handoff {
-        env.push(CString::new(format!("{VAR}={handoff}")).ok()?);
-    }
-    Some((program, args, env))
-}
-
-/// The pointers to `strings`, and a null pointer after them, as `execve` takes them.
-pub(crate) fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
-    let mut list: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
-    list.push(std::ptr::null());
-    list
-}
-
-/// `execve` with `inherited` open across it. Returns only on failure.
-#[allow(unsafe_code)]
-fn execve(program: &CString, args: &[CString], env: &[CString], inherited: &[RawFd]) -> io::Error {
-    let (argv, envp) = (pointers(args), pointers(env));
-    let set_close_on_exec = |close: bool| {
-        for &fd in inherited {
-            let flags = if close { libc::FD_CLOEXEC } else { 0 };
-            // SAFETY: fcntl(F_SETFD) takes the number as a plain integer and touches no memory;
-            // the numbers are the listener's and the state file's, which the caller holds open.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, flags) };
-        }
-    };
-    set_close_on_exec(false);
-    // A `SIGHUP` that comes before the new image handles it would end the process (the
-    // default action): blocked, it waits, and the new image takes it once it can.
-    let blocked = hangup_mask(libc::SIG_BLOCK);
-    // SAFETY: `program` and every pointer in `argv` and `envp` point to NUL-terminated strings
-    // owned by `program`, `args` and `env`, which outlive the call; both lists end with a null
-    // pointer. On success the call does not return; on failure it changes nothing but errno.
-    unsafe { libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-    let error = io::Error::last_os_error();
-    if blocked {
-        hangup_mask(libc::SIG_UNBLOCK);
-    }
-    set_close_on_exec(true);
-    error
-}
-
-/// Takes the `SIGHUP`s that came during the exec, if this image was started by one: to be
-/// called once the signal is handled.
-pub fn accept_hangups() {
-    hangup_mask(libc::SIG_UNBLOCK);
-}
-
-/// Blocks or unblocks `SIGHUP` for the calling thread (`how`); returns whether that was done.
-#[allow(unsafe_code)]
-fn hangup_mask(how: libc::c_int) -> bool {
-    // SAFETY: `set` is a local `sigset_t`, initialised by sigemptyset before sigaddset and
-    // pthread_sigmask read it; a null old-set pointer asks for nothing back.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGHUP);
-        libc::pthread_sigmask(how, &set, std::ptr::null_mut()) == 0
+        let inherited = [self.listener.as_fd(), state_file.as_fd()];
+        process::replace_image(self.program, self.args, &handoff, &inherited)
     }
 }
 

@@ -70,8 +70,7 @@ pub use capacity::{Capacity, HostLimits};
 pub use ended::Ended;
 pub use events::Events;
 pub use handler::{Handler, SMALL_BODY};
-pub use handoff::{Inherited, Reason, accept_hangups};
-pub(crate) use handoff::{c_strings, pointers};
+pub use handoff::{Inherited, Reason};
 pub use outlet::{Offered, Outlet};
 #[cfg(test)]
 pub use reply::Body;

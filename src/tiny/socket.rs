@@ -347,10 +347,10 @@ fn at<T>(fd: RawFd, ask: impl FnOnce(BorrowedFd<'_>) -> Option<T>) -> Option<T> 
     // promised here: the numbers searched are owned by other threads of this process
     // (tiny_http's), which may close one, and the kernel reuse it, at any moment. What makes that
     // harmless: the borrow lasts one system call that only asks about the number (an address,
-    // whether it listens) or duplicates it, and the kernel answers about whatever the number is
-    // then, or fails with EBADF; no memory is at stake. Nothing is written to or shut down
-    // through it, and nothing closes it; what callers act on is a duplicate they own, checked
-    // again (`Sockets::duplicate_if`).
+    // whether it listens, its unread bytes) or duplicates it, and the kernel answers about
+    // whatever the number is then, or fails with EBADF; no memory is at stake. Nothing is
+    // written to or shut down through it, and nothing closes it; what callers act on is a
+    // duplicate they own, checked again (`Sockets::duplicate_if`).
     ask(unsafe { BorrowedFd::borrow_raw(fd) })
 }
 
@@ -402,17 +402,10 @@ fn tcp_state(fd: RawFd) -> Option<u8> {
 /// The bytes waiting in the receive queue of descriptor number `fd`, if it is a socket now. The
 /// number may have been closed and reused since it was listed; the callers only take the count
 /// as a hint.
-#[allow(unsafe_code)]
 fn unread_bytes(fd: RawFd) -> Option<usize> {
-    let mut unread: libc::c_int = 0;
-    // SAFETY: ioctl(FIONREAD) takes the number as a plain integer and writes one `c_int` through
-    // the pointer, which points at `unread`, alive and of that type; on a number that is closed
-    // or not a socket it fails and writes nothing.
-    let done = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut unread as *mut libc::c_int) };
-    if done < 0 {
-        return None;
-    }
-    usize::try_from(unread).ok()
+    at(fd, |fd| {
+        usize::try_from(rustix::io::ioctl_fionread(fd).ok()?).ok()
+    })
 }
 
 /// The size of the process's descriptor table (see [`Sockets::table_size`]).

@@ -1,6 +1,7 @@
 //! How the kernel treats this process's threads (`prctl`): thousands of them, each asleep but
 //! for one write a second.
 
+use std::num::NonZeroU64;
 use std::time::Duration;
 
 /// Puts the process's futexes in the kernel's global hash table rather than one of its own.
@@ -10,11 +11,15 @@ use std::time::Duration;
 /// walks long chains of them: with 10,000 streams open, a `POST` cost 2.4 times the CPU it costs
 /// with the global table (measured with `prctl(PR_FUTEX_HASH)` set both ways, same build). A
 /// kernel without the option refuses it, and nothing changes.
+#[allow(unsafe_code)]
 pub fn use_the_global_futex_hash() {
     const PR_FUTEX_HASH: libc::c_int = 78;
     const PR_FUTEX_HASH_SET_SLOTS: libc::c_ulong = 1;
-    // Zero slots means the global table.
-    prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, 0);
+    // Zero slots means the global table. A kernel that does not know the option changes nothing.
+    let (slots, flags, unused) = (0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong);
+    // SAFETY: this option takes plain integers (all four given, as the kernel reads them) and
+    // reads or writes no memory of ours.
+    unsafe { libc::prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, slots, flags, unused) };
 }
 
 /// Lets the calling thread's timed waits end up to `slack` after their deadline (the kernel's
@@ -24,25 +29,6 @@ pub fn use_the_global_futex_hash() {
 /// 10,000, measured on a virtual machine, where a timer interrupt is dear (docs/performance.md).
 pub fn set_timer_slack(slack: Duration) {
     let nanoseconds = u64::try_from(slack.as_nanos()).unwrap_or(u64::MAX);
-    prctl(
-        libc::PR_SET_TIMERSLACK,
-        libc::c_ulong::try_from(nanoseconds).unwrap_or(libc::c_ulong::MAX),
-        0,
-    );
-}
-
-/// `prctl(option, first, second)`, whose result is not needed: a kernel that does not know the
-/// option changes nothing.
-#[allow(unsafe_code)]
-fn prctl(option: libc::c_int, first: libc::c_ulong, second: libc::c_ulong) {
-    // SAFETY: the options called here take plain integers and read or write no memory of ours.
-    unsafe {
-        libc::prctl(
-            option,
-            first,
-            second,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
-    };
+    // A kernel without the option changes nothing.
+    let _ = rustix::thread::set_current_timer_slack(NonZeroU64::new(nanoseconds));
 }

@@ -31,12 +31,12 @@ pub fn wait(child: &mut Child, stop: &Stop) -> io::Result<Option<ExitStatus>> {
             break None;
         }
     };
-    child.signal_group(libc::SIGTERM);
+    child.signal_group(crate::process::Signal::TERM);
     if exited.is_none() {
         let deadline = Instant::now() + GRACE;
         while child.try_wait()?.is_none() {
             if Instant::now() >= deadline {
-                child.signal_group(libc::SIGKILL);
+                child.signal_group(crate::process::Signal::KILL);
                 child.wait()?;
                 break;
             }
