@@ -9,12 +9,12 @@ use std::time::Instant;
 
 use super::body::{self, MAX_BODY, Readers};
 use super::handler::Handler;
-use super::reply::{Body, EventStream, Reply};
+use super::reply::{Body, Reply};
 use super::request::{self, Method, Request};
-use super::respond::respond;
+use super::respond;
 use super::screen::{self, Head, HttpRefusal, RequestFraming, Screened};
 use super::shared::Shared;
-use super::stream::{self, NotStarted};
+use super::stream;
 use super::{refuse, refuse::READ_BY_TINY_HTTP};
 use crate::log::{Log, PanicsToLog};
 
@@ -110,71 +110,49 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
         let (request, route) = (&incoming.request, &incoming.route);
         let shared = &self.shared;
         // A panic in a handler is a bug, but it must cost that one request, never the server.
-        let mut reply = panic::catch_unwind(AssertUnwindSafe(|| {
-            let _logged = PanicsToLog::enter(shared.log);
+        let mut reply = fenced(shared.log, "a request handler", || {
             self.handler.handle(request, route)
-        }))
-        .unwrap_or_else(|_| {
-            shared
-                .log
-                .line(format_args!("a request handler panicked; serving on"));
+        })
+        .unwrap_or_else(|| {
             Reply::text(500, "internal server error\n").for_route(self.handler.label(route))
         });
         let label = reply.label;
         let after = reply.after.take();
         let peer = raw.remote_addr().copied();
         let (status, bytes) = match reply.body {
-            // The head says `Connection: close`, so the connection ends here.
-            Body::Events(_) if screened.head_only => {
-                if let Some(peer) = peer {
-                    shared.connections.closed(peer);
-                }
-                stream::head_only(raw, &reply.headers, screened);
-                if let Some(peer) = peer {
-                    refuse::close(peer, shared);
-                }
-                (200, 0)
-            }
+            // The head says `Connection: close`: whatever tiny_http reads after this request is
+            // dropped.
             Body::Events(events) => {
-                // The stream's head says `Connection: close`: whatever tiny_http reads after
-                // this request is dropped.
                 if let Some(peer) = peer {
                     shared.connections.closed(peer);
                 }
-                let events = logged_panics(events, shared.log);
-                match stream::start(raw, events, reply.headers, screened, shared, received) {
-                    Ok(()) => {
-                        // The stream logs its request when it ends.
-                        shared.metrics.count_request(label, 200);
-                        return;
+                if screened.head_only {
+                    stream::head_only(raw, &reply.headers, screened);
+                    if let Some(peer) = peer {
+                        refuse::close(peer, shared);
                     }
-                    Err(not_started) => {
-                        let (raw, why) = match *not_started {
-                            NotStarted::AtCapacity(raw) => (raw, "at capacity".to_owned()),
-                            NotStarted::NoThread(raw, error) => {
-                                (raw, format!("cannot spawn a thread: {error}"))
-                            }
-                        };
-                        let busy = stream::refused(shared, self.handler.busy(), &why);
-                        refuse::refuse(raw, busy, screened, shared)
+                    (200, 0)
+                } else {
+                    match stream::start(raw, events, reply.headers, screened, shared, received) {
+                        Ok(()) => {
+                            // The stream logs its request when it ends.
+                            shared.metrics.count_request(label, 200);
+                            return;
+                        }
+                        Err(not_started) => {
+                            let (raw, why) = *not_started;
+                            let busy = stream::refused(shared, self.handler.busy(), &why);
+                            refuse::refuse(raw, busy, screened, shared)
+                        }
                     }
                 }
             }
-            Body::Bytes(_) => respond(raw, &reply, screened),
+            Body::Bytes(_) => respond::write(&mut raw.into_writer(), &reply, screened),
         };
         self.answered(request, label, status, bytes, received);
         if let Some(after) = after {
             // Fenced like the handler: a panic here costs this work, not the request loop.
-            if panic::catch_unwind(AssertUnwindSafe(|| {
-                let _logged = PanicsToLog::enter(shared.log);
-                after();
-            }))
-            .is_err()
-            {
-                shared
-                    .log
-                    .line(format_args!("work after a reply panicked; serving on"));
-            }
+            fenced(shared.log, "work after a reply", after);
         }
     }
 
@@ -251,15 +229,17 @@ fn read_then_answer<H: Handler + Send + Sync + 'static>(job: BodyJob<H>) {
     }
 }
 
-/// The stream's body, with its panics logged by the server (or not at all when quiet) instead
-/// of printed by Rust's default hook.
-fn logged_panics(mut events: EventStream, log: Log) -> EventStream {
-    let run = events.run;
-    events.run = Box::new(move |sender| {
+/// Runs `work` with its panics logged, a panic logged as `{what} panicked; serving on` too: a
+/// bug there costs that work, never the server. `None` if it panicked.
+fn fenced<T>(log: Log, what: &str, work: impl FnOnce() -> T) -> Option<T> {
+    let done = panic::catch_unwind(AssertUnwindSafe(|| {
         let _logged = PanicsToLog::enter(log);
-        run(sender)
-    });
-    events
+        work()
+    }));
+    if done.is_err() {
+        log.line(format_args!("{what} panicked; serving on"));
+    }
+    done.ok()
 }
 
 /// What the screening rules look at.

@@ -102,27 +102,19 @@ impl HostLimits {
 
     /// How many threads the process may have for connections, and the limit that sets it.
     fn thread_budget(&self) -> (u64, &'static str) {
-        let mut budgets = vec![(u64::MAX, "nothing")];
-        if let Some(maps) = self.max_map_count {
-            let threads = maps.saturating_sub(RESERVE_MAPPINGS) / MAPPINGS_PER_THREAD;
-            budgets.push((threads, "vm.max_map_count"));
-        }
-        if let Some(threads) = self.threads_max {
-            budgets.push((
-                threads.saturating_sub(RESERVE_THREADS),
-                "kernel.threads-max",
-            ));
-        }
-        if let Some(pids) = self.pids_max {
-            budgets.push((
-                pids.saturating_sub(RESERVE_THREADS),
-                "the cgroup's pids.max",
-            ));
-        }
-        budgets
-            .into_iter()
-            .min_by_key(|(threads, _)| *threads)
-            .expect("one budget")
+        let reserved = |limit: Option<u64>, reserve| limit.map(|n: u64| n.saturating_sub(reserve));
+        let maps = reserved(self.max_map_count, RESERVE_MAPPINGS).map(|n| n / MAPPINGS_PER_THREAD);
+        let threads = reserved(self.threads_max, RESERVE_THREADS);
+        let pids = reserved(self.pids_max, RESERVE_THREADS);
+        [
+            (maps, "vm.max_map_count"),
+            (threads, "kernel.threads-max"),
+            (pids, "the cgroup's pids.max"),
+        ]
+        .into_iter()
+        .filter_map(|(budget, limit)| Some((budget?, limit)))
+        .min_by_key(|(budget, _)| *budget)
+        .unwrap_or((u64::MAX, "nothing"))
     }
 
     pub fn capacity(&self) -> Capacity {

@@ -113,57 +113,38 @@ pub fn state_file() -> Option<File> {
     process::memory_file(c"sse-htmx-state")
 }
 
-/// What a re-exec runs, and what it hands over.
-pub struct Exec<'a> {
-    pub program: &'a Path,
-    /// The whole argument list, the program's name first.
-    pub args: &'a [OsString],
-    pub listener: &'a TcpListener,
-    pub state_file: Option<&'a File>,
-    pub state: &'a [u8],
-    pub series: Option<Series>,
-    pub note: &'a str,
+/// Replaces the process image with `program`, run with `args` (its name first), handing it the
+/// listener, `state` in the state file (made now if there is none yet), `series` and `note`.
+/// Returns only if that failed, with why; the listener then serves on.
+pub fn exec(
+    program: &Path,
+    args: &[OsString],
+    listener: &TcpListener,
+    state_file: Option<&File>,
+    state: &[u8],
+    series: Option<Series>,
+    note: &str,
+) -> io::Error {
+    let made = state_file.is_none().then(self::state_file).flatten();
+    let Some(file) = state_file.or(made.as_ref()) else {
+        return io::Error::other("cannot make a memory file for the state");
+    };
+    // Written at offset 0 without moving the file's position, which the new image shares.
+    if let Err(error) = file.set_len(0).and_then(|()| file.write_all_at(state, 0)) {
+        return error;
+    }
+    let handoff = text(listener.as_raw_fd(), file.as_raw_fd(), series, note);
+    process::replace_image(program, args, &handoff, &[listener.as_fd(), file.as_fd()])
 }
 
-impl Exec<'_> {
-    /// Replaces the process image. Returns only if that failed, with why; the listener is then
-    /// close-on-exec again and serves on.
-    pub fn run(&self) -> io::Error {
-        let made;
-        let state_file = match self.state_file {
-            Some(file) => file,
-            None => match state_file() {
-                Some(file) => {
-                    made = file;
-                    &made
-                }
-                None => return io::Error::other("cannot make a memory file for the state"),
-            },
-        };
-        // Written at offset 0 without moving the file's position, which the new image shares.
-        if let Err(error) = state_file
-            .set_len(0)
-            .and_then(|()| state_file.write_all_at(self.state, 0))
-        {
-            return error;
-        }
-        let mut handoff = format!(
-            "listener={};state={}",
-            self.listener.as_raw_fd(),
-            state_file.as_raw_fd()
-        );
-        if let Some(series) = self.series {
-            let millis = series
-                .last
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-            handoff.push_str(&format!(";heals={}@{millis}", series.count));
-        }
-        handoff.push_str(";note=");
-        handoff.push_str(self.note);
-        let inherited = [self.listener.as_fd(), state_file.as_fd()];
-        process::replace_image(self.program, self.args, &handoff, &inherited)
-    }
+/// The handoff variable's value, as [`parse`] reads it.
+fn text(listener: RawFd, state: RawFd, series: Option<Series>, note: &str) -> String {
+    let heals = series.map_or(String::new(), |series| {
+        let since = series.last.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let millis = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
+        format!(";heals={}@{millis}", series.count)
+    });
+    format!("listener={listener};state={state}{heals};note={note}")
 }
 
 #[cfg(test)]
@@ -187,6 +168,9 @@ mod tests {
             series.last,
             UNIX_EPOCH + Duration::from_millis(1_764_670_000_123)
         );
+        let written = super::text(number, 9, Some(series), "before=1;x");
+        let with_state = text.replace(";heals", ";state=9;heals");
+        assert_eq!(written, with_state, "written as it is read");
     }
 
     #[test]

@@ -29,8 +29,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Mutex, PoisonError};
 use std::thread::Thread;
 
-use socket2::Socket;
-
 use super::reply::Reply;
 use super::respond;
 use super::screen::Screened;
@@ -161,8 +159,25 @@ fn close_now(closing: Closing, shared: &Shared) {
         .as_ref()
         .map_or(0, |_| shared.settings.drainable_body);
     if unread > discardable {
-        let reply = closing.reply.unwrap_or_else(|| Reply::text(400, ""));
-        return park(request, &reply, screened, socket, unread, shared);
+        // Answered on the socket itself, which is closed, and the request kept for good.
+        if let Some(mut socket) = socket {
+            let reply = closing.reply.unwrap_or_else(|| Reply::text(400, ""));
+            let screened = Screened {
+                last: true,
+                ..screened
+            };
+            respond::write(&mut socket, &reply, screened);
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+        shared
+            .metrics
+            .requests_parked
+            .fetch_add(1, Ordering::Relaxed);
+        shared.log.line(format_args!(
+            "request declaring a {unread}-byte body refused; its tiny_http thread is parked for good"
+        ));
+        mem::forget(request);
+        return;
     }
     shut(Shutdown::Read);
     let mut writer = request.into_writer();
@@ -181,31 +196,4 @@ fn unread_body(request: &tiny_http::Request, screened: Screened) -> usize {
         Some(length) if length > READ_BY_TINY_HTTP || screened.expects_continue => length,
         _ => 0,
     }
-}
-
-/// Answers on the socket itself, closes it, and keeps the request for good.
-fn park(
-    request: tiny_http::Request,
-    reply: &Reply,
-    screened: Screened,
-    socket: Option<Socket>,
-    unread: usize,
-    shared: &Shared,
-) {
-    if let Some(mut socket) = socket {
-        let screened = Screened {
-            last: true,
-            ..screened
-        };
-        respond::write(&mut socket, reply, screened);
-        let _ = socket.shutdown(Shutdown::Both);
-    }
-    shared
-        .metrics
-        .requests_parked
-        .fetch_add(1, Ordering::Relaxed);
-    shared.log.line(format_args!(
-        "request declaring a {unread}-byte body refused; its tiny_http thread is parked for good"
-    ));
-    mem::forget(request);
 }

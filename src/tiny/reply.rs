@@ -134,14 +134,6 @@ impl Reply {
         self
     }
 
-    #[cfg(test)]
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(field, _)| field.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_ref())
-    }
-
     /// The body's bytes; empty for a stream.
     pub fn bytes(&self) -> &[u8] {
         match &self.body {
@@ -154,6 +146,15 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Reply {
+        pub(crate) fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(field, _)| field.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.as_ref())
+        }
+    }
 
     #[test]
     fn text_and_html_set_their_content_type() {

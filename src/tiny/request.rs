@@ -61,23 +61,6 @@ pub struct Request {
 }
 
 impl Request {
-    #[cfg(test)]
-    /// A request as a test would write it: `Request::fake("GET", "/?x=1", &[("Accept", "*/*")])`.
-    pub fn fake(method: &str, url: &str, headers: &[(&str, &str)]) -> Request {
-        let (path, query) = split_url(url);
-        Request {
-            method: Method::from_name(method),
-            path: path.to_owned(),
-            query: query.map(str::to_owned),
-            peer: Some(SocketAddr::from(([127, 0, 0, 1], 50000))),
-            headers: headers
-                .iter()
-                .map(|(name, value)| (name.to_string(), value.to_string()))
-                .collect(),
-            body: Vec::new(),
-        }
-    }
-
     /// The value of the first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -98,6 +81,25 @@ pub fn split_url(url: &str) -> (&str, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Request {
+        /// A request as a test would write it:
+        /// `Request::fake("GET", "/?x=1", &[("Accept", "*/*")])`.
+        pub(crate) fn fake(method: &str, url: &str, headers: &[(&str, &str)]) -> Request {
+            let (path, query) = split_url(url);
+            Request {
+                method: Method::from_name(method),
+                path: path.to_owned(),
+                query: query.map(str::to_owned),
+                peer: Some(SocketAddr::from(([127, 0, 0, 1], 50000))),
+                headers: headers
+                    .iter()
+                    .map(|(name, value)| (name.to_string(), value.to_string()))
+                    .collect(),
+                body: Vec::new(),
+            }
+        }
+    }
 
     #[test]
     fn query_is_not_part_of_the_path() {

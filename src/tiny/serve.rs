@@ -16,7 +16,7 @@ use super::answer::Layer;
 use super::body::Readers;
 use super::connections::Connections;
 use super::handler::Handler;
-use super::handoff::{self, Exec, Reason};
+use super::handoff::{self, Reason};
 use super::heal::Series;
 use super::refuse::Closer;
 use super::shared::{Settings, Shared};
@@ -93,16 +93,16 @@ impl Handoff {
         if let Err(error) = self.shared.acceptor.listener().set_nonblocking(false) {
             return error;
         }
-        Exec {
+        let (listener, state_file) = (self.shared.acceptor.listener(), &self.shared.state_file);
+        handoff::exec(
             program,
             args,
-            listener: self.shared.acceptor.listener(),
-            state_file: self.shared.state_file.as_ref(),
+            listener,
+            state_file.as_ref(),
             state,
-            series: self.series(),
+            self.series(),
             note,
-        }
-        .run()
+        )
     }
 
     /// A new server on the same listener, after an exec that failed.

@@ -20,6 +20,7 @@ use super::reply::{EventStream, Reply, RunStream, SECURITY_HEADERS};
 use super::screen::Screened;
 use super::shared::Shared;
 use crate::chunked::Framing;
+use crate::log::PanicsToLog;
 
 /// Stream threads do little: format a line and write it. 128 KiB leaves room for a panic's
 /// message and unwinding.
@@ -79,11 +80,8 @@ struct Opening {
     note: String,
 }
 
-/// Why a stream was not started: the request comes back, to be answered.
-pub enum NotStarted {
-    AtCapacity(tiny_http::Request),
-    NoThread(tiny_http::Request, io::Error),
-}
+/// A stream not started: the request, to be answered, and why.
+pub type NotStarted = Box<(tiny_http::Request, String)>;
 
 /// Starts `stream` for `request` on its own thread. The thread logs the request when the stream
 /// ends.
@@ -94,11 +92,11 @@ pub fn start(
     screened: Screened,
     shared: &Arc<Shared>,
     received: Instant,
-) -> Result<(), Box<NotStarted>> {
+) -> Result<(), NotStarted> {
     // tiny_http's writer and the outlet's duplicate, or the writer alone (see `outlet.rs`).
     let descriptors = if stream.for_outlet { 2 } else { 1 };
     let Some(live) = LiveStream::admit(shared, descriptors) else {
-        return Err(Box::new(NotStarted::AtCapacity(request)));
+        return Err(Box::new((request, "at capacity".to_owned())));
     };
     let opening = Opening {
         framing: framing_for(screened),
@@ -126,7 +124,7 @@ pub fn start(
         }
     };
     job::spawn("sse-stream", STACK_SIZE, request, serve_stream)
-        .map_err(|(request, error)| Box::new(NotStarted::NoThread(request, error)))
+        .map_err(|(request, error)| Box::new((request, format!("cannot spawn a thread: {error}"))))
 }
 
 /// `HEAD` of a stream: the head a stream would have, no body, and no thread or stream slot.
@@ -199,6 +197,9 @@ fn serve(
         finish: false,
     };
     let (head_bytes, ended) = {
+        // The body's panics are logged by the server (or not at all when quiet), not printed by
+        // Rust's default hook.
+        let _logged = PanicsToLog::enter(shared.log);
         let mut events = Events::new(
             outlet.clone(),
             shared,

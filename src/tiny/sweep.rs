@@ -152,42 +152,38 @@ fn suspects(shared: &Shared, listing: &Listing, pool: &PoolWatch) -> Vec<Suspect
 /// once, and once more if it must wait.
 fn heal_if_over_budget(shared: &Shared, held: usize, waiting: &mut bool) {
     let now = SystemTime::now();
-    match heal::verdict(held, shared.series, now) {
-        Verdict::Fine => *waiting = false,
-        Verdict::Wait(until) => {
-            if !*waiting {
-                let wait = until.duration_since(now).unwrap_or_default();
-                shared.log.line(format_args!(
-                    "{held} connections held for good by tiny_http (budget {}); \
-                     re-executing in {}s, after the last re-exec",
-                    heal::BUDGET,
-                    crate::log::seconds(wait)
-                ));
-                *waiting = true;
-            }
+    let what_next = match heal::verdict(held, shared.series, now) {
+        Verdict::Fine => {
+            *waiting = false;
+            return;
         }
-        Verdict::Heal if !shared.settings.reexec => {
-            if !*waiting {
-                shared.log.line(format_args!(
-                    "{held} connections held for good by tiny_http (budget {}); \
-                     this server cannot re-exec",
-                    heal::BUDGET
-                ));
-                *waiting = true;
+        Verdict::Heal if shared.settings.reexec => {
+            let series = Series::next(shared.series, now);
+            if !shared.stop_for_reexec(Reason::Heal { held, series }) {
+                return;
             }
+            format!(
+                "re-executing to drop them (re-exec {} in a row)",
+                series.count
+            )
+        }
+        // Said once while it lasts.
+        _ if *waiting => return,
+        Verdict::Wait(until) => {
+            *waiting = true;
+            let wait = until.duration_since(now).unwrap_or_default();
+            let wait = crate::log::seconds(wait);
+            format!("re-executing in {wait}s, after the last re-exec")
         }
         Verdict::Heal => {
-            let series = Series::next(shared.series, now);
-            if shared.stop_for_reexec(Reason::Heal { held, series }) {
-                shared.log.line(format_args!(
-                    "{held} connections held for good by tiny_http (budget {}); \
-                     re-executing to drop them (re-exec {} in a row)",
-                    heal::BUDGET,
-                    series.count
-                ));
-            }
+            *waiting = true;
+            "this server cannot re-exec".to_owned()
         }
-    }
+    };
+    shared.log.line(format_args!(
+        "{held} connections held for good by tiny_http (budget {}); {what_next}",
+        heal::BUDGET
+    ));
 }
 
 fn sweep(shared: &Shared, peers: &[SocketAddr], listed: Instant) {
