@@ -32,3 +32,23 @@ pub fn set_timer_slack(slack: Duration) {
     // A kernel without the option changes nothing.
     let _ = rustix::thread::set_current_timer_slack(NonZeroU64::new(nanoseconds));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_s_timer_slack_is_set_and_set_back() {
+        // A new thread's default is its parent's slack when it was made: what it starts with.
+        std::thread::spawn(|| {
+            let slack = || rustix::thread::current_timer_slack().unwrap();
+            let default = slack();
+            set_timer_slack(Duration::from_millis(1));
+            assert_eq!(slack(), 1_000_000);
+            set_timer_slack(Duration::ZERO);
+            assert_eq!(slack(), default);
+        })
+        .join()
+        .unwrap();
+    }
+}
