@@ -460,6 +460,57 @@ fn feed_streams_are_admitted_while_their_two_descriptors_each_fit() {
     assert!(admitted, "a stream admitted in the place of one gone");
 }
 
+/// The open-file soft and hard limits of process `pid`.
+fn open_file_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let number = |n: usize| {
+        line.split_whitespace()
+            .nth(n)
+            .unwrap()
+            .parse()
+            .unwrap_or(u64::MAX)
+    };
+    (number(3), number(4))
+}
+
+fn soft_open_files(pid: u32) -> u64 {
+    open_file_limits(pid).0
+}
+
+#[test]
+fn the_open_file_limit_rises_by_one_for_each_feed_stream_while_it_is_open() {
+    let server = ServerProcess::start(&["--publish-limit", "0"]);
+    let (addr, pid) = (server.addr, server.pid());
+    // The server sets its soft limit to the threads the host can map (15,870 with Linux's
+    // defaults), or to the hard limit if that is lower: then there is nothing to raise.
+    let (base, hard) = open_file_limits(pid);
+    if base + 3 > hard {
+        eprintln!("skipped: the hard open-file limit ({hard}) leaves no room above {base}");
+        return;
+    }
+    let mut streams: Vec<_> = (0..3).map(|_| Stream::open(addr, "raised", "")).collect();
+    assert_eq!(soft_open_files(pid), base + 3);
+    // The counter's stream holds one descriptor, within the limit as it was.
+    let counter = EventStream::open_path(addr, "/connect", "");
+    assert_eq!(counter.head.status, 200);
+    assert_eq!(soft_open_files(pid), base + 3);
+    let id = publish(addr, "raised", "to every one");
+    for stream in &mut streams {
+        assert_eq!(stream.ids(1), [id]);
+    }
+    drop(streams);
+    // Each is found gone by the next message; its raise is taken back once it has ended.
+    let lowered = wait_for(Duration::from_secs(10), || {
+        publish(addr, "raised", "again");
+        soft_open_files(pid) == base
+    });
+    assert!(lowered, "{} after the streams left", soft_open_files(pid));
+}
+
 #[test]
 fn the_store_keeps_every_feed_across_kill_9() {
     let store = TempFile::new("feeds-kill9");

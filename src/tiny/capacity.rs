@@ -8,9 +8,15 @@
 //! server starts a new accept thread). So the open-file limit is set no higher than the number
 //! of threads the host can map: connections then run out of descriptors first, whatever mix of
 //! streams and idle connections arrives. Streams are refused with `503` before that.
+//!
+//! A feed's stream holds a second descriptor, one other threads send on. While the hard limit
+//! allows, the soft limit is raised by one for each such stream, and lowered again once it ends:
+//! that descriptor is then covered by a limit of its own, and what is left for everything else,
+//! which bounds tiny_http's threads, stays what it was set to at start.
 
 use std::fmt;
 use std::fs;
+use std::sync::{Mutex, PoisonError};
 
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
@@ -36,6 +42,8 @@ pub struct HostLimits {
     /// The open-file soft limit the process runs with.
     pub open_files: u64,
     pub open_files_hard: u64,
+    /// The kernel's ceiling for any open-file limit (`fs.nr_open`).
+    pub nr_open: Option<u64>,
     pub max_map_count: Option<u64>,
     pub threads_max: Option<u64>,
     pub pids_max: Option<u64>,
@@ -43,18 +51,23 @@ pub struct HostLimits {
 }
 
 /// The largest number of streams the limits allow, the limit that sets it, and the descriptors
-/// streams may hold between them (a feed's stream holds two).
+/// streams may hold between them (a feed's stream holds two, one of them covered by a raise of
+/// the limit while it can be raised).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Capacity {
     pub streams: usize,
     pub limited_by: &'static str,
     pub descriptors: usize,
+    /// How far the open-file limit can be raised, one for each feed's stream.
+    pub raisable: usize,
 }
 
 impl Capacity {
-    /// The most streams there can be if every one is a feed's.
+    /// The most streams there can be if every one is a feed's: one descriptor each of the
+    /// budget while the limit can be raised, two after that.
     pub fn feed_streams(&self) -> usize {
-        self.streams.min(self.descriptors / 2)
+        let covered = self.raisable.min(self.descriptors);
+        self.streams.min(covered + (self.descriptors - covered) / 2)
     }
 }
 
@@ -83,19 +96,22 @@ impl HostLimits {
         let mut limits = HostLimits {
             open_files: 0,
             open_files_hard: hard,
+            nr_open: read_number("/proc/sys/fs/nr_open"),
             max_map_count: read_number("/proc/sys/vm/max_map_count"),
             threads_max: read_number("/proc/sys/kernel/threads-max"),
             pids_max: own_pids_max(),
             memory_bytes: memory_total(),
         };
         let wanted = hard.min(limits.thread_budget().0);
-        let raised = Rlimit {
-            current: Some(wanted),
+        // With the raises for the feeds' streams of any other server in this process on top.
+        let raises = lock_raises();
+        let set = Rlimit {
+            current: Some(wanted.saturating_add(*raises)),
             maximum,
         };
-        limits.open_files = match setrlimit(Resource::Nofile, raised) {
+        limits.open_files = match setrlimit(Resource::Nofile, set) {
             Ok(()) => wanted,
-            Err(_) => unlimited(getrlimit(Resource::Nofile).current),
+            Err(_) => unlimited(getrlimit(Resource::Nofile).current).saturating_sub(*raises),
         };
         limits
     }
@@ -130,7 +146,14 @@ impl HostLimits {
             streams,
             limited_by,
             descriptors,
+            raisable: self.raisable(),
         }
+    }
+
+    /// How far the open-file limit can be raised above the one set at start.
+    pub fn raisable(&self) -> usize {
+        let ceiling = self.open_files_hard.min(self.nr_open.unwrap_or(u64::MAX));
+        usize::try_from(ceiling.saturating_sub(self.open_files)).unwrap_or(usize::MAX)
     }
 
     /// The descriptors streams may hold between them: the open-file limit but for the reserve.
@@ -203,6 +226,46 @@ fn memory_total() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// The open-file limit's raises for the feeds' streams open now, in this process: its soft limit
+/// is the one set at start plus these.
+static RAISES: Mutex<u64> = Mutex::new(0);
+
+fn lock_raises() -> std::sync::MutexGuard<'static, u64> {
+    RAISES.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Raises the open-file soft limit by one, for a stream's second descriptor; `false` if the hard
+/// limit (or the kernel's ceiling) does not allow it.
+pub fn raise_open_files() -> bool {
+    let mut raises = lock_raises();
+    let limit = getrlimit(Resource::Nofile);
+    let Some(soft) = limit.current else {
+        return false;
+    };
+    let raised = Rlimit {
+        current: Some(soft + 1),
+        ..limit
+    };
+    let done = setrlimit(Resource::Nofile, raised).is_ok();
+    *raises += u64::from(done);
+    done
+}
+
+/// Takes back one [`raise_open_files`] that was done.
+pub fn lower_open_files() {
+    let mut raises = lock_raises();
+    let limit = getrlimit(Resource::Nofile);
+    if let Some(soft) = limit.current {
+        let lowered = Rlimit {
+            current: Some(soft.saturating_sub(1)),
+            ..limit
+        };
+        if setrlimit(Resource::Nofile, lowered).is_ok() {
+            *raises = raises.saturating_sub(1);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +275,7 @@ mod tests {
         HostLimits {
             open_files: 15_870,
             open_files_hard: 20_000,
+            nr_open: Some(1_048_576),
             max_map_count: Some(65_530),
             threads_max: Some(192_730),
             pids_max: None,
@@ -230,9 +294,16 @@ mod tests {
                 streams: 14_846,
                 limited_by: "open files",
                 descriptors: 14_846,
+                raisable: 4_130,
             }
         );
-        assert_eq!(capacity.feed_streams(), 7_423);
+        // 4,130 with one descriptor of the budget, then 5,358 with two.
+        assert_eq!(capacity.feed_streams(), 9_488);
+        let systemd = HostLimits {
+            open_files_hard: 524_288,
+            ..limits
+        };
+        assert_eq!(systemd.capacity().feed_streams(), 14_846);
     }
 
     #[test]
@@ -248,6 +319,7 @@ mod tests {
                 streams: 3072,
                 limited_by: "open files",
                 descriptors: 3072,
+                raisable: 15_904,
             }
         );
         let capacity = HostLimits {
@@ -261,6 +333,7 @@ mod tests {
                 streams: 1000,
                 limited_by: "the cgroup's pids.max",
                 descriptors: 14_846,
+                raisable: 4_130,
             }
         );
     }
@@ -269,6 +342,7 @@ mod tests {
     fn a_low_open_file_limit_keeps_a_quarter_in_reserve() {
         let capacity = HostLimits {
             open_files: 256,
+            open_files_hard: 256,
             ..limits()
         }
         .capacity();

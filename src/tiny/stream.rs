@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use super::capacity;
 use super::ended::Ended;
 use super::events::Events;
 use super::job;
@@ -30,7 +31,10 @@ const STACK_SIZE: usize = 128 * 1024;
 /// its thread unwinds a panic.
 struct LiveStream {
     shared: Arc<Shared>,
+    /// Of the stream descriptor budget: a feed's stream's second descriptor is not, while the
+    /// open-file limit could be raised for it.
     descriptors: usize,
+    raised: bool,
 }
 
 impl LiveStream {
@@ -39,6 +43,8 @@ impl LiveStream {
     /// threads answering at once (the request loop, a body's reader) cannot both take the last
     /// place; a refused one is uncounted at once (`/metrics` may show it for that moment).
     fn admit(shared: &Arc<Shared>, descriptors: usize) -> Option<LiveStream> {
+        let raised = descriptors == 2 && capacity::raise_open_files();
+        let descriptors = descriptors - usize::from(raised);
         let budget = shared.settings.stream_descriptors;
         let held = &shared.stream_descriptors;
         let taken = held.fetch_add(descriptors, Ordering::SeqCst) + descriptors;
@@ -46,6 +52,7 @@ impl LiveStream {
         let admitted = LiveStream {
             shared: shared.clone(),
             descriptors,
+            raised,
         };
         if live > shared.settings.max_streams || taken > budget {
             // Dropping it gives both back.
@@ -68,6 +75,9 @@ impl Drop for LiveStream {
         self.shared
             .stream_descriptors
             .fetch_sub(self.descriptors, Ordering::SeqCst);
+        if self.raised {
+            capacity::lower_open_files();
+        }
     }
 }
 
