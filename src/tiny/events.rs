@@ -19,8 +19,8 @@ pub struct Events<'a> {
     outlet: Arc<Outlet>,
     shared: &'a Shared,
     event: Vec<u8>,
-    /// Run once, after the first event is out.
-    after_first_event: Option<Box<dyn FnOnce() + 'a>>,
+    /// tiny_http's pool thread for the connection has been let go ([`Events::release`]).
+    released: bool,
     peer: Option<SocketAddr>,
     /// The stream was opened for other threads to send to, and its descriptors counted for it.
     for_outlet: bool,
@@ -29,15 +29,13 @@ pub struct Events<'a> {
 }
 
 /// However the body ends (an error, a panic, the server stopping), tiny_http's thread for the
-/// connection is let go if no event did it (see `after_first_event`). Until then that thread
-/// reads the connection and holds it open, so a body that ended before its first event would
-/// leave the client on a silent stream: with the read half shut, the connection closes once the
-/// stream lets go of its writer.
+/// connection is let go if no event did it. Until then that thread reads the connection and
+/// holds it open, so a body that ended before its first event would leave the client on a
+/// silent stream: with the read half shut, the connection closes once the stream lets go of its
+/// writer.
 impl Drop for Events<'_> {
     fn drop(&mut self) {
-        if let Some(release) = self.after_first_event.take() {
-            release();
-        }
+        self.release();
     }
 }
 
@@ -47,16 +45,27 @@ impl<'a> Events<'a> {
         shared: &'a Shared,
         peer: Option<SocketAddr>,
         for_outlet: bool,
-        after_first_event: Box<dyn FnOnce() + 'a>,
     ) -> Events<'a> {
         Events {
             outlet,
             shared,
             event: Vec::with_capacity(128),
-            after_first_event: Some(after_first_event),
+            released: false,
             peer,
             for_outlet,
             watch: None,
+        }
+    }
+
+    /// Lets tiny_http's pool thread go: it waits for a second request that an event stream never
+    /// sends, and shutting the read half ends that wait, so the thread goes back to the pool.
+    /// Done once the first event is out, so that a client does not wait for the search.
+    fn release(&mut self) {
+        if !std::mem::replace(&mut self.released, true)
+            && let Some(peer) = self.peer
+            && let Some(socket) = self.shared.sockets.find(peer)
+        {
+            let _ = socket.shutdown(Shutdown::Read);
         }
     }
 
@@ -80,10 +89,9 @@ impl<'a> Events<'a> {
             .sockets
             .find(peer)
             .ok_or(Ended::SocketNotFound("no descriptor of the connection"))?;
-        // The outlet owns the connection from here: tiny_http's pool thread is let go now, as
-        // `after_first_event` would have done.
+        // The outlet owns the connection from here: tiny_http's pool thread is let go now.
         let _ = socket.shutdown(Shutdown::Read);
-        self.after_first_event = None;
+        self.released = true;
         self.outlet.share(socket);
         self.watch = Some(self.shared.stop.watch());
         Ok(self.outlet.clone())
@@ -126,9 +134,7 @@ impl<'a> Events<'a> {
         self.event.clear();
         event.encode_into(&mut self.event);
         self.outlet.send(&self.event)?;
-        if let Some(release) = self.after_first_event.take() {
-            release();
-        }
+        self.release();
         Ok(())
     }
 }

@@ -113,10 +113,7 @@ impl Handoff {
         let listener = listener
             .set_nonblocking(false)
             .and_then(|()| listener.try_clone())
-            .map_err(|source| Error::Bind {
-                addr: shared.local_addr,
-                source,
-            })?;
+            .map_err(bind_error(shared.local_addr))?;
         let series = self.series();
         HttpServer::serving(
             listener,
@@ -153,21 +150,13 @@ impl HttpServer {
         log: Log,
         handed: Option<Handed>,
     ) -> Result<HttpServer, Error> {
-        let bind_error = |source| Error::Bind {
-            addr: settings.addr,
-            source,
-        };
-        let (listener, series) = match handed {
-            Some(handed) => (
-                socket::adopt(handed.listener, settings.write_timeout).map_err(bind_error)?,
-                handed.series,
-            ),
-            None => (
-                socket::listen(settings.addr, LISTEN_BACKLOG, settings.write_timeout)
-                    .map_err(bind_error)?,
-                None,
-            ),
-        };
+        let bind_error = bind_error(settings.addr);
+        let series = handed.as_ref().and_then(|handed| handed.series);
+        let listener = match handed {
+            Some(handed) => socket::adopt(handed.listener, settings.write_timeout),
+            None => socket::listen(settings.addr, LISTEN_BACKLOG, settings.write_timeout),
+        }
+        .map_err(bind_error)?;
         // A connection that sends nothing costs no thread while the kernel holds it: for up to
         // half the idle timeout, so that one that never sends is closed within 1.5 times it.
         socket::defer_accept(&listener, settings.idle_timeout / 2).map_err(bind_error)?;
@@ -181,10 +170,7 @@ impl HttpServer {
         log: Log,
         series: Option<Series>,
     ) -> Result<HttpServer, Error> {
-        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
-            addr: settings.addr,
-            source,
-        })?;
+        let local_addr = listener.local_addr().map_err(bind_error(settings.addr))?;
         let shared = Shared {
             sockets: Sockets::new(local_addr, settings.max_fd),
             acceptor: Acceptor::new(listener)?,
@@ -313,6 +299,11 @@ impl HttpServer {
             None => Ran::Stopped,
         })
     }
+}
+
+/// The error of a listener on `addr` that could not be had or set up.
+fn bind_error(addr: SocketAddr) -> impl Fn(io::Error) -> Error + Copy {
+    move |source| Error::Bind { addr, source }
 }
 
 /// How long the requests tiny_http accepted before its accept thread ended may take to arrive.

@@ -6,7 +6,7 @@
 //! event, keep-alive comments in the silences, and the terminating chunk when the server stops.
 
 use std::io::{self, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -191,16 +191,6 @@ fn serve(
     let mut writer = request.into_writer();
     let head = write_head(&mut writer, opening.framing, extra_headers);
     let outlet = Arc::new(Outlet::new(writer, opening.framing, shared.metrics.clone()));
-    // tiny_http's pool thread is waiting for a second request that an event stream never sends;
-    // shutting the read half ends that wait and the thread goes back to the pool. Done once the
-    // first event is out, so that a client does not wait for the search.
-    let release_pool_thread = move || {
-        if let Some(addr) = opening.peer
-            && let Some(socket) = shared.sockets.find(addr)
-        {
-            let _ = socket.shutdown(Shutdown::Read);
-        }
-    };
     // Closes the outlet however the body ends, a panic included (the body then did not finish).
     let mut closing = Closing {
         outlet: &outlet,
@@ -210,13 +200,7 @@ fn serve(
         // The body's panics are logged by the server (or not at all when quiet), not printed by
         // Rust's default hook.
         let _logged = PanicsToLog::enter(shared.log);
-        let mut events = Events::new(
-            outlet.clone(),
-            shared,
-            opening.peer,
-            for_outlet,
-            Box::new(release_pool_thread),
-        );
+        let mut events = Events::new(outlet.clone(), shared, opening.peer, for_outlet);
         match head {
             Ok(bytes) => match run(&mut events) {
                 Ok(()) => (bytes, Ended::ServerStopping),
