@@ -22,8 +22,8 @@ Options:
       --keepalive <TIME>     Longest silence on a stream before a keep-alive comment [default: 15s]
       --max-streams <N>      Event streams (/connect, the feeds' streams) held at once before a
                              new one gets 503; a feed's stream holds two descriptors (the
-                             open-file limit rises by one for each, as far as the hard limit
-                             allows) and gets 503 too when they would not fit
+                             second numbered above the open-file limit, as far as the hard
+                             limit allows) and gets 503 too when they would not fit
                              [default: derived from the host's limits, printed at start]
       --idle-timeout <TIME>  Close a connection that is not a stream and starts no request
                              for this long; one that sends nothing at all first waits in
@@ -306,11 +306,11 @@ fn main() -> ExitCode {
     }
     Launch::accept_hangups();
     let (open_files, hard) = server.open_files();
-    let raises = match server.capacity().raisable {
+    let raises = match server.capacity().above_limit {
         0 => String::new(),
         room => {
             let ceiling = open_files.saturating_add(room as u64);
-            format!(", and one more for each feed stream, up to {ceiling}")
+            format!(", up to {ceiling} for the feed streams' second descriptors")
         }
     };
     log.line(format_args!(

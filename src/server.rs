@@ -108,7 +108,7 @@ impl Server {
                 streams,
                 limited_by: "--max-streams",
                 descriptors: limits.stream_descriptors(),
-                raisable: limits.raisable(),
+                above_limit: limits.above_limit(),
             },
             None => limits.capacity(),
         };
@@ -120,8 +120,7 @@ impl Server {
             keepalive: config.keepalive,
             max_streams: capacity.streams,
             stream_descriptors: capacity.descriptors,
-            max_fd: RawFd::try_from(limits.open_files.saturating_add(capacity.raisable as u64))
-                .unwrap_or(RawFd::MAX),
+            max_fd: RawFd::try_from(limits.open_files.saturating_sub(1)).unwrap_or(RawFd::MAX),
             drainable_body: limits.drainable_body(),
             reexec: launch.is_some(),
         };

@@ -9,10 +9,11 @@
 //! of threads the host can map: connections then run out of descriptors first, whatever mix of
 //! streams and idle connections arrives. Streams are refused with `503` before that.
 //!
-//! A feed's stream holds a second descriptor, one other threads send on. While the hard limit
-//! allows, the soft limit is raised by one for each such stream, and lowered again once it ends:
-//! that descriptor is then covered by a limit of its own, and what is left for everything else,
-//! which bounds tiny_http's threads, stays what it was set to at start.
+//! A feed's stream holds a second descriptor, the duplicate other threads send on. The numbers
+//! from the soft limit up to the hard limit are kept for those ([`duplicate_high`]): everything
+//! else still gets a number below the soft limit, which so still bounds tiny_http's threads,
+//! while a feed's stream costs that limit one descriptor, as a counter's does, as long as numbers
+//! above it are left.
 
 use std::fmt;
 use std::fs;
@@ -39,7 +40,8 @@ const DRAINABLE_BODY_MAX: u64 = 1 << 30;
 /// The host's limits as read at start.
 #[derive(Clone, Debug)]
 pub struct HostLimits {
-    /// The open-file soft limit the process runs with.
+    /// The open-file soft limit the process runs with, which every descriptor but the feed
+    /// streams' duplicates stays below.
     pub open_files: u64,
     pub open_files_hard: u64,
     /// The kernel's ceiling for any open-file limit (`fs.nr_open`).
@@ -51,22 +53,22 @@ pub struct HostLimits {
 }
 
 /// The largest number of streams the limits allow, the limit that sets it, and the descriptors
-/// streams may hold between them (a feed's stream holds two, one of them covered by a raise of
-/// the limit while it can be raised).
+/// streams may hold between them (a feed's stream holds two, one of them numbered above the
+/// open-file limit while such numbers are left).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Capacity {
     pub streams: usize,
     pub limited_by: &'static str,
     pub descriptors: usize,
-    /// How far the open-file limit can be raised, one for each feed's stream.
-    pub raisable: usize,
+    /// Descriptor numbers above the open-file limit, one for each feed stream's duplicate.
+    pub above_limit: usize,
 }
 
 impl Capacity {
     /// The most streams there can be if every one is a feed's: one descriptor each of the
-    /// budget while the limit can be raised, two after that.
+    /// budget while numbers above the limit are left, two after that.
     pub fn feed_streams(&self) -> usize {
-        let covered = self.raisable.min(self.descriptors);
+        let covered = self.above_limit.min(self.descriptors);
         self.streams.min(covered + (self.descriptors - covered) / 2)
     }
 }
@@ -103,16 +105,22 @@ impl HostLimits {
             memory_bytes: memory_total(),
         };
         let wanted = hard.min(limits.thread_budget().0);
-        // With the raises for the feeds' streams of any other server in this process on top.
-        let raises = lock_raises();
+        // Taken first: a duplicate made meanwhile would set the limit back to a stale one.
+        let mut high = lock_high();
         let set = Rlimit {
-            current: Some(wanted.saturating_add(*raises)),
+            current: Some(wanted),
             maximum,
         };
         limits.open_files = match setrlimit(Resource::Nofile, set) {
             Ok(()) => wanted,
-            Err(_) => unlimited(getrlimit(Resource::Nofile).current).saturating_sub(*raises),
+            Err(_) => unlimited(getrlimit(Resource::Nofile).current),
         };
+        // Descriptors the process already has at or above the limit (an embedding program's)
+        // take numbers the duplicates cannot have.
+        let taken = open_descriptors_from(limits.open_files);
+        high.base = limits.open_files;
+        high.ceiling = limits.ceiling().saturating_sub(taken).max(high.base);
+        drop(high);
         limits
     }
 
@@ -146,14 +154,23 @@ impl HostLimits {
             streams,
             limited_by,
             descriptors,
-            raisable: self.raisable(),
+            above_limit: self.above_limit(),
         }
     }
 
-    /// How far the open-file limit can be raised above the one set at start.
-    pub fn raisable(&self) -> usize {
-        let ceiling = self.open_files_hard.min(self.nr_open.unwrap_or(u64::MAX));
-        usize::try_from(ceiling.saturating_sub(self.open_files)).unwrap_or(usize::MAX)
+    /// The descriptor numbers above the open-file limit, for the feed streams' duplicates.
+    pub fn above_limit(&self) -> usize {
+        usize::try_from(self.ceiling().saturating_sub(self.open_files)).unwrap_or(usize::MAX)
+    }
+
+    /// The highest open-file limit the process can set: the hard limit, or the kernel's. With
+    /// neither known, the limit as it is.
+    fn ceiling(&self) -> u64 {
+        match (self.open_files_hard, self.nr_open) {
+            (hard, Some(nr_open)) => hard.min(nr_open),
+            (u64::MAX, None) => self.open_files,
+            (hard, None) => hard,
+        }
     }
 
     /// The descriptors streams may hold between them: the open-file limit but for the reserve.
@@ -226,44 +243,73 @@ fn memory_total() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// The open-file limit's raises for the feeds' streams open now, in this process: its soft limit
-/// is the one set at start plus these.
-static RAISES: Mutex<u64> = Mutex::new(0);
-
-fn lock_raises() -> std::sync::MutexGuard<'static, u64> {
-    RAISES.lock().unwrap_or_else(PoisonError::into_inner)
+/// The descriptor numbers kept for the feed streams' duplicates: from `base` (the soft limit,
+/// which everything else stays below) to `ceiling` (the hard limit, or the kernel's), and how
+/// many of them are taken or promised ([`HighSlot`]).
+struct HighNumbers {
+    base: u64,
+    ceiling: u64,
+    promised: u64,
 }
 
-/// Raises the open-file soft limit by one, for a stream's second descriptor; `false` if the hard
-/// limit (or the kernel's ceiling) does not allow it.
-pub fn raise_open_files() -> bool {
-    let mut raises = lock_raises();
-    let limit = getrlimit(Resource::Nofile);
-    let Some(soft) = limit.current else {
-        return false;
-    };
-    let raised = Rlimit {
-        current: Some(soft + 1),
-        ..limit
-    };
-    let done = setrlimit(Resource::Nofile, raised).is_ok();
-    *raises += u64::from(done);
-    done
+static HIGH: Mutex<HighNumbers> = Mutex::new(HighNumbers {
+    base: 0,
+    ceiling: 0,
+    promised: 0,
+});
+
+fn lock_high() -> std::sync::MutexGuard<'static, HighNumbers> {
+    HIGH.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Takes back one [`raise_open_files`] that was done.
-pub fn lower_open_files() {
-    let mut raises = lock_raises();
-    let limit = getrlimit(Resource::Nofile);
-    if let Some(soft) = limit.current {
-        let lowered = Rlimit {
-            current: Some(soft.saturating_sub(1)),
-            ..limit
-        };
-        if setrlimit(Resource::Nofile, lowered).is_ok() {
-            *raises = raises.saturating_sub(1);
+/// How many descriptors this process has numbered `from` or above.
+fn open_descriptors_from(from: u64) -> u64 {
+    let Ok(entries) = fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
+    let numbers = entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok());
+    numbers.filter(|&fd: &u64| fd >= from).count() as u64
+}
+
+/// A number above the soft limit, promised to one feed stream's duplicate until this is dropped
+/// (with the duplicate, once it has one: see `Outlet::share`).
+#[derive(Debug)]
+pub struct HighSlot(());
+
+impl HighSlot {
+    /// One of the numbers above the soft limit, if one is left.
+    pub fn promise() -> Option<HighSlot> {
+        let mut high = lock_high();
+        if high.base + high.promised >= high.ceiling {
+            return None;
         }
+        high.promised += 1;
+        Some(HighSlot(()))
     }
+}
+
+impl Drop for HighSlot {
+    fn drop(&mut self) {
+        lock_high().promised -= 1;
+    }
+}
+
+/// A duplicate of `socket` numbered at or above the soft limit (close-on-exec), for a stream that
+/// holds a [`HighSlot`]. The limit is raised for the call and set back at once: while it is
+/// raised, something else opened at the same moment could get a high number too, but only if
+/// every number below the limit is taken (it would have failed otherwise).
+pub fn duplicate_high(socket: &socket2::Socket) -> std::io::Result<socket2::Socket> {
+    let high = lock_high();
+    let before = getrlimit(Resource::Nofile);
+    let raised = Rlimit {
+        current: Some(high.ceiling),
+        ..before
+    };
+    setrlimit(Resource::Nofile, raised)?;
+    let base = i32::try_from(high.base).unwrap_or(i32::MAX);
+    let duplicate = rustix::io::fcntl_dupfd_cloexec(socket, base);
+    setrlimit(Resource::Nofile, before)?;
+    Ok(socket2::Socket::from(duplicate?))
 }
 
 #[cfg(test)]
@@ -294,7 +340,7 @@ mod tests {
                 streams: 14_846,
                 limited_by: "open files",
                 descriptors: 14_846,
-                raisable: 4_130,
+                above_limit: 4_130,
             }
         );
         // 4,130 with one descriptor of the budget, then 5,358 with two.
@@ -319,7 +365,7 @@ mod tests {
                 streams: 3072,
                 limited_by: "open files",
                 descriptors: 3072,
-                raisable: 15_904,
+                above_limit: 15_904,
             }
         );
         let capacity = HostLimits {
@@ -333,7 +379,7 @@ mod tests {
                 streams: 1000,
                 limited_by: "the cgroup's pids.max",
                 descriptors: 14_846,
-                raisable: 4_130,
+                above_limit: 4_130,
             }
         );
     }

@@ -4,9 +4,11 @@
 
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use std::time::Instant;
 
+use super::capacity::{self, HighSlot};
 use super::ended::Ended;
 use super::outlet::Outlet;
 use super::shared::Shared;
@@ -24,6 +26,10 @@ pub struct Events<'a> {
     peer: Option<SocketAddr>,
     /// The stream was opened for other threads to send to, and its descriptors counted for it.
     for_outlet: bool,
+    /// A number above the open-file limit promised to the outlet's duplicate (`capacity.rs`).
+    high: Option<HighSlot>,
+    /// The duplicate was charged to the stream descriptor budget here, as it got no such number.
+    charged: bool,
     /// Set once the outlet is shared: has this thread unparked when the server stops.
     watch: Option<Watch<'a>>,
 }
@@ -36,6 +42,10 @@ pub struct Events<'a> {
 impl Drop for Events<'_> {
     fn drop(&mut self) {
         self.release();
+        if self.charged {
+            let charged = &self.shared.stream_descriptors;
+            charged.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -45,6 +55,7 @@ impl<'a> Events<'a> {
         shared: &'a Shared,
         peer: Option<SocketAddr>,
         for_outlet: bool,
+        high: Option<HighSlot>,
     ) -> Events<'a> {
         Events {
             outlet,
@@ -53,6 +64,8 @@ impl<'a> Events<'a> {
             released: false,
             peer,
             for_outlet,
+            high,
+            charged: false,
             watch: None,
         }
     }
@@ -92,7 +105,22 @@ impl<'a> Events<'a> {
         // The outlet owns the connection from here: tiny_http's pool thread is let go now.
         let _ = socket.shutdown(Shutdown::Read);
         self.released = true;
-        self.outlet.share(socket);
+        // Numbered above the open-file limit if a number there was promised. If none can be had
+        // after all (something else took one: see `capacity::duplicate_high`), the duplicate
+        // found serves, charged to the budget as the stream's second descriptor.
+        let (socket, high) = match self.high.take() {
+            Some(high) => match capacity::duplicate_high(&socket) {
+                Ok(above) => (above, Some(high)),
+                Err(_) => {
+                    let charged = &self.shared.stream_descriptors;
+                    charged.fetch_add(1, Ordering::SeqCst);
+                    self.charged = true;
+                    (socket, None)
+                }
+            },
+            None => (socket, None),
+        };
+        self.outlet.share(socket, high);
         self.watch = Some(self.shared.stop.watch());
         Ok(self.outlet.clone())
     }

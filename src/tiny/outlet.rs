@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
+use super::capacity::HighSlot;
 use super::ended::Ended;
 use crate::chunked::Framing;
 use crate::metrics::Metrics;
@@ -59,6 +60,9 @@ pub struct Outlet {
     /// Once shared: a duplicate of the connection's socket. Blocking, with the send timeout every
     /// accepted socket has (`socket.rs`); an offer sends without waiting (`MSG_DONTWAIT`).
     socket: OnceLock<Socket>,
+    /// The number above the open-file limit the socket holds, if it does: given back once the
+    /// socket is closed (the field after it, so dropped after it).
+    _high: OnceLock<HighSlot>,
     state: Mutex<State>,
     owner: Thread,
     framing: Framing,
@@ -102,6 +106,7 @@ impl Outlet {
     ) -> Outlet {
         Outlet {
             socket: OnceLock::new(),
+            _high: OnceLock::new(),
             state: Mutex::new(State {
                 writer: Writer {
                     out: writer,
@@ -123,8 +128,11 @@ impl Outlet {
 
     /// From now on, frames go out on `socket`, a duplicate of the connection's, from whichever
     /// thread offers them. Called by the owner before any other thread has the outlet.
-    pub(super) fn share(&self, socket: Socket) {
+    pub(super) fn share(&self, socket: Socket, high: Option<HighSlot>) {
         let _ = self.socket.set(socket);
+        if let Some(high) = high {
+            let _ = self._high.set(high);
+        }
     }
 
     /// Sends one encoded event (see [`crate::sse::Event::encode_into`]): from any thread and

@@ -108,8 +108,9 @@ impl Reply {
     }
 
     /// Opens an event stream for an outlet ([`Events::outlet`](super::Events::outlet)), which
-    /// other threads send to: its connection then holds two descriptors rather than one, and the
-    /// layer admits it only if the descriptor budget has room for both.
+    /// other threads send to: its connection then holds two descriptors rather than one. The
+    /// layer numbers the second above the open-file limit while it can, and otherwise admits the
+    /// stream only if the descriptor budget has room for both.
     pub fn with_outlet(mut self) -> Reply {
         if let Body::Events(stream) = &mut self.body {
             stream.for_outlet = true;

@@ -42,7 +42,8 @@ fn encode(reply: &Reply, screened: Screened, now: SystemTime) -> Vec<u8> {
     let mut head = format!(
         "HTTP/1.1 {status} {}\r\nDate: {}\r\n",
         reason(status),
-        httpdate::fmt_http_date(now)
+        // A clock before 1970 is not a date `httpdate` writes.
+        httpdate::fmt_http_date(now.max(SystemTime::UNIX_EPOCH))
     );
     // The framing is the layer's to say, whatever the reply holds.
     let framing = ["Content-Length", "Transfer-Encoding", "Connection"];

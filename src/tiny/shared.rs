@@ -30,7 +30,8 @@ pub struct Settings {
     /// Descriptors streams may hold between them ([`Capacity`](super::Capacity)'s, whatever
     /// `max_streams` is); a stream that would need more gets [`Handler::busy`] too.
     pub stream_descriptors: usize,
-    /// The highest descriptor number the process can have, for finding a connection's socket.
+    /// The highest descriptor number a connection can have (one below the open-file limit), for
+    /// finding a connection's socket.
     pub max_fd: RawFd,
     /// The largest declared request body that can be refused without keeping its connection
     /// (see `screen`).

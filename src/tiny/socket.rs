@@ -204,9 +204,11 @@ impl Sockets {
     /// it, so after 18,000 descriptors it stays 32,768 when a few hundred are left; the closed
     /// numbers above the highest open one cost 0.15 µs or so each (4.4 ms for 32,768). The highest
     /// open number itself, from /proc/self/fd, costs more than that: 3.3 ms with 2,000 open, 17 ms
-    /// with 10,000, 35 ms with 18,000.
+    /// with 10,000, 35 ms with 18,000. Never above the open-file limit: the numbers above it are
+    /// the feed streams' duplicates (`capacity.rs`), never a connection of tiny_http's.
     fn table_size(&self) -> RawFd {
-        let size = descriptor_table_size().unwrap_or(self.max_fd.saturating_add(1));
+        let limit = self.max_fd.saturating_add(1);
+        let size = descriptor_table_size().map_or(limit, |size| size.min(limit));
         self.table.fetch_max(size, Ordering::Relaxed);
         size
     }

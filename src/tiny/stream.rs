@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::capacity;
+use super::capacity::HighSlot;
 use super::ended::Ended;
 use super::events::Events;
 use super::job;
@@ -31,10 +31,10 @@ const STACK_SIZE: usize = 128 * 1024;
 /// its thread unwinds a panic.
 struct LiveStream {
     shared: Arc<Shared>,
-    /// Of the stream descriptor budget: a feed's stream's second descriptor is not, while the
-    /// open-file limit could be raised for it.
+    /// Of the stream descriptor budget: a feed's stream's second descriptor is not, when it is
+    /// promised a number above the open-file limit.
     descriptors: usize,
-    raised: bool,
+    high: Option<HighSlot>,
 }
 
 impl LiveStream {
@@ -43,8 +43,12 @@ impl LiveStream {
     /// threads answering at once (the request loop, a body's reader) cannot both take the last
     /// place; a refused one is uncounted at once (`/metrics` may show it for that moment).
     fn admit(shared: &Arc<Shared>, descriptors: usize) -> Option<LiveStream> {
-        let raised = descriptors == 2 && capacity::raise_open_files();
-        let descriptors = descriptors - usize::from(raised);
+        let high = if descriptors == 2 {
+            HighSlot::promise()
+        } else {
+            None
+        };
+        let descriptors = descriptors - usize::from(high.is_some());
         let budget = shared.settings.stream_descriptors;
         let held = &shared.stream_descriptors;
         let taken = held.fetch_add(descriptors, Ordering::SeqCst) + descriptors;
@@ -52,7 +56,7 @@ impl LiveStream {
         let admitted = LiveStream {
             shared: shared.clone(),
             descriptors,
-            raised,
+            high,
         };
         if live > shared.settings.max_streams || taken > budget {
             // Dropping it gives both back.
@@ -75,9 +79,6 @@ impl Drop for LiveStream {
         self.shared
             .stream_descriptors
             .fetch_sub(self.descriptors, Ordering::SeqCst);
-        if self.raised {
-            capacity::lower_open_files();
-        }
     }
 }
 
@@ -105,7 +106,7 @@ pub fn start(
 ) -> Result<(), NotStarted> {
     // tiny_http's writer and the outlet's duplicate, or the writer alone (see `outlet.rs`).
     let descriptors = if stream.for_outlet { 2 } else { 1 };
-    let Some(live) = LiveStream::admit(shared, descriptors) else {
+    let Some(mut live) = LiveStream::admit(shared, descriptors) else {
         return Err(Box::new((request, "at capacity".to_owned())));
     };
     let opening = Opening {
@@ -117,12 +118,22 @@ pub fn start(
     };
     let (run, for_outlet) = (stream.run, stream.for_outlet);
     let serve_stream = move |request| {
+        // Handed to the stream's outlet, with its duplicate, if it gets one.
+        let high = live.high.take();
         let shared = &live.shared;
         let peer = opening.peer;
         // A panic ends this stream only: the thread unwinds, the connection closes and the
         // stream stops being counted.
         let ran = panic::catch_unwind(AssertUnwindSafe(|| {
-            serve(request, &opening, &extra_headers, run, for_outlet, shared)
+            serve(
+                request,
+                &opening,
+                &extra_headers,
+                run,
+                for_outlet,
+                high,
+                shared,
+            )
         }));
         if let Some(addr) = peer {
             shared.connections.stream_ended(addr);
@@ -176,6 +187,7 @@ fn serve(
     extra_headers: &[(&'static str, std::borrow::Cow<'static, str>)],
     run: RunStream,
     for_outlet: bool,
+    high: Option<HighSlot>,
     shared: &Shared,
 ) {
     let peer = show(opening.peer);
@@ -200,7 +212,7 @@ fn serve(
         // The body's panics are logged by the server (or not at all when quiet), not printed by
         // Rust's default hook.
         let _logged = PanicsToLog::enter(shared.log);
-        let mut events = Events::new(outlet.clone(), shared, opening.peer, for_outlet);
+        let mut events = Events::new(outlet.clone(), shared, opening.peer, for_outlet, high);
         match head {
             Ok(bytes) => match run(&mut events) {
                 Ok(()) => (bytes, Ended::ServerStopping),
