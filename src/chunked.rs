@@ -27,6 +27,22 @@ pub enum Framing {
 }
 
 impl Framing {
+    /// Appends `payload` as one frame to `out`; nothing for an empty payload, which as a chunk
+    /// would end the body.
+    pub fn frame_into(self, out: &mut Vec<u8>, payload: &[u8]) {
+        if payload.is_empty() {
+            return;
+        }
+        if self == Framing::Chunked {
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "{:x}\r\n", payload.len());
+            out.extend_from_slice(payload);
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.extend_from_slice(payload);
+        }
+    }
+
     /// Writes `payload` as one frame and flushes it; returns the bytes written. `scratch` is
     /// reused between calls so that a frame costs no allocation once it has grown to size.
     pub fn write_frame(
@@ -42,9 +58,7 @@ impl Framing {
         let frame = match self {
             Framing::Chunked => {
                 scratch.clear();
-                write!(scratch, "{:x}\r\n", payload.len())?;
-                scratch.extend_from_slice(payload);
-                scratch.extend_from_slice(b"\r\n");
+                self.frame_into(scratch, payload);
                 &scratch[..]
             }
             Framing::CloseDelimited => payload,

@@ -73,9 +73,10 @@ pub struct Outlet {
     metrics: Arc<Metrics>,
 }
 
-/// tiny_http's writer, and the buffer each frame is built in before it goes through it, reused
-/// so that a frame costs no allocation (thousands of stream threads allocating at each tick
-/// would contend for the allocator's locks).
+/// tiny_http's writer, and the buffer each frame is built in before it goes out (through the
+/// writer, or on the shared socket), reused so that a frame costs no allocation: thousands of
+/// stream threads allocating at each tick, or a publisher at each delivery, would contend for the
+/// allocator's locks.
 struct Writer {
     out: Box<dyn Write + Send>,
     frame: Vec<u8>,
@@ -153,8 +154,8 @@ impl Outlet {
     }
 
     fn offer_payload(&self, payload: &[u8]) -> Offered {
-        if self.socket.get().is_some() {
-            return self.offer_frame(&self.frame(payload));
+        if let Some(socket) = self.socket.get() {
+            return self.offer_frame(socket, payload);
         }
         // Unshared: the stream's own thread, which may wait.
         let mut state = self.lock();
@@ -175,20 +176,17 @@ impl Outlet {
         }
     }
 
-    fn frame(&self, payload: &[u8]) -> Vec<u8> {
-        let mut frame = Vec::with_capacity(payload.len() + 12);
-        // Writing into a Vec cannot fail.
-        let _ = self
-            .framing
-            .write_frame(&mut frame, &mut Vec::new(), payload);
-        frame
-    }
-
-    fn offer_frame(&self, frame: &[u8]) -> Offered {
-        let mut state = self.lock();
+    /// Frames `payload` and sends it on the shared `socket` without waiting, or queues it.
+    fn offer_frame(&self, socket: &Socket, payload: &[u8]) -> Offered {
+        let mut guard = self.lock();
+        let state = &mut *guard;
         if state.gone.is_some() {
             return Offered::Gone;
         }
+        let frame = &mut state.writer.frame;
+        frame.clear();
+        self.framing.frame_into(frame, payload);
+        let frame = &frame[..];
         if !state.pending.is_empty() || state.draining {
             if state.pending.len() + frame.len() > MAX_PENDING {
                 state.full = true;
@@ -198,9 +196,6 @@ impl Outlet {
             state.pending.extend_from_slice(frame);
             return Offered::Queued;
         }
-        let Some(socket) = self.socket.get() else {
-            return Offered::Gone;
-        };
         match send(socket, frame, libc::MSG_DONTWAIT) {
             Ok(written) if written == frame.len() => {
                 self.count_written(written);
@@ -416,6 +411,35 @@ mod tests {
         assert_eq!(outlet.bytes_written(), expected.len());
         assert_eq!(outlet.events(), 1, "a comment is not an event");
         assert_eq!(outlet.offer(b"data: y\n\n"), Offered::Gone, "closed");
+    }
+
+    #[test]
+    fn a_shared_outlet_sends_each_frame_on_its_socket_from_any_thread() {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let wire = Wire::default();
+        let outlet = Arc::new(outlet(&wire));
+        outlet.share(Socket::from(server), None);
+        let publisher = outlet.clone();
+        let offered = thread::spawn(move || {
+            [
+                publisher.offer(b"data: x\n\n"),
+                publisher.offer(b"data: yz\n\n"),
+            ]
+        });
+        assert_eq!(offered.join().unwrap(), [Offered::Sent; 2]);
+        outlet.close(true);
+        let mut received = Vec::new();
+        client.read_to_end(&mut received).unwrap();
+        let expected = b"9\r\ndata: x\n\n\r\na\r\ndata: yz\n\n\r\n0\r\n\r\n";
+        assert_eq!(received, expected);
+        assert_eq!(outlet.bytes_written(), expected.len());
+        assert!(
+            wire.0.lock().unwrap().is_empty(),
+            "nothing through tiny_http's writer"
+        );
     }
 
     #[test]
