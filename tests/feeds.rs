@@ -693,3 +693,50 @@ fn a_re_exec_carries_every_feed_and_each_feeds_ids_go_on() {
     assert_eq!(Stream::open(addr, "chat", "").ids(1), [chat]);
     assert_eq!(publish(addr, "chat", "again"), chat + 1);
 }
+
+#[test]
+fn a_new_connection_from_the_address_of_a_stream_that_left_unnoticed_is_answered() {
+    // A client's address can come back on a new connection before the server has seen the old
+    // one gone: an operating system reuses a port freed a moment ago, a proxy cycles through
+    // its ports. The new connection's requests are its own, never the stream's, and are
+    // answered.
+    let server = server(|_| {});
+    let addr = server.addr;
+    let from = |port: u16| {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())?;
+        socket.connect(&addr.into())?;
+        let stream = std::net::TcpStream::from(socket);
+        stream.set_read_timeout(Some(common::TIMEOUT))?;
+        std::io::Result::Ok(stream)
+    };
+    let mut client = from(0).expect("connect");
+    let port = client.local_addr().unwrap().port();
+    write!(
+        client,
+        "GET /feeds/away/stream HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = BufReader::new(client);
+    assert_eq!(read_head(&mut reader).status, 200);
+    drop(reader);
+    // The message reaches a connection its client has closed, and the client's answer ends it
+    // on both sides: the address is free again, but the server learns it at its next write.
+    publish(addr, "away", "to a closed connection");
+    let mut client = None;
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            client = from(port).ok();
+            client.is_some()
+        }),
+        "port {port} free again"
+    );
+    let mut client = client.unwrap();
+    write!(
+        client,
+        "GET /feeds HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    assert_eq!(read_head(&mut BufReader::new(client)).status, 200);
+}

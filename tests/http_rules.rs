@@ -16,7 +16,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{EventStream, TestServer, connect, request};
+use common::{EventStream, ServerProcess, TestServer, connect, request};
 
 /// How long a case waits for the server to answer and close. A connection still open after this
 /// was kept open.
@@ -1044,6 +1044,34 @@ fn head_of_the_stream_has_its_head_and_then_the_close() {
         answer.closed,
         "Connection: close, but the connection stayed open"
     );
+}
+
+/// A request sent behind a stream's request, on its connection, is never answered: the stream
+/// has the connection, and an answer would wait behind it for the stream's life, on the request
+/// loop or on a thread of its own.
+#[test]
+fn a_request_behind_a_streams_request_is_never_answered() {
+    let server = ServerProcess::start(&["--interval", "50ms"]);
+    let mut socket = connect(server.addr);
+    let stream = "GET /connect HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n";
+    socket
+        .write_all(format!("{stream}{NEXT}").as_bytes())
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let mut bytes = Vec::new();
+    let mut buffer = [0; 4096];
+    // Three ticks at 50 ms: the second request had time to be read, and answered if it were.
+    while bytes.windows(5).filter(|w| w == b"data:").count() < 3 && Instant::now() < deadline {
+        let read = socket.read(&mut buffer).expect("the stream goes on");
+        assert!(read > 0, "the stream goes on");
+        bytes.extend_from_slice(&buffer[..read]);
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    assert_eq!(text.matches("HTTP/1.1").count(), 1, "{text}");
+    assert!(text.contains("This is 2."), "{text}");
+    // Nothing waits to answer it, and the server answers others while the stream is on.
+    healthy(server.addr).unwrap();
+    assert_eq!(common::threads_named(server.child.id(), "sse-body"), 0);
 }
 
 /// RFC 9110 §15.4.5 and RFC 9111 §4.3.4: a 304 carries the ETag and Cache-Control the 200 would,

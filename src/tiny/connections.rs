@@ -12,14 +12,33 @@ use std::time::{Duration, Instant};
 #[derive(Default)]
 pub struct Connections {
     last_request: Mutex<HashMap<SocketAddr, Instant>>,
-    streams: Mutex<HashSet<SocketAddr>>,
+    /// The streams from each address: two once a new connection from the address of one that
+    /// is gone, unnoticed yet, has become a stream too.
+    streams: Mutex<HashMap<SocketAddr, usize>>,
     /// Connections whose body is being read on a thread of its own.
     busy: Mutex<HashSet<SocketAddr>>,
     /// Connections the server has ended (a refusal, or a response that said `Connection:
-    /// close`), and when: requests tiny_http still reads from them are dropped unanswered.
-    closed: Mutex<HashMap<SocketAddr, Instant>>,
+    /// close`), when, and which socket once a thread that found it says so: requests tiny_http
+    /// still reads from them are dropped unanswered.
+    closed: Mutex<HashMap<SocketAddr, ClosedAt>>,
     /// Requests started so far, for the sweep to see that connections have come.
     requests: AtomicU64,
+}
+
+/// What is known of a connection the server has ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// Its socket has not been found yet: a request from its address can only be from it.
+    Unidentified,
+    /// Its socket (see `socket::identity`): a request from its address may be from a new
+    /// connection, once it is gone.
+    Socket(u64),
+}
+
+#[derive(Clone, Copy)]
+struct ClosedAt {
+    at: Instant,
+    closed: Closed,
 }
 
 impl Connections {
@@ -34,15 +53,22 @@ impl Connections {
     }
 
     pub fn stream_started(&self, peer: SocketAddr) {
-        lock(&self.streams).insert(peer);
+        *lock(&self.streams).entry(peer).or_default() += 1;
     }
 
-    /// The stream of `peer` has ended and closed its connection (tiny_http's thread had let go
-    /// of it). Its address is forgotten at once, not at the sweep's next look (up to 2 s away):
-    /// a new connection from the same address (a busy proxy cycles through its ports quickly)
-    /// must not have its requests dropped as the stream's.
+    /// A stream of `peer` has ended and closed its connection (tiny_http's thread had let go
+    /// of it). Its address is forgotten at once, not at the sweep's next look (up to 2 s away),
+    /// unless a stream from a new connection from it is still on.
     pub fn stream_ended(&self, peer: SocketAddr) {
-        lock(&self.streams).remove(&peer);
+        let mut streams = lock(&self.streams);
+        if let Some(count) = streams.get_mut(&peer) {
+            *count -= 1;
+            if *count > 0 {
+                return;
+            }
+            streams.remove(&peer);
+        }
+        drop(streams);
         lock(&self.closed).remove(&peer);
     }
 
@@ -56,15 +82,33 @@ impl Connections {
 
     /// The server has ended the connection from `peer`.
     pub fn closed(&self, peer: SocketAddr) {
-        lock(&self.closed).insert(peer, Instant::now());
+        let closed = ClosedAt {
+            at: Instant::now(),
+            closed: Closed::Unidentified,
+        };
+        lock(&self.closed).insert(peer, closed);
     }
 
-    pub fn is_closed(&self, peer: SocketAddr) -> bool {
-        lock(&self.closed).contains_key(&peer)
+    /// The connection from `peer` the server has ended is the socket `socket`.
+    pub fn identify(&self, peer: SocketAddr, socket: u64) {
+        if let Some(entry) = lock(&self.closed).get_mut(&peer) {
+            entry.closed = Closed::Socket(socket);
+        }
+    }
+
+    /// What is known of the connection from `peer` the server has ended, if it has.
+    pub fn closed_connection(&self, peer: SocketAddr) -> Option<Closed> {
+        lock(&self.closed).get(&peer).map(|entry| entry.closed)
+    }
+
+    /// The connection from `peer` the server had ended is gone, and a new one from the same
+    /// address is served.
+    pub fn reopened(&self, peer: SocketAddr) {
+        lock(&self.closed).remove(&peer);
     }
 
     pub fn is_stream(&self, peer: SocketAddr) -> bool {
-        lock(&self.streams).contains(&peer)
+        lock(&self.streams).contains_key(&peer)
     }
 
     pub fn is_busy(&self, peer: SocketAddr) -> bool {
@@ -74,7 +118,7 @@ impl Connections {
     /// A stream, a body being read, or a connection the server has ended: in any case not one
     /// waiting for tiny_http to read its next request.
     pub fn in_use(&self, peer: SocketAddr) -> bool {
-        lock(&self.streams).contains(&peer)
+        lock(&self.streams).contains_key(&peer)
             || lock(&self.busy).contains(&peer)
             || lock(&self.closed).contains_key(&peer)
     }
@@ -99,7 +143,7 @@ impl Connections {
         let mut seen = HashSet::with_capacity(peers.len());
         let mut idle = Vec::new();
         for &peer in peers {
-            if !seen.insert(peer) || streams.contains(&peer) || busy.contains(&peer) {
+            if !seen.insert(peer) || streams.contains_key(&peer) || busy.contains(&peer) {
                 continue;
             }
             let since = *last_request.entry(peer).or_insert(now);
@@ -110,7 +154,7 @@ impl Connections {
         // Keep the maps as small as the connection count. A connection ended after the list
         // was taken may be missing from it, and is kept until the next one.
         last_request.retain(|peer, _| seen.contains(peer));
-        lock(&self.closed).retain(|peer, at| seen.contains(peer) || *at > now);
+        lock(&self.closed).retain(|peer, entry| seen.contains(peer) || entry.at > now);
         idle
     }
 }
@@ -164,15 +208,42 @@ mod tests {
         // As the request loop and the stream's thread do.
         connections.closed(peer(1));
         connections.stream_started(peer(1));
-        assert!(
-            connections.is_closed(peer(1)),
+        assert_eq!(
+            connections.closed_connection(peer(1)),
+            Some(Closed::Unidentified),
             "what follows the stream is dropped"
+        );
+        connections.identify(peer(1), 7);
+        assert_eq!(
+            connections.closed_connection(peer(1)),
+            Some(Closed::Socket(7))
         );
         connections.stream_ended(peer(1));
         assert!(
             !connections.in_use(peer(1)),
             "a later connection from it is served"
         );
+    }
+
+    #[test]
+    fn a_stream_from_a_new_connection_from_the_same_address_outlives_the_old_one() {
+        let connections = Connections::default();
+        connections.closed(peer(1));
+        connections.stream_started(peer(1));
+        connections.identify(peer(1), 7);
+        // The old connection is gone unnoticed; a new one from its address opens a stream.
+        connections.reopened(peer(1));
+        connections.closed(peer(1));
+        connections.stream_started(peer(1));
+        connections.identify(peer(1), 8);
+        connections.stream_ended(peer(1));
+        assert!(connections.is_stream(peer(1)), "the new stream is still on");
+        assert_eq!(
+            connections.closed_connection(peer(1)),
+            Some(Closed::Socket(8))
+        );
+        connections.stream_ended(peer(1));
+        assert!(!connections.in_use(peer(1)));
     }
 
     #[test]
@@ -184,10 +255,10 @@ mod tests {
         assert!(connections.in_use(peer(1)));
         // Ended after the list was taken: kept.
         connections.idle(&[], Duration::from_secs(1), listed);
-        assert!(connections.is_closed(peer(1)));
+        assert!(connections.closed_connection(peer(1)).is_some());
         let later = Instant::now();
         connections.idle(&[peer(2)], Duration::from_secs(1), later);
-        assert!(!connections.is_closed(peer(1)));
-        assert!(connections.is_closed(peer(2)));
+        assert_eq!(connections.closed_connection(peer(1)), None);
+        assert!(connections.closed_connection(peer(2)).is_some());
     }
 }

@@ -76,10 +76,18 @@ impl<'a> Events<'a> {
     fn release(&mut self) {
         if !std::mem::replace(&mut self.released, true)
             && let Some(peer) = self.peer
-            && let Some(socket) = self.shared.sockets.find(peer)
         {
-            let _ = socket.shutdown(Shutdown::Read);
+            self.let_go(peer);
         }
+    }
+
+    /// Finds the connection's socket (recorded as the stream's, so that a new connection from
+    /// the same address, once this one is gone, is told apart: `answer.rs`) and shuts its read
+    /// half.
+    fn let_go(&self, peer: SocketAddr) -> Option<socket2::Socket> {
+        let socket = self.shared.ended_socket(peer)?;
+        let _ = socket.shutdown(Shutdown::Read);
+        Some(socket)
     }
 
     /// Shares the stream's [`Outlet`], so that any thread can send events through it without
@@ -97,13 +105,10 @@ impl<'a> Events<'a> {
             ));
         }
         let peer = self.peer.ok_or(Ended::SocketNotFound("no peer address"))?;
-        let socket = self
-            .shared
-            .sockets
-            .find(peer)
-            .ok_or(Ended::SocketNotFound("no descriptor of the connection"))?;
         // The outlet owns the connection from here: tiny_http's pool thread is let go now.
-        let _ = socket.shutdown(Shutdown::Read);
+        let socket = self
+            .let_go(peer)
+            .ok_or(Ended::SocketNotFound("no descriptor of the connection"))?;
         self.released = true;
         // Numbered above the open-file limit if a number there was promised. If none can be had
         // after all (something else took one: see `capacity::duplicate_high`), the duplicate

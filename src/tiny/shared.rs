@@ -5,12 +5,14 @@ use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use socket2::Socket;
+
 use super::accept::Acceptor;
 use super::connections::Connections;
 use super::handoff::Reason;
 use super::heal::Series;
 use super::refuse::Closer;
-use super::socket::Sockets;
+use super::socket::{self, Sockets};
 use crate::log::Log;
 use crate::metrics::Metrics;
 use crate::stop::Stop;
@@ -64,6 +66,16 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The socket of the connection from `peer`, which the server has ended, found and
+    /// recorded as that connection's (see [`Connections::identify`]).
+    pub fn ended_socket(&self, peer: SocketAddr) -> Option<Socket> {
+        let socket = self.sockets.find(peer)?;
+        if let Some(identity) = socket::identity(&socket) {
+            self.connections.identify(peer, identity);
+        }
+        Some(socket)
+    }
+
     /// Stops the server so that it replaces its image, for `reason`; the first reason given
     /// stands. Returns `false` if the server was stopping already.
     ///

@@ -376,6 +376,13 @@ fn duplicate(fd: RawFd) -> Option<OwnedFd> {
     at(fd, |fd| fd.try_clone_to_owned().ok())
 }
 
+/// Which socket `socket` is while it is open: its inode, the same through every descriptor of
+/// it. A connection's peer address does not say: it can come back on a new connection once the
+/// old one is gone on both sides.
+pub fn identity(socket: &Socket) -> Option<u64> {
+    rustix::fs::fstat(socket).ok().map(|stat| stat.st_ino)
+}
+
 /// Linux's TCP states (include/net/tcp_states.h), as `TCP_INFO` reports them.
 const TCP_ESTABLISHED: u8 = 1;
 const TCP_CLOSE: u8 = 7;
