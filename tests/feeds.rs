@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -720,6 +720,15 @@ fn a_new_connection_from_the_address_of_a_stream_that_left_unnoticed_is_answered
     .unwrap();
     let mut reader = BufReader::new(client);
     assert_eq!(read_head(&mut reader).status, 200);
+    // Its first chunk read, so that nothing the server writes meets the closed connection
+    // before the message does.
+    let mut line = String::new();
+    while !line.starts_with(": connected") {
+        line.clear();
+        reader
+            .read_line(&mut line)
+            .expect("the stream's first chunk");
+    }
     drop(reader);
     // The message reaches a connection its client has closed, and the client's answer ends it
     // on both sides: the address is free again, but the server learns it at its next write.
@@ -735,8 +744,17 @@ fn a_new_connection_from_the_address_of_a_stream_that_left_unnoticed_is_answered
     let mut client = client.unwrap();
     write!(
         client,
-        "GET /feeds HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
-    assert_eq!(read_head(&mut BufReader::new(client)).status, 200);
+    let mut reader = BufReader::new(client);
+    let mut answer = read_head(&mut reader);
+    assert_eq!(answer.status, 200);
+    reader.read_to_end(&mut answer.body).unwrap();
+    // Answered while the old stream is still on, as far as the server knows.
+    assert!(
+        answer.text().contains("\nsse_streams_live 1\n"),
+        "{}",
+        answer.text()
+    );
 }

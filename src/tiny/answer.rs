@@ -3,7 +3,6 @@
 //! memory, else on a thread of its own), the handler asked under a panic fence, and the
 //! [`Reply`] written.
 
-use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,8 +15,8 @@ use super::request::{self, Method, Request};
 use super::respond;
 use super::screen::{self, Head, HttpRefusal, RequestFraming, Screened};
 use super::shared::Shared;
+use super::stream;
 use super::{refuse, refuse::READ_BY_TINY_HTTP};
-use super::{socket, stream};
 use crate::log::{Log, PanicsToLog};
 
 /// What answering a request needs: the layer's state, the application, and the body readers.
@@ -59,8 +58,13 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
                 None => {}
                 // Read by tiny_http from a connection the server has ended.
                 Some(Closed::Unidentified) => return refuse::discard(raw, screened, shared),
+                // Looked at here, so that the requests that follow on the same connection are
+                // not answered before it, and find the mark a stream of its sets.
                 Some(Closed::Socket(ended)) => {
-                    return self.from_a_closed_address(raw, screened, peer, ended);
+                    if !shared.sockets.address_reused(peer, ended) {
+                        return refuse::discard(raw, screened, shared);
+                    }
+                    shared.connections.reopened(peer, ended);
                 }
             }
             shared.connections.request_started(peer);
@@ -106,37 +110,6 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
                     self.refuse(job.incoming, busy);
                 }
             }
-        }
-    }
-
-    /// A request from the address of a connection the server has ended, whose socket is known:
-    /// read from that connection, it is dropped; from a new connection from the same address
-    /// (the old one gone on both sides, unnoticed yet), it is answered. The socket that has the
-    /// address now tells, found by a search, on a thread of its own (a body reader's: a flood
-    /// of such requests takes at most their number).
-    fn from_a_closed_address(
-        self: &Arc<Self>,
-        raw: tiny_http::Request,
-        screened: Screened,
-        peer: SocketAddr,
-        ended: u64,
-    ) {
-        let layer = self.clone();
-        let decide = move |(raw, screened): (tiny_http::Request, Screened)| {
-            let shared = &layer.shared;
-            let now = shared.sockets.find(peer);
-            if now
-                .and_then(|socket| socket::identity(&socket))
-                .is_some_and(|now| now != ended)
-            {
-                shared.connections.reopened(peer);
-                layer.arrived(raw);
-            } else {
-                refuse::discard(raw, screened, shared);
-            }
-        };
-        if let Err((raw, screened)) = self.bodies.spawn((raw, screened), decide) {
-            refuse::discard(raw, screened, &self.shared);
         }
     }
 

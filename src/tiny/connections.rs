@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -18,8 +19,9 @@ pub struct Connections {
     /// Connections whose body is being read on a thread of its own.
     busy: Mutex<HashSet<SocketAddr>>,
     /// Connections the server has ended (a refusal, or a response that said `Connection:
-    /// close`), when, and which socket once a thread that found it says so: requests tiny_http
-    /// still reads from them are dropped unanswered.
+    /// close`), when, and their socket once a thread that found it says so: requests tiny_http
+    /// still reads from them are dropped unanswered (but those from a new connection from the
+    /// same address, once the socket is gone).
     closed: Mutex<HashMap<SocketAddr, ClosedAt>>,
     /// Requests started so far, for the sweep to see that connections have come.
     requests: AtomicU64,
@@ -28,11 +30,19 @@ pub struct Connections {
 /// What is known of a connection the server has ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Closed {
-    /// Its socket has not been found yet: a request from its address can only be from it.
+    /// Its socket has not been found yet: a request from its address is taken to be from it.
     Unidentified,
-    /// Its socket (see `socket::identity`): a request from its address may be from a new
-    /// connection, once it is gone.
-    Socket(u64),
+    /// Its socket: a request from its address is from a new connection if that socket is gone
+    /// (`Sockets::address_reused`).
+    Socket(EndedSocket),
+}
+
+/// The socket of a connection the server has ended: where it was found, and which it is (see
+/// `socket::identity`; the number may be closed and reused since).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EndedSocket {
+    pub fd: RawFd,
+    pub identity: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -58,7 +68,8 @@ impl Connections {
 
     /// A stream of `peer` has ended and closed its connection (tiny_http's thread had let go
     /// of it). Its address is forgotten at once, not at the sweep's next look (up to 2 s away),
-    /// unless a stream from a new connection from it is still on.
+    /// unless a stream from a new connection from it is on (counted from its answer: see
+    /// `stream::start`).
     pub fn stream_ended(&self, peer: SocketAddr) {
         let mut streams = lock(&self.streams);
         if let Some(count) = streams.get_mut(&peer) {
@@ -89,8 +100,8 @@ impl Connections {
         lock(&self.closed).insert(peer, closed);
     }
 
-    /// The connection from `peer` the server has ended is the socket `socket`.
-    pub fn identify(&self, peer: SocketAddr, socket: u64) {
+    /// The connection from `peer` the server has ended has the socket `socket`.
+    pub fn identify(&self, peer: SocketAddr, socket: EndedSocket) {
         if let Some(entry) = lock(&self.closed).get_mut(&peer) {
             entry.closed = Closed::Socket(socket);
         }
@@ -101,10 +112,13 @@ impl Connections {
         lock(&self.closed).get(&peer).map(|entry| entry.closed)
     }
 
-    /// The connection from `peer` the server had ended is gone, and a new one from the same
-    /// address is served.
-    pub fn reopened(&self, peer: SocketAddr) {
-        lock(&self.closed).remove(&peer);
+    /// The connection from `peer` the server had ended, with the socket `ended`, is gone, and a
+    /// new one from the same address is served (unless the server has ended that one too).
+    pub fn reopened(&self, peer: SocketAddr, ended: EndedSocket) {
+        let mut closed = lock(&self.closed);
+        if closed.get(&peer).map(|entry| entry.closed) == Some(Closed::Socket(ended)) {
+            closed.remove(&peer);
+        }
     }
 
     pub fn is_stream(&self, peer: SocketAddr) -> bool {
@@ -171,6 +185,10 @@ mod tests {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
+    fn socket(identity: u64) -> EndedSocket {
+        EndedSocket { fd: 9, identity }
+    }
+
     #[test]
     fn idle_after_the_timeout_unless_a_stream_or_busy() {
         let connections = Connections::default();
@@ -213,10 +231,10 @@ mod tests {
             Some(Closed::Unidentified),
             "what follows the stream is dropped"
         );
-        connections.identify(peer(1), 7);
+        connections.identify(peer(1), socket(7));
         assert_eq!(
             connections.closed_connection(peer(1)),
-            Some(Closed::Socket(7))
+            Some(Closed::Socket(socket(7)))
         );
         connections.stream_ended(peer(1));
         assert!(
@@ -226,21 +244,24 @@ mod tests {
     }
 
     #[test]
-    fn a_stream_from_a_new_connection_from_the_same_address_outlives_the_old_one() {
+    fn a_stream_address_reused_from_the_same_address_outlives_the_old_one() {
         let connections = Connections::default();
         connections.closed(peer(1));
         connections.stream_started(peer(1));
-        connections.identify(peer(1), 7);
+        connections.identify(peer(1), socket(7));
         // The old connection is gone unnoticed; a new one from its address opens a stream.
-        connections.reopened(peer(1));
+        connections.reopened(peer(1), socket(7));
+        assert_eq!(connections.closed_connection(peer(1)), None);
         connections.closed(peer(1));
         connections.stream_started(peer(1));
-        connections.identify(peer(1), 8);
+        // What was decided of the old socket does not touch the new connection's mark.
+        connections.reopened(peer(1), socket(7));
+        connections.identify(peer(1), socket(8));
         connections.stream_ended(peer(1));
         assert!(connections.is_stream(peer(1)), "the new stream is still on");
         assert_eq!(
             connections.closed_connection(peer(1)),
-            Some(Closed::Socket(8))
+            Some(Closed::Socket(socket(8)))
         );
         connections.stream_ended(peer(1));
         assert!(!connections.in_use(peer(1)));

@@ -8,7 +8,7 @@ use std::time::Duration;
 use socket2::Socket;
 
 use super::accept::Acceptor;
-use super::connections::Connections;
+use super::connections::{Connections, EndedSocket};
 use super::handoff::Reason;
 use super::heal::Series;
 use super::refuse::Closer;
@@ -69,9 +69,10 @@ impl Shared {
     /// The socket of the connection from `peer`, which the server has ended, found and
     /// recorded as that connection's (see [`Connections::identify`]).
     pub fn ended_socket(&self, peer: SocketAddr) -> Option<Socket> {
-        let socket = self.sockets.find(peer)?;
+        let (fd, socket) = self.sockets.find_numbered(peer)?;
         if let Some(identity) = socket::identity(&socket) {
-            self.connections.identify(peer, identity);
+            let ended = EndedSocket { fd, identity };
+            self.connections.identify(peer, ended);
         }
         Some(socket)
     }

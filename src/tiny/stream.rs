@@ -144,8 +144,19 @@ pub fn start(
                 .line(format_args!("stream {} closed: panicked", show(peer)));
         }
     };
-    job::spawn("sse-stream", STACK_SIZE, request, serve_stream)
-        .map_err(|(request, error)| Box::new((request, format!("cannot spawn a thread: {error}"))))
+    // Counted from here, not from the thread's start: a stream from a new connection from the
+    // address of one that has gone unnoticed must not lose its mark (`Connections::closed`) to
+    // the old stream's end meanwhile.
+    let (peer, connections) = (request.remote_addr().copied(), &shared.connections);
+    if let Some(addr) = peer {
+        connections.stream_started(addr);
+    }
+    job::spawn("sse-stream", STACK_SIZE, request, serve_stream).map_err(|(request, error)| {
+        if let Some(addr) = peer {
+            connections.stream_ended(addr);
+        }
+        Box::new((request, format!("cannot spawn a thread: {error}")))
+    })
 }
 
 /// `HEAD` of a stream: the head a stream would have, no body, and no thread or stream slot.
@@ -191,9 +202,6 @@ fn serve(
     shared: &Shared,
 ) {
     let peer = show(opening.peer);
-    if let Some(addr) = opening.peer {
-        shared.connections.stream_started(addr);
-    }
     shared.log.line(format_args!(
         "stream {peer} opened{}{} ({} live)",
         if opening.note.is_empty() { "" } else { " " },
