@@ -12,8 +12,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{EventStream, Response, ServerProcess, TestServer, connect, read_head, request};
+use common::{EventStream, Response, ServerProcess, TestServer, connect, connect_from};
 use common::{SseEvent, TempFile, wait_for};
+use common::{read_head, request};
 
 const TEXT: &str = "Content-Type: text/plain; charset=utf-8\r\n";
 const FORM: &str = "Content-Type: application/x-www-form-urlencoded\r\n";
@@ -700,18 +701,9 @@ fn a_new_connection_from_the_address_of_a_stream_that_left_unnoticed_is_answered
     // one gone: an operating system reuses a port freed a moment ago, a proxy cycles through
     // its ports. The new connection's requests are its own, never the stream's, and are
     // answered.
-    let server = server(|_| {});
+    let server = ServerProcess::start_capturing_stderr(&["--publish-limit", "0"]);
     let addr = server.addr;
-    let from = |port: u16| {
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-        socket.set_reuse_address(true)?;
-        socket.bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())?;
-        socket.connect(&addr.into())?;
-        let stream = std::net::TcpStream::from(socket);
-        stream.set_read_timeout(Some(common::TIMEOUT))?;
-        std::io::Result::Ok(stream)
-    };
-    let mut client = from(0).expect("connect");
+    let mut client = connect_from(0, addr).expect("connect");
     let port = client.local_addr().unwrap().port();
     write!(
         client,
@@ -736,7 +728,7 @@ fn a_new_connection_from_the_address_of_a_stream_that_left_unnoticed_is_answered
     let mut client = None;
     assert!(
         wait_for(Duration::from_secs(5), || {
-            client = from(port).ok();
+            client = connect_from(port, addr).ok();
             client.is_some()
         }),
         "port {port} free again"
@@ -744,17 +736,21 @@ fn a_new_connection_from_the_address_of_a_stream_that_left_unnoticed_is_answered
     let mut client = client.unwrap();
     write!(
         client,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET /feeds HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
-    let mut reader = BufReader::new(client);
-    let mut answer = read_head(&mut reader);
-    assert_eq!(answer.status, 200);
-    reader.read_to_end(&mut answer.body).unwrap();
-    // Answered while the old stream is still on, as far as the server knows.
+    assert_eq!(read_head(&mut BufReader::new(client)).status, 200);
+    // The old stream learned it was gone from the new connection, not from a write.
+    let ended = format!("stream 127.0.0.1:{port} closed: ");
+    let why = "client gone (its address came back on a new connection)";
+    let logged = || {
+        let log = server.stderr();
+        log.lines()
+            .any(|line| line.starts_with(&ended) && line.ends_with(why))
+    };
     assert!(
-        answer.text().contains("\nsse_streams_live 1\n"),
+        wait_for(Duration::from_secs(5), logged),
         "{}",
-        answer.text()
+        server.stderr()
     );
 }

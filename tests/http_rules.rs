@@ -1047,8 +1047,7 @@ fn head_of_the_stream_has_its_head_and_then_the_close() {
 }
 
 /// A request sent behind a stream's request, on its connection, is never answered: the stream
-/// has the connection, and an answer would wait behind it for the stream's life, on the request
-/// loop or on a thread of its own.
+/// has the connection, and an answer would wait behind it for the stream's life.
 #[test]
 fn a_request_behind_a_streams_request_is_never_answered() {
     let server = ServerProcess::start(&["--interval", "50ms"]);
@@ -1067,60 +1066,10 @@ fn a_request_behind_a_streams_request_is_never_answered() {
         bytes.extend_from_slice(&buffer[..read]);
     }
     let text = String::from_utf8_lossy(&bytes);
-    assert_eq!(text.matches("HTTP/1.1").count(), 1, "{text}");
-    assert!(text.contains("This is 2."), "{text}");
-    // Nothing waits to answer it, and the server answers others while the stream is on.
-    healthy(server.addr).unwrap();
-    assert_eq!(common::threads_named(server.child.id(), "sse-body"), 0);
-}
-
-/// The same on a new connection from the address of one the server has just refused (a port
-/// used again): its requests are its own, answered in order, and a request behind its stream's
-/// is never answered.
-#[test]
-fn a_new_connection_from_a_refused_connections_address_is_served_in_order() {
-    let server = ServerProcess::start(&["--interval", "50ms"]);
-    let from = |port: u16| {
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-        socket.set_reuse_address(true)?;
-        socket.bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())?;
-        socket.connect(&server.addr.into())?;
-        let stream = TcpStream::from(socket);
-        stream.set_read_timeout(Some(PATIENCE))?;
-        std::io::Result::Ok(stream)
-    };
-    let mut refused = from(0).expect("connect");
-    let port = refused.local_addr().unwrap().port();
-    refused
-        .write_all(b"POST /ping HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n")
-        .unwrap();
-    let answer = read_until_closed(&mut refused);
-    let text = String::from_utf8_lossy(&answer.bytes);
-    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
-    drop(refused);
-    let deadline = Instant::now() + PATIENCE;
-    let mut socket = loop {
-        match from(port) {
-            Ok(socket) => break socket,
-            Err(error) if Instant::now() > deadline => panic!("port {port} again: {error}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(5)),
-        }
-    };
-    let stream = "GET /connect HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n";
-    socket
-        .write_all(format!("{stream}{NEXT}").as_bytes())
-        .unwrap();
-    let mut bytes = Vec::new();
-    let mut buffer = [0; 4096];
-    while bytes.windows(5).filter(|w| w == b"data:").count() < 3 && Instant::now() < deadline {
-        let read = socket.read(&mut buffer).expect("the stream goes on");
-        assert!(read > 0, "the stream goes on");
-        bytes.extend_from_slice(&buffer[..read]);
-    }
-    let text = String::from_utf8_lossy(&bytes);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert_eq!(text.matches("HTTP/1.1").count(), 1, "{text}");
     assert!(text.contains("This is 2."), "{text}");
+    // Nothing waits to answer it, and the server answers others while the stream is on.
     healthy(server.addr).unwrap();
     assert_eq!(common::threads_named(server.child.id(), "sse-body"), 0);
 }

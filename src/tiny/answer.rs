@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::body::{self, MAX_BODY, Readers};
-use super::connections::Closed;
+use super::connections::EndedStream;
 use super::handler::Handler;
 use super::reply::{Body, Reply};
 use super::request::{self, Method, Request};
@@ -54,18 +54,24 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
             (Screened::of(&head), screen::screen(&head))
         };
         if let Some(peer) = raw.remote_addr().copied() {
-            match shared.connections.closed_connection(peer) {
-                None => {}
-                // Read by tiny_http from a connection the server has ended.
-                Some(Closed::Unidentified) => return refuse::discard(raw, screened, shared),
-                // Looked at here, so that the requests that follow on the same connection are
-                // not answered before it, and find the mark a stream of its sets.
-                Some(Closed::Socket(ended)) => {
-                    if !shared.sockets.address_reused(peer, ended) {
-                        return refuse::discard(raw, screened, shared);
-                    }
-                    shared.connections.reopened(peer, ended);
+            match shared.connections.closed_stream(peer) {
+                // A feed stream whose client left unnoticed (the server learns it at its next
+                // write, a message or a keep-alive away), and whose address came back on a new
+                // connection (a port used again): that connection is served, and the stream
+                // ends now. A request read from the stream's own connection before it went waits
+                // behind tiny_http's writer until the stream's thread, woken, lets it go: at once
+                // if it is waiting for events, else once done with what it is doing.
+                Some(EndedStream::On(stream, mark)) if stream.connection_gone() => {
+                    stream.end("its address came back on a new connection");
+                    shared.connections.reopened(peer, mark);
                 }
+                // Over, tiny_http's writer gone: nothing waits behind it any more.
+                Some(EndedStream::Over(mark)) => shared.connections.reopened(peer, mark),
+                // Read by tiny_http from a connection the server has ended.
+                _ if shared.connections.is_closed(peer) => {
+                    return refuse::discard(raw, screened, shared);
+                }
+                _ => {}
             }
             shared.connections.request_started(peer);
         }
@@ -132,9 +138,7 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
             // The head says `Connection: close`: whatever tiny_http reads after this request is
             // dropped.
             Body::Events(events) => {
-                if let Some(peer) = peer {
-                    shared.connections.closed(peer);
-                }
+                let mark = peer.map(|peer| shared.connections.closed(peer));
                 if screened.head_only {
                     stream::head_only(raw, &reply.headers, screened);
                     if let Some(peer) = peer {
@@ -142,7 +146,8 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
                     }
                     (200, 0)
                 } else {
-                    match stream::start(raw, events, reply.headers, screened, shared, received) {
+                    let headers = reply.headers;
+                    match stream::start(raw, events, headers, screened, shared, received, mark) {
                         Ok(()) => {
                             // The stream logs its request when it ends.
                             shared.metrics.count_request(label, 200);

@@ -4,52 +4,53 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
+
+use super::outlet::Outlet;
 
 /// Bookkeeping of the connections tiny_http has accepted, by peer address.
 #[derive(Default)]
 pub struct Connections {
     last_request: Mutex<HashMap<SocketAddr, Instant>>,
-    /// The streams from each address: two once a new connection from the address of one that
-    /// is gone, unnoticed yet, has become a stream too.
+    /// The streams from each address: two while a new connection from the address of one whose
+    /// client left unnoticed has a stream too (see [`Connections::reopened`]).
     streams: Mutex<HashMap<SocketAddr, usize>>,
     /// Connections whose body is being read on a thread of its own.
     busy: Mutex<HashSet<SocketAddr>>,
     /// Connections the server has ended (a refusal, or a response that said `Connection:
-    /// close`), when, and their socket once a thread that found it says so: requests tiny_http
-    /// still reads from them are dropped unanswered (but those from a new connection from the
-    /// same address, once the socket is gone).
-    closed: Mutex<HashMap<SocketAddr, ClosedAt>>,
+    /// close`): requests tiny_http still reads from them are dropped unanswered. Those from a new
+    /// connection from the same address are too, unless the ending carries a feed stream whose
+    /// own socket shows the old connection gone (see `answer.rs`).
+    closed: Mutex<HashMap<SocketAddr, Ended>>,
+    /// The last [`Mark`] handed out.
+    marks: AtomicU64,
     /// Requests started so far, for the sweep to see that connections have come.
     requests: AtomicU64,
 }
 
-/// What is known of a connection the server has ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Closed {
-    /// Its socket has not been found yet: a request from its address is taken to be from it.
-    Unidentified,
-    /// Its socket: a request from its address is from a new connection if that socket is gone
-    /// (`Sockets::address_reused`).
-    Socket(EndedSocket),
-}
-
-/// The socket of a connection the server has ended: where it was found, and which it is (see
-/// `socket::identity`; the number may be closed and reused since).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EndedSocket {
-    pub fd: RawFd,
-    pub identity: u64,
-}
-
-#[derive(Clone, Copy)]
-struct ClosedAt {
+/// A connection the server has ended.
+struct Ended {
     at: Instant,
-    closed: Closed,
+    mark: Mark,
+    /// The outlet of the stream it carries, once the stream shares it: that outlet's own socket
+    /// says whether the connection is still there.
+    stream: Option<Weak<Outlet>>,
 }
+
+/// The stream on a connection the server has ended, which shares its outlet.
+pub enum EndedStream {
+    /// Still on: its outlet says whether its connection is.
+    On(Arc<Outlet>, Mark),
+    /// Over, its outlet and tiny_http's writer gone, though it has not yet said so.
+    Over(Mark),
+}
+
+/// Which ending of a connection from an address this is: a stream forgets its own ending when
+/// it ends, never a later one's from the same address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mark(u64);
 
 impl Connections {
     pub fn request_started(&self, peer: SocketAddr) {
@@ -62,25 +63,29 @@ impl Connections {
         self.requests.load(Ordering::Relaxed)
     }
 
+    /// A stream from `peer` is starting: counted from its answer, before its thread runs.
     pub fn stream_started(&self, peer: SocketAddr) {
         *lock(&self.streams).entry(peer).or_default() += 1;
     }
 
-    /// A stream of `peer` has ended and closed its connection (tiny_http's thread had let go
-    /// of it). Its address is forgotten at once, not at the sweep's next look (up to 2 s away),
-    /// unless a stream from a new connection from it is on (counted from its answer: see
-    /// `stream::start`).
-    pub fn stream_ended(&self, peer: SocketAddr) {
+    /// A stream from `peer`, whose connection's ending is `mark`, has ended and closed its
+    /// connection (tiny_http's thread had let go of it). Its ending is forgotten at once, not at
+    /// the sweep's next look (up to 2 s away): a new connection from the same address (a busy
+    /// proxy cycles through its ports quickly) must not have its requests dropped as the
+    /// stream's. A later ending from the same address is kept.
+    pub fn stream_ended(&self, peer: SocketAddr, mark: Option<Mark>) {
         let mut streams = lock(&self.streams);
         if let Some(count) = streams.get_mut(&peer) {
             *count -= 1;
-            if *count > 0 {
-                return;
+            if *count == 0 {
+                streams.remove(&peer);
             }
-            streams.remove(&peer);
         }
         drop(streams);
-        lock(&self.closed).remove(&peer);
+        let mut closed = lock(&self.closed);
+        if closed.get(&peer).map(|ended| ended.mark) == mark {
+            closed.remove(&peer);
+        }
     }
 
     pub fn body_started(&self, peer: SocketAddr) {
@@ -92,31 +97,47 @@ impl Connections {
     }
 
     /// The server has ended the connection from `peer`.
-    pub fn closed(&self, peer: SocketAddr) {
-        let closed = ClosedAt {
+    pub fn closed(&self, peer: SocketAddr) -> Mark {
+        let mark = Mark(self.marks.fetch_add(1, Ordering::Relaxed) + 1);
+        let ended = Ended {
             at: Instant::now(),
-            closed: Closed::Unidentified,
+            mark,
+            stream: None,
         };
-        lock(&self.closed).insert(peer, closed);
+        lock(&self.closed).insert(peer, ended);
+        mark
     }
 
-    /// The connection from `peer` the server has ended has the socket `socket`.
-    pub fn identify(&self, peer: SocketAddr, socket: EndedSocket) {
-        if let Some(entry) = lock(&self.closed).get_mut(&peer) {
-            entry.closed = Closed::Socket(socket);
+    /// The connection from `peer` ended as `mark` carries a stream that sends through `outlet`.
+    pub fn stream_shares(&self, peer: SocketAddr, mark: Mark, outlet: &Arc<Outlet>) {
+        if let Some(ended) = lock(&self.closed).get_mut(&peer)
+            && ended.mark == mark
+        {
+            ended.stream = Some(Arc::downgrade(outlet));
         }
     }
 
-    /// What is known of the connection from `peer` the server has ended, if it has.
-    pub fn closed_connection(&self, peer: SocketAddr) -> Option<Closed> {
-        lock(&self.closed).get(&peer).map(|entry| entry.closed)
+    pub fn is_closed(&self, peer: SocketAddr) -> bool {
+        lock(&self.closed).contains_key(&peer)
     }
 
-    /// The connection from `peer` the server had ended, with the socket `ended`, is gone, and a
-    /// new one from the same address is served (unless the server has ended that one too).
-    pub fn reopened(&self, peer: SocketAddr, ended: EndedSocket) {
+    /// The stream on the connection from `peer` the server has ended, if there is such a
+    /// connection and its stream shares its outlet.
+    pub fn closed_stream(&self, peer: SocketAddr) -> Option<EndedStream> {
+        let closed = lock(&self.closed);
+        let ended = closed.get(&peer)?;
+        let stream = ended.stream.as_ref()?.upgrade();
+        Some(match stream {
+            Some(outlet) => EndedStream::On(outlet, ended.mark),
+            None => EndedStream::Over(ended.mark),
+        })
+    }
+
+    /// The connection from `peer` ended as `mark` is gone, unnoticed until its address came
+    /// back on a new connection, which is served from now on.
+    pub fn reopened(&self, peer: SocketAddr, mark: Mark) {
         let mut closed = lock(&self.closed);
-        if closed.get(&peer).map(|entry| entry.closed) == Some(Closed::Socket(ended)) {
+        if closed.get(&peer).is_some_and(|ended| ended.mark == mark) {
             closed.remove(&peer);
         }
     }
@@ -168,7 +189,7 @@ impl Connections {
         // Keep the maps as small as the connection count. A connection ended after the list
         // was taken may be missing from it, and is kept until the next one.
         last_request.retain(|peer, _| seen.contains(peer));
-        lock(&self.closed).retain(|peer, entry| seen.contains(peer) || entry.at > now);
+        lock(&self.closed).retain(|peer, ended| seen.contains(peer) || ended.at > now);
         idle
     }
 }
@@ -183,10 +204,6 @@ mod tests {
 
     fn peer(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
-    }
-
-    fn socket(identity: u64) -> EndedSocket {
-        EndedSocket { fd: 9, identity }
     }
 
     #[test]
@@ -224,47 +241,76 @@ mod tests {
     fn a_streams_address_is_free_again_once_the_stream_has_ended() {
         let connections = Connections::default();
         // As the request loop and the stream's thread do.
-        connections.closed(peer(1));
+        let mark = connections.closed(peer(1));
         connections.stream_started(peer(1));
-        assert_eq!(
-            connections.closed_connection(peer(1)),
-            Some(Closed::Unidentified),
+        assert!(
+            connections.is_closed(peer(1)),
             "what follows the stream is dropped"
         );
-        connections.identify(peer(1), socket(7));
-        assert_eq!(
-            connections.closed_connection(peer(1)),
-            Some(Closed::Socket(socket(7)))
-        );
-        connections.stream_ended(peer(1));
+        connections.stream_ended(peer(1), Some(mark));
         assert!(
             !connections.in_use(peer(1)),
             "a later connection from it is served"
         );
     }
 
+    fn outlet() -> Arc<Outlet> {
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let framing = crate::chunked::Framing::Chunked;
+        Arc::new(Outlet::new(Box::new(std::io::sink()), framing, metrics))
+    }
+
     #[test]
-    fn a_stream_address_reused_from_the_same_address_outlives_the_old_one() {
+    fn a_new_connection_from_a_gone_streams_address_keeps_its_own_ending() {
+        let connections = Connections::default();
+        let old = outlet();
+        let old_mark = connections.closed(peer(1));
+        connections.stream_started(peer(1));
+        assert!(
+            connections.closed_stream(peer(1)).is_none(),
+            "not shared yet"
+        );
+        connections.stream_shares(peer(1), old_mark, &old);
+        assert!(matches!(
+            connections.closed_stream(peer(1)),
+            Some(EndedStream::On(outlet, mark)) if Arc::ptr_eq(&outlet, &old) && mark == old_mark
+        ));
+        // Its client gone unnoticed, a new connection from its address is served, and opens a
+        // stream of its own.
+        connections.reopened(peer(1), old_mark);
+        assert!(!connections.is_closed(peer(1)));
+        let new_mark = connections.closed(peer(1));
+        connections.stream_started(peer(1));
+        // What is done for the old stream leaves the new one's ending alone.
+        connections.reopened(peer(1), old_mark);
+        connections.stream_shares(peer(1), old_mark, &old);
+        connections.stream_ended(peer(1), Some(old_mark));
+        assert!(connections.is_closed(peer(1)));
+        assert!(connections.closed_stream(peer(1)).is_none());
+        assert!(connections.is_stream(peer(1)), "the new stream is on");
+        // Its outlet gone before it says it has ended.
+        let new = outlet();
+        connections.stream_shares(peer(1), new_mark, &new);
+        drop(new);
+        assert!(matches!(
+            connections.closed_stream(peer(1)),
+            Some(EndedStream::Over(mark)) if mark == new_mark
+        ));
+        connections.stream_ended(peer(1), Some(new_mark));
+        assert!(!connections.in_use(peer(1)));
+    }
+
+    #[test]
+    fn a_stream_not_started_leaves_its_connection_ended() {
         let connections = Connections::default();
         connections.closed(peer(1));
         connections.stream_started(peer(1));
-        connections.identify(peer(1), socket(7));
-        // The old connection is gone unnoticed; a new one from its address opens a stream.
-        connections.reopened(peer(1), socket(7));
-        assert_eq!(connections.closed_connection(peer(1)), None);
-        connections.closed(peer(1));
-        connections.stream_started(peer(1));
-        // What was decided of the old socket does not touch the new connection's mark.
-        connections.reopened(peer(1), socket(7));
-        connections.identify(peer(1), socket(8));
-        connections.stream_ended(peer(1));
-        assert!(connections.is_stream(peer(1)), "the new stream is still on");
-        assert_eq!(
-            connections.closed_connection(peer(1)),
-            Some(Closed::Socket(socket(8)))
+        connections.stream_ended(peer(1), None);
+        assert!(!connections.is_stream(peer(1)));
+        assert!(
+            connections.is_closed(peer(1)),
+            "for the refusal that follows"
         );
-        connections.stream_ended(peer(1));
-        assert!(!connections.in_use(peer(1)));
     }
 
     #[test]
@@ -276,10 +322,10 @@ mod tests {
         assert!(connections.in_use(peer(1)));
         // Ended after the list was taken: kept.
         connections.idle(&[], Duration::from_secs(1), listed);
-        assert!(connections.closed_connection(peer(1)).is_some());
+        assert!(connections.is_closed(peer(1)));
         let later = Instant::now();
         connections.idle(&[peer(2)], Duration::from_secs(1), later);
-        assert_eq!(connections.closed_connection(peer(1)), None);
-        assert!(connections.closed_connection(peer(2)).is_some());
+        assert!(!connections.is_closed(peer(1)));
+        assert!(connections.is_closed(peer(2)));
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use super::capacity::{self, HighSlot};
+use super::connections::Mark;
 use super::ended::Ended;
 use super::outlet::Outlet;
 use super::shared::Shared;
@@ -32,6 +33,10 @@ pub struct Events<'a> {
     charged: bool,
     /// Set once the outlet is shared: has this thread unparked when the server stops.
     watch: Option<Watch<'a>>,
+    /// The ending of the stream's connection (see `Connections::closed`), told the shared
+    /// outlet, so that a new connection from the same address can be told apart once the
+    /// stream's client has gone.
+    pub(super) mark: Option<Mark>,
 }
 
 /// However the body ends (an error, a panic, the server stopping), tiny_http's thread for the
@@ -67,6 +72,7 @@ impl<'a> Events<'a> {
             high,
             charged: false,
             watch: None,
+            mark: None,
         }
     }
 
@@ -76,18 +82,10 @@ impl<'a> Events<'a> {
     fn release(&mut self) {
         if !std::mem::replace(&mut self.released, true)
             && let Some(peer) = self.peer
+            && let Some(socket) = self.shared.sockets.find(peer)
         {
-            self.let_go(peer);
+            let _ = socket.shutdown(Shutdown::Read);
         }
-    }
-
-    /// Finds the connection's socket (recorded as the stream's, so that a new connection from
-    /// the same address, once this one is gone, is told apart: `answer.rs`) and shuts its read
-    /// half.
-    fn let_go(&self, peer: SocketAddr) -> Option<socket2::Socket> {
-        let socket = self.shared.ended_socket(peer)?;
-        let _ = socket.shutdown(Shutdown::Read);
-        Some(socket)
     }
 
     /// Shares the stream's [`Outlet`], so that any thread can send events through it without
@@ -105,10 +103,13 @@ impl<'a> Events<'a> {
             ));
         }
         let peer = self.peer.ok_or(Ended::SocketNotFound("no peer address"))?;
-        // The outlet owns the connection from here: tiny_http's pool thread is let go now.
         let socket = self
-            .let_go(peer)
+            .shared
+            .sockets
+            .find(peer)
             .ok_or(Ended::SocketNotFound("no descriptor of the connection"))?;
+        // The outlet owns the connection from here: tiny_http's pool thread is let go now.
+        let _ = socket.shutdown(Shutdown::Read);
         self.released = true;
         // Numbered above the open-file limit if a number there was promised. If none can be had
         // after all (something else took one: see `capacity::duplicate_high`), the duplicate
@@ -126,6 +127,11 @@ impl<'a> Events<'a> {
             None => (socket, None),
         };
         self.outlet.share(socket, high);
+        if let (Some(mark), Some(peer)) = (self.mark, self.peer) {
+            self.shared
+                .connections
+                .stream_shares(peer, mark, &self.outlet);
+        }
         self.watch = Some(self.shared.stop.watch());
         Ok(self.outlet.clone())
     }

@@ -341,6 +341,29 @@ impl Outlet {
         }
         let _ = socket.shutdown(Shutdown::Both);
     }
+
+    /// Whether the connection is gone, though perhaps no write has failed yet: its client left,
+    /// and a reset ended it (one answering the server's next write, or the client's answer to
+    /// the server's reply to a new connection's first packet from the same address): it has no
+    /// peer any more. Only a shared outlet can tell, by its own socket; an unshared one says no.
+    pub(super) fn connection_gone(&self) -> bool {
+        self.socket
+            .get()
+            .is_some_and(|socket| socket.peer_addr().is_err())
+    }
+
+    /// Ends the stream now, for the reason `why`: later offers are refused, and its thread,
+    /// woken, finishes.
+    pub(super) fn end(&self, why: &str) {
+        let mut state = self.lock();
+        if state.gone.is_none() {
+            state.gone = Some(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                why.to_owned(),
+            ));
+        }
+        self.owner.unpark();
+    }
 }
 
 fn client_gone(why: &str) -> Ended {

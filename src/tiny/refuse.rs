@@ -6,8 +6,7 @@
 //! `Response`). So a refused connection is closed here, by its socket: the read half first (so
 //! that nothing more is read, and a discarding read of an unread body ends at once), then, once
 //! the answer is written, both halves. A request tiny_http had already read from the same
-//! connection is dropped unanswered (`Connections::closed`); the socket found here says which
-//! connection that was, so that a new one from the same address is answered (`answer.rs`).
+//! connection is dropped unanswered (`Connections::closed`).
 //!
 //! A body tiny_http has not read is discarded by tiny_http when the request is dropped, by
 //! reading all of it on the dropping thread into one buffer of the declared size. With the read
@@ -144,7 +143,7 @@ pub fn close(peer: SocketAddr, shared: &Shared) {
 /// Shuts the read half, answers, then shuts both halves; parks a request whose body cannot be
 /// discarded. On the thread of [`Closer`].
 fn close_now(closing: Closing, shared: &Shared) {
-    let socket = closing.peer.and_then(|peer| shared.ended_socket(peer));
+    let socket = closing.peer.and_then(|peer| shared.sockets.find(peer));
     let shut = |how| {
         if let Some(socket) = &socket {
             let _ = socket.shutdown(how);

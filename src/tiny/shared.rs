@@ -5,14 +5,12 @@ use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use socket2::Socket;
-
 use super::accept::Acceptor;
-use super::connections::{Connections, EndedSocket};
+use super::connections::Connections;
 use super::handoff::Reason;
 use super::heal::Series;
 use super::refuse::Closer;
-use super::socket::{self, Sockets};
+use super::socket::Sockets;
 use crate::log::Log;
 use crate::metrics::Metrics;
 use crate::stop::Stop;
@@ -66,17 +64,6 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// The socket of the connection from `peer`, which the server has ended, found and
-    /// recorded as that connection's (see [`Connections::identify`]).
-    pub fn ended_socket(&self, peer: SocketAddr) -> Option<Socket> {
-        let (fd, socket) = self.sockets.find_numbered(peer)?;
-        if let Some(identity) = socket::identity(&socket) {
-            let ended = EndedSocket { fd, identity };
-            self.connections.identify(peer, ended);
-        }
-        Some(socket)
-    }
-
     /// Stops the server so that it replaces its image, for `reason`; the first reason given
     /// stands. Returns `false` if the server was stopping already.
     ///

@@ -21,7 +21,6 @@ use std::time::Duration;
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 use super::address::accepted_on;
-use super::connections::EndedSocket;
 
 /// TCP keep-alive on every connection: a peer that vanished without a FIN (power cut, cable,
 /// NAT timeout) is found after about 60 s + 6 × 10 s of silence, instead of never.
@@ -164,10 +163,9 @@ pub struct Listing {
 /// Every search asks descriptor numbers one by one, and only below the size of the process's
 /// descriptor table ([`Sockets::table_size`]): no number at or above it can be open. A search
 /// for a connection that is gone asks them all; each open socket costs about 1.2 µs (the kernel
-/// takes the socket's lock to say its address), each closed number 0.15–0.25 µs. So searches run
-/// on a thread of the connection's (its stream's, its body's) or on the sweep's, which also
-/// closes refused connections (`refuse.rs`); on the request loop only once a connection the
-/// server has ended is gone and its address has come back ([`Sockets::address_reused`]).
+/// takes the socket's lock to say its address), each closed number 0.15–0.25 µs. So none runs
+/// on the request loop: only on a thread of the connection's (its stream's, its body's) or on
+/// the sweep's, which also closes refused connections (`refuse.rs`).
 pub struct Sockets {
     local: SocketAddr,
     /// The highest descriptor number the process can have: the bound if the table's size cannot
@@ -221,11 +219,6 @@ impl Sockets {
     /// from where the last search found a connection, below the table's size as last read; then,
     /// while the table has grown since, the numbers it grew by.
     pub fn find(&self, peer: SocketAddr) -> Option<Socket> {
-        self.find_numbered(peer).map(|(_, socket)| socket)
-    }
-
-    /// [`Sockets::find`], with the number the socket was found at.
-    pub fn find_numbered(&self, peer: SocketAddr) -> Option<(RawFd, Socket)> {
         let on_the_way = std::cell::RefCell::new(Vec::new());
         let found = |fd: RawFd| {
             let now = peer_addr(fd)?;
@@ -235,7 +228,7 @@ impl Sockets {
             }
             let socket = self.duplicate_if(fd, peer)?;
             self.last_found.store(fd, Ordering::Relaxed);
-            Some((fd, socket))
+            Some(socket)
         };
         let hint = self.passed().remove(&peer);
         if let Some(hit) = hint.and_then(found) {
@@ -267,27 +260,6 @@ impl Sockets {
             }
             known = size;
         }
-    }
-
-    /// Whether a request from `peer`, the address of the connection the server has ended
-    /// whose socket is `ended`, is from a new connection: `ended` is connected from `peer`
-    /// neither where it was found nor at any other number, and another connection from `peer`
-    /// is. The first look (two system calls) answers while the ended connection is there (a
-    /// request tiny_http read from it); the search over every number below the table's size
-    /// runs once it is gone (a port used again) or was found at a number closed since.
-    pub fn address_reused(&self, peer: SocketAddr, ended: EndedSocket) -> bool {
-        let is_ended = |fd| peer_addr(fd) == Some(peer) && identity_at(fd) == Some(ended.identity);
-        if is_ended(ended.fd) {
-            return false;
-        }
-        let mut another = false;
-        for fd in 0..self.table_size() {
-            if is_ended(fd) {
-                return false;
-            }
-            another |= peer_addr(fd) == Some(peer) && self.is_ours(fd);
-        }
-        another
     }
 
     fn passed(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, RawFd>> {
@@ -377,7 +349,7 @@ fn at<T>(fd: RawFd, ask: impl FnOnce(BorrowedFd<'_>) -> Option<T>) -> Option<T> 
     // promised here: the numbers searched are owned by other threads of this process
     // (tiny_http's), which may close one, and the kernel reuse it, at any moment. What makes that
     // harmless: the borrow lasts one system call that only asks about the number (an address,
-    // whether it listens, its unread bytes, its inode) or duplicates it, and the kernel answers about
+    // whether it listens, its unread bytes) or duplicates it, and the kernel answers about
     // whatever the number is then, or fails with EBADF; no memory is at stake. Nothing is
     // written to or shut down through it, and nothing closes it; what callers act on is a
     // duplicate they own, checked again (`Sockets::duplicate_if`).
@@ -402,18 +374,6 @@ fn is_listener(fd: RawFd) -> bool {
 /// A new descriptor for what number `fd` refers to now, close-on-exec.
 fn duplicate(fd: RawFd) -> Option<OwnedFd> {
     at(fd, |fd| fd.try_clone_to_owned().ok())
-}
-
-/// Which socket `socket` is while it is open: its inode, the same through every descriptor of
-/// it. A connection's peer address does not say: it can come back on a new connection once the
-/// old one is gone on both sides.
-pub fn identity(socket: &Socket) -> Option<u64> {
-    rustix::fs::fstat(socket).ok().map(|stat| stat.st_ino)
-}
-
-/// The [`identity`] of what descriptor number `fd` is now, if it is open.
-fn identity_at(fd: RawFd) -> Option<u64> {
-    at(fd, |fd| rustix::fs::fstat(fd).ok().map(|stat| stat.st_ino))
 }
 
 /// Linux's TCP states (include/net/tcp_states.h), as `TCP_INFO` reports them.
@@ -506,49 +466,6 @@ mod tests {
         // The write half still works.
         std::io::Write::write_all(&mut accepted, b"still here").unwrap();
         drop(client);
-    }
-
-    #[test]
-    fn an_address_is_reused_once_its_ended_connection_is_gone_and_another_has_it() {
-        let listener = listener();
-        let local = listener.local_addr().unwrap();
-        let sockets = Sockets::new(local, 4096);
-        let from = |port: u16| {
-            let client = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-            client.set_reuse_address(true).unwrap();
-            client
-                .bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())
-                .unwrap();
-            client.connect(&local.into()).map(|()| client)
-        };
-        let client = from(0).unwrap();
-        let (accepted, peer) = listener.accept().unwrap();
-        let (fd, found) = sockets.find_numbered(peer).expect("found");
-        let ended = EndedSocket {
-            fd,
-            identity: identity(&found).expect("an inode"),
-        };
-        assert!(!sockets.address_reused(peer, ended), "still there");
-        // Found at a number since closed: still there at another.
-        let moved = EndedSocket { fd: 4095, ..ended };
-        assert!(
-            !sockets.address_reused(peer, moved),
-            "still there elsewhere"
-        );
-        // Closed on both sides; a new connection from the same address is another socket.
-        drop((client, accepted, found));
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        let again = loop {
-            match from(peer.port()) {
-                Ok(again) => break again,
-                Err(error) if std::time::Instant::now() > deadline => panic!("{error}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(5)),
-            }
-        };
-        assert!(!sockets.address_reused(peer, ended), "not accepted yet");
-        let (_accepted, _) = listener.accept().unwrap();
-        assert!(sockets.address_reused(peer, ended));
-        drop(again);
     }
 
     #[test]

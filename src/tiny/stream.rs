@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::capacity::HighSlot;
+use super::connections::Mark;
 use super::ended::Ended;
 use super::events::Events;
 use super::job;
@@ -89,6 +90,8 @@ struct Opening {
     path: String,
     received: Instant,
     note: String,
+    /// Its connection's ending (see `Connections::closed`).
+    mark: Option<Mark>,
 }
 
 /// A stream not started: the request, to be answered, and why.
@@ -103,6 +106,7 @@ pub fn start(
     screened: Screened,
     shared: &Arc<Shared>,
     received: Instant,
+    mark: Option<Mark>,
 ) -> Result<(), NotStarted> {
     // tiny_http's writer and the outlet's duplicate, or the writer alone (see `outlet.rs`).
     let descriptors = if stream.for_outlet { 2 } else { 1 };
@@ -115,6 +119,7 @@ pub fn start(
         path: request.url().to_owned(),
         received,
         note: stream.note,
+        mark,
     };
     let (run, for_outlet) = (stream.run, stream.for_outlet);
     let serve_stream = move |request| {
@@ -136,7 +141,7 @@ pub fn start(
             )
         }));
         if let Some(addr) = peer {
-            shared.connections.stream_ended(addr);
+            shared.connections.stream_ended(addr, opening.mark);
         }
         if ran.is_err() {
             shared
@@ -144,16 +149,16 @@ pub fn start(
                 .line(format_args!("stream {} closed: panicked", show(peer)));
         }
     };
-    // Counted from here, not from the thread's start: a stream from a new connection from the
-    // address of one that has gone unnoticed must not lose its mark (`Connections::closed`) to
-    // the old stream's end meanwhile.
-    let (peer, connections) = (request.remote_addr().copied(), &shared.connections);
+    // Counted from its answer, not from its thread's start: while an old stream from the same
+    // address (its client gone unnoticed) ends meanwhile, this one stays a stream to the sweep.
+    let peer = request.remote_addr().copied();
     if let Some(addr) = peer {
-        connections.stream_started(addr);
+        shared.connections.stream_started(addr);
     }
     job::spawn("sse-stream", STACK_SIZE, request, serve_stream).map_err(|(request, error)| {
         if let Some(addr) = peer {
-            connections.stream_ended(addr);
+            // Uncounted only: its connection stays ended for the refusal that follows.
+            shared.connections.stream_ended(addr, None);
         }
         Box::new((request, format!("cannot spawn a thread: {error}")))
     })
@@ -221,6 +226,7 @@ fn serve(
         // Rust's default hook.
         let _logged = PanicsToLog::enter(shared.log);
         let mut events = Events::new(outlet.clone(), shared, opening.peer, for_outlet, high);
+        events.mark = opening.mark;
         match head {
             Ok(bytes) => match run(&mut events) {
                 Ok(()) => (bytes, Ended::ServerStopping),

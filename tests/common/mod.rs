@@ -88,6 +88,19 @@ pub fn wait_for(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// A connection to `addr` (an IPv4 address) from port `port` of 127.0.0.1 (0: any), which may
+/// be one a connection closed a moment ago: as an operating system or a proxy may use one again.
+pub fn connect_from(port: u16, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())?;
+    socket.connect(&addr.into())?;
+    let stream = TcpStream::from(socket);
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    stream.set_write_timeout(Some(TIMEOUT))?;
+    Ok(stream)
+}
+
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
