@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -182,10 +182,16 @@ pub struct Sockets {
     /// searches start from each other's finds in no set order, and would otherwise ask some
     /// dozens of numbers each. A number may have been reused since; the search checks it.
     passed: Mutex<HashMap<SocketAddr, RawFd>>,
+    /// Passes left that do not list the descriptors (see [`Sockets::in_use_below`]).
+    skip_listing: AtomicU32,
 }
 
 /// The most connections [`Sockets::passed`] remembers; past it, it starts again.
 const MAX_PASSED: usize = 4096;
+
+/// Passes that ask every number up to the open-file limit after a listing of the descriptors
+/// found too many to pay (see [`Sockets::in_use_below`]).
+const SKIP_LISTINGS: u32 = 16;
 
 impl Sockets {
     pub fn new(local: SocketAddr, max_fd: RawFd) -> Sockets {
@@ -195,6 +201,7 @@ impl Sockets {
             table: AtomicI32::new(0),
             last_found: AtomicI32::new(3),
             passed: Mutex::new(HashMap::new()),
+            skip_listing: AtomicU32::new(0),
         }
     }
 
@@ -205,12 +212,46 @@ impl Sockets {
     /// numbers above the highest open one cost 0.15 µs or so each (4.4 ms for 32,768). The highest
     /// open number itself, from /proc/self/fd, costs more than that: 3.3 ms with 2,000 open, 17 ms
     /// with 10,000, 35 ms with 18,000. Never above the open-file limit: the numbers above it are
-    /// the feed streams' duplicates (`capacity.rs`), never a connection of tiny_http's.
+    /// the feed streams' duplicates (`capacity.rs`), never a connection of tiny_http's; once one
+    /// has grown the table past the limit, see [`Sockets::in_use_below`].
     fn table_size(&self) -> RawFd {
         let limit = self.max_fd.saturating_add(1);
-        let size = descriptor_table_size().map_or(limit, |size| size.min(limit));
+        let size = match descriptor_table_size() {
+            Some(size) if size > limit => self.in_use_below(limit).unwrap_or(limit),
+            Some(size) => size,
+            None => limit,
+        };
         self.table.fetch_max(size, Ordering::Relaxed);
         size
+    }
+
+    /// One past the highest number below `limit` open now, from /proc/self/fd: with a feed
+    /// stream's duplicate above the limit, the table's size says nothing of the numbers below,
+    /// and asking every one up to the limit would cost about 3 ms a pass at 15,870 (an idle
+    /// server's sweep, a search for a connection that is gone), where a server with a few hundred
+    /// descriptors lists them in a fraction of that. A listing's entry costs about as much as ten
+    /// numbers asked, so a listing that passes a tenth of the limit's entries is given up, and
+    /// none is tried for the next [`SKIP_LISTINGS`] passes.
+    fn in_use_below(&self, limit: RawFd) -> Option<RawFd> {
+        let skipped = self.skip_listing.load(Ordering::Relaxed);
+        if skipped > 0 {
+            self.skip_listing.store(skipped - 1, Ordering::Relaxed);
+            return None;
+        }
+        let mut highest = -1;
+        for (seen, entry) in std::fs::read_dir("/proc/self/fd").ok()?.enumerate() {
+            if seen > limit as usize / 10 {
+                self.skip_listing.store(SKIP_LISTINGS, Ordering::Relaxed);
+                return None;
+            }
+            let number = entry
+                .ok()
+                .and_then(|e| e.file_name().to_str()?.parse::<RawFd>().ok());
+            if let Some(fd) = number.filter(|&fd| fd < limit) {
+                highest = highest.max(fd);
+            }
+        }
+        Some(highest + 1)
     }
 
     /// An owned duplicate of the socket of the TCP connection from `peer` to the listener.
@@ -493,6 +534,40 @@ mod tests {
         let found = sockets.find(peer(1)).expect("the middle one, searched for");
         assert_eq!(found.peer_addr().unwrap().as_socket(), Some(peer(1)));
         drop(clients);
+    }
+
+    #[test]
+    fn past_the_limit_the_table_is_bounded_by_the_highest_number_open_below_it() {
+        use std::os::fd::AsRawFd;
+        let listener = listener();
+        let local = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(local).unwrap();
+        let (accepted, peer) = listener.accept().unwrap();
+        // As a feed stream's duplicate does: a number above the limit grows the table past it.
+        let limit: RawFd = 4096;
+        let above = rustix::io::fcntl_dupfd_cloexec(&accepted, limit + 4000).unwrap();
+        assert!(descriptor_table_size().unwrap() > limit);
+        let sockets = Sockets::new(local, limit - 1);
+        let size = sockets.table_size();
+        assert!(size > accepted.as_raw_fd() && size < limit, "{size}");
+        assert!(sockets.find(peer).is_some());
+        assert_eq!(
+            sockets.accepted(|_| false).accepted.len(),
+            1,
+            "the one below"
+        );
+        // Listing more than a tenth of the limit's entries does not pay: every number up to the
+        // limit is asked, for a while even once they are closed.
+        let many: Vec<_> = (0..limit / 10)
+            .map(|_| accepted.try_clone().unwrap())
+            .collect();
+        assert_eq!(sockets.table_size(), limit);
+        drop(many);
+        for _ in 0..SKIP_LISTINGS {
+            assert_eq!(sockets.table_size(), limit);
+        }
+        assert!(sockets.table_size() < limit);
+        drop(above);
     }
 
     #[test]
