@@ -1,5 +1,5 @@
-//! After a client disconnects, its stream's OS thread is gone within two intervals. Alone in its
-//! test binary so that no other test's streams are counted.
+//! After a client disconnects, its stream's OS thread is gone once a write has found it gone.
+//! Alone in its test binary so that no other test's streams are counted.
 
 mod common;
 
@@ -20,10 +20,13 @@ fn disconnected_streams_leave_no_thread_behind() {
     assert_eq!(stream_threads(), before + 5);
 
     drop(streams);
-    // A stream notices at its next write, at most one interval later; allow a second one for
-    // the kernel to report the reset.
+    // A stream notices at its next write, at most one interval later, or at the one after when
+    // the client's close was a FIN and the first write only drew the reset. The rest is for a
+    // loaded machine to run the threads' ends: the test is that none is left behind, not how
+    // soon.
     assert!(
-        wait_for(interval * 2, || stream_threads() == before),
+        wait_for(interval * 2 + Duration::from_secs(2), || stream_threads()
+            == before),
         "stream threads: {} left, {before} before",
         stream_threads()
     );
