@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::body::{self, MAX_BODY, Readers};
-use super::connections::EndedStream;
+use super::connections::Ending;
 use super::handler::Handler;
 use super::reply::{Body, Reply};
 use super::request::{self, Method, Request};
@@ -54,24 +54,22 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
             (Screened::of(&head), screen::screen(&head))
         };
         if let Some(peer) = raw.remote_addr().copied() {
-            match shared.connections.closed_stream(peer) {
+            match shared.connections.ending(peer) {
                 // A feed stream whose client left unnoticed (the server learns it at its next
                 // write, a message or a keep-alive away), and whose address came back on a new
                 // connection (a port used again): that connection is served, and the stream
                 // ends now. A request read from the stream's own connection before it went waits
                 // behind tiny_http's writer until the stream's thread, woken, lets it go: at once
                 // if it is waiting for events, else once done with what it is doing.
-                Some(EndedStream::On(stream, mark)) if stream.connection_gone() => {
+                Some(Ending::Stream(stream, mark)) if stream.connection_gone() => {
                     stream.end("its address came back on a new connection");
                     shared.connections.reopened(peer, mark);
                 }
                 // Over, tiny_http's writer gone: nothing waits behind it any more.
-                Some(EndedStream::Over(mark)) => shared.connections.reopened(peer, mark),
+                Some(Ending::StreamOver(mark)) => shared.connections.reopened(peer, mark),
                 // Read by tiny_http from a connection the server has ended.
-                _ if shared.connections.is_closed(peer) => {
-                    return refuse::discard(raw, screened, shared);
-                }
-                _ => {}
+                Some(_) => return refuse::discard(raw, screened, shared),
+                None => {}
             }
             shared.connections.request_started(peer);
         }

@@ -39,12 +39,16 @@ struct Ended {
     stream: Option<Weak<Outlet>>,
 }
 
-/// The stream on a connection the server has ended, which shares its outlet.
-pub enum EndedStream {
-    /// Still on: its outlet says whether its connection is.
-    On(Arc<Outlet>, Mark),
-    /// Over, its outlet and tiny_http's writer gone, though it has not yet said so.
-    Over(Mark),
+/// What is known of a connection the server has ended.
+pub enum Ending {
+    /// Nothing tells whether it is still there: a request from its address is taken to be from
+    /// it.
+    Unknown,
+    /// It carries a stream that shares this outlet, whose own socket tells.
+    Stream(Arc<Outlet>, Mark),
+    /// It carried a stream whose outlet is gone, with tiny_http's writer, though the stream has
+    /// not yet said it has ended.
+    StreamOver(Mark),
 }
 
 /// Which ending of a connection from an address this is: a stream forgets its own ending when
@@ -117,19 +121,21 @@ impl Connections {
         }
     }
 
+    #[cfg(test)]
     pub fn is_closed(&self, peer: SocketAddr) -> bool {
         lock(&self.closed).contains_key(&peer)
     }
 
-    /// The stream on the connection from `peer` the server has ended, if there is such a
-    /// connection and its stream shares its outlet.
-    pub fn closed_stream(&self, peer: SocketAddr) -> Option<EndedStream> {
+    /// What is known of the connection from `peer` the server has ended, if it has ended one.
+    pub fn ending(&self, peer: SocketAddr) -> Option<Ending> {
         let closed = lock(&self.closed);
         let ended = closed.get(&peer)?;
-        let stream = ended.stream.as_ref()?.upgrade();
-        Some(match stream {
-            Some(outlet) => EndedStream::On(outlet, ended.mark),
-            None => EndedStream::Over(ended.mark),
+        let Some(stream) = &ended.stream else {
+            return Some(Ending::Unknown);
+        };
+        Some(match stream.upgrade() {
+            Some(outlet) => Ending::Stream(outlet, ended.mark),
+            None => Ending::StreamOver(ended.mark),
         })
     }
 
@@ -267,13 +273,13 @@ mod tests {
         let old_mark = connections.closed(peer(1));
         connections.stream_started(peer(1));
         assert!(
-            connections.closed_stream(peer(1)).is_none(),
+            matches!(connections.ending(peer(1)), Some(Ending::Unknown)),
             "not shared yet"
         );
         connections.stream_shares(peer(1), old_mark, &old);
         assert!(matches!(
-            connections.closed_stream(peer(1)),
-            Some(EndedStream::On(outlet, mark)) if Arc::ptr_eq(&outlet, &old) && mark == old_mark
+            connections.ending(peer(1)),
+            Some(Ending::Stream(outlet, mark)) if Arc::ptr_eq(&outlet, &old) && mark == old_mark
         ));
         // Its client gone unnoticed, a new connection from its address is served, and opens a
         // stream of its own.
@@ -286,15 +292,15 @@ mod tests {
         connections.stream_shares(peer(1), old_mark, &old);
         connections.stream_ended(peer(1), Some(old_mark));
         assert!(connections.is_closed(peer(1)));
-        assert!(connections.closed_stream(peer(1)).is_none());
+        assert!(matches!(connections.ending(peer(1)), Some(Ending::Unknown)));
         assert!(connections.is_stream(peer(1)), "the new stream is on");
         // Its outlet gone before it says it has ended.
         let new = outlet();
         connections.stream_shares(peer(1), new_mark, &new);
         drop(new);
         assert!(matches!(
-            connections.closed_stream(peer(1)),
-            Some(EndedStream::Over(mark)) if mark == new_mark
+            connections.ending(peer(1)),
+            Some(Ending::StreamOver(mark)) if mark == new_mark
         ));
         connections.stream_ended(peer(1), Some(new_mark));
         assert!(!connections.in_use(peer(1)));

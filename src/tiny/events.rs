@@ -36,7 +36,7 @@ pub struct Events<'a> {
     /// The ending of the stream's connection (see `Connections::closed`), told the shared
     /// outlet, so that a new connection from the same address can be told apart once the
     /// stream's client has gone.
-    pub(super) mark: Option<Mark>,
+    mark: Option<Mark>,
 }
 
 /// However the body ends (an error, a panic, the server stopping), tiny_http's thread for the
@@ -61,6 +61,7 @@ impl<'a> Events<'a> {
         peer: Option<SocketAddr>,
         for_outlet: bool,
         high: Option<HighSlot>,
+        mark: Option<Mark>,
     ) -> Events<'a> {
         Events {
             outlet,
@@ -72,7 +73,7 @@ impl<'a> Events<'a> {
             high,
             charged: false,
             watch: None,
-            mark: None,
+            mark,
         }
     }
 

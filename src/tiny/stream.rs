@@ -225,8 +225,8 @@ fn serve(
         // The body's panics are logged by the server (or not at all when quiet), not printed by
         // Rust's default hook.
         let _logged = PanicsToLog::enter(shared.log);
-        let mut events = Events::new(outlet.clone(), shared, opening.peer, for_outlet, high);
-        events.mark = opening.mark;
+        let (addr, mark) = (opening.peer, opening.mark);
+        let mut events = Events::new(outlet.clone(), shared, addr, for_outlet, high, mark);
         match head {
             Ok(bytes) => match run(&mut events) {
                 Ok(()) => (bytes, Ended::ServerStopping),
