@@ -19,6 +19,11 @@ pub const ARG: &str = "--floor";
 /// The counter's stream thread stack (the server's `STACK_SIZE`): the same memory per stream.
 const STACK_SIZE: usize = 128 * 1024;
 
+/// The server's listen backlog (`LISTEN_BACKLOG`). `tiny_http::Server::http` listens with std's
+/// 128, and a burst of 1,000 connects then overflows the queue: the dropped handshakes come back
+/// after the kernel's 1 s retry, which would measure the queue rather than the streams.
+const LISTEN_BACKLOG: i32 = 4096;
+
 /// `PORT INTERVAL_MS` if this process was started as the floor.
 pub fn requested() -> Option<(u16, Duration)> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,7 +39,9 @@ pub fn requested() -> Option<(u16, Duration)> {
 /// Serves `GET /connect` as the counter's stream, and any other request with `200 ok`, on
 /// 127.0.0.1:`port`, until killed.
 pub fn serve(port: u16, interval: Duration) -> ! {
-    let server = match tiny_http::Server::http(("127.0.0.1", port)) {
+    let server = match listener(port).and_then(|listener| {
+        tiny_http::Server::from_listener(listener, None).map_err(std::io::Error::other)
+    }) {
         Ok(server) => server,
         Err(error) => {
             eprintln!("load --floor: cannot listen on port {port}: {error}");
@@ -54,6 +61,16 @@ pub fn serve(port: u16, interval: Duration) -> ! {
             eprintln!("load --floor: no thread for a stream: {error}");
         }
     }
+}
+
+/// A listener on 127.0.0.1:`port` with the server's backlog; nothing else set.
+fn listener(port: u16) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// One stream: the head, then an event at each tick until a write fails.

@@ -32,7 +32,7 @@
 //! - `LOAD_HOLD_SECS`: how long N streams are held (default 10)
 //! - `LOAD_INTERVAL_MS`: the server's `--interval` (default 1000)
 //! - `LOAD_BURST`: connections of the burst (default 1000)
-//! - `LOAD_FLOOR`: `1` runs each hold against the floor too, right after the server: a bare
+//! - `LOAD_FLOOR`: `1` runs each hold and the burst against the floor too, right after the server: a bare
 //!   tiny_http server with a thread per stream and nothing else (see [`floor`]), so that what
 //!   the server costs above it is measured in the same run
 //! - `LOAD_SERVER_BIN`: the server binary to run instead of this build's, e.g. a copy of
@@ -103,7 +103,7 @@ use fanout::{FanoutReport, Target, run_fanout};
 use fanout_report::{fanout_json, fanout_table, print_comparison};
 use output::Json;
 use report::{burst_json, burst_table, hold_json, hold_table};
-use scenarios::{HoldTarget, run_burst, run_hold};
+use scenarios::{CounterTarget, run_burst, run_hold};
 use settings::{
     CLIENT_FD_RESERVE, FdLimit, SETTLE, Settings, clock_ticks_per_sec, environment_line,
     raise_fd_limit,
@@ -126,12 +126,12 @@ fn main() {
     let fd_limit = raise_fd_limit();
     println!("{}", environment_line(&settings, fd_limit));
     let clock_ticks = clock_ticks_per_sec();
+    let targets: &[CounterTarget] = if settings.floor {
+        &[CounterTarget::Server, CounterTarget::Floor]
+    } else {
+        &[CounterTarget::Server]
+    };
     if settings.scenarios.hold {
-        let targets: &[HoldTarget] = if settings.floor {
-            &[HoldTarget::Server, HoldTarget::Floor]
-        } else {
-            &[HoldTarget::Server]
-        };
         for &streams in &settings.streams {
             for &target in targets {
                 hold_scenario(&settings, target, streams, fd_limit, clock_ticks);
@@ -140,8 +140,10 @@ fn main() {
         }
     }
     if settings.scenarios.burst {
-        burst_scenario(&settings, fd_limit);
-        thread::sleep(SETTLE);
+        for &target in targets {
+            burst_scenario(&settings, target, fd_limit);
+            thread::sleep(SETTLE);
+        }
     }
     if settings.scenarios.fanout {
         fanout_scenarios(&settings, fd_limit, clock_ticks);
@@ -234,7 +236,7 @@ fn fanout_run(
 
 fn hold_scenario(
     settings: &Settings,
-    target: HoldTarget,
+    target: CounterTarget,
     streams: usize,
     fd_limit: FdLimit,
     clock_ticks: u64,
@@ -252,17 +254,21 @@ fn hold_scenario(
     }
 }
 
-fn burst_scenario(settings: &Settings, fd_limit: FdLimit) {
+fn burst_scenario(settings: &Settings, target: CounterTarget, fd_limit: FdLimit) {
     if !client_can_open("burst", "connections", settings.burst, fd_limit) {
         return;
     }
-    eprintln!("load: burst of {} connections...", settings.burst);
-    match run_burst(settings) {
+    eprintln!(
+        "load: burst of {} connections, {}...",
+        settings.burst,
+        target.name()
+    );
+    match run_burst(settings, target) {
         Ok(report) => {
             burst_table(&report).print();
             println!("{}", burst_json(&report));
         }
-        Err(message) => println!("burst: not run: {message}"),
+        Err(message) => println!("burst {}: not run: {message}", target.name()),
     }
 }
 

@@ -169,8 +169,9 @@ pub fn hold_json(r: &HoldReport) -> String {
 pub fn burst_table(r: &BurstReport) -> Table {
     let o = &r.outcomes;
     let mut t = Table::new(format!(
-        "burst of {} connections (waited {:.1} s)",
+        "burst of {} connections, {} (waited {:.1} s)",
         r.connections,
+        r.target.name(),
         r.waited.as_secs_f64()
     ));
     t.row("got a first event", o.ok.to_string());
@@ -195,6 +196,7 @@ pub fn burst_table(r: &BurstReport) -> Table {
 pub fn burst_json(r: &BurstReport) -> String {
     let o = &r.outcomes;
     let mut j = Json::new("burst");
+    j.string("server", Some(r.target.name()));
     j.int("connections", r.connections as u64);
     j.num("waited_secs", Some(r.waited.as_secs_f64()));
     j.int("first_event", o.ok as u64);

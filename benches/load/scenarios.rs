@@ -25,20 +25,20 @@ fn start_server(settings: &Settings) -> Result<ServerProcess, String> {
     ServerProcess::launch(&settings.server_bin, &[], &["--interval", &interval])
 }
 
-/// What a hold runs against.
+/// What a hold or a burst runs against: both open the counter's `/connect` streams.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum HoldTarget {
+pub enum CounterTarget {
     /// The server of `settings`.
     Server,
     /// The bare tiny_http floor (`floor.rs`), this bench's binary started again.
     Floor,
 }
 
-impl HoldTarget {
+impl CounterTarget {
     pub fn name(self) -> &'static str {
         match self {
-            HoldTarget::Server => "sse-htmx",
-            HoldTarget::Floor => "floor",
+            CounterTarget::Server => "sse-htmx",
+            CounterTarget::Floor => "floor",
         }
     }
 }
@@ -81,10 +81,10 @@ impl Running for PeerProcess {
     }
 }
 
-fn start(settings: &Settings, target: HoldTarget) -> Result<Box<dyn Running>, String> {
+fn start(settings: &Settings, target: CounterTarget) -> Result<Box<dyn Running>, String> {
     match target {
-        HoldTarget::Server => Ok(Box::new(start_server(settings)?)),
-        HoldTarget::Floor => {
+        CounterTarget::Server => Ok(Box::new(start_server(settings)?)),
+        CounterTarget::Floor => {
             let this = std::env::current_exe().map_err(|error| format!("this binary: {error}"))?;
             let interval = settings.interval.as_millis().to_string();
             let floor = PeerProcess::launch_with(Path::new(&this), |port| {
@@ -96,7 +96,7 @@ fn start(settings: &Settings, target: HoldTarget) -> Result<Box<dyn Running>, St
 }
 
 pub struct HoldReport {
-    pub target: HoldTarget,
+    pub target: CounterTarget,
     pub streams: usize,
     pub interval: Duration,
     pub hold: Duration,
@@ -125,7 +125,7 @@ pub struct HoldReport {
 
 pub fn run_hold(
     settings: &Settings,
-    target: HoldTarget,
+    target: CounterTarget,
     streams: usize,
     clock_ticks: u64,
 ) -> Result<HoldReport, String> {
@@ -144,7 +144,7 @@ pub fn run_hold(
         Some(FIRST_EVENT_TIMEOUT),
     )
     .map_err(|error| format!("cannot create a poller: {error}"))?;
-    if target == HoldTarget::Floor {
+    if target == CounterTarget::Floor {
         client = client.closing();
     }
     let ramp_started = Instant::now();
@@ -218,6 +218,7 @@ pub fn ramp_up(client: &mut Client, streams: usize) {
 }
 
 pub struct BurstReport {
+    pub target: CounterTarget,
     pub connections: usize,
     pub waited: Duration,
     pub outcomes: Outcomes,
@@ -226,18 +227,22 @@ pub struct BurstReport {
     pub server_exit: String,
 }
 
-pub fn run_burst(settings: &Settings) -> Result<BurstReport, String> {
-    let mut server = start_server(settings)?;
-    ping_once(server.addr).map_err(|error| format!("the server does not answer: {error}"))?;
+pub fn run_burst(settings: &Settings, target: CounterTarget) -> Result<BurstReport, String> {
+    let mut server = start(settings, target)?;
+    ping_once(server.addr()).map_err(|error| format!("the server does not answer: {error}"))?;
     // No per-stream timeout: a stream still waiting at the end of the wait is stranded.
-    let mut client = Client::new(server.addr, "/connect", Ready::FirstEvent, None)
+    let mut client = Client::new(server.addr(), "/connect", Ready::FirstEvent, None)
         .map_err(|error| format!("cannot create a poller: {error}"))?;
+    if target == CounterTarget::Floor {
+        client = client.closing();
+    }
     let started = Instant::now();
     client.open(settings.burst);
     client.run_until(started + BURST_WAIT, |client| client.pending() == 0);
     let waited = started.elapsed();
     let server_alive = server.is_alive();
     Ok(BurstReport {
+        target,
         connections: settings.burst,
         waited,
         outcomes: Outcomes::of(&client),
