@@ -141,7 +141,7 @@ fn main() {
     }
     if settings.scenarios.burst {
         for &target in targets {
-            burst_scenario(&settings, target, fd_limit);
+            burst_scenario(&settings, target, fd_limit, clock_ticks);
             thread::sleep(SETTLE);
         }
     }
@@ -254,7 +254,7 @@ fn hold_scenario(
     }
 }
 
-fn burst_scenario(settings: &Settings, target: CounterTarget, fd_limit: FdLimit) {
+fn burst_scenario(settings: &Settings, target: CounterTarget, fd_limit: FdLimit, clock_ticks: u64) {
     if !client_can_open("burst", "connections", settings.burst, fd_limit) {
         return;
     }
@@ -263,7 +263,7 @@ fn burst_scenario(settings: &Settings, target: CounterTarget, fd_limit: FdLimit)
         settings.burst,
         target.name()
     );
-    match run_burst(settings, target) {
+    match run_burst(settings, target, clock_ticks) {
         Ok(report) => {
             burst_table(&report).print();
             println!("{}", burst_json(&report));

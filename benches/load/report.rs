@@ -166,6 +166,11 @@ pub fn hold_json(r: &HoldReport) -> String {
     j.finish()
 }
 
+fn burst_cpu_us_per_connection(r: &BurstReport) -> Option<f64> {
+    let ms = ticks_to_ms(r.cpu_ticks, r.clock_ticks)?;
+    Some(ms * 1e3 / r.connections.max(1) as f64)
+}
+
 pub fn burst_table(r: &BurstReport) -> Table {
     let o = &r.outcomes;
     let mut t = Table::new(format!(
@@ -185,6 +190,10 @@ pub fn burst_table(r: &BurstReport) -> Table {
     t.row(
         "connect → first event p50 / p99 / max",
         spread_text(r.first_event, "ms"),
+    );
+    t.row(
+        "server CPU per connection, until the last first event",
+        number_text(burst_cpu_us_per_connection(r), 0, "µs"),
     );
     t.row("server alive at the end", r.server_alive.to_string());
     if !r.server_alive {
@@ -207,6 +216,7 @@ pub fn burst_json(r: &BurstReport) -> String {
     }
     j.int("dropped", o.dropped as u64);
     j.spread("first_event_ms", r.first_event);
+    j.num("cpu_us_per_connection", burst_cpu_us_per_connection(r));
     j.boolean("server_alive", r.server_alive);
     j.finish()
 }

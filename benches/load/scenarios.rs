@@ -220,6 +220,10 @@ pub fn ramp_up(client: &mut Client, streams: usize) {
 pub struct BurstReport {
     pub target: CounterTarget,
     pub connections: usize,
+    /// The server's CPU from the first connect until every connection had its first event or
+    /// the wait ended.
+    pub cpu_ticks: Option<u64>,
+    pub clock_ticks: u64,
     pub waited: Duration,
     pub outcomes: Outcomes,
     pub first_event: Option<Spread>,
@@ -227,7 +231,11 @@ pub struct BurstReport {
     pub server_exit: String,
 }
 
-pub fn run_burst(settings: &Settings, target: CounterTarget) -> Result<BurstReport, String> {
+pub fn run_burst(
+    settings: &Settings,
+    target: CounterTarget,
+    clock_ticks: u64,
+) -> Result<BurstReport, String> {
     let mut server = start(settings, target)?;
     ping_once(server.addr()).map_err(|error| format!("the server does not answer: {error}"))?;
     // No per-stream timeout: a stream still waiting at the end of the wait is stranded.
@@ -236,14 +244,20 @@ pub fn run_burst(settings: &Settings, target: CounterTarget) -> Result<BurstRepo
     if target == CounterTarget::Floor {
         client = client.closing();
     }
+    let cpu_start = proc_cpu_ticks(server.pid());
     let started = Instant::now();
     client.open(settings.burst);
     client.run_until(started + BURST_WAIT, |client| client.pending() == 0);
     let waited = started.elapsed();
+    let cpu_ticks = proc_cpu_ticks(server.pid())
+        .zip(cpu_start)
+        .map(|(end, start)| end.saturating_sub(start));
     let server_alive = server.is_alive();
     Ok(BurstReport {
         target,
         connections: settings.burst,
+        cpu_ticks,
+        clock_ticks,
         waited,
         outcomes: Outcomes::of(&client),
         first_event: first_event_spread(&client),
