@@ -30,16 +30,10 @@ use std::time::{Duration, SystemTime};
 /// limit, and under 1 % of the default capacity.
 pub const BUDGET: usize = 32;
 
-/// The pauses after each re-exec of a series; the last one stands for all that follow: after
-/// a flood, a queue of its connections is drained, and the server back, within about it plus
-/// the grace (`held.rs`).
-const PAUSES: [Duration; 5] = [
-    Duration::from_secs(1),
-    Duration::from_secs(1),
-    Duration::from_secs(2),
-    Duration::from_secs(4),
-    Duration::from_secs(5),
-];
+/// The pauses after each re-exec of a series, in seconds; the last one stands for all that
+/// follow: after a flood, a queue of its connections is drained, and the server back, within
+/// about it plus the grace (`held.rs`).
+const PAUSES: [u64; 5] = [1, 1, 2, 4, 5];
 /// An image that ran this long since the last re-exec starts a new series.
 pub const CALM: Duration = Duration::from_secs(60);
 
@@ -55,22 +49,20 @@ pub struct Series {
 impl Series {
     /// The series after one more re-exec at `now`.
     pub fn next(previous: Option<Series>, now: SystemTime) -> Series {
-        let count = match previous {
-            Some(series) if !series.is_over(now) => series.count.saturating_add(1),
-            _ => 1,
-        };
+        let count = ongoing(previous, now).map_or(1, |series| series.count.saturating_add(1));
         Series { count, last: now }
     }
 
     /// When the next re-exec may come.
     pub fn next_allowed(&self) -> SystemTime {
         let nth = usize::try_from(self.count.saturating_sub(1)).unwrap_or(usize::MAX);
-        self.last + PAUSES[nth.min(PAUSES.len() - 1)]
+        self.last + Duration::from_secs(PAUSES[nth.min(PAUSES.len() - 1)])
     }
+}
 
-    fn is_over(&self, now: SystemTime) -> bool {
-        now.duration_since(self.last).is_ok_and(|ran| ran >= CALM)
-    }
+/// The series `previous`, unless the image ran [`CALM`] since its last re-exec.
+fn ongoing(previous: Option<Series>, now: SystemTime) -> Option<Series> {
+    previous.filter(|series| !now.duration_since(series.last).is_ok_and(|ran| ran >= CALM))
 }
 
 /// What the sweep should do about the connections held for good.
@@ -88,10 +80,8 @@ pub fn verdict(held: usize, previous: Option<Series>, now: SystemTime) -> Verdic
     if held <= BUDGET {
         return Verdict::Fine;
     }
-    match previous {
-        Some(series) if !series.is_over(now) && series.next_allowed() > now => {
-            Verdict::Wait(series.next_allowed())
-        }
+    match ongoing(previous, now).map(|series| series.next_allowed()) {
+        Some(allowed) if allowed > now => Verdict::Wait(allowed),
         _ => Verdict::Heal,
     }
 }
