@@ -43,12 +43,10 @@ impl HeldWatch {
     /// The connections held for good, given every suspect now. A connection listed twice (its
     /// two descriptors) is one; two dead descriptors count as one connection.
     pub fn held(&mut self, suspects: impl IntoIterator<Item = Suspect>, now: Instant) -> usize {
-        let mut since = HashMap::new();
-        for suspect in suspects {
-            let first_seen = self.since.get(&suspect).copied().unwrap_or(now);
-            since.insert(suspect, first_seen);
-        }
-        self.since = since;
+        self.since = suspects
+            .into_iter()
+            .map(|suspect| (suspect, self.since.get(&suspect).copied().unwrap_or(now)))
+            .collect();
         let long = |at: &Instant| now.duration_since(*at) >= GRACE;
         let (mut connections, mut descriptors) = (0usize, 0usize);
         self.pending = 0;
