@@ -92,9 +92,7 @@ impl PoolWatch {
         self.unread = unread;
         waiting
     }
-}
 
-impl PoolWatch {
     /// Whether a connection may be waiting for a pool thread and may still be nudged for: the
     /// sweep then looks again soon, so that it is served within a fraction of a second.
     pub fn undecided(&self) -> bool {
