@@ -23,12 +23,10 @@ pub fn spawn<T: Send + 'static>(
                 run(job);
             }
         });
-    match spawned {
-        Ok(_) => {
-            // The receiver lives until the thread has taken the job.
-            let _ = hand_over.send(job);
-            Ok(())
-        }
-        Err(error) => Err((job, error)),
+    if let Err(error) = spawned {
+        return Err((job, error));
     }
+    // The receiver lives until the thread has taken the job.
+    let _ = hand_over.send(job);
+    Ok(())
 }
