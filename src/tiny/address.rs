@@ -22,16 +22,12 @@ use std::time::Duration;
 /// port that a listener holds.
 pub fn accepted_on(listener: SocketAddr, local: SocketAddr) -> bool {
     let (listening, ip) = (listener.ip().to_canonical(), local.ip().to_canonical());
-    let family = match listener {
-        SocketAddr::V4(_) => ip.is_ipv4(),
-        SocketAddr::V6(_) => true,
+    let on_its_ip = if listening.is_unspecified() {
+        listener.is_ipv6() || ip.is_ipv4()
+    } else {
+        ip == listening
     };
-    local.port() == listener.port()
-        && if listening.is_unspecified() {
-            family
-        } else {
-            ip == listening
-        }
+    local.port() == listener.port() && on_its_ip
 }
 
 /// A connection from this process to the listener bound to `listener`, and its address as the
