@@ -272,13 +272,12 @@ impl Sockets {
             Some(socket)
         };
         let hint = self.passed().remove(&peer);
-        if let Some(hit) = hint.and_then(found) {
-            return Some(hit);
-        }
         let mut known = self.table.load(Ordering::Relaxed);
         let start = self.last_found.load(Ordering::Relaxed).clamp(0, known);
         let outward = (0..known).flat_map(|distance| [start + distance, start - distance - 1]);
-        let hit = outward.filter(|fd| (0..known).contains(fd)).find_map(found);
+        let mut hit = hint
+            .and_then(found)
+            .or_else(|| outward.filter(|fd| (0..known).contains(fd)).find_map(found));
         let passed = on_the_way.take();
         let mut remembered = self.passed();
         if remembered.len() + passed.len() > MAX_PASSED {
@@ -286,21 +285,17 @@ impl Sockets {
         }
         remembered.extend(passed.into_iter().take(MAX_PASSED));
         drop(remembered);
-        if hit.is_some() {
-            return hit;
-        }
-        loop {
+        while hit.is_none() {
             // Every number below the size as last read was asked: a number at or above it was
             // opened since, if the table has grown (it never shrinks).
             let size = self.table_size();
             if size <= known {
-                return None;
+                break;
             }
-            if let Some(hit) = (known..size).find_map(found) {
-                return Some(hit);
-            }
+            hit = (known..size).find_map(found);
             known = size;
         }
+        hit
     }
 
     fn passed(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, RawFd>> {
