@@ -133,16 +133,12 @@ fn rest(shared: &Shared, pause: Duration, dozing: Option<u64>) -> bool {
 
 /// The connections that look held for good (see `held.rs`).
 fn suspects(shared: &Shared, listing: &Listing, pool: &PoolWatch) -> Vec<Suspect> {
-    let not_ours =
-        |peer: SocketAddr| !shared.connections.is_stream(peer) && !shared.connections.is_busy(peer);
-    let closing = listing
+    listing
         .accepted
         .iter()
-        .filter(|connection| connection.closing)
-        .map(|connection| connection.peer);
-    closing
+        .filter_map(|connection| connection.closing.then_some(connection.peer))
         .chain(pool.given_up())
-        .filter(|&peer| not_ours(peer))
+        .filter(|&peer| !shared.connections.is_stream(peer) && !shared.connections.is_busy(peer))
         .map(Suspect::Connection)
         .chain(listing.dead.iter().map(|&fd| Suspect::Descriptor(fd)))
         .collect()
@@ -171,8 +167,7 @@ fn heal_if_over_budget(shared: &Shared, held: usize, waiting: &mut bool) {
         _ if *waiting => return,
         Verdict::Wait(until) => {
             *waiting = true;
-            let wait = until.duration_since(now).unwrap_or_default();
-            let wait = crate::log::seconds(wait);
+            let wait = crate::log::seconds(until.duration_since(now).unwrap_or_default());
             format!("re-executing in {wait}s, after the last re-exec")
         }
         Verdict::Heal => {
