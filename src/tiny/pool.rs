@@ -82,13 +82,9 @@ impl PoolWatch {
             let count = self.nudged.get(peer).map_or(0, |&(_, count)| count);
             self.nudged.insert(*peer, (now, count + 1));
         }
-        self.undecided = unread.keys().any(|peer| {
-            !in_use(*peer)
-                && self
-                    .nudged
-                    .get(peer)
-                    .is_none_or(|&(_, n)| n < MAX_NUDGES_EACH)
-        });
+        self.undecided = unread
+            .keys()
+            .any(|peer| !in_use(*peer) && self.nudges_left(peer));
         self.unread = unread;
         waiting
     }
@@ -102,12 +98,18 @@ impl PoolWatch {
     /// The connections whose unread bytes the nudges did not free: tiny_http's thread for each
     /// is not waiting for the pool (see `held.rs`).
     pub fn given_up(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.unread
+            .keys()
+            .filter(|peer| !self.nudges_left(peer))
+            .copied()
+    }
+
+    /// Whether `peer` was nudged for fewer than [`MAX_NUDGES_EACH`] times since it last had no
+    /// unread bytes.
+    fn nudges_left(&self, peer: &SocketAddr) -> bool {
         self.nudged
-            .iter()
-            .filter(|(peer, (_, count))| {
-                *count >= MAX_NUDGES_EACH && self.unread.contains_key(peer)
-            })
-            .map(|(peer, _)| *peer)
+            .get(peer)
+            .is_none_or(|&(_, count)| count < MAX_NUDGES_EACH)
     }
 }
 
