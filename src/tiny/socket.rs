@@ -216,10 +216,9 @@ impl Sockets {
     /// has grown the table past the limit, see [`Sockets::in_use_below`].
     fn table_size(&self) -> RawFd {
         let limit = self.max_fd.saturating_add(1);
-        let size = match descriptor_table_size() {
-            Some(size) if size > limit => self.in_use_below(limit).unwrap_or(limit),
-            Some(size) => size,
-            None => limit,
+        let size = match descriptor_table_size().unwrap_or(limit) {
+            size if size > limit => self.in_use_below(limit).unwrap_or(limit),
+            size => size,
         };
         self.table.fetch_max(size, Ordering::Relaxed);
         size
