@@ -73,19 +73,15 @@ pub struct Outlet {
     metrics: Arc<Metrics>,
 }
 
-/// tiny_http's writer, and the buffer each frame is built in before it goes out (through the
-/// writer, or on the shared socket), reused so that a frame costs no allocation: thousands of
-/// stream threads allocating at each tick, or a publisher at each delivery, would contend for the
-/// allocator's locks.
-struct Writer {
-    out: Box<dyn Write + Send>,
-    frame: Vec<u8>,
-}
-
 struct State {
     /// tiny_http's writer for the connection: what frames go through until the outlet is shared,
     /// and kept after that (see the module's doc).
-    writer: Writer,
+    writer: Box<dyn Write + Send>,
+    /// The buffer each frame is built in before it goes out (through the writer, or on the
+    /// shared socket), reused so that a frame costs no allocation: thousands of stream threads
+    /// allocating at each tick, or a publisher at each delivery, would contend for the
+    /// allocator's locks.
+    frame: Vec<u8>,
     /// Framed bytes waiting for the socket.
     pending: Vec<u8>,
     /// The owner is writing what was pending, outside the lock; new frames queue behind it.
@@ -109,10 +105,8 @@ impl Outlet {
             socket: OnceLock::new(),
             _high: OnceLock::new(),
             state: Mutex::new(State {
-                writer: Writer {
-                    out: writer,
-                    frame: Vec::with_capacity(128),
-                },
+                writer,
+                frame: Vec::with_capacity(128),
                 pending: Vec::new(),
                 draining: false,
                 full: false,
@@ -158,12 +152,15 @@ impl Outlet {
             return self.offer_frame(socket, payload);
         }
         // Unshared: the stream's own thread, which may wait.
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         if state.gone.is_some() {
             return Offered::Gone;
         }
-        let Writer { out, frame } = &mut state.writer;
-        match self.framing.write_frame(out, frame, payload) {
+        match self
+            .framing
+            .write_frame(&mut state.writer, &mut state.frame, payload)
+        {
             Ok(written) => {
                 self.count_written(written);
                 state.last_write = Instant::now();
@@ -183,7 +180,7 @@ impl Outlet {
         if state.gone.is_some() {
             return Offered::Gone;
         }
-        let frame = &mut state.writer.frame;
+        let frame = &mut state.frame;
         frame.clear();
         self.framing.frame_into(frame, payload);
         let frame = &frame[..];
@@ -329,7 +326,7 @@ impl Outlet {
             let _ = self.framing.finish(&mut tail);
         }
         let Some(socket) = self.socket.get() else {
-            let out = &mut state.writer.out;
+            let out = &mut state.writer;
             if out.write_all(&tail).and_then(|()| out.flush()).is_ok() {
                 self.count_written(tail.len());
             }
