@@ -148,38 +148,29 @@ impl Outlet {
     }
 
     fn offer_payload(&self, payload: &[u8]) -> Offered {
-        if let Some(socket) = self.socket.get() {
-            return self.offer_frame(socket, payload);
-        }
-        // Unshared: the stream's own thread, which may wait.
         let mut guard = self.lock();
         let state = &mut *guard;
         if state.gone.is_some() {
             return Offered::Gone;
         }
-        match self
-            .framing
-            .write_frame(&mut state.writer, &mut state.frame, payload)
-        {
-            Ok(written) => {
-                self.count_written(written);
-                state.last_write = Instant::now();
-                Offered::Sent
-            }
-            Err(error) => {
-                state.gone = Some(error);
-                Offered::Gone
-            }
-        }
-    }
-
-    /// Frames `payload` and sends it on the shared `socket` without waiting, or queues it.
-    fn offer_frame(&self, socket: &Socket, payload: &[u8]) -> Offered {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        if state.gone.is_some() {
-            return Offered::Gone;
-        }
+        let Some(socket) = self.socket.get() else {
+            // Unshared: the stream's own thread, which may wait.
+            let written = self
+                .framing
+                .write_frame(&mut state.writer, &mut state.frame, payload);
+            return match written {
+                Ok(written) => {
+                    self.count_written(written);
+                    state.last_write = Instant::now();
+                    Offered::Sent
+                }
+                Err(error) => {
+                    state.gone = Some(error);
+                    Offered::Gone
+                }
+            };
+        };
+        // Shared: framed and sent on the socket without waiting, or queued.
         let frame = &mut state.frame;
         frame.clear();
         self.framing.frame_into(frame, payload);
