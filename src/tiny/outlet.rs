@@ -184,29 +184,24 @@ impl Outlet {
             state.pending.extend_from_slice(frame);
             return Offered::Queued;
         }
-        match send(socket, frame, libc::MSG_DONTWAIT) {
-            Ok(written) if written == frame.len() => {
-                self.count_written(written);
-                state.last_write = Instant::now();
-                Offered::Sent
-            }
-            Ok(written) => {
-                self.count_written(written);
-                state.pending.extend_from_slice(&frame[written..]);
-                self.owner.unpark();
-                Offered::Queued
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                state.pending.extend_from_slice(frame);
-                self.owner.unpark();
-                Offered::Queued
-            }
+        // What the socket would not take now waits for the stream's own thread.
+        let sent = match send(socket, frame, libc::MSG_DONTWAIT) {
+            Ok(written) => written,
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => 0,
             Err(error) => {
                 state.gone = Some(error);
                 self.owner.unpark();
-                Offered::Gone
+                return Offered::Gone;
             }
+        };
+        self.count_written(sent);
+        if sent == frame.len() {
+            state.last_write = Instant::now();
+            return Offered::Sent;
         }
+        state.pending.extend_from_slice(&frame[sent..]);
+        self.owner.unpark();
+        Offered::Queued
     }
 
     /// Why the connection failed, if it did; `None` if it has not.
