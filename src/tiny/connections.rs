@@ -121,11 +121,6 @@ impl Connections {
         }
     }
 
-    #[cfg(test)]
-    pub fn is_closed(&self, peer: SocketAddr) -> bool {
-        lock(&self.closed).contains_key(&peer)
-    }
-
     /// What is known of the connection from `peer` the server has ended, if it has ended one.
     pub fn ending(&self, peer: SocketAddr) -> Option<Ending> {
         let closed = lock(&self.closed);
@@ -207,6 +202,12 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Connections {
+        fn is_closed(&self, peer: SocketAddr) -> bool {
+            lock(&self.closed).contains_key(&peer)
+        }
+    }
 
     fn peer(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
