@@ -125,12 +125,10 @@ impl Connections {
     pub fn ending(&self, peer: SocketAddr) -> Option<Ending> {
         let closed = lock(&self.closed);
         let ended = closed.get(&peer)?;
-        let Some(stream) = &ended.stream else {
-            return Some(Ending::Unknown);
-        };
-        Some(match stream.upgrade() {
-            Some(outlet) => Ending::Stream(outlet, ended.mark),
-            None => Ending::StreamOver(ended.mark),
+        Some(match ended.stream.as_ref().map(Weak::upgrade) {
+            None => Ending::Unknown,
+            Some(Some(outlet)) => Ending::Stream(outlet, ended.mark),
+            Some(None) => Ending::StreamOver(ended.mark),
         })
     }
 
