@@ -39,17 +39,14 @@ struct LiveStream {
 }
 
 impl LiveStream {
-    /// Counts a new stream that holds `descriptors`, unless that would take more streams or
+    /// Counts a new stream and the descriptors it holds (tiny_http's writer, and the outlet's
+    /// duplicate if `for_outlet`: see `outlet.rs`), unless that would take more streams or
     /// descriptors than the settings allow. Counted first and checked after, so that two
     /// threads answering at once (the request loop, a body's reader) cannot both take the last
     /// place; a refused one is uncounted at once (`/metrics` may show it for that moment).
-    fn admit(shared: &Arc<Shared>, descriptors: usize) -> Option<LiveStream> {
-        let high = if descriptors == 2 {
-            HighSlot::promise()
-        } else {
-            None
-        };
-        let descriptors = descriptors - usize::from(high.is_some());
+    fn admit(shared: &Arc<Shared>, for_outlet: bool) -> Option<LiveStream> {
+        let high = for_outlet.then(HighSlot::promise).flatten();
+        let descriptors = 1 + usize::from(for_outlet && high.is_none());
         let budget = shared.settings.stream_descriptors;
         let held = &shared.stream_descriptors;
         let taken = held.fetch_add(descriptors, Ordering::SeqCst) + descriptors;
@@ -108,9 +105,7 @@ pub fn start(
     received: Instant,
     mark: Option<Mark>,
 ) -> Result<(), NotStarted> {
-    // tiny_http's writer and the outlet's duplicate, or the writer alone (see `outlet.rs`).
-    let descriptors = if stream.for_outlet { 2 } else { 1 };
-    let Some(mut live) = LiveStream::admit(shared, descriptors) else {
+    let Some(mut live) = LiveStream::admit(shared, stream.for_outlet) else {
         return Err(Box::new((request, "at capacity".to_owned())));
     };
     let opening = Opening {
