@@ -18,7 +18,7 @@ use super::ended::Ended;
 use super::events::Events;
 use super::job;
 use super::outlet::Outlet;
-use super::reply::{EventStream, Reply, RunStream, SECURITY_HEADERS};
+use super::reply::{EventStream, Reply, SECURITY_HEADERS};
 use super::screen::Screened;
 use super::shared::Shared;
 use crate::chunked::Framing;
@@ -35,7 +35,6 @@ struct LiveStream {
     /// Of the stream descriptor budget: a feed's stream's second descriptor is not, when it is
     /// promised a number above the open-file limit.
     descriptors: usize,
-    high: Option<HighSlot>,
 }
 
 impl LiveStream {
@@ -44,7 +43,9 @@ impl LiveStream {
     /// descriptors than the settings allow. Counted first and checked after, so that two
     /// threads answering at once (the request loop, a body's reader) cannot both take the last
     /// place; a refused one is uncounted at once (`/metrics` may show it for that moment).
-    fn admit(shared: &Arc<Shared>, for_outlet: bool) -> Option<LiveStream> {
+    /// An admitted one comes with the number above the open-file limit promised to its outlet's
+    /// duplicate, if it got one.
+    fn admit(shared: &Arc<Shared>, for_outlet: bool) -> Option<(LiveStream, Option<HighSlot>)> {
         let high = for_outlet.then(HighSlot::promise).flatten();
         let descriptors = 1 + usize::from(for_outlet && high.is_none());
         let budget = shared.settings.stream_descriptors;
@@ -54,7 +55,6 @@ impl LiveStream {
         let admitted = LiveStream {
             shared: shared.clone(),
             descriptors,
-            high,
         };
         if live > shared.settings.max_streams || taken > budget {
             // Dropping it gives both back.
@@ -64,7 +64,7 @@ impl LiveStream {
             .metrics
             .streams_opened
             .fetch_add(1, Ordering::Relaxed);
-        Some(admitted)
+        Some((admitted, high))
     }
 }
 
@@ -80,15 +80,19 @@ impl Drop for LiveStream {
     }
 }
 
-/// What a stream needs to know about its request once tiny_http's request is gone.
+/// What a stream needs once tiny_http's request is gone: its body and head, and what it knows
+/// about its request.
 struct Opening {
+    stream: EventStream,
+    extra_headers: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
     framing: Framing,
     peer: Option<SocketAddr>,
     path: String,
     received: Instant,
-    note: String,
     /// Its connection's ending (see `Connections::closed`).
     mark: Option<Mark>,
+    /// Handed to the stream's outlet, with its duplicate, if it gets one.
+    high: Option<HighSlot>,
 }
 
 /// A stream not started: the request, to be answered, and why.
@@ -105,38 +109,27 @@ pub fn start(
     received: Instant,
     mark: Option<Mark>,
 ) -> Result<(), NotStarted> {
-    let Some(mut live) = LiveStream::admit(shared, stream.for_outlet) else {
+    let Some((live, high)) = LiveStream::admit(shared, stream.for_outlet) else {
         return Err(Box::new((request, "at capacity".to_owned())));
     };
+    let peer = request.remote_addr().copied();
     let opening = Opening {
+        stream,
+        extra_headers,
         framing: framing_for(screened),
-        peer: request.remote_addr().copied(),
+        peer,
         path: request.url().to_owned(),
         received,
-        note: stream.note,
         mark,
+        high,
     };
-    let (run, for_outlet) = (stream.run, stream.for_outlet);
     let serve_stream = move |request| {
-        // Handed to the stream's outlet, with its duplicate, if it gets one.
-        let high = live.high.take();
         let shared = &live.shared;
-        let peer = opening.peer;
         // A panic ends this stream only: the thread unwinds, the connection closes and the
         // stream stops being counted.
-        let ran = panic::catch_unwind(AssertUnwindSafe(|| {
-            serve(
-                request,
-                &opening,
-                &extra_headers,
-                run,
-                for_outlet,
-                high,
-                shared,
-            )
-        }));
+        let ran = panic::catch_unwind(AssertUnwindSafe(|| serve(request, opening, shared)));
         if let Some(addr) = peer {
-            shared.connections.stream_ended(addr, opening.mark);
+            shared.connections.stream_ended(addr, mark);
         }
         if ran.is_err() {
             shared
@@ -146,7 +139,6 @@ pub fn start(
     };
     // Counted from its answer, not from its thread's start: while an old stream from the same
     // address (its client gone unnoticed) ends meanwhile, this one stays a stream to the sweep.
-    let peer = request.remote_addr().copied();
     if let Some(addr) = peer {
         shared.connections.stream_started(addr);
     }
@@ -192,24 +184,17 @@ fn framing_for(screened: Screened) -> Framing {
     }
 }
 
-fn serve(
-    request: tiny_http::Request,
-    opening: &Opening,
-    extra_headers: &[(&'static str, std::borrow::Cow<'static, str>)],
-    run: RunStream,
-    for_outlet: bool,
-    high: Option<HighSlot>,
-    shared: &Shared,
-) {
+fn serve(request: tiny_http::Request, opening: Opening, shared: &Shared) {
+    let stream = opening.stream;
     let peer = show(opening.peer);
     shared.log.line(format_args!(
         "stream {peer} opened{}{} ({} live)",
-        if opening.note.is_empty() { "" } else { " " },
-        opening.note,
+        if stream.note.is_empty() { "" } else { " " },
+        stream.note,
         shared.metrics.streams_live.load(Ordering::Relaxed)
     ));
     let mut writer = request.into_writer();
-    let head = write_head(&mut writer, opening.framing, extra_headers);
+    let head = write_head(&mut writer, opening.framing, &opening.extra_headers);
     let outlet = Arc::new(Outlet::new(writer, opening.framing, shared.metrics.clone()));
     // Closes the outlet however the body ends, a panic included (the body then did not finish).
     let mut closing = Closing {
@@ -220,10 +205,10 @@ fn serve(
         // The body's panics are logged by the server (or not at all when quiet), not printed by
         // Rust's default hook.
         let _logged = PanicsToLog::enter(shared.log);
-        let (addr, mark) = (opening.peer, opening.mark);
-        let mut events = Events::new(outlet.clone(), shared, addr, for_outlet, high, mark);
+        let (addr, mark, high) = (opening.peer, opening.mark, opening.high);
+        let mut events = Events::new(outlet.clone(), shared, addr, stream.for_outlet, high, mark);
         match head {
-            Ok(bytes) => match run(&mut events) {
+            Ok(bytes) => match (stream.run)(&mut events) {
                 Ok(()) => (bytes, Ended::ServerStopping),
                 Err(ended) => (bytes, ended),
             },
