@@ -20,7 +20,7 @@
 //! connection's write half, so it goes only when the stream ends. The connection then holds two
 //! descriptors, which the layer counts when it admits the stream (`stream.rs`).
 
-use std::io::Write;
+use std::io::{self, ErrorKind, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -89,7 +89,7 @@ struct State {
     /// An offer was refused since the owner last looked.
     full: bool,
     /// Why the connection failed, once it did.
-    gone: Option<std::io::Error>,
+    gone: Option<io::Error>,
     last_write: Instant,
 }
 
@@ -187,7 +187,7 @@ impl Outlet {
         // What the socket would not take now waits for the stream's own thread.
         let sent = match send(socket, frame, libc::MSG_DONTWAIT) {
             Ok(written) => written,
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(error) if error.kind() == ErrorKind::WouldBlock => 0,
             Err(error) => {
                 state.gone = Some(error);
                 self.owner.unpark();
@@ -208,7 +208,7 @@ impl Outlet {
     fn failure(&self) -> Option<Ended> {
         let state = self.lock();
         let error = state.gone.as_ref()?;
-        Some(Ended::ClientGone(std::io::Error::new(
+        Some(Ended::ClientGone(io::Error::new(
             error.kind(),
             error.to_string(),
         )))
@@ -305,7 +305,7 @@ impl Outlet {
         let mut state = self.lock();
         let failed = state.gone.is_some();
         if !failed {
-            state.gone = Some(std::io::ErrorKind::NotConnected.into());
+            state.gone = Some(ErrorKind::NotConnected.into());
         }
         let mut tail = std::mem::take(&mut state.pending);
         if finish && !failed {
@@ -340,30 +340,24 @@ impl Outlet {
     pub(super) fn end(&self, why: &str) {
         let mut state = self.lock();
         if state.gone.is_none() {
-            state.gone = Some(std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                why.to_owned(),
-            ));
+            state.gone = Some(io::Error::new(ErrorKind::ConnectionAborted, why.to_owned()));
         }
         self.owner.unpark();
     }
 }
 
 fn client_gone(why: &str) -> Ended {
-    Ended::ClientGone(std::io::Error::new(
-        std::io::ErrorKind::BrokenPipe,
-        why.to_owned(),
-    ))
+    Ended::ClientGone(io::Error::new(ErrorKind::BrokenPipe, why.to_owned()))
 }
 
 /// Writes all of `bytes` to `socket`, each send waiting at most the socket's send timeout for
 /// room (a send that times out having sent nothing fails with `WouldBlock`).
-fn write_all(socket: &Socket, mut bytes: &[u8]) -> std::io::Result<()> {
+fn write_all(socket: &Socket, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
         match send(socket, bytes, 0) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
             Ok(written) => bytes = &bytes[written..],
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
             Err(error) => return Err(error),
         }
     }
@@ -371,7 +365,7 @@ fn write_all(socket: &Socket, mut bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// One `send` with `flags`, that never raises SIGPIPE.
-fn send(socket: &Socket, bytes: &[u8], flags: libc::c_int) -> std::io::Result<usize> {
+fn send(socket: &Socket, bytes: &[u8], flags: libc::c_int) -> io::Result<usize> {
     socket.send_with_flags(bytes, flags | libc::MSG_NOSIGNAL)
 }
 
