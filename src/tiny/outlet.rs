@@ -304,9 +304,7 @@ impl Outlet {
     pub(super) fn close(&self, finish: bool) {
         let mut state = self.lock();
         let failed = state.gone.is_some();
-        if !failed {
-            state.gone = Some(ErrorKind::NotConnected.into());
-        }
+        state.gone.get_or_insert(ErrorKind::NotConnected.into());
         let mut tail = std::mem::take(&mut state.pending);
         if finish && !failed {
             let _ = self.framing.finish(&mut tail);
