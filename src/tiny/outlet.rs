@@ -288,12 +288,11 @@ impl Outlet {
                 return Ok(());
             }
             let keepalive_due = state.last_write + keepalive;
+            drop(state);
             if Instant::now() >= keepalive_due {
-                drop(state);
                 self.send_keepalive()?;
                 continue;
             }
-            drop(state);
             thread::park_timeout(keepalive_due.saturating_duration_since(Instant::now()));
         }
     }
