@@ -218,10 +218,8 @@ fn pids_cgroup(cgroups: &str) -> Option<(&'static str, &str)> {
                 .then_some(path)
         })
     };
-    match entry("pids") {
-        Some(path) => Some(("/sys/fs/cgroup/pids", path)),
-        None => entry("").map(|path| ("/sys/fs/cgroup", path)),
-    }
+    let v1 = entry("pids").map(|path| ("/sys/fs/cgroup/pids", path));
+    v1.or_else(|| entry("").map(|path| ("/sys/fs/cgroup", path)))
 }
 
 /// `/a/b` gives `/a/b`, `/a`, and `` (the root).
