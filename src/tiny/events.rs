@@ -142,8 +142,7 @@ impl<'a> Events<'a> {
     /// the body should catch its client up), the client is gone, or the server stops (`Err`).
     pub fn serve(&mut self) -> Result<(), Ended> {
         let outlet = self.outlet()?;
-        let settings = &self.shared.settings;
-        outlet.serve(&self.shared.stop, settings.keepalive)
+        outlet.serve(&self.shared.stop, self.shared.settings.keepalive)
     }
 
     /// Lets this stream's waits ([`Events::wait_until`]) end up to `slack` late, so that the
