@@ -5,6 +5,7 @@
 //! runs the handler's [`EventStream`] with an [`Events`] to send through: one flushed frame per
 //! event, keep-alive comments in the silences, and the terminating chunk when the server stops.
 
+use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
@@ -268,10 +269,8 @@ pub fn write_head(
         .iter()
         .map(|(name, value)| (*name, value.as_ref()));
     for (name, value) in SECURITY_HEADERS.into_iter().chain(extra) {
-        head.push_str(name);
-        head.push_str(": ");
-        head.push_str(value);
-        head.push_str("\r\n");
+        // Writing into a String cannot fail.
+        let _ = write!(head, "{name}: {value}\r\n");
     }
     head.push_str("\r\n");
     w.write_all(head.as_bytes())?;
