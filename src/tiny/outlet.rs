@@ -62,7 +62,7 @@ pub struct Outlet {
     socket: OnceLock<Socket>,
     /// The number above the open-file limit the socket holds, if it does: given back once the
     /// socket is closed (the field after it, so dropped after it).
-    _high: OnceLock<HighSlot>,
+    _high: OnceLock<Option<HighSlot>>,
     state: Mutex<State>,
     owner: Thread,
     framing: Framing,
@@ -125,9 +125,7 @@ impl Outlet {
     /// thread offers them. Called by the owner before any other thread has the outlet.
     pub(super) fn share(&self, socket: Socket, high: Option<HighSlot>) {
         let _ = self.socket.set(socket);
-        if let Some(high) = high {
-            let _ = self._high.set(high);
-        }
+        let _ = self._high.set(high);
     }
 
     /// Sends one encoded event (see [`crate::sse::Event::encode_into`]): from any thread and
