@@ -36,14 +36,6 @@ struct Incoming<R> {
     received: Instant,
 }
 
-/// A request whose body is read on a thread of its own.
-struct BodyJob<H: Handler> {
-    layer: Arc<Layer<H>>,
-    incoming: Incoming<H::Route>,
-    framing: RequestFraming,
-    limit: usize,
-}
-
 impl<H: Handler + Send + Sync + 'static> Layer<H> {
     /// A request tiny_http has handed over.
     pub fn arrived(self: &Arc<Self>, raw: tiny_http::Request) {
@@ -102,16 +94,12 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
                 self.answer(incoming);
             }
             framing => {
-                let job = BodyJob {
-                    layer: self.clone(),
-                    incoming,
-                    framing,
-                    limit,
-                };
-                if let Err(job) = self.bodies.spawn(job, read_then_answer) {
+                let layer = self.clone();
+                let read = move |incoming| layer.read_then_answer(incoming, framing, limit);
+                if let Err(incoming) = self.bodies.spawn(incoming, read) {
                     let busy = Reply::text(503, "too many requests with a body, try again\n")
                         .with_header("Retry-After", "1");
-                    self.refuse(job.incoming, busy);
+                    self.refuse(incoming, busy);
                 }
             }
         }
@@ -183,6 +171,44 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
         self.answered(&incoming.request, label, status, bytes, incoming.received);
     }
 
+    /// On a body reader's thread: reads the body, then answers.
+    fn read_then_answer(
+        self: &Arc<Self>,
+        mut incoming: Incoming<H::Route>,
+        framing: RequestFraming,
+        limit: usize,
+    ) {
+        let shared = &self.shared;
+        let peer = incoming.request.peer;
+        if let Some(peer) = peer {
+            shared.connections.body_started(peer);
+        }
+        let answered = panic::catch_unwind(AssertUnwindSafe(|| {
+            let socket = peer.and_then(|peer| shared.sockets.find(peer));
+            let read = match &socket {
+                Some(socket) => body::read(&mut incoming.raw, socket, framing, limit),
+                // Without its socket the read could not be bounded in time; the connection is
+                // most likely gone already.
+                None => Err(screen::refusal(400, "connection not found\n")),
+            };
+            match read {
+                Ok(bytes) => {
+                    incoming.request.body = bytes;
+                    self.answer(incoming);
+                }
+                Err(refusal) => self.refused(incoming, refusal),
+            }
+        }));
+        if answered.is_err() {
+            shared
+                .log
+                .line(format_args!("reading a request body panicked; serving on"));
+        }
+        if let Some(peer) = peer {
+            shared.connections.body_ended(peer);
+        }
+    }
+
     fn answered(
         &self,
         request: &Request,
@@ -199,45 +225,6 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
             bytes,
             received.elapsed(),
         );
-    }
-}
-
-/// On a body reader's thread: reads the body, then answers.
-fn read_then_answer<H: Handler + Send + Sync + 'static>(job: BodyJob<H>) {
-    let BodyJob {
-        layer,
-        mut incoming,
-        framing,
-        limit,
-    } = job;
-    let shared = &layer.shared;
-    let peer = incoming.request.peer;
-    if let Some(peer) = peer {
-        shared.connections.body_started(peer);
-    }
-    let answered = panic::catch_unwind(AssertUnwindSafe(|| {
-        let socket = peer.and_then(|peer| shared.sockets.find(peer));
-        let read = match &socket {
-            Some(socket) => body::read(&mut incoming.raw, socket, framing, limit),
-            // Without its socket the read could not be bounded in time; the connection is
-            // most likely gone already.
-            None => Err(screen::refusal(400, "connection not found\n")),
-        };
-        match read {
-            Ok(bytes) => {
-                incoming.request.body = bytes;
-                layer.answer(incoming);
-            }
-            Err(refusal) => layer.refused(incoming, refusal),
-        }
-    }));
-    if answered.is_err() {
-        shared
-            .log
-            .line(format_args!("reading a request body panicked; serving on"));
-    }
-    if let Some(peer) = peer {
-        shared.connections.body_ended(peer);
     }
 }
 
