@@ -3,6 +3,7 @@
 //! memory, else on a thread of its own), the handler asked under a panic fence, and the
 //! [`Reply`] written.
 
+use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,11 +42,10 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
     pub fn arrived(self: &Arc<Self>, raw: tiny_http::Request) {
         let shared = &self.shared;
         let received = Instant::now();
-        let (screened, verdict) = {
-            let head = head(&raw);
-            (Screened::of(&head), screen::screen(&head))
-        };
-        if let Some(peer) = raw.remote_addr().copied() {
+        let head = head(&raw);
+        let (screened, verdict) = (Screened::of(&head), screen::screen(&head));
+        let peer = raw.remote_addr().copied();
+        if let Some(peer) = peer {
             match shared.connections.ending(peer) {
                 // A feed stream whose client left unnoticed (the server learns it at its next
                 // write, a message or a keep-alive away), and whose address came back on a new
@@ -65,7 +65,7 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
             }
             shared.connections.request_started(peer);
         }
-        let request = owned(&raw);
+        let request = owned(&head, peer);
         let route = self.handler.route(&request);
         let mut incoming = Incoming {
             raw,
@@ -257,22 +257,17 @@ fn head(raw: &tiny_http::Request) -> Head<'_> {
 }
 
 /// The owned copy a handler sees.
-fn owned(raw: &tiny_http::Request) -> Request {
-    let (path, query) = request::split_url(raw.url());
+fn owned(head: &Head<'_>, peer: Option<SocketAddr>) -> Request {
+    let (path, query) = request::split_url(head.target);
     Request {
-        method: Method::from_name(raw.method().as_str()),
+        method: Method::from_name(head.method),
         path: path.to_owned(),
         query: query.map(str::to_owned),
-        peer: raw.remote_addr().copied(),
-        headers: raw
-            .headers()
+        peer,
+        headers: head
+            .headers
             .iter()
-            .map(|h| {
-                (
-                    h.field.as_str().as_str().to_owned(),
-                    h.value.as_str().to_owned(),
-                )
-            })
+            .map(|&(name, value)| (name.to_owned(), value.to_owned()))
             .collect(),
         body: Vec::new(),
     }
