@@ -183,7 +183,7 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
         if let Some(peer) = peer {
             shared.connections.body_started(peer);
         }
-        let answered = panic::catch_unwind(AssertUnwindSafe(|| {
+        fence(shared.log, "reading a request body", || {
             let socket = peer.and_then(|peer| shared.sockets.find(peer));
             let read = match &socket {
                 Some(socket) => body::read(&mut incoming.raw, socket, framing, limit),
@@ -198,12 +198,7 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
                 }
                 Err(refusal) => self.refused(incoming, refusal),
             }
-        }));
-        if answered.is_err() {
-            shared
-                .log
-                .line(format_args!("reading a request body panicked; serving on"));
-        }
+        });
         if let Some(peer) = peer {
             shared.connections.body_ended(peer);
         }
@@ -228,17 +223,22 @@ impl<H: Handler + Send + Sync + 'static> Layer<H> {
     }
 }
 
-/// Runs `work` with its panics logged, a panic logged as `{what} panicked; serving on` too: a
-/// bug there costs that work, never the server. `None` if it panicked.
-fn fenced<T>(log: Log, what: &str, work: impl FnOnce() -> T) -> Option<T> {
-    let done = panic::catch_unwind(AssertUnwindSafe(|| {
-        let _logged = PanicsToLog::enter(log);
-        work()
-    }));
+/// Runs `work`, a panic in it logged as `{what} panicked; serving on`: a bug there costs that
+/// work, never the server. `None` if it panicked.
+pub fn fence<T>(log: Log, what: &str, work: impl FnOnce() -> T) -> Option<T> {
+    let done = panic::catch_unwind(AssertUnwindSafe(work));
     if done.is_err() {
         log.line(format_args!("{what} panicked; serving on"));
     }
     done.ok()
+}
+
+/// [`fence`] around the application's code, whose panics are logged too.
+fn fenced<T>(log: Log, what: &str, work: impl FnOnce() -> T) -> Option<T> {
+    fence(log, what, || {
+        let _logged = PanicsToLog::enter(log);
+        work()
+    })
 }
 
 /// What the screening rules look at.

@@ -5,14 +5,13 @@ use std::ffi::OsString;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
-use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::accept::{Acceptor, Tiny};
-use super::answer::Layer;
+use super::answer::{self, Layer};
 use super::body::Readers;
 use super::connections::Connections;
 use super::handler::Handler;
@@ -353,11 +352,7 @@ const QUIET: Duration = Duration::from_millis(20);
 /// Handles one request. The handler runs under its own fence (see `answer.rs`); this one is for
 /// the layer's own code: whatever happens to one request, the loop serves on.
 fn fenced<H: Handler + Send + Sync + 'static>(layer: &Arc<Layer<H>>, request: tiny_http::Request) {
-    let handled = panic::catch_unwind(AssertUnwindSafe(|| layer.arrived(request)));
-    if handled.is_err() {
-        layer
-            .shared
-            .log
-            .line(format_args!("answering a request panicked; serving on"));
-    }
+    answer::fence(layer.shared.log, "answering a request", || {
+        layer.arrived(request)
+    });
 }
