@@ -131,15 +131,6 @@ impl Handoff {
     }
 }
 
-#[cfg(test)]
-impl HttpServer {
-    /// Whether the listener blocks, as tiny_http's accept thread needs it to.
-    pub(super) fn listener_blocks(&self) -> bool {
-        let listener = socket2::SockRef::from(self.shared.acceptor.listener());
-        !listener.nonblocking().unwrap_or(true)
-    }
-}
-
 impl HttpServer {
     /// Binds `settings.addr` (port 0 picks a free port), or takes the listener the image
     /// before this one `handed` over.
@@ -355,4 +346,17 @@ fn fenced<H: Handler + Send + Sync + 'static>(layer: &Arc<Layer<H>>, request: ti
     answer::fence(layer.shared.log, "answering a request", || {
         layer.arrived(request)
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl HttpServer {
+        /// Whether the listener blocks, as tiny_http's accept thread needs it to.
+        pub(crate) fn listener_blocks(&self) -> bool {
+            let listener = socket2::SockRef::from(self.shared.acceptor.listener());
+            !listener.nonblocking().unwrap_or(true)
+        }
+    }
 }
