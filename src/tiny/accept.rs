@@ -87,16 +87,12 @@ impl Acceptor {
     }
 
     /// Waits, for at most `patience`, until every tiny_http server that went has been dropped
-    /// (and so has woken its accept thread to end). Returns whether they all were.
-    pub fn wait_dropped(&self, patience: Duration) -> bool {
+    /// (and so has woken its accept thread to end).
+    pub fn wait_dropped(&self, patience: Duration) {
         let deadline = Instant::now() + patience;
-        while self.dropping.load(Ordering::SeqCst) > 0 {
-            if Instant::now() >= deadline {
-                return false;
-            }
+        while self.dropping.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
-        true
     }
 
     /// The tiny_http server accepting now; `None` once closed.
