@@ -72,10 +72,8 @@ impl Request {
 
 /// `/path?query` into its path and query.
 pub fn split_url(url: &str) -> (&str, Option<&str>) {
-    match url.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (url, None),
-    }
+    url.split_once('?')
+        .map_or((url, None), |(path, query)| (path, Some(query)))
 }
 
 #[cfg(test)]
