@@ -99,10 +99,6 @@ pub fn refuse(
     if let Some(peer) = peer {
         shared.connections.closed(peer);
     }
-    let screened = Screened {
-        last: true,
-        ..screened
-    };
     let answer = (reply.status, respond::body_bytes(&reply, screened));
     let closing = Closing {
         peer,
@@ -152,6 +148,11 @@ fn close_now(closing: Closing, shared: &Shared) {
     let Some((request, screened)) = closing.request else {
         return shut(Shutdown::Both);
     };
+    // Whatever is answered, the connection closes after it.
+    let screened = Screened {
+        last: true,
+        ..screened
+    };
     // Without the socket, only a request with nothing to discard can go: tiny_http then reads
     // on, and whatever it reads is dropped unanswered until the idle sweep closes the connection.
     let unread = unread_body(&request, screened);
@@ -162,10 +163,6 @@ fn close_now(closing: Closing, shared: &Shared) {
         // Answered on the socket itself, which is closed, and the request kept for good.
         if let Some(mut socket) = socket {
             let reply = closing.reply.unwrap_or_else(|| Reply::text(400, ""));
-            let screened = Screened {
-                last: true,
-                ..screened
-            };
             respond::write(&mut socket, &reply, screened);
             let _ = socket.shutdown(Shutdown::Both);
         }
