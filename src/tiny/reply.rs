@@ -33,11 +33,8 @@ pub struct Reply {
     pub label: &'static str,
     /// Run by the layer once the response is written (or could not be), on the same thread:
     /// work that the request caused but its answer need not wait for. Byte replies only.
-    pub after: Option<AfterSent>,
+    pub after: Option<Box<dyn FnOnce() + Send>>,
 }
-
-/// See [`Reply::after`].
-pub type AfterSent = Box<dyn FnOnce() + Send>;
 
 pub enum Body {
     Bytes(Cow<'static, [u8]>),
