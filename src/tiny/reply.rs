@@ -61,10 +61,15 @@ impl Reply {
         content_type: &'static str,
         body: impl Into<Cow<'static, [u8]>>,
     ) -> Reply {
+        Reply::with_body(status, Body::Bytes(body.into())).with_header("Content-Type", content_type)
+    }
+
+    /// A reply with no headers yet, for no route in particular.
+    fn with_body(status: u16, body: Body) -> Reply {
         Reply {
             status,
-            headers: vec![("Content-Type", Cow::Borrowed(content_type))],
-            body: Body::Bytes(body.into()),
+            headers: Vec::new(),
+            body,
             label: "other",
             after: None,
         }
@@ -91,17 +96,12 @@ impl Reply {
         note: impl Into<String>,
         run: impl FnOnce(&mut Events<'_>) -> Result<(), Ended> + Send + 'static,
     ) -> Reply {
-        Reply {
-            status: 200,
-            headers: Vec::new(),
-            body: Body::Events(EventStream {
-                note: note.into(),
-                run: Box::new(run),
-                for_outlet: false,
-            }),
-            label: "other",
-            after: None,
-        }
+        let stream = EventStream {
+            note: note.into(),
+            run: Box::new(run),
+            for_outlet: false,
+        };
+        Reply::with_body(200, Body::Events(stream))
     }
 
     /// Opens an event stream for an outlet ([`Events::outlet`](super::Events::outlet)), which
