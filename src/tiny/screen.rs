@@ -176,20 +176,14 @@ fn target(head: &Head<'_>) -> Result<(), HttpRefusal> {
 /// RFC 9112 §6.1 and §6.3, RFC 9110 §8.6.
 fn framing(head: &Head<'_>) -> Result<RequestFraming, HttpRefusal> {
     let lengths: Vec<&str> = values(head, "Content-Length").collect();
-    let codings: Vec<&str> = values(head, "Transfer-Encoding")
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .filter(|coding| !coding.is_empty())
-        .collect();
-    let has_codings = values(head, "Transfer-Encoding").next().is_some();
-    if has_codings {
+    if values(head, "Transfer-Encoding").next().is_some() {
         if !lengths.is_empty() {
             return Err(refusal(400, "Content-Length with Transfer-Encoding\n"));
         }
         if head.version < (1, 1) {
             return Err(refusal(400, "Transfer-Encoding in HTTP/1.0\n"));
         }
-        return chunked(&codings);
+        return chunked(head);
     }
     let Some((first, others)) = lengths.split_first() else {
         return Ok(RequestFraming::None);
@@ -207,15 +201,19 @@ fn framing(head: &Head<'_>) -> Result<RequestFraming, HttpRefusal> {
 }
 
 fn content_length(value: &str) -> Result<u64, HttpRefusal> {
-    let bad = refusal(400, "bad Content-Length\n");
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad);
+    match value.parse() {
+        Ok(length) if value.bytes().all(|b| b.is_ascii_digit()) => Ok(length),
+        _ => Err(refusal(400, "bad Content-Length\n")),
     }
-    value.parse().map_err(|_| bad)
 }
 
 /// The codings must end in exactly one `chunked`, which is the only one the server implements.
-fn chunked(codings: &[&str]) -> Result<RequestFraming, HttpRefusal> {
+fn chunked(head: &Head<'_>) -> Result<RequestFraming, HttpRefusal> {
+    let codings: Vec<&str> = values(head, "Transfer-Encoding")
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|coding| !coding.is_empty())
+        .collect();
     let is_chunked = |coding: &&str| coding.eq_ignore_ascii_case("chunked");
     match codings.split_last() {
         Some((last, before)) if is_chunked(last) => {
