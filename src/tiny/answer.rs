@@ -37,7 +37,7 @@ struct Incoming<R> {
     received: Instant,
 }
 
-impl<H: Handler + Send + Sync + 'static> Layer<H> {
+impl<H: Handler> Layer<H> {
     /// A request tiny_http has handed over.
     pub fn arrived(self: &Arc<Self>, raw: tiny_http::Request) {
         let shared = &self.shared;

@@ -6,8 +6,9 @@ use super::request::Request;
 /// Bodies every request may carry, whatever its route: tiny_http reads them itself.
 pub const SMALL_BODY: usize = super::refuse::READ_BY_TINY_HTTP;
 
-/// What the application behind the layer provides.
-pub trait Handler {
+/// What the application behind the layer provides. One handler serves every request, from the
+/// request loop and from the threads that read bodies.
+pub trait Handler: Send + Sync + 'static {
     /// What the application makes of a request before its body is read (its route): worked out
     /// once by [`Handler::route`], and handed to every other method for that request.
     type Route: Send + 'static;

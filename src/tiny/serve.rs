@@ -194,10 +194,7 @@ impl HttpServer {
     /// Serves requests until stopped, then gives every stream a moment to end its body. Each
     /// request is handled on this thread, except event streams and requests whose body is still
     /// to be read, which each get a thread.
-    pub fn run<H>(self, handler: Arc<H>) -> Result<Ran, Error>
-    where
-        H: Handler + Send + Sync + 'static,
-    {
+    pub fn run<H: Handler>(self, handler: Arc<H>) -> Result<Ran, Error> {
         let shared = &self.shared;
         let layer = Arc::new(Layer {
             shared: shared.clone(),
@@ -302,7 +299,7 @@ const LAST_REQUESTS: Duration = Duration::from_millis(500);
 /// Ends tiny_http's accept threads and answers the requests they accepted until then: those
 /// of `last`, the server accepting when the loop ended, until its accept thread says it ended
 /// and no request came for a moment; and those already queued for the `retired` ones.
-fn answer_the_last<H: Handler + Send + Sync + 'static>(
+fn answer_the_last<H: Handler>(
     layer: &Arc<Layer<H>>,
     last: Option<Arc<Tiny>>,
     retired: &[Arc<Tiny>],
@@ -342,7 +339,7 @@ const QUIET: Duration = Duration::from_millis(20);
 
 /// Handles one request. The handler runs under its own fence (see `answer.rs`); this one is for
 /// the layer's own code: whatever happens to one request, the loop serves on.
-fn fenced<H: Handler + Send + Sync + 'static>(layer: &Arc<Layer<H>>, request: tiny_http::Request) {
+fn fenced<H: Handler>(layer: &Arc<Layer<H>>, request: tiny_http::Request) {
     answer::fence(layer.shared.log, "answering a request", || {
         layer.arrived(request)
     });
