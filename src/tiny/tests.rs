@@ -163,9 +163,12 @@ fn read_response(socket: &mut TcpStream) -> (u16, Vec<u8>) {
 }
 
 /// Whether the server closed the connection (rather than leaving it open for a second).
+/// Whether the server closes the connection, with nothing more sent: within 5 s, as a loaded
+/// machine may take a second to unwind a panic and print its backtrace (a connection that stays
+/// open stays so for good).
 fn closed(socket: &mut TcpStream) -> bool {
     socket
-        .set_read_timeout(Some(Duration::from_secs(1)))
+        .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     match socket.read(&mut [0; 64]) {
         Ok(0) => true,
