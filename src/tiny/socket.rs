@@ -278,12 +278,15 @@ impl Sockets {
             .and_then(found)
             .or_else(|| outward.filter(|fd| (0..known).contains(fd)).find_map(found));
         let passed = on_the_way.take();
-        let mut remembered = self.passed();
-        if remembered.len() + passed.len() > MAX_PASSED {
-            remembered.clear();
+        // Not locked again when there is nothing to remember: a hit on the hint, the common
+        // case while many streams open at once.
+        if !passed.is_empty() {
+            let mut remembered = self.passed();
+            if remembered.len() + passed.len() > MAX_PASSED {
+                remembered.clear();
+            }
+            remembered.extend(passed.into_iter().take(MAX_PASSED));
         }
-        remembered.extend(passed.into_iter().take(MAX_PASSED));
-        drop(remembered);
         while hit.is_none() {
             // Every number below the size as last read was asked: a number at or above it was
             // opened since, if the table has grown (it never shrinks).

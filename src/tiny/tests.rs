@@ -162,14 +162,11 @@ fn read_response(socket: &mut TcpStream) -> (u16, Vec<u8>) {
     (status, body)
 }
 
-/// Whether the server closed the connection (rather than leaving it open for a second).
-/// Whether the server closes the connection, with nothing more sent: within 5 s, as a loaded
-/// machine may take a second to unwind a panic and print its backtrace (a connection that stays
-/// open stays so for good).
+/// Whether the server closes the connection, with nothing more sent, within [`TIMEOUT`]: a
+/// loaded machine may take a second to unwind a panic and print its backtrace, and a connection
+/// left open stays so for good.
 fn closed(socket: &mut TcpStream) -> bool {
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    socket.set_read_timeout(Some(TIMEOUT)).unwrap();
     match socket.read(&mut [0; 64]) {
         Ok(0) => true,
         Ok(_) => false,
