@@ -12,6 +12,7 @@ use super::capacity::{self, HighSlot};
 use super::connections::Mark;
 use super::ended::Ended;
 use super::outlet::Outlet;
+use super::reply::RunStream;
 use super::shared::Shared;
 use crate::sse::Event;
 use crate::stop::Watch;
@@ -37,13 +38,16 @@ pub struct Events<'a> {
     /// outlet, so that a new connection from the same address can be told apart once the
     /// stream's client has gone.
     mark: Option<Mark>,
+    /// The body ended properly ([`Events::run`]): the outlet ends the body with the terminating
+    /// chunk when it is closed.
+    finish: bool,
 }
 
 /// However the body ends (an error, a panic, the server stopping), tiny_http's thread for the
 /// connection is let go if no event did it. Until then that thread reads the connection and
 /// holds it open, so a body that ended before its first event would leave the client on a
 /// silent stream: with the read half shut, the connection closes once the stream lets go of its
-/// writer.
+/// writer. The outlet is closed then too, a panic included (the body then did not finish).
 impl Drop for Events<'_> {
     fn drop(&mut self) {
         self.release();
@@ -51,6 +55,7 @@ impl Drop for Events<'_> {
             let charged = &self.shared.stream_descriptors;
             charged.fetch_sub(1, Ordering::SeqCst);
         }
+        self.outlet.close(self.finish);
     }
 }
 
@@ -74,7 +79,17 @@ impl<'a> Events<'a> {
             charged: false,
             watch: None,
             mark,
+            finish: false,
         }
+    }
+
+    /// Runs the stream's body through these events, and returns why it ended. A body that ended
+    /// with the server stopping is ended properly, which tells the client the stream is over, not
+    /// cut.
+    pub(super) fn run(&mut self, body: RunStream) -> Ended {
+        let ended = body(self).err().unwrap_or(Ended::ServerStopping);
+        self.finish = matches!(ended, Ended::ServerStopping);
+        ended
     }
 
     /// Lets tiny_http's pool thread go: it waits for a second request that an event stream never

@@ -197,28 +197,18 @@ fn serve(request: tiny_http::Request, opening: Opening, shared: &Shared) {
     let mut writer = request.into_writer();
     let head = write_head(&mut writer, opening.framing, &opening.extra_headers);
     let outlet = Arc::new(Outlet::new(writer, opening.framing, shared.metrics.clone()));
-    // Closes the outlet however the body ends, a panic included (the body then did not finish).
-    let mut closing = Closing {
-        outlet: &outlet,
-        finish: false,
-    };
     let (head_bytes, ended) = {
         // The body's panics are logged by the server (or not at all when quiet), not printed by
         // Rust's default hook.
         let _logged = PanicsToLog::enter(shared.log);
         let (addr, mark, high) = (opening.peer, opening.mark, opening.high);
+        // Closes the outlet when it goes, however the body ends.
         let mut events = Events::new(outlet.clone(), shared, addr, stream.for_outlet, high, mark);
         match head {
-            Ok(bytes) => match (stream.run)(&mut events) {
-                Ok(()) => (bytes, Ended::ServerStopping),
-                Err(ended) => (bytes, ended),
-            },
+            Ok(bytes) => (bytes, events.run(stream.run)),
             Err(error) => (0, Ended::ClientGone(error)),
         }
     };
-    // Ending the body properly tells the client the stream is over, not cut.
-    closing.finish = matches!(ended, Ended::ServerStopping);
-    drop(closing);
     let bytes = head_bytes + outlet.bytes_written();
     let events = outlet.events();
     // An unshared outlet's connection closes here, with tiny_http's writer.
@@ -234,18 +224,6 @@ fn serve(request: tiny_http::Request, opening: Opening, shared: &Shared) {
         }
     ));
     shared.log.request(&"GET", &opening.path, 200, bytes, took);
-}
-
-/// Closes a stream's outlet when dropped: ends the body (the terminating chunk if `finish`).
-struct Closing<'a> {
-    outlet: &'a Outlet,
-    finish: bool,
-}
-
-impl Drop for Closing<'_> {
-    fn drop(&mut self) {
-        self.outlet.close(self.finish);
-    }
 }
 
 /// Writes the status line and headers of a streamed `text/event-stream` response.
