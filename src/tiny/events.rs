@@ -8,6 +8,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use std::time::Instant;
 
+use socket2::Socket;
+
 use super::capacity::{self, HighSlot};
 use super::connections::Mark;
 use super::ended::Ended;
@@ -50,7 +52,9 @@ pub struct Events<'a> {
 /// writer. The outlet is closed then too, a panic included (the body then did not finish).
 impl Drop for Events<'_> {
     fn drop(&mut self) {
-        self.release();
+        if !self.released {
+            self.release();
+        }
         if self.charged {
             let charged = &self.shared.stream_descriptors;
             charged.fetch_sub(1, Ordering::SeqCst);
@@ -94,14 +98,13 @@ impl<'a> Events<'a> {
 
     /// Lets tiny_http's pool thread go: it waits for a second request that an event stream never
     /// sends, and shutting the read half ends that wait, so the thread goes back to the pool.
-    /// Done once the first event is out, so that a client does not wait for the search.
-    fn release(&mut self) {
-        if !std::mem::replace(&mut self.released, true)
-            && let Some(peer) = self.peer
-            && let Some(socket) = self.shared.sockets.find(peer)
-        {
-            let _ = socket.shutdown(Shutdown::Read);
-        }
+    /// Done once the first event is out, so that a client does not wait for the search. Returns
+    /// the connection's socket, if it was found.
+    fn release(&mut self) -> Option<Socket> {
+        self.released = true;
+        let socket = self.shared.sockets.find(self.peer?)?;
+        let _ = socket.shutdown(Shutdown::Read);
+        Some(socket)
     }
 
     /// Shares the stream's [`Outlet`], so that any thread can send events through it without
@@ -119,14 +122,10 @@ impl<'a> Events<'a> {
             ));
         }
         let peer = self.peer.ok_or(Ended::SocketNotFound("no peer address"))?;
-        let socket = self
-            .shared
-            .sockets
-            .find(peer)
-            .ok_or(Ended::SocketNotFound("no descriptor of the connection"))?;
         // The outlet owns the connection from here: tiny_http's pool thread is let go now.
-        let _ = socket.shutdown(Shutdown::Read);
-        self.released = true;
+        let socket = self
+            .release()
+            .ok_or(Ended::SocketNotFound("no descriptor of the connection"))?;
         // Numbered above the open-file limit if a number there was promised. If none can be had
         // after all (something else took one: see `capacity::duplicate_high`), the duplicate
         // found serves, charged to the budget as the stream's second descriptor.
@@ -143,7 +142,7 @@ impl<'a> Events<'a> {
             None => (socket, None),
         };
         self.outlet.share(socket, high);
-        if let (Some(mark), Some(peer)) = (self.mark, self.peer) {
+        if let Some(mark) = self.mark {
             self.shared
                 .connections
                 .stream_shares(peer, mark, &self.outlet);
@@ -188,7 +187,9 @@ impl<'a> Events<'a> {
         self.event.clear();
         event.encode_into(&mut self.event);
         self.outlet.send(&self.event)?;
-        self.release();
+        if !self.released {
+            self.release();
+        }
         Ok(())
     }
 }
