@@ -81,26 +81,11 @@ impl Drop for LiveStream {
     }
 }
 
-/// What a stream needs once tiny_http's request is gone: its body and head, and what it knows
-/// about its request.
-struct Opening {
-    stream: EventStream,
-    extra_headers: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
-    framing: Framing,
-    peer: Option<SocketAddr>,
-    path: String,
-    received: Instant,
-    /// Its connection's ending (see `Connections::closed`).
-    mark: Option<Mark>,
-    /// Handed to the stream's outlet, with its duplicate, if it gets one.
-    high: Option<HighSlot>,
-}
-
 /// A stream not started: the request, to be answered, and why.
 pub type NotStarted = Box<(tiny_http::Request, String)>;
 
-/// Starts `stream` for `request` on its own thread. The thread logs the request when the stream
-/// ends.
+/// Starts `stream` for `request` on its own thread, which writes the head, runs the body
+/// through an [`Events`] of its own, and logs the request when the stream ends.
 pub fn start(
     request: tiny_http::Request,
     stream: EventStream,
@@ -114,28 +99,58 @@ pub fn start(
         return Err(Box::new((request, "at capacity".to_owned())));
     };
     let peer = request.remote_addr().copied();
-    let opening = Opening {
-        stream,
-        extra_headers,
-        framing: framing_for(screened),
-        peer,
-        path: request.url().to_owned(),
-        received,
-        mark,
-        high,
-    };
-    let serve_stream = move |request| {
+    let path = request.url().to_owned();
+    let framing = framing_for(screened);
+    let serve_stream = move |request: tiny_http::Request| {
         let shared = &live.shared;
+        let shown = show(peer);
         // A panic ends this stream only: the thread unwinds, the connection closes and the
         // stream stops being counted.
-        let ran = panic::catch_unwind(AssertUnwindSafe(|| serve(request, opening, shared)));
+        let ran = panic::catch_unwind(AssertUnwindSafe(|| {
+            shared.log.line(format_args!(
+                "stream {shown} opened{}{} ({} live)",
+                if stream.note.is_empty() { "" } else { " " },
+                stream.note,
+                shared.metrics.streams_live.load(Ordering::Relaxed)
+            ));
+            let mut writer = request.into_writer();
+            let head = write_head(&mut writer, framing, &extra_headers);
+            let outlet = Arc::new(Outlet::new(writer, framing, shared.metrics.clone()));
+            let (head_bytes, ended) = {
+                // The body's panics are logged by the server (or not at all when quiet), not
+                // printed by Rust's default hook.
+                let _logged = PanicsToLog::enter(shared.log);
+                // Closes the outlet when it goes, however the body ends.
+                let mut events =
+                    Events::new(outlet.clone(), shared, peer, stream.for_outlet, high, mark);
+                match head {
+                    Ok(bytes) => (bytes, events.run(stream.run)),
+                    Err(error) => (0, Ended::ClientGone(error)),
+                }
+            };
+            let bytes = head_bytes + outlet.bytes_written();
+            let events = outlet.events();
+            // An unshared outlet's connection closes here, with tiny_http's writer.
+            drop(outlet);
+            let took = received.elapsed();
+            shared.log.line(format_args!(
+                "stream {shown} closed: {events} events, {}s, {}",
+                crate::log::seconds(took),
+                match &ended {
+                    Ended::ClientGone(error) => format!("client gone ({error})"),
+                    Ended::ServerStopping => "server stopping".to_owned(),
+                    Ended::SocketNotFound(why) => format!("its socket was not found ({why})"),
+                }
+            ));
+            shared.log.request(&"GET", &path, 200, bytes, took);
+        }));
         if let Some(addr) = peer {
             shared.connections.stream_ended(addr, mark);
         }
         if ran.is_err() {
             shared
                 .log
-                .line(format_args!("stream {} closed: panicked", show(peer)));
+                .line(format_args!("stream {shown} closed: panicked"));
         }
     };
     // Counted from its answer, not from its thread's start: while an old stream from the same
@@ -183,47 +198,6 @@ fn framing_for(screened: Screened) -> Framing {
     } else {
         Framing::Chunked
     }
-}
-
-fn serve(request: tiny_http::Request, opening: Opening, shared: &Shared) {
-    let stream = opening.stream;
-    let peer = show(opening.peer);
-    shared.log.line(format_args!(
-        "stream {peer} opened{}{} ({} live)",
-        if stream.note.is_empty() { "" } else { " " },
-        stream.note,
-        shared.metrics.streams_live.load(Ordering::Relaxed)
-    ));
-    let mut writer = request.into_writer();
-    let head = write_head(&mut writer, opening.framing, &opening.extra_headers);
-    let outlet = Arc::new(Outlet::new(writer, opening.framing, shared.metrics.clone()));
-    let (head_bytes, ended) = {
-        // The body's panics are logged by the server (or not at all when quiet), not printed by
-        // Rust's default hook.
-        let _logged = PanicsToLog::enter(shared.log);
-        let (addr, mark, high) = (opening.peer, opening.mark, opening.high);
-        // Closes the outlet when it goes, however the body ends.
-        let mut events = Events::new(outlet.clone(), shared, addr, stream.for_outlet, high, mark);
-        match head {
-            Ok(bytes) => (bytes, events.run(stream.run)),
-            Err(error) => (0, Ended::ClientGone(error)),
-        }
-    };
-    let bytes = head_bytes + outlet.bytes_written();
-    let events = outlet.events();
-    // An unshared outlet's connection closes here, with tiny_http's writer.
-    drop(outlet);
-    let took = opening.received.elapsed();
-    shared.log.line(format_args!(
-        "stream {peer} closed: {events} events, {}s, {}",
-        crate::log::seconds(took),
-        match &ended {
-            Ended::ClientGone(error) => format!("client gone ({error})"),
-            Ended::ServerStopping => "server stopping".to_owned(),
-            Ended::SocketNotFound(why) => format!("its socket was not found ({why})"),
-        }
-    ));
-    shared.log.request(&"GET", &opening.path, 200, bytes, took);
 }
 
 /// Writes the status line and headers of a streamed `text/event-stream` response.
