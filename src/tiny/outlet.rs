@@ -22,7 +22,7 @@
 
 use std::io::{self, ErrorKind, Write};
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -69,7 +69,7 @@ pub struct Outlet {
     /// Events taken (sent or queued), for the stream's log line.
     events: AtomicU64,
     /// Bytes written, by any thread, for the stream's log line.
-    written: AtomicU64,
+    written: AtomicUsize,
     metrics: Arc<Metrics>,
 }
 
@@ -116,7 +116,7 @@ impl Outlet {
             owner: thread::current(),
             framing,
             events: AtomicU64::new(0),
-            written: AtomicU64::new(0),
+            written: AtomicUsize::new(0),
             metrics,
         }
     }
@@ -158,7 +158,7 @@ impl Outlet {
                 .write_frame(&mut state.writer, &mut state.frame, payload);
             return match written {
                 Ok(written) => {
-                    self.count_written(written);
+                    self.written.fetch_add(written, Ordering::Relaxed);
                     state.last_write = Instant::now();
                     Offered::Sent
                 }
@@ -192,7 +192,7 @@ impl Outlet {
                 return Offered::Gone;
             }
         };
-        self.count_written(sent);
+        self.written.fetch_add(sent, Ordering::Relaxed);
         if sent == frame.len() {
             state.last_write = Instant::now();
             return Offered::Sent;
@@ -247,11 +247,7 @@ impl Outlet {
 
     /// Bytes written so far, the end of the body included once closed.
     pub(super) fn bytes_written(&self) -> usize {
-        usize::try_from(self.written.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
-    }
-
-    fn count_written(&self, bytes: usize) {
-        self.written.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.written.load(Ordering::Relaxed)
     }
 
     /// On the owner's thread: writes what others queued, and a keep-alive comment in silences,
@@ -277,7 +273,7 @@ impl Outlet {
                     self.lock().gone = Some(error);
                     return self.taken(Offered::Gone);
                 }
-                self.count_written(pending.len());
+                self.written.fetch_add(pending.len(), Ordering::Relaxed);
                 self.lock().last_write = Instant::now();
                 continue;
             }
@@ -309,13 +305,13 @@ impl Outlet {
         let Some(socket) = self.socket.get() else {
             let out = &mut state.writer;
             if out.write_all(&tail).and_then(|()| out.flush()).is_ok() {
-                self.count_written(tail.len());
+                self.written.fetch_add(tail.len(), Ordering::Relaxed);
             }
             return;
         };
         drop(state);
         if write_all(socket, &tail).is_ok() {
-            self.count_written(tail.len());
+            self.written.fetch_add(tail.len(), Ordering::Relaxed);
         }
         let _ = socket.shutdown(Shutdown::Both);
     }
