@@ -202,16 +202,6 @@ impl Outlet {
         Offered::Queued
     }
 
-    /// Why the connection failed, if it did; `None` if it has not.
-    fn failure(&self) -> Option<Ended> {
-        let state = self.lock();
-        let error = state.gone.as_ref()?;
-        Some(Ended::ClientGone(io::Error::new(
-            error.kind(),
-            error.to_string(),
-        )))
-    }
-
     /// When a keep-alive comment is due: the keep-alive time after the last write.
     pub(super) fn keepalive_due(&self, keepalive: Duration) -> Instant {
         self.lock().last_write + keepalive
@@ -232,9 +222,10 @@ impl Outlet {
         if offered != Offered::Gone {
             return Ok(());
         }
-        Err(self
-            .failure()
-            .unwrap_or_else(|| client_gone("the stream ended")))
+        let gone = &self.lock().gone;
+        Err(gone
+            .as_ref()
+            .map_or_else(|| client_gone("the stream ended"), failed))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -261,10 +252,10 @@ impl Outlet {
             if stop.is_triggered() {
                 return Err(Ended::ServerStopping);
             }
-            if let Some(failed) = self.failure() {
-                return Err(failed);
-            }
             let mut state = self.lock();
+            if let Some(error) = &state.gone {
+                return Err(failed(error));
+            }
             if !state.pending.is_empty() {
                 let pending = std::mem::take(&mut state.pending);
                 state.draining = true;
@@ -335,6 +326,11 @@ impl Outlet {
         }
         self.owner.unpark();
     }
+}
+
+/// Why the stream ended, given the error its connection failed with.
+fn failed(error: &io::Error) -> Ended {
+    Ended::ClientGone(io::Error::new(error.kind(), error.to_string()))
 }
 
 fn client_gone(why: &str) -> Ended {
