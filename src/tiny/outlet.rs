@@ -320,10 +320,8 @@ impl Outlet {
     /// Ends the stream now, for the reason `why`: later offers are refused, and its thread,
     /// woken, finishes.
     pub(super) fn end(&self, why: &str) {
-        let mut state = self.lock();
-        if state.gone.is_none() {
-            state.gone = Some(io::Error::new(ErrorKind::ConnectionAborted, why.to_owned()));
-        }
+        let aborted = || io::Error::new(ErrorKind::ConnectionAborted, why.to_owned());
+        self.lock().gone.get_or_insert_with(aborted);
         self.owner.unpark();
     }
 }
