@@ -7,7 +7,6 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -103,7 +102,7 @@ pub fn start(
     let framing = framing_for(screened);
     let serve_stream = move |request: tiny_http::Request| {
         let shared = &live.shared;
-        let shown = show(peer);
+        let shown = peer.map_or_else(|| "-".to_owned(), |addr| addr.to_string());
         // A panic ends this stream only: the thread unwinds, the connection closes and the
         // stream stops being counted.
         let ran = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -185,10 +184,6 @@ pub fn refused(shared: &Shared, busy: Reply, why: &str) -> Reply {
         .fetch_add(1, Ordering::Relaxed);
     shared.log.line(format_args!("stream refused: {why}"));
     busy.with_header("Retry-After", "5")
-}
-
-fn show(peer: Option<SocketAddr>) -> String {
-    peer.map_or_else(|| "-".to_owned(), |addr| addr.to_string())
 }
 
 /// HTTP/1.0 has no chunked coding: its body ends when the connection closes.
