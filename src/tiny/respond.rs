@@ -66,9 +66,7 @@ fn encode(reply: &Reply, screened: Screened, now: SystemTime) -> Vec<u8> {
     }
     head.push_str("\r\n");
     let mut bytes = head.into_bytes();
-    if !screened.head_only && has_body(status) {
-        bytes.extend_from_slice(body);
-    }
+    bytes.extend_from_slice(&body[..body_bytes(reply, screened)]);
     bytes
 }
 
