@@ -48,7 +48,6 @@ impl LiveStream {
     fn admit(shared: &Arc<Shared>, for_outlet: bool) -> Option<(LiveStream, Option<HighSlot>)> {
         let high = for_outlet.then(HighSlot::promise).flatten();
         let descriptors = 1 + usize::from(for_outlet && high.is_none());
-        let budget = shared.settings.stream_descriptors;
         let held = &shared.stream_descriptors;
         let taken = held.fetch_add(descriptors, Ordering::SeqCst) + descriptors;
         let live = shared.metrics.streams_live.fetch_add(1, Ordering::SeqCst) + 1;
@@ -56,7 +55,7 @@ impl LiveStream {
             shared: shared.clone(),
             descriptors,
         };
-        if live > shared.settings.max_streams || taken > budget {
+        if live > shared.settings.max_streams || taken > shared.settings.stream_descriptors {
             // Dropping it gives both back.
             return None;
         }
