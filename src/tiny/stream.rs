@@ -170,9 +170,9 @@ pub fn head_only(
     request: tiny_http::Request,
     extra_headers: &[(&'static str, std::borrow::Cow<'static, str>)],
     screened: Screened,
-) -> usize {
+) {
     let mut writer = request.into_writer();
-    write_head(&mut writer, framing_for(screened), extra_headers).unwrap_or(0)
+    let _ = write_head(&mut writer, framing_for(screened), extra_headers);
 }
 
 /// The answer at capacity, counted.
