@@ -98,11 +98,11 @@ impl HostLimits {
         let mut limits = HostLimits {
             open_files: 0,
             open_files_hard: hard,
-            nr_open: read_number("/proc/sys/fs/nr_open"),
-            max_map_count: read_number("/proc/sys/vm/max_map_count"),
-            threads_max: read_number("/proc/sys/kernel/threads-max"),
+            nr_open: read_number("/proc/sys/fs/nr_open", ""),
+            max_map_count: read_number("/proc/sys/vm/max_map_count", ""),
+            threads_max: read_number("/proc/sys/kernel/threads-max", ""),
             pids_max: own_pids_max(),
-            memory_bytes: memory_total(),
+            memory_bytes: read_number("/proc/meminfo", "MemTotal:").map(|kib: u64| kib * 1024),
         };
         let wanted = hard.min(limits.thread_budget().0);
         // Taken first: a duplicate made meanwhile would set the limit back to a stale one.
@@ -189,9 +189,12 @@ impl HostLimits {
     }
 }
 
-/// A number from a /proc or /sys file; `None` if missing or "max".
-fn read_number(path: &str) -> Option<u64> {
-    fs::read_to_string(path).ok()?.trim().parse().ok()
+/// The number that starts the first line of a /proc or /sys file to start with `name` (the
+/// `24576 kB` of `MemTotal:`; "" for a file of one number); `None` if missing or "max".
+pub fn read_number<T: std::str::FromStr>(path: &str, name: &str) -> Option<T> {
+    let text = fs::read_to_string(path).ok()?;
+    let value = text.lines().find_map(|line| line.strip_prefix(name))?;
+    value.split_whitespace().next()?.parse().ok()
 }
 
 /// The lowest `pids.max` over the process's own cgroup and its ancestors: under systemd a unit's
@@ -201,7 +204,7 @@ fn own_pids_max() -> Option<u64> {
     let cgroups = fs::read_to_string("/proc/self/cgroup").ok()?;
     let (root, path) = pids_cgroup(&cgroups)?;
     cgroup_ancestors(path)
-        .filter_map(|dir| read_number(&format!("{root}{dir}/pids.max")))
+        .filter_map(|dir| read_number(&format!("{root}{dir}/pids.max"), ""))
         .min()
 }
 
@@ -226,19 +229,6 @@ fn pids_cgroup(cgroups: &str) -> Option<(&'static str, &str)> {
 fn cgroup_ancestors(path: &str) -> impl Iterator<Item = &str> {
     let path = path.trim_end_matches('/');
     std::iter::successors(Some(path), |dir| dir.rfind('/').map(|slash| &dir[..slash]))
-}
-
-fn memory_total() -> Option<u64> {
-    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: u64 = meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))?
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
 }
 
 /// The descriptor numbers kept for the feed streams' duplicates: from `base` (the soft limit,

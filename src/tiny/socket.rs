@@ -21,6 +21,7 @@ use std::time::Duration;
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 use super::address::accepted_on;
+use super::capacity::read_number;
 
 /// TCP keep-alive on every connection: a peer that vanished without a FIN (power cut, cable,
 /// NAT timeout) is found after about 60 s + 6 × 10 s of silence, instead of never.
@@ -450,11 +451,7 @@ fn unread_bytes(fd: RawFd) -> Option<usize> {
 
 /// The size of the process's descriptor table (see [`Sockets::table_size`]).
 fn descriptor_table_size() -> Option<RawFd> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let size = status
-        .lines()
-        .find_map(|line| line.strip_prefix("FDSize:"))?;
-    size.trim().parse().ok()
+    read_number("/proc/self/status", "FDSize:")
 }
 
 #[cfg(test)]
