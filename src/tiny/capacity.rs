@@ -17,6 +17,7 @@
 
 use std::fmt;
 use std::fs;
+use std::os::fd::RawFd;
 use std::sync::{Mutex, PoisonError};
 
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
@@ -117,7 +118,8 @@ impl HostLimits {
         };
         // Descriptors the process already has at or above the limit (an embedding program's)
         // take numbers the duplicates cannot have.
-        let taken = open_descriptors_from(limits.open_files);
+        let fds = open_descriptors().into_iter().flatten();
+        let taken = fds.filter(|&fd| fd as u64 >= limits.open_files).count() as u64;
         high.base = limits.open_files;
         high.ceiling = limits.ceiling().saturating_sub(taken).max(high.base);
         drop(high);
@@ -250,13 +252,10 @@ fn lock_high() -> std::sync::MutexGuard<'static, HighNumbers> {
     HIGH.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// How many descriptors this process has numbered `from` or above.
-fn open_descriptors_from(from: u64) -> u64 {
-    let Ok(entries) = fs::read_dir("/proc/self/fd") else {
-        return 0;
-    };
-    let numbers = entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok());
-    numbers.filter(|&fd: &u64| fd >= from).count() as u64
+/// The numbers of the descriptors this process has open, from /proc/self/fd.
+pub fn open_descriptors() -> Option<impl Iterator<Item = RawFd>> {
+    let entries = fs::read_dir("/proc/self/fd").ok()?;
+    Some(entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok()))
 }
 
 /// A number above the soft limit, promised to one feed stream's duplicate until this is dropped

@@ -21,7 +21,7 @@ use std::time::Duration;
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 use super::address::accepted_on;
-use super::capacity::read_number;
+use super::capacity::{open_descriptors, read_number};
 
 /// TCP keep-alive on every connection: a peer that vanished without a FIN (power cut, cable,
 /// NAT timeout) is found after about 60 s + 6 × 10 s of silence, instead of never.
@@ -239,15 +239,12 @@ impl Sockets {
             return None;
         }
         let mut highest = -1;
-        for (seen, entry) in std::fs::read_dir("/proc/self/fd").ok()?.enumerate() {
+        for (seen, fd) in open_descriptors()?.enumerate() {
             if seen > limit as usize / 10 {
                 self.skip_listing.store(SKIP_LISTINGS, Ordering::Relaxed);
                 return None;
             }
-            let number = entry
-                .ok()
-                .and_then(|e| e.file_name().to_str()?.parse::<RawFd>().ok());
-            if let Some(fd) = number.filter(|&fd| fd < limit) {
+            if fd < limit {
                 highest = highest.max(fd);
             }
         }
