@@ -104,37 +104,30 @@ fn configure(socket: &Socket, send_timeout: Duration) -> io::Result<()> {
 /// The kernel counts the wait in retransmissions of its answer to the handshake, which come
 /// 1, 3, 7, 15, 31, 63, 127 s after the connection and every 2 minutes after that; it is given
 /// the last of these not past `wait` (at least 1 s), so that a silent connection is accepted
-/// within `wait`.
+/// within `wait`. (socket2 does not offer the option: it is set here.)
+#[allow(unsafe_code)]
 pub fn defer_accept(listener: &TcpListener, wait: Duration) -> io::Result<()> {
-    let wait = wait.as_secs().min(24 * 3600);
+    use std::os::fd::AsRawFd;
+    let wait = wait.as_secs().min(24 * 3600) as libc::c_int;
     let (mut seconds, mut step) = (1, 2);
     while seconds + step <= wait {
         seconds += step;
         step = (step * 2).min(120);
     }
-    set_tcp_option(listener, libc::TCP_DEFER_ACCEPT, seconds as libc::c_int)
-}
-
-/// Sets one integer option at the TCP level of `socket` (one socket2 does not offer).
-#[allow(unsafe_code)]
-fn set_tcp_option(socket: &TcpListener, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: setsockopt reads `len` bytes through the pointer, which points at `value`, a live
-    // `c_int` of exactly that size; the descriptor is owned by `socket`, borrowed for the call.
+    // SAFETY: setsockopt reads `len` bytes through the pointer, which points at `seconds`, a live
+    // `c_int` of exactly that size; the descriptor is owned by `listener`, borrowed for the call.
     let done = unsafe {
         libc::setsockopt(
-            socket.as_raw_fd(),
+            listener.as_raw_fd(),
             libc::IPPROTO_TCP,
-            option,
-            (&value as *const libc::c_int).cast(),
+            libc::TCP_DEFER_ACCEPT,
+            (&seconds as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    if done == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    (done == 0)
+        .then_some(())
+        .ok_or_else(io::Error::last_os_error)
 }
 
 /// A connection accepted on the listener, as one of its descriptors showed it.
