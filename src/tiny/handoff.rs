@@ -31,7 +31,7 @@ pub enum Reason {
     /// `SIGHUP`: run the program file again, which may be a new version.
     Upgrade,
     /// Too many connections are held for good (see `heal.rs`): run this same image again.
-    Heal { held: usize, series: Series },
+    Heal { series: Series },
 }
 
 /// The most state read back: the chat holds at most 1 MiB of text (a record adds 30 bytes).

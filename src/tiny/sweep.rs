@@ -155,7 +155,7 @@ fn heal_if_over_budget(shared: &Shared, held: usize, waiting: &mut bool) {
         }
         Verdict::Heal if shared.settings.reexec => {
             let series = Series::next(shared.series, now);
-            if !shared.stop_for_reexec(Reason::Heal { held, series }) {
+            if !shared.stop_for_reexec(Reason::Heal { series }) {
                 return;
             }
             format!(
