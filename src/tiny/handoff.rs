@@ -57,7 +57,7 @@ impl Inherited {
     }
 }
 
-fn parse(text: &str) -> Result<Inherited, String> {
+fn parse(text: &str) -> Result<Inherited, Box<dyn std::error::Error>> {
     let mut listener = None;
     let mut state = None;
     let mut series = None;
@@ -65,22 +65,20 @@ fn parse(text: &str) -> Result<Inherited, String> {
     for field in text.split(';') {
         let (name, value) = field.split_once('=').ok_or("a field has no '='")?;
         match name {
-            "listener" => listener = Some(value.parse::<RawFd>().map_err(|e| e.to_string())?),
-            "state" => state = Some(value.parse::<RawFd>().map_err(|e| e.to_string())?),
+            "listener" => listener = Some(value.parse::<RawFd>()?),
+            "state" => state = Some(value.parse::<RawFd>()?),
             "heals" => series = Some(parse_series(value).ok_or("bad heals")?),
             // The note is last and may hold any character.
             "note" => {
                 note = text.split_once("note=").map_or("", |(_, rest)| rest).into();
                 break;
             }
-            _ => return Err(format!("unknown field {name:?}")),
+            _ => return Err(format!("unknown field {name:?}").into()),
         }
     }
     let listener = process::take_inherited(listener.ok_or("no listener")?)?;
     let state = match state {
-        Some(fd) => {
-            read_state(File::from(process::take_inherited(fd)?)).map_err(|e| e.to_string())?
-        }
+        Some(fd) => read_state(File::from(process::take_inherited(fd)?))?,
         None => Vec::new(),
     };
     Ok(Inherited {
