@@ -15,6 +15,7 @@
 //! while a feed's stream costs that limit one descriptor, as a counter's does, as long as numbers
 //! above it are left.
 
+use std::cmp;
 use std::fmt;
 use std::fs;
 use std::os::fd::RawFd;
@@ -145,13 +146,10 @@ impl HostLimits {
 
     pub fn capacity(&self) -> Capacity {
         let (threads, thread_limit) = self.thread_budget();
+        let threads = (usize::try_from(threads).unwrap_or(usize::MAX), thread_limit);
         let descriptors = self.stream_descriptors();
-        let threads = usize::try_from(threads).unwrap_or(usize::MAX);
-        let (streams, limited_by) = if descriptors <= threads {
-            (descriptors, "open files")
-        } else {
-            (threads, thread_limit)
-        };
+        // The first on a tie: the open files.
+        let (streams, limited_by) = cmp::min_by_key((descriptors, "open files"), threads, |n| n.0);
         Capacity {
             streams,
             limited_by,
