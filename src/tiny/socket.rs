@@ -296,12 +296,12 @@ impl Sockets {
     }
 
     /// Shuts down, in one pass over the descriptors, every connection accepted on the listener
-    /// whose peer `close` picks, and returns those peers (each once).
+    /// whose peer `close` picks, and returns those peers (each once). Whether a descriptor was
+    /// accepted on the listener is asked only of one whose peer is picked, on its duplicate.
     pub fn shut_down_where(&self, close: impl Fn(SocketAddr) -> bool) -> Vec<SocketAddr> {
         let mut closed = Vec::new();
         for fd in 0..self.table_size() {
-            if self.is_ours(fd)
-                && let Some(peer) = peer_addr(fd)
+            if let Some(peer) = peer_addr(fd)
                 && close(peer)
                 && let Some(socket) = self.duplicate_if(fd, peer)
                 && socket.shutdown(std::net::Shutdown::Both).is_ok()
