@@ -39,14 +39,13 @@ use super::shared::Shared;
 pub const READ_BY_TINY_HTTP: usize = 1024;
 
 /// A connection the server has ended, waiting to be shut by its socket.
-struct Closing {
-    peer: Option<SocketAddr>,
-    /// The request that holds the connection, unless it was answered already, and what its
-    /// head says.
-    request: Option<(tiny_http::Request, Screened)>,
-    /// The answer to the request, if it gets one (a discarded request does not, and only the
-    /// read half is shut: the connection may be a stream's).
-    reply: Option<Reply>,
+enum Closing {
+    /// A connection whose request was answered already.
+    Connection(SocketAddr),
+    /// The request that holds the connection, what its head says, and the answer to it, if it
+    /// gets one (a discarded request does not, and only the read half is shut: the connection
+    /// may be a stream's).
+    Request(Box<tiny_http::Request>, Screened, Option<Reply>),
 }
 
 /// The connections waiting to be closed, and the thread that closes them: the sweep's while it
@@ -68,22 +67,23 @@ impl Closer {
         }
     }
 
-    fn hand_over(&self, closing: Closing, shared: &Shared) {
-        let mut queue = self.lock();
-        match &queue.1 {
-            Some(closer) => {
-                closer.unpark();
-                queue.0.push(closing);
-            }
-            None => {
-                drop(queue);
-                close_now(closing, shared);
-            }
-        }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<Closing>, Option<Thread>)> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Has the connection closed by the closer's thread, or by this one if there is none.
+fn hand_over(closing: Closing, shared: &Shared) {
+    let mut queue = shared.closer.lock();
+    match &queue.1 {
+        Some(closer) => {
+            closer.unpark();
+            queue.0.push(closing);
+        }
+        None => {
+            drop(queue);
+            close_now(closing, shared);
+        }
     }
 }
 
@@ -95,17 +95,12 @@ pub fn refuse(
     screened: Screened,
     shared: &Shared,
 ) -> (u16, usize) {
-    let peer = request.remote_addr().copied();
-    if let Some(peer) = peer {
+    if let Some(&peer) = request.remote_addr() {
         shared.connections.closed(peer);
     }
     let answer = (reply.status, respond::body_bytes(&reply, screened));
-    let closing = Closing {
-        peer,
-        request: Some((request, screened)),
-        reply: Some(reply),
-    };
-    shared.closer.hand_over(closing, shared);
+    let closing = Closing::Request(Box::new(request), screened, Some(reply));
+    hand_over(closing, shared);
     answer
 }
 
@@ -117,35 +112,29 @@ pub fn discard(request: tiny_http::Request, screened: Screened, shared: &Shared)
         drop(request.into_writer());
         return;
     }
-    let closing = Closing {
-        peer: request.remote_addr().copied(),
-        request: Some((request, screened)),
-        reply: None,
-    };
-    shared.closer.hand_over(closing, shared);
+    hand_over(Closing::Request(Box::new(request), screened, None), shared);
 }
 
 /// Ends the connection of `peer` (on the sweep's thread): what it sends is never read again.
 pub fn close(peer: SocketAddr, shared: &Shared) {
     shared.connections.closed(peer);
-    let closing = Closing {
-        peer: Some(peer),
-        request: None,
-        reply: None,
-    };
-    shared.closer.hand_over(closing, shared);
+    hand_over(Closing::Connection(peer), shared);
 }
 
 /// Shuts the read half, answers, then shuts both halves; parks a request whose body cannot be
 /// discarded. On the thread of [`Closer`].
 fn close_now(closing: Closing, shared: &Shared) {
-    let socket = closing.peer.and_then(|peer| shared.sockets.find(peer));
+    let peer = match &closing {
+        Closing::Connection(peer) => Some(*peer),
+        Closing::Request(request, ..) => request.remote_addr().copied(),
+    };
+    let socket = peer.and_then(|peer| shared.sockets.find(peer));
     let shut = |how| {
         if let Some(socket) = &socket {
             let _ = socket.shutdown(how);
         }
     };
-    let Some((request, screened)) = closing.request else {
+    let Closing::Request(request, screened, reply) = closing else {
         return shut(Shutdown::Both);
     };
     // Whatever is answered, the connection closes after it.
@@ -162,7 +151,7 @@ fn close_now(closing: Closing, shared: &Shared) {
     if unread > discardable {
         // Answered on the socket itself, which is closed, and the request kept for good.
         if let Some(mut socket) = socket {
-            let reply = closing.reply.unwrap_or_else(|| Reply::text(400, ""));
+            let reply = reply.unwrap_or_else(|| Reply::text(400, ""));
             respond::write(&mut socket, &reply, screened);
             let _ = socket.shutdown(Shutdown::Both);
         }
@@ -178,7 +167,7 @@ fn close_now(closing: Closing, shared: &Shared) {
     }
     shut(Shutdown::Read);
     let mut writer = request.into_writer();
-    if let Some(reply) = &closing.reply {
+    if let Some(reply) = &reply {
         respond::write(&mut writer, reply, screened);
         // Before the writer goes: tiny_http may have an answer of its own queued behind ours
         // (to whatever it read next), which must find the connection closed.
