@@ -134,14 +134,11 @@ fn close_now(closing: Closing, shared: &Shared) {
             let _ = socket.shutdown(how);
         }
     };
-    let Closing::Request(request, screened, reply) = closing else {
+    let Closing::Request(request, mut screened, reply) = closing else {
         return shut(Shutdown::Both);
     };
     // Whatever is answered, the connection closes after it.
-    let screened = Screened {
-        last: true,
-        ..screened
-    };
+    screened.last = true;
     // Without the socket, only a request with nothing to discard can go: tiny_http then reads
     // on, and whatever it reads is dropped unanswered until the idle sweep closes the connection.
     let unread = unread_body(&request, screened);
