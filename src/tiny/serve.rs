@@ -87,21 +87,14 @@ impl Handoff {
     /// handing it the listener and `state`, and `note` for the application. Returns only if
     /// that failed, with why: [`Handoff::serve_again`] then.
     pub fn exec(&self, program: &Path, args: &[OsString], state: &[u8], note: &str) -> io::Error {
+        let listener = self.shared.acceptor.listener();
         // Made non-blocking to end tiny_http's accept threads, which have ended: blocking again
         // for the next image (or for this one, if the exec fails), as a listener is expected.
-        if let Err(error) = self.shared.acceptor.listener().set_nonblocking(false) {
+        if let Err(error) = listener.set_nonblocking(false) {
             return error;
         }
-        let (listener, state_file) = (self.shared.acceptor.listener(), &self.shared.state_file);
-        handoff::exec(
-            program,
-            args,
-            listener,
-            state_file.as_ref(),
-            state,
-            self.series(),
-            note,
-        )
+        let (state_file, series) = (self.shared.state_file.as_ref(), self.series());
+        handoff::exec(program, args, listener, state_file, state, series, note)
     }
 
     /// A new server on the same listener, after an exec that failed.
@@ -113,13 +106,12 @@ impl Handoff {
             .set_nonblocking(false)
             .and_then(|()| listener.try_clone())
             .map_err(bind_error(shared.local_addr))?;
-        let series = self.series();
         HttpServer::serving(
             listener,
             shared.settings.clone(),
             shared.metrics.clone(),
             shared.log,
-            series,
+            self.series(),
         )
     }
 
