@@ -202,10 +202,9 @@ impl HttpServer {
         let mut retired: Vec<Arc<Tiny>> = Vec::new();
         // The server accepting when the loop ends, to answer what it accepted last.
         let mut last = None;
-        while !shared.stop.is_triggered() {
-            let Some(http) = shared.acceptor.current() else {
-                break;
-            };
+        while !shared.stop.is_triggered()
+            && let Some(http) = shared.acceptor.current()
+        {
             last = Some(http.clone());
             let wait = if retired.is_empty() {
                 Duration::from_secs(3600)
