@@ -38,8 +38,13 @@ struct Incoming<R> {
 }
 
 impl<H: Handler> Layer<H> {
-    /// A request tiny_http has handed over.
+    /// A request tiny_http has handed over. The handler runs under its own fence; this one is
+    /// for the layer's own code: whatever happens to one request, the loop serves on.
     pub fn arrived(self: &Arc<Self>, raw: tiny_http::Request) {
+        fence(self.shared.log, "answering a request", || self.arrive(raw));
+    }
+
+    fn arrive(self: &Arc<Self>, raw: tiny_http::Request) {
         let shared = &self.shared;
         let received = Instant::now();
         let head = head(&raw);
@@ -225,7 +230,7 @@ impl<H: Handler> Layer<H> {
 
 /// Runs `work`, a panic in it logged as `{what} panicked; serving on`: a bug there costs that
 /// work, never the server. `None` if it panicked.
-pub fn fence<T>(log: Log, what: &str, work: impl FnOnce() -> T) -> Option<T> {
+fn fence<T>(log: Log, what: &str, work: impl FnOnce() -> T) -> Option<T> {
     let done = panic::catch_unwind(AssertUnwindSafe(work));
     if done.is_err() {
         log.line(format_args!("{what} panicked; serving on"));

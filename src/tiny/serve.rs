@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::accept::{Acceptor, Tiny};
-use super::answer::{self, Layer};
+use super::answer::Layer;
 use super::body::Readers;
 use super::connections::Connections;
 use super::handler::Handler;
@@ -212,7 +212,7 @@ impl HttpServer {
                 Duration::from_millis(50)
             };
             match http.recv_timeout(wait) {
-                Ok(Some(request)) => fenced(&layer, request),
+                Ok(Some(request)) => layer.arrived(request),
                 Ok(None) => {}
                 Err(_) if shared.stop.is_triggered() || shared.acceptor.is_closed() => break,
                 Err(error) => {
@@ -233,7 +233,7 @@ impl HttpServer {
             }
             for old in &retired {
                 while let Ok(Some(request)) = old.try_recv() {
-                    fenced(&layer, request);
+                    layer.arrived(request);
                 }
             }
         }
@@ -301,7 +301,7 @@ fn answer_the_last<H: Handler>(
     let ended = shared.acceptor.end_accept_threads(&shared.sockets);
     for old in retired {
         while let Ok(Some(request)) = old.try_recv() {
-            fenced(layer, request);
+            layer.arrived(request);
         }
     }
     let Some(http) = last else {
@@ -314,7 +314,7 @@ fn answer_the_last<H: Handler>(
     while Instant::now() < deadline {
         match http.recv_timeout(Duration::from_millis(5)) {
             Ok(Some(request)) => {
-                fenced(layer, request);
+                layer.arrived(request);
                 quiet_since = Instant::now();
             }
             Ok(None) if accept_thread_ended && quiet_since.elapsed() > QUIET => return,
@@ -327,14 +327,6 @@ fn answer_the_last<H: Handler>(
 /// No request for this long after the accept thread ended: the connections it accepted last
 /// have sent theirs (a client sends its request as soon as it connects).
 const QUIET: Duration = Duration::from_millis(20);
-
-/// Handles one request. The handler runs under its own fence (see `answer.rs`); this one is for
-/// the layer's own code: whatever happens to one request, the loop serves on.
-fn fenced<H: Handler>(layer: &Arc<Layer<H>>, request: tiny_http::Request) {
-    answer::fence(layer.shared.log, "answering a request", || {
-        layer.arrived(request)
-    });
-}
 
 #[cfg(test)]
 mod tests {
