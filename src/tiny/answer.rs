@@ -125,30 +125,25 @@ impl<H: Handler> Layer<H> {
         let label = reply.label;
         let after = reply.after.take();
         let peer = raw.remote_addr().copied();
+        // A stream's head says `Connection: close`: whatever tiny_http reads after this request
+        // is dropped.
         let (status, bytes) = match reply.body {
-            // The head says `Connection: close`: whatever tiny_http reads after this request is
-            // dropped.
+            Body::Events(_) if screened.head_only => {
+                stream::head_only(raw, &reply.headers, screened);
+                if let Some(peer) = peer {
+                    refuse::close(peer, shared);
+                }
+                (200, 0)
+            }
             Body::Events(events) => {
                 let mark = peer.map(|peer| shared.connections.closed(peer));
-                if screened.head_only {
-                    stream::head_only(raw, &reply.headers, screened);
-                    if let Some(peer) = peer {
-                        refuse::close(peer, shared);
-                    }
-                    (200, 0)
-                } else {
-                    let headers = reply.headers;
-                    match stream::start(raw, events, headers, screened, shared, received, mark) {
-                        Ok(()) => {
-                            // The stream logs its request when it ends.
-                            shared.metrics.count_request(label, 200);
-                            return;
-                        }
-                        Err(not_started) => {
-                            let (raw, why) = *not_started;
-                            let busy = stream::refused(shared, self.handler.busy(), &why);
-                            refuse::refuse(raw, busy, screened, shared)
-                        }
+                match stream::start(raw, events, reply.headers, screened, shared, received, mark) {
+                    // The stream logs its request when it ends.
+                    Ok(()) => return shared.metrics.count_request(label, 200),
+                    Err(not_started) => {
+                        let (raw, why) = *not_started;
+                        let busy = stream::refused(shared, self.handler.busy(), &why);
+                        refuse::refuse(raw, busy, screened, shared)
                     }
                 }
             }
