@@ -49,20 +49,18 @@ impl Readers {
         T: Send + 'static,
         F: FnOnce(T) + Send + 'static,
     {
+        // Counted until the guard is dropped: at once past the bound, else once `run` ends, or
+        // with the job when no thread can be had.
+        let live = Live(self.live.clone());
         if self.live.fetch_add(1, Ordering::SeqCst) >= MAX_READERS {
-            self.live.fetch_sub(1, Ordering::SeqCst);
             return Err(job);
         }
-        let live = Live(self.live.clone());
-        let run = move |job| {
-            let _live = live;
-            run(job);
-        };
-        job::spawn("sse-body", STACK_SIZE, job, run).map_err(|(job, _)| job)
+        job::spawn("sse-body", STACK_SIZE, (job, live), |(job, _live)| run(job))
+            .map_err(|((job, _live), _)| job)
     }
 }
 
-/// Counts a reader thread for as long as it exists.
+/// A reader's place in the count, given back when dropped.
 struct Live(Arc<AtomicUsize>);
 
 impl Drop for Live {
