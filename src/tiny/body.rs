@@ -106,12 +106,10 @@ fn read_within(
 ) -> Result<Vec<u8>, HttpRefusal> {
     let declared = match framing {
         RequestFraming::None => return Ok(Vec::new()),
-        RequestFraming::Length(length) => Some(usize::try_from(length).map_err(|_| TOO_LARGE)?),
+        RequestFraming::Length(length) if length > limit as u64 => return Err(TOO_LARGE),
+        RequestFraming::Length(length) => Some(length as usize),
         RequestFraming::Chunked => None,
     };
-    if declared.is_some_and(|length| length > limit) {
-        return Err(TOO_LARGE);
-    }
     let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(limit));
     let mut buf = [0; 4096];
     loop {
