@@ -134,15 +134,13 @@ fn read_within(
                     return Err(TOO_LARGE);
                 }
             }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return Err(TIMED_OUT);
-            }
-            // The chunked decoder's error for a bad chunk size or a chunk longer than its size.
-            Err(e) if e.kind() == ErrorKind::InvalidInput => {
-                return Err(refusal(400, "bad chunked body\n"));
-            }
-            Err(_) => return Err(refusal(400, "request body not received\n")),
+            Err(e) => match e.kind() {
+                ErrorKind::Interrupted => {}
+                ErrorKind::WouldBlock | ErrorKind::TimedOut => return Err(TIMED_OUT),
+                // The chunked decoder's error for a bad chunk size or a chunk longer than its size.
+                ErrorKind::InvalidInput => return Err(refusal(400, "bad chunked body\n")),
+                _ => return Err(refusal(400, "request body not received\n")),
+            },
         }
     }
 }
