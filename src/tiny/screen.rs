@@ -137,10 +137,13 @@ fn syntax(head: &Head<'_>) -> Result<(), HttpRefusal> {
 }
 
 fn is_token(text: &str) -> bool {
-    !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !text.is_empty() && only(text, b"!#$%&'*+-.^_`|~")
+}
+
+/// Whether every byte of `text` is an ASCII letter, a digit or one of `others`.
+fn only(text: &str, others: &[u8]) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || others.contains(&b))
 }
 
 /// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`; no request has two.
@@ -157,9 +160,7 @@ fn host(head: &Head<'_>) -> Result<(), HttpRefusal> {
 /// `uri-host [ ":" port ]` (RFC 3986 §3.2.2), loosely: the characters it may hold. Empty is
 /// allowed (RFC 9112 §3.2).
 fn is_host(value: &str) -> bool {
-    value
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b))
+    only(value, b"-._~!$&'()*+,;=%:[]")
 }
 
 /// RFC 9112 §3.2: the target is visible ASCII; the asterisk form is for `OPTIONS` only.
