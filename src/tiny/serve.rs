@@ -153,7 +153,7 @@ impl HttpServer {
         series: Option<Series>,
     ) -> Result<HttpServer, Error> {
         let local_addr = listener.local_addr().map_err(bind_error(settings.addr))?;
-        let shared = Shared {
+        let shared = Arc::new(Shared {
             sockets: Sockets::new(local_addr, settings.max_fd),
             acceptor: Acceptor::new(listener)?,
             closer: Closer::default(),
@@ -167,10 +167,8 @@ impl HttpServer {
             reexec: Mutex::new(None),
             series,
             state_file: handoff::state_file(),
-        };
-        Ok(HttpServer {
-            shared: Arc::new(shared),
-        })
+        });
+        Ok(HttpServer { shared })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
