@@ -62,7 +62,7 @@ const END_WAIT: Duration = Duration::from_millis(500);
 
 /// The tiny_http server now accepting, and the listener to start another on.
 pub struct Acceptor {
-    listener: TcpListener,
+    pub listener: TcpListener,
     /// `None` once closed: nothing accepts, and connections wait in the listen queue.
     current: RwLock<Option<Arc<Tiny>>>,
     closed: AtomicBool,
@@ -127,10 +127,6 @@ impl Acceptor {
 
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
-    }
-
-    pub fn listener(&self) -> &TcpListener {
-        &self.listener
     }
 
     /// Ends the accept thread of every tiny_http server on the listener, without closing the

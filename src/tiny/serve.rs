@@ -87,7 +87,7 @@ impl Handoff {
     /// handing it the listener and `state`, and `note` for the application. Returns only if
     /// that failed, with why: [`Handoff::serve_again`] then.
     pub fn exec(&self, program: &Path, args: &[OsString], state: &[u8], note: &str) -> io::Error {
-        let listener = self.shared.acceptor.listener();
+        let listener = &self.shared.acceptor.listener;
         // Made non-blocking to end tiny_http's accept threads, which have ended: blocking again
         // for the next image (or for this one, if the exec fails), as a listener is expected.
         if let Err(error) = listener.set_nonblocking(false) {
@@ -100,7 +100,7 @@ impl Handoff {
     /// A new server on the same listener, after an exec that failed.
     pub fn serve_again(self) -> Result<HttpServer, Error> {
         let shared = &self.shared;
-        let listener = shared.acceptor.listener();
+        let listener = &shared.acceptor.listener;
         // Made non-blocking to end the accept threads (`accept.rs`); a new one must wait.
         let listener = listener
             .set_nonblocking(false)
@@ -333,7 +333,7 @@ mod tests {
     impl HttpServer {
         /// Whether the listener blocks, as tiny_http's accept thread needs it to.
         pub(crate) fn listener_blocks(&self) -> bool {
-            let listener = socket2::SockRef::from(self.shared.acceptor.listener());
+            let listener = socket2::SockRef::from(&self.shared.acceptor.listener);
             !listener.nonblocking().unwrap_or(true)
         }
     }
