@@ -14,7 +14,7 @@
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -65,7 +65,6 @@ pub struct Acceptor {
     pub listener: TcpListener,
     /// `None` once closed: nothing accepts, and connections wait in the listen queue.
     current: RwLock<Option<Arc<Tiny>>>,
-    closed: AtomicBool,
     replacing: Mutex<()>,
     dropping: Arc<AtomicUsize>,
 }
@@ -80,7 +79,6 @@ impl Acceptor {
         Ok(Acceptor {
             listener,
             current: RwLock::new(Some(Arc::new(http))),
-            closed: AtomicBool::new(false),
             replacing: Mutex::new(()),
             dropping,
         })
@@ -114,7 +112,6 @@ impl Acceptor {
     /// go of it, and its accept thread ends (tiny_http wakes it with a connection of its own,
     /// which waits in the queue like any other). The listener stays open.
     pub fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
         let closed = self
             .current
             .write()
@@ -126,7 +123,7 @@ impl Acceptor {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
+        self.current().is_none()
     }
 
     /// Ends the accept thread of every tiny_http server on the listener, without closing the
@@ -183,7 +180,7 @@ impl Acceptor {
             match start_http(&self.listener, &self.dropping) {
                 Ok(http) => {
                     let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
-                    if self.is_closed() {
+                    if current.is_none() {
                         return false;
                     }
                     *current = Some(Arc::new(http));
