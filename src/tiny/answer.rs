@@ -226,11 +226,9 @@ impl<H: Handler> Layer<H> {
 /// Runs `work`, a panic in it logged as `{what} panicked; serving on`: a bug there costs that
 /// work, never the server. `None` if it panicked.
 fn fence<T>(log: Log, what: &str, work: impl FnOnce() -> T) -> Option<T> {
-    let done = panic::catch_unwind(AssertUnwindSafe(work));
-    if done.is_err() {
-        log.line(format_args!("{what} panicked; serving on"));
-    }
-    done.ok()
+    panic::catch_unwind(AssertUnwindSafe(work))
+        .inspect_err(|_| log.line(format_args!("{what} panicked; serving on")))
+        .ok()
 }
 
 /// [`fence`] around the application's code, whose panics are logged too.
