@@ -66,7 +66,9 @@ pub struct Acceptor {
     /// `None` once closed: nothing accepts, and connections wait in the listen queue.
     current: RwLock<Option<Arc<Tiny>>>,
     replacing: Mutex<()>,
-    dropping: Arc<AtomicUsize>,
+    /// tiny_http servers that went and are not yet dropped (each wakes its accept thread to
+    /// end as it is).
+    pub dropping: Arc<AtomicUsize>,
 }
 
 impl Acceptor {
@@ -82,15 +84,6 @@ impl Acceptor {
             replacing: Mutex::new(()),
             dropping,
         })
-    }
-
-    /// Waits, for at most `patience`, until every tiny_http server that went has been dropped
-    /// (and so has woken its accept thread to end).
-    pub fn wait_dropped(&self, patience: Duration) {
-        let deadline = Instant::now() + patience;
-        while self.dropping.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
     }
 
     /// The tiny_http server accepting now; `None` once closed.

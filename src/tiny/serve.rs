@@ -6,7 +6,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -244,7 +244,7 @@ impl HttpServer {
         retired.clear();
         // Dropped at once unless a flood fills the listen queue, and then the accept thread
         // has plenty to wake it.
-        shared.acceptor.wait_dropped(Duration::from_millis(100));
+        wait_for_none(&shared.acceptor.dropping, Duration::from_millis(100));
         shared.stop.trigger();
         // The sweep closes refused connections until it ends; those left, and any after, are
         // closed here (the loop has ended), before the connections are shut down below.
@@ -259,10 +259,7 @@ impl HttpServer {
         shared
             .sockets
             .shut_down_where(|peer| !shared.connections.is_stream(peer));
-        let deadline = Instant::now() + DRAIN_TIME;
-        while shared.metrics.streams_live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_for_none(&shared.metrics.streams_live, DRAIN_TIME);
         let reexec = *shared
             .reexec
             .lock()
@@ -274,6 +271,14 @@ impl HttpServer {
             }),
             None => Ran::Stopped,
         })
+    }
+}
+
+/// Waits, for at most `patience`, until `count` is 0.
+fn wait_for_none(count: &AtomicUsize, patience: Duration) {
+    let deadline = Instant::now() + patience;
+    while count.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
