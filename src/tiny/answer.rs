@@ -11,13 +11,13 @@ use std::time::Instant;
 use super::body::{self, MAX_BODY, Readers};
 use super::connections::Ending;
 use super::handler::Handler;
+use super::refuse;
 use super::reply::{Body, Reply};
 use super::request::{self, Method, Request};
 use super::respond;
 use super::screen::{self, Head, HttpRefusal, RequestFraming, Screened};
 use super::shared::Shared;
 use super::stream;
-use super::{refuse, refuse::READ_BY_TINY_HTTP};
 use crate::log::{Log, PanicsToLog};
 
 /// What answering a request needs: the layer's state, the application, and the body readers.
@@ -90,10 +90,8 @@ impl<H: Handler> Layer<H> {
                 self.refused(incoming, body::TOO_LARGE);
             }
             RequestFraming::None | RequestFraming::Length(0) => self.answer(incoming),
-            RequestFraming::Length(length)
-                if length <= READ_BY_TINY_HTTP as u64 && !screened.expects_continue =>
-            {
-                // In memory already: this read does not wait.
+            // In memory already: this read does not wait.
+            RequestFraming::Length(_) if refuse::unread_body(&incoming.raw, screened) == 0 => {
                 let body = &mut incoming.request.body;
                 let _ = incoming.raw.as_reader().read_to_end(body);
                 self.answer(incoming);

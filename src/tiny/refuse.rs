@@ -174,7 +174,7 @@ fn close_now(closing: Closing, shared: &Shared) {
 
 /// The bytes tiny_http would read to discard the request's body if it were dropped now: its
 /// declared length when tiny_http did not read it itself, else 0.
-fn unread_body(request: &tiny_http::Request, screened: Screened) -> usize {
+pub fn unread_body(request: &tiny_http::Request, screened: Screened) -> usize {
     match request.body_length() {
         Some(length) if length > READ_BY_TINY_HTTP || screened.expects_continue => length,
         _ => 0,
