@@ -122,19 +122,18 @@ impl<H: Handler> Layer<H> {
         });
         let label = reply.label;
         let after = reply.after.take();
-        let peer = raw.remote_addr().copied();
         // A stream's head says `Connection: close`: whatever tiny_http reads after this request
         // is dropped.
         let (status, bytes) = match reply.body {
             Body::Events(_) if screened.head_only => {
                 stream::head_only(raw, &reply.headers, screened);
-                if let Some(peer) = peer {
+                if let Some(peer) = request.peer {
                     refuse::close(peer, shared);
                 }
                 (200, 0)
             }
             Body::Events(events) => {
-                let mark = peer.map(|peer| shared.connections.closed(peer));
+                let mark = request.peer.map(|peer| shared.connections.closed(peer));
                 match stream::start(raw, events, reply.headers, screened, shared, received, mark) {
                     // The stream logs its request when it ends.
                     Ok(()) => return shared.metrics.count_request(label, 200),
