@@ -229,11 +229,7 @@ impl HttpServer {
                     }
                 }
             }
-            for old in &retired {
-                while let Ok(Some(request)) = old.try_recv() {
-                    layer.arrived(request);
-                }
-            }
+            answer_queued(&layer, &retired);
         }
         // New connections wait in the listen queue from now on: for the next image, or for
         // nobody once the listener closes. What tiny_http accepted until its accept thread
@@ -302,11 +298,7 @@ fn answer_the_last<H: Handler>(
     // A pass over the descriptors on this thread, once, when the server stops: the requests
     // answered after it are the last.
     let ended = shared.acceptor.end_accept_threads(&shared.sockets);
-    for old in retired {
-        while let Ok(Some(request)) = old.try_recv() {
-            layer.arrived(request);
-        }
-    }
+    answer_queued(layer, retired);
     let Some(http) = last else {
         return;
     };
@@ -323,6 +315,15 @@ fn answer_the_last<H: Handler>(
             Ok(None) if accept_thread_ended && quiet_since.elapsed() > QUIET => return,
             Ok(None) => {}
             Err(_) => accept_thread_ended = true,
+        }
+    }
+}
+
+/// Answers the requests the `retired` servers have queued, without waiting for more.
+fn answer_queued<H: Handler>(layer: &Arc<Layer<H>>, retired: &[Arc<Tiny>]) {
+    for old in retired {
+        while let Ok(Some(request)) = old.try_recv() {
+            layer.arrived(request);
         }
     }
 }
