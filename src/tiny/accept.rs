@@ -225,6 +225,9 @@ impl Watchdog {
         local: SocketAddr,
         accepted: impl Fn(SocketAddr) -> bool,
     ) -> bool {
+        let probed_lately = self
+            .last_accepted
+            .is_some_and(|at| at.elapsed() < PROBE_EVERY);
         match &self.probe {
             Some((_, probe, _)) if accepted(*probe) => {
                 self.probe = None;
@@ -236,12 +239,7 @@ impl Watchdog {
                 return true;
             }
             Some(_) => return false,
-            None if self
-                .last_accepted
-                .is_some_and(|at| at.elapsed() < PROBE_EVERY) =>
-            {
-                return false;
-            }
+            None if probed_lately => return false,
             None => {}
         }
         // The kernel completes the connection from the listen queue; only an accept takes it
