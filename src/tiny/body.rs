@@ -82,7 +82,6 @@ pub fn read(
     framing: RequestFraming,
     limit: usize,
 ) -> Result<Vec<u8>, HttpRefusal> {
-    let deadline = Instant::now() + BODY_TIME;
     let read = read_within(
         request.as_reader(),
         |left| {
@@ -90,7 +89,7 @@ pub fn read(
         },
         framing,
         limit,
-        deadline,
+        Instant::now() + BODY_TIME,
     );
     let _ = socket.set_read_timeout(None);
     read
