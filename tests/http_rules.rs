@@ -1074,6 +1074,31 @@ fn a_request_behind_a_streams_request_is_never_answered() {
     assert_eq!(common::threads_named(server.child.id(), "sse-body"), 0);
 }
 
+/// Under `Connection: upgrade` tiny_http hands over the connection itself as the body, however
+/// small: read to its end, it would wait for the client to close, and hold the request loop that
+/// long. The body is read to its length, and the server answers others meanwhile.
+#[test]
+fn a_small_body_under_connection_upgrade_is_read_to_its_length_not_to_the_connections_end() {
+    let server = TestServer::start(Duration::from_millis(50));
+    let mut socket = connect(server.addr);
+    let upgrade = "POST /ping HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+                   Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\
+                   Content-Length: 5\r\n\r\nhello";
+    socket.write_all(upgrade.as_bytes()).unwrap();
+    // The client keeps the connection open.
+    socket.set_read_timeout(Some(PATIENCE)).unwrap();
+    let answer = common::read_head(&mut std::io::BufReader::new(&socket));
+    assert_eq!(answer.status, 200, "{}", answer.status_line);
+    healthy(server.addr).unwrap();
+    // A chunked body there would be handed over undecoded: refused.
+    let chunked = "POST /ping HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\n\
+                   Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let refused = exchange(server.addr, chunked.as_bytes());
+    let text = String::from_utf8_lossy(&refused.bytes);
+    assert!(text.starts_with("HTTP/1.1 501"), "{text}");
+    healthy(server.addr).unwrap();
+}
+
 /// RFC 9110 §15.4.5 and RFC 9111 §4.3.4: a 304 carries the ETag and Cache-Control the 200 would,
 /// and no body; also for HEAD.
 #[test]

@@ -172,11 +172,16 @@ fn close_now(closing: Closing, shared: &Shared) {
     }
 }
 
-/// The bytes tiny_http would read to discard the request's body if it were dropped now: its
-/// declared length when tiny_http did not read it itself, else 0.
+/// The bytes of the request's body still on the connection: its declared length when tiny_http
+/// did not read it itself (over 1 KiB, behind `100-continue`, or under an upgrade), else 0.
+/// Dropping the request would read them to discard them (but an upgrade's).
 pub fn unread_body(request: &tiny_http::Request, screened: Screened) -> usize {
     match request.body_length() {
-        Some(length) if length > READ_BY_TINY_HTTP || screened.expects_continue => length,
+        Some(length)
+            if length > READ_BY_TINY_HTTP || screened.expects_continue || screened.upgrade =>
+        {
+            length
+        }
         _ => 0,
     }
 }

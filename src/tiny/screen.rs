@@ -43,6 +43,9 @@ pub struct Screened {
     pub keep_alive_1_0: bool,
     /// The client waits for `100 Continue` before it sends the body.
     pub expects_continue: bool,
+    /// The first `Connection` header names `upgrade`: tiny_http then hands over the connection
+    /// itself as the body, neither read ahead however small, nor bounded by its length.
+    pub upgrade: bool,
     /// The server closes the connection after the answer: never so from the head, but so for
     /// every refusal (`refuse.rs`).
     pub last: bool,
@@ -62,9 +65,10 @@ impl Screened {
             keep_alive_1_0: http_1_0
                 && connection.contains("keep-alive")
                 && !connection.contains("close")
-                && !connection.contains("upgrade"),
+                && !upgrade(head),
             expects_continue: values(head, "Expect")
                 .any(|v| v.eq_ignore_ascii_case("100-continue")),
+            upgrade: upgrade(head),
             last: false,
         }
     }
@@ -94,6 +98,12 @@ pub fn screen(head: &Head<'_>) -> Result<RequestFraming, HttpRefusal> {
     host(head)?;
     target(head)?;
     framing(head)
+}
+
+/// tiny_http's test for an upgrade: the first `Connection` header contains `upgrade`, in any case.
+fn upgrade(head: &Head<'_>) -> bool {
+    let connection = values(head, "Connection").next().unwrap_or_default();
+    connection.to_ascii_lowercase().contains("upgrade")
 }
 
 /// The values of every header line called `name`.
@@ -183,6 +193,13 @@ fn framing(head: &Head<'_>) -> Result<RequestFraming, HttpRefusal> {
         }
         if head.version < (1, 1) {
             return Err(refusal(400, "Transfer-Encoding in HTTP/1.0\n"));
+        }
+        if upgrade(head) {
+            // tiny_http would hand over the connection, the chunks undecoded.
+            return Err(refusal(
+                501,
+                "a chunked body under Connection: upgrade is not implemented\n",
+            ));
         }
         return chunked(head);
     }
@@ -295,6 +312,29 @@ mod tests {
         assert_eq!(post(&[""]), Err(400));
         assert_eq!(post(&["gzip, chunked"]), Err(501));
         assert_eq!(post(&["gzip", "chunked"]), Err(501));
+    }
+
+    #[test]
+    fn an_upgrade_is_told_as_tiny_http_tells_it_and_takes_no_chunked_body() {
+        let screened = |connection: &'static str| {
+            let headers = [HOST, ("Connection", connection), ("Connection", "upgrade")];
+            Screened::of(&head("POST", (1, 1), &headers)).upgrade
+        };
+        assert!(screened("keep-alive, Upgrade"));
+        assert!(screened("UPGRADE"));
+        // Only the first header counts, as in tiny_http.
+        assert!(!screened("keep-alive"));
+        let chunked = [
+            HOST,
+            ("Connection", "Upgrade"),
+            ("Transfer-Encoding", "chunked"),
+        ];
+        assert_eq!(status("POST", (1, 1), &chunked), Err(501));
+        let sized = [HOST, ("Connection", "Upgrade"), ("Content-Length", "5")];
+        assert_eq!(
+            status("POST", (1, 1), &sized),
+            Ok(RequestFraming::Length(5))
+        );
     }
 
     #[test]
