@@ -126,6 +126,11 @@ impl<H: Handler> Layer<H> {
         // is dropped.
         let (status, bytes) = match reply.body {
             Body::Events(_) if screened.head_only => {
+                // Ended before the head goes out (as a stream's connection is), so that a request
+                // read behind this one, on a body reader's thread, is dropped.
+                if let Some(peer) = request.peer {
+                    shared.connections.closed(peer);
+                }
                 stream::head_only(raw, &reply.headers, screened);
                 if let Some(peer) = request.peer {
                     refuse::close(peer, shared);

@@ -82,6 +82,8 @@ pub fn read(
     framing: RequestFraming,
     limit: usize,
 ) -> Result<Vec<u8>, HttpRefusal> {
+    // Taken before tiny_http's reader, which writes the `100 Continue` first: that write counts.
+    let deadline = Instant::now() + BODY_TIME;
     let read = read_within(
         request.as_reader(),
         |left| {
@@ -89,7 +91,7 @@ pub fn read(
         },
         framing,
         limit,
-        Instant::now() + BODY_TIME,
+        deadline,
     );
     let _ = socket.set_read_timeout(None);
     read

@@ -123,9 +123,12 @@ impl<'a> Events<'a> {
         }
         let peer = self.peer.ok_or(Ended::SocketNotFound("no peer address"))?;
         // The outlet owns the connection from here: tiny_http's pool thread is let go now.
-        let socket = self
-            .release()
-            .ok_or(Ended::SocketNotFound("no descriptor of the connection"))?;
+        let Some(socket) = self.release() else {
+            // Not let go: the stream's end searches again (a search fails mostly when the
+            // process is out of descriptors, which may have passed by then).
+            self.released = false;
+            return Err(Ended::SocketNotFound("no descriptor of the connection"));
+        };
         // Numbered above the open-file limit if a number there was promised. If none can be had
         // after all (something else took one: see `capacity::duplicate_high`), the duplicate
         // found serves, charged to the budget as the stream's second descriptor.
