@@ -25,7 +25,7 @@ pub struct Events<'a> {
     outlet: Arc<Outlet>,
     shared: &'a Shared,
     event: Vec<u8>,
-    /// tiny_http's pool thread for the connection has been let go ([`Events::release`]).
+    /// tiny_http's pool thread for the connection has been let go ([`Events::let_go`]).
     released: bool,
     peer: Option<SocketAddr>,
     /// The stream was opened for other threads to send to, and its descriptors counted for it.
@@ -52,8 +52,8 @@ pub struct Events<'a> {
 /// writer. The outlet is closed then too, a panic included (the body then did not finish).
 impl Drop for Events<'_> {
     fn drop(&mut self) {
-        if !self.released {
-            self.release();
+        if !std::mem::replace(&mut self.released, true) {
+            self.let_go();
         }
         if self.charged {
             let charged = &self.shared.stream_descriptors;
@@ -100,8 +100,7 @@ impl<'a> Events<'a> {
     /// sends, and shutting the read half ends that wait, so the thread goes back to the pool.
     /// Done once the first event is out, so that a client does not wait for the search. Returns
     /// the connection's socket, if it was found.
-    fn release(&mut self) -> Option<Socket> {
-        self.released = true;
+    fn let_go(&self) -> Option<Socket> {
         let socket = self.shared.sockets.find(self.peer?)?;
         let _ = socket.shutdown(Shutdown::Read);
         Some(socket)
@@ -123,12 +122,12 @@ impl<'a> Events<'a> {
         }
         let peer = self.peer.ok_or(Ended::SocketNotFound("no peer address"))?;
         // The outlet owns the connection from here: tiny_http's pool thread is let go now.
-        let Some(socket) = self.release() else {
-            // Not let go: the stream's end searches again (a search fails mostly when the
-            // process is out of descriptors, which may have passed by then).
-            self.released = false;
-            return Err(Ended::SocketNotFound("no descriptor of the connection"));
-        };
+        // Not found, it is not let go: the stream's end searches again (a search fails mostly
+        // when the process is out of descriptors, which may have passed by then).
+        let socket = self
+            .let_go()
+            .ok_or(Ended::SocketNotFound("no descriptor of the connection"))?;
+        self.released = true;
         // Numbered above the open-file limit if a number there was promised. If none can be had
         // after all (something else took one: see `capacity::duplicate_high`), the duplicate
         // found serves, charged to the budget as the stream's second descriptor.
@@ -190,8 +189,8 @@ impl<'a> Events<'a> {
         self.event.clear();
         event.encode_into(&mut self.event);
         self.outlet.send(&self.event)?;
-        if !self.released {
-            self.release();
+        if !std::mem::replace(&mut self.released, true) {
+            self.let_go();
         }
         Ok(())
     }

@@ -59,16 +59,17 @@ impl Screened {
         let http_1_0 = head.version == (1, 0);
         let connection = values(head, "Connection").next().unwrap_or_default();
         let connection = connection.to_ascii_lowercase();
+        let upgrade = upgrade(head);
         Screened {
             head_only: head.method == "HEAD",
             http_1_0,
             keep_alive_1_0: http_1_0
                 && connection.contains("keep-alive")
                 && !connection.contains("close")
-                && !upgrade(head),
+                && !upgrade,
             expects_continue: values(head, "Expect")
                 .any(|v| v.eq_ignore_ascii_case("100-continue")),
-            upgrade: upgrade(head),
+            upgrade,
             last: false,
         }
     }
@@ -103,7 +104,8 @@ pub fn screen(head: &Head<'_>) -> Result<RequestFraming, HttpRefusal> {
 /// tiny_http's test for an upgrade: the first `Connection` header contains `upgrade`, in any case.
 fn upgrade(head: &Head<'_>) -> bool {
     let connection = values(head, "Connection").next().unwrap_or_default();
-    connection.to_ascii_lowercase().contains("upgrade")
+    let word = b"upgrade";
+    (connection.as_bytes().windows(word.len())).any(|w| w.eq_ignore_ascii_case(word))
 }
 
 /// The values of every header line called `name`.
