@@ -225,6 +225,16 @@ impl Conn {
     }
 }
 
+/// How streams are spread over several paths (feeds).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Join {
+    /// Stream `i` asks for path `i mod paths`: the feeds' subscribers connect interleaved.
+    InTurn,
+    /// The first `streams / paths` streams ask for the first path, and so on: each feed's
+    /// subscribers connect one after the other.
+    InBlocks { streams: usize },
+}
+
 /// Many event streams of one path (or of several, in turn) driven from one thread with
 /// non-blocking sockets.
 pub struct Client {
@@ -232,8 +242,10 @@ pub struct Client {
     events: Events,
     /// Where the streams go, one after the other (several instances of one room).
     addrs: Vec<SocketAddr>,
-    /// Stream `i` sends `requests[i % requests.len()]`.
+    /// Stream `i` sends `requests[self.path_of(i)]`.
     requests: Vec<Vec<u8>>,
+    /// How the streams are spread over `requests`.
+    join: Join,
     ready: Ready,
     pub conns: Vec<Conn>,
     /// Events with a token received over all streams, kept up to date as [`Client::pending`].
@@ -272,6 +284,7 @@ impl Client {
             events: Events::with_capacity(4096),
             addrs: addrs.to_vec(),
             requests: vec![stream_request(addrs[0], path)],
+            join: Join::InTurn,
             ready,
             conns: Vec::new(),
             tokens_received: 0,
@@ -282,13 +295,23 @@ impl Client {
         })
     }
 
-    /// Spreads the streams over `paths`: stream `i` asks for `paths[i % paths.len()]`.
-    pub fn spread_over(mut self, paths: &[String]) -> Client {
+    /// Spreads the streams over `paths` as `join` says.
+    pub fn spread_over(mut self, paths: &[String], join: Join) -> Client {
         if !paths.is_empty() {
             let addr = self.addrs[0];
             self.requests = paths.iter().map(|p| stream_request(addr, p)).collect();
         }
+        self.join = join;
         self
+    }
+
+    /// Which path (which feed) stream `stream` asks for.
+    pub fn path_of(&self, stream: usize) -> usize {
+        let paths = self.requests.len();
+        match self.join {
+            Join::InTurn => stream % paths,
+            Join::InBlocks { streams } => (stream / streams.div_ceil(paths).max(1)).min(paths - 1),
+        }
     }
 
     /// Has every stream's request say `Connection: close`. A bare tiny_http server needs it (see
@@ -368,11 +391,12 @@ impl Client {
         }
         for event in self.events.iter() {
             let index = event.token().0;
+            let path = self.path_of(index);
             let Some(conn) = self.conns.get_mut(index) else {
                 continue;
             };
             let (was_pending, tokens_before) = (conn.is_pending(), conn.tokens.len());
-            let request = &self.requests[index % self.requests.len()];
+            let request = &self.requests[path];
             conn.on_ready(request, &mut self.read_buf);
             if was_pending && !conn.is_pending() {
                 self.pending -= 1;

@@ -1,7 +1,7 @@
 //! Matching each publish to its arrivals: every subscriber's events carry the token of the
 //! message they deliver, so a delivery is timed from the start of its message's `POST`. With
-//! several feeds, stream `i` is of feed `i % feeds` and message `k` of feed `(k - 1) % feeds`
-//! (see `Client::spread_over` and `publish::path_of`).
+//! several feeds, stream `i` is of feed `client.path_of(i)` and message `k` of feed
+//! `(k - 1) % feeds` (see `Client::spread_over` and `publish::path_of`).
 
 use std::time::Instant;
 
@@ -77,7 +77,7 @@ pub fn match_deliveries(client: &Client, publishes: &[Publish], ready: &[usize])
                 d.unanswered += 1;
                 continue;
             };
-            if path_of(token, feeds) != stream % feeds {
+            if path_of(token, feeds) != client.path_of(stream) {
                 d.unanswered += 1;
                 continue;
             }

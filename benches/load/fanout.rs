@@ -269,7 +269,7 @@ pub fn run_fanout(
         Some(FIRST_EVENT_TIMEOUT),
     )
     .map_err(|error| format!("cannot create a poller: {error}"))?
-    .spread_over(&subscribe_paths);
+    .spread_over(&subscribe_paths, settings.fanout.join.of(subscribers));
     let ramp_started = Instant::now();
     ramp_up(&mut client, subscribers);
     let settle_deadline = Instant::now() + FIRST_EVENT_TIMEOUT + Duration::from_secs(1);
@@ -280,7 +280,7 @@ pub fn run_fanout(
     let mut ready_per_feed = vec![0; feeds];
     for (stream, conn) in client.conns.iter().enumerate() {
         if matches!(conn.phase, Phase::Streaming) {
-            ready_per_feed[stream % feeds] += 1;
+            ready_per_feed[client.path_of(stream)] += 1;
         }
     }
 

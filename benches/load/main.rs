@@ -49,6 +49,8 @@
 //!   `LOAD_FANOUT_FEEDS=10 LOAD_FANOUT_SUBSCRIBERS=10000 LOAD_FANOUT_RATES=10` against
 //!   `LOAD_FANOUT_FEED=one LOAD_FANOUT_SUBSCRIBERS=10000 LOAD_FANOUT_RATES=1` compares the
 //!   CPU per delivered event
+//! - `LOAD_FANOUT_JOIN`: how the subscribers join K feeds: `turns` (the default, subscriber i
+//!   holds feed i mod K) or `blocks` (the first N / K subscribers hold the first feed, and so on)
 //! - `LOAD_PEER`: `NAME:PATH` of a peer server to run each fan-out configuration against too;
 //!   it takes its port as its first argument and serves `GET /subscribe` and `POST /publish`
 //! - `LOAD_FANOUT_SHARED`: a number of instances (e.g. 3) to run each fan-out configuration

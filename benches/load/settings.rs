@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::thread;
 use std::time::Duration;
 
+use crate::client::Join;
 use crate::process;
 use crate::storm::StormSettings;
 
@@ -85,11 +86,32 @@ pub struct Fanout {
     /// The feeds this server's runs spread over (`LOAD_FANOUT_FEED`, `LOAD_FANOUT_FEEDS`);
     /// none for the chat's routes.
     pub feeds: Vec<String>,
+    /// How the subscribers join the feeds (`LOAD_FANOUT_JOIN`).
+    pub join: FeedJoin,
     /// A server to run each configuration against too (`LOAD_PEER=NAME:PATH`).
     pub peer: Option<Peer>,
     /// Instances sharing the room through Redis to run each configuration against too
     /// (`LOAD_FANOUT_SHARED`); 0 for none.
     pub shared: usize,
+}
+
+/// How a run's subscribers join several feeds.
+#[derive(Clone, Copy, PartialEq)]
+pub enum FeedJoin {
+    /// Subscriber i joins feed i mod K (`turns`, the default).
+    InTurn,
+    /// The first N / K subscribers join the first feed, and so on (`blocks`).
+    InBlocks,
+}
+
+impl FeedJoin {
+    /// The client's spread for a run of `streams` subscribers.
+    pub fn of(self, streams: usize) -> Join {
+        match self {
+            FeedJoin::InTurn => Join::InTurn,
+            FeedJoin::InBlocks => Join::InBlocks { streams },
+        }
+    }
 }
 
 /// A program to compare with: it takes the port as its first argument, listens on 127.0.0.1,
@@ -211,6 +233,11 @@ fn fanout_from_env() -> Result<Fanout, String> {
             (0..count).map(|i| format!("{name}-{i}")).collect()
         }
     };
+    let join = match std::env::var("LOAD_FANOUT_JOIN").as_deref() {
+        Err(_) | Ok("" | "turns") => FeedJoin::InTurn,
+        Ok("blocks") => FeedJoin::InBlocks,
+        Ok(other) => return Err(format!("LOAD_FANOUT_JOIN={other:?} is not turns or blocks")),
+    };
     let peer = match std::env::var("LOAD_PEER") {
         Err(_) => None,
         Ok(text) if text.is_empty() => None,
@@ -238,6 +265,7 @@ fn fanout_from_env() -> Result<Fanout, String> {
         rates,
         publish: Duration::from_secs_f64(secs),
         feeds,
+        join,
         peer,
     })
 }
@@ -332,8 +360,12 @@ pub fn environment_line(settings: &Settings, fd: FdLimit) -> String {
         [] => {}
         [feed] => line.push_str(&format!(", to feed {feed}")),
         [first, .., last] => line.push_str(&format!(
-            ", spread over {} feeds {first}..{last}",
-            f.feeds.len()
+            ", spread over {} feeds {first}..{last} {}",
+            f.feeds.len(),
+            match f.join {
+                FeedJoin::InTurn => "in turn",
+                FeedJoin::InBlocks => "in blocks",
+            }
         )),
     }
     if f.shared > 0 {
