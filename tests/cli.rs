@@ -168,6 +168,27 @@ fn a_store_that_cannot_be_opened_is_one_line_and_exit_code_2() {
 }
 
 #[test]
+fn a_store_that_another_server_holds_is_refused_while_it_runs() {
+    let path = format!(
+        "{}/cli-store-in-use-{}.journal",
+        env!("CARGO_TARGET_TMPDIR"),
+        std::process::id()
+    );
+    let _ = std::fs::remove_file(&path);
+    let first = ServerProcess::start(&["--store", &path]);
+    assert_refused(
+        &["--addr", "127.0.0.1:0", "--store", &path],
+        "is in use by another server",
+    );
+    assert_eq!(request(first.addr, "GET", "/healthz", "").status, 200);
+    drop(first);
+    let second = ServerProcess::start(&["--store", &path]);
+    assert_eq!(request(second.addr, "GET", "/feeds", "").status, 200);
+    drop(second);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
 fn a_port_alone_listens_on_every_interface_and_the_start_line_names_a_url_that_works() {
     for (addr, shown) in [(":0", "[::]"), ("[::]:0", "[::]"), ("0.0.0.0:0", "0.0.0.0")] {
         let server = ServerProcess::start_logging(&["--addr", addr]);

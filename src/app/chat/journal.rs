@@ -52,8 +52,15 @@
 //! - Bytes that are not a valid record, followed by a valid one, are skipped.
 //! - Bytes that are not a valid record at the end (a write torn by a crash, or damage) are cut
 //!   off, so that the next append starts on a record boundary. The header is never cut.
-//! - A record whose id is not above the one before in its feed is skipped (two servers on one
-//!   file).
+//! - A record whose id is not above the one before in its feed is skipped (two servers that
+//!   wrote to one file, which the lock below now prevents).
+//!
+//! # One server per journal
+//! The server holds an exclusive `flock` on the journal while it runs, and a second server
+//! given the same file is refused at start. Each would otherwise append to the file that the
+//! other's compaction had replaced, and those messages, answered `201`, would be lost. The lock
+//! goes with the descriptor, which is closed on `exec`, so an upgrade in place (`SIGHUP`) takes
+//! it again.
 //!
 //! # Compaction
 //! The journal grows by one record per message (about 30 bytes plus the feed's name, the name
@@ -140,6 +147,7 @@ impl Journal {
                 .append(true)
                 .create_new(true)
                 .open(path)?;
+            opening::lock(&file)?;
             file.write_all(&header::HEADER)?;
             return Ok(Journal::at(file, path, keep, &Loaded::default()));
         };
@@ -248,11 +256,11 @@ impl Journal {
         // A file under the temporary name was left by a compaction that a crash cut short.
         let real = std::fs::canonicalize(&self.path)?;
         let _ = std::fs::remove_file(rewrite::temporary_name(&real, COMPACTING));
-        rewrite::replace(&self.path, &reading, COMPACTING, |new| {
+        // Locked before the rename, so that no other server can take the new file meanwhile.
+        self.file = rewrite::replace(&self.path, &reading, COMPACTING, |new| {
+            opening::lock(new)?;
             new.write_all(&bytes)
         })?;
-        let new = open_to_read(&self.path)?.ok_or_else(|| changed("was removed"))?;
-        self.file = open_to_append(&self.path, &new)?;
         self.len = bytes.len() as u64;
         self.compact_at = compaction_due(self.len);
         Ok(self.len)

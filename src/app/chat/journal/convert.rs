@@ -38,5 +38,7 @@ pub fn convert(path: &Path, old: &File) -> io::Result<()> {
             _ => format!("cannot convert it to the format with a file header in {error}"),
         };
         io::Error::new(error.kind(), what)
-    })
+    })?;
+    // Opened again as the journal by the caller, which locks it then.
+    Ok(())
 }

@@ -7,6 +7,9 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
+use rustix::fs::{FlockOperation, flock};
+use rustix::io::Errno;
+
 /// The existing regular file at `path` opened read-only, or `None` if there is nothing there.
 pub fn open_to_read(path: &Path) -> io::Result<Option<File>> {
     // Without O_NONBLOCK, opening a FIFO waits for a writer: the server would hang before it
@@ -40,7 +43,22 @@ pub fn open_to_append(path: &Path, reading: &File) -> io::Result<File> {
     if (looked.dev(), looked.ino()) != (opened.dev(), opened.ino()) {
         return Err(changed("was replaced"));
     }
+    lock(&file)?;
     Ok(file)
+}
+
+/// Takes the journal's lock (`flock`, exclusive, held as long as `file` is open), or says that
+/// another server holds it: two servers on one journal would each append to the file the other's
+/// compaction replaced, and lose those messages. A file system without locks (some network
+/// ones) goes without, as before.
+pub fn lock(file: &File) -> io::Result<()> {
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Err(Errno::WOULDBLOCK) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "is in use by another server (it holds the file's lock); give each its own --store",
+        )),
+        Ok(()) | Err(_) => Ok(()),
+    }
 }
 
 /// The error for a path that is something other than a regular file.

@@ -13,15 +13,15 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, fchown};
 use std::path::{Path, PathBuf};
 
 /// Replaces the file at `path`, open as `old`, with what `fill` writes to the new one, which
-/// is on disk before the rename. An error names the temporary file; one of kind
-/// `AlreadyExists` ("NAME.SUFFIX exists") means that file was there already, and nothing was
-/// done.
+/// is on disk before the rename; returns the new file, open for appending. An error names the
+/// temporary file; one of kind `AlreadyExists` ("NAME.SUFFIX exists") means that file was there
+/// already, and nothing was done.
 pub fn replace(
     path: &Path,
     old: &File,
     suffix: &str,
     fill: impl FnOnce(&mut File) -> io::Result<()>,
-) -> io::Result<()> {
+) -> io::Result<File> {
     let real = fs::canonicalize(path)?;
     let temporary = temporary_name(&real, suffix);
     let in_temporary = |error: io::Error| {
@@ -32,7 +32,7 @@ pub fn replace(
     let mode = meta.permissions().mode() & 0o7777;
     // `create_new` never follows a link nor reuses a file that is there.
     let mut new = OpenOptions::new()
-        .write(true)
+        .append(true)
         .create_new(true)
         .mode(mode)
         .open(&temporary)
@@ -63,7 +63,7 @@ pub fn replace(
     if let Some(dir) = real.parent() {
         let _ = File::open(dir).and_then(|dir| dir.sync_all());
     }
-    Ok(())
+    Ok(new)
 }
 
 /// `NAME.SUFFIX`, beside `real`.

@@ -247,7 +247,29 @@ fn an_empty_file_becomes_a_journal() {
     assert_eq!(loaded, Loaded::default());
     assert_eq!(fs::read(dir.file()).unwrap(), header::HEADER);
     journal.append(CHAT, &msg(1, "first")).unwrap();
+    drop(journal);
     assert_eq!(ids(&load(&dir.file(), 10)), [1]);
+}
+
+#[test]
+fn a_second_server_on_the_same_journal_is_refused_until_the_first_closes_it() {
+    let dir = Dir::new("locked");
+    let path = dir.file();
+    // A new file, and then an existing one, are locked as they are opened.
+    for _ in 0..2 {
+        let (journal, _) = Journal::open(&path, 10).unwrap();
+        let refused = Journal::open(&path, 10).expect_err("a second open is refused");
+        assert_eq!(refused.kind(), io::ErrorKind::WouldBlock);
+        let said = refused.to_string();
+        assert!(
+            said.starts_with(&format!("{}: is in use by another server", path.display())),
+            "{said}"
+        );
+        assert!(said.ends_with("give each its own --store"), "{said}");
+        drop(journal);
+    }
+    // Refused, it wrote nothing: the journal loads as it was.
+    assert_eq!(fs::read(&path).unwrap(), header::HEADER);
 }
 
 #[test]
@@ -488,6 +510,7 @@ fn a_message_too_large_to_read_back_is_not_written() {
         &"x".repeat(MAX_PAYLOAD as usize - feed - FIXED - "name2".len()),
     );
     journal.append(CHAT, &fits).unwrap();
+    drop(journal);
     assert_eq!(chat(&load(&path, 10)).messages, [fits]);
 }
 

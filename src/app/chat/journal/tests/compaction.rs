@@ -29,6 +29,9 @@ fn a_journal_is_compacted_once_past_twice_what_it_loads_and_one_mebibyte() {
         "{now} bytes: 11 messages of each of the two feeds"
     );
     assert!(journal.compact_if_due().is_none());
+    // The compacted file is locked as the one it replaced was: another server is refused.
+    let refused = Journal::open(&path, 10).expect_err("the compacted file is locked");
+    assert_eq!(refused.kind(), io::ErrorKind::WouldBlock);
 
     // Appends go on into the compacted file, and a start loads what it would have loaded.
     journal.append(CHAT, &msg(1001, "after")).unwrap();
