@@ -47,5 +47,6 @@ mod tiny;
 pub use config::Config;
 pub use error::Error;
 pub use log::Log;
+pub use process::kill_programs;
 pub use server::{Launch, Server, Stopper};
 pub use tiny::Capacity;

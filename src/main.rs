@@ -256,6 +256,7 @@ fn handle_signals(stopper: Stopper, log: Log) -> std::io::Result<()> {
                     stopping = true;
                 } else {
                     log.line(format_args!("sse-htmx: signal {signal}: exiting now"));
+                    sse_htmx::kill_programs();
                     Log::flush(EXIT_FLUSH);
                     std::process::exit(128 + signal);
                 }

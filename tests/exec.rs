@@ -126,6 +126,31 @@ fn the_server_stops_its_programs_and_what_they_started() {
 }
 
 #[test]
+fn a_second_signal_exits_at_once_and_takes_the_programs_with_it() {
+    let stubborn = "stubborn=trap '' TERM; echo $$; while :; do sleep 0.1; done";
+    let mut server = ServerProcess::start_logging(&["--exec", stubborn]);
+    let pid: u32 = Feed::open(server.addr, "stubborn")
+        .next()
+        .0
+        .parse()
+        .expect("a pid");
+    server.signal("TERM");
+    // Again within the second the program is given after SIGTERM.
+    std::thread::sleep(Duration::from_millis(200));
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(5)).expect("exited");
+    assert_eq!(status.code(), Some(128 + 15));
+    let gone = wait_for(Duration::from_secs(2), || ended(pid));
+    if !gone {
+        let group = format!("-{pid}");
+        let _ = std::process::Command::new("kill")
+            .args(["-s", "KILL", "--", &group])
+            .status();
+    }
+    assert!(gone, "the program ({pid}) outlived the server");
+}
+
+#[test]
 fn stderr_goes_to_the_log_with_the_feeds_name() {
     let server = ServerProcess::start_logging(&["--exec", "noisy=echo oops >&2; echo out"]);
     let logged = |wanted: &str| {

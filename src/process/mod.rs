@@ -18,6 +18,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::ExitStatus;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 pub use rustix::process::Signal;
 use rustix::process::{Pid, WaitOptions, kill_process_group, waitpid};
@@ -35,10 +36,29 @@ pub struct Child {
     pub stderr: Option<File>,
 }
 
+/// The process groups of the programs `spawn_shell` started that are not reaped yet: what
+/// [`kill_programs`] ends.
+static PROGRAMS: Mutex<Vec<Pid>> = Mutex::new(Vec::new());
+
 /// Starts `command` with `/bin/sh -c`, its stderr piped here too.
 pub fn spawn_shell(command: &str) -> io::Result<Child> {
     let args = ["sh", "-c", command].map(OsString::from);
-    spawn(Path::new("/bin/sh"), &args, true)
+    let child = spawn(Path::new("/bin/sh"), &args, true)?;
+    programs().push(child.pid);
+    Ok(child)
+}
+
+/// Sends `SIGKILL` to the group of every program still running: for a server that exits at
+/// once (a second signal), which does not wait out their second's grace after `SIGTERM`. Left
+/// running, they would outlive it in groups of their own, where a Ctrl-C does not reach them.
+pub fn kill_programs() {
+    for &pid in programs().iter() {
+        let _ = kill_process_group(pid, Signal::KILL);
+    }
+}
+
+fn programs() -> MutexGuard<'static, Vec<Pid>> {
+    PROGRAMS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Starts `program` with `args` (its name first) and this process's environment (without the
@@ -143,8 +163,10 @@ impl Child {
     fn wait_with(&mut self, options: WaitOptions) -> io::Result<Option<ExitStatus>> {
         loop {
             match waitpid(Some(self.pid), options) {
-                Ok(done) => {
-                    return Ok(done.map(|(_, status)| ExitStatus::from_raw(status.as_raw())));
+                Ok(None) => return Ok(None),
+                Ok(Some((_, status))) => {
+                    programs().retain(|&pid| pid != self.pid);
+                    return Ok(Some(ExitStatus::from_raw(status.as_raw())));
                 }
                 Err(rustix::io::Errno::INTR) => {}
                 Err(error) => return Err(error.into()),
