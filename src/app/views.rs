@@ -237,13 +237,18 @@ const HTMX_CONFIG: &str = r#"{"includeIndicatorStyles":false,"responseHandling":
 
 /// htmx and its SSE extension, in `flavor`.
 fn scripts(flavor: Flavor) -> Markup {
+    scripts_from(flavor, "")
+}
+
+/// The same from `origin` (`http://host:port`, or empty for this page's own).
+fn scripts_from(flavor: Flavor, origin: &str) -> Markup {
     let (htmx, sse) = match flavor {
         Flavor::Htmx2 => (&assets::HTMX, &assets::HTMX_SSE),
         Flavor::Htmx4 => (&assets::HTMX4, &assets::HTMX4_SSE),
     };
     html! {
-        script src=(htmx.url()) {}
-        script src=(sse.url()) {}
+        script src={ (origin) (htmx.url()) } {}
+        script src={ (origin) (sse.url()) } {}
     }
 }
 
