@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::page::Page;
 use common::process::THIS_BUILD;
-use common::{ServerProcess, connect, read_head, request, wait_for};
+use common::{EventStream, ServerProcess, connect, read_head, request, wait_for};
 
 /// The requests of the storm: each keeps a tiny_http thread and its descriptors for good.
 const SHAPES: [&[u8]; 4] = [
@@ -180,4 +180,41 @@ fn a_storm_on_a_loopback_listener_heals_within_ten_seconds() {
 #[test]
 fn a_storm_on_a_wildcard_listener_heals_within_ten_seconds() {
     heals_after_a_storm("0.0.0.0:0");
+}
+
+/// Many clients of streams leaving at once are no storm. Each of their streams holds one
+/// descriptor of its connection, closed on both sides once the next message was written to it,
+/// until its next write fails (up to a keep-alive later): the server must not heal for them,
+/// which would end every other stream too.
+#[test]
+fn many_stream_clients_leaving_at_once_are_not_taken_for_a_storm() {
+    let server = ServerProcess::start_logging(&["--publish-limit", "0"]);
+    let addr = server.addr;
+    let first = publish(addr, "before they leave");
+    let bystander = Page::open(addr, "/connect");
+    let leaving: Vec<EventStream> = (0..100)
+        .map(|_| {
+            let mut stream = EventStream::open_path(addr, "/chat/stream", "");
+            assert_eq!(stream.next_event().0.id, Some(first.to_string()));
+            stream
+        })
+        .collect();
+    drop(leaving);
+    std::thread::sleep(Duration::from_millis(300));
+    // Written to the hundred closed connections: each answers with a reset.
+    publish(addr, "after they left");
+    let seen = bystander.seen().events.len();
+    std::thread::sleep(Duration::from_secs(4));
+    let log = server.stderr_tail().join("\n");
+    assert!(!log.contains("held for good"), "{log}");
+    assert!(
+        bystander.seen().events.len() >= seen + 3,
+        "the other stream goes on"
+    );
+    let bystander = bystander.close();
+    assert_eq!(
+        (bystander.connections, bystander.clean_ends),
+        (1, 0),
+        "the other stream was never ended: {bystander:?}"
+    );
 }

@@ -7,7 +7,7 @@
 //! from a slow connection when it arrives; both can a little later, by what no thread that reads
 //! its connection would leave behind:
 //! - descriptors in a closing state (either side sent its FIN: a reading thread sees the end at
-//!   once and closes them), or closed on both sides and still held;
+//!   once and closes them), or a socket closed on both sides and still held by two of them;
 //! - bytes that stay unread after the pool's nudges did not free them (`pool.rs`).
 //!
 //! A suspect counts once it has looked like that for [`GRACE`]. Streams and bodies read on a
@@ -15,7 +15,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 /// How long a suspect must stay one before it counts: far above the time a reading thread
@@ -27,8 +26,8 @@ pub const GRACE: Duration = Duration::from_secs(1);
 pub enum Suspect {
     /// A connection whose peer is still known.
     Connection(SocketAddr),
-    /// A descriptor closed on both sides, which names no peer any more.
-    Descriptor(RawFd),
+    /// A socket closed on both sides, which names no peer any more, by its cookie.
+    Socket(u64),
 }
 
 /// Remembers since when each suspect has been one.
@@ -41,26 +40,25 @@ pub struct HeldWatch {
 
 impl HeldWatch {
     /// The connections held for good, given every suspect now. A connection listed twice (its
-    /// two descriptors) is one; two dead descriptors count as one connection.
+    /// two descriptors) is one.
     pub fn held(&mut self, suspects: impl IntoIterator<Item = Suspect>, now: Instant) -> usize {
         self.since = suspects
             .into_iter()
             .map(|suspect| (suspect, self.since.get(&suspect).copied().unwrap_or(now)))
             .collect();
         let long = |at: &Instant| now.duration_since(*at) >= GRACE;
-        let (mut connections, mut descriptors) = (0usize, 0usize);
+        let mut connections = 0;
         self.pending = 0;
-        for (suspect, at) in &self.since {
-            match suspect {
-                Suspect::Connection(_) if long(at) => connections += 1,
-                Suspect::Descriptor(_) if long(at) => descriptors += 1,
+        for at in self.since.values() {
+            match at {
+                _ if long(at) => connections += 1,
                 // One seen for the first time is most often a connection closing as it should
                 // (a client's `Connection: close`), gone by the next look.
                 _ if *at < now => self.pending += 1,
                 _ => {}
             }
         }
-        connections + descriptors.div_ceil(2)
+        connections
     }
 
     /// Suspects that stayed ones from a look to the next and do not count yet: look again
@@ -82,20 +80,15 @@ mod tests {
     fn a_suspect_counts_after_the_grace_and_once_per_connection() {
         let mut watch = HeldWatch::default();
         let start = Instant::now();
-        let suspects = [
-            peer(1),
-            peer(1),
-            Suspect::Descriptor(7),
-            Suspect::Descriptor(8),
-        ];
+        let suspects = [peer(1), peer(1), Suspect::Socket(7), Suspect::Socket(7)];
         assert_eq!(watch.held(suspects, start), 0);
         assert_eq!(watch.pending(), 0, "seen once: perhaps only closing");
         assert_eq!(watch.held(suspects, start + GRACE / 2), 0);
-        assert_eq!(watch.pending(), 3);
-        // One connection by its peer, one by its two dead descriptors.
+        assert_eq!(watch.pending(), 2);
+        // One connection by its peer, one by its dead socket.
         assert_eq!(watch.held(suspects, start + GRACE), 2);
         assert_eq!(watch.pending(), 0);
-        assert_eq!(watch.held([Suspect::Descriptor(7)], start + GRACE), 1);
+        assert_eq!(watch.held([Suspect::Socket(7)], start + GRACE), 1);
     }
 
     #[test]

@@ -147,9 +147,10 @@ pub struct Listing {
     /// Every connection accepted on the listener that this process holds, one entry per
     /// descriptor (tiny_http holds two for a connection it is still reading).
     pub accepted: Vec<Accepted>,
-    /// Descriptors of connections accepted on the listener that are closed on both sides yet
-    /// still held: whoever holds them is about to close them, or never will.
-    pub dead: Vec<RawFd>,
+    /// The sockets (by [`socket_cookie`]) of descriptors of connections accepted on the listener that are
+    /// closed on both sides yet still held, one entry per descriptor: whoever holds them is
+    /// about to close them, or never will.
+    pub dead: Vec<u64>,
 }
 
 /// Finds the sockets of connections accepted on one listener.
@@ -349,7 +350,7 @@ impl Sockets {
                     closing: tcp_state(fd).is_some_and(|state| state != TCP_ESTABLISHED),
                 }),
                 // A listener has the same local address, and no peer either.
-                None if tcp_state(fd) == Some(TCP_CLOSE) => listing.dead.push(fd),
+                None if tcp_state(fd) == Some(TCP_CLOSE) => listing.dead.extend(socket_cookie(fd)),
                 None => {}
             }
         }
@@ -410,24 +411,35 @@ const TCP_ESTABLISHED: u8 = 1;
 const TCP_CLOSE: u8 = 7;
 
 /// The TCP state of descriptor number `fd`, if it is a TCP socket now.
-#[allow(unsafe_code)]
 fn tcp_state(fd: RawFd) -> Option<u8> {
     // `struct tcp_info` starts with the state byte; the kernel copies no more than asked for.
     let mut info = [0u8; 8];
-    let mut len = info.len() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `info`, which is alive and that long,
+    let len = option(fd, libc::IPPROTO_TCP, libc::TCP_INFO, &mut info)?;
+    (len >= 1).then_some(info[0])
+}
+
+/// `SO_COOKIE` (Linux 4.12), as `asm-generic/socket.h` numbers it for x86-64 and AArch64.
+const SO_COOKIE: libc::c_int = 57;
+
+/// The kernel's number for the socket that descriptor number `fd` is open on: the same for
+/// every duplicate of it, never another socket's.
+fn socket_cookie(fd: RawFd) -> Option<u64> {
+    let mut cookie = [0u8; 8];
+    let len = option(fd, libc::SOL_SOCKET, SO_COOKIE, &mut cookie)?;
+    (len == cookie.len()).then(|| u64::from_ne_bytes(cookie))
+}
+
+/// Socket option `name` at `level` of descriptor number `fd`, into `value`: how many bytes the
+/// kernel wrote, or `None` if it refused (a closed number, or not such a socket).
+#[allow(unsafe_code)]
+#[inline(never)]
+fn option(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &mut [u8]) -> Option<usize> {
+    let mut len = value.len() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `value`, which is alive and that long,
     // and stores the length used in `len`; it takes the descriptor as a plain number and fails
-    // on one that is closed or not a TCP socket.
-    let done = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            info.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    (done == 0 && len >= 1).then_some(info[0])
+    // on one that is closed or not such a socket.
+    let done = unsafe { libc::getsockopt(fd, level, name, value.as_mut_ptr().cast(), &mut len) };
+    (done == 0).then_some(len as usize)
 }
 
 /// The bytes waiting in the receive queue of descriptor number `fd`, if it is a socket now. The
@@ -631,7 +643,10 @@ mod tests {
         accepted.shutdown(Shutdown::Both).unwrap();
         let dead = wait(&|l| !l.dead.is_empty());
         use std::os::fd::AsRawFd;
-        assert_eq!(dead.dead, vec![accepted.as_raw_fd()]);
+        assert_eq!(
+            dead.dead,
+            vec![socket_cookie(accepted.as_raw_fd()).unwrap()]
+        );
         assert!(dead.accepted.is_empty(), "the listener is not listed");
     }
 

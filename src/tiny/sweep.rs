@@ -132,7 +132,15 @@ fn rest(shared: &Shared, pause: Duration, dozing: Option<u64>) -> bool {
 }
 
 /// The connections that look held for good (see `held.rs`).
+///
+/// A socket closed on both sides counts only if two descriptors hold it, as tiny_http holds a
+/// connection it reads. A stream whose client left holds one (a feed stream's second is above
+/// the open-file limit, not looked at) until its next write fails, up to `--keepalive` later:
+/// many clients leaving at once are not a flood.
 fn suspects(shared: &Shared, listing: &Listing, pool: &PoolWatch) -> Vec<Suspect> {
+    // Few at a time, even in a storm: no sort is worth its weight here.
+    let dead = &listing.dead;
+    let held_twice = (1..dead.len()).filter(|&i| dead[..i].contains(&dead[i]));
     listing
         .accepted
         .iter()
@@ -140,7 +148,7 @@ fn suspects(shared: &Shared, listing: &Listing, pool: &PoolWatch) -> Vec<Suspect
         .chain(pool.given_up())
         .filter(|&peer| !shared.connections.is_stream(peer) && !shared.connections.is_busy(peer))
         .map(Suspect::Connection)
-        .chain(listing.dead.iter().map(|&fd| Suspect::Descriptor(fd)))
+        .chain(held_twice.map(|i| Suspect::Socket(dead[i])))
         .collect()
 }
 
