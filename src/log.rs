@@ -22,7 +22,8 @@ pub struct Log {
 
 impl Log {
     /// `GET /connect 200 312B 0.2ms`. The path is escaped: it comes from the client and must not be
-    /// able to forge log lines.
+    /// able to forge log lines. Only its first KiB is shown, so that no client can grow the log
+    /// by as much as it sends.
     pub(crate) fn request(
         &self,
         method: &dyn Display,
@@ -31,9 +32,13 @@ impl Log {
         bytes: usize,
         took: Duration,
     ) {
+        let mut shown = path.len().min(1024);
+        while !path.is_char_boundary(shown) {
+            shown -= 1;
+        }
         self.line(format_args!(
             "{method} {} {status} {bytes}B {}ms",
-            path.escape_debug(),
+            path[..shown].escape_debug(),
             milliseconds(took)
         ));
     }

@@ -94,6 +94,30 @@ fn malformed_requests_get_a_4xx_or_a_close() {
 }
 
 #[test]
+fn a_long_request_target_is_414_and_its_log_line_is_cut() {
+    let server = ServerProcess::start_capturing_stderr(&[]);
+    let path = format!("/{}", "a".repeat(1024 * 1024));
+    let answer = exchange(
+        server.addr,
+        format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(status_of(&answer), Some(414));
+    assert!(answer.len() < 4096, "not echoed: {} bytes", answer.len());
+    let logged = || {
+        let log = server.stderr();
+        let line = log.lines().find(|line| line.contains(" 414 "))?.to_owned();
+        Some(line)
+    };
+    assert!(wait_for(Duration::from_secs(5), || logged().is_some()));
+    let line = logged().unwrap();
+    assert!(
+        line.starts_with(&format!("GET {} 414 ", &path[..1024])),
+        "{line:.100}"
+    );
+    still_serving(server.addr);
+}
+
+#[test]
 fn an_http2_preface_is_closed_and_costs_no_one_else() {
     // tiny_http answers a request line above HTTP/1.1 with a response that waits for itself, so
     // the connection gets no answer; the idle sweep closes it.

@@ -10,6 +10,8 @@
 
 pub const MAX_HEADERS: usize = 100;
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// The longest request target (path and query): far above any this server's routes use.
+pub const MAX_TARGET_BYTES: usize = 8 * 1024;
 
 /// A request's head, as tiny_http parsed it.
 pub struct Head<'a> {
@@ -126,6 +128,10 @@ fn sizes(head: &Head<'_>) -> Result<(), HttpRefusal> {
         .sum();
     if head.headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
         return Err(refusal(431, "request headers too large\n"));
+    }
+    // Kept, echoed in a 404 page and logged as it came: not without a bound.
+    if head.target.len() > MAX_TARGET_BYTES {
+        return Err(refusal(414, "request target too long\n"));
     }
     Ok(())
 }
@@ -389,6 +395,18 @@ mod tests {
         assert_eq!(status("GET", (1, 1), &many), Err(431));
         let big = "v".repeat(MAX_HEADER_BYTES);
         assert_eq!(status("GET", (1, 1), &[HOST, ("X-A", &big)]), Err(431));
+    }
+
+    #[test]
+    fn a_request_target_longer_than_8_kib_is_414() {
+        let status_of = |target: &str| {
+            let mut request = head("GET", (1, 1), &[HOST]);
+            request.target = target;
+            screen(&request).map_err(|r| r.status)
+        };
+        let longest = format!("/{}", "a".repeat(MAX_TARGET_BYTES - 1));
+        assert_eq!(status_of(&longest), Ok(RequestFraming::None));
+        assert_eq!(status_of(&format!("{longest}a")), Err(414));
     }
 
     #[test]
