@@ -15,19 +15,17 @@ Usage: sse-htmx [OPTIONS]
 
 Options:
       --addr <ADDR>          Address to listen on: IP:PORT, localhost:PORT, or :PORT for
-                             every interface ([::], IPv6 and IPv4; 0.0.0.0 where IPv6 is
-                             off) [default: 127.0.0.1:8000]
+                             every interface ([::], or 0.0.0.0 where IPv6 is off)
+                             [default: 127.0.0.1:8000]
       --interval <TIME>      Time between two events of a stream, e.g. 1s, 250ms [default: 1s]
       --retry <TIME>         Reconnection delay suggested to clients (SSE retry:) [default: 3s]
       --keepalive <TIME>     Longest silence on a stream before a keep-alive comment [default: 15s]
       --max-streams <N>      Event streams (/connect, the feeds' streams) held at once before a
-                             new one gets 503; a feed's stream holds two descriptors (the
-                             second numbered above the open-file limit, as far as the hard
-                             limit allows) and gets 503 too when they would not fit
+                             new one gets 503; a feed's stream holds two descriptors, and
+                             gets 503 too when they would not fit
                              [default: derived from the host's limits, printed at start]
       --idle-timeout <TIME>  Close a connection that is not a stream and starts no request
-                             for this long; one that sends nothing at all first waits in
-                             the kernel, for up to half as long [default: 30s]
+                             for this long [default: 30s]
       --write-timeout <TIME> Give up on a client whose socket accepts nothing for this long
                              [default: 10s]
       --history <N>          Messages held in memory per feed for late and returning pages
@@ -40,11 +38,10 @@ Options:
       --publish-limit <N>    Messages a second from one client address to all feeds, in
                              bursts of up to 4 x N; 0 for no limit [default: 5]
       --exec <NAME=COMMAND>  Run COMMAND with /bin/sh -c; each line it prints is a message in
-                             the feed NAME (no publish limit); started again when it exits
-                             (repeatable)
+                             the feed NAME; started again when it exits (repeatable)
       --token-file <PATH>    POST /feeds/NAME needs the header Authorization: Bearer TOKEN,
-                             TOKEN being this file's first line; the chat's own form stays
-                             open, within --publish-limit [default: no token]
+                             TOKEN being this file's first line (not the chat's own form)
+                             [default: no token]
       --cors <ORIGIN>        Pages from ORIGIN (http://host:port, or *) may read the event
                              streams (repeatable) [default: this server's pages only]
   -q, --quiet                Print nothing but a fatal error
@@ -54,13 +51,13 @@ Options:
 Routes: / (live box), /on-demand (box on a click), /connect (the event stream),
 /chat (the chatroom), /chat/stream (its messages), POST /chat/messages (publish:
 curl -d text=hi URL/chat/messages), /feeds (the feeds), /feeds/NAME (a feed's
-page; POST to publish: curl -d text=hi URL/feeds/NAME), /feeds/NAME/stream,
-/htmx4/, /htmx4/on-demand, /htmx4/chat, /htmx4/feeds, /htmx4/feeds/NAME (the same
-pages for htmx 4), /healthz, /metrics (Prometheus).
+page; POST to publish the same way), /feeds/NAME/stream, /htmx4/, /htmx4/on-demand,
+/htmx4/chat, /htmx4/feeds, /htmx4/feeds/NAME (the same pages for htmx 4),
+/healthz, /metrics (Prometheus).
 SIGINT or SIGTERM ends every stream cleanly and exits 0; a second signal exits at once.
 SIGHUP runs the program file again in place (same PID, same flags): replace the file,
-then kill -HUP; no connection is refused and no message lost. A file that does
-not start (--version) is not run.";
+then kill -HUP; no connection is refused and no message lost. A file that fails
+--version is not run.";
 
 /// The flag a build with the `redis` feature adds, shown after `--store`.
 #[cfg(feature = "redis")]

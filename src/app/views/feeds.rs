@@ -63,11 +63,7 @@ pub fn feed_page(flavor: Flavor, name: &str, origin: Option<&str>) -> Markup {
         html! {
             (feed_live(flavor, name))
             h2 { "On your own page" }
-            p {
-                "The same live view for a page served elsewhere, with the scripts it needs \
-                 (served here too); start this server with " code { "--cors" } " and that \
-                 page's origin:"
-            }
+            p { "For a page served elsewhere (start this server with " code { "--cors" } " and its origin):" }
             pre.copy { code { (copy) } }
             p { "Publish to it: " code { "curl --data-urlencode text=hello " (origin) (path) } }
             p.nav {

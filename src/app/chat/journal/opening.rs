@@ -55,7 +55,7 @@ pub fn lock(file: &File) -> io::Result<()> {
     match flock(file, FlockOperation::NonBlockingLockExclusive) {
         Err(Errno::WOULDBLOCK) => Err(io::Error::new(
             io::ErrorKind::WouldBlock,
-            "is in use by another server (it holds the file's lock); give each its own --store",
+            "is in use by another server; give each its own --store",
         )),
         Ok(()) | Err(_) => Ok(()),
     }
