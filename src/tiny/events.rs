@@ -52,9 +52,7 @@ pub struct Events<'a> {
 /// writer. The outlet is closed then too, a panic included (the body then did not finish).
 impl Drop for Events<'_> {
     fn drop(&mut self) {
-        if !std::mem::replace(&mut self.released, true) {
-            self.let_go();
-        }
+        self.let_go_once();
         if self.charged {
             let charged = &self.shared.stream_descriptors;
             charged.fetch_sub(1, Ordering::SeqCst);
@@ -104,6 +102,13 @@ impl<'a> Events<'a> {
         let socket = self.shared.sockets.find(self.peer?)?;
         let _ = socket.shutdown(Shutdown::Read);
         Some(socket)
+    }
+
+    /// [`Events::let_go`], unless it was done.
+    fn let_go_once(&mut self) {
+        if !std::mem::replace(&mut self.released, true) {
+            self.let_go();
+        }
     }
 
     /// Shares the stream's [`Outlet`], so that any thread can send events through it without
@@ -189,9 +194,7 @@ impl<'a> Events<'a> {
         self.event.clear();
         event.encode_into(&mut self.event);
         self.outlet.send(&self.event)?;
-        if !std::mem::replace(&mut self.released, true) {
-            self.let_go();
-        }
+        self.let_go_once();
         Ok(())
     }
 }

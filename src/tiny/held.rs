@@ -50,12 +50,12 @@ impl HeldWatch {
         let mut connections = 0;
         self.pending = 0;
         for at in self.since.values() {
-            match at {
-                _ if long(at) => connections += 1,
+            if long(at) {
+                connections += 1;
+            } else if *at < now {
                 // One seen for the first time is most often a connection closing as it should
                 // (a client's `Connection: close`), gone by the next look.
-                _ if *at < now => self.pending += 1,
-                _ => {}
+                self.pending += 1;
             }
         }
         connections

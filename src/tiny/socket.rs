@@ -147,7 +147,7 @@ pub struct Listing {
     /// Every connection accepted on the listener that this process holds, one entry per
     /// descriptor (tiny_http holds two for a connection it is still reading).
     pub accepted: Vec<Accepted>,
-    /// The sockets (by [`socket_cookie`]) of descriptors of connections accepted on the listener that are
+    /// The sockets (by [`socket_cookie`]) of connections accepted on the listener that are
     /// closed on both sides yet still held, one entry per descriptor: whoever holds them is
     /// about to close them, or never will.
     pub dead: Vec<u64>,
@@ -432,7 +432,6 @@ fn socket_cookie(fd: RawFd) -> Option<u64> {
 /// Socket option `name` at `level` of descriptor number `fd`, into `value`: how many bytes the
 /// kernel wrote, or `None` if it refused (a closed number, or not such a socket).
 #[allow(unsafe_code)]
-#[inline(never)]
 fn option(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &mut [u8]) -> Option<usize> {
     let mut len = value.len() as libc::socklen_t;
     // SAFETY: getsockopt writes at most `len` bytes into `value`, which is alive and that long,
