@@ -100,16 +100,23 @@ impl Drop for PanicsToLog {
     }
 }
 
-/// Installs, once per process, the panic hook that [`PanicsToLog`] needs. A panic anywhere else
-/// goes to the hook that was in place (Rust's default: the message on stderr, `--quiet` or not):
-/// it is a bug, as fatal as an error can be. Rust's hook ignores a failed write, so a closed
-/// stderr does not make it panic again.
-pub fn route_panics() {
+/// Installs, once per process, the panic hook that [`PanicsToLog`] needs. A panic outside the
+/// code the layer fences goes to the log `elsewhere` names, given the file it happened in (the
+/// layer's answer for tiny_http's own threads), or else to the hook that was in place (Rust's
+/// default: the message on stderr, `--quiet` or not): it is a bug, as fatal as an error can be.
+/// Rust's hook ignores a failed write, so a closed stderr does not make it panic again.
+pub fn route_panics(elsewhere: fn(&str) -> Option<Log>) {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            match PANICS_TO.try_with(Cell::get).ok().flatten() {
+            let elsewhere = || info.location().and_then(|at| elsewhere(at.file()));
+            match PANICS_TO
+                .try_with(Cell::get)
+                .ok()
+                .flatten()
+                .or_else(elsewhere)
+            {
                 Some(log) => log.line(format_args!(
                     "panic in {}{}: {}",
                     thread::current().name().unwrap_or("a thread"),

@@ -127,8 +127,6 @@ impl Server {
         let log = Log {
             quiet: config.quiet,
         };
-        // A panic in a handler or a stream is logged with the server's lines, not printed.
-        crate::log::route_panics();
         #[cfg(feature = "redis")]
         if config.redis.is_some() && config.store.is_some() {
             // Two places that would each say which messages exist: Redis keeps them (with its

@@ -323,6 +323,62 @@ fn vanishing_clients_leave_no_thread_or_descriptor() {
     );
 }
 
+/// A client that resets right after its request can make tiny_http 0.12.0 panic on one of its
+/// pool threads (it unwraps the peer's address, which the socket no longer has). That is one log
+/// line, like a panic the layer fences, and nothing with `--quiet`; never Rust's message. The
+/// thread is replaced: without that, connections queued for it wait unanswered, and those that
+/// reset hold their descriptors as connections held for good do, which makes the server heal.
+#[test]
+fn resets_right_after_requests_are_log_lines_and_cost_no_thread() {
+    for quiet in [false, true] {
+        let mut server =
+            ServerProcess::start_capturing_stderr(if quiet { &["--quiet"] } else { &[] });
+        for _ in 0..10 {
+            for _ in 0..40 {
+                let mut socket = connect(server.addr);
+                socket
+                    .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .unwrap();
+                socket2::SockRef::from(&socket)
+                    .set_linger(Some(Duration::ZERO))
+                    .unwrap();
+            }
+            let mut ping = connect(server.addr);
+            ping.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            ping.write_all(b"POST /ping HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+            let mut answer = [0; 12];
+            let answered = ping.read_exact(&mut answer).is_ok();
+            assert!(
+                answered && answer == *b"HTTP/1.1 200",
+                "{}",
+                server.stderr()
+            );
+        }
+        server.signal("TERM");
+        assert!(
+            server
+                .wait_exit(Duration::from_secs(5))
+                .is_some_and(|status| status.success())
+        );
+        let stderr = server.stderr();
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("re-executing"),
+            "{stderr}"
+        );
+        if quiet {
+            assert_eq!(stderr, "", "a quiet server wrote on stderr");
+        }
+        for panic in stderr.lines().filter(|line| line.contains("panic")) {
+            assert!(
+                panic.starts_with("panic in a thread at ")
+                    && panic.contains("/tiny_http-0.12.0/src/client.rs:"),
+                "{stderr}"
+            );
+        }
+    }
+}
+
 #[test]
 fn idle_connections_are_closed_after_the_idle_timeout() {
     common::raise_open_files();

@@ -16,10 +16,12 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::address;
 use super::socket::Accepted;
+use crate::log::Log;
 
 /// A connection is nudged for at most once in this time...
 const NUDGE_AGAIN: Duration = Duration::from_secs(1);
@@ -111,6 +113,30 @@ impl PoolWatch {
             .get(peer)
             .is_none_or(|&(_, count)| count < MAX_NUDGES_EACH)
     }
+}
+
+/// The server that started last in this process: where a panic in tiny_http's threads is
+/// logged, and the listener whose pool then gets a thread in place of the one that panicked.
+static LAST_STARTED: Mutex<Option<(Log, SocketAddr)>> = Mutex::new(None);
+
+/// Makes the server logging to `log` and listening on `local` the one [`tiny_http_panicked`]
+/// answers for.
+pub fn replace_lost_threads(log: Log, local: SocketAddr) {
+    *LAST_STARTED.lock().unwrap_or_else(PoisonError::into_inner) = Some((log, local));
+}
+
+/// For the panic hook (`log::route_panics`): a panic in tiny_http's own code (`file`) is logged
+/// with the server's lines. tiny_http 0.12.0 panics on a pool thread when a client resets right
+/// after its request (see the hazards table), and the thread dies with any connection the pool
+/// had queued for it (see the top of this file). A nudge starts a thread in its place: else
+/// that connection, and those queued behind it, wait until some other connection ends, each
+/// holding two descriptors as a connection held for good does (`held.rs`).
+pub fn tiny_http_panicked(file: &str) -> Option<Log> {
+    let (log, local) = (*LAST_STARTED.lock().unwrap_or_else(PoisonError::into_inner))?;
+    file.contains("/tiny_http-").then(|| {
+        nudge(local, 1);
+        log
+    })
 }
 
 /// Connects to the listener bound to `local` and closes the connection at once, `times` times,

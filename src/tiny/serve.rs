@@ -17,6 +17,7 @@ use super::connections::Connections;
 use super::handler::Handler;
 use super::handoff::{self, Reason};
 use super::heal::Series;
+use super::pool;
 use super::refuse::Closer;
 use super::shared::{Settings, Shared};
 use super::socket::{self, Sockets};
@@ -191,6 +192,10 @@ impl HttpServer {
             handler,
             bodies: Readers::default(),
         });
+        // A panic in a handler, a stream or one of tiny_http's threads is one of the server's
+        // lines, not Rust's message.
+        pool::replace_lost_threads(shared.log, shared.local_addr);
+        crate::log::route_panics(pool::tiny_http_panicked);
         let sweep = sweep::spawn(shared.clone()).map_err(|source| Error::Start {
             what: "the connection sweep thread",
             source: source.into(),
