@@ -267,6 +267,34 @@ fn a_client_that_stops_reading_loses_its_stream_not_a_thread() {
     drop(socket);
 }
 
+/// Its log line says that the client stopped reading, not that it left.
+#[test]
+fn a_client_that_stops_reading_is_logged_as_such() {
+    let server =
+        ServerProcess::start_capturing_stderr(&["--interval", "1ms", "--write-timeout", "300ms"]);
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut socket: TcpStream = socket.into();
+    socket
+        .write_all(b"GET /connect HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let closed = || {
+        let stderr = server.stderr();
+        stderr
+            .lines()
+            .find(|line| line.contains(" closed: "))
+            .map(str::to_owned)
+    };
+    assert!(wait_for(Duration::from_secs(60), || closed().is_some()));
+    let closed = closed().unwrap();
+    assert!(
+        closed.ends_with(", client stopped reading (no room to write for 0.3s)"),
+        "{closed}"
+    );
+    drop(socket);
+}
+
 #[test]
 fn a_panic_in_a_stream_ends_that_stream_only() {
     let server = TestServer::with(|c| {

@@ -135,6 +135,13 @@ pub fn start(
                 "stream {shown} closed: {events} events, {}s, {}",
                 crate::log::seconds(took),
                 match &ended {
+                    // A send that found no room for the write timeout: the client is there.
+                    Ended::ClientGone(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                        format!(
+                            "client stopped reading (no room to write for {}s)",
+                            crate::log::seconds(shared.settings.write_timeout)
+                        )
+                    }
                     Ended::ClientGone(error) => format!("client gone ({error})"),
                     Ended::ServerStopping => "server stopping".to_owned(),
                     Ended::SocketNotFound(why) => format!("its socket was not found ({why})"),
