@@ -157,7 +157,11 @@ impl Server {
         let token = read_token(&config, log)?;
         let http = HttpServer::bind(settings, metrics.clone(), log, handed)?;
         let feeds = open_feeds(&config, carried.as_ref(), log)?;
-        for (name, _) in &config.exec {
+        for (at, (name, _)) in config.exec.iter().enumerate() {
+            // Two programs under one name would be one feed, and their log lines alike.
+            if config.exec[..at].iter().any(|(earlier, _)| earlier == name) {
+                return Err(Error::Flag(format!("--exec {name}=...: given twice")));
+            }
             program_feed(&feeds, name)?;
         }
         let feeds = share(feeds, &config, log)?;

@@ -119,6 +119,10 @@ fn an_exec_feed_that_cannot_be_is_one_line_and_exit_code_2() {
         &with(&["--max-feeds", "1", "--exec", "load=uptime"]),
         "no room for one more feed (--max-feeds 1)",
     );
+    assert_refused(
+        &with(&["--exec", "load=uptime", "--exec", "load=cat /proc/loadavg"]),
+        "--exec load=...: given twice",
+    );
 }
 
 #[test]
