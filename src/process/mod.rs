@@ -219,3 +219,13 @@ mod tests {
         assert!(child.wait().unwrap().success());
     }
 }
+
+/// How a program ended, for the log: `exit status 1`, `signal 9`. (Not std's text, which
+/// names signals from a table the binary need not carry.)
+pub fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => format!("signal {signal}"),
+        (None, None) => "ended".into(),
+    }
+}

@@ -29,10 +29,9 @@ pub fn version_of(program: &Path, patience: Duration) -> Result<String, String> 
         let _ = stdout.take(1024).read_to_string(&mut printed);
     }
     if !status.success() {
-        // The raw wait status: `ExitStatus`'s `Display` would add 1.7 KB (signal names).
-        let status = std::os::unix::process::ExitStatusExt::into_raw(status);
         return Err(format!(
-            "`--version` failed (wait status {status}), printing {printed:?}"
+            "`--version` failed ({}), printing {printed:?}",
+            super::describe(status)
         ));
     }
     Ok(printed)

@@ -109,7 +109,7 @@ impl Program {
             let started = Instant::now();
             let (failed, status) = match self.run(stop) {
                 Ok(None) => break,
-                Ok(Some(status)) => (!status.success(), describe(status)),
+                Ok(Some(status)) => (!status.success(), crate::process::describe(status)),
                 Err(error) => (true, format!("cannot run: {error}")),
             };
             let exited = Instant::now();
@@ -188,17 +188,6 @@ impl Program {
             self.log
                 .line(format_args!("exec {feed}: {which} unread: {error}"));
         }
-    }
-}
-
-/// How a program ended, for the log: `exit status 1`, `signal 9`. (Not std's text, which
-/// names signals from a table the binary need not carry.)
-fn describe(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit status {code}"),
-        (None, Some(signal)) => format!("signal {signal}"),
-        (None, None) => "ended".into(),
     }
 }
 
