@@ -135,8 +135,14 @@ fn a_second_signal_exits_at_once_and_takes_the_programs_with_it() {
         .parse()
         .expect("a pid");
     server.signal("TERM");
-    // Again within the second the program is given after SIGTERM.
-    std::thread::sleep(Duration::from_millis(200));
+    // Again within the second the program is given after SIGTERM, once the first was taken: two
+    // signals before the server sees the first are one.
+    assert!(wait_for(Duration::from_secs(5), || {
+        server
+            .stderr_tail()
+            .iter()
+            .any(|line| line.contains("stopping"))
+    }));
     server.signal("TERM");
     let status = server.wait_exit(Duration::from_secs(5)).expect("exited");
     assert_eq!(status.code(), Some(128 + 15));
