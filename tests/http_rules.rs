@@ -1171,6 +1171,23 @@ fn a_304_has_no_content_length_but_that_of_the_200() {
     assert_no_failures(failures);
 }
 
+/// `HEAD` of a stream at capacity is refused as its `GET` would be.
+#[test]
+fn head_of_a_stream_at_capacity_is_503_as_its_get() {
+    let server = TestServer::with(|c| {
+        c.interval = Duration::from_millis(50);
+        c.max_streams = Some(1);
+    });
+    let head = b"HEAD /connect HTTP/1.1\r\nHost: x\r\n\r\n";
+    let (reply, _) = parse_reply(&exchange(server.addr, head).bytes, true).unwrap();
+    assert_eq!(reply.status, 200, "with room");
+    let _stream = EventStream::open(server.addr);
+    let (reply, _) = parse_reply(&exchange(server.addr, head).bytes, true).unwrap();
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.header("Retry-After"), Some("5"));
+    healthy(server.addr).unwrap();
+}
+
 /// Every answer carries the security headers, the refusals made before routing included.
 #[test]
 fn refusals_carry_the_security_headers() {

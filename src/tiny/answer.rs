@@ -125,6 +125,11 @@ impl<H: Handler> Layer<H> {
         // A stream's head says `Connection: close`: whatever tiny_http reads after this request
         // is dropped.
         let (status, bytes) = match reply.body {
+            // As its `GET` would be, though it would take no slot.
+            Body::Events(_) if screened.head_only && stream::at_capacity(shared) => {
+                let busy = stream::refused(shared, self.handler.busy(), "at capacity (HEAD)");
+                refuse::refuse(raw, busy, screened, shared)
+            }
             Body::Events(_) if screened.head_only => {
                 // Ended before the head goes out (as a stream's connection is), so that a request
                 // read behind this one, on a body reader's thread, is dropped.

@@ -182,6 +182,12 @@ pub fn head_only(
     let _ = write_head(&mut writer, framing_for(screened), extra_headers);
 }
 
+/// Whether one more stream would be refused now (see [`LiveStream::admit`]).
+pub fn at_capacity(shared: &Shared) -> bool {
+    shared.metrics.streams_live.load(Ordering::SeqCst) >= shared.settings.max_streams
+        || shared.stream_descriptors.load(Ordering::SeqCst) >= shared.settings.stream_descriptors
+}
+
 /// The answer at capacity, counted.
 pub fn refused(shared: &Shared, busy: Reply, why: &str) -> Reply {
     shared
