@@ -183,6 +183,16 @@ impl Child {
     }
 }
 
+/// How a program ended, for the log: `exit status 1`, `signal 9`. (Not std's text, which
+/// names signals from a table the binary need not carry.)
+pub fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => format!("signal {signal}"),
+        (None, None) => "ended".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,15 +227,5 @@ mod tests {
         let out = all_of(child.stdout.take());
         assert_eq!(out.trim().parse::<u32>().ok(), Some(child.id()));
         assert!(child.wait().unwrap().success());
-    }
-}
-
-/// How a program ended, for the log: `exit status 1`, `signal 9`. (Not std's text, which
-/// names signals from a table the binary need not carry.)
-pub fn describe(status: ExitStatus) -> String {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit status {code}"),
-        (None, Some(signal)) => format!("signal {signal}"),
-        (None, None) => "ended".into(),
     }
 }
