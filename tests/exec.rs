@@ -158,21 +158,25 @@ fn a_second_signal_exits_at_once_and_takes_the_programs_with_it() {
 
 #[test]
 fn stderr_goes_to_the_log_with_the_feeds_name() {
-    let server = ServerProcess::start_logging(&["--exec", "noisy=echo oops >&2; echo out"]);
-    let logged = |wanted: &str| {
-        wait_for(Duration::from_secs(10), || {
-            server
-                .stderr_tail()
-                .iter()
-                .any(|line| line.contains(wanted))
-        })
-    };
-    assert!(logged("exec noisy: oops"), "{:?}", server.stderr_tail());
+    let server = ServerProcess::start_logging_all(&[
+        "--exec",
+        "noisy=sleep 0.09; seq 1 5000 | sed 's/^/oops /' >&2; echo out",
+    ]);
+    let exited = "exec noisy: exit status 0";
     assert!(
-        logged("exec noisy: exit status 0"),
-        "{:?}",
-        server.stderr_tail()
+        wait_for(Duration::from_secs(10), || server.stderr().contains(exited)),
+        "{}",
+        server.stderr()
     );
+    // Every line it wrote, before the line that says it exited.
+    let log = server.stderr();
+    let first_run = &log[..log.find(exited).unwrap()];
+    for n in [1, 5000] {
+        assert!(
+            first_run.contains(&format!("exec noisy: oops {n}\n")),
+            "{log}"
+        );
+    }
 }
 
 /// The messages published to `feed` so far, by the server's metrics.

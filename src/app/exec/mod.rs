@@ -139,9 +139,10 @@ impl Program {
         let feed = &self.feed;
         self.log
             .line(format_args!("exec {feed}: started, pid {}", child.id()));
+        let mut readers = Vec::with_capacity(2);
         if let Some(stdout) = child.stdout.take() {
             let (sink, feed) = (self.sink.clone(), feed.clone());
-            self.reader(
+            readers.extend(self.reader(
                 "stdout",
                 Box::new(stdout),
                 Box::new(move |line: String| {
@@ -150,11 +151,11 @@ impl Program {
                         sink(&feed, line);
                     }
                 }),
-            );
+            ));
         }
         if let Some(stderr) = child.stderr.take() {
             let (log, feed) = (self.log, feed.clone());
-            self.reader(
+            readers.extend(self.reader(
                 "stderr",
                 Box::new(stderr),
                 Box::new(move |line: String| {
@@ -162,9 +163,16 @@ impl Program {
                     // sequence's start, a carriage return) cannot forge or garble other lines.
                     log.line(format_args!("exec {feed}: {}", line.escape_debug()));
                 }),
-            );
+            ));
         }
-        child::wait(&mut child, stop)
+        let ended = child::wait(&mut child, stop);
+        // What it wrote before it ended comes before the line that says so, unless something
+        // it started holds its outputs open (given a second).
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while readers.iter().any(|reader| !reader.is_finished()) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
+        ended
     }
 
     /// Reads one of the program's outputs on a thread of its own, each line to `each`, until
@@ -176,18 +184,20 @@ impl Program {
         which: &'static str,
         input: Box<dyn Read + Send>,
         each: Box<dyn FnMut(String) + Send>,
-    ) {
+    ) -> Option<thread::JoinHandle<()>> {
         let (feed, log, max_chars) = (self.feed.clone(), self.log, self.max_chars);
         let spawned = thread::Builder::new().name(which.into()).spawn(move || {
             if let Err(error) = lines::for_each(input, max_chars, each) {
                 log.line(format_args!("exec {feed}: {which}: {error}"));
             }
         });
-        if let Err(error) = spawned {
-            let feed = &self.feed;
-            self.log
-                .line(format_args!("exec {feed}: {which} unread: {error}"));
-        }
+        spawned
+            .inspect_err(|error| {
+                let feed = &self.feed;
+                self.log
+                    .line(format_args!("exec {feed}: {which} unread: {error}"));
+            })
+            .ok()
     }
 }
 
