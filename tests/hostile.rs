@@ -389,6 +389,50 @@ fn resets_right_after_requests_are_log_lines_and_cost_no_thread() {
     }
 }
 
+/// Uploads cut short by a reset, each refused once its client has gone, are dropped: with the
+/// connection gone, discarding the rest of a body ends at once. Only a body beyond memory keeps
+/// its tiny_http thread for good; kept for these, 33 of them made the server re-execute, which
+/// ends every stream.
+#[test]
+fn uploads_cut_short_by_a_reset_are_dropped_not_kept_for_good() {
+    let server = ServerProcess::start_capturing_stderr(&[]);
+    let mut bystander = EventStream::open(server.addr);
+    bystander.next_event();
+    let threads = server.threads();
+    let uploads: Vec<TcpStream> = (0..40)
+        .map(|_| {
+            let mut socket = connect(server.addr);
+            socket
+                .write_all(
+                    b"POST /feeds/x HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n\
+                      Expect: 100-continue\r\nContent-Length: 50\r\n\r\n",
+                )
+                .unwrap();
+            socket
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    for socket in uploads {
+        socket2::SockRef::from(&socket)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+    }
+    assert!(
+        wait_for(Duration::from_secs(8), || server.threads() <= threads),
+        "{} threads, {threads} before: {}",
+        server.threads(),
+        server.stderr()
+    );
+    still_serving(server.addr);
+    // The server did not re-execute: the stream goes on.
+    bystander.next_event();
+    let stderr = server.stderr();
+    assert!(
+        !stderr.contains("parked for good") && !stderr.contains("re-executing"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn idle_connections_are_closed_after_the_idle_timeout() {
     common::raise_open_files();

@@ -139,13 +139,10 @@ fn close_now(closing: Closing, shared: &Shared) {
     };
     // Whatever is answered, the connection closes after it.
     screened.last = true;
-    // Without the socket, only a request with nothing to discard can go: tiny_http then reads
-    // on, and whatever it reads is dropped unanswered until the idle sweep closes the connection.
+    // Without the socket, the connection is gone: a live one names its peer, and is found. Its
+    // client reset it or closed it, so the discarding read ends at once there too.
     let unread = unread_body(&request, screened);
-    let discardable = socket
-        .as_ref()
-        .map_or(0, |_| shared.settings.drainable_body);
-    if unread > discardable {
+    if unread > shared.settings.drainable_body {
         // Answered on the socket itself, which is closed, and the request kept for good.
         if let Some(mut socket) = socket {
             let reply = reply.unwrap_or_else(|| Reply::text(400, ""));
