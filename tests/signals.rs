@@ -1,5 +1,5 @@
-//! Stopping the binary while writes are stuck: the first SIGTERM waits for what it can finish,
-//! a second one exits at once.
+//! Stopping the binary while writes are stuck: the first SIGTERM does not wait for them (a
+//! second one exits at once, see `exec.rs`).
 
 mod common;
 
@@ -70,46 +70,36 @@ fn wait_until_writes_block(server: SocketAddr, client: &TcpStream, what: &str) {
     );
 }
 
-/// The request loop is stuck writing answers to a client that reads nothing, and a stream is
-/// stuck too; the write timeout is a minute. The first SIGTERM cannot finish; the second exits
-/// at once with 128 + 15.
+/// Answers to a client that reads none of them are written on threads of their own: the
+/// others are answered meanwhile, and the first SIGTERM finishes, however long the write timeout.
+/// (Written on the request loop, as they were, they held up every other request and the stop.)
 #[test]
-fn a_second_sigterm_exits_at_once_while_the_first_waits() {
+fn a_client_reading_no_answers_holds_up_neither_others_nor_the_stop() {
     let mut server =
         ServerProcess::start_capturing_stderr(&["--interval", "1ms", "--write-timeout", "60s"]);
     let stream = stalled_client(server.addr, b"GET /connect HTTP/1.1\r\nHost: x\r\n\r\n");
-    // The stream first: once the request loop is stuck, it would answer no stream request.
     wait_until_writes_block(server.addr, &stream, "the stream");
     // Eight answers of htmx (52 KB each) are more than the buffers hold.
     let pipelined = "GET /assets/htmx.min.js HTTP/1.1\r\nHost: x\r\n\r\n".repeat(8);
     let answers = stalled_client(server.addr, pipelined.as_bytes());
     wait_until_writes_block(server.addr, &answers, "the pipelined requests");
 
-    server.signal("TERM");
+    let asked = Instant::now();
+    let health = common::request(server.addr, "GET", "/healthz", "");
+    assert_eq!(health.status, 200);
     assert!(
-        wait_for(Duration::from_secs(2), || server
-            .stderr()
-            .contains("stopping")),
-        "the first signal is logged: {:?}",
-        server.stderr()
-    );
-    assert!(
-        server.wait_exit(Duration::from_secs(1)).is_none(),
-        "the first signal alone cannot finish: the request loop is stuck in a write"
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
     );
 
-    let second = Instant::now();
+    let signalled = Instant::now();
     server.signal("TERM");
     let status = server
-        .wait_exit(Duration::from_secs(2))
-        .expect("the second signal exits at once");
-    assert_eq!(status.code(), Some(128 + 15), "{status:?}");
-    assert!(second.elapsed() < Duration::from_secs(2));
-    assert!(
-        server.stderr().contains("exiting now"),
-        "{:?}",
-        server.stderr()
-    );
+        .wait_exit(Duration::from_secs(3))
+        .expect("the first signal finishes");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(signalled.elapsed() < Duration::from_secs(3));
     drop((stream, answers));
 }
 

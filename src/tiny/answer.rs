@@ -18,6 +18,7 @@ use super::respond;
 use super::screen::{self, Head, HttpRefusal, RequestFraming, Screened};
 use super::shared::Shared;
 use super::stream;
+use super::writers::Writers;
 use crate::log::{Log, PanicsToLog};
 
 /// What answering a request needs: the layer's state, the application, and the body readers.
@@ -25,6 +26,7 @@ pub struct Layer<H> {
     pub shared: Arc<Shared>,
     pub handler: Arc<H>,
     pub bodies: Readers,
+    pub writers: Writers,
 }
 
 /// A request on its way through the layer: tiny_http's, the owned copy, and what the layer and
@@ -89,12 +91,12 @@ impl<H: Handler> Layer<H> {
             RequestFraming::Length(length) if length > limit as u64 => {
                 self.refused(incoming, body::TOO_LARGE);
             }
-            RequestFraming::None | RequestFraming::Length(0) => self.answer(incoming),
+            RequestFraming::None | RequestFraming::Length(0) => self.answer(incoming, true),
             // In memory already: this read does not wait.
             RequestFraming::Length(_) if refuse::unread_body(&incoming.raw, screened) == 0 => {
                 let body = &mut incoming.request.body;
                 let _ = incoming.raw.as_reader().read_to_end(body);
-                self.answer(incoming);
+                self.answer(incoming, true);
             }
             framing => {
                 let layer = self.clone();
@@ -108,8 +110,9 @@ impl<H: Handler> Layer<H> {
         }
     }
 
-    /// Asks the handler and writes its reply; the body is in the request.
-    fn answer(self: &Arc<Self>, incoming: Incoming<H::Route>) {
+    /// Asks the handler and writes its reply; the body is in the request. `on_loop`: on the
+    /// request loop, which must not wait for the client (a body's reader may).
+    fn answer(self: &Arc<Self>, incoming: Incoming<H::Route>, on_loop: bool) {
         let (raw, screened, received) = (incoming.raw, incoming.screened, incoming.received);
         let (request, route) = (&incoming.request, &incoming.route);
         let shared = &self.shared;
@@ -153,6 +156,11 @@ impl<H: Handler> Layer<H> {
                         refuse::refuse(raw, busy, screened, shared)
                     }
                 }
+            }
+            Body::Bytes(_) if on_loop => {
+                let wire = respond::wire(&reply, screened);
+                self.writers.write((raw.into_writer(), wire));
+                (reply.status, respond::body_bytes(&reply, screened))
             }
             Body::Bytes(_) => respond::write(&mut raw.into_writer(), &reply, screened),
         };
@@ -201,7 +209,7 @@ impl<H: Handler> Layer<H> {
             match read {
                 Ok(bytes) => {
                     incoming.request.body = bytes;
-                    self.answer(incoming);
+                    self.answer(incoming, false);
                 }
                 Err(refusal) => self.refused(incoming, refusal),
             }

@@ -66,6 +66,7 @@ mod sweep;
 #[cfg(test)]
 mod tests;
 mod threads;
+mod writers;
 
 pub use body::MAX_BODY;
 pub use capacity::{Capacity, HostLimits};

@@ -17,9 +17,15 @@ use super::screen::Screened;
 /// Writes `reply` to `writer` and flushes it. (A `dyn` writer: one copy of this code serves
 /// tiny_http's writer and a socket, in a binary kept under 1 MiB.)
 pub fn write(writer: &mut dyn Write, reply: &Reply, screened: Screened) -> (u16, usize) {
-    let wire = encode(reply, screened, SystemTime::now());
-    let _ = writer.write_all(&wire).and_then(|()| writer.flush());
+    let _ = writer
+        .write_all(&wire(reply, screened))
+        .and_then(|()| writer.flush());
     (reply.status, body_bytes(reply, screened))
+}
+
+/// Every byte of the response, made now.
+pub fn wire(reply: &Reply, screened: Screened) -> Vec<u8> {
+    encode(reply, screened, SystemTime::now())
 }
 
 /// The body bytes `reply` puts on the wire.

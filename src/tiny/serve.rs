@@ -22,6 +22,7 @@ use super::refuse::Closer;
 use super::shared::{Settings, Shared};
 use super::socket::{self, Sockets};
 use super::sweep;
+use super::writers::Writers;
 use crate::error::Error;
 use crate::log::Log;
 use crate::metrics::Metrics;
@@ -191,6 +192,7 @@ impl HttpServer {
             shared: shared.clone(),
             handler,
             bodies: Readers::default(),
+            writers: Writers::default(),
         });
         // A panic in a handler, a stream or one of tiny_http's threads is one of the server's
         // lines, not Rust's message.
