@@ -222,17 +222,20 @@ impl Server {
     pub fn run(mut self) -> Result<(), Error> {
         let log = self.log;
         let mut programs = Some(self.start_programs()?);
+        let stop = |programs: Option<Programs>| {
+            if let Some(running) = programs {
+                running.stop();
+            }
+            self.app.feeds.stop_following();
+            self.app.feeds.sync();
+            Log::flush(FLUSH_AT_STOP);
+        };
         loop {
             let ran = self.http.run(self.app.clone());
             let handoff = match ran {
-                Ok(Ran::Reexec(handoff)) => handoff,
+                Ok(Ran::Reexec(handoff)) if !handoff.stop_asked() => handoff,
                 stopped => {
-                    if let Some(running) = programs.take() {
-                        running.stop();
-                    }
-                    self.app.feeds.stop_following();
-                    self.app.feeds.sync();
-                    Log::flush(FLUSH_AT_STOP);
+                    stop(programs.take());
                     return stopped.map(|_| ());
                 }
             };
@@ -246,6 +249,11 @@ impl Server {
                 // The new image starts the programs again; these would run on unwatched.
                 if let Some(running) = programs.take() {
                     running.stop();
+                }
+                // Stopping the programs takes up to a second, in which a stop may be asked for.
+                if handoff.stop_asked() {
+                    stop(None);
+                    return Ok(());
                 }
                 let carried = self.app.feeds.carry();
                 // The lines written so far go out before this image ends.

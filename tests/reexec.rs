@@ -296,6 +296,45 @@ fn a_new_file_that_does_not_start_is_not_run_and_the_old_image_serves_on() {
     );
 }
 
+/// A stop asked for while an upgrade is under way (here while a program that ignores SIGTERM is
+/// given its second) ends the process: the new image is not run.
+#[test]
+fn a_stop_during_an_upgrade_ends_the_process() {
+    let dir = Dir::new("sighup-then-stop");
+    let binary = dir.0.join("sse-htmx");
+    {
+        let _alone = one_at_a_time();
+        std::fs::copy(THIS_BUILD, &binary).unwrap();
+    }
+    let stubborn = "stubborn=trap '' TERM; echo up; while :; do sleep 0.1; done";
+    let mut server =
+        ServerProcess::launch_logging(binary.as_os_str(), &[], &["--exec", stubborn]).unwrap();
+    assert!(wait_for(Duration::from_secs(5), || server
+        .stderr()
+        .contains("exec stubborn: started")));
+    hang_up(&server);
+    assert!(
+        wait_for(Duration::from_secs(10), || server
+            .stderr()
+            .contains("signal 1: running")),
+        "{}",
+        server.stderr()
+    );
+    // While the program has its second.
+    thread::sleep(Duration::from_millis(300));
+    server.signal("TERM");
+    let status = server
+        .wait_exit(Duration::from_secs(5))
+        .expect("the stop ends the process");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        server.stderr().matches("sse-htmx: capacity").count(),
+        1,
+        "no new image started: {}",
+        server.stderr()
+    );
+}
+
 #[test]
 fn hangups_in_quick_succession_never_end_the_process() {
     let dir = Dir::new("sighup-many");

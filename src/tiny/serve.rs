@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::accept::{Acceptor, Tiny};
@@ -51,8 +51,15 @@ pub struct HttpStopper {
 }
 
 impl HttpStopper {
-    /// Asks the server to stop: the request loop returns and every stream ends its body.
+    /// Asks the server to stop: the request loop returns and every stream ends its body. A stop
+    /// asked for while a re-exec is under way wins: the process ends, its image is not replaced
+    /// (see [`Handoff::stop_asked`]).
     pub fn stop(&self) {
+        *self
+            .shared
+            .reexec
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
         self.shared.stop.trigger();
         self.shared.acceptor.unblock();
     }
@@ -85,6 +92,15 @@ pub struct Handoff {
 }
 
 impl Handoff {
+    /// Whether a stop was asked for since the server stopped to re-exec: then the process ends.
+    pub fn stop_asked(&self) -> bool {
+        self.shared
+            .reexec
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+    }
+
     /// Replaces the process image with `program`, run with `args` (the program's name first),
     /// handing it the listener and `state`, and `note` for the application. Returns only if
     /// that failed, with why: [`Handoff::serve_again`] then.
@@ -263,10 +279,7 @@ impl HttpServer {
             .sockets
             .shut_down_where(|peer| !shared.connections.is_stream(peer));
         wait_for_none(&shared.metrics.streams_live, DRAIN_TIME);
-        let reexec = *shared
-            .reexec
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let reexec = *shared.reexec.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(match reexec {
             Some(reason) => Ran::Reexec(Handoff {
                 shared: self.shared.clone(),
