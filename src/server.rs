@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -53,6 +53,19 @@ pub struct Stopper {
 struct Control {
     http: Mutex<tiny::HttpStopper>,
     program: Option<Program>,
+    /// `--token-file`, which a new image reads again as it starts.
+    token_file: Option<PathBuf>,
+}
+
+impl Control {
+    /// Why a new image, given the same arguments, would not start (so a re-exec would end the
+    /// server), as far as this image can tell: what it reads at its start that may have
+    /// changed since. The journal is opened again, or created; a program file is tried first.
+    fn new_image_would_fail(&self) -> Option<String> {
+        let path = self.token_file.as_ref()?;
+        let error = Token::read(path).err()?;
+        Some(format!("the token file {}: {error}", path.display()))
+    }
 }
 
 /// How the binary was started: the program file to run again, which lets the server replace
@@ -179,6 +192,7 @@ impl Server {
         let control = Arc::new(Control {
             http: Mutex::new(http.stopper()),
             program,
+            token_file: config.token_file.clone(),
         });
         Ok(Server {
             http,
@@ -255,12 +269,19 @@ impl Server {
                     stop(None);
                     return Ok(());
                 }
-                let carried = self.app.feeds.carry();
-                // The lines written so far go out before this image ends.
-                Log::flush(FLUSH_AT_STOP);
-                let error = handoff.exec(path, &program.args, &carried.records, &carried.note);
+                let why = match self.control.new_image_would_fail() {
+                    Some(why) => why,
+                    None => {
+                        let carried = self.app.feeds.carry();
+                        // The lines written so far go out before this image ends.
+                        Log::flush(FLUSH_AT_STOP);
+                        let error =
+                            handoff.exec(path, &program.args, &carried.records, &carried.note);
+                        error.to_string()
+                    }
+                };
                 log.line(format_args!(
-                    "cannot replace the process image with {}: {error}; serving on",
+                    "cannot replace the process image with {}: {why}; serving on",
                     path.display()
                 ));
             }
@@ -431,6 +452,9 @@ impl Stopper {
         let version = program
             .check()
             .map_err(|error| format!("{}: {error}", program.path.display()))?;
+        if let Some(why) = self.control.new_image_would_fail() {
+            return Err(why);
+        }
         if !lock(&self.control.http).upgrade() {
             return Err("the server is stopping already".into());
         }

@@ -218,3 +218,48 @@ fn many_stream_clients_leaving_at_once_are_not_taken_for_a_storm() {
         "the other stream was never ended: {bystander:?}"
     );
 }
+
+/// A re-exec that the new image would not survive is not made: the token file it reads at its
+/// start is gone. A heal serves on; an upgrade (`SIGHUP`) is refused, its streams untouched.
+/// The server used to exit at the new image's start (code 2), so that 33 held connections from
+/// any client ended it.
+#[test]
+fn no_re_exec_when_the_new_image_could_not_read_the_token_file() {
+    let token = format!(
+        "{}/heal-token-{}",
+        env!("CARGO_TARGET_TMPDIR"),
+        std::process::id()
+    );
+    std::fs::write(&token, "secret\n").unwrap();
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let mut server = ServerProcess::start_logging_all(&["--token-file", &token]);
+    std::fs::remove_file(&token).unwrap();
+    let mut stream = EventStream::open(server.addr);
+    stream.next_event();
+
+    server.signal("HUP");
+    let refused = "not upgrading: the token file";
+    assert!(
+        wait_for(Duration::from_secs(10), || server
+            .stderr()
+            .contains(refused)),
+        "{}",
+        server.stderr()
+    );
+    stream.next_event();
+
+    // Held for good once their clients have gone.
+    for _ in 0..40 {
+        connect(server.addr).write_all(SHAPES[0]).unwrap();
+    }
+    let serving_on = "cannot replace the process image with /proc/self/exe: the token file";
+    assert!(
+        wait_for(Duration::from_secs(10), || server
+            .stderr()
+            .contains(serving_on)),
+        "{}",
+        server.stderr()
+    );
+    assert!(server.is_alive(), "{}", server.exit_description());
+    assert!(wait_for(Duration::from_secs(5), || healthy(server.addr)));
+}
