@@ -751,3 +751,32 @@ fn a_new_connection_from_the_address_of_a_stream_that_left_unnoticed_is_answered
         server.stderr()
     );
 }
+
+/// Streams of a quiet feed whose clients left, which would learn it two keep-alives (30 s) later,
+/// do not keep a new stream out for that long: a refusal at capacity has them probed, and the
+/// retry that the refusal asks for (`Retry-After: 5`) finds their slots.
+#[test]
+fn streams_whose_clients_left_free_their_slots_after_a_refusal_at_capacity() {
+    let server = server(|c| c.max_streams = Some(2));
+    publish(server.addr, "quiet", "one");
+    for _ in 0..2 {
+        let mut stream = Stream::open(server.addr, "quiet", "");
+        stream.0.next_event();
+    }
+    let status = || {
+        let mut socket = connect(server.addr);
+        write!(
+            socket,
+            "GET /feeds/quiet/stream HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        .unwrap();
+        read_head(&mut BufReader::new(socket)).status
+    };
+    assert!(wait_for(Duration::from_secs(2), || status() == 503));
+    let refused = std::time::Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(8), || status() == 200),
+        "a slot came back"
+    );
+    assert!(refused.elapsed() < Duration::from_secs(8));
+}

@@ -141,6 +141,14 @@ impl Connections {
         }
     }
 
+    /// The outlets of the streams that share theirs (the feeds').
+    pub fn shared_outlets(&self) -> Vec<Arc<Outlet>> {
+        lock(&self.closed)
+            .values()
+            .filter_map(|ended| ended.stream.as_ref()?.upgrade())
+            .collect()
+    }
+
     pub fn is_stream(&self, peer: SocketAddr) -> bool {
         lock(&self.streams).contains_key(&peer)
     }

@@ -317,6 +317,14 @@ impl Outlet {
             .is_some_and(|socket| socket.peer_addr().is_err())
     }
 
+    /// Writes a keep-alive comment now, unless it wrote in the last second: a client that has
+    /// gone answers it with a reset, after which [`Outlet::connection_gone`] says so.
+    pub(super) fn probe(&self) {
+        if self.keepalive_due(Duration::from_secs(1)) <= Instant::now() {
+            self.offer_comment(KEEPALIVE);
+        }
+    }
+
     /// Ends the stream now, for the reason `why`: later offers are refused, and its thread,
     /// woken, finishes.
     pub(super) fn end(&self, why: &str) {

@@ -31,6 +31,7 @@ use super::accept::Watchdog;
 use super::handoff::Reason;
 use super::heal::{self, Series, Verdict};
 use super::held::{HeldWatch, Suspect};
+use super::outlet::Outlet;
 use super::pool::{self, PoolWatch};
 use super::shared::Shared;
 use super::socket::Listing;
@@ -60,6 +61,7 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
         let mut waiting_to_heal = false;
         let mut pause = QUICKEST.min(slowest);
         let mut dozing = None;
+        let mut gone_streams = GoneStreams::default();
         while !rest(&shared, pause, dozing) {
             let listed = Instant::now();
             let listing = shared
@@ -91,6 +93,7 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
                 .held_for_good
                 .store(held_now, Ordering::Relaxed);
             heal_if_over_budget(&shared, held_now, &mut waiting_to_heal);
+            gone_streams.look(&shared, listed);
             pause = (look * COST_SHARE).clamp(QUICKEST.min(slowest), slowest);
             // With no connection at all there is nothing to close or nudge until one comes:
             // an idle server looks every two seconds, not ten times a second, unless a request
@@ -150,6 +153,49 @@ fn suspects(shared: &Shared, listing: &Listing, pool: &PoolWatch) -> Vec<Suspect
         .map(Suspect::Connection)
         .chain(held_twice.map(|i| Suspect::Socket(dead[i])))
         .collect()
+}
+
+/// How often, at most, the feed streams are probed for clients that have gone.
+const PROBE_AGAIN: Duration = Duration::from_secs(2);
+
+/// Feed streams whose clients left unnoticed, found when a stream is refused at capacity. Such a
+/// stream learns that its client has gone at its next write but one, up to two keep-alives later
+/// on a quiet feed, and holds its slot until then: a page reloaded a few times under a small
+/// `--max-streams` was told the server is busy for 30 s. So after a refusal, each feed stream is
+/// written a keep-alive comment (a gone client answers with a reset), and those answered so are
+/// ended at the next look; the refused client's retry then finds their slots.
+#[derive(Default)]
+struct GoneStreams {
+    refused: u64,
+    probed_at: Option<Instant>,
+    probed: Vec<std::sync::Weak<Outlet>>,
+}
+
+impl GoneStreams {
+    fn look(&mut self, shared: &Shared, now: Instant) {
+        for outlet in self.probed.drain(..).filter_map(|probed| probed.upgrade()) {
+            if outlet.connection_gone() {
+                outlet.end("found gone at capacity");
+            }
+        }
+        let refused = shared.metrics.streams_rejected.load(Ordering::Relaxed);
+        let recently = self
+            .probed_at
+            .is_some_and(|at| now.duration_since(at) < PROBE_AGAIN);
+        if refused == self.refused || recently {
+            return;
+        }
+        self.refused = refused;
+        self.probed_at = Some(now);
+        for outlet in shared.connections.shared_outlets() {
+            if outlet.connection_gone() {
+                outlet.end("found gone at capacity");
+            } else {
+                outlet.probe();
+                self.probed.push(Arc::downgrade(&outlet));
+            }
+        }
+    }
 }
 
 /// Re-execs when `held` is over the budget and the last re-exec is not too recent; says so
