@@ -238,28 +238,26 @@ fn no_re_exec_when_the_new_image_could_not_read_the_token_file() {
     stream.next_event();
 
     server.signal("HUP");
-    let refused = "not upgrading: the token file";
-    assert!(
-        wait_for(Duration::from_secs(10), || server
-            .stderr()
-            .contains(refused)),
-        "{}",
-        server.stderr()
-    );
+    assert!(logs(&server, "not upgrading: the token file"));
     stream.next_event();
 
     // Held for good once their clients have gone.
     for _ in 0..40 {
         connect(server.addr).write_all(SHAPES[0]).unwrap();
     }
-    let serving_on = "cannot replace the process image with /proc/self/exe: the token file";
-    assert!(
-        wait_for(Duration::from_secs(10), || server
-            .stderr()
-            .contains(serving_on)),
-        "{}",
-        server.stderr()
-    );
+    assert!(logs(
+        &server,
+        "cannot replace the process image with /proc/self/exe: the token file"
+    ));
     assert!(server.is_alive(), "{}", server.exit_description());
     assert!(wait_for(Duration::from_secs(5), || healthy(server.addr)));
+}
+
+/// Whether `server` logs a line with `text` within 10 s; says what it logged if not.
+fn logs(server: &ServerProcess, text: &str) -> bool {
+    let logged = wait_for(Duration::from_secs(10), || server.stderr().contains(text));
+    if !logged {
+        eprintln!("no {text:?} in:\n{}", server.stderr());
+    }
+    logged
 }
