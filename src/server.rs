@@ -264,17 +264,19 @@ impl Server {
                 if let Some(running) = programs.take() {
                     running.stop();
                 }
-                // Stopping the programs takes up to a second, in which a stop may be asked for.
-                if handoff.stop_asked() {
-                    stop(None);
-                    return Ok(());
-                }
                 let why = match self.control.new_image_would_fail() {
                     Some(why) => why,
                     None => {
                         let carried = self.app.feeds.carry();
                         // The lines written so far go out before this image ends.
                         Log::flush(FLUSH_AT_STOP);
+                        // Stopping the programs takes up to a second, in which a stop may have
+                        // been asked for; one that comes from now on waits for the new image
+                        // (the exec holds the signals).
+                        if handoff.stop_asked() {
+                            stop(None);
+                            return Ok(());
+                        }
                         let error =
                             handoff.exec(path, &program.args, &carried.records, &carried.note);
                         error.to_string()

@@ -56,9 +56,9 @@ pub(super) fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
 /// environment and `inherited` open across the exec. Returns only on failure, with every
 /// descriptor close-on-exec again.
 ///
-/// `SIGHUP` stays blocked across it: one that comes before the new image handles it would end the
-/// process (the default action); blocked, it waits until the new image calls
-/// [`accept_hangups`].
+/// `SIGHUP`, `SIGTERM` and `SIGINT` stay blocked across it: one that comes before the new image
+/// handles it would end the process (the default action), or be lost; blocked, it waits until
+/// the new image calls [`accept_hangups`], and is handled then.
 pub fn replace_image(
     program: &Path,
     args: &[OsString],
@@ -92,13 +92,14 @@ pub fn replace_image(
     error
 }
 
-/// Takes the `SIGHUP`s that came during the exec, if this image was started by one: to be
-/// called once the signal is handled.
+/// Takes the `SIGHUP`s, `SIGTERM`s and `SIGINT`s that came during the exec, if this image was
+/// started by one: to be called once the signals are handled.
 pub fn accept_hangups() {
     hangup_mask(libc::SIG_UNBLOCK);
 }
 
-/// Blocks or unblocks `SIGHUP` for the calling thread (`how`); returns whether that was done.
+/// Blocks or unblocks `SIGHUP`, `SIGTERM` and `SIGINT` for the calling thread (`how`); returns
+/// whether that was done.
 #[allow(unsafe_code)]
 fn hangup_mask(how: libc::c_int) -> bool {
     // SAFETY: `set` is a local `sigset_t`, initialised by sigemptyset before sigaddset and
@@ -106,7 +107,9 @@ fn hangup_mask(how: libc::c_int) -> bool {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGHUP);
+        for signal in [libc::SIGHUP, libc::SIGTERM, libc::SIGINT] {
+            libc::sigaddset(&mut set, signal);
+        }
         libc::pthread_sigmask(how, &set, std::ptr::null_mut()) == 0
     }
 }
