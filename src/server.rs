@@ -389,8 +389,7 @@ fn share(feeds: Feeds, config: &Config, log: Log) -> Result<Arc<Feeds>, Error> {
 fn program_feed(feeds: &Feeds, name: &str) -> Result<(), Error> {
     if !feeds::valid_name(name) {
         return Err(Error::Flag(format!(
-            "--exec {name}=...: {}",
-            feeds::NAME_RULE
+            "--exec {name}=...: a feed's name is a-z, 0-9 and -, not first, up to 64"
         )));
     }
     if !feeds.create(name) {

@@ -7,7 +7,6 @@
 use maud::{DOCTYPE, Markup, html};
 
 use super::assets;
-use super::chat::feeds::NAME_RULE;
 use super::utc_time::UtcTime;
 
 mod feeds;
@@ -217,9 +216,6 @@ pub fn not_found_page(path: &str) -> Markup {
         "",
         html! {
             p { "Nothing is served at " code { (path) } "." }
-            @if path.starts_with("/feeds/") || path.starts_with("/htmx4/feeds/") {
-                p { "No feed can be there: " (NAME_RULE) ". " a href="/feeds" { "The feeds" } }
-            }
             p { a href="/" { "Back to the live box" } }
         },
     )
@@ -433,17 +429,5 @@ mod tests {
         let html = not_found_page("/<script>").into_string();
         assert!(html.contains("/&lt;script&gt;"));
         assert!(!html.contains("<script>"));
-    }
-
-    #[test]
-    fn not_found_under_feeds_says_what_a_feed_name_is() {
-        for path in ["/feeds/Temp", "/htmx4/feeds/a_b", "/feeds/-x/stream"] {
-            let html = not_found_page(path).into_string();
-            assert!(
-                html.contains(NAME_RULE) && html.contains(r#"href="/feeds""#),
-                "{html}"
-            );
-        }
-        assert!(!not_found_page("/nope").into_string().contains(NAME_RULE));
     }
 }

@@ -21,9 +21,6 @@ use crate::log::Log;
 /// The chatroom's feed: `/chat`, `/chat/messages` and `/chat/stream` are its routes.
 pub const CHAT: &str = "chat";
 
-/// [`valid_name`] in words, for those who gave another.
-pub const NAME_RULE: &str = "a feed's name is a-z, 0-9 and -, not first, up to 64";
-
 /// `[a-z0-9][a-z0-9-]{0,63}`: safe in a path, an id, a file and a metrics label as it is.
 pub fn valid_name(name: &str) -> bool {
     let mut bytes = name.bytes();
