@@ -277,6 +277,35 @@ fn a_client_that_stops_reading_loses_its_stream_not_a_thread() {
     drop(socket);
 }
 
+/// A client that pipelines thousands of requests and reads no answer holds one writer thread,
+/// and a few answers, before its connection is closed; others are answered meanwhile.
+#[test]
+fn a_client_pipelining_without_reading_holds_one_writer_and_is_closed() {
+    let server = ServerProcess::start_capturing_stderr(&[]);
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut socket: TcpStream = socket.into();
+    socket
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let asset = "GET /assets/htmx.min.js HTTP/1.1\r\nHost: x\r\n\r\n";
+    // The server may close the connection before it has read them all.
+    let _ = socket.write_all(asset.repeat(3000).as_bytes());
+    assert!(
+        wait_for(Duration::from_secs(10), || server
+            .stderr()
+            .contains("answers unread; closing the connection")),
+        "{}",
+        server.stderr()
+    );
+    assert!(common::threads_named(server.pid(), "sse-write") <= 2);
+    let asked = Instant::now();
+    still_serving(server.addr);
+    assert!(asked.elapsed() < Duration::from_secs(2));
+    drop(socket);
+}
+
 #[test]
 fn a_panic_in_a_stream_ends_that_stream_only() {
     let server = TestServer::with(|c| {

@@ -18,7 +18,7 @@ use super::respond;
 use super::screen::{self, Head, HttpRefusal, RequestFraming, Screened};
 use super::shared::Shared;
 use super::stream;
-use super::writers::Writers;
+use super::writers::{MAX_BEHIND, Writers};
 use crate::log::{Log, PanicsToLog};
 
 /// What answering a request needs: the layer's state, the application, and the body readers.
@@ -157,11 +157,23 @@ impl<H: Handler> Layer<H> {
                     }
                 }
             }
-            Body::Bytes(_) if on_loop => {
-                let wire = respond::wire(&reply, screened);
-                self.writers.write((raw.into_writer(), wire));
-                (reply.status, respond::body_bytes(&reply, screened))
-            }
+            Body::Bytes(_) if on_loop => match request.peer {
+                // Its client reads none of its answers: its connection is ended, as a refused
+                // one is, and this answer goes unwritten.
+                Some(peer) if self.writers.backed_up(peer) => {
+                    shared.log.line(format_args!(
+                        "{peer}: {MAX_BEHIND} answers unread; closing the connection"
+                    ));
+                    drop(raw.into_writer());
+                    refuse::close(peer, shared);
+                    (reply.status, 0)
+                }
+                peer => {
+                    let wire = respond::wire(&reply, screened);
+                    self.writers.write(peer, (raw.into_writer(), wire));
+                    (reply.status, respond::body_bytes(&reply, screened))
+                }
+            },
             Body::Bytes(_) => respond::write(&mut raw.into_writer(), &reply, screened),
         };
         self.answered(request, label, status, bytes, received);

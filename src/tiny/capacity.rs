@@ -79,9 +79,8 @@ impl fmt::Display for Capacity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} stream{} (limited by {}); {} if every one is a feed's, which holds two descriptors",
+            "{} stream(s) (limited by {}); {} if every one is a feed's, which holds two descriptors",
             self.streams,
-            if self.streams == 1 { "" } else { "s" },
             self.limited_by,
             self.feed_streams()
         )

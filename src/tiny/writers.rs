@@ -4,12 +4,15 @@
 //!
 //! A thread per answer would cost a thread's start and end each time, about as much as the rest
 //! of a request; these threads stay, so that an answer costs the loop one hand-over. An answer
-//! goes to a thread that waits for one, or to a new thread if none waits (a client that reads
-//! nothing holds one for the write timeout); a thread that waits for five seconds in vain ends.
-//! tiny_http keeps a connection's answers in order, whichever thread writes them.
+//! goes to a thread that waits for one, or to a new thread if none waits; a thread that waits
+//! for five seconds in vain ends. A connection's answers are written one after the other by one
+//! thread (tiny_http would make each wait for the one before anyway): a client that pipelines
+//! requests and reads nothing holds one thread, for the write timeout, and at most
+//! [`MAX_BEHIND`] answers, past which the layer closes its connection.
 
 use std::collections::VecDeque;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,6 +22,9 @@ const STACK_SIZE: usize = 64 * 1024;
 
 /// How long a thread waits for an answer to write before it ends.
 const IDLE: Duration = Duration::from_secs(5);
+
+/// The answers that may wait behind the one being written to a connection.
+pub const MAX_BEHIND: usize = 16;
 
 /// An answer: tiny_http's writer for the request, and every byte of the response.
 type Answer = (Box<dyn Write + Send>, Vec<u8>);
@@ -30,15 +36,27 @@ pub struct Writers(Arc<(Mutex<Waiting>, Condvar)>);
 /// Every waiting thread is either free or promised one of `answers`.
 #[derive(Default)]
 struct Waiting {
-    answers: VecDeque<Answer>,
+    answers: VecDeque<(Option<SocketAddr>, Answer)>,
     free: usize,
+    /// The connections an answer is being written to.
+    writing: Vec<SocketAddr>,
+    /// The answers waiting behind those, in order, each with its connection.
+    behind: Vec<(SocketAddr, Answer)>,
 }
 
 impl Writers {
-    /// Has `answer` written by a waiting thread, or a new one; by this thread if none can be had.
-    pub fn write(&self, answer: Answer) {
+    /// Has `answer` to the connection from `peer` written after those before it, by a waiting
+    /// thread or a new one.
+    pub fn write(&self, peer: Option<SocketAddr>, answer: Answer) {
         let mut waiting = self.lock();
-        waiting.answers.push_back(answer);
+        if let Some(peer) = peer {
+            if waiting.writing.contains(&peer) {
+                waiting.behind.push((peer, answer));
+                return;
+            }
+            waiting.writing.push(peer);
+        }
+        waiting.answers.push_back((peer, answer));
         if waiting.free > 0 {
             waiting.free -= 1;
             drop(waiting);
@@ -48,17 +66,19 @@ impl Writers {
         // Promised to a new thread.
         drop(waiting);
         let writers = self.clone();
-        let spawned = thread::Builder::new()
+        // If no thread can be had, the answer waits for the next thread that is (one is started
+        // for each answer while none waits).
+        let _ = thread::Builder::new()
             .name("sse-write".into())
             .stack_size(STACK_SIZE)
             .spawn(move || writers.serve());
-        if spawned.is_err() {
-            // Any one of them: every answer queued is promised to a thread that waits.
-            let answer = self.lock().answers.pop_back();
-            if let Some(answer) = answer {
-                send(answer);
-            }
-        }
+    }
+
+    /// Whether [`MAX_BEHIND`] answers wait behind the one being written to `peer`: its client
+    /// reads none of them.
+    pub fn backed_up(&self, peer: SocketAddr) -> bool {
+        let waiting = self.lock();
+        waiting.behind.iter().filter(|(of, _)| *of == peer).count() >= MAX_BEHIND
     }
 
     /// Writes the answer it was promised, then those that come, until none has come for
@@ -85,9 +105,25 @@ impl Writers {
                     .0;
             };
             drop(waiting);
-            send(answer);
+            self.write_out(answer);
             waiting = self.lock();
             waiting.free += 1;
+        }
+    }
+
+    /// Writes `answer`, then every answer that came behind it for the same connection.
+    fn write_out(&self, (peer, answer): (Option<SocketAddr>, Answer)) {
+        send(answer);
+        let Some(peer) = peer else { return };
+        loop {
+            let mut waiting = self.lock();
+            let Some(at) = waiting.behind.iter().position(|(of, _)| *of == peer) else {
+                waiting.writing.retain(|of| *of != peer);
+                return;
+            };
+            let (_, next) = waiting.behind.remove(at);
+            drop(waiting);
+            send(next);
         }
     }
 
@@ -157,10 +193,10 @@ mod tests {
         let writers = Writers::default();
         let (stuck, free) = (Recorder::default(), Recorder::default());
         stuck.hold(true);
-        writers.write((Box::new(stuck.clone()), b"one".to_vec()));
+        writers.write(None, (Box::new(stuck.clone()), b"one".to_vec()));
         for _ in 0..3 {
             free.0.0.lock().unwrap().bytes.clear();
-            writers.write((Box::new(free.clone()), b"two".to_vec()));
+            writers.write(None, (Box::new(free.clone()), b"two".to_vec()));
             assert!(free.wait_for(b"two"));
         }
         stuck.hold(false);
@@ -168,10 +204,32 @@ mod tests {
     }
 
     #[test]
+    fn answers_to_one_connection_wait_behind_one_thread() {
+        let writers = Writers::default();
+        let peer = SocketAddr::from(([127, 0, 0, 1], 9));
+        let stuck = Recorder::default();
+        stuck.hold(true);
+        for _ in 0..MAX_BEHIND {
+            writers.write(Some(peer), (Box::new(stuck.clone()), b"x".to_vec()));
+        }
+        assert!(!writers.backed_up(peer));
+        writers.write(Some(peer), (Box::new(stuck.clone()), b"x".to_vec()));
+        assert!(writers.backed_up(peer));
+        // The one thread took the first, and is held up writing it; none waits.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !writers.lock().answers.is_empty() && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert_eq!(writers.lock().free, 0);
+        stuck.hold(false);
+        assert!(stuck.wait_for(&[b'x'; MAX_BEHIND + 1]));
+    }
+
+    #[test]
     fn a_thread_that_waits_takes_the_next_answer() {
         let writers = Writers::default();
         let first = Recorder::default();
-        writers.write((Box::new(first.clone()), b"a".to_vec()));
+        writers.write(None, (Box::new(first.clone()), b"a".to_vec()));
         assert!(first.wait_for(b"a"));
         // The thread that wrote it now waits, promised nothing.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -180,7 +238,7 @@ mod tests {
         }
         assert_eq!(writers.lock().free, 1);
         let second = Recorder::default();
-        writers.write((Box::new(second.clone()), b"b".to_vec()));
+        writers.write(None, (Box::new(second.clone()), b"b".to_vec()));
         assert!(second.wait_for(b"b"));
     }
 }
