@@ -312,6 +312,7 @@ fn a_stop_during_an_upgrade_ends_the_process() {
     assert!(wait_for(Duration::from_secs(5), || server
         .stderr()
         .contains("exec stubborn: started")));
+    let _program = ProgramGroup::of(&server.stderr());
     hang_up(&server);
     assert!(
         wait_for(Duration::from_secs(10), || server
@@ -333,6 +334,32 @@ fn a_stop_during_an_upgrade_ends_the_process() {
         "no new image started: {}",
         server.stderr()
     );
+}
+
+/// A program's process group, from its start line in the log; killed when dropped, so that a
+/// failed test (whose server was killed, not stopped) leaves no program behind.
+struct ProgramGroup(u32);
+
+impl ProgramGroup {
+    fn of(log: &str) -> ProgramGroup {
+        let pid = log
+            .split("started, pid ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|pid| pid.parse().ok())
+            .expect("a program's pid in the log");
+        ProgramGroup(pid)
+    }
+}
+
+impl Drop for ProgramGroup {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0);
+        let _ = std::process::Command::new("kill")
+            .args(["-s", "KILL", "--", &group])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }
 
 #[test]
