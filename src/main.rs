@@ -302,7 +302,7 @@ fn main() -> ExitCode {
         Log::fatal(format_args!("sse-htmx: cannot handle signals: {error}"));
         return ExitCode::FAILURE;
     }
-    Launch::accept_hangups();
+    Launch::accept_held_signals();
     let (open_files, hard) = server.open_files();
     let raises = match server.capacity().above_limit {
         0 => String::new(),

@@ -76,10 +76,11 @@ pub struct Launch {
 }
 
 impl Launch {
-    /// Lets `SIGHUP` in, once the caller handles it: a re-exec blocks it until then, so that
-    /// one sent meanwhile waits instead of ending the process.
-    pub fn accept_hangups() {
-        crate::process::accept_hangups();
+    /// Lets `SIGHUP`, `SIGTERM` and `SIGINT` in, once the caller handles them: a re-exec blocks
+    /// them until then, so that one sent meanwhile waits instead of ending the process or being
+    /// lost.
+    pub fn accept_held_signals() {
+        crate::process::accept_held_signals();
     }
 
     /// This process's program file and arguments, and what the image before it handed over
@@ -236,20 +237,12 @@ impl Server {
     pub fn run(mut self) -> Result<(), Error> {
         let log = self.log;
         let mut programs = Some(self.start_programs()?);
-        let stop = |programs: Option<Programs>| {
-            if let Some(running) = programs {
-                running.stop();
-            }
-            self.app.feeds.stop_following();
-            self.app.feeds.sync();
-            Log::flush(FLUSH_AT_STOP);
-        };
         loop {
             let ran = self.http.run(self.app.clone());
             let handoff = match ran {
-                Ok(Ran::Reexec(handoff)) if !handoff.stop_asked() => handoff,
+                Ok(Ran::Reexec(handoff)) => handoff,
                 stopped => {
-                    stop(programs.take());
+                    wind_down(&self.app, programs.take());
                     return stopped.map(|_| ());
                 }
             };
@@ -273,8 +266,8 @@ impl Server {
                         // Stopping the programs takes up to a second, in which a stop may have
                         // been asked for; one that comes from now on waits for the new image
                         // (the exec holds the signals).
-                        if handoff.stop_asked() {
-                            stop(None);
+                        if lock(&self.control.http).stop_asked() {
+                            wind_down(&self.app, None);
                             return Ok(());
                         }
                         let error =
@@ -286,6 +279,11 @@ impl Server {
                     "cannot replace the process image with {}: {why}; serving on",
                     path.display()
                 ));
+            }
+            // A stop asked for while the re-exec failed ends the process, as it would have.
+            if lock(&self.control.http).stop_asked() {
+                wind_down(&self.app, programs.take());
+                return Ok(());
             }
             self.http = handoff.serve_again()?;
             *lock(&self.control.http) = self.http.stopper();
@@ -305,6 +303,17 @@ impl Server {
             }
         })
     }
+}
+
+/// What a stop does once the server has stopped: the programs stopped, the feeds synced and the
+/// log written.
+fn wind_down(app: &App, programs: Option<Programs>) {
+    if let Some(running) = programs {
+        running.stop();
+    }
+    app.feeds.stop_following();
+    app.feeds.sync();
+    Log::flush(FLUSH_AT_STOP);
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -58,7 +58,7 @@ pub(super) fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
 ///
 /// `SIGHUP`, `SIGTERM` and `SIGINT` stay blocked across it: one that comes before the new image
 /// handles it would end the process (the default action), or be lost; blocked, it waits until
-/// the new image calls [`accept_hangups`], and is handled then.
+/// the new image calls [`accept_held_signals`], and is handled then.
 pub fn replace_image(
     program: &Path,
     args: &[OsString],
@@ -76,7 +76,7 @@ pub fn replace_image(
         }
     };
     close_on_exec(FdFlags::empty());
-    let blocked = hangup_mask(libc::SIG_BLOCK);
+    let blocked = held_signals_mask(libc::SIG_BLOCK);
     // SAFETY: `program` and every pointer in `argv` and `envp` point to NUL-terminated strings
     // owned by `program`, `args` and `env`, which outlive the call; both lists end with a null
     // pointer. On success the call does not return; on failure it changes nothing but errno.
@@ -86,7 +86,7 @@ pub fn replace_image(
     };
     let error = io::Error::last_os_error();
     if blocked {
-        hangup_mask(libc::SIG_UNBLOCK);
+        held_signals_mask(libc::SIG_UNBLOCK);
     }
     close_on_exec(FdFlags::CLOEXEC);
     error
@@ -94,14 +94,14 @@ pub fn replace_image(
 
 /// Takes the `SIGHUP`s, `SIGTERM`s and `SIGINT`s that came during the exec, if this image was
 /// started by one: to be called once the signals are handled.
-pub fn accept_hangups() {
-    hangup_mask(libc::SIG_UNBLOCK);
+pub fn accept_held_signals() {
+    held_signals_mask(libc::SIG_UNBLOCK);
 }
 
 /// Blocks or unblocks `SIGHUP`, `SIGTERM` and `SIGINT` for the calling thread (`how`); returns
 /// whether that was done.
 #[allow(unsafe_code)]
-fn hangup_mask(how: libc::c_int) -> bool {
+fn held_signals_mask(how: libc::c_int) -> bool {
     // SAFETY: `set` is a local `sigset_t`, initialised by sigemptyset before sigaddset and
     // pthread_sigmask read it; a null old-set pointer asks for nothing back.
     unsafe {

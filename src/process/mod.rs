@@ -25,7 +25,7 @@ use rustix::process::{Pid, WaitOptions, kill_process_group, waitpid};
 
 use image::{c_strings, pointers};
 
-pub use image::{HANDOFF_VAR, accept_hangups, memory_file, replace_image, take_inherited};
+pub use image::{HANDOFF_VAR, accept_held_signals, memory_file, replace_image, take_inherited};
 pub use trial::version_of;
 
 /// A started program, until it is reaped.

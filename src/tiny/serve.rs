@@ -53,7 +53,7 @@ pub struct HttpStopper {
 impl HttpStopper {
     /// Asks the server to stop: the request loop returns and every stream ends its body. A stop
     /// asked for while a re-exec is under way wins: the process ends, its image is not replaced
-    /// (see [`Handoff::stop_asked`]).
+    /// (see [`HttpStopper::stop_asked`]).
     pub fn stop(&self) {
         *self
             .shared
@@ -62,6 +62,16 @@ impl HttpStopper {
             .unwrap_or_else(PoisonError::into_inner) = None;
         self.shared.stop.trigger();
         self.shared.acceptor.unblock();
+    }
+
+    /// For a server that stopped to re-exec ([`Ran::Reexec`]): whether a stop was asked for
+    /// since, so that the process is to end, not its image be replaced.
+    pub fn stop_asked(&self) -> bool {
+        self.shared
+            .reexec
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
     }
 
     /// Asks the server to stop as [`HttpStopper::stop`] does, and then to run the program file
@@ -92,15 +102,6 @@ pub struct Handoff {
 }
 
 impl Handoff {
-    /// Whether a stop was asked for since the server stopped to re-exec: then the process ends.
-    pub fn stop_asked(&self) -> bool {
-        self.shared
-            .reexec
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_none()
-    }
-
     /// Replaces the process image with `program`, run with `args` (the program's name first),
     /// handing it the listener and `state`, and `note` for the application. Returns only if
     /// that failed, with why: [`Handoff::serve_again`] then.
