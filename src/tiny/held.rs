@@ -46,19 +46,11 @@ impl HeldWatch {
             .into_iter()
             .map(|suspect| (suspect, self.since.get(&suspect).copied().unwrap_or(now)))
             .collect();
-        let long = |at: &Instant| now.duration_since(*at) >= GRACE;
-        let mut connections = 0;
-        self.pending = 0;
-        for at in self.since.values() {
-            if long(at) {
-                connections += 1;
-            } else if *at < now {
-                // One seen for the first time is most often a connection closing as it should
-                // (a client's `Connection: close`), gone by the next look.
-                self.pending += 1;
-            }
-        }
-        connections
+        let ages = || self.since.values().map(|&at| now.duration_since(at));
+        // One seen for the first time (no age yet) is most often a connection closing as it
+        // should (a client's `Connection: close`), gone by the next look.
+        self.pending = ages().filter(|age| !age.is_zero() && *age < GRACE).count();
+        ages().filter(|&age| age >= GRACE).count()
     }
 
     /// Suspects that stayed ones from a look to the next and do not count yet: look again
