@@ -418,15 +418,10 @@ fn tcp_state(fd: RawFd) -> Option<u8> {
     (len >= 1).then_some(info[0])
 }
 
-/// `SO_COOKIE` (Linux 4.12), as `asm-generic/socket.h` numbers it for x86-64 and AArch64.
-const SO_COOKIE: libc::c_int = 57;
-
-/// The kernel's number for the socket that descriptor number `fd` is open on: the same for
-/// every duplicate of it, never another socket's.
+/// The kernel's number for the socket that descriptor number `fd` is open on (`SO_COOKIE`,
+/// Linux 4.12): the same for every duplicate of it, never another socket's.
 fn socket_cookie(fd: RawFd) -> Option<u64> {
-    let mut cookie = [0u8; 8];
-    let len = option(fd, libc::SOL_SOCKET, SO_COOKIE, &mut cookie)?;
-    (len == cookie.len()).then(|| u64::from_ne_bytes(cookie))
+    at(fd, |fd| SockRef::from(&fd).cookie().ok())
 }
 
 /// Socket option `name` at `level` of descriptor number `fd`, into `value`: how many bytes the
