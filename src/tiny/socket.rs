@@ -258,9 +258,8 @@ impl Sockets {
                 on_the_way.borrow_mut().push((now, fd));
                 return None;
             }
-            let socket = self.duplicate_if(fd, peer)?;
-            self.last_found.store(fd, Ordering::Relaxed);
-            Some(socket)
+            self.duplicate_if(fd, peer)
+                .inspect(|_| self.last_found.store(fd, Ordering::Relaxed))
         };
         let hint = self.passed().remove(&peer);
         let mut known = self.table.load(Ordering::Relaxed);
