@@ -86,9 +86,8 @@ impl Connections {
             }
         }
         drop(streams);
-        let mut closed = lock(&self.closed);
-        if closed.get(&peer).map(|ended| ended.mark) == mark {
-            closed.remove(&peer);
+        if let Some(mark) = mark {
+            self.reopened(peer, mark);
         }
     }
 
@@ -132,8 +131,9 @@ impl Connections {
         })
     }
 
-    /// The connection from `peer` ended as `mark` is gone, unnoticed until its address came
-    /// back on a new connection, which is served from now on.
+    /// The connection from `peer` ended as `mark` is gone: its stream has ended, or it went
+    /// unnoticed until its address came back on a new connection. Requests from the address are
+    /// served from now on; a later ending from it is kept.
     pub fn reopened(&self, peer: SocketAddr, mark: Mark) {
         let mut closed = lock(&self.closed);
         if closed.get(&peer).is_some_and(|ended| ended.mark == mark) {
