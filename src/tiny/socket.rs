@@ -321,11 +321,6 @@ impl Sockets {
             .count()
     }
 
-    /// Is descriptor number `fd` a socket accepted on the listener now?
-    fn is_ours(&self, fd: RawFd) -> bool {
-        local_addr(fd).is_some_and(|local| accepted_on(self.local, local))
-    }
-
     /// The connections accepted on the listener that this process holds (see [`Listing`]).
     /// Of a connection whose peer `is_stream` names, only the peer is asked: a stream's
     /// connection is never waiting for a request, so its unread bytes and TCP state are not
@@ -336,7 +331,9 @@ impl Sockets {
     /// costs several times more, in the kernel's directory cache, with thousands of streams open.
     pub fn accepted(&self, is_stream: impl Fn(SocketAddr) -> bool) -> Listing {
         let mut listing = Listing::default();
-        for fd in (0..self.table_size()).filter(|&fd| self.is_ours(fd)) {
+        // Is descriptor number `fd` a socket accepted on the listener now?
+        let is_ours = |fd| local_addr(fd).is_some_and(|local| accepted_on(self.local, local));
+        for fd in (0..self.table_size()).filter(|&fd| is_ours(fd)) {
             match peer_addr(fd) {
                 Some(peer) if is_stream(peer) => listing.accepted.push(Accepted {
                     peer,
