@@ -165,14 +165,10 @@ impl Connections {
             || lock(&self.closed).contains_key(&peer)
     }
 
-    /// Forgets a connection that was closed.
-    pub fn forget(&self, peer: SocketAddr) {
-        lock(&self.last_request).remove(&peer);
-    }
-
     /// The connections among `peers` (one entry per descriptor, listed at `now`) that are idle
-    /// at `now`. A connection seen for the first time counts as active now. Connections that
-    /// are gone are forgotten.
+    /// at `now`, for the sweep to close. A connection seen for the first time counts as active
+    /// now. Connections that are gone are forgotten, and so are the idle ones: one still listed
+    /// at a later look, its descriptors not yet closed, counts as seen for the first time.
     pub fn idle(
         &self,
         peers: &[SocketAddr],
@@ -190,6 +186,7 @@ impl Connections {
             }
             let since = *last_request.entry(peer).or_insert(now);
             if now.duration_since(since) >= idle_timeout {
+                last_request.remove(&peer);
                 idle.push(peer);
             }
         }

@@ -252,7 +252,4 @@ fn sweep(shared: &Shared, peers: &[SocketAddr], listed: Instant) {
             .log
             .line(format_args!("closed idle connection {peer}"));
     }
-    for peer in idle {
-        shared.connections.forget(peer);
-    }
 }
