@@ -34,8 +34,9 @@ pub enum Suspect {
 #[derive(Default)]
 pub struct HeldWatch {
     since: HashMap<Suspect, Instant>,
-    /// Suspects at the last look that were ones at the look before too, and do not count yet.
-    pending: usize,
+    /// Suspects at the last look that were ones at the look before too, and do not count yet:
+    /// look again soon.
+    pub pending: usize,
 }
 
 impl HeldWatch {
@@ -51,12 +52,6 @@ impl HeldWatch {
         // should (a client's `Connection: close`), gone by the next look.
         self.pending = ages().filter(|age| !age.is_zero() && *age < GRACE).count();
         ages().filter(|&age| age >= GRACE).count()
-    }
-
-    /// Suspects that stayed ones from a look to the next and do not count yet: look again
-    /// soon.
-    pub fn pending(&self) -> usize {
-        self.pending
     }
 }
 
@@ -74,12 +69,12 @@ mod tests {
         let start = Instant::now();
         let suspects = [peer(1), peer(1), Suspect::Socket(7), Suspect::Socket(7)];
         assert_eq!(watch.held(suspects, start), 0);
-        assert_eq!(watch.pending(), 0, "seen once: perhaps only closing");
+        assert_eq!(watch.pending, 0, "seen once: perhaps only closing");
         assert_eq!(watch.held(suspects, start + GRACE / 2), 0);
-        assert_eq!(watch.pending(), 2);
+        assert_eq!(watch.pending, 2);
         // One connection by its peer, one by its dead socket.
         assert_eq!(watch.held(suspects, start + GRACE), 2);
-        assert_eq!(watch.pending(), 0);
+        assert_eq!(watch.pending, 0);
         assert_eq!(watch.held([Suspect::Socket(7)], start + GRACE), 1);
     }
 

@@ -41,8 +41,9 @@ pub struct PoolWatch {
     unread: HashMap<SocketAddr, usize>,
     /// When each connection that still has unread bytes was last nudged for, and how often.
     nudged: HashMap<SocketAddr, (Instant, u32)>,
-    /// Some connection not in use had unread bytes at the last check, and may yet be nudged.
-    undecided: bool,
+    /// Some connection not in use had unread bytes at the last check, and may yet be nudged
+    /// for: the sweep then looks again soon, so that it is served within a fraction of a second.
+    pub undecided: bool,
 }
 
 impl PoolWatch {
@@ -89,12 +90,6 @@ impl PoolWatch {
             .any(|peer| !in_use(*peer) && self.nudges_left(peer));
         self.unread = unread;
         waiting
-    }
-
-    /// Whether a connection may be waiting for a pool thread and may still be nudged for: the
-    /// sweep then looks again soon, so that it is served within a fraction of a second.
-    pub fn undecided(&self) -> bool {
-        self.undecided
     }
 
     /// The connections whose unread bytes the nudges did not free: tiny_http's thread for each
@@ -211,10 +206,7 @@ mod tests {
         }
         assert_eq!(nudges, MAX_NUDGES_EACH as usize);
         assert_eq!(watch.given_up().collect::<Vec<_>>(), vec![peer(1)]);
-        assert!(
-            !watch.undecided(),
-            "no more nudges: the sweep need not hurry"
-        );
+        assert!(!watch.undecided, "no more nudges: the sweep need not hurry");
         // Read at last: it starts afresh when it waits again.
         let later = start + NUDGE_AGAIN * 20;
         watch.waiting(&seen(&[(1, 0)]), |_| false, later);
@@ -227,11 +219,11 @@ mod tests {
         let mut watch = PoolWatch::default();
         let now = Instant::now();
         watch.waiting(&seen(&[(1, 0)]), |_| false, now);
-        assert!(!watch.undecided());
+        assert!(!watch.undecided);
         watch.waiting(&seen(&[(1, 10)]), |_| false, now);
-        assert!(watch.undecided());
+        assert!(watch.undecided);
         watch.waiting(&seen(&[(1, 10)]), |p| p == peer(1), now);
-        assert!(!watch.undecided(), "in use elsewhere");
+        assert!(!watch.undecided, "in use elsewhere");
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
             }
             // Suspects that stay are looked at again soon, so that healing follows a flood
             // closely; a connection that is only closing is gone by the next look.
-            if held.pending() > 0 || waiting_to_heal || pool.undecided() {
+            if held.pending > 0 || waiting_to_heal || pool.undecided {
                 pause = pause.min(SUSPECTS_AGAIN);
             }
         }
