@@ -2,7 +2,7 @@
 //! busy reading a body elsewhere, which the server has ended, and when each of the others last
 //! started a request.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, hash_map::Entry};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -78,14 +78,12 @@ impl Connections {
     /// proxy cycles through its ports quickly) must not have its requests dropped as the
     /// stream's. A later ending from the same address is kept.
     pub fn stream_ended(&self, peer: SocketAddr, mark: Option<Mark>) {
-        let mut streams = lock(&self.streams);
-        if let Some(count) = streams.get_mut(&peer) {
-            *count -= 1;
-            if *count == 0 {
-                streams.remove(&peer);
+        if let Entry::Occupied(mut streams) = lock(&self.streams).entry(peer) {
+            *streams.get_mut() -= 1;
+            if *streams.get() == 0 {
+                streams.remove();
             }
         }
-        drop(streams);
         if let Some(mark) = mark {
             self.reopened(peer, mark);
         }
