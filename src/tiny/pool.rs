@@ -68,7 +68,7 @@ impl PoolWatch {
             Some(&(at, count)) => now.duration_since(at) >= NUDGE_AGAIN && count < MAX_NUDGES_EACH,
             None => true,
         };
-        let mut waiting: Vec<SocketAddr> = unread
+        let waiting: Vec<SocketAddr> = unread
             .iter()
             .filter(|&(peer, now_unread)| {
                 self.unread
@@ -80,7 +80,6 @@ impl PoolWatch {
             .map(|(peer, _)| *peer)
             .take(MAX_NUDGES)
             .collect();
-        waiting.sort();
         for peer in &waiting {
             let count = self.nudged.get(peer).map_or(0, |&(_, count)| count);
             self.nudged.insert(*peer, (now, count + 1));
