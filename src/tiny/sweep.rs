@@ -173,10 +173,9 @@ struct GoneStreams {
 
 impl GoneStreams {
     fn look(&mut self, shared: &Shared, now: Instant) {
-        for outlet in self.probed.drain(..).filter_map(|probed| probed.upgrade()) {
-            if outlet.connection_gone() {
-                outlet.end("found gone at capacity");
-            }
+        let probed = self.probed.drain(..).filter_map(|outlet| outlet.upgrade());
+        for outlet in probed.filter(|outlet| outlet.connection_gone()) {
+            outlet.end("found gone at capacity");
         }
         let refused = shared.metrics.streams_rejected.load(Ordering::Relaxed);
         let recently = self
