@@ -244,8 +244,7 @@ fn sweep(shared: &Shared, peers: &[SocketAddr], listed: Instant) {
     // Closing both halves ends tiny_http's blocked read; its thread goes back to the pool. One
     // pass over the descriptors closes them all, however many went idle at once.
     let idle: HashSet<SocketAddr> = idle.into_iter().collect();
-    let closed = shared.sockets.shut_down_where(|peer| idle.contains(&peer));
-    for peer in &closed {
+    for peer in &shared.sockets.shut_down_where(|peer| idle.contains(&peer)) {
         shared.metrics.idle_closed.fetch_add(1, Ordering::Relaxed);
         shared
             .log
