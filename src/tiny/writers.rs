@@ -15,7 +15,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A writing thread's stack: it only writes bytes made before they reach it.
 const STACK_SIZE: usize = 64 * 1024;
@@ -86,23 +86,17 @@ impl Writers {
     fn serve(&self) {
         let mut waiting = self.lock();
         loop {
-            let deadline = Instant::now() + IDLE;
-            let answer = loop {
-                if let Some(answer) = waiting.answers.pop_front() {
-                    break answer;
-                }
-                // No answer queued: this thread is not promised one, so it is free to go.
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    waiting.free -= 1;
-                    return;
-                }
-                waiting = self
-                    .0
-                    .1
-                    .wait_timeout(waiting, left)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
+            waiting = self
+                .0
+                .1
+                .wait_timeout_while(waiting, IDLE, |waiting| waiting.answers.is_empty())
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            // No answer queued after all that time: this thread is not promised one, so it is
+            // free to go.
+            let Some(answer) = waiting.answers.pop_front() else {
+                waiting.free -= 1;
+                return;
             };
             drop(waiting);
             self.write_out(answer);
@@ -139,6 +133,7 @@ fn send((mut writer, bytes): Answer) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[derive(Default)]
     struct Record {
