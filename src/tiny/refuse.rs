@@ -75,15 +75,12 @@ impl Closer {
 /// Has the connection closed by the closer's thread, or by this one if there is none.
 fn hand_over(closing: Closing, shared: &Shared) {
     let mut queue = shared.closer.lock();
-    match &queue.1 {
-        Some(closer) => {
-            closer.unpark();
-            queue.0.push(closing);
-        }
-        None => {
-            drop(queue);
-            close_now(closing, shared);
-        }
+    if let Some(closer) = &queue.1 {
+        closer.unpark();
+        queue.0.push(closing);
+    } else {
+        drop(queue);
+        close_now(closing, shared);
     }
 }
 
@@ -173,12 +170,10 @@ fn close_now(closing: Closing, shared: &Shared) {
 /// did not read it itself (over 1 KiB, behind `100-continue`, or under an upgrade), else 0.
 /// Dropping the request would read them to discard them (but an upgrade's).
 pub fn unread_body(request: &tiny_http::Request, screened: Screened) -> usize {
-    match request.body_length() {
-        Some(length)
-            if length > READ_BY_TINY_HTTP || screened.expects_continue || screened.upgrade =>
-        {
-            length
-        }
-        _ => 0,
-    }
+    // tiny_http reads no body ahead, however small, behind `100-continue` or under an upgrade.
+    let never_read_ahead = screened.expects_continue || screened.upgrade;
+    request
+        .body_length()
+        .filter(|&length| length > READ_BY_TINY_HTTP || never_read_ahead)
+        .unwrap_or(0)
 }
