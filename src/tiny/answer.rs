@@ -185,10 +185,9 @@ impl<H: Handler> Layer<H> {
 
     /// Refuses the request for `refusal`, and tells the application.
     fn refused(&self, incoming: Incoming<H::Route>, refusal: HttpRefusal) {
-        let status = refusal.status;
         self.handler
-            .refused(&incoming.request, &incoming.route, status);
-        self.refuse(incoming, Reply::text(status, refusal.why));
+            .refused(&incoming.request, &incoming.route, refusal.status);
+        self.refuse(incoming, Reply::text(refusal.status, refusal.why));
     }
 
     /// Answers `reply` and closes the connection.
