@@ -194,9 +194,9 @@ fn target(head: &Head<'_>) -> Result<(), HttpRefusal> {
 
 /// RFC 9112 §6.1 and §6.3, RFC 9110 §8.6.
 fn framing(head: &Head<'_>) -> Result<RequestFraming, HttpRefusal> {
-    let lengths: Vec<&str> = values(head, "Content-Length").collect();
+    let mut lengths = values(head, "Content-Length");
     if values(head, "Transfer-Encoding").next().is_some() {
-        if !lengths.is_empty() {
+        if lengths.next().is_some() {
             return Err(refusal(400, "Content-Length with Transfer-Encoding\n"));
         }
         if head.version < (1, 1) {
@@ -211,16 +211,13 @@ fn framing(head: &Head<'_>) -> Result<RequestFraming, HttpRefusal> {
         }
         return chunked(head);
     }
-    let Some((first, others)) = lengths.split_first() else {
+    let Some(first) = lengths.next() else {
         return Ok(RequestFraming::None);
     };
     // Only plain digits: tiny_http would take `+5` as 5, and read `5, 5` or `x` as no body at
     // all, leaving the body to be read as the next request.
     let first = content_length(first)?;
-    if others
-        .iter()
-        .any(|other| content_length(other) != Ok(first))
-    {
+    if lengths.any(|other| content_length(other) != Ok(first)) {
         return Err(refusal(400, "differing Content-Length values\n"));
     }
     Ok(RequestFraming::Length(first))
@@ -241,17 +238,15 @@ fn chunked(head: &Head<'_>) -> Result<RequestFraming, HttpRefusal> {
         .filter(|coding| !coding.is_empty())
         .collect();
     let is_chunked = |coding: &&str| coding.eq_ignore_ascii_case("chunked");
-    match codings.split_last() {
-        Some((last, before)) if is_chunked(last) => {
-            if before.iter().any(is_chunked) {
-                Err(refusal(400, "chunked twice\n"))
-            } else if before.is_empty() {
-                Ok(RequestFraming::Chunked)
-            } else {
-                Err(refusal(501, "transfer coding not implemented\n"))
-            }
-        }
-        _ => Err(refusal(400, "Transfer-Encoding does not end in chunked\n")),
+    let Some((_, before)) = codings.split_last().filter(|(last, _)| is_chunked(last)) else {
+        return Err(refusal(400, "Transfer-Encoding does not end in chunked\n"));
+    };
+    if before.iter().any(is_chunked) {
+        Err(refusal(400, "chunked twice\n"))
+    } else if before.is_empty() {
+        Ok(RequestFraming::Chunked)
+    } else {
+        Err(refusal(501, "transfer coding not implemented\n"))
     }
 }
 
