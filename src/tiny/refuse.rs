@@ -127,9 +127,7 @@ fn close_now(closing: Closing, shared: &Shared) {
     };
     let socket = peer.and_then(|peer| shared.sockets.find(peer));
     let shut = |how| {
-        if let Some(socket) = &socket {
-            let _ = socket.shutdown(how);
-        }
+        let _ = socket.as_ref().map(|socket| socket.shutdown(how));
     };
     let Closing::Request(request, mut screened, reply) = closing else {
         return shut(Shutdown::Both);
