@@ -84,15 +84,10 @@ pub fn read(
 ) -> Result<Vec<u8>, HttpRefusal> {
     // Taken before tiny_http's reader, which writes the `100 Continue` first: that write counts.
     let deadline = Instant::now() + BODY_TIME;
-    let read = read_within(
-        request.as_reader(),
-        |left| {
-            let _ = socket.set_read_timeout(Some(left));
-        },
-        framing,
-        limit,
-        deadline,
-    );
+    let time_left = |left| {
+        let _ = socket.set_read_timeout(Some(left));
+    };
+    let read = read_within(request.as_reader(), time_left, framing, limit, deadline);
     let _ = socket.set_read_timeout(None);
     read
 }
