@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::accept::{Acceptor, Tiny};
@@ -55,11 +55,7 @@ impl HttpStopper {
     /// asked for while a re-exec is under way wins: the process ends, its image is not replaced
     /// (see [`HttpStopper::stop_asked`]).
     pub fn stop(&self) {
-        *self
-            .shared
-            .reexec
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
+        *self.shared.reexec_reason() = None;
         self.shared.stop.trigger();
         self.shared.acceptor.unblock();
     }
@@ -67,11 +63,7 @@ impl HttpStopper {
     /// For a server that stopped to re-exec ([`Ran::Reexec`]): whether a stop was asked for
     /// since, so that the process is to end, not its image be replaced.
     pub fn stop_asked(&self) -> bool {
-        self.shared
-            .reexec
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_none()
+        self.shared.reexec_reason().is_none()
     }
 
     /// Asks the server to stop as [`HttpStopper::stop`] does, and then to run the program file
@@ -280,8 +272,7 @@ impl HttpServer {
             .sockets
             .shut_down_where(|peer| !shared.connections.is_stream(peer));
         wait_for_none(&shared.metrics.streams_live, DRAIN_TIME);
-        let reexec = *shared.reexec.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(match reexec {
+        Ok(match *shared.reexec_reason() {
             Some(reason) => Ran::Reexec(Handoff {
                 shared: self.shared.clone(),
                 reason,

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::accept::Acceptor;
@@ -70,12 +70,17 @@ impl Shared {
     /// Accepting stops first; the request loop then ends the streams (`serve.rs`), so that the
     /// pages, which reconnect at once, wait in the listen queue for the new image.
     pub fn stop_for_reexec(&self, reason: Reason) -> bool {
-        let mut slot = self.reexec.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self.reexec_reason();
         if slot.is_some() || self.stop.is_triggered() {
             return false;
         }
         *slot = Some(reason);
         self.acceptor.close();
         true
+    }
+
+    /// [`Shared::reexec`], locked (a thread that panicked holding it left it as it was).
+    pub fn reexec_reason(&self) -> MutexGuard<'_, Option<Reason>> {
+        self.reexec.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
