@@ -261,8 +261,7 @@ impl Outlet {
                 state.draining = true;
                 drop(state);
                 if let Err(error) = write_all(socket, &pending) {
-                    self.lock().gone = Some(error);
-                    return self.taken(Offered::Gone);
+                    return Err(failed(self.lock().gone.insert(error)));
                 }
                 self.written.fetch_add(pending.len(), Ordering::Relaxed);
                 self.lock().last_write = Instant::now();
