@@ -1,6 +1,6 @@
 //! What an event stream's body sends through: [`Events`] sends each event as one frame through
 //! the stream's [`Outlet`], fills silences with keep-alive comments, and tells the body when to
-//! stop.
+//! stop; [`Ended`] says why a body ended.
 
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
@@ -11,12 +11,24 @@ use socket2::Socket;
 
 use super::capacity::{self, HighSlot};
 use super::connections::Mark;
-use super::ended::Ended;
 use super::outlet::Outlet;
 use super::reply::RunStream;
 use super::shared::Shared;
 use crate::sse::Event;
 use crate::stop::Watch;
+
+/// Why a stream's body ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// A write failed or timed out: the client left or stopped reading.
+    ClientGone(std::io::Error),
+    /// The server is stopping; the layer ends the body properly.
+    ServerStopping,
+    /// The connection's socket could not be taken over for an outlet (see
+    /// [`Events::outlet`]): the connection was reset, or its descriptors were
+    /// closed, before the stream's search found them.
+    SocketNotFound(&'static str),
+}
 
 /// What a stream's body sends through. It knows the connection's outlet and the server's stop
 /// signal; the body only decides what to send and when.

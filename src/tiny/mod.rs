@@ -44,7 +44,6 @@ mod answer;
 mod body;
 mod capacity;
 mod connections;
-mod ended;
 mod events;
 mod handler;
 mod handoff;
@@ -70,8 +69,7 @@ mod writers;
 
 pub use body::MAX_BODY;
 pub use capacity::{Capacity, HostLimits};
-pub use ended::Ended;
-pub use events::Events;
+pub use events::{Ended, Events};
 pub use handler::{Handler, SMALL_BODY};
 pub use handoff::{Inherited, Reason};
 pub use outlet::{Offered, Outlet};

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use socket2::Socket;
 
 use super::capacity::HighSlot;
-use super::ended::Ended;
+use super::events::Ended;
 use crate::chunked::Framing;
 use crate::metrics::Metrics;
 use crate::stop::Stop;

@@ -4,8 +4,7 @@ use std::borrow::Cow;
 
 use maud::Markup;
 
-use super::ended::Ended;
-use super::events::Events;
+use super::events::{Ended, Events};
 
 /// Sent with every response, refusals and streams included. The policy allows only the server's
 /// own scripts and styles; the page needs no inline code (see the `htmx-config` meta tag in the

@@ -14,8 +14,7 @@ use std::time::Instant;
 
 use super::capacity::HighSlot;
 use super::connections::Mark;
-use super::ended::Ended;
-use super::events::Events;
+use super::events::{Ended, Events};
 use super::job;
 use super::outlet::Outlet;
 use super::reply::{EventStream, Reply, SECURITY_HEADERS};
