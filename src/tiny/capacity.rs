@@ -40,7 +40,6 @@ const RESERVE_FDS_MAX: u64 = 1024;
 const DRAINABLE_BODY_MAX: u64 = 1 << 30;
 
 /// The host's limits as read at start.
-#[derive(Clone, Debug)]
 pub struct HostLimits {
     /// The open-file soft limit the process runs with, which every descriptor but the feed
     /// streams' duplicates stays below.
@@ -258,7 +257,6 @@ pub fn open_descriptors() -> Option<impl Iterator<Item = RawFd>> {
 
 /// A number above the soft limit, promised to one feed stream's duplicate until this is dropped
 /// (with the duplicate, once it has one: see `Outlet::share`).
-#[derive(Debug)]
 pub struct HighSlot(());
 
 impl HighSlot {

@@ -38,7 +38,6 @@ pub enum Reason {
 const MAX_STATE: u64 = 64 << 20;
 
 /// What the image before this one handed over.
-#[derive(Debug)]
 pub struct Inherited {
     /// Still listening, with the connections that arrived during the exec in its queue.
     pub listener: OwnedFd,
