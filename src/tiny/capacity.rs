@@ -122,7 +122,6 @@ impl HostLimits {
         let taken = fds.filter(|&fd| fd as u64 >= limits.open_files).count() as u64;
         high.base = limits.open_files;
         high.ceiling = limits.ceiling().saturating_sub(taken).max(high.base);
-        drop(high);
         limits
     }
 
