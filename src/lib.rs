@@ -25,8 +25,9 @@
 // unread bytes, or to duplicate it; asking it for its TCP state; setting a TCP option that
 // socket2 does not offer. In `tiny::threads`: `prctl` for the kernel's global futex table. In
 // `process`: starting a program with pipes for its output (one `posix_spawn` for every program),
-// `execve`, blocking `SIGHUP` across it, and taking the descriptors handed over by the image
-// before. Everything else goes through std, socket2 and rustix.
+// `execve`, blocking the signals the server takes and opening a signalfd for them, and taking
+// the descriptors handed over by the image before. Everything else goes through std, socket2
+// and rustix.
 #![deny(unsafe_code)]
 
 pub mod chunked;
@@ -47,6 +48,6 @@ mod tiny;
 pub use config::Config;
 pub use error::Error;
 pub use log::Log;
-pub use process::kill_programs;
+pub use process::{kill_programs, signals};
 pub use server::{Launch, Server, Stopper};
 pub use tiny::Capacity;

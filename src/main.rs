@@ -3,7 +3,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sse_htmx::{Config, Launch, Log, Server, Stopper};
+use sse_htmx::{Config, Launch, Log, Server, Stopper, signals};
 
 /// How long a second signal waits for its line to be written before it exits.
 const EXIT_FLUSH: Duration = Duration::from_millis(100);
@@ -229,14 +229,13 @@ fn start_line(local: SocketAddr) -> String {
 /// replaces the process image with the program file, if that starts. Logging never waits nor
 /// panics (see [`Log`]), so neither can keep a signal from being handled.
 fn handle_signals(stopper: Stopper, log: Log) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    let signals = signals::Signals::new()?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             let mut stopping = false;
-            for signal in signals.forever() {
-                if signal == SIGHUP {
+            let error = signals.forever(|signal| {
+                if signal == libc::SIGHUP {
                     match stopper.upgrade() {
                         Ok(version) => {
                             log.line(format_args!("sse-htmx: signal {signal}: running {version}"))
@@ -257,12 +256,16 @@ fn handle_signals(stopper: Stopper, log: Log) -> std::io::Result<()> {
                     Log::flush(EXIT_FLUSH);
                     std::process::exit(128 + signal);
                 }
-            }
+            });
+            log.line(format_args!("sse-htmx: no more signals taken: {error}"));
         })?;
     Ok(())
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts, so that every thread blocks them and one takes them (see
+    // `handle_signals`); until then one waits, pending, rather than ending the process.
+    signals::block();
     // First, before anything opens a descriptor: the listener and the messages the image before
     // this one handed over, if this process replaced its image.
     let (launch, launch_problem) = match Launch::from_process() {
@@ -302,7 +305,6 @@ fn main() -> ExitCode {
         Log::fatal(format_args!("sse-htmx: cannot handle signals: {error}"));
         return ExitCode::FAILURE;
     }
-    Launch::accept_held_signals();
     let (open_files, hard) = server.open_files();
     let raises = match server.capacity().above_limit {
         0 => String::new(),

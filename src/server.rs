@@ -76,13 +76,6 @@ pub struct Launch {
 }
 
 impl Launch {
-    /// Lets `SIGHUP`, `SIGTERM` and `SIGINT` in, once the caller handles them: a re-exec blocks
-    /// them until then, so that one sent meanwhile waits instead of ending the process or being
-    /// lost.
-    pub fn accept_held_signals() {
-        crate::process::accept_held_signals();
-    }
-
     /// This process's program file and arguments, and what the image before it handed over
     /// (named in its environment). To be called once, first thing: the descriptors handed over
     /// are taken then. The string says why a handoff could not be taken; the server then binds
@@ -264,8 +257,9 @@ impl Server {
                         // The lines written so far go out before this image ends.
                         Log::flush(FLUSH_AT_STOP);
                         // Stopping the programs takes up to a second, in which a stop may have
-                        // been asked for; one that comes from now on waits for the new image
-                        // (the exec holds the signals).
+                        // been asked for; a signal that comes from now on is taken by the new
+                        // image (no signal is taken while this is held).
+                        let _signals = crate::process::signals::hold();
                         if lock(&self.control.http).stop_asked() {
                             wind_down(&self.app, None);
                             return Ok(());

@@ -56,9 +56,8 @@ pub(super) fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
 /// environment and `inherited` open across the exec. Returns only on failure, with every
 /// descriptor close-on-exec again.
 ///
-/// `SIGHUP`, `SIGTERM` and `SIGINT` stay blocked across it: one that comes before the new image
-/// handles it would end the process (the default action), or be lost; blocked, it waits until
-/// the new image calls [`accept_held_signals`], and is handled then.
+/// The signals the server takes stay blocked across it, as they are in every thread (see
+/// `signals`): one that comes meanwhile waits, pending, for the new image to take it.
 pub fn replace_image(
     program: &Path,
     args: &[OsString],
@@ -76,7 +75,6 @@ pub fn replace_image(
         }
     };
     close_on_exec(FdFlags::empty());
-    let blocked = held_signals_mask(libc::SIG_BLOCK);
     // SAFETY: `program` and every pointer in `argv` and `envp` point to NUL-terminated strings
     // owned by `program`, `args` and `env`, which outlive the call; both lists end with a null
     // pointer. On success the call does not return; on failure it changes nothing but errno.
@@ -85,33 +83,8 @@ pub fn replace_image(
         libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr())
     };
     let error = io::Error::last_os_error();
-    if blocked {
-        held_signals_mask(libc::SIG_UNBLOCK);
-    }
     close_on_exec(FdFlags::CLOEXEC);
     error
-}
-
-/// Takes the `SIGHUP`s, `SIGTERM`s and `SIGINT`s that came during the exec, if this image was
-/// started by one: to be called once the signals are handled.
-pub fn accept_held_signals() {
-    held_signals_mask(libc::SIG_UNBLOCK);
-}
-
-/// Blocks or unblocks `SIGHUP`, `SIGTERM` and `SIGINT` for the calling thread (`how`); returns
-/// whether that was done.
-#[allow(unsafe_code)]
-fn held_signals_mask(how: libc::c_int) -> bool {
-    // SAFETY: `set` is a local `sigset_t`, initialised by sigemptyset before sigaddset and
-    // pthread_sigmask read it; a null old-set pointer asks for nothing back.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for signal in [libc::SIGHUP, libc::SIGTERM, libc::SIGINT] {
-            libc::sigaddset(&mut set, signal);
-        }
-        libc::pthread_sigmask(how, &set, std::ptr::null_mut()) == 0
-    }
 }
 
 /// Owns descriptor number `fd`, handed over by the image before, close-on-exec again. To be

@@ -9,6 +9,7 @@
 //! pipes' ends, the child's standard streams and those handed over across an exec.
 
 mod image;
+pub mod signals;
 mod trial;
 
 use std::ffi::OsString;
@@ -25,7 +26,7 @@ use rustix::process::{Pid, WaitOptions, kill_process_group, waitpid};
 
 use image::{c_strings, pointers};
 
-pub use image::{HANDOFF_VAR, accept_held_signals, memory_file, replace_image, take_inherited};
+pub use image::{HANDOFF_VAR, memory_file, replace_image, take_inherited};
 pub use trial::version_of;
 
 /// A started program, until it is reaped.
@@ -82,8 +83,8 @@ fn spawn(program: &Path, args: &[OsString], pipe_stderr: bool) -> io::Result<Chi
     // child gets the write ends as its descriptors 1 and 2 (dup2 clears close-on-exec there;
     // the pipes' own descriptors close at its exec), `SIGPIPE` back to its default action (Rust
     // ignores it in this process, and an ignored signal stays ignored across exec), no signal
-    // blocked (the calling thread may block `SIGHUP`, see `replace_image`), and a process group
-    // of its own.
+    // blocked (every thread here blocks the signals the server takes, see `signals`), and a
+    // process group of its own.
     let spawned = unsafe {
         let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
         let mut attributes: libc::posix_spawnattr_t = std::mem::zeroed();

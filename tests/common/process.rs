@@ -332,17 +332,18 @@ fn keep_stdout(stdout: ChildStdout, lines: Arc<Mutex<Vec<String>>>) {
         });
 }
 
-/// Whether process `pid` has handlers for SIGTERM and SIGINT (`SigCgt` in /proc/PID/status), so
-/// that they stop it instead of killing it.
+/// Whether process `pid` takes SIGTERM and SIGINT itself, so that they stop it instead of
+/// killing it: its main thread blocks them (`SigBlk` in /proc/PID/status), as every thread of
+/// the server does, for its signal thread to take them.
 pub fn handles_stop_signals(pid: u32) -> bool {
     const SIGINT: u64 = 1 << (2 - 1);
     const SIGTERM: u64 = 1 << (15 - 1);
     proc_status(pid)
         .and_then(|status| {
-            let line = status.lines().find(|line| line.starts_with("SigCgt:"))?;
-            u64::from_str_radix(line["SigCgt:".len()..].trim(), 16).ok()
+            let line = status.lines().find(|line| line.starts_with("SigBlk:"))?;
+            u64::from_str_radix(line["SigBlk:".len()..].trim(), 16).ok()
         })
-        .is_some_and(|caught| caught & (SIGINT | SIGTERM) == SIGINT | SIGTERM)
+        .is_some_and(|blocked| blocked & (SIGINT | SIGTERM) == SIGINT | SIGTERM)
 }
 
 /// Keeps the last few stderr lines of the server (and all of them, if `all` is given), read on a
