@@ -91,7 +91,6 @@ fn serves(listen: &str, through: &[IpAddr]) {
     let started = Instant::now();
     let port = server.addr.port();
     let targets: Vec<SocketAddr> = through.iter().map(|&ip| (ip, port).into()).collect();
-    let dual_stack = listen.starts_with("[::]");
 
     // Opened first, so that their idle time runs while the rest is checked; each waits for its
     // end on a thread of its own, which notes when it came.
@@ -101,7 +100,8 @@ fn serves(listen: &str, through: &[IpAddr]) {
             // Before the connection exists, so before the server can start its idle time.
             let opened = Instant::now();
             let stream = connect(target);
-            let peer = seen_as(dual_stack, stream.local_addr().unwrap());
+            // As the log shows it: an IPv4 client of `[::]` by its IPv4 address, not mapped.
+            let peer = stream.local_addr().unwrap();
             (
                 peer,
                 std::thread::spawn(move || closed_when_idle(stream, opened)),
@@ -110,8 +110,8 @@ fn serves(listen: &str, through: &[IpAddr]) {
         .collect();
     for &target in &targets {
         healthz_is_prompt(target);
-        a_chat_message_reaches_a_subscriber(target);
-        connect_streams(target, dual_stack, &server);
+        a_chat_message_reaches_a_subscriber(target, &server);
+        connect_streams(target, &server);
         an_oversized_body_is_refused_and_closed(target);
     }
     for (peer, closed) in idle {
@@ -132,15 +132,6 @@ fn serves(listen: &str, through: &[IpAddr]) {
     assert!(server.is_alive(), "{listen}: {}", server.exit_description());
 }
 
-/// `addr`, the address of a socket of this process, as the server's accepted socket shows it
-/// as the peer: IPv4-mapped on a dual-stack listener.
-fn seen_as(dual_stack: bool, addr: SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        IpAddr::V4(ip) if dual_stack => (ip.to_ipv6_mapped(), addr.port()).into(),
-        _ => addr,
-    }
-}
-
 fn healthz_is_prompt(target: SocketAddr) {
     for _ in 0..5 {
         let asked = Instant::now();
@@ -154,11 +145,12 @@ fn healthz_is_prompt(target: SocketAddr) {
     }
 }
 
-fn a_chat_message_reaches_a_subscriber(target: SocketAddr) {
+fn a_chat_message_reaches_a_subscriber(target: SocketAddr, server: &ServerProcess) {
     let mut subscriber = EventStream::open_path(target, "/chat/stream", "");
     assert_eq!(subscriber.head.status, 200, "{target}");
     let text = format!("through {target}");
     let mut stream = connect(target);
+    let publisher = stream.local_addr().unwrap();
     write!(
         stream,
         "POST /chat/messages HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\
@@ -183,15 +175,21 @@ fn a_chat_message_reaches_a_subscriber(target: SocketAddr) {
         "{target}: {:?}",
         published.elapsed()
     );
+    let logged = format!(" from {publisher}, ");
+    assert!(
+        wait_for(PROMPT, || server.stderr().contains(&logged)),
+        "{target}: {logged:?} in the log:\n{}",
+        server.stderr()
+    );
 }
 
-fn connect_streams(target: SocketAddr, dual_stack: bool, server: &ServerProcess) {
+fn connect_streams(target: SocketAddr, server: &ServerProcess) {
     let mut stream = EventStream::open(target);
     assert_eq!(stream.head.status, 200, "{target}");
     let (first, _) = stream.next_event();
     let (second, _) = stream.next_event();
     assert_ne!(first.id, second.id, "{target}");
-    let peer = seen_as(dual_stack, stream.into_inner().local_addr().unwrap());
+    let peer = stream.into_inner().local_addr().unwrap();
     let logged = format!("stream {peer} opened");
     assert!(
         wait_for(PROMPT, || server.stderr().contains(&logged)),

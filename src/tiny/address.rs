@@ -30,6 +30,13 @@ pub fn accepted_on(listener: SocketAddr, local: SocketAddr) -> bool {
     local.port() == listener.port() && on_its_ip
 }
 
+/// `peer` as the log shows it: an IPv4 client of a dual-stack `[::]` listener by its IPv4
+/// address (`192.0.2.7:50000`, not `[::ffff:192.0.2.7]:50000`), as on `0.0.0.0`. Only for
+/// showing: the socket's own address, mapped, is what finds its connection.
+pub fn shown_peer(peer: SocketAddr) -> SocketAddr {
+    SocketAddr::new(peer.ip().to_canonical(), peer.port())
+}
+
 /// A connection from this process to the listener bound to `listener`, and its address as the
 /// accepted socket's peer will show it (IPv4-mapped on `[::]`), to look for among
 /// [`Sockets::accepted`](super::socket::Sockets::accepted). A wildcard is reached through the

@@ -8,6 +8,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::address::shown_peer;
 use super::body::{self, MAX_BODY, Readers};
 use super::connections::Ending;
 use super::handler::Handler;
@@ -162,7 +163,8 @@ impl<H: Handler> Layer<H> {
                 // one is, and this answer goes unwritten.
                 Some(peer) if self.writers.backed_up(peer) => {
                     shared.log.line(format_args!(
-                        "{peer}: {MAX_BEHIND} answers unread; closing the connection"
+                        "{}: {MAX_BEHIND} answers unread; closing the connection",
+                        shown_peer(peer)
                     ));
                     drop(raw.into_writer());
                     refuse::close(peer, shared);

@@ -67,6 +67,7 @@ mod tests;
 mod threads;
 mod writers;
 
+pub use address::shown_peer;
 pub use body::MAX_BODY;
 pub use capacity::{Capacity, HostLimits};
 pub use events::{Ended, Events};

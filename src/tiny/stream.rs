@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use super::address::shown_peer;
 use super::capacity::HighSlot;
 use super::connections::Mark;
 use super::events::{Ended, Events};
@@ -100,7 +101,7 @@ pub fn start(
     let framing = framing_for(screened);
     let serve_stream = move |request: tiny_http::Request| {
         let shared = &live.shared;
-        let shown = peer.map_or_else(|| "-".to_owned(), |addr| addr.to_string());
+        let shown = peer.map_or_else(|| "-".to_owned(), |addr| shown_peer(addr).to_string());
         // A panic ends this stream only: the thread unwinds, the connection closes and the
         // stream stops being counted.
         let ran = panic::catch_unwind(AssertUnwindSafe(|| {

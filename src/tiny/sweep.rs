@@ -28,6 +28,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::accept::Watchdog;
+use super::address::shown_peer;
 use super::handoff::Reason;
 use super::heal::{self, Series, Verdict};
 use super::held::{HeldWatch, Suspect};
@@ -248,6 +249,6 @@ fn sweep(shared: &Shared, peers: &[SocketAddr], listed: Instant) {
         shared.metrics.idle_closed.fetch_add(1, Ordering::Relaxed);
         shared
             .log
-            .line(format_args!("closed idle connection {peer}"));
+            .line(format_args!("closed idle connection {}", shown_peer(*peer)));
     }
 }

@@ -13,7 +13,7 @@ use super::live::Feeds;
 use super::message::{self, Draft, Message, Refusal, Submission};
 use super::{form, lock};
 use crate::app::views;
-use crate::tiny::{Reply, Request};
+use crate::tiny::{Reply, Request, shown_peer};
 
 /// Messages the fan-out threads may be behind before a publisher from code waits (see
 /// [`Feeds::publish`]): at most this many messages of up to `--max-message` characters
@@ -76,7 +76,9 @@ impl Feeds {
         };
         match self.try_publish(name, submission, request) {
             Ok(message) => {
-                let peer = request.peer.map_or_else(|| "-".into(), |p| p.to_string());
+                let peer = request
+                    .peer
+                    .map_or_else(|| "-".into(), |p| shown_peer(p).to_string());
                 self.log.line(format_args!(
                     "feed {name} message {} from {peer}, {} bytes",
                     message.id,
