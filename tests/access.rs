@@ -83,6 +83,39 @@ fn with_a_token_file_publishing_to_a_feed_needs_the_bearer_token() {
     assert_eq!(request(addr, "GET", "/feeds/news", "").status, 200);
 }
 
+/// Guessing the token goes no faster than `--publish-limit`: each refused token counts against
+/// the client's rate as a message would, and past it the answer is `429` with `Retry-After`, for
+/// a wrong token and the right one alike, until the rate allows again.
+#[test]
+fn wrong_tokens_count_against_the_publish_limit() {
+    let file = TokenFile::new("guesses", "s3cret\n");
+    // One a second, in bursts of up to four.
+    let server = TestServer::with(|c| {
+        c.token_file = Some(file.0.clone());
+        c.publish_limit = 1;
+    });
+    let addr = server.addr;
+    let wrong = "Authorization: Bearer guess\r\n";
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| post(addr, "/feeds/news", wrong, "hi").status)
+        .collect();
+    assert_eq!(statuses, [401, 401, 401, 401, 429, 429]);
+    let right = "Authorization: Bearer s3cret\r\n";
+    let limited = post(addr, "/feeds/news", right, "hi");
+    assert_eq!(limited.status, 429, "{}", limited.text());
+    assert!(limited.header("Retry-After").is_some());
+    assert_eq!(limited.header("WWW-Authenticate"), None);
+    let metrics = request(addr, "GET", "/metrics", "").text();
+    assert!(
+        metrics.contains("feed_publishes_refused_total{reason=\"unauthorized\"} 4\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("feed_publishes_refused_total{reason=\"rate_limited\"} 3\n"),
+        "{metrics}"
+    );
+}
+
 #[test]
 fn a_token_file_others_can_read_is_a_warning_at_start() {
     use std::os::unix::fs::PermissionsExt;

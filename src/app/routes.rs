@@ -255,8 +255,13 @@ fn answer(route: &Route, request: &Request, app: &App) -> Reply {
         )),
         Route::Feed(_, ref name) if request.method == Method::Post => match &app.token {
             Some(token) if !token.admits(request.header("Authorization")) => {
-                app.feeds.count_refusal("unauthorized");
-                unauthorized()
+                match app.feeds.token_refused(request) {
+                    Some(limited) => limited.with_header("Cache-Control", NEVER_STORE),
+                    None => {
+                        app.feeds.count_refusal("unauthorized");
+                        unauthorized()
+                    }
+                }
             }
             _ => publish(app, name, request),
         },
