@@ -22,7 +22,9 @@ use crate::error::Error;
 use crate::log::Log;
 use crate::metrics::Metrics;
 use crate::reexec::Program;
-use crate::tiny::{self, Capacity, Handed, HostLimits, HttpServer, Inherited, Ran, Reason};
+use crate::tiny::{
+    self, Capacity, Handed, HostLimits, HttpServer, Inherited, Ran, Reason, WouldFail,
+};
 
 /// How long a stopped server waits for its last log lines to be written. Short: a stderr that
 /// nobody reads must not hold up the stop (see `printer`).
@@ -58,14 +60,18 @@ struct Control {
 }
 
 impl Control {
-    /// Why a new image, given the same arguments, would not start (so a re-exec would end the
-    /// server), as far as this image can tell: what it reads at its start that may have
-    /// changed since. The journal is opened again, or created; a program file is tried first.
     fn new_image_would_fail(&self) -> Option<String> {
-        let path = self.token_file.as_ref()?;
-        let error = Token::read(path).err()?;
-        Some(format!("the token file {}: {error}", path.display()))
+        new_image_would_fail(self.token_file.as_deref())
     }
+}
+
+/// Why a new image, given the same arguments, would not start (so a re-exec would end the
+/// server), as far as this image can tell: what it reads at its start that may have changed
+/// since. The journal is opened again, or created; a program file is tried first.
+fn new_image_would_fail(token_file: Option<&Path>) -> Option<String> {
+    let path = token_file?;
+    let error = Token::read(path).err()?;
+    Some(format!("the token file {}: {error}", path.display()))
 }
 
 /// How the binary was started: the program file to run again, which lets the server replace
@@ -129,7 +135,12 @@ impl Server {
             stream_descriptors: capacity.descriptors,
             max_fd: RawFd::try_from(limits.open_files.saturating_sub(1)).unwrap_or(RawFd::MAX),
             drainable_body: limits.drainable_body(),
-            reexec: launch.is_some(),
+            reexec: launch.is_some().then(|| {
+                let token_file = config.token_file.clone();
+                WouldFail(Arc::new(move || {
+                    new_image_would_fail(token_file.as_deref())
+                }))
+            }),
         };
         let log = Log {
             quiet: config.quiet,

@@ -79,4 +79,4 @@ pub use reply::Body;
 pub use reply::Reply;
 pub use request::{Method, Request};
 pub use serve::{Handed, HttpServer, HttpStopper, Ran};
-pub use shared::Settings;
+pub use shared::{Settings, WouldFail};

@@ -36,9 +36,20 @@ pub struct Settings {
     /// The largest declared request body that can be refused without keeping its connection
     /// (see `screen`).
     pub drainable_body: usize,
-    /// The process may replace its image to heal (`heal.rs`); not when the server runs inside
-    /// another program, such as a test.
-    pub reexec: bool,
+    /// The process may replace its image to heal (`heal.rs`), asking this first; not when the
+    /// server runs inside another program, such as a test.
+    pub reexec: Option<WouldFail>,
+}
+
+/// Why a new image started now would not survive its start (a file it reads then is gone),
+/// if it would not: a heal is not made then, as it would end every stream and then fail.
+#[derive(Clone)]
+pub struct WouldFail(pub Arc<dyn Fn() -> Option<String> + Send + Sync>);
+
+impl std::fmt::Debug for WouldFail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WouldFail")
+    }
 }
 
 /// The layer's state, one per server.

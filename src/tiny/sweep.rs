@@ -207,26 +207,30 @@ fn heal_if_over_budget(shared: &Shared, held: usize, waiting: &mut bool) {
             *waiting = false;
             return;
         }
-        Verdict::Heal if shared.settings.reexec => {
-            let series = Series::next(shared.series, now);
-            if !shared.stop_for_reexec(Reason::Heal { series }) {
-                return;
+        Verdict::Heal => {
+            // Asked on every look while over the budget: a file that was gone may come back.
+            let would_fail = shared.settings.reexec.as_ref().map(|check| (check.0)());
+            match would_fail {
+                Some(None) => {
+                    let series = Series::next(shared.series, now);
+                    if !shared.stop_for_reexec(Reason::Heal { series }) {
+                        return;
+                    }
+                    format!(
+                        "re-executing to drop them (re-exec {} in a row)",
+                        series.count
+                    )
+                }
+                // Said once while it lasts.
+                _ if std::mem::replace(waiting, true) => return,
+                Some(Some(why)) => format!("not re-executing: {why}"),
+                None => "this server cannot re-exec".to_owned(),
             }
-            format!(
-                "re-executing to drop them (re-exec {} in a row)",
-                series.count
-            )
         }
-        // Said once while it lasts.
-        _ if *waiting => return,
+        _ if std::mem::replace(waiting, true) => return,
         Verdict::Wait(until) => {
-            *waiting = true;
             let wait = crate::log::seconds(until.duration_since(now).unwrap_or_default());
             format!("re-executing in {wait}s, after the last re-exec")
-        }
-        Verdict::Heal => {
-            *waiting = true;
-            "this server cannot re-exec".to_owned()
         }
     };
     shared.log.line(format_args!(

@@ -98,7 +98,7 @@ fn settings() -> Settings {
         stream_descriptors: 8,
         max_fd: RawFd::try_from(open_files).unwrap_or(4096),
         drainable_body: 1 << 20,
-        reexec: false,
+        reexec: None,
     }
 }
 
