@@ -107,11 +107,11 @@ fn wrong_tokens_count_against_the_publish_limit() {
     assert_eq!(limited.header("WWW-Authenticate"), None);
     let metrics = request(addr, "GET", "/metrics", "").text();
     assert!(
-        metrics.contains("feed_publishes_refused_total{reason=\"unauthorized\"} 4\n"),
+        metrics.contains("feed_publishes_refused_total{reason=\"unauthorized\"} 6\n"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("feed_publishes_refused_total{reason=\"rate_limited\"} 3\n"),
+        metrics.contains("feed_publishes_refused_total{reason=\"rate_limited\"} 1\n"),
         "{metrics}"
     );
 }

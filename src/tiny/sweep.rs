@@ -59,7 +59,7 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
         let mut watchdog = Watchdog::default();
         let mut pool = PoolWatch::default();
         let mut held = HeldWatch::default();
-        let mut waiting_to_heal = false;
+        let mut not_healing_yet = None;
         let mut pause = QUICKEST.min(slowest);
         let mut dozing = None;
         let mut gone_streams = GoneStreams::default();
@@ -93,7 +93,7 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
                 .metrics
                 .held_for_good
                 .store(held_now, Ordering::Relaxed);
-            heal_if_over_budget(&shared, held_now, &mut waiting_to_heal);
+            heal_if_over_budget(&shared, held_now, &mut not_healing_yet);
             gone_streams.look(&shared, listed);
             pause = (look * COST_SHARE).clamp(QUICKEST.min(slowest), slowest);
             // With no connection at all there is nothing to close or nudge until one comes:
@@ -107,7 +107,7 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
             }
             // Suspects that stay are looked at again soon, so that healing follows a flood
             // closely; a connection that is only closing is gone by the next look.
-            if held.pending > 0 || waiting_to_heal || pool.undecided {
+            if held.pending > 0 || not_healing_yet.is_some() || pool.undecided {
                 pause = pause.min(SUSPECTS_AGAIN);
             }
         }
@@ -198,13 +198,24 @@ impl GoneStreams {
     }
 }
 
+/// Why the server, over the budget, does not re-exec yet: each said once while it lasts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NotYet {
+    /// The last re-exec was too recent.
+    Waiting,
+    /// The new image would not survive its start.
+    WouldFail,
+    /// This server cannot re-exec.
+    Cannot,
+}
+
 /// Re-execs when `held` is over the budget and the last re-exec is not too recent; says so
-/// once, and once more if it must wait.
-fn heal_if_over_budget(shared: &Shared, held: usize, waiting: &mut bool) {
+/// once, and once more for each reason it does not yet (`said`: the last one said).
+fn heal_if_over_budget(shared: &Shared, held: usize, said: &mut Option<NotYet>) {
     let now = SystemTime::now();
-    let what_next = match heal::verdict(held, shared.series, now) {
+    let (not_yet, what_next) = match heal::verdict(held, shared.series, now) {
         Verdict::Fine => {
-            *waiting = false;
+            *said = None;
             return;
         }
         Verdict::Heal => {
@@ -216,23 +227,28 @@ fn heal_if_over_budget(shared: &Shared, held: usize, waiting: &mut bool) {
                     if !shared.stop_for_reexec(Reason::Heal { series }) {
                         return;
                     }
-                    format!(
-                        "re-executing to drop them (re-exec {} in a row)",
-                        series.count
+                    let count = series.count;
+                    (
+                        None,
+                        format!("re-executing to drop them (re-exec {count} in a row)"),
                     )
                 }
-                // Said once while it lasts.
-                _ if std::mem::replace(waiting, true) => return,
-                Some(Some(why)) => format!("not re-executing: {why}"),
-                None => "this server cannot re-exec".to_owned(),
+                Some(Some(why)) => (Some(NotYet::WouldFail), format!("not re-executing: {why}")),
+                None => (
+                    Some(NotYet::Cannot),
+                    "this server cannot re-exec".to_owned(),
+                ),
             }
         }
-        _ if std::mem::replace(waiting, true) => return,
         Verdict::Wait(until) => {
             let wait = crate::log::seconds(until.duration_since(now).unwrap_or_default());
-            format!("re-executing in {wait}s, after the last re-exec")
+            let what_next = format!("re-executing in {wait}s, after the last re-exec");
+            (Some(NotYet::Waiting), what_next)
         }
     };
+    if not_yet.is_some() && std::mem::replace(said, not_yet) == not_yet {
+        return;
+    }
     shared.log.line(format_args!(
         "{held} connections held for good by tiny_http (budget {}); {what_next}",
         heal::BUDGET

@@ -224,12 +224,13 @@ impl Feeds {
 
     /// A publish refused for its token: it counts against its client's rate as a message does,
     /// so that guessing the token goes no faster than `--publish-limit`. `None` within the rate
-    /// (the caller answers `401`); past it, the `429` a message would get.
+    /// (the caller answers `401`); past it, the `429` a message would get, counted as
+    /// unauthorized all the same, so that the count shows every guess.
     pub fn token_refused(&self, request: &Request) -> Option<Reply> {
         let peer = request.peer?;
         let retry_after = lock(&self.limiter).check(peer.ip(), Instant::now()).err()?;
         let refusal = Refusal::RateLimited { retry_after };
-        self.count_refusal(refusal.label());
+        self.count_refusal("unauthorized");
         let secs = refusal.retry_after_secs()?.to_string();
         Some(Reply::text(429, format!("{refusal}\n")).with_header("Retry-After", secs))
     }
