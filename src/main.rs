@@ -262,10 +262,28 @@ fn handle_signals(stopper: Stopper, log: Log) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Names the process after its program file (its first argument's last part, as the kernel
+/// keeps it: 15 bytes): a heal runs `/proc/self/exe`, which the kernel would name `exe`, and
+/// `pgrep sse-htmx` would no longer find it.
+fn name_the_process() {
+    let Some(program) = std::env::args_os().next() else {
+        return;
+    };
+    let path = std::path::Path::new(&program);
+    let Some(name) = path.file_name().map(std::os::unix::ffi::OsStrExt::as_bytes) else {
+        return;
+    };
+    let name = &name[..name.len().min(15)];
+    if let Ok(name) = std::ffi::CString::new(name) {
+        let _ = rustix::thread::set_name(&name);
+    }
+}
+
 fn main() -> ExitCode {
     // Before any thread starts, so that every thread blocks them and one takes them (see
     // `handle_signals`); until then one waits, pending, rather than ending the process.
     signals::block();
+    name_the_process();
     // First, before anything opens a descriptor: the listener and the messages the image before
     // this one handed over, if this process replaced its image.
     let (launch, launch_problem) = match Launch::from_process() {

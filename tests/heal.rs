@@ -131,6 +131,9 @@ fn heals_after_a_storm(listen: &str) {
         "the server healed itself: {}",
         server.stderr_tail().join("\n")
     );
+    // Named after its program file still, not `exe` (a heal runs `/proc/self/exe`).
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", server.pid())).unwrap();
+    assert_eq!(comm.trim_end(), "sse-htmx");
 
     let second = publish(addr, "after the storm");
     assert_eq!(second, first + 1, "ids go on from the last one");
