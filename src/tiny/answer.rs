@@ -158,24 +158,22 @@ impl<H: Handler> Layer<H> {
                     }
                 }
             }
-            Body::Bytes(_) if on_loop => match request.peer {
-                // Its client reads none of its answers: its connection is ended, as a refused
-                // one is, and this answer goes unwritten.
-                Some(peer) if self.writers.backed_up(peer) => {
-                    shared.log.line(format_args!(
-                        "{}: {MAX_BEHIND} answers unread; closing the connection",
-                        shown_peer(peer)
-                    ));
-                    drop(raw.into_writer());
-                    refuse::close(peer, shared);
-                    (reply.status, 0)
+            Body::Bytes(_) if on_loop => {
+                let answer = (raw.into_writer(), respond::wire(&reply, screened));
+                match self.writers.write(request.peer, answer) {
+                    Ok(()) => (reply.status, respond::body_bytes(&reply, screened)),
+                    // Its client reads none of its answers: its connection is ended, as a
+                    // refused one is, and this answer goes unwritten.
+                    Err(peer) => {
+                        shared.log.line(format_args!(
+                            "{}: {MAX_BEHIND} answers unread; closing the connection",
+                            shown_peer(peer)
+                        ));
+                        refuse::close(peer, shared);
+                        (reply.status, 0)
+                    }
                 }
-                peer => {
-                    let wire = respond::wire(&reply, screened);
-                    self.writers.write(peer, (raw.into_writer(), wire));
-                    (reply.status, respond::body_bytes(&reply, screened))
-                }
-            },
+            }
             Body::Bytes(_) => respond::write(&mut raw.into_writer(), &reply, screened),
         };
         self.answered(request, label, status, bytes, received);

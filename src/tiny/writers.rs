@@ -46,13 +46,20 @@ struct Waiting {
 
 impl Writers {
     /// Has `answer` to the connection from `peer` written after those before it, by a waiting
-    /// thread or a new one.
-    pub fn write(&self, peer: Option<SocketAddr>, answer: Answer) {
+    /// thread or a new one. Refused, and the answer dropped, if [`MAX_BEHIND`] answers wait
+    /// behind the one being written to `peer` already: its client reads none of them.
+    pub fn write(&self, peer: Option<SocketAddr>, answer: Answer) -> Result<(), SocketAddr> {
         let mut waiting = self.lock();
         if let Some(peer) = peer {
             if waiting.writing.contains(&peer) {
+                if waiting.behind.iter().filter(|(of, _)| *of == peer).count() >= MAX_BEHIND {
+                    // Dropped with the lock let go: dropping tiny_http's writer may write.
+                    drop(waiting);
+                    drop(answer);
+                    return Err(peer);
+                }
                 waiting.behind.push((peer, answer));
-                return;
+                return Ok(());
             }
             waiting.writing.push(peer);
         }
@@ -61,7 +68,7 @@ impl Writers {
             waiting.free -= 1;
             drop(waiting);
             self.0.1.notify_one();
-            return;
+            return Ok(());
         }
         // Promised to a new thread.
         drop(waiting);
@@ -72,13 +79,7 @@ impl Writers {
             .name("sse-write".into())
             .stack_size(STACK_SIZE)
             .spawn(move || writers.serve());
-    }
-
-    /// Whether [`MAX_BEHIND`] answers wait behind the one being written to `peer`: its client
-    /// reads none of them.
-    pub fn backed_up(&self, peer: SocketAddr) -> bool {
-        let waiting = self.lock();
-        waiting.behind.iter().filter(|(of, _)| *of == peer).count() >= MAX_BEHIND
+        Ok(())
     }
 
     /// Writes the answer it was promised, then those that come, until none has come for
@@ -188,10 +189,10 @@ mod tests {
         let writers = Writers::default();
         let (stuck, free) = (Recorder::default(), Recorder::default());
         stuck.hold(true);
-        writers.write(None, (Box::new(stuck.clone()), b"one".to_vec()));
+        let _ = writers.write(None, (Box::new(stuck.clone()), b"one".to_vec()));
         for _ in 0..3 {
             free.0.0.lock().unwrap().bytes.clear();
-            writers.write(None, (Box::new(free.clone()), b"two".to_vec()));
+            let _ = writers.write(None, (Box::new(free.clone()), b"two".to_vec()));
             assert!(free.wait_for(b"two"));
         }
         stuck.hold(false);
@@ -204,12 +205,13 @@ mod tests {
         let peer = SocketAddr::from(([127, 0, 0, 1], 9));
         let stuck = Recorder::default();
         stuck.hold(true);
-        for _ in 0..MAX_BEHIND {
-            writers.write(Some(peer), (Box::new(stuck.clone()), b"x".to_vec()));
+        // One being written, and MAX_BEHIND behind it.
+        for _ in 0..=MAX_BEHIND {
+            let written = writers.write(Some(peer), (Box::new(stuck.clone()), b"x".to_vec()));
+            assert_eq!(written, Ok(()));
         }
-        assert!(!writers.backed_up(peer));
-        writers.write(Some(peer), (Box::new(stuck.clone()), b"x".to_vec()));
-        assert!(writers.backed_up(peer));
+        let refused = writers.write(Some(peer), (Box::new(stuck.clone()), b"y".to_vec()));
+        assert_eq!(refused, Err(peer));
         // The one thread took the first, and is held up writing it; none waits.
         let deadline = Instant::now() + Duration::from_secs(5);
         while !writers.lock().answers.is_empty() && Instant::now() < deadline {
@@ -224,7 +226,7 @@ mod tests {
     fn a_thread_that_waits_takes_the_next_answer() {
         let writers = Writers::default();
         let first = Recorder::default();
-        writers.write(None, (Box::new(first.clone()), b"a".to_vec()));
+        let _ = writers.write(None, (Box::new(first.clone()), b"a".to_vec()));
         assert!(first.wait_for(b"a"));
         // The thread that wrote it now waits, promised nothing.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -233,7 +235,7 @@ mod tests {
         }
         assert_eq!(writers.lock().free, 1);
         let second = Recorder::default();
-        writers.write(None, (Box::new(second.clone()), b"b".to_vec()));
+        let _ = writers.write(None, (Box::new(second.clone()), b"b".to_vec()));
         assert!(second.wait_for(b"b"));
     }
 }
