@@ -16,6 +16,9 @@
 
 use std::io::{self, Write};
 
+/// The longest bytes that go before a frame's payload: a chunk's size (16 hex digits) and CRLF.
+pub const MAX_HEAD: usize = 18;
+
 /// How a streamed body is delimited on the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
@@ -27,20 +30,33 @@ pub enum Framing {
 }
 
 impl Framing {
+    /// The bytes that go before and after a payload of `len` bytes to make it one frame, the
+    /// first written into `head`: a frame can then be sent from three parts (a vectored write)
+    /// without copying the payload.
+    pub fn around(self, len: usize, head: &mut [u8; MAX_HEAD]) -> (&[u8], &'static [u8]) {
+        match self {
+            Framing::Chunked => {
+                let mut cursor = io::Cursor::new(&mut head[..]);
+                // The size of a usize in hex and CRLF always fit.
+                let _ = write!(cursor, "{len:x}\r\n");
+                let end = cursor.position() as usize;
+                (&head[..end], b"\r\n")
+            }
+            Framing::CloseDelimited => (&[], &[]),
+        }
+    }
+
     /// Appends `payload` as one frame to `out`; nothing for an empty payload, which as a chunk
     /// would end the body.
     pub fn frame_into(self, out: &mut Vec<u8>, payload: &[u8]) {
         if payload.is_empty() {
             return;
         }
-        if self == Framing::Chunked {
-            // Writing into a Vec cannot fail.
-            let _ = write!(out, "{:x}\r\n", payload.len());
-            out.extend_from_slice(payload);
-            out.extend_from_slice(b"\r\n");
-        } else {
-            out.extend_from_slice(payload);
-        }
+        let mut head = [0; MAX_HEAD];
+        let (head, tail) = self.around(payload.len(), &mut head);
+        out.extend_from_slice(head);
+        out.extend_from_slice(payload);
+        out.extend_from_slice(tail);
     }
 
     /// Writes `payload` as one frame and flushes it; returns the bytes written. `scratch` is

@@ -20,7 +20,7 @@
 //! connection's write half, so it goes only when the stream ends. The connection then holds two
 //! descriptors, which the layer counts when it admits the stream (`stream.rs`).
 
-use std::io::{self, ErrorKind, Write};
+use std::io::{self, ErrorKind, IoSlice, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -31,7 +31,7 @@ use socket2::Socket;
 
 use super::capacity::HighSlot;
 use super::events::Ended;
-use crate::chunked::Framing;
+use crate::chunked::{Framing, MAX_HEAD};
 use crate::metrics::Metrics;
 use crate::stop::Stop;
 
@@ -77,10 +77,10 @@ struct State {
     /// tiny_http's writer for the connection: what frames go through until the outlet is shared,
     /// and kept after that (see the module's doc).
     writer: Box<dyn Write + Send>,
-    /// The buffer each frame is built in before it goes out (through the writer, or on the
-    /// shared socket), reused so that a frame costs no allocation: thousands of stream threads
-    /// allocating at each tick, or a publisher at each delivery, would contend for the
-    /// allocator's locks.
+    /// The buffer each frame is built in before it goes through the writer, reused so that a
+    /// frame costs no allocation: thousands of stream threads allocating at each tick would
+    /// contend for the allocator's locks. Freed once the outlet is shared, as frames then go
+    /// out without it.
     frame: Vec<u8>,
     /// Framed bytes waiting for the socket.
     pending: Vec<u8>,
@@ -126,6 +126,8 @@ impl Outlet {
     pub(super) fn share(&self, socket: Socket, high: Option<HighSlot>) {
         let _ = self.socket.set(socket);
         let _ = self._high.set(high);
+        // It may have grown to the largest message of the history sent before.
+        self.lock().frame = Vec::new();
     }
 
     /// Sends one encoded event (see [`crate::sse::Event::encode_into`]): from any thread and
@@ -168,37 +170,50 @@ impl Outlet {
                 }
             };
         };
-        // Shared: framed and sent on the socket without waiting, or queued.
-        let frame = &mut state.frame;
-        frame.clear();
-        self.framing.frame_into(frame, payload);
-        let frame = &frame[..];
-        if !state.pending.is_empty() || state.draining {
-            if state.pending.len() + frame.len() > MAX_PENDING {
-                state.full = true;
-                self.owner.unpark();
-                return Offered::Full;
-            }
-            state.pending.extend_from_slice(frame);
-            return Offered::Queued;
-        }
-        // What the socket would not take now waits for the stream's own thread.
-        let sent = match send(socket, frame, libc::MSG_DONTWAIT) {
-            Ok(written) => written,
-            Err(error) if error.kind() == ErrorKind::WouldBlock => 0,
-            Err(error) => {
-                state.gone = Some(error);
-                self.owner.unpark();
-                return Offered::Gone;
-            }
-        };
-        self.written.fetch_add(sent, Ordering::Relaxed);
-        if sent == frame.len() {
-            state.last_write = Instant::now();
+        // Shared: sent on the socket without waiting, or queued. The frame goes out in three
+        // parts around the payload, which every subscriber is sent from the same buffer: a
+        // copy per subscriber would touch memory of each one at every delivery, and keep a
+        // buffer the size of the largest message it was ever sent.
+        if payload.is_empty() {
             return Offered::Sent;
         }
-        state.pending.extend_from_slice(&frame[sent..]);
-        self.owner.unpark();
+        let mut head = [0; MAX_HEAD];
+        let (head, tail) = self.framing.around(payload.len(), &mut head);
+        let parts = [head, payload, tail];
+        let frame_len = head.len() + payload.len() + tail.len();
+        let queued_behind = !state.pending.is_empty() || state.draining;
+        let mut sent = 0;
+        if !queued_behind {
+            let slices = parts.map(IoSlice::new);
+            let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+            sent = match socket.send_vectored_with_flags(&slices, flags) {
+                Ok(written) => written,
+                Err(error) if error.kind() == ErrorKind::WouldBlock => 0,
+                Err(error) => {
+                    state.gone = Some(error);
+                    self.owner.unpark();
+                    return Offered::Gone;
+                }
+            };
+            self.written.fetch_add(sent, Ordering::Relaxed);
+            if sent == frame_len {
+                state.last_write = Instant::now();
+                return Offered::Sent;
+            }
+        } else if state.pending.len() + frame_len > MAX_PENDING {
+            state.full = true;
+            self.owner.unpark();
+            return Offered::Full;
+        }
+        // What the socket would not take now waits for the stream's own thread.
+        for part in parts {
+            let skipped = sent.min(part.len());
+            state.pending.extend_from_slice(&part[skipped..]);
+            sent -= skipped;
+        }
+        if !queued_behind {
+            self.owner.unpark();
+        }
         Offered::Queued
     }
 
@@ -343,10 +358,11 @@ fn client_gone(why: &str) -> Ended {
 }
 
 /// Writes all of `bytes` to `socket`, each send waiting at most the socket's send timeout for
-/// room (a send that times out having sent nothing fails with `WouldBlock`).
+/// room (a send that times out having sent nothing fails with `WouldBlock`), and never raising
+/// SIGPIPE.
 fn write_all(socket: &Socket, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
-        match send(socket, bytes, 0) {
+        match socket.send_with_flags(bytes, libc::MSG_NOSIGNAL) {
             Ok(0) => return Err(ErrorKind::WriteZero.into()),
             Ok(written) => bytes = &bytes[written..],
             Err(error) if error.kind() == ErrorKind::Interrupted => {}
@@ -354,11 +370,6 @@ fn write_all(socket: &Socket, mut bytes: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// One `send` with `flags`, that never raises SIGPIPE.
-fn send(socket: &Socket, bytes: &[u8], flags: libc::c_int) -> io::Result<usize> {
-    socket.send_with_flags(bytes, flags | libc::MSG_NOSIGNAL)
 }
 
 #[cfg(test)]
@@ -431,6 +442,72 @@ mod tests {
         assert!(
             wire.0.lock().unwrap().is_empty(),
             "nothing through tiny_http's writer"
+        );
+    }
+
+    #[test]
+    fn a_frame_the_socket_takes_in_part_is_finished_by_the_owner_and_no_copy_is_kept() {
+        use socket2::{Domain, Type};
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // Small buffers on both sides, so that the socket soon takes no more.
+        let client = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        client.set_recv_buffer_size(4096).unwrap();
+        client
+            .connect(&listener.local_addr().unwrap().into())
+            .unwrap();
+        let mut client = std::net::TcpStream::from(client);
+        let (server, _) = listener.accept().unwrap();
+        let server = Socket::from(server);
+        server.set_send_buffer_size(4096).unwrap();
+        let wire = Wire::default();
+        let outlet = Arc::new(outlet(&wire));
+        // History sent before sharing grows the frame buffer to its largest message.
+        let history = [b'h'; 3000];
+        assert_eq!(outlet.offer(&history), Offered::Sent);
+        outlet.share(server, None);
+        // Larger than the socket takes while the client reads nothing: sent in part, the rest
+        // queued, then more frames queued behind it.
+        let payloads: Vec<Vec<u8>> = (0..3u8)
+            .map(|i| vec![b'a' + i; 20_000 + usize::from(i)])
+            .collect();
+        let offered: Vec<Offered> = payloads.iter().map(|p| outlet.offer(p)).collect();
+        assert_eq!(offered, [Offered::Queued; 3]);
+        {
+            let state = outlet.lock();
+            assert_eq!(state.frame.capacity(), 0, "no frame buffer once shared");
+            assert!(
+                state.pending.len() < 3 * 20_010,
+                "only what was not sent waits"
+            );
+        }
+        let mut expected = Vec::new();
+        for payload in &payloads {
+            Framing::Chunked.frame_into(&mut expected, payload);
+        }
+        let stop = Arc::new(Stop::default());
+        let reader = {
+            let (stop, frames) = (stop.clone(), expected.len());
+            thread::spawn(move || {
+                let mut received = vec![0; frames];
+                client.read_exact(&mut received).unwrap();
+                stop.trigger();
+                client.read_to_end(&mut received).unwrap();
+                received
+            })
+        };
+        // This thread owns the outlet: it writes what was queued until the stop.
+        let _watch = stop.watch();
+        let served = outlet.serve(&stop, Duration::from_secs(60));
+        assert!(matches!(served, Err(Ended::ServerStopping)));
+        outlet.close(true);
+        expected.extend_from_slice(b"0\r\n\r\n");
+        let received = reader.join().unwrap();
+        assert!(received == expected, "the frames arrive whole and in order");
+        assert_eq!(
+            outlet.bytes_written(),
+            3007 + expected.len(),
+            "the history too"
         );
     }
 
