@@ -91,6 +91,9 @@ pub enum Refusal {
     RateLimited { retry_after: Duration },
     /// The message would start a new feed, and `max_feeds` exist already (`--max-feeds`).
     TooManyFeeds { max_feeds: usize },
+    /// The fan-out threads are that many messages behind: taking more would only queue them in
+    /// memory, without bound while publishers outpace the delivery.
+    Busy,
 }
 
 impl Refusal {
@@ -104,6 +107,7 @@ impl Refusal {
             // The server has no room for one more feed (RFC 4918 §11.5): not the client's input
             // (4xx), not a rate (429), and no retry helps until the operator raises the bound.
             Refusal::TooManyFeeds { .. } => 507,
+            Refusal::Busy => 503,
         }
     }
 
@@ -117,13 +121,15 @@ impl Refusal {
             Refusal::MediaType => "media_type",
             Refusal::RateLimited { .. } => "rate_limited",
             Refusal::TooManyFeeds { .. } => "too_many_feeds",
+            Refusal::Busy => "busy",
         }
     }
 
-    /// The value of a `Retry-After` header, for a rate-limited request only.
+    /// The value of a `Retry-After` header, for a request that may be sent again as it is.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Refusal::RateLimited { retry_after } => Some(whole_seconds(*retry_after)),
+            Refusal::Busy => Some(1),
             _ => None,
         }
     }
@@ -155,6 +161,9 @@ impl fmt::Display for Refusal {
             Refusal::TooManyFeeds { max_feeds } => write!(
                 f,
                 "this server holds at most {max_feeds} feeds; publish to one that exists"
+            ),
+            Refusal::Busy => f.write_str(
+                "the server is still sending earlier messages to their subscribers; try again in 1 s",
             ),
         }
     }

@@ -40,7 +40,7 @@ impl FeedMetrics {
 #[derive(Default)]
 pub struct Refusals(Mutex<[u64; REFUSAL_LABELS.len()]>);
 
-const REFUSAL_LABELS: [&str; 9] = [
+const REFUSAL_LABELS: [&str; 10] = [
     "empty",
     "too_long",
     "bad_utf8",
@@ -49,6 +49,7 @@ const REFUSAL_LABELS: [&str; 9] = [
     "too_large",
     "rate_limited",
     "too_many_feeds",
+    "busy",
     "unauthorized",
 ];
 

@@ -15,9 +15,10 @@ use super::{form, lock};
 use crate::app::views;
 use crate::tiny::{Reply, Request, shown_peer};
 
-/// Messages the fan-out threads may be behind before a publisher from code waits (see
-/// [`Feeds::publish`]): at most this many messages of up to `--max-message` characters
-/// wait in their queues for code's sake.
+/// Messages the fan-out threads may be behind (counted once for each thread) before a publisher
+/// from code waits (see [`Feeds::publish`]) and a request to publish is refused with `503`: at
+/// most about this many messages of up to `--max-message` characters wait in their queues, which
+/// a message the history has dropped is still held by.
 pub const MAX_BACKLOG: usize = 1024;
 
 /// Why a publish did not happen.
@@ -50,13 +51,22 @@ impl Feeds {
     /// any others; the journal's compaction keeps a fast one from filling the disk.
     pub fn publish(&self, name: &str, draft: Draft) -> Result<Arc<Message>, Failure> {
         debug_assert!(super::feeds::valid_name(name), "{name:?}");
-        while self.backlog.load(Ordering::Relaxed) >= MAX_BACKLOG {
-            // Rarely here, and only while the fan-out threads work through the backlog.
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        self.wait_for_the_fan_out();
         let published = self.append(name, draft);
         self.hand_off();
         published
+    }
+
+    /// Waits while the fan-out threads are [`MAX_BACKLOG`] messages behind.
+    pub(super) fn wait_for_the_fan_out(&self) {
+        while self.behind() {
+            // Rarely here, and only while the fan-out threads work through the backlog.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn behind(&self) -> bool {
+        self.backlog.load(Ordering::Relaxed) >= MAX_BACKLOG
     }
 
     /// `POST /feeds/NAME` (and `/chat/messages` for the chat). A published message goes out to
@@ -136,6 +146,11 @@ impl Feeds {
     ) -> Result<Arc<Message>, Failure> {
         let submission = submission?;
         let draft = message::validate(&submission, &self.limits)?;
+        // Before the rate limit, so that a refusal for the server's sake takes none of the
+        // client's rate.
+        if self.behind() {
+            return Err(Refusal::Busy.into());
+        }
         if let Some(peer) = request.peer {
             lock(&self.limiter)
                 .check(peer.ip(), Instant::now())
@@ -258,17 +273,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn code_publishes_to_a_feed_it_creates_within_the_bound() {
-        let settings = Settings {
-            max_feeds: 1,
+    fn settings(max_feeds: usize) -> Settings {
+        Settings {
+            max_feeds,
             bounds: Bounds::default(),
             limits: Limits::default(),
             publish_limit: 1,
             retry: Duration::from_secs(3),
             log: Log { quiet: true },
-        };
-        let feeds = Feeds::start(Vec::new(), None, settings).unwrap();
+        }
+    }
+
+    #[test]
+    fn code_publishes_to_a_feed_it_creates_within_the_bound() {
+        let feeds = Feeds::start(Vec::new(), None, settings(1)).unwrap();
         let first = feeds.publish("jobs", draft("started")).unwrap();
         let second = feeds.publish("jobs", draft("done")).unwrap();
         assert_eq!(second.id, first.id + 1, "no rate limit for code");
@@ -277,5 +295,27 @@ mod tests {
             feeds.publish("other", draft("x")),
             Err(Failure::Refused(Refusal::TooManyFeeds { max_feeds: 1 }))
         ));
+    }
+
+    #[test]
+    fn a_request_is_refused_with_503_while_the_fan_out_is_behind_and_takes_no_rate() {
+        let feeds = Arc::new(Feeds::start(Vec::new(), None, settings(4)).unwrap());
+        let post = || {
+            let mut request =
+                Request::fake("POST", "/feeds/temp", &[("Content-Type", "text/plain")]);
+            request.body = b"21.5".to_vec();
+            feeds.publish_request("temp", &request)
+        };
+        // As if the fan-out threads had that many messages still to send: none is sent here.
+        feeds.backlog.store(MAX_BACKLOG, Ordering::Relaxed);
+        let refused = post();
+        assert_eq!(refused.status, 503);
+        assert_eq!(refused.header("Retry-After"), Some("1"));
+        assert!(feeds.list().is_empty(), "nothing published, no feed made");
+        feeds.backlog.store(MAX_BACKLOG - 1, Ordering::Relaxed);
+        // The publish limit (1 a second, bursts of 4) is untouched by the refusal.
+        let statuses: Vec<u16> = (0..5).map(|_| post().status).collect();
+        assert_eq!(statuses, [201, 201, 201, 201, 429]);
+        assert_eq!(feeds.list(), [("temp".into(), 4)]);
     }
 }

@@ -49,6 +49,8 @@ impl Sink for Feeds {
     }
 
     fn receive(&self, name: &str, message: Message) -> bool {
+        // Paced like a publisher from code: what Redis holds waits there, not in memory here.
+        self.wait_for_the_fan_out();
         let Some(feed) = self.registry.create(name) else {
             return false;
         };
