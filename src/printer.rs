@@ -26,8 +26,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// Lines held for the writer before new ones are dropped: a burst such as a thousand streams
-/// ending at once fits, and at most a few hundred KiB wait.
+/// ending at once fits.
 const QUEUE_LINES: usize = 4096;
+
+/// Bytes held for the writer before new lines are dropped: a line can be kilobytes long (a
+/// refused request's escaped path), and 4,096 of them held for a pipe nobody reads would be tens
+/// of MiB.
+const QUEUE_BYTES: usize = 512 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum To {
@@ -54,6 +59,8 @@ struct Printer {
 #[derive(Default)]
 struct State {
     lines: VecDeque<Line>,
+    /// The bytes of `lines`.
+    bytes: usize,
     /// Lines ever queued, and lines the writer has finished with (written or failed).
     queued: u64,
     done: u64,
@@ -89,10 +96,12 @@ pub fn print(to: To, line: std::fmt::Arguments<'_>) {
     let text = format!("{line}\n");
     let printer = printer();
     let mut state = lock(printer);
-    if !printer.writing || state.lines.len() >= QUEUE_LINES {
+    let full = state.lines.len() >= QUEUE_LINES || state.bytes + text.len() > QUEUE_BYTES;
+    if !printer.writing || full {
         state.dropped += 1;
         return;
     }
+    state.bytes += text.len();
     state.lines.push_back(Line { to, text });
     state.queued += 1;
     printer.line_queued.notify_one();
@@ -134,6 +143,7 @@ fn write_lines(printer: &Printer) {
                 .unwrap_or_else(PoisonError::into_inner);
             continue;
         };
+        state.bytes -= line.text.len();
         drop(state);
         write(line.to, line.text.as_bytes());
         state = lock(printer);

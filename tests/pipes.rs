@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, PipeWriter, Read, Write};
+use std::io::{BufRead, BufReader, PipeReader, PipeWriter, Read, Write};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
@@ -121,20 +121,62 @@ fn full_pipe(quiet: bool) {
 #[test]
 fn lines_dropped_while_the_pipe_was_full_are_counted_once_it_is_read() {
     let full = FullPipe::new();
-    let mut server = start(false, full.writer.try_clone().unwrap(), full.writer);
+    let server = start(false, full.writer.try_clone().unwrap(), full.writer);
     health_checks(&server, MORE_THAN_QUEUED);
 
+    let (output, dropped) = read_until_dropped_are_counted(full.reader);
+    let written = output.matches("GET /healthz 200").count();
+    assert!(dropped > 0, "{output}");
+    assert!(
+        written + dropped >= MORE_THAN_QUEUED,
+        "{written} request lines written and {dropped} dropped of {MORE_THAN_QUEUED}"
+    );
+    stop_cleanly(server);
+    full.filler.join().unwrap();
+}
+
+/// The log queue is bounded by its bytes too: lines of a KiB each (a long path's) are dropped
+/// once half a MiB of them wait, though far fewer lines than the queue's 4,096 do.
+#[test]
+fn long_lines_are_dropped_once_half_a_mib_of_them_wait() {
+    let full = FullPipe::new();
+    let server = start(false, full.writer.try_clone().unwrap(), full.writer);
+    let path = format!("/{}", "a".repeat(1023));
+    ask(&server, &path, 404, LONG_LINES);
+    let (output, dropped) = read_until_dropped_are_counted(full.reader);
+    let written = output.matches(&path).count();
+    assert!(dropped > 0, "{written} long lines written, none dropped");
+    assert!(
+        written + dropped >= LONG_LINES,
+        "{written} long lines written and {dropped} dropped of {LONG_LINES}"
+    );
+    // Half a MiB queued, and what the pipe took of them before it was full.
+    assert!(
+        written * path.len() < 640 * 1024,
+        "{written} long lines held"
+    );
+    stop_cleanly(server);
+    full.filler.join().unwrap();
+}
+
+/// Requests whose lines (over a KiB each) are more than half a MiB, and far fewer than 4,096.
+const LONG_LINES: usize = 1000;
+
+/// Reads the pipe on a thread of its own, the filler left out, until the server has said how
+/// many lines it dropped: what it wrote by then, and that count. The thread reads on until the
+/// pipe's writers are gone.
+fn read_until_dropped_are_counted(mut reader: PipeReader) -> (String, usize) {
     let output = Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let (mut reader, output) = (full.reader, output.clone());
+    {
+        let output = output.clone();
         thread::spawn(move || {
             let mut buffer = [0; 4096];
             while let Ok(n @ 1..) = reader.read(&mut buffer) {
                 let text = String::from_utf8_lossy(&buffer[..n]).replace(FILLER as char, "");
                 output.lock().unwrap().push_str(&text);
             }
-        })
-    };
+        });
+    }
     let dropped = |output: &str| -> Option<usize> {
         let line = output.lines().find(|line| line.contains("lines dropped"))?;
         line.strip_prefix("log: ")?.split(' ').next()?.parse().ok()
@@ -145,21 +187,16 @@ fn lines_dropped_while_the_pipe_was_full_are_counted_once_it_is_read() {
         output.lock().unwrap()
     );
     let output = output.lock().unwrap().clone();
-    let dropped = dropped(&output).unwrap();
-    let written = output.matches("GET /healthz 200").count();
-    assert!(dropped > 0, "{output}");
-    assert!(
-        written + dropped >= MORE_THAN_QUEUED,
-        "{written} request lines written and {dropped} dropped of {MORE_THAN_QUEUED}"
-    );
+    let count = dropped(&output).unwrap();
+    (output, count)
+}
 
+fn stop_cleanly(mut server: ServerProcess) {
     server.signal("TERM");
     let status = server
         .wait_exit(TIMEOUT)
         .expect("the server exits on SIGTERM");
     assert_exited_cleanly(status);
-    reader.join().unwrap();
-    full.filler.join().unwrap();
 }
 
 /// Requests enough to log more lines than the server's log queue holds (4,096).
@@ -211,17 +248,24 @@ fn serve_then_stop(mut server: ServerProcess, requests: usize) {
 
 /// `count` requests for `/healthz` on one keep-alive connection, each answered `ok`.
 fn health_checks(server: &ServerProcess, count: usize) {
+    ask(server, "/healthz", 200, count);
+}
+
+/// `GET path` `count` times on one connection, each answered with `status`.
+fn ask(server: &ServerProcess, path: &str, status: u16, count: usize) {
     let mut connection = connect(server.addr);
     let mut reader = BufReader::new(connection.try_clone().unwrap());
-    let ask = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr);
+    let ask = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr);
     for i in 0..count {
         connection.write_all(ask.as_bytes()).unwrap();
         let head = common::read_head(&mut reader);
-        assert_eq!(head.status, 200, "request {i}");
+        assert_eq!(head.status, status, "request {i}");
         let length: usize = head.header("Content-Length").unwrap().parse().unwrap();
         let mut body = vec![0; length];
         reader.read_exact(&mut body).unwrap();
-        assert_eq!(body, b"ok\n", "request {i}");
+        if status == 200 {
+            assert_eq!(body, b"ok\n", "request {i}");
+        }
     }
 }
 
