@@ -7,24 +7,40 @@
 //! `204` and `304`, RFC 9110 §8.6), `HEAD` gets the head `GET` would get, and the security
 //! headers are on every one.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::io::Write;
+use std::io::{self, Write};
 use std::time::SystemTime;
 
-use super::reply::{Reply, SECURITY_HEADERS};
+use super::reply::{Body, Reply, SECURITY_HEADERS};
 use super::screen::Screened;
 
 /// Writes `reply` to `writer` and flushes it. (A `dyn` writer: one copy of this code serves
 /// tiny_http's writer and a socket, in a binary kept under 1 MiB.)
 pub fn write(writer: &mut dyn Write, reply: &Reply, screened: Screened) -> (u16, usize) {
-    let _ = writer
-        .write_all(&wire(reply, screened))
-        .and_then(|()| writer.flush());
+    let _ = wire(reply, screened).write_to(writer);
     (reply.status, body_bytes(reply, screened))
 }
 
-/// Every byte of the response, made now.
-pub fn wire(reply: &Reply, screened: Screened) -> Vec<u8> {
+/// Every byte of a response: those made for it (the head, and a body made for this reply), then
+/// a body that lasts as long as the program (an embedded file's), which is not copied: answers
+/// that wait for a client that reads none of them (see `writers.rs`) hold little more than
+/// their heads.
+pub struct Wire {
+    pub made: Vec<u8>,
+    pub kept: &'static [u8],
+}
+
+impl Wire {
+    pub fn write_to(&self, writer: &mut dyn Write) -> io::Result<()> {
+        writer.write_all(&self.made)?;
+        writer.write_all(self.kept)?;
+        writer.flush()
+    }
+}
+
+/// The response's bytes, made now.
+pub fn wire(reply: &Reply, screened: Screened) -> Wire {
     encode(reply, screened, SystemTime::now())
 }
 
@@ -43,7 +59,7 @@ fn has_body(status: u16) -> bool {
 }
 
 /// The whole response: status line, headers and (unless `HEAD`) the body.
-fn encode(reply: &Reply, screened: Screened, now: SystemTime) -> Vec<u8> {
+fn encode(reply: &Reply, screened: Screened, now: SystemTime) -> Wire {
     let status = reply.status;
     let mut head = format!(
         "HTTP/1.1 {status} {}\r\nDate: {}\r\n",
@@ -71,9 +87,16 @@ fn encode(reply: &Reply, screened: Screened, now: SystemTime) -> Vec<u8> {
         head.push_str("Connection: keep-alive\r\n");
     }
     head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(&body[..body_bytes(reply, screened)]);
-    bytes
+    let mut made = head.into_bytes();
+    let shown = body_bytes(reply, screened);
+    if let Body::Bytes(Cow::Borrowed(kept)) = reply.body {
+        return Wire {
+            made,
+            kept: &kept[..shown],
+        };
+    }
+    made.extend_from_slice(&body[..shown]);
+    Wire { made, kept: &[] }
 }
 
 /// The reason phrase: tiny_http's table, with RFC 9110's names where they changed.
@@ -92,7 +115,25 @@ mod tests {
     const EPOCH: SystemTime = SystemTime::UNIX_EPOCH;
 
     fn text(reply: &Reply, screened: Screened) -> String {
-        String::from_utf8(encode(reply, screened, EPOCH)).unwrap()
+        let Wire { mut made, kept } = encode(reply, screened, EPOCH);
+        made.extend_from_slice(kept);
+        String::from_utf8(made).unwrap()
+    }
+
+    #[test]
+    fn an_embedded_file_is_written_from_where_it_is_not_copied() {
+        static FILE: &[u8] = b"body of a file";
+        let reply = Reply::new(200, "text/plain", FILE);
+        let wire = encode(&reply, Screened::default(), EPOCH);
+        assert_eq!(wire.kept.as_ptr(), FILE.as_ptr());
+        assert!(wire.made.ends_with(b"\r\n\r\n"), "the head only");
+        let head_only = Screened {
+            head_only: true,
+            ..Screened::default()
+        };
+        assert!(encode(&reply, head_only, EPOCH).kept.is_empty());
+        let made = Reply::new(200, "text/plain", FILE.to_vec());
+        assert!(encode(&made, Screened::default(), EPOCH).kept.is_empty());
     }
 
     #[test]

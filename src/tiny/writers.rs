@@ -17,6 +17,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
 
+use super::respond::Wire;
+
 /// A writing thread's stack: it only writes bytes made before they reach it.
 const STACK_SIZE: usize = 64 * 1024;
 
@@ -27,7 +29,7 @@ const IDLE: Duration = Duration::from_secs(5);
 pub const MAX_BEHIND: usize = 16;
 
 /// An answer: tiny_http's writer for the request, and every byte of the response.
-type Answer = (Box<dyn Write + Send>, Vec<u8>);
+type Answer = (Box<dyn Write + Send>, Wire);
 
 /// The writing threads that wait, and the answers on their way to them.
 #[derive(Clone, Default)]
@@ -127,8 +129,8 @@ impl Writers {
     }
 }
 
-fn send((mut writer, bytes): Answer) {
-    let _ = writer.write_all(&bytes).and_then(|()| writer.flush());
+fn send((mut writer, wire): Answer) {
+    let _ = wire.write_to(&mut *writer);
 }
 
 #[cfg(test)]
@@ -140,6 +142,14 @@ mod tests {
     struct Record {
         bytes: Vec<u8>,
         held: bool,
+    }
+
+    /// An answer of `bytes`, the way an embedded file's body is held.
+    fn wire(bytes: &'static [u8]) -> Wire {
+        Wire {
+            made: Vec::new(),
+            kept: bytes,
+        }
     }
 
     /// A writer that records what it is given, and can be held up.
@@ -189,10 +199,10 @@ mod tests {
         let writers = Writers::default();
         let (stuck, free) = (Recorder::default(), Recorder::default());
         stuck.hold(true);
-        let _ = writers.write(None, (Box::new(stuck.clone()), b"one".to_vec()));
+        let _ = writers.write(None, (Box::new(stuck.clone()), wire(b"one")));
         for _ in 0..3 {
             free.0.0.lock().unwrap().bytes.clear();
-            let _ = writers.write(None, (Box::new(free.clone()), b"two".to_vec()));
+            let _ = writers.write(None, (Box::new(free.clone()), wire(b"two")));
             assert!(free.wait_for(b"two"));
         }
         stuck.hold(false);
@@ -207,10 +217,10 @@ mod tests {
         stuck.hold(true);
         // One being written, and MAX_BEHIND behind it.
         for _ in 0..=MAX_BEHIND {
-            let written = writers.write(Some(peer), (Box::new(stuck.clone()), b"x".to_vec()));
+            let written = writers.write(Some(peer), (Box::new(stuck.clone()), wire(b"x")));
             assert_eq!(written, Ok(()));
         }
-        let refused = writers.write(Some(peer), (Box::new(stuck.clone()), b"y".to_vec()));
+        let refused = writers.write(Some(peer), (Box::new(stuck.clone()), wire(b"y")));
         assert_eq!(refused, Err(peer));
         // The one thread took the first, and is held up writing it; none waits.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -226,7 +236,7 @@ mod tests {
     fn a_thread_that_waits_takes_the_next_answer() {
         let writers = Writers::default();
         let first = Recorder::default();
-        let _ = writers.write(None, (Box::new(first.clone()), b"a".to_vec()));
+        let _ = writers.write(None, (Box::new(first.clone()), wire(b"a")));
         assert!(first.wait_for(b"a"));
         // The thread that wrote it now waits, promised nothing.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -235,7 +245,7 @@ mod tests {
         }
         assert_eq!(writers.lock().free, 1);
         let second = Recorder::default();
-        let _ = writers.write(None, (Box::new(second.clone()), b"b".to_vec()));
+        let _ = writers.write(None, (Box::new(second.clone()), wire(b"b")));
         assert!(second.wait_for(b"b"));
     }
 }
