@@ -481,6 +481,50 @@ fn idle_connections_are_closed_after_the_idle_timeout() {
     }
 }
 
+/// tiny_http reads a head with no limit, into memory, until its line ends: one that never ends
+/// is closed once it has sent a MiB or so, not after the idle timeout, and the server says so
+/// and serves on.
+#[test]
+fn a_head_that_never_ends_is_closed_long_before_the_idle_timeout() {
+    let server = ServerProcess::start_logging_all(&["--idle-timeout", "60s"]);
+    let mut socket = connect(server.addr);
+    socket
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    socket
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Endless: ")
+        .unwrap();
+    let said = || {
+        server
+            .stderr_tail()
+            .iter()
+            .any(|line| line.contains("bytes sent with no request started"))
+    };
+    let chunk = [b'a'; 64 * 1024];
+    let started = Instant::now();
+    let mut sent = 0;
+    // Up to about 12 MiB a second (what the server reads of it, as it reads it), until the server
+    // says it has closed the connection.
+    while !said() && started.elapsed() < Duration::from_secs(30) {
+        match socket.write(&chunk) {
+            Ok(written) => sent += written,
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        wait_for(Duration::from_secs(5), said),
+        "not closed after {} KiB in {:?}: {:?}",
+        sent >> 10,
+        started.elapsed(),
+        server.stderr_tail()
+    );
+    assert!(sent < 48 << 20, "closed after {} MiB", sent >> 20);
+    still_serving(server.addr);
+}
+
 /// Connections that send nothing are held back by the kernel until the idle timeout, so they
 /// cost no thread, and a request right after 2,000 of them waits for no thread to start.
 #[test]

@@ -132,7 +132,8 @@ mod tests {
             vec![Accepted {
                 peer,
                 unread: 0,
-                closing: false
+                closing: false,
+                received: 0,
             }],
             "{shown}"
         );

@@ -28,6 +28,9 @@ pub struct Connections {
     marks: AtomicU64,
     /// Requests started so far, for the sweep to see that connections have come.
     requests: AtomicU64,
+    /// The bytes each connection had received when the sweep first saw it since its last
+    /// request started (see [`Connections::unfinished`]).
+    received_then: Mutex<HashMap<SocketAddr, u64>>,
 }
 
 /// A connection the server has ended.
@@ -59,6 +62,7 @@ pub struct Mark(u64);
 impl Connections {
     pub fn request_started(&self, peer: SocketAddr) {
         lock(&self.last_request).insert(peer, Instant::now());
+        lock(&self.received_then).remove(&peer);
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -194,6 +198,31 @@ impl Connections {
         lock(&self.closed).retain(|peer, ended| seen.contains(peer) || ended.at > now);
         idle
     }
+
+    /// The connections among `accepted` (each with the bytes it has received, one entry per
+    /// descriptor) that were sent more than `limit` bytes since a look that saw them, with no
+    /// request started since, and how many: a head that does not end, which tiny_http holds in
+    /// memory as it comes (it reads a head with no limit), until the idle timeout. Streams and
+    /// connections whose body is read elsewhere are not; one found is forgotten.
+    pub fn unfinished(&self, accepted: &[(SocketAddr, u64)], limit: u64) -> Vec<(SocketAddr, u64)> {
+        let streams = lock(&self.streams);
+        let busy = lock(&self.busy);
+        let mut received_then = lock(&self.received_then);
+        let mut seen = HashSet::with_capacity(accepted.len());
+        let mut unfinished = Vec::new();
+        for &(peer, received) in accepted {
+            if !seen.insert(peer) || streams.contains_key(&peer) || busy.contains(&peer) {
+                continue;
+            }
+            let since = received.saturating_sub(*received_then.entry(peer).or_insert(received));
+            if since > limit {
+                received_then.remove(&peer);
+                unfinished.push((peer, since));
+            }
+        }
+        received_then.retain(|peer, _| seen.contains(peer));
+        unfinished
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -234,6 +263,28 @@ mod tests {
         assert_eq!(idle, vec![peer(1)]);
         connections.body_ended(peer(4));
         assert_eq!(connections.idle(&[peer(4)], timeout, later), vec![peer(4)]);
+    }
+
+    #[test]
+    fn a_connection_sent_more_than_the_limit_with_no_request_started_is_unfinished() {
+        let connections = Connections::default();
+        let limit = 1000;
+        // Seen first with what it had received by then (two descriptors, one connection).
+        let first = [(peer(1), 5000), (peer(1), 5000), (peer(2), 0), (peer(3), 0)];
+        assert!(connections.unfinished(&first, limit).is_empty());
+        connections.stream_started(peer(2));
+        connections.request_started(peer(3));
+        let later = [(peer(1), 6001), (peer(2), 9000), (peer(3), 9000)];
+        assert_eq!(connections.unfinished(&later, limit), vec![(peer(1), 1001)]);
+        // A request started resets the count at the next look; one found starts again too.
+        assert!(connections.unfinished(&later, limit).is_empty());
+        let after = [(peer(1), 6500), (peer(3), 9900)];
+        assert!(connections.unfinished(&after, limit).is_empty());
+        assert_eq!(
+            connections.unfinished(&[(peer(1), 7002)], limit),
+            vec![(peer(1), 1001)]
+        );
+        assert_eq!(lock(&connections.received_then).len(), 0, "peer 3 gone");
     }
 
     #[test]

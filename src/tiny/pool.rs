@@ -163,6 +163,7 @@ mod tests {
                     peer: peer(port),
                     unread,
                     closing: false,
+                    received: 0,
                 };
                 [one, one]
             })

@@ -139,6 +139,8 @@ pub struct Accepted {
     /// One side has sent its FIN: a thread that reads the connection sees its end at once (or
     /// the server ended it), so a descriptor that stays in this state is not being read.
     pub closing: bool,
+    /// Bytes received on the connection since it was accepted (0 for a stream: not asked).
+    pub received: u64,
 }
 
 /// What one pass over the descriptors found.
@@ -339,12 +341,17 @@ impl Sockets {
                     peer,
                     unread: 0,
                     closing: false,
+                    received: 0,
                 }),
-                Some(peer) => listing.accepted.push(Accepted {
-                    peer,
-                    unread: unread_bytes(fd).unwrap_or(0),
-                    closing: tcp_state(fd).is_some_and(|state| state != TCP_ESTABLISHED),
-                }),
+                Some(peer) => {
+                    let (state, received) = tcp_info(fd).unwrap_or((TCP_ESTABLISHED, 0));
+                    listing.accepted.push(Accepted {
+                        peer,
+                        unread: unread_bytes(fd).unwrap_or(0),
+                        closing: state != TCP_ESTABLISHED,
+                        received,
+                    });
+                }
                 // A listener has the same local address, and no peer either.
                 None if tcp_state(fd) == Some(TCP_CLOSE) => listing.dead.extend(socket_cookie(fd)),
                 None => {}
@@ -408,10 +415,21 @@ const TCP_CLOSE: u8 = 7;
 
 /// The TCP state of descriptor number `fd`, if it is a TCP socket now.
 fn tcp_state(fd: RawFd) -> Option<u8> {
-    // `struct tcp_info` starts with the state byte; the kernel copies no more than asked for.
-    let mut info = [0u8; 8];
+    tcp_info(fd).map(|(state, _)| state)
+}
+
+/// The TCP state of descriptor number `fd` and the bytes it has received since it was accepted
+/// (`struct tcp_info`'s first byte and `tcpi_bytes_received`, Linux 4.1; 0 before that), if it
+/// is a TCP socket now. The kernel copies no more than asked for.
+fn tcp_info(fd: RawFd) -> Option<(u8, u64)> {
+    const RECEIVED: usize = std::mem::offset_of!(libc::tcp_info, tcpi_bytes_received);
+    let mut info = [0u8; RECEIVED + 8];
     let len = option(fd, libc::IPPROTO_TCP, libc::TCP_INFO, &mut info)?;
-    (len >= 1).then_some(info[0])
+    let received = match info[RECEIVED..].try_into() {
+        Ok(bytes) if len == info.len() => u64::from_ne_bytes(bytes),
+        _ => 0,
+    };
+    (len >= 1).then_some((info[0], received))
 }
 
 /// The kernel's number for the socket that descriptor number `fd` is open on (`SO_COOKIE`,
@@ -591,6 +609,7 @@ mod tests {
             peer,
             unread: 0,
             closing: false,
+            received: 0,
         };
         assert_eq!(sockets.accepted(|_| false).accepted, vec![open]);
         assert_eq!(peer, client.local_addr().unwrap());
@@ -601,7 +620,11 @@ mod tests {
         {
             std::thread::sleep(Duration::from_millis(1));
         }
-        let unread = Accepted { unread: 5, ..open };
+        let unread = Accepted {
+            unread: 5,
+            received: 5,
+            ..open
+        };
         assert_eq!(sockets.accepted(|_| false).accepted, vec![unread]);
         // A stream's connection is listed by its peer alone.
         let stream = sockets.accepted(|stream| stream == peer).accepted;
