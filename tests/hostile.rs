@@ -486,25 +486,36 @@ fn idle_connections_are_closed_after_the_idle_timeout() {
 /// and serves on.
 #[test]
 fn a_head_that_never_ends_is_closed_long_before_the_idle_timeout() {
+    closed_while_sending_endlessly(b"GET / HTTP/1.1\r\nHost: x\r\nX-Endless: ", b'a');
+}
+
+/// So is a chunked body whose size line never ends, which its decoder holds in memory, and which
+/// its deadline, looked at between reads, would not end while the bytes keep coming.
+#[test]
+fn a_chunk_size_line_that_never_ends_is_closed_long_before_the_body_deadline() {
+    let head = b"POST /chat/messages HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n\
+                 Transfer-Encoding: chunked\r\n\r\n";
+    closed_while_sending_endlessly(head, b'1');
+}
+
+/// Sends `start`, then `byte` over and over (up to about 12 MiB a second, as fast as the server
+/// reads it), until the server says it has closed the connection; asserts it did, soon.
+fn closed_while_sending_endlessly(start: &[u8], byte: u8) {
     let server = ServerProcess::start_logging_all(&["--idle-timeout", "60s"]);
     let mut socket = connect(server.addr);
     socket
         .set_write_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    socket
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Endless: ")
-        .unwrap();
+    socket.write_all(start).unwrap();
     let said = || {
         server
             .stderr_tail()
             .iter()
-            .any(|line| line.contains("bytes sent with no request started"))
+            .any(|line| line.contains("bytes sent and no whole request"))
     };
-    let chunk = [b'a'; 64 * 1024];
+    let chunk = [byte; 64 * 1024];
     let started = Instant::now();
     let mut sent = 0;
-    // Up to about 12 MiB a second (what the server reads of it, as it reads it), until the server
-    // says it has closed the connection.
     while !said() && started.elapsed() < Duration::from_secs(30) {
         match socket.write(&chunk) {
             Ok(written) => sent += written,

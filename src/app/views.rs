@@ -232,8 +232,10 @@ pub fn busy_fragment() -> Markup {
     html! { p.busy { "The server is busy; this will connect as soon as it can." } }
 }
 
-/// htmx would otherwise add an inline <style>, which the Content-Security-Policy forbids.
-const HTMX_CONFIG: &str = r#"{"includeIndicatorStyles":false,"responseHandling":[{"code":"204","swap":false},{"code":"[23]..","swap":true},{"code":"4..","swap":true,"error":false},{"code":"...","swap":false,"error":true}]}"#;
+/// htmx would otherwise add an inline <style>, which the Content-Security-Policy forbids. 4xx and
+/// 503 answers are swapped: the chat form comes back with why a message was refused, or that
+/// the server is busy (htmx 2 swaps no error by itself).
+const HTMX_CONFIG: &str = r#"{"includeIndicatorStyles":false,"responseHandling":[{"code":"204","swap":false},{"code":"[23]..","swap":true},{"code":"4..","swap":true,"error":false},{"code":"503","swap":true,"error":false},{"code":"...","swap":false,"error":true}]}"#;
 
 /// htmx and its SSE extension, in `flavor`.
 fn scripts(flavor: Flavor) -> Markup {
@@ -261,8 +263,8 @@ fn layout(flavor: Flavor, title: &str, path: &str, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                // htmx 2: 4xx answers are swapped (the chat form shows why a message was
-                // refused), not treated as errors. htmx 4 swaps them by default.
+                // htmx 2: 4xx and 503 answers are swapped (the chat form shows why a message
+                // was refused), not treated as errors. htmx 4 swaps them by default.
                 @if flavor == Flavor::Htmx2 {
                     meta name="htmx-config" content=(HTMX_CONFIG);
                 }

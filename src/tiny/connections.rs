@@ -202,16 +202,17 @@ impl Connections {
     /// The connections among `accepted` (each with the bytes it has received, one entry per
     /// descriptor) that were sent more than `limit` bytes since a look that saw them, with no
     /// request started since, and how many: a head that does not end, which tiny_http holds in
-    /// memory as it comes (it reads a head with no limit), until the idle timeout. Streams and
-    /// connections whose body is read elsewhere are not; one found is forgotten.
+    /// memory as it comes (it reads a head with no limit), until the idle timeout, or a chunked
+    /// body's size line that does not end, which its decoder holds so, past the body's deadline
+    /// (checked between reads). Streams are not (their read half is shut); one found is
+    /// forgotten.
     pub fn unfinished(&self, accepted: &[(SocketAddr, u64)], limit: u64) -> Vec<(SocketAddr, u64)> {
         let streams = lock(&self.streams);
-        let busy = lock(&self.busy);
         let mut received_then = lock(&self.received_then);
         let mut seen = HashSet::with_capacity(accepted.len());
         let mut unfinished = Vec::new();
         for &(peer, received) in accepted {
-            if !seen.insert(peer) || streams.contains_key(&peer) || busy.contains(&peer) {
+            if !seen.insert(peer) || streams.contains_key(&peer) {
                 continue;
             }
             let since = received.saturating_sub(*received_then.entry(peer).or_insert(received));
@@ -270,12 +271,28 @@ mod tests {
         let connections = Connections::default();
         let limit = 1000;
         // Seen first with what it had received by then (two descriptors, one connection).
-        let first = [(peer(1), 5000), (peer(1), 5000), (peer(2), 0), (peer(3), 0)];
+        let first = [
+            (peer(1), 5000),
+            (peer(1), 5000),
+            (peer(2), 0),
+            (peer(3), 0),
+            (peer(4), 0),
+        ];
         assert!(connections.unfinished(&first, limit).is_empty());
         connections.stream_started(peer(2));
         connections.request_started(peer(3));
-        let later = [(peer(1), 6001), (peer(2), 9000), (peer(3), 9000)];
-        assert_eq!(connections.unfinished(&later, limit), vec![(peer(1), 1001)]);
+        // A body being read counts too: none the server takes is that long.
+        connections.body_started(peer(4));
+        let later = [
+            (peer(1), 6001),
+            (peer(2), 9000),
+            (peer(3), 9000),
+            (peer(4), 2000),
+        ];
+        assert_eq!(
+            connections.unfinished(&later, limit),
+            vec![(peer(1), 1001), (peer(4), 2000)]
+        );
         // A request started resets the count at the next look; one found starts again too.
         assert!(connections.unfinished(&later, limit).is_empty());
         let after = [(peer(1), 6500), (peer(3), 9900)];
@@ -284,7 +301,11 @@ mod tests {
             connections.unfinished(&[(peer(1), 7002)], limit),
             vec![(peer(1), 1001)]
         );
-        assert_eq!(lock(&connections.received_then).len(), 0, "peer 3 gone");
+        assert_eq!(
+            lock(&connections.received_then).len(),
+            0,
+            "peers 3 and 4 gone"
+        );
     }
 
     #[test]

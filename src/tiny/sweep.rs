@@ -219,7 +219,7 @@ fn close_unfinished(shared: &Shared, accepted: &[Accepted]) {
         .shut_down_where(|peer| unfinished.iter().any(|(of, _)| *of == peer));
     for (peer, bytes) in unfinished.iter().filter(|(peer, _)| closed.contains(peer)) {
         shared.log.line(format_args!(
-            "closed connection {}: {bytes} bytes sent with no request started",
+            "closed connection {}: {bytes} bytes sent and no whole request",
             shown_peer(*peer)
         ));
     }

@@ -15,10 +15,10 @@ use super::{form, lock};
 use crate::app::views;
 use crate::tiny::{Reply, Request, shown_peer};
 
-/// Messages the fan-out threads may be behind (counted once for each thread) before a publisher
-/// from code waits (see [`Feeds::publish`]) and a request to publish is refused with `503`: at
-/// most about this many messages of up to `--max-message` characters wait in their queues, which
-/// a message the history has dropped is still held by.
+/// Messages the fan-out threads may be behind before a publisher from code waits (see
+/// [`Feeds::publish`]) and a request to publish is refused with `503`: at most about this many
+/// messages of up to `--max-message` characters wait in their queues, which a message the
+/// history has dropped is still held by.
 pub const MAX_BACKLOG: usize = 1024;
 
 /// Why a publish did not happen.
@@ -66,7 +66,8 @@ impl Feeds {
     }
 
     fn behind(&self) -> bool {
-        self.backlog.load(Ordering::Relaxed) >= MAX_BACKLOG
+        // Each message is queued once for every fan-out thread, and counted so.
+        self.backlog.load(Ordering::Relaxed) >= MAX_BACKLOG * self.fan_out.len()
     }
 
     /// `POST /feeds/NAME` (and `/chat/messages` for the chat). A published message goes out to
@@ -307,12 +308,17 @@ mod tests {
             feeds.publish_request("temp", &request)
         };
         // As if the fan-out threads had that many messages still to send: none is sent here.
-        feeds.backlog.store(MAX_BACKLOG, Ordering::Relaxed);
+        let threads = feeds.fan_out.len();
+        feeds
+            .backlog
+            .store(MAX_BACKLOG * threads, Ordering::Relaxed);
         let refused = post();
         assert_eq!(refused.status, 503);
         assert_eq!(refused.header("Retry-After"), Some("1"));
         assert!(feeds.list().is_empty(), "nothing published, no feed made");
-        feeds.backlog.store(MAX_BACKLOG - 1, Ordering::Relaxed);
+        feeds
+            .backlog
+            .store(MAX_BACKLOG * threads - 1, Ordering::Relaxed);
         // The publish limit (1 a second, bursts of 4) is untouched by the refusal.
         let statuses: Vec<u16> = (0..5).map(|_| post().status).collect();
         assert_eq!(statuses, [201, 201, 201, 201, 429]);
