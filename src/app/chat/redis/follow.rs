@@ -27,7 +27,9 @@ use crate::log::Log;
 
 /// How long one `XREAD` blocks: also how soon the thread notices it should stop.
 const BLOCK: Duration = Duration::from_secs(1);
-/// Entries one `XREAD` returns at most; more are read by the next.
+/// Entries one `XREAD` returns at most, over all its streams; more are read by the next. Its
+/// `COUNT` is per stream, so it is this shared out: with 64 feeds each far behind, a `COUNT` of
+/// 500 would have one reply hold 32,000 messages.
 const BATCH: usize = 500;
 const FIRST_BACK_OFF: Duration = Duration::from_millis(100);
 const MAX_BACK_OFF: Duration = Duration::from_secs(2);
@@ -270,7 +272,7 @@ impl Follower {
         let mut command = ::redis::cmd("XREAD");
         command
             .arg("COUNT")
-            .arg(BATCH)
+            .arg((BATCH / self.feeds.len().max(1)).max(1))
             .arg("BLOCK")
             .arg(BLOCK.as_millis() as u64)
             .arg("STREAMS");
