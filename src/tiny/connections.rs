@@ -167,8 +167,8 @@ impl Connections {
             || lock(&self.closed).contains_key(&peer)
     }
 
-    /// The connections among `peers` (one entry per descriptor, listed at `now`) that are idle
-    /// at `now`, for the sweep to close. A connection seen for the first time counts as active
+    /// The connections among `peers` (listed at `now`, one entry per descriptor, streams left
+    /// out) that are idle at `now`, for the sweep to close. A connection seen for the first time counts as active
     /// now. Connections that are gone are forgotten, and so are the idle ones: one still listed
     /// at a later look, its descriptors not yet closed, counts as seen for the first time.
     pub fn idle(
@@ -194,8 +194,12 @@ impl Connections {
         }
         // Keep the maps as small as the connection count. A connection ended after the list
         // was taken may be missing from it, and is kept until the next one.
+        // A stream's connection is not listed (see `socket::Listing`): its ending, which
+        // carries the stream's outlet, is kept for as long as it is a stream.
         last_request.retain(|peer, _| seen.contains(peer));
-        lock(&self.closed).retain(|peer, ended| seen.contains(peer) || ended.at > now);
+        lock(&self.closed).retain(|peer, ended| {
+            seen.contains(peer) || streams.contains_key(peer) || ended.at > now
+        });
         idle
     }
 
@@ -407,5 +411,22 @@ mod tests {
         connections.idle(&[peer(2)], Duration::from_secs(1), later);
         assert!(!connections.is_closed(peer(1)));
         assert!(connections.is_closed(peer(2)));
+    }
+
+    #[test]
+    fn a_streams_ending_is_remembered_while_it_is_a_stream_though_not_listed() {
+        let connections = Connections::default();
+        let mark = connections.closed(peer(1));
+        connections.stream_started(peer(1));
+        let stream = outlet();
+        connections.stream_shares(peer(1), mark, &stream);
+        let later = Instant::now();
+        connections.idle(&[], Duration::from_secs(1), later);
+        assert!(connections.is_closed(peer(1)));
+        assert_eq!(connections.shared_outlets().len(), 1);
+        // Ended: forgotten with its connection.
+        connections.stream_ended(peer(1), None);
+        connections.idle(&[], Duration::from_secs(1), Instant::now());
+        assert!(!connections.is_closed(peer(1)));
     }
 }

@@ -139,16 +139,19 @@ pub struct Accepted {
     /// One side has sent its FIN: a thread that reads the connection sees its end at once (or
     /// the server ended it), so a descriptor that stays in this state is not being read.
     pub closing: bool,
-    /// Bytes received on the connection since it was accepted (0 for a stream: not asked).
+    /// Bytes received on the connection since it was accepted.
     pub received: u64,
 }
 
 /// What one pass over the descriptors found.
 #[derive(Debug, Default)]
 pub struct Listing {
-    /// Every connection accepted on the listener that this process holds, one entry per
-    /// descriptor (tiny_http holds two for a connection it is still reading).
+    /// Every connection accepted on the listener that this process holds but the streams, one
+    /// entry per descriptor (tiny_http holds two for a connection it is still reading).
     pub accepted: Vec<Accepted>,
+    /// The descriptors of streams' connections: counted, not listed (nothing is done with
+    /// them, and thousands of entries would cost every pass over the list).
+    pub streams: usize,
     /// The sockets (by [`socket_cookie`]) of connections accepted on the listener that are
     /// closed on both sides yet still held, one entry per descriptor: whoever holds them is
     /// about to close them, or never will.
@@ -332,9 +335,8 @@ impl Sockets {
     }
 
     /// The connections accepted on the listener that this process holds (see [`Listing`]).
-    /// Of a connection whose peer `is_stream` names, nothing more is asked: a stream's
-    /// connection is never waiting for a request, so its unread bytes and TCP state are not
-    /// looked at.
+    /// A connection whose peer `is_stream` names is only counted: a stream's connection is never
+    /// waiting for a request, so its unread bytes and TCP state are not looked at.
     ///
     /// It asks every descriptor number below the size of the process's descriptor table its
     /// socket's cookie (a closed number answers at once). Listing `/proc/self/fd` instead costs
@@ -362,12 +364,7 @@ impl Sockets {
             match peer {
                 Some(peer) if is_stream(peer) => {
                     found.insert(cookie, peer);
-                    listing.accepted.push(Accepted {
-                        peer,
-                        unread: 0,
-                        closing: false,
-                        received: 0,
-                    });
+                    listing.streams += 1;
                 }
                 Some(peer) => match tcp_info(fd) {
                     // Closed on both sides (it then has no peer to ask for).
@@ -659,9 +656,9 @@ mod tests {
             ..open
         };
         assert_eq!(sockets.accepted(|_| false).accepted, vec![unread]);
-        // A stream's connection is listed by its peer alone.
-        let stream = sockets.accepted(|stream| stream == peer).accepted;
-        assert_eq!(stream, vec![open]);
+        // A stream's connection is counted, not listed.
+        let stream = sockets.accepted(|stream| stream == peer);
+        assert_eq!((stream.accepted, stream.streams), (vec![], 1));
     }
 
     #[test]
@@ -706,11 +703,12 @@ mod tests {
         let _first_client = TcpStream::connect(local).unwrap();
         let (first, first_peer) = listener.accept().unwrap();
         let is_stream = |peer| peer == first_peer;
-        let peers = || -> Vec<(SocketAddr, usize)> {
-            let listing = sockets.accepted(is_stream).accepted;
-            listing.iter().map(|c| (c.peer, c.unread)).collect()
+        let peers = || -> (Vec<(SocketAddr, usize)>, usize) {
+            let listing = sockets.accepted(is_stream);
+            let peers = listing.accepted.iter().map(|c| (c.peer, c.unread));
+            (peers.collect(), listing.streams)
         };
-        assert_eq!(peers(), vec![(first_peer, 0)]);
+        assert_eq!(peers(), (vec![], 1));
         let mut second_client = TcpStream::connect(local).unwrap();
         let (second, second_peer) = listener.accept().unwrap();
         std::io::Write::write_all(&mut second_client, b"hello").unwrap();
@@ -718,12 +716,13 @@ mod tests {
         let mut number = OwnedFd::from(first);
         rustix::io::dup2(&second, &mut number).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while peers().iter().any(|&(_, unread)| unread < 5) && std::time::Instant::now() < deadline
+        while peers().0.iter().any(|&(_, unread)| unread < 5)
+            && std::time::Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(1));
         }
         // Both numbers: asked as the connection they hold now, not as a stream.
-        assert_eq!(peers(), vec![(second_peer, 5), (second_peer, 5)]);
+        assert_eq!(peers(), (vec![(second_peer, 5), (second_peer, 5)], 0));
         assert_eq!(
             sockets.known().keys().copied().collect::<Vec<_>>(),
             vec![socket_cookie(second.as_raw_fd()).unwrap()],

@@ -104,7 +104,7 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
             // comes meanwhile (some of a burst's connections may then be waiting for a pool
             // thread, and are nudged within a fraction of a second).
             dozing = None;
-            if accepted.is_empty() {
+            if accepted.is_empty() && listing.streams == 0 {
                 pause = slowest;
                 dozing = Some(shared.connections.requests_started());
             }
