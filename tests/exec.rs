@@ -158,9 +158,12 @@ fn a_second_signal_exits_at_once_and_takes_the_programs_with_it() {
 
 #[test]
 fn stderr_goes_to_the_log_with_the_feeds_name() {
+    // More than a pipe holds (64 KiB), so the server must keep reading while the program writes;
+    // fewer lines than the log keeps for a reader that falls behind (4,096), so that none is
+    // dropped however slowly this test reads the server's stderr.
     let server = ServerProcess::start_logging_all(&[
         "--exec",
-        "noisy=sleep 0.09; seq 1 5000 | sed 's/^/oops /' >&2; echo out",
+        "noisy=sleep 0.09; seq -f 'oops %g of a line long enough for the pipe' 1 3000 >&2; echo out",
     ]);
     let exited = "exec noisy: exit status 0";
     assert!(
@@ -171,11 +174,9 @@ fn stderr_goes_to_the_log_with_the_feeds_name() {
     // Every line it wrote, before the line that says it exited.
     let log = server.stderr();
     let first_run = &log[..log.find(exited).unwrap()];
-    for n in [1, 5000] {
-        assert!(
-            first_run.contains(&format!("exec noisy: oops {n}\n")),
-            "{log}"
-        );
+    for n in [1, 3000] {
+        let line = format!("exec noisy: oops {n} of a line long enough for the pipe\n");
+        assert!(first_run.contains(&line), "{log}");
     }
 }
 
