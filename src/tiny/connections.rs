@@ -168,9 +168,10 @@ impl Connections {
     }
 
     /// The connections among `peers` (listed at `now`, one entry per descriptor, streams left
-    /// out) that are idle at `now`, for the sweep to close. A connection seen for the first time counts as active
-    /// now. Connections that are gone are forgotten, and so are the idle ones: one still listed
-    /// at a later look, its descriptors not yet closed, counts as seen for the first time.
+    /// out) that are idle at `now`, for the sweep to close. A connection seen for the first time
+    /// counts as active now. Connections that are gone are forgotten, and so are the idle ones:
+    /// one still listed at a later look, its descriptors not yet closed, counts as seen for the
+    /// first time.
     pub fn idle(
         &self,
         peers: &[SocketAddr],

@@ -15,12 +15,12 @@
 //! 2-core virtual machine), so it comes every 100 ms while that is cheap and less often as it
 //! gets dearer, at most 0.1% of a core, and at least every two seconds (more often for short idle
 //! timeouts): past about 2,000 connections, where a look takes over 2 ms, the looks take more
-//! than 0.1%, about 2% with 9,000. With no connection at all,
-//! it looks every two seconds, or as soon as a request comes; while a connection may be waiting
-//! for a pool thread, every 250 ms at least. The same thread runs the
-//! accept [`Watchdog`], which needs the same list of connections, every two seconds, and counts
-//! the connections tiny_http holds for good (`held.rs`), to heal past a budget (`heal.rs`).
-//! Between looks it answers and closes refused connections as they come (`refuse.rs`).
+//! than 0.1%, about 2% with 9,000. With no connection at all, it looks every two seconds, or as
+//! soon as a request comes; while a connection may be waiting for a pool thread, every 250 ms at
+//! least. The same thread runs the accept [`Watchdog`], which needs the same list of
+//! connections, every two seconds, and counts the connections tiny_http holds for good
+//! (`held.rs`), to heal past a budget (`heal.rs`). Between looks it answers and closes refused
+//! connections as they come (`refuse.rs`).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
