@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet, hash_map::Entry};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use super::outlet::Outlet;
@@ -28,6 +29,8 @@ pub struct Connections {
     marks: AtomicU64,
     /// Requests started so far, for the sweep to see that connections have come.
     requests: AtomicU64,
+    /// The sweep's thread while it dozes: the next request to start wakes it.
+    dozing: Mutex<Option<Thread>>,
     /// The bytes each connection had received when the sweep first saw it since its last
     /// request started (see [`Connections::unfinished`]).
     received_then: Mutex<HashMap<SocketAddr, u64>>,
@@ -64,6 +67,14 @@ impl Connections {
         lock(&self.last_request).insert(peer, Instant::now());
         lock(&self.received_then).remove(&peer);
         self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(sweep) = lock(&self.dozing).take() {
+            sweep.unpark();
+        }
+    }
+
+    /// Has the next request to start wake `sweep`, or none.
+    pub fn wake_on_request(&self, sweep: Option<Thread>) {
+        *lock(&self.dozing) = sweep;
     }
 
     /// How many requests have started, ever.
@@ -247,6 +258,31 @@ mod tests {
 
     fn peer(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn a_request_wakes_the_sweep_that_dozes() {
+        let connections = Arc::new(Connections::default());
+        connections.wake_on_request(Some(std::thread::current()));
+        let started = Instant::now();
+        let requester = {
+            let connections = connections.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                connections.request_started(peer(1));
+            })
+        };
+        let patience = Duration::from_secs(10);
+        while connections.requests_started() == 0 && started.elapsed() < patience {
+            std::thread::park_timeout(patience.saturating_sub(started.elapsed()));
+        }
+        // Parked to the end of its patience, it would have taken 10 s.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "woken by the request"
+        );
+        assert!(lock(&connections.dozing).is_none(), "woken once");
+        requester.join().unwrap();
     }
 
     #[test]

@@ -121,21 +121,25 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
 
 /// Waits `pause`, closing refused connections as they come. Returns `true` if the server stops.
 /// When `dozing` holds the count of requests started at the last look, which found no
-/// connection, the wait ends early, within [`QUICKEST`], once a request has started since.
+/// connection, the wait ends early, as soon as a request has started since (it wakes this
+/// thread: an idle server is not woken ten times a second to ask).
 fn rest(shared: &Shared, pause: Duration, dozing: Option<u64>) -> bool {
     let deadline = Instant::now() + pause;
-    loop {
+    let connections = &shared.connections;
+    connections.wake_on_request(dozing.map(|_| thread::current()));
+    let stopping = loop {
         shared.closer.close_waiting(shared);
         let left = deadline.saturating_duration_since(Instant::now());
         if shared.stop.is_triggered() || left.is_zero() {
-            return shared.stop.is_triggered();
+            break shared.stop.is_triggered();
         }
         match dozing {
-            Some(seen) if shared.connections.requests_started() != seen => return false,
-            Some(_) => thread::park_timeout(left.min(QUICKEST)),
-            None => thread::park_timeout(left),
+            Some(seen) if connections.requests_started() != seen => break false,
+            _ => thread::park_timeout(left),
         }
-    }
+    };
+    connections.wake_on_request(None);
+    stopping
 }
 
 /// The connections that look held for good (see `held.rs`).
