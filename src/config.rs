@@ -59,6 +59,13 @@ pub struct Config {
     pub quiet: bool,
 }
 
+impl Config {
+    /// The most `max_message` may be, in characters: a message is published in a request body,
+    /// which is at most 16 KiB, and a longer one would only let a subscriber that falls behind
+    /// queue more of it (an `--exec` line, say, sent to thousands).
+    pub const MAX_MESSAGE: usize = crate::tiny::MAX_BODY;
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {

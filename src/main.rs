@@ -34,7 +34,7 @@ Options:
                              start, so they survive a restart [default: memory only]
       --max-feeds <N>        Feeds that may exist, the chat among them; a message that would
                              start one more is refused with 507 [default: 64]
-      --max-message <N>      The longest message, in characters [default: 2000]
+      --max-message <N>      The longest message, in characters, at most 16384 [default: 2000]
       --publish-limit <N>    Messages a second from one client address to all feeds, in
                              bursts of up to 4 x N; 0 for no limit [default: 5]
       --exec <NAME=COMMAND>  Run COMMAND with /bin/sh -c; each line it prints is a message in
@@ -117,7 +117,9 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
                 // Named rather than left unknown: the flag exists, in another build.
                 #[cfg(not(feature = "redis"))]
                 "--redis" => return Err("--redis: this build has no Redis support".into()),
-                "--max-message" => config.max_message = parser.value()?.parse_with(at_least_one)?,
+                "--max-message" => {
+                    config.max_message = parser.value()?.parse_with(message_length)?
+                }
                 "--publish-limit" => config.publish_limit = parser.value()?.parse()?,
                 "--exec" => config.exec.push(parser.value()?.parse_with(program)?),
                 "--token-file" => config.token_file = Some(parser.value()?.into()),
@@ -178,6 +180,17 @@ fn at_least_one(text: &str) -> Result<usize, String> {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(error) => Err(error.to_string()),
+    }
+}
+
+/// The longest message, in characters: at least one, at most [`Config::MAX_MESSAGE`].
+fn message_length(text: &str) -> Result<usize, String> {
+    match at_least_one(text)? {
+        n if n > Config::MAX_MESSAGE => Err(format!(
+            "at most {}: a message is published in a request body of at most 16 KiB",
+            Config::MAX_MESSAGE
+        )),
+        n => Ok(n),
     }
 }
 

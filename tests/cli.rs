@@ -99,6 +99,7 @@ fn bad_flags_and_values_are_one_line_and_exit_code_2() {
     assert_refused(&["--max-streams", "-1"], "--max-streams");
     assert_refused(&["--history", "0"], "at least 1");
     assert_refused(&["--max-message", "many"], "--max-message");
+    assert_refused(&["--max-message", "16385"], "at most 16384");
     assert_refused(&["--publish-limit", "1.5"], "--publish-limit");
     assert_refused(&["--retry"], "--retry");
     assert_refused(&["--exec", "load"], "expected NAME=COMMAND");

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 
 use ::redis::Value;
 
+use crate::Config;
 use crate::app::chat::message::{Draft, Message};
 
 /// Sequence numbers within a millisecond that have an SSE id.
@@ -49,13 +50,17 @@ pub fn fields(draft: &Draft, at_ms: u64) -> [(&'static str, String); 3] {
     ]
 }
 
-/// The message an entry holds; `None` for an id without an SSE id or a field missing or not
-/// UTF-8 (an entry another program wrote: skipped, not guessed at).
+/// The message an entry holds; `None` for an id without an SSE id, or a field missing, not
+/// UTF-8 or longer than any message of this server ([`Config::MAX_MESSAGE`] characters): an
+/// entry another program wrote, skipped, not guessed at.
 pub fn message(stream_id: &str, map: &HashMap<String, Value>) -> Option<Message> {
-    let text_of = |field: &str| match map.get(field)? {
-        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
-        Value::SimpleString(text) => Some(text.clone()),
-        _ => None,
+    let text_of = |field: &str| {
+        let text = match map.get(field)? {
+            Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok()?,
+            Value::SimpleString(text) => text.clone(),
+            _ => return None,
+        };
+        (text.chars().count() <= Config::MAX_MESSAGE).then_some(text)
     };
     Some(Message {
         id: sse_id(stream_id)?,
@@ -124,6 +129,18 @@ mod tests {
             }
         );
         assert_eq!(super::message("7-1000", &map), None);
+        // As long as a message may be, and one character longer.
+        let longest = "é".repeat(Config::MAX_MESSAGE);
+        map.insert(
+            "text".into(),
+            Value::BulkString(longest.clone().into_bytes()),
+        );
+        assert_eq!(super::message("7-3", &map).unwrap().text, longest);
+        map.insert("text".into(), Value::SimpleString(longest.clone() + "x"));
+        assert_eq!(super::message("7-3", &map), None);
+        map.insert("name".into(), Value::SimpleString(longest + "x"));
+        map.insert("text".into(), Value::SimpleString("hi".into()));
+        assert_eq!(super::message("7-3", &map), None);
         map.insert("text".into(), Value::BulkString(vec![0xff]));
         assert_eq!(super::message("7-3", &map), None);
         map.remove("text");
