@@ -15,10 +15,11 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::address;
+use super::shared::lock;
 use super::socket::Sockets;
 use crate::error::Error;
 use crate::log::Log;
@@ -64,7 +65,7 @@ const END_WAIT: Duration = Duration::from_millis(500);
 pub struct Acceptor {
     pub listener: TcpListener,
     /// `None` once closed: nothing accepts, and connections wait in the listen queue.
-    current: RwLock<Option<Arc<Tiny>>>,
+    current: Mutex<Option<Arc<Tiny>>>,
     replacing: Mutex<()>,
     /// tiny_http servers that went and are not yet dropped (each wakes its accept thread to
     /// end as it is).
@@ -80,7 +81,7 @@ impl Acceptor {
         })?;
         Ok(Acceptor {
             listener,
-            current: RwLock::new(Some(Arc::new(http))),
+            current: Mutex::new(Some(Arc::new(http))),
             replacing: Mutex::new(()),
             dropping,
         })
@@ -88,28 +89,14 @@ impl Acceptor {
 
     /// The tiny_http server accepting now; `None` once closed.
     pub fn current(&self) -> Option<Arc<Tiny>> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Wakes the request loop from its wait for a request.
-    pub fn unblock(&self) {
-        if let Some(http) = self.current() {
-            http.unblock();
-        }
+        lock(&self.current).clone()
     }
 
     /// Stops accepting for good: the tiny_http server goes when the request loop, woken, lets
     /// go of it, and its accept thread ends (tiny_http wakes it with a connection of its own,
     /// which waits in the queue like any other). The listener stays open.
     pub fn close(&self) {
-        let closed = self
-            .current
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let closed = lock(&self.current).take();
         if let Some(http) = closed {
             http.unblock();
         }
@@ -156,10 +143,7 @@ impl Acceptor {
     /// descriptor) it tries again, less often each time. Returns `false` if the server stopped
     /// or the acceptor was closed meanwhile.
     pub fn replace(&self, dead: &Arc<Tiny>, stop: &Stop, log: &Log) -> bool {
-        let _one_at_a_time = self
-            .replacing
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _one_at_a_time = lock(&self.replacing);
         match self.current() {
             Some(current) if Arc::ptr_eq(&current, dead) => {}
             Some(_) => return true,
@@ -172,7 +156,7 @@ impl Acceptor {
             }
             match start_http(&self.listener, &self.dropping) {
                 Ok(http) => {
-                    let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+                    let mut current = lock(&self.current);
                     if current.is_none() {
                         return false;
                     }

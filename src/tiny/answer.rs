@@ -140,7 +140,8 @@ impl<H: Handler> Layer<H> {
                 if let Some(peer) = request.peer {
                     shared.connections.closed(peer);
                 }
-                stream::head_only(raw, &reply.headers, screened);
+                let framing = stream::framing_for(screened);
+                let _ = stream::write_head(&mut raw.into_writer(), framing, &reply.headers);
                 if let Some(peer) = request.peer {
                     refuse::close(peer, shared);
                 }
@@ -240,7 +241,7 @@ impl<H: Handler> Layer<H> {
     ) {
         self.shared.metrics.count_request(label, status);
         self.shared.log.request(
-            &request.method,
+            &request.method.as_str(),
             &request.path,
             status,
             bytes,

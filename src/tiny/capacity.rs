@@ -19,9 +19,11 @@ use std::cmp;
 use std::fmt;
 use std::fs;
 use std::os::fd::RawFd;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+
+use super::shared::lock;
 
 /// Memory mappings one thread adds: its stack and guard page, and the alternate signal stack
 /// and guard page that Rust gives every thread (measured on Linux: 4).
@@ -107,7 +109,7 @@ impl HostLimits {
         };
         let wanted = hard.min(limits.thread_budget().0);
         // Taken first: a duplicate made meanwhile would set the limit back to a stale one.
-        let mut high = lock_high();
+        let mut high = lock(&HIGH);
         let set = Rlimit {
             current: Some(wanted),
             maximum,
@@ -244,10 +246,6 @@ static HIGH: Mutex<HighNumbers> = Mutex::new(HighNumbers {
     promised: 0,
 });
 
-fn lock_high() -> std::sync::MutexGuard<'static, HighNumbers> {
-    HIGH.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// The numbers of the descriptors this process has open, from /proc/self/fd.
 pub fn open_descriptors() -> Option<impl Iterator<Item = RawFd>> {
     let entries = fs::read_dir("/proc/self/fd").ok()?;
@@ -261,7 +259,7 @@ pub struct HighSlot(());
 impl HighSlot {
     /// One of the numbers above the soft limit, if one is left.
     pub fn promise() -> Option<HighSlot> {
-        let mut high = lock_high();
+        let mut high = lock(&HIGH);
         if high.base + high.promised >= high.ceiling {
             return None;
         }
@@ -272,7 +270,7 @@ impl HighSlot {
 
 impl Drop for HighSlot {
     fn drop(&mut self) {
-        lock_high().promised -= 1;
+        lock(&HIGH).promised -= 1;
     }
 }
 
@@ -281,7 +279,7 @@ impl Drop for HighSlot {
 /// raised, something else opened at the same moment could get a high number too, but only if
 /// every number below the limit is taken (it would have failed otherwise).
 pub fn duplicate_high(socket: &socket2::Socket) -> std::io::Result<socket2::Socket> {
-    let high = lock_high();
+    let high = lock(&HIGH);
     let before = getrlimit(Resource::Nofile);
     let raised = Rlimit {
         current: Some(high.ceiling),

@@ -5,11 +5,12 @@
 use std::collections::{HashMap, HashSet, hash_map::Entry};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use super::outlet::Outlet;
+use super::shared::lock;
 
 /// Bookkeeping of the connections tiny_http has accepted, by peer address.
 #[derive(Default)]
@@ -240,10 +241,6 @@ impl Connections {
         received_then.retain(|peer, _| seen.contains(peer));
         unfinished
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@
 use std::io::{self, ErrorKind, IoSlice, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,7 @@ use socket2::Socket;
 
 use super::capacity::HighSlot;
 use super::events::Ended;
+use super::shared::lock;
 use crate::chunked::{Framing, MAX_HEAD};
 use crate::metrics::Metrics;
 use crate::stop::Stop;
@@ -127,7 +128,7 @@ impl Outlet {
         let _ = self.socket.set(socket);
         let _ = self._high.set(high);
         // It may have grown to the largest message of the history sent before.
-        self.lock().frame = Vec::new();
+        lock(&self.state).frame = Vec::new();
     }
 
     /// Sends one encoded event (see [`crate::sse::Event::encode_into`]): from any thread and
@@ -148,7 +149,7 @@ impl Outlet {
     }
 
     fn offer_payload(&self, payload: &[u8]) -> Offered {
-        let mut guard = self.lock();
+        let mut guard = lock(&self.state);
         let state = &mut *guard;
         if state.gone.is_some() {
             return Offered::Gone;
@@ -219,7 +220,7 @@ impl Outlet {
 
     /// When a keep-alive comment is due: the keep-alive time after the last write.
     pub(super) fn keepalive_due(&self, keepalive: Duration) -> Instant {
-        self.lock().last_write + keepalive
+        lock(&self.state).last_write + keepalive
     }
 
     /// Sends one event from its stream's own thread: `Err` once the client is gone.
@@ -237,14 +238,10 @@ impl Outlet {
         if offered != Offered::Gone {
             return Ok(());
         }
-        let gone = &self.lock().gone;
+        let gone = &lock(&self.state).gone;
         Err(gone
             .as_ref()
             .map_or_else(|| client_gone("the stream ended"), failed))
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(super) fn events(&self) -> u64 {
@@ -267,7 +264,7 @@ impl Outlet {
             if stop.is_triggered() {
                 return Err(Ended::ServerStopping);
             }
-            let mut state = self.lock();
+            let mut state = lock(&self.state);
             if let Some(error) = &state.gone {
                 return Err(failed(error));
             }
@@ -276,10 +273,10 @@ impl Outlet {
                 state.draining = true;
                 drop(state);
                 if let Err(error) = write_all(socket, &pending) {
-                    return Err(failed(self.lock().gone.insert(error)));
+                    return Err(failed(lock(&self.state).gone.insert(error)));
                 }
                 self.written.fetch_add(pending.len(), Ordering::Relaxed);
-                self.lock().last_write = Instant::now();
+                lock(&self.state).last_write = Instant::now();
                 continue;
             }
             state.draining = false;
@@ -300,7 +297,7 @@ impl Outlet {
     /// later offer, and closes a shared outlet's connection (an unshared one's closes when
     /// tiny_http's writer goes).
     pub(super) fn close(&self, finish: bool) {
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         let failed = state.gone.is_some();
         state.gone.get_or_insert(ErrorKind::NotConnected.into());
         let mut tail = std::mem::take(&mut state.pending);
@@ -343,7 +340,7 @@ impl Outlet {
     /// woken, finishes.
     pub(super) fn end(&self, why: &str) {
         let aborted = || io::Error::new(ErrorKind::ConnectionAborted, why.to_owned());
-        self.lock().gone.get_or_insert_with(aborted);
+        lock(&self.state).gone.get_or_insert_with(aborted);
         self.owner.unpark();
     }
 }
@@ -474,7 +471,7 @@ mod tests {
         let offered: Vec<Offered> = payloads.iter().map(|p| outlet.offer(p)).collect();
         assert_eq!(offered, [Offered::Queued; 3]);
         {
-            let state = outlet.lock();
+            let state = lock(&outlet.state);
             assert_eq!(state.frame.capacity(), 0, "no frame buffer once shared");
             assert!(
                 state.pending.len() < 3 * 20_010,

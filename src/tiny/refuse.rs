@@ -25,14 +25,14 @@
 
 use std::mem;
 use std::net::{Shutdown, SocketAddr};
+use std::sync::Mutex;
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, PoisonError};
 use std::thread::Thread;
 
 use super::reply::Reply;
 use super::respond;
 use super::screen::Screened;
-use super::shared::Shared;
+use super::shared::{Shared, lock};
 
 /// tiny_http reads bodies up to this size itself, before the request reaches the server, unless
 /// the client waits for `100 Continue`.
@@ -57,24 +57,20 @@ pub struct Closer(Mutex<(Vec<Closing>, Option<Thread>)>);
 impl Closer {
     /// Has `thread` close the connections from now on, or none.
     pub fn closed_by(&self, thread: Option<Thread>) {
-        self.lock().1 = thread;
+        lock(&self.0).1 = thread;
     }
 
     /// Closes the connections waiting, on this thread.
     pub fn close_waiting(&self, shared: &Shared) {
-        for closing in mem::take(&mut self.lock().0) {
+        for closing in mem::take(&mut lock(&self.0).0) {
             close_now(closing, shared);
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<Closing>, Option<Thread>)> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// Has the connection closed by the closer's thread, or by this one if there is none.
 fn hand_over(closing: Closing, shared: &Shared) {
-    let mut queue = shared.closer.lock();
+    let mut queue = lock(&shared.closer.0);
     if let Some(closer) = &queue.1 {
         closer.unpark();
         queue.0.push(closing);

@@ -1,7 +1,6 @@
 //! The request a handler sees: an owned copy of what tiny_http parsed, with nothing of tiny_http
 //! in it, so handlers can be tested with [`Request::fake`] and no socket.
 
-use std::fmt;
 use std::net::SocketAddr;
 
 /// The request methods the server tells apart. Anything else is kept by name.
@@ -33,12 +32,6 @@ impl Method {
             Method::Options => "OPTIONS",
             Method::Other(name) => name,
         }
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

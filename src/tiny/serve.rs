@@ -19,7 +19,7 @@ use super::handoff::{self, Reason};
 use super::heal::Series;
 use super::pool;
 use super::refuse::Closer;
-use super::shared::{Settings, Shared};
+use super::shared::{Settings, Shared, lock};
 use super::socket::{self, Sockets};
 use super::sweep;
 use super::writers::Writers;
@@ -55,15 +55,18 @@ impl HttpStopper {
     /// asked for while a re-exec is under way wins: the process ends, its image is not replaced
     /// (see [`HttpStopper::stop_asked`]).
     pub fn stop(&self) {
-        *self.shared.reexec_reason() = None;
+        *lock(&self.shared.reexec) = None;
         self.shared.stop.trigger();
-        self.shared.acceptor.unblock();
+        // Wakes the request loop from its wait for a request.
+        if let Some(http) = self.shared.acceptor.current() {
+            http.unblock();
+        }
     }
 
     /// For a server that stopped to re-exec ([`Ran::Reexec`]): whether a stop was asked for
     /// since, so that the process is to end, not its image be replaced.
     pub fn stop_asked(&self) -> bool {
-        self.shared.reexec_reason().is_none()
+        lock(&self.shared.reexec).is_none()
     }
 
     /// Asks the server to stop as [`HttpStopper::stop`] does, and then to run the program file
@@ -272,7 +275,7 @@ impl HttpServer {
             .sockets
             .shut_down_where(|peer| !shared.connections.is_stream(peer));
         wait_for_none(&shared.metrics.streams_live, DRAIN_TIME);
-        Ok(match *shared.reexec_reason() {
+        Ok(match *lock(&shared.reexec) {
             Some(reason) => Ran::Reexec(Handoff {
                 shared: self.shared.clone(),
                 reason,

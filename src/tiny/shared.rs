@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 use crate::stop::Stop;
 
 /// How the layer runs, beside what tiny_http decides.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Settings {
     pub addr: SocketAddr,
     /// A connection that is not a stream and starts no request for this long is closed.
@@ -45,12 +45,6 @@ pub struct Settings {
 /// if it would not: a heal is not made then, as it would end every stream and then fail.
 #[derive(Clone)]
 pub struct WouldFail(pub Arc<dyn Fn() -> Option<String> + Send + Sync>);
-
-impl std::fmt::Debug for WouldFail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WouldFail")
-    }
-}
 
 /// The layer's state, one per server.
 pub struct Shared {
@@ -81,7 +75,7 @@ impl Shared {
     /// Accepting stops first; the request loop then ends the streams (`serve.rs`), so that the
     /// pages, which reconnect at once, wait in the listen queue for the new image.
     pub fn stop_for_reexec(&self, reason: Reason) -> bool {
-        let mut slot = self.reexec_reason();
+        let mut slot = lock(&self.reexec);
         if slot.is_some() || self.stop.is_triggered() {
             return false;
         }
@@ -89,9 +83,9 @@ impl Shared {
         self.acceptor.close();
         true
     }
+}
 
-    /// [`Shared::reexec`], locked (a thread that panicked holding it left it as it was).
-    pub fn reexec_reason(&self) -> MutexGuard<'_, Option<Reason>> {
-        self.reexec.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+/// `mutex`, locked (a thread that panicked holding it left its data as it was).
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -14,14 +14,15 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 use super::address::accepted_on;
 use super::capacity::{open_descriptors, read_number};
+use super::shared::lock;
 
 /// TCP keep-alive on every connection: a peer that vanished without a FIN (power cut, cable,
 /// NAT timeout) is found after about 60 s + 6 × 10 s of silence, instead of never.
@@ -270,7 +271,7 @@ impl Sockets {
             self.duplicate_if(fd, peer)
                 .inspect(|_| self.last_found.store(fd, Ordering::Relaxed))
         };
-        let hint = self.passed().remove(&peer);
+        let hint = lock(&self.passed).remove(&peer);
         let mut known = self.table.load(Ordering::Relaxed);
         let start = self.last_found.load(Ordering::Relaxed).clamp(0, known);
         let outward = (0..known).flat_map(|distance| [start + distance, start - distance - 1]);
@@ -281,7 +282,7 @@ impl Sockets {
         // Not locked again when there is nothing to remember: a hit on the hint, the common
         // case while many streams open at once.
         if !passed.is_empty() {
-            let mut remembered = self.passed();
+            let mut remembered = lock(&self.passed);
             if remembered.len() + passed.len() > MAX_PASSED {
                 remembered.clear();
             }
@@ -298,14 +299,6 @@ impl Sockets {
             known = size;
         }
         hit
-    }
-
-    fn passed(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, RawFd>> {
-        self.passed.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<u64, SocketAddr>> {
-        self.known.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Shuts down, in one pass over the descriptors, every connection accepted on the listener
@@ -348,7 +341,7 @@ impl Sockets {
     /// streams asks 9,000 cookies, not 18,000 addresses.
     pub fn accepted(&self, is_stream: impl Fn(SocketAddr) -> bool) -> Listing {
         let mut listing = Listing::default();
-        let known = std::mem::take(&mut *self.known());
+        let known = std::mem::take(&mut *lock(&self.known));
         let mut found = HashMap::with_capacity(known.len());
         // Is descriptor number `fd` a socket accepted on the listener now?
         let is_ours = |fd| local_addr(fd).is_some_and(|local| accepted_on(self.local, local));
@@ -381,11 +374,11 @@ impl Sockets {
                     }
                 },
                 // A listener has the same local address, and no peer either.
-                None if tcp_state(fd) == Some(TCP_CLOSE) => listing.dead.push(cookie),
+                None if matches!(tcp_info(fd), Some((TCP_CLOSE, _))) => listing.dead.push(cookie),
                 None => {}
             }
         }
-        *self.known() = found;
+        *lock(&self.known) = found;
         listing
     }
 
@@ -441,11 +434,6 @@ fn duplicate(fd: RawFd) -> Option<OwnedFd> {
 /// Linux's TCP states (include/net/tcp_states.h), as `TCP_INFO` reports them.
 const TCP_ESTABLISHED: u8 = 1;
 const TCP_CLOSE: u8 = 7;
-
-/// The TCP state of descriptor number `fd`, if it is a TCP socket now.
-fn tcp_state(fd: RawFd) -> Option<u8> {
-    tcp_info(fd).map(|(state, _)| state)
-}
 
 /// The TCP state of descriptor number `fd` and the bytes it has received since it was accepted
 /// (`struct tcp_info`'s first byte and `tcpi_bytes_received`, Linux 4.1; 0 before that), if it
@@ -561,10 +549,10 @@ mod tests {
         let found = sockets.find(peer(0)).expect("the lowest");
         assert_eq!(found.peer_addr().unwrap().as_socket(), Some(peer(0)));
         for i in [1, 2] {
-            assert_eq!(sockets.passed().get(&peer(i)), Some(&number(i)));
+            assert_eq!(lock(&sockets.passed).get(&peer(i)), Some(&number(i)));
         }
         // A number that holds another connection now: checked, and the search goes on.
-        sockets.passed().insert(peer(1), number(2));
+        lock(&sockets.passed).insert(peer(1), number(2));
         let found = sockets.find(peer(1)).expect("the middle one, searched for");
         assert_eq!(found.peer_addr().unwrap().as_socket(), Some(peer(1)));
         drop(clients);
@@ -724,7 +712,7 @@ mod tests {
         // Both numbers: asked as the connection they hold now, not as a stream.
         assert_eq!(peers(), (vec![(second_peer, 5), (second_peer, 5)], 0));
         assert_eq!(
-            sockets.known().keys().copied().collect::<Vec<_>>(),
+            lock(&sockets.known).keys().copied().collect::<Vec<_>>(),
             vec![socket_cookie(second.as_raw_fd()).unwrap()],
             "the closed connection is forgotten"
         );

@@ -172,16 +172,6 @@ pub fn start(
     })
 }
 
-/// `HEAD` of a stream: the head a stream would have, no body, and no thread or stream slot.
-pub fn head_only(
-    request: tiny_http::Request,
-    extra_headers: &[(&'static str, std::borrow::Cow<'static, str>)],
-    screened: Screened,
-) {
-    let mut writer = request.into_writer();
-    let _ = write_head(&mut writer, framing_for(screened), extra_headers);
-}
-
 /// Whether one more stream would be refused now (see [`LiveStream::admit`]).
 pub fn at_capacity(shared: &Shared) -> bool {
     shared.metrics.streams_live.load(Ordering::SeqCst) >= shared.settings.max_streams
@@ -199,7 +189,7 @@ pub fn refused(shared: &Shared, busy: Reply, why: &str) -> Reply {
 }
 
 /// HTTP/1.0 has no chunked coding: its body ends when the connection closes.
-fn framing_for(screened: Screened) -> Framing {
+pub fn framing_for(screened: Screened) -> Framing {
     if screened.http_1_0 {
         Framing::CloseDelimited
     } else {

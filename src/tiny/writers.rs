@@ -13,11 +13,11 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::respond::Wire;
+use super::shared::lock;
 
 /// A writing thread's stack: it only writes bytes made before they reach it.
 const STACK_SIZE: usize = 64 * 1024;
@@ -51,7 +51,7 @@ impl Writers {
     /// thread or a new one. Refused, and the answer dropped, if [`MAX_BEHIND`] answers wait
     /// behind the one being written to `peer` already: its client reads none of them.
     pub fn write(&self, peer: Option<SocketAddr>, answer: Answer) -> Result<(), SocketAddr> {
-        let mut waiting = self.lock();
+        let mut waiting = lock(&self.0.0);
         if let Some(peer) = peer {
             if waiting.writing.contains(&peer) {
                 if waiting.behind.iter().filter(|(of, _)| *of == peer).count() >= MAX_BEHIND {
@@ -74,10 +74,10 @@ impl Writers {
         }
         // Promised to a new thread.
         drop(waiting);
-        let writers = self.clone();
         // If no thread can be had, the answer waits for the next thread that is (one is started
         // for each answer while none waits).
-        let _ = thread::Builder::new()
+        let writers = self.clone();
+        let _ = std::thread::Builder::new()
             .name("sse-write".into())
             .stack_size(STACK_SIZE)
             .spawn(move || writers.serve());
@@ -87,7 +87,7 @@ impl Writers {
     /// Writes the answer it was promised, then those that come, until none has come for
     /// [`IDLE`].
     fn serve(&self) {
-        let mut waiting = self.lock();
+        let mut waiting = lock(&self.0.0);
         loop {
             waiting = self
                 .0
@@ -103,7 +103,7 @@ impl Writers {
             };
             drop(waiting);
             self.write_out(answer);
-            waiting = self.lock();
+            waiting = lock(&self.0.0);
             waiting.free += 1;
         }
     }
@@ -113,7 +113,7 @@ impl Writers {
         send(answer);
         let Some(peer) = peer else { return };
         loop {
-            let mut waiting = self.lock();
+            let mut waiting = lock(&self.0.0);
             let Some(at) = waiting.behind.iter().position(|(of, _)| *of == peer) else {
                 waiting.writing.retain(|of| *of != peer);
                 return;
@@ -122,10 +122,6 @@ impl Writers {
             drop(waiting);
             send(next);
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Waiting> {
-        self.0.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -224,10 +220,10 @@ mod tests {
         assert_eq!(refused, Err(peer));
         // The one thread took the first, and is held up writing it; none waits.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !writers.lock().answers.is_empty() && Instant::now() < deadline {
+        while !lock(&writers.0.0).answers.is_empty() && Instant::now() < deadline {
             std::thread::yield_now();
         }
-        assert_eq!(writers.lock().free, 0);
+        assert_eq!(lock(&writers.0.0).free, 0);
         stuck.hold(false);
         assert!(stuck.wait_for(&[b'x'; MAX_BEHIND + 1]));
     }
@@ -240,10 +236,10 @@ mod tests {
         assert!(first.wait_for(b"a"));
         // The thread that wrote it now waits, promised nothing.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while writers.lock().free == 0 && Instant::now() < deadline {
+        while lock(&writers.0.0).free == 0 && Instant::now() < deadline {
             std::thread::yield_now();
         }
-        assert_eq!(writers.lock().free, 1);
+        assert_eq!(lock(&writers.0.0).free, 1);
         let second = Recorder::default();
         let _ = writers.write(None, (Box::new(second.clone()), wire(b"b")));
         assert!(second.wait_for(b"b"));
