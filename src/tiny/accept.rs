@@ -47,12 +47,16 @@ impl Drop for Tiny {
             let server = std::mem::ManuallyDrop::new(server);
             let dropping = self.dropping.clone();
             dropping.fetch_add(1, Ordering::SeqCst);
-            let _ = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name("tiny-drop".into())
                 .spawn(move || {
                     drop(std::mem::ManuallyDrop::into_inner(server));
                     dropping.fetch_sub(1, Ordering::SeqCst);
                 });
+            // Not going, so not waited for when the server stops (`serve.rs`).
+            if spawned.is_err() {
+                self.dropping.fetch_sub(1, Ordering::SeqCst);
+            }
         }
     }
 }
