@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use common::process::THIS_BUILD;
 use common::{EventStream, ServerProcess, TestServer, connect, request, wait_for};
 
 const INTERVAL: Duration = Duration::from_millis(50);
@@ -564,6 +565,65 @@ fn two_thousand_idle_connections_do_not_slow_healthy_clients() {
         server.threads()
     );
     drop(idle);
+}
+
+#[test]
+fn once_a_flood_has_passed_the_request_loop_sleeps_again() {
+    common::raise_open_files();
+    // As below, with a short idle timeout: a server whose accept thread reported its error is
+    // polled for the requests of its connections until it has handed in none for twice that.
+    // Whether the accept thread reports an error or panics (then no server is kept to poll)
+    // depends on which of its two calls runs out of descriptors, so the flood comes again, a few
+    // times at most, until one did report.
+    let (limit, args) = (
+        ["prlimit", "--nofile=256:256", "--"],
+        ["--idle-timeout", "1s"],
+    );
+    let server = ServerProcess::launch_logging(THIS_BUILD.as_ref(), &limit, &args).unwrap();
+    for _ in 0..4 {
+        let flood: Vec<_> = (0..600)
+            .filter_map(|_| {
+                let mut socket = TcpStream::connect(server.addr).ok()?;
+                socket.write_all(b"G").ok()?;
+                Some(socket)
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        drop(flood);
+        let healthy = wait_for(Duration::from_secs(30), || {
+            TcpStream::connect(server.addr).is_ok_and(|mut socket| {
+                let head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+                let _ = socket.set_read_timeout(Some(Duration::from_millis(500)));
+                let _ = socket.write_all(head);
+                let mut answer = String::new();
+                let _ = socket.read_to_string(&mut answer);
+                answer.ends_with("ok\n")
+            })
+        });
+        assert!(healthy, "serving again after the flood");
+        if server.stderr().contains("accepting stopped") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    // The request loop is the main thread; polling, it would wake 20 times a second.
+    let pid = server.child.id();
+    let wakeups = || {
+        let schedstat = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/schedstat"));
+        let slices = schedstat
+            .unwrap()
+            .split_whitespace()
+            .nth(2)
+            .map(str::to_owned);
+        slices.unwrap().parse::<u64>().unwrap()
+    };
+    let before = wakeups();
+    std::thread::sleep(Duration::from_secs(2));
+    let woken = wakeups() - before;
+    assert!(
+        woken < 10,
+        "the request loop woke {woken} times in 2 s with no request"
+    );
 }
 
 #[test]

@@ -33,8 +33,16 @@ use crate::stop::Stop;
 const LISTEN_BACKLOG: i32 = 4096;
 
 /// Servers whose accept thread died are still polled for requests from connections they had
-/// accepted; the oldest are let go past this many.
+/// accepted; the oldest are let go past this many, and any that handed in none for twice the
+/// idle timeout: by then the sweep has closed every connection of theirs but the streams', which
+/// carry no more requests, and the request loop no longer wakes to poll them.
 const MAX_RETIRED: usize = 8;
+
+/// A server whose accept thread died, and when it last handed in a request.
+struct Retired {
+    http: Arc<Tiny>,
+    last: Instant,
+}
 
 /// How long a stopping server waits for its streams to write their last chunk.
 const DRAIN_TIME: Duration = Duration::from_millis(500);
@@ -216,7 +224,8 @@ impl HttpServer {
         })?;
         // Servers whose accept thread died: their pool threads may still hand in requests from
         // connections they had accepted.
-        let mut retired: Vec<Arc<Tiny>> = Vec::new();
+        let mut retired: Vec<Retired> = Vec::new();
+        let quiet = shared.settings.idle_timeout.saturating_mul(2);
         // The server accepting when the loop ends, to answer what it accepted last.
         let mut last = None;
         while !shared.stop.is_triggered()
@@ -242,20 +251,22 @@ impl HttpServer {
                             break;
                         }
                     }
-                    retired.push(http);
+                    let last = Instant::now();
+                    retired.push(Retired { http, last });
                     if retired.len() > MAX_RETIRED {
                         retired.remove(0);
                     }
                 }
             }
-            answer_queued(&layer, &retired);
+            answer_queued(&layer, &mut retired);
+            retired.retain(|old| old.last.elapsed() < quiet);
         }
         // New connections wait in the listen queue from now on: for the next image, or for
         // nobody once the listener closes. What tiny_http accepted until its accept thread
         // ended is answered; only then are the streams told to end (if a re-exec closed the
         // acceptor), so that pages reconnecting at once are not accepted by it.
         shared.acceptor.close();
-        answer_the_last(&layer, last, &retired);
+        answer_the_last(&layer, last, &mut retired);
         retired.clear();
         // Dropped at once unless a flood fills the listen queue, and then the accept thread
         // has plenty to wake it.
@@ -307,7 +318,7 @@ const LAST_REQUESTS: Duration = Duration::from_millis(500);
 fn answer_the_last<H: Handler>(
     layer: &Arc<Layer<H>>,
     last: Option<Arc<Tiny>>,
-    retired: &[Arc<Tiny>],
+    retired: &mut [Retired],
 ) {
     let shared = &layer.shared;
     // A pass over the descriptors on this thread, once, when the server stops: the requests
@@ -335,9 +346,10 @@ fn answer_the_last<H: Handler>(
 }
 
 /// Answers the requests the `retired` servers have queued, without waiting for more.
-fn answer_queued<H: Handler>(layer: &Arc<Layer<H>>, retired: &[Arc<Tiny>]) {
+fn answer_queued<H: Handler>(layer: &Arc<Layer<H>>, retired: &mut [Retired]) {
     for old in retired {
-        while let Ok(Some(request)) = old.try_recv() {
+        while let Ok(Some(request)) = old.http.try_recv() {
+            old.last = Instant::now();
             layer.arrived(request);
         }
     }
