@@ -567,6 +567,35 @@ fn two_thousand_idle_connections_do_not_slow_healthy_clients() {
     drop(idle);
 }
 
+/// 600 connections to `addr` that each send the first byte of a request (one that sends nothing
+/// is not passed on to be accepted), held for half a second while `meanwhile` runs.
+fn flood(addr: SocketAddr, meanwhile: impl FnOnce()) {
+    let flood: Vec<_> = (0..600)
+        .filter_map(|_| {
+            let mut socket = TcpStream::connect(addr).ok()?;
+            socket.write_all(b"G").ok()?;
+            Some(socket)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    meanwhile();
+    drop(flood);
+}
+
+/// Whether the server at `addr` answers `/healthz` again within 30 s.
+fn serves_again(addr: SocketAddr) -> bool {
+    wait_for(Duration::from_secs(30), || {
+        TcpStream::connect(addr).is_ok_and(|mut socket| {
+            let head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+            let _ = socket.set_read_timeout(Some(Duration::from_millis(500)));
+            let _ = socket.write_all(head);
+            let mut answer = String::new();
+            let _ = socket.read_to_string(&mut answer);
+            answer.ends_with("ok\n")
+        })
+    })
+}
+
 #[test]
 fn once_a_flood_has_passed_the_request_loop_sleeps_again() {
     common::raise_open_files();
@@ -581,26 +610,8 @@ fn once_a_flood_has_passed_the_request_loop_sleeps_again() {
     );
     let server = ServerProcess::launch_logging(THIS_BUILD.as_ref(), &limit, &args).unwrap();
     for _ in 0..4 {
-        let flood: Vec<_> = (0..600)
-            .filter_map(|_| {
-                let mut socket = TcpStream::connect(server.addr).ok()?;
-                socket.write_all(b"G").ok()?;
-                Some(socket)
-            })
-            .collect();
-        std::thread::sleep(Duration::from_millis(500));
-        drop(flood);
-        let healthy = wait_for(Duration::from_secs(30), || {
-            TcpStream::connect(server.addr).is_ok_and(|mut socket| {
-                let head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-                let _ = socket.set_read_timeout(Some(Duration::from_millis(500)));
-                let _ = socket.write_all(head);
-                let mut answer = String::new();
-                let _ = socket.read_to_string(&mut answer);
-                answer.ends_with("ok\n")
-            })
-        });
-        assert!(healthy, "serving again after the flood");
+        flood(server.addr, || {});
+        assert!(serves_again(server.addr), "serving again after the flood");
         if server.stderr().contains("accepting stopped") {
             break;
         }
@@ -629,39 +640,19 @@ fn once_a_flood_has_passed_the_request_loop_sleeps_again() {
 #[test]
 fn a_flood_past_the_descriptor_limit_does_not_stop_accepting_for_good() {
     common::raise_open_files();
-    // A server allowed 256 descriptors, flooded with 600 connections that each send the first
-    // byte of a request (one that sends nothing is not passed on to be accepted).
+    // A server allowed 256 descriptors, flooded.
     let mut server = ServerProcess::start_with_prefix(&["prlimit", "--nofile=256:256", "--"], &[]);
-    let flood: Vec<_> = (0..600)
-        .filter_map(|_| {
-            let mut socket = TcpStream::connect(server.addr).ok()?;
-            socket.write_all(b"G").ok()?;
-            Some(socket)
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        server.child.try_wait().unwrap().is_none(),
-        "the server is alive"
-    );
-    drop(flood);
+    flood(server.addr, || {
+        assert!(
+            server.child.try_wait().unwrap().is_none(),
+            "the server is alive"
+        );
+    });
     // Once the flood is gone it serves again by itself, within seconds: at once if tiny_http's
     // accept thread reported its error, and after the watchdog's next probe went unaccepted if
     // it panicked instead (a probe every 2 s, a second's patience, found at a sweep's look),
     // which on a machine busy with other tests has taken over 10 s.
-    let healthy = wait_for(Duration::from_secs(30), || {
-        TcpStream::connect(server.addr).is_ok_and(|mut socket| {
-            socket
-                .set_read_timeout(Some(Duration::from_millis(500)))
-                .unwrap();
-            let _ =
-                socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            let mut answer = String::new();
-            let _ = socket.read_to_string(&mut answer);
-            answer.ends_with("ok\n")
-        })
-    });
-    assert!(healthy, "serving again after the flood");
+    assert!(serves_again(server.addr), "serving again after the flood");
     let mut stream = EventStream::open(server.addr);
     assert_eq!(stream.next_event().0.id.as_deref(), Some("0"));
 }
