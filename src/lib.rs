@@ -51,3 +51,11 @@ pub use log::Log;
 pub use process::{kill_programs, signals};
 pub use server::{Launch, Server, Stopper};
 pub use tiny::Capacity;
+
+/// `mutex`, locked. A lock whose holder panicked is still used: every piece of state the server
+/// guards with one stays valid between statements, and a panic costs one request or stream.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +19,7 @@ use crate::app::exec::{Programs, Sink};
 use crate::app::{App, Counter};
 use crate::config::Config;
 use crate::error::Error;
+use crate::lock;
 use crate::log::Log;
 use crate::metrics::Metrics;
 use crate::reexec::Program;
@@ -319,10 +320,6 @@ fn wind_down(app: &App, programs: Option<Programs>) {
     app.feeds.stop_following();
     app.feeds.sync();
     Log::flush(FLUSH_AT_STOP);
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The feeds, with what the store holds of each if there is one, or what the image before this

@@ -10,6 +10,8 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use std::thread::{self, Thread, ThreadId};
 use std::time::Instant;
 
+use crate::lock;
+
 #[derive(Default)]
 pub struct Stop {
     stopped: AtomicBool,
@@ -28,10 +30,6 @@ impl Drop for Watch<'_> {
     fn drop(&mut self) {
         lock(&self.stop.parked).remove(&self.id);
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Stop {

@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::address;
-use super::shared::lock;
 use super::socket::Sockets;
 use crate::error::Error;
+use crate::lock;
 use crate::log::Log;
 use crate::stop::Stop;
 

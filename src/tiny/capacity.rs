@@ -23,7 +23,7 @@ use std::sync::Mutex;
 
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
-use super::shared::lock;
+use crate::lock;
 
 /// Memory mappings one thread adds: its stack and guard page, and the alternate signal stack
 /// and guard page that Rust gives every thread (measured on Linux: 4).

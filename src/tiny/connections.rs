@@ -10,7 +10,7 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use super::outlet::Outlet;
-use super::shared::lock;
+use crate::lock;
 
 /// Bookkeeping of the connections tiny_http has accepted, by peer address.
 #[derive(Default)]

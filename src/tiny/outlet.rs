@@ -31,8 +31,8 @@ use socket2::Socket;
 
 use super::capacity::HighSlot;
 use super::events::Ended;
-use super::shared::lock;
 use crate::chunked::{Framing, MAX_HEAD};
+use crate::lock;
 use crate::metrics::Metrics;
 use crate::stop::Stop;
 

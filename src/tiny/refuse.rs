@@ -32,7 +32,8 @@ use std::thread::Thread;
 use super::reply::Reply;
 use super::respond;
 use super::screen::Screened;
-use super::shared::{Shared, lock};
+use super::shared::Shared;
+use crate::lock;
 
 /// tiny_http reads bodies up to this size itself, before the request reaches the server, unless
 /// the client waits for `100 Continue`.

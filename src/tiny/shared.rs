@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::accept::Acceptor;
@@ -11,6 +11,7 @@ use super::handoff::Reason;
 use super::heal::Series;
 use super::refuse::Closer;
 use super::socket::Sockets;
+use crate::lock;
 use crate::log::Log;
 use crate::metrics::Metrics;
 use crate::stop::Stop;
@@ -83,9 +84,4 @@ impl Shared {
         self.acceptor.close();
         true
     }
-}
-
-/// `mutex`, locked (a thread that panicked holding it left its data as it was).
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

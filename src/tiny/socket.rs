@@ -22,7 +22,7 @@ use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 use super::address::accepted_on;
 use super::capacity::{open_descriptors, read_number};
-use super::shared::lock;
+use crate::lock;
 
 /// TCP keep-alive on every connection: a peer that vanished without a FIN (power cut, cable,
 /// NAT timeout) is found after about 60 s + 6 × 10 s of silence, instead of never.

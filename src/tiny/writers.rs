@@ -14,10 +14,11 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread;
 use std::time::Duration;
 
 use super::respond::Wire;
-use super::shared::lock;
+use crate::lock;
 
 /// A writing thread's stack: it only writes bytes made before they reach it.
 const STACK_SIZE: usize = 64 * 1024;
@@ -77,7 +78,7 @@ impl Writers {
         // If no thread can be had, the answer waits for the next thread that is (one is started
         // for each answer while none waits).
         let writers = self.clone();
-        let _ = std::thread::Builder::new()
+        let _ = thread::Builder::new()
             .name("sse-write".into())
             .stack_size(STACK_SIZE)
             .spawn(move || writers.serve());

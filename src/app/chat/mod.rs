@@ -27,8 +27,10 @@ mod publish;
 pub mod redis;
 
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::SystemTime;
+
+use crate::lock;
 
 use history::{Bounds, History, Resume};
 use ids::IdSource;
@@ -46,12 +48,6 @@ pub struct Carried {
     /// `NAME,before=ID,last=ID` per feed, separated by `;`: the id before the oldest held, and
     /// the last given (either empty).
     pub note: String,
-}
-
-/// A lock whose holder panicked is still used: every piece of state it guards stays valid
-/// between statements.
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One feed's messages: their ids and the history held for pages. The store, shared by every
