@@ -34,6 +34,12 @@ const QUEUE_LINES: usize = 4096;
 /// of MiB.
 const QUEUE_BYTES: usize = 512 * 1024;
 
+/// How long the writer, once woken by a line, lets more gather before it writes: a burst of
+/// lines (a thousand streams opening at once) then costs a wake-up and a write per this much
+/// time rather than per line, which the logging threads would feel (a wake-up costs as much CPU
+/// as a stream's first event). A line reaches the output at most this much later.
+const GATHER: Duration = Duration::from_millis(10);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum To {
     Stdout,
@@ -59,13 +65,15 @@ struct Printer {
 #[derive(Default)]
 struct State {
     lines: VecDeque<Line>,
-    /// The bytes of `lines`.
+    /// The bytes of the lines not yet written: `lines`, and those the writer is writing.
     bytes: usize,
     /// Lines ever queued, and lines the writer has finished with (written or failed).
     queued: u64,
     done: u64,
     /// Lines dropped because the queue was full, since the count was last written.
     dropped: u64,
+    /// Whether the writer waits for a line, and so needs waking for the next one.
+    writer_waits: bool,
 }
 
 static PRINTER: OnceLock<Printer> = OnceLock::new();
@@ -96,7 +104,8 @@ pub fn print(to: To, line: std::fmt::Arguments<'_>) {
     let text = format!("{line}\n");
     let printer = printer();
     let mut state = lock(printer);
-    let full = state.lines.len() >= QUEUE_LINES || state.bytes + text.len() > QUEUE_BYTES;
+    let held = state.queued - state.done;
+    let full = held >= QUEUE_LINES as u64 || state.bytes + text.len() > QUEUE_BYTES;
     if !printer.writing || full {
         state.dropped += 1;
         return;
@@ -104,7 +113,9 @@ pub fn print(to: To, line: std::fmt::Arguments<'_>) {
     state.bytes += text.len();
     state.lines.push_back(Line { to, text });
     state.queued += 1;
-    printer.line_queued.notify_one();
+    if std::mem::take(&mut state.writer_waits) {
+        printer.line_queued.notify_one();
+    }
 }
 
 /// Waits until every line queued so far is written (or has failed), but no longer than
@@ -130,23 +141,29 @@ pub fn flush(within: Duration) -> bool {
     true
 }
 
-/// The writer thread: writes each line, ignoring errors (see the module doc). When it has caught
-/// up, it says how many lines were dropped meanwhile, before it counts the last line done, so
-/// that a [`flush`] covers the count too.
+/// The writer thread: writes the queued lines, all it finds at a time, ignoring errors (see the
+/// module doc). When it has caught up, it says how many lines were dropped meanwhile, before it
+/// counts the last ones done, so that a [`flush`] covers the count too.
 fn write_lines(printer: &Printer) {
     let mut state = lock(printer);
     loop {
-        let Some(line) = state.lines.pop_front() else {
+        if state.lines.is_empty() {
+            state.writer_waits = true;
             state = printer
                 .line_queued
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
+            drop(state);
+            thread::sleep(GATHER);
+            state = lock(printer);
             continue;
-        };
-        state.bytes -= line.text.len();
+        }
+        // Still counted in the queue's bounds (`bytes`, and `queued - done`) until written.
+        let lines = std::mem::take(&mut state.lines);
         drop(state);
-        write(line.to, line.text.as_bytes());
+        write_runs(&lines, write);
         state = lock(printer);
+        state.bytes -= lines.iter().map(|line| line.text.len()).sum::<usize>();
         let dropped = if state.lines.is_empty() {
             std::mem::take(&mut state.dropped)
         } else {
@@ -158,12 +175,24 @@ fn write_lines(printer: &Printer) {
             write(To::Stderr, notice.as_bytes());
             state = lock(printer);
         }
-        state.done += 1;
+        state.done += lines.len() as u64;
         printer.line_done.notify_all();
     }
 }
 
-/// One write and flush; an error (`EPIPE`, or any other) loses this line only.
+/// Each run of lines for the same output in one `write`, in their order.
+fn write_runs(lines: &VecDeque<Line>, mut write: impl FnMut(To, &[u8])) {
+    let mut run = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        run.push_str(&line.text);
+        if lines.get(i + 1).is_none_or(|next| next.to != line.to) {
+            write(line.to, run.as_bytes());
+            run.clear();
+        }
+    }
+}
+
+/// One write and flush; an error (`EPIPE`, or any other) loses these lines only.
 fn write(to: To, bytes: &[u8]) {
     let _ = match to {
         To::Stdout => {
@@ -172,4 +201,35 @@ fn write(to: To, bytes: &[u8]) {
         }
         To::Stderr => io::stderr().lock().write_all(bytes),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_written_a_run_per_output_in_their_order() {
+        let line = |to, text: &str| Line {
+            to,
+            text: format!("{text}\n"),
+        };
+        let lines = VecDeque::from([
+            line(To::Stderr, "a"),
+            line(To::Stderr, "b"),
+            line(To::Stdout, "c"),
+            line(To::Stderr, "d"),
+        ]);
+        let mut writes = Vec::new();
+        write_runs(&lines, |to, bytes| {
+            writes.push((to, String::from_utf8(bytes.to_vec()).unwrap()))
+        });
+        assert_eq!(
+            writes,
+            [
+                (To::Stderr, "a\nb\n".to_string()),
+                (To::Stdout, "c\n".to_string()),
+                (To::Stderr, "d\n".to_string()),
+            ]
+        );
+    }
 }
