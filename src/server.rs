@@ -344,6 +344,13 @@ fn open_feeds(config: &Config, carried: Option<&Carried>, log: Log) -> Result<Fe
         (None, Some(carried)) => (None, journal::decode_all(&carried.records, config.history)),
         (None, None) => (None, journal::Loaded::default()),
     };
+    if let Some(why) = loaded.cannot_compact {
+        // Refused at a start; after a re-exec, the image before served it, and still would.
+        if carried.is_none() {
+            return Err(store_error(std::io::Error::other(why)));
+        }
+        log.line(format_args!("store: {why}"));
+    }
     for problem in loaded.problems {
         log.line(format_args!("store: {problem}"));
     }

@@ -269,3 +269,79 @@ fn a_store_that_is_not_a_journal_is_refused_and_left_as_it_is() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A journal in a directory the server may not create files in could never be compacted (a
+/// compaction writes its new file beside it) and would grow by every message for good: a start
+/// refuses it, and leaves it as it was. Root may create files anywhere, so as root the server
+/// runs as `nobody`, from a copy of the binary that `nobody` can reach.
+#[test]
+fn a_store_in_a_directory_the_server_cannot_write_in_is_refused_and_left_as_it_is() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let as_root = rustix::process::geteuid().is_root();
+    let base = std::env::temp_dir().join(format!("sse-htmx-cli-unwritable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let mode = |path: &Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    std::fs::create_dir(&base).unwrap();
+    mode(&base, 0o755);
+    let binary = if as_root {
+        let copy = base.join("sse-htmx");
+        std::fs::copy(BINARY, &copy).unwrap();
+        mode(&copy, 0o755);
+        copy
+    } else {
+        PathBuf::from(BINARY)
+    };
+    let dir = base.join("journals");
+    std::fs::create_dir(&dir).unwrap();
+    let journal = dir.join("chat.journal");
+    // A journal's header (version 2) and no message yet, writable by anyone.
+    std::fs::write(&journal, b"\xFFSSEchat\x02\x00\x00\x00").unwrap();
+    mode(&journal, 0o666);
+    mode(&dir, 0o555);
+    let before = look_back_dated(&journal);
+
+    let mut command = Command::new(&binary);
+    command.args([
+        "--addr",
+        "127.0.0.1:0",
+        "--store",
+        journal.to_str().unwrap(),
+    ]);
+    if as_root {
+        command.uid(65534).gid(65534);
+    }
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run sse-htmx");
+    // Not refused, it would serve until stopped.
+    if !common::wait_for(Duration::from_secs(10), || {
+        child.try_wait().unwrap().is_some()
+    }) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("a journal that cannot be compacted was served");
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot be compacted") && stderr.contains("chat.journal.compacting"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "nothing is served");
+    assert_eq!(look(&journal), before, "the journal was touched");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "a file was left beside it"
+    );
+
+    mode(&dir, 0o755);
+    let _ = std::fs::remove_dir_all(&base);
+}

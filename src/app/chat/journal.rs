@@ -69,7 +69,8 @@
 //! before each feed's oldest (so that a client that missed messages is still told so), replace
 //! the file (`PATH.compacting`, renamed over it, like a conversion). A file left under that
 //! name by a crash is removed by the next compaction. So the file stays within about twice
-//! `--history` messages per feed plus 1 MiB, however fast a feed is published to.
+//! `--history` messages per feed plus 1 MiB, however fast a feed is published to. Whether that
+//! file can be created is tried when the journal is opened ([`Loaded::cannot_compact`]).
 
 mod convert;
 mod crc32;
@@ -113,6 +114,9 @@ pub struct Loaded {
     pub feeds: Vec<(String, Held)>,
     /// One line each for the log: a conversion, what was skipped or cut off, and where.
     pub problems: Vec<String>,
+    /// Why the journal could never be compacted (see [`cannot_compact`]), if so: a start
+    /// refuses it.
+    pub cannot_compact: Option<String>,
 }
 
 /// One feed's messages in the journal.
@@ -135,7 +139,8 @@ impl Journal {
         let mut loaded = Loaded::default();
         let journal = Journal::open_and_read(path, keep, &mut loaded)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        for problem in &mut loaded.problems {
+        let problems = loaded.problems.iter_mut().chain(&mut loaded.cannot_compact);
+        for problem in problems {
             *problem = format!("{}: {problem}", path.display());
         }
         Ok((journal, loaded))
@@ -163,6 +168,7 @@ impl Journal {
             }
             Beginning::Empty => {
                 let mut file = open_to_append(path, &reading)?;
+                loaded.cannot_compact = cannot_compact(path);
                 file.write_all(&header::HEADER)?;
                 return Ok(Journal::at(file, path, keep, loaded));
             }
@@ -181,6 +187,7 @@ impl Journal {
             }
         }
         let file = open_to_append(path, &reading)?;
+        loaded.cannot_compact = cannot_compact(path);
         if let Some(cut_at) = read(&reading, len, keep, loaded)? {
             file.set_len(cut_at)?;
             loaded.problems.push(format!(
@@ -278,6 +285,32 @@ impl Journal {
 
 /// The suffix of the file a compaction writes before it is renamed over the journal.
 const COMPACTING: &str = ".compacting";
+
+/// Why a compaction could not write its new file beside the journal at `path`, if it could
+/// not: in a directory the server may not create files in (a read-only mount, or permissions
+/// that let it write the journal alone), none ever could, and the journal would grow by every
+/// message for good. Tried, not read from permissions, which do not tell (root, ACLs, read-only
+/// mounts). Called with the journal's lock held: a file under the temporary name is then one
+/// that a compaction cut short by a crash left, as [`Journal::compact`] takes it.
+fn cannot_compact(path: &Path) -> Option<String> {
+    let temporary = match std::fs::canonicalize(path) {
+        Ok(real) => rewrite::temporary_name(&real, COMPACTING),
+        Err(error) => return Some(format!("cannot be compacted: {error}")),
+    };
+    let _ = std::fs::remove_file(&temporary);
+    let created = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temporary);
+    let error = created
+        .and_then(|_| std::fs::remove_file(&temporary))
+        .err()?;
+    Some(format!(
+        "cannot be compacted: cannot create {} beside it ({error}), so it would grow by every \
+         message for good",
+        temporary.display()
+    ))
+}
 
 /// The length past which a journal that would load `loads` bytes of records is compacted.
 fn compaction_due(loads: u64) -> u64 {

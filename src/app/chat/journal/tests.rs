@@ -201,6 +201,7 @@ fn messages_read_back_as_written() {
                 }
             )],
             problems: vec![],
+            cannot_compact: None,
         }
     );
 }
