@@ -347,7 +347,7 @@ fn open_feeds(config: &Config, carried: Option<&Carried>, log: Log) -> Result<Fe
     if let Some(why) = loaded.cannot_compact {
         // Refused at a start; after a re-exec, the image before served it, and still would.
         if carried.is_none() {
-            return Err(store_error(std::io::Error::other(why)));
+            return Err(Error::Flag(format!("--store {why}")));
         }
         log.line(format_args!("store: {why}"));
     }
