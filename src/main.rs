@@ -1,12 +1,18 @@
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use sse_htmx::{Config, Launch, Log, Server, Stopper, signals};
 
 /// How long a second signal waits for its line to be written before it exits.
 const EXIT_FLUSH: Duration = Duration::from_millis(100);
+
+/// The exit code a second SIGINT or SIGTERM asked for (128 + its number), once it is taken; 0
+/// before. Its `--exec` programs killed, the stop under way may end before the signal's thread
+/// has written its line and exited: the process then exits with this code all the same.
+static EXITING_NOW: AtomicU8 = AtomicU8::new(0);
 
 const USAGE: &str = "\
 sse-htmx: serves a page whose box updates live over Server-Sent Events.
@@ -264,6 +270,7 @@ fn handle_signals(stopper: Stopper, log: Log) -> std::io::Result<()> {
                     stopper.stop();
                     stopping = true;
                 } else {
+                    EXITING_NOW.store(128 + signal as u8, Ordering::SeqCst);
                     log.line(format_args!("sse-htmx: signal {signal}: exiting now"));
                     sse_htmx::kill_programs();
                     Log::flush(EXIT_FLUSH);
@@ -355,7 +362,13 @@ fn main() -> ExitCode {
     }
     log.stdout(format_args!("{}", start_line(server.local_addr())));
     match server.run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => match EXITING_NOW.load(Ordering::SeqCst) {
+            0 => ExitCode::SUCCESS,
+            code => {
+                Log::flush(EXIT_FLUSH);
+                ExitCode::from(code)
+            }
+        },
         Err(error) => {
             Log::fatal(format_args!("sse-htmx: {error}"));
             ExitCode::FAILURE
