@@ -270,8 +270,10 @@ fn handle_signals(stopper: Stopper, log: Log) -> std::io::Result<()> {
                     stopper.stop();
                     stopping = true;
                 } else {
-                    EXITING_NOW.store(128 + signal as u8, Ordering::SeqCst);
+                    // Queued before the code is set: a stop that ends first and exits with the
+                    // code flushes this line too.
                     log.line(format_args!("sse-htmx: signal {signal}: exiting now"));
+                    EXITING_NOW.store(128 + signal as u8, Ordering::SeqCst);
                     sse_htmx::kill_programs();
                     Log::flush(EXIT_FLUSH);
                     std::process::exit(128 + signal);

@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
-use std::sync::PoisonError;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::lock;
 
 /// Counted by the HTTP layer, rendered by the application's `/metrics`.
 #[derive(Default)]
@@ -26,7 +27,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn count_request(&self, route: &'static str, status: u16) {
-        let mut requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut requests = lock(&self.requests);
         *requests.entry((route, status)).or_insert(0) += 1;
     }
 
@@ -85,7 +86,7 @@ impl Metrics {
             "# HELP http_requests_total HTTP requests answered, by route and status.\n\
              # TYPE http_requests_total counter\n",
         );
-        let requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        let requests = lock(&self.requests);
         for ((route, status), count) in requests.iter() {
             let _ = writeln!(
                 out,

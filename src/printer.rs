@@ -21,9 +21,11 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::lock;
 
 /// Lines held for the writer before new ones are dropped: a burst such as a thousand streams
 /// ending at once fits.
@@ -94,16 +96,12 @@ fn printer() -> &'static Printer {
     })
 }
 
-fn lock(printer: &Printer) -> MutexGuard<'_, State> {
-    printer.state.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Queues `line` (a newline is added) for `to`; never waits for the output. When the queue is
 /// full the line is dropped and counted.
 pub fn print(to: To, line: std::fmt::Arguments<'_>) {
     let text = format!("{line}\n");
     let printer = printer();
-    let mut state = lock(printer);
+    let mut state = lock(&printer.state);
     let held = state.queued - state.done;
     let full = held >= QUEUE_LINES as u64 || state.bytes + text.len() > QUEUE_BYTES;
     if !printer.writing || full {
@@ -125,7 +123,7 @@ pub fn flush(within: Duration) -> bool {
         return true;
     };
     let deadline = Instant::now() + within;
-    let mut state = lock(printer);
+    let mut state = lock(&printer.state);
     let target = state.queued;
     while state.done < target {
         let now = Instant::now();
@@ -145,7 +143,7 @@ pub fn flush(within: Duration) -> bool {
 /// module doc). When it has caught up, it says how many lines were dropped meanwhile, before it
 /// counts the last ones done, so that a [`flush`] covers the count too.
 fn write_lines(printer: &Printer) {
-    let mut state = lock(printer);
+    let mut state = lock(&printer.state);
     loop {
         if state.lines.is_empty() {
             state.writer_waits = true;
@@ -155,14 +153,14 @@ fn write_lines(printer: &Printer) {
                 .unwrap_or_else(PoisonError::into_inner);
             drop(state);
             thread::sleep(GATHER);
-            state = lock(printer);
+            state = lock(&printer.state);
             continue;
         }
         // Still counted in the queue's bounds (`bytes`, and `queued - done`) until written.
         let lines = std::mem::take(&mut state.lines);
         drop(state);
         write_runs(&lines, write);
-        state = lock(printer);
+        state = lock(&printer.state);
         state.bytes -= lines.iter().map(|line| line.text.len()).sum::<usize>();
         let dropped = if state.lines.is_empty() {
             std::mem::take(&mut state.dropped)
@@ -173,7 +171,7 @@ fn write_lines(printer: &Printer) {
             drop(state);
             let notice = format!("log: {dropped} lines dropped: the output was not being read\n");
             write(To::Stderr, notice.as_bytes());
-            state = lock(printer);
+            state = lock(&printer.state);
         }
         state.done += lines.len() as u64;
         printer.line_done.notify_all();

@@ -35,7 +35,7 @@ impl Drop for Watch<'_> {
 impl Stop {
     pub fn trigger(&self) {
         // Taking the lock orders the store before any waiter's check-then-wait.
-        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = lock(&self.lock);
         self.stopped.store(true, Ordering::SeqCst);
         self.wake.notify_all();
         for thread in lock(&self.parked).values() {
@@ -58,7 +58,7 @@ impl Stop {
 
     /// Sleeps until `deadline`. Returns `true` if the stop came first.
     pub fn wait_until(&self, deadline: Instant) -> bool {
-        let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = lock(&self.lock);
         loop {
             if self.is_triggered() {
                 return true;

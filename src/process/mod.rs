@@ -19,11 +19,12 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::ExitStatus;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 
 pub use rustix::process::Signal;
 use rustix::process::{Pid, WaitOptions, kill_process_group, waitpid};
 
+use crate::lock;
 use image::{c_strings, pointers};
 
 pub use image::{HANDOFF_VAR, memory_file, replace_image, take_inherited};
@@ -59,7 +60,7 @@ pub fn kill_programs() {
 }
 
 fn programs() -> MutexGuard<'static, Vec<Pid>> {
-    PROGRAMS.lock().unwrap_or_else(PoisonError::into_inner)
+    lock(&PROGRAMS)
 }
 
 /// Starts `program` with `args` (its name first) and this process's environment (without the

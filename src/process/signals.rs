@@ -13,9 +13,11 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::FromRawFd;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 
 use rustix::event::{PollFd, PollFlags, poll};
+
+use crate::lock;
 
 /// Held while a signal is taken and acted on, and by a re-exec (see the module's docs).
 static TAKING: Mutex<()> = Mutex::new(());
@@ -37,7 +39,7 @@ pub fn block() {
 /// No signal is taken from the pending ones while the guard lives: a re-exec holds it from its
 /// last look for a stop to the exec.
 pub fn hold() -> MutexGuard<'static, ()> {
-    TAKING.lock().unwrap_or_else(PoisonError::into_inner)
+    lock(&TAKING)
 }
 
 /// Where the signals the server takes are read from.

@@ -16,11 +16,12 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::address;
 use super::socket::Accepted;
+use crate::lock;
 use crate::log::Log;
 
 /// A connection is nudged for at most once in this time...
@@ -116,7 +117,7 @@ static LAST_STARTED: Mutex<Option<(Log, SocketAddr)>> = Mutex::new(None);
 /// Makes the server logging to `log` and listening on `local` the one [`tiny_http_panicked`]
 /// answers for.
 pub fn replace_lost_threads(log: Log, local: SocketAddr) {
-    *LAST_STARTED.lock().unwrap_or_else(PoisonError::into_inner) = Some((log, local));
+    *lock(&LAST_STARTED) = Some((log, local));
 }
 
 /// For the panic hook (`log::route_panics`): a panic in tiny_http's own code (`file`) is logged
@@ -129,7 +130,7 @@ pub fn tiny_http_panicked(file: &str) -> Option<Log> {
     if !file.contains("/tiny_http-") {
         return None;
     }
-    let (log, local) = (*LAST_STARTED.lock().unwrap_or_else(PoisonError::into_inner))?;
+    let (log, local) = (*lock(&LAST_STARTED))?;
     nudge(local, 1);
     Some(log)
 }

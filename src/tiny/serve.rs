@@ -252,8 +252,10 @@ impl HttpServer {
                             break;
                         }
                     }
-                    let last = Instant::now();
-                    retired.push(Retired { http, last });
+                    retired.push(Retired {
+                        http,
+                        last: Instant::now(),
+                    });
                     if retired.len() > MAX_RETIRED {
                         retired.remove(0);
                     }

@@ -75,9 +75,9 @@ impl Writers {
         }
         // Promised to a new thread.
         drop(waiting);
+        let writers = self.clone();
         // If no thread can be had, the answer waits for the next thread that is (one is started
         // for each answer while none waits).
-        let writers = self.clone();
         let _ = thread::Builder::new()
             .name("sse-write".into())
             .stack_size(STACK_SIZE)

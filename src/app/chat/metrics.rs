@@ -6,9 +6,10 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use super::feeds::Feed;
+use crate::lock;
 
 /// One feed's counters.
 #[derive(Default)]
@@ -57,7 +58,7 @@ impl Refusals {
     /// Counts a refusal by its label; an unknown label is not counted.
     pub fn count(&self, label: &str) {
         if let Some(at) = REFUSAL_LABELS.iter().position(|known| *known == label) {
-            self.0.lock().unwrap_or_else(PoisonError::into_inner)[at] += 1;
+            lock(&self.0)[at] += 1;
         }
     }
 }
@@ -108,7 +109,7 @@ pub fn render(feeds: &[Arc<Feed>], refusals: &Refusals) -> String {
         "counter",
         "Publish requests refused, by reason, over all feeds; nothing was published.",
     );
-    let refused = *refusals.0.lock().unwrap_or_else(PoisonError::into_inner);
+    let refused = *lock(&refusals.0);
     for (label, count) in REFUSAL_LABELS.iter().zip(refused) {
         let _ = writeln!(
             out,
