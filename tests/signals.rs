@@ -1,5 +1,5 @@
-//! Stopping the binary while writes are stuck: the first SIGTERM does not wait for them (a
-//! second one exits at once, see `exec.rs`).
+//! Writes that are stuck: the first SIGTERM does not wait for them (a second one exits at once,
+//! see `exec.rs`), and no other client waits for them either.
 
 mod common;
 
@@ -119,4 +119,37 @@ fn a_stuck_stream_does_not_hold_up_the_first_sigterm() {
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert!(signalled.elapsed() < Duration::from_secs(3));
     drop(stream);
+}
+
+/// An answer that ends its connection (the head of a stream for `HEAD`, a refusal) waits behind
+/// the answers before it on that connection, which its client reads none of: on a writing
+/// thread, not on the request loop, which answers others meanwhile, nor on the sweep's thread,
+/// which answers others' refusals.
+#[test]
+fn an_answer_that_ends_a_connection_behind_unread_answers_holds_up_no_one() {
+    let server = ServerProcess::start_capturing_stderr(&["--write-timeout", "60s"]);
+    let pipelined = "GET /assets/htmx.min.js HTTP/1.1\r\nHost: x\r\n\r\n".repeat(8);
+    for last in [
+        "HEAD /connect HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET / HTTP/1.1\r\n\r\n",
+    ] {
+        let answers = stalled_client(server.addr, format!("{pipelined}{last}").as_bytes());
+        wait_until_writes_block(server.addr, &answers, "the pipelined requests");
+        // Time for the last request to be read and handed on.
+        std::thread::sleep(Duration::from_millis(300));
+        let asked = Instant::now();
+        let health = common::request(server.addr, "GET", "/healthz", "");
+        assert_eq!(health.status, 200, "{last:?}");
+        let mut refused = common::connect(server.addr);
+        refused.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        let _ = std::io::Read::read_to_string(&mut refused, &mut answer);
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{last:?}: {answer:?}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "{last:?}: {:?}",
+            asked.elapsed()
+        );
+        drop(answers);
+    }
 }

@@ -15,11 +15,11 @@ use super::handler::Handler;
 use super::refuse;
 use super::reply::{Body, Reply};
 use super::request::{self, Method, Request};
-use super::respond;
+use super::respond::{self, Wire};
 use super::screen::{self, Head, HttpRefusal, RequestFraming, Screened};
 use super::shared::Shared;
 use super::stream;
-use super::writers::{MAX_BEHIND, Writers};
+use super::writers::MAX_BEHIND;
 use crate::log::{Log, PanicsToLog};
 
 /// What answering a request needs: the layer's state, the application, and the body readers.
@@ -27,7 +27,6 @@ pub struct Layer<H> {
     pub shared: Arc<Shared>,
     pub handler: Arc<H>,
     pub bodies: Readers,
-    pub writers: Writers,
 }
 
 /// A request on its way through the layer: tiny_http's, the owned copy, and what the layer and
@@ -134,17 +133,20 @@ impl<H: Handler> Layer<H> {
                 let busy = stream::refused(shared, self.handler.busy(), "at capacity (HEAD)");
                 refuse::refuse(raw, busy, screened, shared)
             }
+            // Its head, and the close it announces, as a refusal's answer and close.
             Body::Events(_) if screened.head_only => {
-                // Ended before the head goes out (as a stream's connection is), so that a request
-                // read behind this one, on a body reader's thread, is dropped.
-                if let Some(peer) = request.peer {
-                    shared.connections.closed(peer);
-                }
-                let framing = stream::framing_for(screened);
-                let _ = stream::write_head(&mut raw.into_writer(), framing, &reply.headers);
-                if let Some(peer) = request.peer {
-                    refuse::close(peer, shared);
-                }
+                let mut head = Vec::new();
+                let _ =
+                    stream::write_head(&mut head, stream::framing_for(screened), &reply.headers);
+                refuse::end_with(
+                    raw,
+                    Wire {
+                        made: head,
+                        kept: &[],
+                    },
+                    screened,
+                    shared,
+                );
                 (200, 0)
             }
             Body::Events(events) => {
@@ -161,7 +163,7 @@ impl<H: Handler> Layer<H> {
             }
             Body::Bytes(_) if on_loop => {
                 let answer = (raw.into_writer(), respond::wire(&reply, screened));
-                match self.writers.write(request.peer, answer) {
+                match shared.writers.write(request.peer, answer) {
                     Ok(()) => (reply.status, respond::body_bytes(&reply, screened)),
                     // Its client reads none of its answers: its connection is ended, as a
                     // refused one is, and this answer goes unwritten.

@@ -21,18 +21,24 @@
 //! closes idle connections by their sockets already, does it between its looks, in the order the
 //! requests were refused ([`Closer`]); the request loop only marks the connection closed and
 //! moves on. A refusal waiting holds its connection, so no more wait than the connections tiny_http
-//! holds.
+//! holds. The answer itself goes to the writing threads (`writers.rs`): tiny_http has it wait
+//! until the answers before it on its connection are written, which a client that reads none of
+//! them makes last the write timeout for each.
 
+use std::io::{self, Write};
 use std::mem;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::thread::Thread;
 
+use socket2::Socket;
+
 use super::reply::Reply;
-use super::respond;
+use super::respond::{self, Wire};
 use super::screen::Screened;
 use super::shared::Shared;
+use super::writers::Writers;
 use crate::lock;
 
 /// tiny_http reads bodies up to this size itself, before the request reaches the server, unless
@@ -46,7 +52,31 @@ enum Closing {
     /// The request that holds the connection, what its head says, and the answer to it, if it
     /// gets one (a discarded request does not, and only the read half is shut: the connection
     /// may be a stream's).
-    Request(Box<tiny_http::Request>, Screened, Option<Reply>),
+    Request(Box<tiny_http::Request>, Screened, Option<Wire>),
+}
+
+/// tiny_http's writer for a refused request, with the connection's socket, which it shuts once
+/// the answer is written: before tiny_http's writer goes, as tiny_http may have an answer of its
+/// own queued behind ours (to whatever it read next), which must find the connection closed.
+struct ThenClosed(Box<dyn Write + Send>, Option<Socket>);
+
+impl Write for ThenClosed {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.write(bytes)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl Drop for ThenClosed {
+    fn drop(&mut self) {
+        let _ = self
+            .1
+            .as_ref()
+            .map(|socket| socket.shutdown(Shutdown::Both));
+    }
 }
 
 /// The connections waiting to be closed, and the thread that closes them: the sweep's while it
@@ -61,10 +91,11 @@ impl Closer {
         lock(&self.0).1 = thread;
     }
 
-    /// Closes the connections waiting, on this thread.
-    pub fn close_waiting(&self, shared: &Shared) {
+    /// Closes the connections waiting, on this thread; their answers are written by `writers`,
+    /// or here if none is given.
+    pub fn close_waiting(&self, shared: &Shared, writers: Option<&Writers>) {
         for closing in mem::take(&mut lock(&self.0).0) {
-            close_now(closing, shared);
+            close_now(closing, shared, writers);
         }
     }
 }
@@ -77,7 +108,7 @@ fn hand_over(closing: Closing, shared: &Shared) {
         queue.0.push(closing);
     } else {
         drop(queue);
-        close_now(closing, shared);
+        close_now(closing, shared, None);
     }
 }
 
@@ -89,13 +120,25 @@ pub fn refuse(
     screened: Screened,
     shared: &Shared,
 ) -> (u16, usize) {
+    let answer = (reply.status, respond::body_bytes(&reply, screened));
+    // Whatever is answered, the connection closes after it.
+    let last = Screened {
+        last: true,
+        ..screened
+    };
+    end_with(request, respond::wire(&reply, last), screened, shared);
+    answer
+}
+
+/// Answers `wire` and closes the connection, as [`refuse`] does.
+pub fn end_with(request: tiny_http::Request, wire: Wire, screened: Screened, shared: &Shared) {
     if let Some(&peer) = request.remote_addr() {
         shared.connections.closed(peer);
     }
-    let answer = (reply.status, respond::body_bytes(&reply, screened));
-    let closing = Closing::Request(Box::new(request), screened, Some(reply));
-    hand_over(closing, shared);
-    answer
+    hand_over(
+        Closing::Request(Box::new(request), screened, Some(wire)),
+        shared,
+    );
 }
 
 /// Drops a request from a connection the server has ended, unanswered.
@@ -115,30 +158,27 @@ pub fn close(peer: SocketAddr, shared: &Shared) {
     hand_over(Closing::Connection(peer), shared);
 }
 
-/// Shuts the read half, answers, then shuts both halves; parks a request whose body cannot be
-/// discarded. On the thread of [`Closer`].
-fn close_now(closing: Closing, shared: &Shared) {
+/// Shuts the read half, answers (through `writers` if given), then shuts both halves; parks a
+/// request whose body cannot be discarded. On the thread of [`Closer`].
+fn close_now(closing: Closing, shared: &Shared, writers: Option<&Writers>) {
     let peer = match &closing {
         Closing::Connection(peer) => Some(*peer),
         Closing::Request(request, ..) => request.remote_addr().copied(),
     };
     let socket = peer.and_then(|peer| shared.sockets.find(peer));
-    let shut = |how| {
-        let _ = socket.as_ref().map(|socket| socket.shutdown(how));
+    let shut = |how| socket.as_ref().map(|socket| socket.shutdown(how));
+    let Closing::Request(request, screened, wire) = closing else {
+        shut(Shutdown::Both);
+        return;
     };
-    let Closing::Request(request, mut screened, reply) = closing else {
-        return shut(Shutdown::Both);
-    };
-    // Whatever is answered, the connection closes after it.
-    screened.last = true;
+    shut(Shutdown::Read);
     // Without the socket, the connection is gone: a live one names its peer, and is found. Its
     // client reset it or closed it, so the discarding read ends at once there too.
     let unread = unread_body(&request, screened);
     if unread > shared.settings.drainable_body {
         // Answered on the socket itself, which is closed, and the request kept for good.
-        if let Some(mut socket) = socket {
-            let reply = reply.unwrap_or_else(|| Reply::text(400, ""));
-            respond::write(&mut socket, &reply, screened);
+        if let (Some(mut socket), Some(wire)) = (socket, wire) {
+            let _ = wire.write_to(&mut socket);
             let _ = socket.shutdown(Shutdown::Both);
         }
         shared
@@ -151,13 +191,15 @@ fn close_now(closing: Closing, shared: &Shared) {
         mem::forget(request);
         return;
     }
-    shut(Shutdown::Read);
-    let mut writer = request.into_writer();
-    if let Some(reply) = &reply {
-        respond::write(&mut writer, reply, screened);
-        // Before the writer goes: tiny_http may have an answer of its own queued behind ours
-        // (to whatever it read next), which must find the connection closed.
-        shut(Shutdown::Both);
+    let writer = request.into_writer();
+    // Taken and dropped unused, tiny_http's writer sends nothing.
+    let Some(wire) = wire else { return };
+    let mut writer = ThenClosed(writer, socket);
+    if let Some(writers) = writers {
+        // Refused when answers wait unread already: the connection is shut without it.
+        let _ = writers.write(peer, (Box::new(writer), wire));
+    } else {
+        let _ = wire.write_to(&mut writer);
     }
 }
 

@@ -64,8 +64,12 @@ impl HttpStopper {
     /// asked for while a re-exec is under way wins: the process ends, its image is not replaced
     /// (see [`HttpStopper::stop_asked`]).
     pub fn stop(&self) {
-        *lock(&self.shared.reexec) = None;
+        // Held until the stop is triggered: a heal asked for in between would find no stop
+        // under way, and the process would replace its image instead of ending.
+        let mut reexec = lock(&self.shared.reexec);
+        *reexec = None;
         self.shared.stop.trigger();
+        drop(reexec);
         // Wakes the request loop from its wait for a request.
         if let Some(http) = self.shared.acceptor.current() {
             http.unblock();
@@ -180,6 +184,7 @@ impl HttpServer {
             sockets: Sockets::new(local_addr, settings.max_fd),
             acceptor: Acceptor::new(listener)?,
             closer: Closer::default(),
+            writers: Writers::default(),
             settings,
             local_addr,
             log,
@@ -213,7 +218,6 @@ impl HttpServer {
             shared: shared.clone(),
             handler,
             bodies: Readers::default(),
-            writers: Writers::default(),
         });
         // A panic in a handler, a stream or one of tiny_http's threads is one of the server's
         // lines, not Rust's message.
@@ -229,6 +233,10 @@ impl HttpServer {
         let quiet = shared.settings.idle_timeout.saturating_mul(2);
         // The server accepting when the loop ends, to answer what it accepted last.
         let mut last = None;
+        let is_current = |http: &Arc<Tiny>| {
+            let current = shared.acceptor.current();
+            current.is_some_and(|current| Arc::ptr_eq(http, &current))
+        };
         while !shared.stop.is_triggered()
             && let Some(http) = shared.acceptor.current()
         {
@@ -242,23 +250,27 @@ impl HttpServer {
                 Ok(Some(request)) => layer.arrived(request),
                 Ok(None) => {}
                 Err(_) if shared.stop.is_triggered() || shared.acceptor.is_closed() => break,
-                Err(error) => {
-                    // Either the watchdog has replaced this server already (and woke us), or
-                    // its accept thread has just reported that it stopped.
-                    let current = shared.acceptor.current();
-                    if current.is_some_and(|current| Arc::ptr_eq(&http, &current)) {
-                        shared.log.line(format_args!("accepting stopped: {error}"));
-                        if !shared.acceptor.replace(&http, &shared.stop, &shared.log) {
-                            break;
-                        }
+                // Its accept thread has reported that it stopped, unless the watchdog has
+                // replaced this server already.
+                Err(error) if is_current(&http) => {
+                    shared.log.line(format_args!("accepting stopped: {error}"));
+                    if !shared.acceptor.replace(&http, &shared.stop, &shared.log) {
+                        break;
                     }
-                    retired.push(Retired {
-                        http,
-                        last: Instant::now(),
-                    });
-                    if retired.len() > MAX_RETIRED {
-                        retired.remove(0);
-                    }
+                }
+                Err(_) => {}
+            }
+            // Replaced, here or by the watchdog (which wakes this loop with no request): its
+            // pool threads may still hand in requests from the connections they hold.
+            if let Some(current) = shared.acceptor.current()
+                && !Arc::ptr_eq(&http, &current)
+            {
+                retired.push(Retired {
+                    http,
+                    last: Instant::now(),
+                });
+                if retired.len() > MAX_RETIRED {
+                    retired.remove(0);
                 }
             }
             answer_queued(&layer, &mut retired);
@@ -280,7 +292,7 @@ impl HttpServer {
         sweep.thread().unpark();
         let _ = sweep.join();
         shared.closer.closed_by(None);
-        shared.closer.close_waiting(shared);
+        shared.closer.close_waiting(shared, None);
         // tiny_http's threads would keep idle keep-alive connections open after the server
         // stopped, and a client that reused one would wait for an answer that never comes
         // (a browser reconnecting its stream to a restarted server, say). Streams end their
@@ -371,6 +383,12 @@ mod tests {
         pub(crate) fn listener_blocks(&self) -> bool {
             let listener = socket2::SockRef::from(&self.shared.acceptor.listener);
             !listener.nonblocking().unwrap_or(true)
+        }
+    }
+
+    impl HttpStopper {
+        pub(crate) fn shared(&self) -> &Shared {
+            &self.shared
         }
     }
 }

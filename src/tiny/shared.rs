@@ -11,6 +11,7 @@ use super::handoff::Reason;
 use super::heal::Series;
 use super::refuse::Closer;
 use super::socket::Sockets;
+use super::writers::Writers;
 use crate::lock;
 use crate::log::Log;
 use crate::metrics::Metrics;
@@ -59,6 +60,8 @@ pub struct Shared {
     pub acceptor: Acceptor,
     /// Refused connections, answered and closed off the request loop.
     pub closer: Closer,
+    /// The threads that write answers, for the request loop and the closer (`writers.rs`).
+    pub writers: Writers,
     /// Descriptors held by the streams now (see [`Settings::stream_descriptors`]).
     pub stream_descriptors: std::sync::atomic::AtomicUsize,
     /// Why the server stops to replace its image, if it does.

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
-use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::Duration;
@@ -108,7 +108,6 @@ fn configure(socket: &Socket, send_timeout: Duration) -> io::Result<()> {
 /// within `wait`. (socket2 does not offer the option: it is set here.)
 #[allow(unsafe_code)]
 pub fn defer_accept(listener: &TcpListener, wait: Duration) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
     let wait = wait.as_secs().min(24 * 3600) as libc::c_int;
     let (mut seconds, mut step) = (1, 2);
     while seconds + step <= wait {
@@ -310,8 +309,12 @@ impl Sockets {
             if let Some(peer) = peer_addr(fd)
                 && close(peer)
                 && let Some(socket) = self.duplicate_if(fd, peer)
+                // Not shut yet: a connection's other descriptor, once it is, is not in these
+                // states (nor counted again; a search of the list would cost thousands of
+                // comparisons a find when thousands of idle connections go at once).
+                && tcp_info(socket.as_raw_fd())
+                    .is_some_and(|(state, _)| matches!(state, TCP_ESTABLISHED | TCP_CLOSE_WAIT))
                 && socket.shutdown(std::net::Shutdown::Both).is_ok()
-                && !closed.contains(&peer)
             {
                 closed.push(peer);
             }
@@ -433,6 +436,8 @@ fn duplicate(fd: RawFd) -> Option<OwnedFd> {
 
 /// Linux's TCP states (include/net/tcp_states.h), as `TCP_INFO` reports them.
 const TCP_ESTABLISHED: u8 = 1;
+/// The peer has sent its FIN; this side has not.
+const TCP_CLOSE_WAIT: u8 = 8;
 const TCP_CLOSE: u8 = 7;
 
 /// The TCP state of descriptor number `fd` and the bytes it has received since it was accepted

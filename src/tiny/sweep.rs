@@ -128,7 +128,7 @@ fn rest(shared: &Shared, pause: Duration, dozing: Option<u64>) -> bool {
     let connections = &shared.connections;
     connections.wake_on_request(dozing.map(|_| thread::current()));
     let stopping = loop {
-        shared.closer.close_waiting(shared);
+        shared.closer.close_waiting(shared, Some(&shared.writers));
         let left = deadline.saturating_duration_since(Instant::now());
         if shared.stop.is_triggered() || left.is_zero() {
             break shared.stop.is_triggered();

@@ -359,3 +359,32 @@ fn a_server_stopped_to_replace_its_image_can_serve_again_on_its_listener() {
     stopper.stop();
     running.join().unwrap();
 }
+
+/// The watchdog takes an accept thread for gone when a probe waits over a second to be
+/// accepted, which a busy machine can make it do; the replaced server's pool threads hold the
+/// keep-alive connections they had, and their next requests must still be answered.
+#[test]
+fn requests_on_connections_of_a_server_the_watchdog_replaced_are_answered() {
+    let layer = Layer::start();
+    let mut socket = layer.connect();
+    socket.write_all(NEXT).unwrap();
+    assert_eq!(read_response(&mut socket).0, 200);
+    let shared = layer.stopper.shared();
+    let replaced = shared.acceptor.current().unwrap();
+    // As the sweep does when a probe went unaccepted.
+    assert!(
+        shared
+            .acceptor
+            .replace(&replaced, &shared.stop, &shared.log)
+    );
+    drop(replaced);
+    socket.write_all(NEXT).unwrap();
+    assert_eq!(
+        read_response(&mut socket).0,
+        200,
+        "answered on its connection"
+    );
+    let mut other = layer.connect();
+    other.write_all(NEXT).unwrap();
+    assert_eq!(read_response(&mut other).0, 200, "a new connection");
+}

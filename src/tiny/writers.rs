@@ -40,7 +40,8 @@ pub struct Writers(Arc<(Mutex<Waiting>, Condvar)>);
 #[derive(Default)]
 struct Waiting {
     answers: VecDeque<(Option<SocketAddr>, Answer)>,
-    free: usize,
+    /// Below 0 while answers wait with no thread promised to them (none could be started).
+    free: isize,
     /// The connections an answer is being written to.
     writing: Vec<SocketAddr>,
     /// The answers waiting behind those, in order, each with its connection.
@@ -77,11 +78,15 @@ impl Writers {
         drop(waiting);
         let writers = self.clone();
         // If no thread can be had, the answer waits for the next thread that is (one is started
-        // for each answer while none waits).
-        let _ = thread::Builder::new()
+        // for each answer while none waits). The thread that takes it counts itself free when
+        // done with its own: one fewer is free, or it would count twice.
+        let spawned = thread::Builder::new()
             .name("sse-write".into())
             .stack_size(STACK_SIZE)
             .spawn(move || writers.serve());
+        if spawned.is_err() {
+            lock(&self.0.0).free -= 1;
+        }
         Ok(())
     }
 
