@@ -23,9 +23,7 @@ use crate::lock;
 use crate::log::Log;
 use crate::metrics::Metrics;
 use crate::reexec::Program;
-use crate::tiny::{
-    self, Capacity, Handed, HostLimits, HttpServer, Inherited, Ran, Reason, WouldFail,
-};
+use crate::tiny::{self, Capacity, Handed, HostLimits, HttpServer, Inherited, Reason, WouldFail};
 
 /// How long a stopped server waits for its last log lines to be written. Short: a stderr that
 /// nobody reads must not hold up the stop (see `printer`).
@@ -245,7 +243,7 @@ impl Server {
         loop {
             let ran = self.http.run(self.app.clone());
             let handoff = match ran {
-                Ok(Ran::Reexec(handoff)) => handoff,
+                Ok(Some(handoff)) => handoff,
                 stopped => {
                     wind_down(&self.app, programs.take());
                     return stopped.map(|_| ());

@@ -106,10 +106,6 @@ impl Acceptor {
         }
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.current().is_none()
-    }
-
     /// Ends the accept thread of every tiny_http server on the listener, without closing the
     /// listener, and returns how many there were. Their descriptors and ours share one open
     /// file, so making it non-blocking makes every later `accept` on any of them fail when no
@@ -144,10 +140,16 @@ impl Acceptor {
 
     /// Puts a new tiny_http server in place of `dead`, unless that was done already. While one
     /// cannot be started (the error may last as long as a flood of connections holds every
-    /// descriptor) it tries again, less often each time. Returns `false` if the server stopped
-    /// or the acceptor was closed meanwhile.
-    pub fn replace(&self, dead: &Arc<Tiny>, stop: &Stop, log: &Log) -> bool {
-        let _one_at_a_time = lock(&self.replacing);
+    /// descriptor) it tries again, less often each time, unless `once`: the sweep tries once,
+    /// and not at all while another thread is trying, as it has connections to close meanwhile
+    /// (which may be what frees a descriptor); its next probe tries again. Returns `false` if the
+    /// server stopped or the acceptor was closed meanwhile.
+    pub fn replace(&self, dead: &Arc<Tiny>, stop: &Stop, log: &Log, once: bool) -> bool {
+        let _one_at_a_time = match self.replacing.try_lock() {
+            Ok(guard) => guard,
+            Err(_) if once => return true,
+            Err(_) => lock(&self.replacing),
+        };
         match self.current() {
             Some(current) if Arc::ptr_eq(&current, dead) => {}
             Some(_) => return true,
@@ -155,7 +157,7 @@ impl Acceptor {
         }
         let mut pause = Duration::from_millis(50);
         loop {
-            if stop.wait_until(Instant::now() + pause) || self.is_closed() {
+            if stop.wait_until(Instant::now() + pause) || self.current().is_none() {
                 return false;
             }
             match start_http(&self.listener, &self.dropping) {
@@ -172,6 +174,9 @@ impl Acceptor {
                     return true;
                 }
                 Err(error) => log.line(format_args!("cannot accept yet: {error}")),
+            }
+            if once {
+                return true;
             }
             pause = (pause * 2).min(Duration::from_secs(1));
         }
@@ -213,9 +218,6 @@ impl Watchdog {
         local: SocketAddr,
         accepted: impl Fn(SocketAddr) -> bool,
     ) -> bool {
-        let probed_lately = self
-            .last_accepted
-            .is_some_and(|at| at.elapsed() < PROBE_EVERY);
         match &self.probe {
             Some((_, probe, _)) if accepted(*probe) => {
                 self.probe = None;
@@ -227,7 +229,12 @@ impl Watchdog {
                 return true;
             }
             Some(_) => return false,
-            None if probed_lately => return false,
+            None if self
+                .last_accepted
+                .is_some_and(|at| at.elapsed() < PROBE_EVERY) =>
+            {
+                return false;
+            }
             None => {}
         }
         // The kernel completes the connection from the listen queue; only an accept takes it
@@ -275,5 +282,29 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(watchdog.last_accepted.is_some(), "the probe was accepted");
+    }
+
+    /// The sweep's attempt does not wait while the request loop's is under way (which lasts as
+    /// long as no descriptor can be had): it has connections to close meanwhile.
+    #[test]
+    fn the_sweep_does_not_wait_for_a_replacement_under_way() {
+        let listener =
+            socket::listen("127.0.0.1:0".parse().unwrap(), 16, Duration::from_secs(5)).unwrap();
+        let acceptor = Acceptor::new(listener).unwrap();
+        let current = acceptor.current().unwrap();
+        let (stop, log) = (Stop::default(), Log { quiet: true });
+        let under_way = acceptor.replacing.lock().unwrap();
+        let (done, replaced) = mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| done.send(acceptor.replace(&current, &stop, &log, true)));
+            let tried = replaced.recv_timeout(Duration::from_secs(5));
+            drop(under_way);
+            assert_eq!(tried, Ok(true), "the sweep waited");
+        });
+        let now = acceptor.current().unwrap();
+        assert!(Arc::ptr_eq(&now, &current), "left to the one under way");
+        // Once nothing else is under way, it replaces the server.
+        assert!(acceptor.replace(&current, &stop, &log, true));
+        assert!(!Arc::ptr_eq(&acceptor.current().unwrap(), &current));
     }
 }

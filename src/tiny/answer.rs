@@ -51,27 +51,28 @@ impl<H: Handler> Layer<H> {
         let received = Instant::now();
         let head = head(&raw);
         let (screened, verdict) = (Screened::of(&head), screen::screen(&head));
-        let peer = raw.remote_addr().copied();
-        if let Some(peer) = peer {
-            match shared.connections.ending(peer) {
-                // A feed stream whose client left unnoticed (the server learns it at its next
-                // write, a message or a keep-alive away), and whose address came back on a new
-                // connection (a port used again): that connection is served, and the stream
-                // ends now. A request read from the stream's own connection before it went waits
-                // behind tiny_http's writer until the stream's thread, woken, lets it go: at once
-                // if it is waiting for events, else once done with what it is doing.
-                Some(Ending::Stream(stream, mark)) if stream.connection_gone() => {
-                    stream.end("its address came back on a new connection");
-                    shared.connections.reopened(peer, mark);
-                }
-                // Over, tiny_http's writer gone: nothing waits behind it any more.
-                Some(Ending::StreamOver(mark)) => shared.connections.reopened(peer, mark),
-                // Read by tiny_http from a connection the server has ended.
-                Some(_) => return refuse::discard(raw, screened, shared),
-                None => {}
+        // Over TCP, every request has its client's address.
+        let Some(&peer) = raw.remote_addr() else {
+            return refuse::discard(raw, screened, shared);
+        };
+        match shared.connections.ending(peer) {
+            // A feed stream whose client left unnoticed (the server learns it at its next write,
+            // a message or a keep-alive away), and whose address came back on a new connection
+            // (a port used again): that connection is served, and the stream ends now. A request
+            // read from the stream's own connection before it went waits behind tiny_http's
+            // writer until the stream's thread, woken, lets it go: at once if it is waiting for
+            // events, else once done with what it is doing.
+            Some(Ending::Stream(stream, mark)) if stream.connection_gone() => {
+                stream.end("its address came back on a new connection");
+                shared.connections.reopened(peer, mark);
             }
-            shared.connections.request_started(peer);
+            // Over, tiny_http's writer gone: nothing waits behind it any more.
+            Some(Ending::StreamOver(mark)) => shared.connections.reopened(peer, mark),
+            // Read by tiny_http from a connection the server has ended.
+            Some(_) => return refuse::discard(raw, screened, shared),
+            None => {}
         }
+        shared.connections.request_started(peer);
         let request = owned(&head, peer);
         let route = self.handler.route(&request);
         let mut incoming = Incoming {
@@ -127,7 +128,7 @@ impl<H: Handler> Layer<H> {
         let after = reply.after.take();
         // A stream's head says `Connection: close`: whatever tiny_http reads after this request
         // is dropped.
-        let (status, bytes) = match reply.body {
+        let answer = match reply.body {
             // As its `GET` would be, though it would take no slot.
             Body::Events(_) if screened.head_only && stream::at_capacity(shared) => {
                 let busy = stream::refused(shared, self.handler.busy(), "at capacity (HEAD)");
@@ -150,8 +151,16 @@ impl<H: Handler> Layer<H> {
                 (200, 0)
             }
             Body::Events(events) => {
-                let mark = request.peer.map(|peer| shared.connections.closed(peer));
-                match stream::start(raw, events, reply.headers, screened, shared, received, mark) {
+                let ending = (request.peer, shared.connections.closed(request.peer));
+                match stream::start(
+                    raw,
+                    events,
+                    reply.headers,
+                    screened,
+                    shared,
+                    received,
+                    ending,
+                ) {
                     // The stream logs its request when it ends.
                     Ok(()) => return shared.metrics.count_request(label, 200),
                     Err(not_started) => {
@@ -163,7 +172,7 @@ impl<H: Handler> Layer<H> {
             }
             Body::Bytes(_) if on_loop => {
                 let answer = (raw.into_writer(), respond::wire(&reply, screened));
-                match shared.writers.write(request.peer, answer) {
+                match shared.writers.write(Some(request.peer), answer) {
                     Ok(()) => (reply.status, respond::body_bytes(&reply, screened)),
                     // Its client reads none of its answers: its connection is ended, as a
                     // refused one is, and this answer goes unwritten.
@@ -179,7 +188,7 @@ impl<H: Handler> Layer<H> {
             }
             Body::Bytes(_) => respond::write(&mut raw.into_writer(), &reply, screened),
         };
-        self.answered(request, label, status, bytes, received);
+        self.answered(request, label, answer, received);
         if let Some(after) = after {
             // Fenced like the handler: a panic here costs this work, not the request loop.
             fenced(shared.log, "work after a reply", after);
@@ -196,8 +205,8 @@ impl<H: Handler> Layer<H> {
     /// Answers `reply` and closes the connection.
     fn refuse(&self, incoming: Incoming<H::Route>, reply: Reply) {
         let label = self.handler.label(&incoming.route);
-        let (status, bytes) = refuse::refuse(incoming.raw, reply, incoming.screened, &self.shared);
-        self.answered(&incoming.request, label, status, bytes, incoming.received);
+        let answer = refuse::refuse(incoming.raw, reply, incoming.screened, &self.shared);
+        self.answered(&incoming.request, label, answer, incoming.received);
     }
 
     /// On a body reader's thread: reads the body, then answers.
@@ -209,11 +218,9 @@ impl<H: Handler> Layer<H> {
     ) {
         let shared = &self.shared;
         let peer = incoming.request.peer;
-        if let Some(peer) = peer {
-            shared.connections.body_started(peer);
-        }
+        shared.connections.body_started(peer);
         fence(shared.log, "reading a request body", || {
-            let socket = peer.and_then(|peer| shared.sockets.find(peer));
+            let socket = shared.sockets.find(peer);
             let read = match &socket {
                 Some(socket) => body::read(&mut incoming.raw, socket, framing, limit),
                 // Without its socket the read could not be bounded in time; the connection is
@@ -228,27 +235,14 @@ impl<H: Handler> Layer<H> {
                 Err(refusal) => self.refused(incoming, refusal),
             }
         });
-        if let Some(peer) = peer {
-            shared.connections.body_ended(peer);
-        }
+        shared.connections.body_ended(peer);
     }
 
-    fn answered(
-        &self,
-        request: &Request,
-        label: &'static str,
-        status: u16,
-        bytes: usize,
-        received: Instant,
-    ) {
-        self.shared.metrics.count_request(label, status);
-        self.shared.log.request(
-            &request.method.as_str(),
-            &request.path,
-            status,
-            bytes,
-            received.elapsed(),
-        );
+    /// Counts and logs the answer: its status and the body bytes it sends.
+    fn answered(&self, request: &Request, label: &'static str, answer: (u16, usize), at: Instant) {
+        let (log, method, took) = (self.shared.log, request.method.as_str(), at.elapsed());
+        self.shared.metrics.count_request(label, answer.0);
+        log.request(&method, &request.path, answer.0, answer.1, took);
     }
 }
 
@@ -284,7 +278,7 @@ fn head(raw: &tiny_http::Request) -> Head<'_> {
 }
 
 /// The owned copy a handler sees.
-fn owned(head: &Head<'_>, peer: Option<SocketAddr>) -> Request {
+fn owned(head: &Head<'_>, peer: SocketAddr) -> Request {
     let (path, query) = request::split_url(head.target);
     Request {
         method: Method::from_name(head.method),

@@ -10,7 +10,6 @@
 
 use std::io::{ErrorKind, Read};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use socket2::Socket;
@@ -35,10 +34,10 @@ const BODY_TIME: Duration = Duration::from_secs(10);
 /// A reader thread reads a little and runs a handler; the handler's stack needs are small.
 const STACK_SIZE: usize = 256 * 1024;
 
-/// The threads reading bodies now.
+/// The threads reading bodies now: each holds a clone.
 #[derive(Default)]
 pub struct Readers {
-    live: Arc<AtomicUsize>,
+    live: Arc<()>,
 }
 
 impl Readers {
@@ -49,23 +48,14 @@ impl Readers {
         T: Send + 'static,
         F: FnOnce(T) + Send + 'static,
     {
-        // Counted until the guard is dropped: at once past the bound, else once `run` ends, or
-        // with the job when no thread can be had.
-        let live = Live(self.live.clone());
-        if self.live.fetch_add(1, Ordering::SeqCst) >= MAX_READERS {
+        // Only the request loop starts readers, so none starts between the count and the clone.
+        if Arc::strong_count(&self.live) > MAX_READERS {
             return Err(job);
         }
+        // Counted until dropped: once `run` ends, or with the job when no thread can be had.
+        let live = self.live.clone();
         job::spawn("sse-body", STACK_SIZE, (job, live), |(job, _live)| run(job))
             .map_err(|((job, _live), _)| job)
-    }
-}
-
-/// A reader's place in the count, given back when dropped.
-struct Live(Arc<AtomicUsize>);
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -244,10 +234,10 @@ mod tests {
         assert_eq!(readers.spawn(7, |_| {}), Err(7));
         drop(release);
         let deadline = Instant::now() + Duration::from_secs(5);
-        while readers.live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        while Arc::strong_count(&readers.live) > 1 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(readers.live.load(Ordering::SeqCst), 0);
+        assert_eq!(Arc::strong_count(&readers.live), 1);
         assert!(readers.spawn((), |()| {}).is_ok());
     }
 }

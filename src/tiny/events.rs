@@ -38,7 +38,7 @@ pub struct Events<'a> {
     event: Vec<u8>,
     /// tiny_http's pool thread for the connection has been let go ([`Events::let_go`]).
     released: bool,
-    peer: Option<SocketAddr>,
+    peer: SocketAddr,
     /// The stream was opened for other threads to send to, and its descriptors counted for it.
     for_outlet: bool,
     /// A number above the open-file limit promised to the outlet's duplicate (`capacity.rs`).
@@ -50,7 +50,7 @@ pub struct Events<'a> {
     /// The ending of the stream's connection (see `Connections::closed`), told the shared
     /// outlet, so that a new connection from the same address can be told apart once the
     /// stream's client has gone.
-    mark: Option<Mark>,
+    mark: Mark,
     /// The body ended properly ([`Events::run`]): the outlet ends the body with the terminating
     /// chunk when it is closed.
     finish: bool,
@@ -76,10 +76,9 @@ impl<'a> Events<'a> {
     pub fn new(
         outlet: Arc<Outlet>,
         shared: &'a Shared,
-        peer: Option<SocketAddr>,
+        (peer, mark): (SocketAddr, Mark),
         for_outlet: bool,
         high: Option<HighSlot>,
-        mark: Option<Mark>,
     ) -> Events<'a> {
         Events {
             outlet,
@@ -110,7 +109,7 @@ impl<'a> Events<'a> {
     /// Done once the first event is out, so that a client does not wait for the search. Returns
     /// the connection's socket, if it was found.
     fn let_go(&self) -> Option<Socket> {
-        let socket = self.shared.sockets.find(self.peer?)?;
+        let socket = self.shared.sockets.find(self.peer)?;
         let _ = socket.shutdown(Shutdown::Read);
         Some(socket)
     }
@@ -136,7 +135,6 @@ impl<'a> Events<'a> {
                 "the stream was not opened for an outlet",
             ));
         }
-        let peer = self.peer.ok_or(Ended::SocketNotFound("no peer address"))?;
         // The outlet owns the connection from here: tiny_http's pool thread is let go now.
         // Not found, it is not let go: the stream's end searches again (a search fails mostly
         // when the process is out of descriptors, which may have passed by then).
@@ -160,11 +158,8 @@ impl<'a> Events<'a> {
             None => (socket, None),
         };
         self.outlet.share(socket, high);
-        if let Some(mark) = self.mark {
-            self.shared
-                .connections
-                .stream_shares(peer, mark, &self.outlet);
-        }
+        let connections = &self.shared.connections;
+        connections.stream_shares(self.peer, self.mark, &self.outlet);
         self.watch = Some(self.shared.stop.watch());
         Ok(self.outlet.clone())
     }
@@ -204,7 +199,7 @@ impl<'a> Events<'a> {
     pub fn send(&mut self, event: &Event) -> Result<(), Ended> {
         self.event.clear();
         event.encode_into(&mut self.event);
-        self.outlet.send(&self.event)?;
+        self.outlet.taken(self.outlet.offer(&self.event))?;
         self.let_go_once();
         Ok(())
     }

@@ -26,9 +26,7 @@ pub trait Handler: Send + Sync + 'static {
     /// `Retry-After`).
     fn busy(&self) -> Reply;
     /// The largest body the request takes, asked before the body is read (the layer never reads
-    /// more than [`super::body::MAX_BODY`]); a larger one is refused with `413`. Every route
-    /// takes a [`SMALL_BODY`]; a route that takes more says so here.
-    fn body_limit(&self, _request: &Request, _route: &Self::Route) -> usize {
-        SMALL_BODY
-    }
+    /// more than [`super::body::MAX_BODY`]); a larger one is refused with `413`. Most routes
+    /// take a [`SMALL_BODY`].
+    fn body_limit(&self, request: &Request, route: &Self::Route) -> usize;
 }

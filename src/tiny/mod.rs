@@ -78,5 +78,5 @@ pub use outlet::{Offered, Outlet};
 pub use reply::Body;
 pub use reply::Reply;
 pub use request::{Method, Request};
-pub use serve::{Handed, HttpServer, HttpStopper, Ran};
+pub use serve::{Handed, HttpServer, HttpStopper};
 pub use shared::{Settings, WouldFail};

@@ -10,7 +10,9 @@
 //! outlet's lock. Only when the socket would block is the rest queued (bounded by
 //! [`MAX_PENDING`]) and the stream's own thread unparked to finish it with a blocking send of at
 //! most the send timeout; so a client that stops reading never holds up the publisher, and
-//! costs at most the bound in memory.
+//! costs at most about twice the bound in memory (what the stream's thread is writing, and what
+//! is queued behind it meanwhile; a frame the socket took part of is queued whole, whatever its
+//! size).
 //!
 //! The stream's thread stays the owner of the connection: it wrote the head, it drains what was
 //! queued, sends keep-alive comments, and ends the body.
@@ -40,7 +42,8 @@ use crate::stop::Stop;
 /// traffic, and a dead client is found at the write.
 const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
-/// Framed bytes an outlet keeps for a slow client before it refuses more ([`Offered::Full`]).
+/// Framed bytes an outlet queues for a slow client before it refuses more ([`Offered::Full`]),
+/// besides those its stream's thread is writing.
 pub const MAX_PENDING: usize = 64 * 1024;
 
 /// What became of an offered event.
@@ -135,7 +138,7 @@ impl Outlet {
     /// without blocking once the outlet is shared; before that, only its stream's own thread
     /// offers, and waits for the write.
     pub fn offer(&self, event: &[u8]) -> Offered {
-        let offered = self.offer_payload(event);
+        let offered = self.offer_comment(event);
         if matches!(offered, Offered::Sent | Offered::Queued) {
             self.events.fetch_add(1, Ordering::Relaxed);
             self.metrics.events_sent.fetch_add(1, Ordering::Relaxed);
@@ -143,12 +146,9 @@ impl Outlet {
         offered
     }
 
-    /// Like [`Outlet::offer`], for a comment (`: …\n\n`), which is not counted as an event.
-    pub fn offer_comment(&self, comment: &[u8]) -> Offered {
-        self.offer_payload(comment)
-    }
-
-    fn offer_payload(&self, payload: &[u8]) -> Offered {
+    /// Like [`Outlet::offer`], for a comment (`: …\n\n`), which is not counted as an event
+    /// ([`Outlet::offer`] sends its event through here, and counts it).
+    pub fn offer_comment(&self, payload: &[u8]) -> Offered {
         let mut guard = lock(&self.state);
         let state = &mut *guard;
         if state.gone.is_some() {
@@ -223,18 +223,13 @@ impl Outlet {
         lock(&self.state).last_write + keepalive
     }
 
-    /// Sends one event from its stream's own thread: `Err` once the client is gone.
-    pub(super) fn send(&self, event: &[u8]) -> Result<(), Ended> {
-        self.taken(self.offer(event))
-    }
-
     /// Sends a keep-alive comment from its stream's own thread: `Err` once the client is gone.
     pub(super) fn send_keepalive(&self) -> Result<(), Ended> {
         self.taken(self.offer_comment(KEEPALIVE))
     }
 
     /// `Err`, with why, if what was offered found the stream gone.
-    fn taken(&self, offered: Offered) -> Result<(), Ended> {
+    pub(super) fn taken(&self, offered: Offered) -> Result<(), Ended> {
         if offered != Offered::Gone {
             return Ok(());
         }
@@ -273,7 +268,8 @@ impl Outlet {
                 state.draining = true;
                 drop(state);
                 if let Err(error) = write_all(socket, &pending) {
-                    return Err(failed(lock(&self.state).gone.insert(error)));
+                    // The first cause stands (the stream may have been ended meanwhile).
+                    return Err(failed(lock(&self.state).gone.get_or_insert(error)));
                 }
                 self.written.fetch_add(pending.len(), Ordering::Relaxed);
                 lock(&self.state).last_write = Instant::now();
@@ -511,7 +507,7 @@ mod tests {
     #[test]
     fn a_failed_write_ends_the_stream_with_its_error() {
         let outlet = outlet(&Wire(Arc::default(), true));
-        match outlet.send(b"data: x\n\n") {
+        match outlet.taken(outlet.offer(b"data: x\n\n")) {
             Err(Ended::ClientGone(error)) => {
                 assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe)
             }

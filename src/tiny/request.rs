@@ -44,8 +44,9 @@ pub struct Request {
     pub path: String,
     /// What follows `?` in the URL, if anything.
     pub query: Option<String>,
-    /// `None` for a client on a Unix socket, which this server never listens on.
-    pub peer: Option<SocketAddr>,
+    /// The client's address (a request that has none, which only a Unix socket could give, is
+    /// never handed on).
+    pub peer: SocketAddr,
     /// Every header line in the order received, names as sent.
     pub headers: Vec<(String, String)>,
     /// The body, for the few requests that have one (read by the layer before the handler runs,
@@ -82,7 +83,7 @@ mod tests {
                 method: Method::from_name(method),
                 path: path.to_owned(),
                 query: query.map(str::to_owned),
-                peer: Some(SocketAddr::from(([127, 0, 0, 1], 50000))),
+                peer: SocketAddr::from(([127, 0, 0, 1], 50000)),
                 headers: headers
                     .iter()
                     .map(|(name, value)| (name.to_string(), value.to_string()))

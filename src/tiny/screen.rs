@@ -61,7 +61,8 @@ impl Screened {
         let http_1_0 = head.version == (1, 0);
         let connection = values(head, "Connection").next().unwrap_or_default();
         let connection = connection.to_ascii_lowercase();
-        let upgrade = upgrade(head);
+        // tiny_http's test for an upgrade: the first `Connection` header names it, in any case.
+        let upgrade = connection.contains("upgrade");
         Screened {
             head_only: head.method == "HEAD",
             http_1_0,
@@ -101,13 +102,6 @@ pub fn screen(head: &Head<'_>) -> Result<RequestFraming, HttpRefusal> {
     host(head)?;
     target(head)?;
     framing(head)
-}
-
-/// tiny_http's test for an upgrade: the first `Connection` header contains `upgrade`, in any case.
-fn upgrade(head: &Head<'_>) -> bool {
-    let connection = values(head, "Connection").next().unwrap_or_default();
-    let word = b"upgrade";
-    (connection.as_bytes().windows(word.len())).any(|w| w.eq_ignore_ascii_case(word))
 }
 
 /// The values of every header line called `name`.
@@ -202,7 +196,7 @@ fn framing(head: &Head<'_>) -> Result<RequestFraming, HttpRefusal> {
         if head.version < (1, 1) {
             return Err(refusal(400, "Transfer-Encoding in HTTP/1.0\n"));
         }
-        if upgrade(head) {
+        if Screened::of(head).upgrade {
             // tiny_http would hand over the connection, the chunks undecoded.
             return Err(refusal(
                 501,

@@ -40,10 +40,7 @@ const LISTEN_BACKLOG: i32 = 4096;
 const MAX_RETIRED: usize = 8;
 
 /// A server whose accept thread died, and when it last handed in a request.
-struct Retired {
-    http: Arc<Tiny>,
-    last: Instant,
-}
+type Retired = (Arc<Tiny>, Instant);
 
 /// How long a stopping server waits for its streams to write their last chunk.
 const DRAIN_TIME: Duration = Duration::from_millis(500);
@@ -76,14 +73,14 @@ impl HttpStopper {
         }
     }
 
-    /// For a server that stopped to re-exec ([`Ran::Reexec`]): whether a stop was asked for
+    /// For a server that stopped to re-exec (handing over a [`Handoff`]): whether a stop was asked for
     /// since, so that the process is to end, not its image be replaced.
     pub fn stop_asked(&self) -> bool {
         lock(&self.shared.reexec).is_none()
     }
 
     /// Asks the server to stop as [`HttpStopper::stop`] does, and then to run the program file
-    /// again in its place ([`Ran::Reexec`]). Returns `false` if it was stopping already.
+    /// again in its place (see [`HttpServer::run`]). Returns `false` if it was stopping already.
     pub fn upgrade(&self) -> bool {
         self.shared.stop_for_reexec(Reason::Upgrade)
     }
@@ -93,14 +90,6 @@ impl HttpStopper {
 pub struct Handed {
     pub listener: OwnedFd,
     pub series: Option<Series>,
-}
-
-/// How [`HttpServer::run`] ended.
-pub enum Ran {
-    Stopped,
-    /// Stopped to replace the process image: nothing accepts, every stream has ended, and the
-    /// listener is open, with new connections waiting in its queue.
-    Reexec(Handoff),
 }
 
 /// A stopped server's listener, ready to be handed to a new image.
@@ -212,7 +201,11 @@ impl HttpServer {
     /// Serves requests until stopped, then gives every stream a moment to end its body. Each
     /// request is handled on this thread, except event streams and requests whose body is still
     /// to be read, which each get a thread.
-    pub fn run<H: Handler>(self, handler: Arc<H>) -> Result<Ran, Error> {
+    ///
+    /// A server stopped to replace the process image hands over its listener: nothing accepts
+    /// then, every stream has ended, and the listener is open, with new connections waiting in
+    /// its queue.
+    pub fn run<H: Handler>(self, handler: Arc<H>) -> Result<Option<Handoff>, Error> {
         let shared = &self.shared;
         let layer = Arc::new(Layer {
             shared: shared.clone(),
@@ -241,20 +234,21 @@ impl HttpServer {
             && let Some(http) = shared.acceptor.current()
         {
             last = Some(http.clone());
-            let wait = if retired.is_empty() {
-                Duration::from_secs(3600)
-            } else {
-                Duration::from_millis(50)
-            };
+            let wait = Duration::from_millis(if retired.is_empty() { 3_600_000 } else { 50 });
             match http.recv_timeout(wait) {
                 Ok(Some(request)) => layer.arrived(request),
                 Ok(None) => {}
-                Err(_) if shared.stop.is_triggered() || shared.acceptor.is_closed() => break,
+                Err(_) if shared.stop.is_triggered() || shared.acceptor.current().is_none() => {
+                    break;
+                }
                 // Its accept thread has reported that it stopped, unless the watchdog has
                 // replaced this server already.
                 Err(error) if is_current(&http) => {
                     shared.log.line(format_args!("accepting stopped: {error}"));
-                    if !shared.acceptor.replace(&http, &shared.stop, &shared.log) {
+                    if !shared
+                        .acceptor
+                        .replace(&http, &shared.stop, &shared.log, false)
+                    {
                         break;
                     }
                 }
@@ -265,24 +259,20 @@ impl HttpServer {
             if let Some(current) = shared.acceptor.current()
                 && !Arc::ptr_eq(&http, &current)
             {
-                retired.push(Retired {
-                    http,
-                    last: Instant::now(),
-                });
+                retired.push((http, Instant::now()));
                 if retired.len() > MAX_RETIRED {
                     retired.remove(0);
                 }
             }
             answer_queued(&layer, &mut retired);
-            retired.retain(|old| old.last.elapsed() < quiet);
+            retired.retain(|(_, last)| last.elapsed() < quiet);
         }
         // New connections wait in the listen queue from now on: for the next image, or for
         // nobody once the listener closes. What tiny_http accepted until its accept thread
         // ended is answered; only then are the streams told to end (if a re-exec closed the
         // acceptor), so that pages reconnecting at once are not accepted by it.
         shared.acceptor.close();
-        answer_the_last(&layer, last, &mut retired);
-        retired.clear();
+        answer_the_last(&layer, last, retired);
         // Dropped at once unless a flood fills the listen queue, and then the accept thread
         // has plenty to wake it.
         wait_for_none(&shared.acceptor.dropping, Duration::from_millis(100));
@@ -301,13 +291,11 @@ impl HttpServer {
             .sockets
             .shut_down_where(|peer| !shared.connections.is_stream(peer));
         wait_for_none(&shared.metrics.streams_live, DRAIN_TIME);
-        Ok(match *lock(&shared.reexec) {
-            Some(reason) => Ran::Reexec(Handoff {
-                shared: self.shared.clone(),
-                reason,
-            }),
-            None => Ran::Stopped,
-        })
+        let reason = *lock(&shared.reexec);
+        Ok(reason.map(|reason| Handoff {
+            shared: self.shared.clone(),
+            reason,
+        }))
     }
 }
 
@@ -333,13 +321,13 @@ const LAST_REQUESTS: Duration = Duration::from_millis(500);
 fn answer_the_last<H: Handler>(
     layer: &Arc<Layer<H>>,
     last: Option<Arc<Tiny>>,
-    retired: &mut [Retired],
+    mut retired: Vec<Retired>,
 ) {
     let shared = &layer.shared;
     // A pass over the descriptors on this thread, once, when the server stops: the requests
     // answered after it are the last.
     let ended = shared.acceptor.end_accept_threads(&shared.sockets);
-    answer_queued(layer, retired);
+    answer_queued(layer, &mut retired);
     let Some(http) = last else {
         return;
     };
@@ -362,9 +350,9 @@ fn answer_the_last<H: Handler>(
 
 /// Answers the requests the `retired` servers have queued, without waiting for more.
 fn answer_queued<H: Handler>(layer: &Arc<Layer<H>>, retired: &mut [Retired]) {
-    for old in retired {
-        while let Ok(Some(request)) = old.http.try_recv() {
-            old.last = Instant::now();
+    for (http, last) in retired {
+        while let Ok(Some(request)) = http.try_recv() {
+            *last = Instant::now();
             layer.arrived(request);
         }
     }

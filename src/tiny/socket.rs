@@ -81,7 +81,7 @@ fn configure(socket: &Socket, send_timeout: Duration) -> io::Result<()> {
     socket.set_tcp_nodelay(true)?;
     socket.set_write_timeout(Some(send_timeout))?;
     socket.set_send_buffer_size(SEND_BUFFER)?;
-    socket.set_keepalive(true)?;
+    // Turns keep-alive on, too.
     socket.set_tcp_keepalive(
         &TcpKeepalive::new()
             .with_time(KEEPALIVE_IDLE)
@@ -390,7 +390,8 @@ impl Sockets {
     /// is ours, so it is checked again and cannot change under us. A TCP connection is named by
     /// its two addresses, so a match is it.
     fn duplicate_if(&self, fd: RawFd, peer: SocketAddr) -> Option<Socket> {
-        let owned = Socket::from(duplicate(fd)?);
+        // Close-on-exec, as every descriptor std makes.
+        let owned = Socket::from(at(fd, |fd| fd.try_clone_to_owned().ok())?);
         let same = owned.peer_addr().ok()?.as_socket()? == peer
             && accepted_on(self.local, owned.local_addr().ok()?.as_socket()?);
         same.then_some(owned)
@@ -427,11 +428,6 @@ fn local_addr(fd: RawFd) -> Option<SocketAddr> {
 /// Is descriptor number `fd` a listening socket now?
 fn is_listener(fd: RawFd) -> bool {
     at(fd, |fd| SockRef::from(&fd).is_listener().ok()).unwrap_or(false)
-}
-
-/// A new descriptor for what number `fd` refers to now, close-on-exec.
-fn duplicate(fd: RawFd) -> Option<OwnedFd> {
-    at(fd, |fd| fd.try_clone_to_owned().ok())
 }
 
 /// Linux's TCP states (include/net/tcp_states.h), as `TCP_INFO` reports them.
@@ -477,7 +473,7 @@ fn option(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &mut [u8]) ->
 /// as a hint.
 fn unread_bytes(fd: RawFd) -> Option<usize> {
     at(fd, |fd| {
-        usize::try_from(rustix::io::ioctl_fionread(fd).ok()?).ok()
+        rustix::io::ioctl_fionread(fd).ok()?.try_into().ok()
     })
 }
 
@@ -786,6 +782,11 @@ mod tests {
         let file = std::fs::File::open("/proc/self/status").unwrap();
         use std::os::fd::AsRawFd;
         assert_eq!(local_addr(file.as_raw_fd()), None);
-        assert!(duplicate(-1).is_none());
+        let sockets = Sockets::new("127.0.0.1:2".parse().unwrap(), 256);
+        assert!(
+            sockets
+                .duplicate_if(-1, "127.0.0.1:1".parse().unwrap())
+                .is_none()
+        );
     }
 }

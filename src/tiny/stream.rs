@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -91,17 +92,16 @@ pub fn start(
     screened: Screened,
     shared: &Arc<Shared>,
     received: Instant,
-    mark: Option<Mark>,
+    (peer, mark): (SocketAddr, Mark),
 ) -> Result<(), NotStarted> {
     let Some((live, high)) = LiveStream::admit(shared, stream.for_outlet) else {
         return Err(Box::new((request, "at capacity".to_owned())));
     };
-    let peer = request.remote_addr().copied();
     let path = request.url().to_owned();
     let framing = framing_for(screened);
     let serve_stream = move |request: tiny_http::Request| {
         let shared = &live.shared;
-        let shown = peer.map_or_else(|| "-".to_owned(), |addr| shown_peer(addr).to_string());
+        let shown = shown_peer(peer);
         // A panic ends this stream only: the thread unwinds, the connection closes and the
         // stream stops being counted.
         let ran = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -119,8 +119,13 @@ pub fn start(
                 // printed by Rust's default hook.
                 let _logged = PanicsToLog::enter(shared.log);
                 // Closes the outlet when it goes, however the body ends.
-                let mut events =
-                    Events::new(outlet.clone(), shared, peer, stream.for_outlet, high, mark);
+                let mut events = Events::new(
+                    outlet.clone(),
+                    shared,
+                    (peer, mark),
+                    stream.for_outlet,
+                    high,
+                );
                 match head {
                     Ok(bytes) => (bytes, events.run(stream.run)),
                     Err(error) => (0, Ended::ClientGone(error)),
@@ -149,9 +154,7 @@ pub fn start(
             ));
             shared.log.request(&"GET", &path, 200, bytes, took);
         }));
-        if let Some(addr) = peer {
-            shared.connections.stream_ended(addr, mark);
-        }
+        shared.connections.stream_ended(peer, Some(mark));
         if ran.is_err() {
             shared
                 .log
@@ -160,14 +163,10 @@ pub fn start(
     };
     // Counted from its answer, not from its thread's start: while an old stream from the same
     // address (its client gone unnoticed) ends meanwhile, this one stays a stream to the sweep.
-    if let Some(addr) = peer {
-        shared.connections.stream_started(addr);
-    }
+    shared.connections.stream_started(peer);
     job::spawn("sse-stream", STACK_SIZE, request, serve_stream).map_err(|(request, error)| {
-        if let Some(addr) = peer {
-            // Uncounted only: its connection stays ended for the refusal that follows.
-            shared.connections.stream_ended(addr, None);
-        }
+        // Uncounted only: its connection stays ended for the refusal that follows.
+        shared.connections.stream_ended(peer, None);
         Box::new((request, format!("cannot spawn a thread: {error}")))
     })
 }

@@ -55,9 +55,8 @@ const COST_SHARE: u32 = 1000;
 pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
     let slowest =
         (shared.settings.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(2));
-    let runs = shared.clone();
+    let closes = shared.clone();
     let spawned = thread::Builder::new().name("sweep".into()).spawn(move || {
-        let shared = runs;
         let mut watchdog = Watchdog::default();
         let mut pool = PoolWatch::default();
         let mut held = HeldWatch::default();
@@ -86,7 +85,9 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
             if watchdog.accept_thread_gone(shared.local_addr, |probe| peers.contains(&probe)) {
                 shared.log.line(format_args!("the accept thread is gone"));
                 if let Some(dead) = shared.acceptor.current() {
-                    shared.acceptor.replace(&dead, &shared.stop, &shared.log);
+                    shared
+                        .acceptor
+                        .replace(&dead, &shared.stop, &shared.log, true);
                 }
             }
             sweep(&shared, &peers, listed);
@@ -115,7 +116,7 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
             }
         }
     })?;
-    shared.closer.closed_by(Some(spawned.thread().clone()));
+    closes.closer.closed_by(Some(spawned.thread().clone()));
     Ok(spawned)
 }
 
@@ -171,29 +172,44 @@ const PROBE_AGAIN: Duration = Duration::from_secs(2);
 /// on a quiet feed, and holds its slot until then: a page reloaded a few times under a small
 /// `--max-streams` was told the server is busy for 30 s. So after a refusal, each feed stream is
 /// written a keep-alive comment (a gone client answers with a reset), and those answered so are
-/// ended at the next look; the refused client's retry then finds their slots.
+/// ended at the next look, and at the first look a second after the probe (a client far away
+/// answers later than the next look); the refused client's retry then finds their slots.
 #[derive(Default)]
 struct GoneStreams {
     refused: u64,
     probed_at: Option<Instant>,
     probed: Vec<std::sync::Weak<Outlet>>,
+    /// The probed streams were looked at once; they are looked at once more, [`LATE_RESET`]
+    /// after the probe.
+    looked_once: bool,
 }
+
+/// How long after a probe its streams are looked at a second time.
+const LATE_RESET: Duration = Duration::from_secs(1);
 
 impl GoneStreams {
     fn look(&mut self, shared: &Shared, now: Instant) {
-        let probed = self.probed.drain(..).filter_map(|outlet| outlet.upgrade());
-        for outlet in probed.filter(|outlet| outlet.connection_gone()) {
-            outlet.end("found gone at capacity");
+        let since = self.probed_at.map(|at| now.duration_since(at));
+        if !self.looked_once || since >= Some(LATE_RESET) {
+            let last = std::mem::replace(&mut self.looked_once, true);
+            self.probed.retain(|outlet| match outlet.upgrade() {
+                Some(outlet) if outlet.connection_gone() => {
+                    outlet.end("found gone at capacity");
+                    false
+                }
+                // Its reset may still come.
+                Some(_) => !last,
+                None => false,
+            });
         }
         let refused = shared.metrics.streams_rejected.load(Ordering::Relaxed);
-        let recently = self
-            .probed_at
-            .is_some_and(|at| now.duration_since(at) < PROBE_AGAIN);
-        if refused == self.refused || recently {
+        if refused == self.refused || since.is_some_and(|since| since < PROBE_AGAIN) {
             return;
         }
         self.refused = refused;
         self.probed_at = Some(now);
+        self.probed.clear();
+        self.looked_once = false;
         for outlet in shared.connections.shared_outlets() {
             if outlet.connection_gone() {
                 outlet.end("found gone at capacity");

@@ -334,7 +334,7 @@ fn a_server_stopped_to_replace_its_image_can_serve_again_on_its_listener() {
     let handler = echo.clone();
     let running = std::thread::spawn(move || http.run(handler).unwrap());
     assert!(stopper.upgrade());
-    let Ran::Reexec(handoff) = running.join().unwrap() else {
+    let Some(handoff) = running.join().unwrap() else {
         panic!("stopped to replace its image");
     };
     // One that connects meanwhile waits in the listen queue, as during an exec.
@@ -375,7 +375,7 @@ fn requests_on_connections_of_a_server_the_watchdog_replaced_are_answered() {
     assert!(
         shared
             .acceptor
-            .replace(&replaced, &shared.stop, &shared.log)
+            .replace(&replaced, &shared.stop, &shared.log, true)
     );
     drop(replaced);
     socket.write_all(NEXT).unwrap();

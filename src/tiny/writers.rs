@@ -1,6 +1,8 @@
-//! The threads that write answers for the request loop, which must never wait for a client: one
-//! that reads none of its answers (pipelined requests it never reads) would hold the loop for the
-//! write timeout at each write, and every other client with it.
+//! The threads that write answers for the request loop and for the sweep (refusals, see
+//! `refuse.rs`), neither of which may wait for a client: one that reads none of its answers
+//! (pipelined requests it never reads) would hold them for the write timeout at each write, and
+//! every other client with them. (tiny_http has an answer wait until the ones before it on its
+//! connection are written, so an answer that ends a connection waits here too.)
 //!
 //! A thread per answer would cost a thread's start and end each time, about as much as the rest
 //! of a request; these threads stay, so that an answer costs the loop one hand-over. An answer

@@ -87,9 +87,7 @@ impl Feeds {
         };
         match self.try_publish(name, submission, request) {
             Ok(message) => {
-                let peer = request
-                    .peer
-                    .map_or_else(|| "-".into(), |p| shown_peer(p).to_string());
+                let peer = shown_peer(request.peer);
                 self.log.line(format_args!(
                     "feed {name} message {} from {peer}, {} bytes",
                     message.id,
@@ -152,11 +150,9 @@ impl Feeds {
         if self.behind() {
             return Err(Refusal::Busy.into());
         }
-        if let Some(peer) = request.peer {
-            lock(&self.limiter)
-                .check(peer.ip(), Instant::now())
-                .map_err(|retry_after| Refusal::RateLimited { retry_after })?;
-        }
+        lock(&self.limiter)
+            .check(request.peer.ip(), Instant::now())
+            .map_err(|retry_after| Refusal::RateLimited { retry_after })?;
         self.append(name, draft)
     }
 
@@ -243,8 +239,8 @@ impl Feeds {
     /// (the caller answers `401`); past it, the `429` a message would get, counted as
     /// unauthorized all the same, so that the count shows every guess.
     pub fn token_refused(&self, request: &Request) -> Option<Reply> {
-        let peer = request.peer?;
-        let retry_after = lock(&self.limiter).check(peer.ip(), Instant::now()).err()?;
+        let peer = request.peer.ip();
+        let retry_after = lock(&self.limiter).check(peer, Instant::now()).err()?;
         let refusal = Refusal::RateLimited { retry_after };
         self.count_refusal("unauthorized");
         let secs = refusal.retry_after_secs()?.to_string();
