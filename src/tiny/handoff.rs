@@ -104,14 +104,16 @@ fn read_state(mut file: File) -> io::Result<Vec<u8>> {
 }
 
 /// An anonymous file in memory for the state, made at start so that a re-exec needs no new
-/// descriptor (it may come when a flood has taken them all). `None` if the kernel has no
-/// `memfd_create`: a file is then made at the exec.
+/// descriptor (it may come when a flood has taken them all). `None` if none could be made: the
+/// exec tries once more, and fails with why if it cannot either (as it always does on a kernel
+/// before 3.17, which has no `memfd_create`: such a host neither heals nor upgrades in place).
 pub fn state_file() -> Option<File> {
     process::memory_file(c"sse-htmx-state")
 }
 
 /// Replaces the process image with `program`, run with `args` (its name first), handing it the
-/// listener, `state` in the state file (made now if there is none yet), `series` and `note`.
+/// listener, `state` in the state file (made now if none could be made at start), `series` and
+/// `note`.
 /// Returns only if that failed, with why; the listener then serves on.
 pub fn exec(
     program: &Path,
