@@ -2,7 +2,8 @@
 //! the feed (cut, not refused, when too long), started again a second after it exits and later
 //! while it keeps failing, stopped with the server (the processes it started too, one that
 //! ignores `SIGTERM` included), stopped before a re-exec and started again by the new image,
-//! its stderr in the log, a program that writes without pause held to bounded memory, and its
+//! its stderr in the log, ended with a server that was killed, a program that writes without
+//! pause held to bounded memory, and its
 //! lines in the journal (`--store`), which compaction keeps from growing without bound.
 
 mod common;
@@ -154,6 +155,31 @@ fn a_second_signal_exits_at_once_and_takes_the_programs_with_it() {
             .status();
     }
     assert!(gone, "the program ({pid}) outlived the server");
+}
+
+/// A server that is killed (`SIGKILL`, the OOM killer) cannot stop its programs: they end by
+/// themselves, with what they started, and a shell loop among them does not run on for good.
+#[test]
+fn the_programs_end_with_the_server_however_it_ends() {
+    let calm = "calm=echo $$; sleep 600 & echo $!; while :; do sleep 1; done";
+    let mut server = ServerProcess::start_logging(&["--exec", calm]);
+    let mut feed = Feed::open(server.addr, "calm");
+    let pids: Vec<u32> = [feed.next(), feed.next()]
+        .iter()
+        .map(|(text, _)| text.parse().expect("a pid"))
+        .collect();
+    server.signal("KILL");
+    server.wait_exit(Duration::from_secs(5)).expect("killed");
+    let gone = wait_for(Duration::from_secs(5), || {
+        pids.iter().all(|&pid| ended(pid))
+    });
+    if !gone {
+        let group = format!("-{}", pids[0]);
+        let _ = std::process::Command::new("kill")
+            .args(["-s", "KILL", "--", &group])
+            .status();
+    }
+    assert!(gone, "the program ({pids:?}) outlived the server");
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! process's image replaced (`image`). One `posix_spawn` starts both programs
 //! (rather than `std::process::Command`, which would add 47 KB to the static binary): stdin
 //! `/dev/null`, stdout (and a command's stderr) piped here, in a process group of its own so that
-//! a signal reaches what it started.
+//! a signal reaches what it started. A command's group ends with this process, however it ends
+//! ([`WATCHER`]).
 //!
 //! Outside the HTTP layer (`tiny`), this is the only code that names file descriptors: the
 //! pipes' ends, the child's standard streams and those handed over across an exec.
@@ -36,7 +37,20 @@ pub struct Child {
     /// The read ends of its stdout and stderr, to be taken by their readers.
     pub stdout: Option<File>,
     pub stderr: Option<File>,
+    /// The write end of the pipe its watcher waits on (see [`WATCHER`]), held while it lives.
+    _watched: Option<OwnedFd>,
 }
+
+/// What a `--exec` command's shell runs first: a watcher that sends `SIGKILL` to the program's
+/// group once this process is gone, however it went (`SIGKILL`, the OOM killer), which a
+/// parent-death signal would do but `posix_spawn` cannot set. It waits for the end of a pipe
+/// (its descriptor 3) whose other end only this process holds; the kernel closes that end when
+/// the process ends. It is started from a subshell, so that it is not one of the shell's jobs
+/// (a `wait` in the command does not wait for it), and it stays in the program's group, so that
+/// a signal to the group, as the server sends at a stop or once the program has exited, ends it
+/// too. The shell closes its descriptor 3 before the command runs.
+const WATCHER: &str =
+    "( { read -r _ <&3; kill -KILL 0; } </dev/null >/dev/null 2>&1 & )\nexec 3<&-\n";
 
 /// The process groups of the programs `spawn_shell` started that are not reaped yet: what
 /// [`kill_programs`] ends.
@@ -44,8 +58,14 @@ static PROGRAMS: Mutex<Vec<Pid>> = Mutex::new(Vec::new());
 
 /// Starts `command` with `/bin/sh -c`, its stderr piped here too.
 pub fn spawn_shell(command: &str) -> io::Result<Child> {
-    let args = ["sh", "-c", command].map(OsString::from);
-    let child = spawn(Path::new("/bin/sh"), &args, true)?;
+    let args = [
+        "sh".into(),
+        "-c".into(),
+        OsString::from(WATCHER.to_owned() + command),
+    ];
+    let (watched, watched_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let mut child = spawn(Path::new("/bin/sh"), &args, true, Some(&watched))?;
+    child._watched = Some(watched_end);
     programs().push(child.pid);
     Ok(child)
 }
@@ -65,9 +85,14 @@ fn programs() -> MutexGuard<'static, Vec<Pid>> {
 
 /// Starts `program` with `args` (its name first) and this process's environment (without the
 /// handoff's variable), default signal actions and no signal blocked. Its stderr is this
-/// process's unless `pipe_stderr`.
+/// process's unless `pipe_stderr`; `fd3`, if given, is its descriptor 3.
 #[allow(unsafe_code)]
-fn spawn(program: &Path, args: &[OsString], pipe_stderr: bool) -> io::Result<Child> {
+fn spawn(
+    program: &Path,
+    args: &[OsString],
+    pipe_stderr: bool,
+    fd3: Option<&OwnedFd>,
+) -> io::Result<Child> {
     let (path, args, env) = c_strings(program, args, None)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in an argument"))?;
     let (argv, envp) = (pointers(&args), pointers(&env));
@@ -81,8 +106,8 @@ fn spawn(program: &Path, args: &[OsString], pipe_stderr: bool) -> io::Result<Chi
     // SAFETY: `actions`, `attributes` and the signal sets are initialised before use and the
     // first two destroyed after; every pointer handed to posix_spawn points to a NUL-terminated
     // string or a null-terminated list of them (see `pointers`), all alive across the call. The
-    // child gets the write ends as its descriptors 1 and 2 (dup2 clears close-on-exec there;
-    // the pipes' own descriptors close at its exec), `SIGPIPE` back to its default action (Rust
+    // child gets the write ends as its descriptors 1 and 2, and `fd3` as its 3 (dup2 clears
+    // close-on-exec there; the pipes' own descriptors close at its exec), `SIGPIPE` back to its default action (Rust
     // ignores it in this process, and an ignored signal stays ignored across exec), no signal
     // blocked (every thread here blocks the signals the server takes, see `signals`), and a
     // process group of its own.
@@ -105,6 +130,9 @@ fn spawn(program: &Path, args: &[OsString], pipe_stderr: bool) -> io::Result<Chi
         libc::posix_spawn_file_actions_adddup2(&mut actions, stdout_end.as_raw_fd(), 1);
         if let Some(end) = &stderr_end {
             libc::posix_spawn_file_actions_adddup2(&mut actions, end.as_raw_fd(), 2);
+        }
+        if let Some(fd) = fd3 {
+            libc::posix_spawn_file_actions_adddup2(&mut actions, fd.as_raw_fd(), 3);
         }
         libc::posix_spawnattr_init(&mut attributes);
         libc::posix_spawnattr_setsigmask(&mut attributes, &empty);
@@ -133,6 +161,7 @@ fn spawn(program: &Path, args: &[OsString], pipe_stderr: bool) -> io::Result<Chi
         pid: Pid::from_raw(pid).ok_or_else(|| io::Error::other("posix_spawn gave no pid"))?,
         stdout: Some(stdout),
         stderr,
+        _watched: None,
     })
 }
 

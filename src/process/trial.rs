@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// this process's, so that why it failed reaches the server's stderr.
 pub fn version_of(program: &Path, patience: Duration) -> Result<String, String> {
     let args = [program.as_os_str().to_owned(), OsString::from("--version")];
-    let mut child = super::spawn(program, &args, false).map_err(|e| e.to_string())?;
+    let mut child = super::spawn(program, &args, false, None).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + patience;
     let status = loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
