@@ -37,36 +37,37 @@ pub struct Child {
     /// The read ends of its stdout and stderr, to be taken by their readers.
     pub stdout: Option<File>,
     pub stderr: Option<File>,
-    /// The write end of the pipe its watcher waits on (see [`WATCHER`]), held while it lives.
-    _watched: Option<OwnedFd>,
+    /// Its watcher, and the write end of the pipe the watcher waits on (see [`WATCHER`]).
+    watcher: Option<(Pid, OwnedFd)>,
 }
 
-/// What a `--exec` command's shell runs first: a watcher that sends `SIGKILL` to the program's
-/// group once this process is gone, however it went (`SIGKILL`, the OOM killer), which a
-/// parent-death signal would do but `posix_spawn` cannot set. It waits for the end of a pipe
-/// (its descriptor 3) whose other end only this process holds; the kernel closes that end when
-/// the process ends. It is started from a subshell, so that it is not one of the shell's jobs
-/// (a `wait` in the command does not wait for it), and it stays in the program's group, so that
-/// a signal to the group, as the server sends at a stop or once the program has exited, ends it
-/// too. The shell closes its descriptor 3 before the command runs.
-const WATCHER: &str =
-    "( { read -r _ <&3; kill -KILL 0; } </dev/null >/dev/null 2>&1 & )\nexec 3<&-\n";
+/// A shell started beside each `--exec` program, in the program's process group, that sends
+/// `SIGKILL` to the group once this process is gone, however it went (`SIGKILL`, a crash, the
+/// OOM killer): what a parent-death signal would do, which `posix_spawn` cannot set. It waits
+/// for the end of a pipe (its descriptor 3) whose other end only this process holds, which the
+/// kernel closes when the process ends. A signal to the group (at a stop, or once the program
+/// has exited) ends it too; it is this process's child, and reaped here, so it leaves no zombie
+/// even when this process is a container's first (which inherits every orphan).
+const WATCHER: &str = "read -r _ <&3; kill -KILL 0";
 
 /// The process groups of the programs `spawn_shell` started that are not reaped yet: what
 /// [`kill_programs`] ends.
 static PROGRAMS: Mutex<Vec<Pid>> = Mutex::new(Vec::new());
 
 /// Starts `command` with `/bin/sh -c`, its stderr piped here too.
+/// A program that cannot be given its watcher runs without one.
 pub fn spawn_shell(command: &str) -> io::Result<Child> {
-    let args = [
-        "sh".into(),
-        "-c".into(),
-        OsString::from(WATCHER.to_owned() + command),
-    ];
-    let (watched, watched_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    let mut child = spawn(Path::new("/bin/sh"), &args, true, Some(&watched))?;
-    child._watched = Some(watched_end);
+    let (sh, shell) = (Path::new("/bin/sh"), |command| {
+        ["sh", "-c", command].map(OsString::from)
+    });
+    let mut child = spawn(sh, &shell(command), true, None)?;
     programs().push(child.pid);
+    let pipe = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC);
+    if let Ok((watched, end)) = pipe
+        && let Ok(watcher) = spawn(sh, &shell(WATCHER), false, Some((&watched, child.pid)))
+    {
+        child.watcher = Some((watcher.pid, end));
+    }
     Ok(child)
 }
 
@@ -85,13 +86,14 @@ fn programs() -> MutexGuard<'static, Vec<Pid>> {
 
 /// Starts `program` with `args` (its name first) and this process's environment (without the
 /// handoff's variable), default signal actions and no signal blocked. Its stderr is this
-/// process's unless `pipe_stderr`; `fd3`, if given, is its descriptor 3.
+/// process's unless `pipe_stderr`. It leads a process group of its own, unless it is a watcher
+/// (`watch`: its descriptor 3, and the group it joins), whose stdout is `/dev/null`.
 #[allow(unsafe_code)]
 fn spawn(
     program: &Path,
     args: &[OsString],
     pipe_stderr: bool,
-    fd3: Option<&OwnedFd>,
+    watch: Option<(&OwnedFd, Pid)>,
 ) -> io::Result<Child> {
     let (path, args, env) = c_strings(program, args, None)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in an argument"))?;
@@ -106,11 +108,12 @@ fn spawn(
     // SAFETY: `actions`, `attributes` and the signal sets are initialised before use and the
     // first two destroyed after; every pointer handed to posix_spawn points to a NUL-terminated
     // string or a null-terminated list of them (see `pointers`), all alive across the call. The
-    // child gets the write ends as its descriptors 1 and 2, and `fd3` as its 3 (dup2 clears
-    // close-on-exec there; the pipes' own descriptors close at its exec), `SIGPIPE` back to its default action (Rust
-    // ignores it in this process, and an ignored signal stays ignored across exec), no signal
-    // blocked (every thread here blocks the signals the server takes, see `signals`), and a
-    // process group of its own.
+    // child gets the write ends as its descriptors 1 and 2 (a watcher: its pipe's read end as 3,
+    // and /dev/null as 1; dup2 clears close-on-exec there, and the pipes' own descriptors close
+    // at its exec), `SIGPIPE` back to its default action (Rust ignores it in this process, and an
+    // ignored signal stays ignored across exec), no signal blocked (every thread here blocks the
+    // signals the server takes, see `signals`), and a process group of its own (a watcher: its
+    // program's, which exists while the program is not reaped).
     let spawned = unsafe {
         let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
         let mut attributes: libc::posix_spawnattr_t = std::mem::zeroed();
@@ -131,13 +134,22 @@ fn spawn(
         if let Some(end) = &stderr_end {
             libc::posix_spawn_file_actions_adddup2(&mut actions, end.as_raw_fd(), 2);
         }
-        if let Some(fd) = fd3 {
+        let mut group = 0;
+        if let Some((fd, program)) = watch {
             libc::posix_spawn_file_actions_adddup2(&mut actions, fd.as_raw_fd(), 3);
+            libc::posix_spawn_file_actions_addopen(
+                &mut actions,
+                1,
+                c"/dev/null".as_ptr(),
+                libc::O_WRONLY,
+                0,
+            );
+            group = program.as_raw_nonzero().get();
         }
         libc::posix_spawnattr_init(&mut attributes);
         libc::posix_spawnattr_setsigmask(&mut attributes, &empty);
         libc::posix_spawnattr_setsigdefault(&mut attributes, &default);
-        libc::posix_spawnattr_setpgroup(&mut attributes, 0);
+        libc::posix_spawnattr_setpgroup(&mut attributes, group);
         let flags = libc::POSIX_SPAWN_SETSIGMASK
             | libc::POSIX_SPAWN_SETSIGDEF
             | libc::POSIX_SPAWN_SETPGROUP;
@@ -161,8 +173,20 @@ fn spawn(
         pid: Pid::from_raw(pid).ok_or_else(|| io::Error::other("posix_spawn gave no pid"))?,
         stdout: Some(stdout),
         stderr,
-        _watched: None,
+        watcher: None,
     })
+}
+
+impl Drop for Child {
+    /// Its watcher goes with it: told to go (the end of its pipe), and reaped. It has most often
+    /// ended already, with the signal to the group when the program ended or was stopped; else it
+    /// sends the group `SIGKILL` now, itself included.
+    fn drop(&mut self) {
+        if let Some((watcher, end)) = self.watcher.take() {
+            drop(end);
+            while let Err(rustix::io::Errno::INTR) = waitpid(Some(watcher), WaitOptions::empty()) {}
+        }
+    }
 }
 
 /// A pipe: its read end as a file, and its write end.
@@ -227,7 +251,7 @@ pub fn describe(status: ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
+    use std::io::{BufRead, Read};
 
     /// Everything a program writes to `pipe` until it closes it.
     fn all_of(pipe: Option<impl Read>) -> String {
@@ -250,6 +274,54 @@ mod tests {
         let mut child = spawn_shell("exec yes").unwrap();
         drop(child.stdout.take());
         assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGPIPE));
+    }
+
+    /// Whether process `pid` is gone, its exit status taken: not even a zombie is left.
+    fn reaped(pid: Pid) -> bool {
+        !Path::new(&format!("/proc/{}", pid.as_raw_nonzero())).exists()
+    }
+
+    /// Whether process `pid` has ended: gone, or a zombie whose status nobody took yet.
+    fn ended(pid: Pid) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero()));
+        stat.map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, state)| state.starts_with('Z'))
+        })
+    }
+
+    #[test]
+    fn a_watcher_ends_its_programs_group_when_its_pipe_ends() {
+        // As when the server is gone: the program still runs, and the pipe's end closes.
+        let mut child = spawn_shell("sleep 30 & echo $!; wait").unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let sleep = Pid::from_raw(line.trim().parse().unwrap()).unwrap();
+        let (watcher, end) = child.watcher.take().expect("a watcher");
+        assert!(!ended(watcher) && !ended(sleep));
+        drop(end);
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+        let (_, status) = waitpid(Some(watcher), WaitOptions::empty())
+            .unwrap()
+            .unwrap();
+        assert_eq!(status.terminating_signal(), Some(libc::SIGKILL));
+        // Not this process's child, and reaped by whoever inherited it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !ended(sleep) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(ended(sleep), "what the program started runs on");
+    }
+
+    #[test]
+    fn a_programs_watcher_is_reaped_with_it() {
+        let mut child = spawn_shell("exit 0").unwrap();
+        let watcher = child.watcher.as_ref().expect("a watcher").0;
+        assert!(child.wait().unwrap().success());
+        drop(child);
+        assert!(reaped(watcher), "no zombie left");
     }
 
     #[test]
