@@ -15,7 +15,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 use super::address;
@@ -147,8 +147,10 @@ impl Acceptor {
     pub fn replace(&self, dead: &Arc<Tiny>, stop: &Stop, log: &Log, once: bool) -> bool {
         let _one_at_a_time = match self.replacing.try_lock() {
             Ok(guard) => guard,
-            Err(_) if once => return true,
-            Err(_) => lock(&self.replacing),
+            // A panic while replacing left nothing half done that this one would trip on.
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) if once => return true,
+            Err(TryLockError::WouldBlock) => lock(&self.replacing),
         };
         match self.current() {
             Some(current) if Arc::ptr_eq(&current, dead) => {}

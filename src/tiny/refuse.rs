@@ -21,11 +21,11 @@
 //! closes idle connections by their sockets already, does it between its looks, in the order the
 //! requests were refused ([`Closer`]); the request loop only marks the connection closed and
 //! moves on. A refusal waiting holds its connection, so no more wait than the connections tiny_http
-//! holds. The answer itself goes to the writing threads (`writers.rs`): tiny_http has it wait
-//! until the answers before it on its connection are written, which a client that reads none of
-//! them makes last the write timeout for each.
+//! holds. An answer behind others still being written to its connection goes to the writing
+//! threads (`writers.rs`), after them: tiny_http has it wait until they are written, which a
+//! client that reads none of them makes last the write timeout for each.
 
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::mem;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Mutex;
@@ -38,7 +38,6 @@ use super::reply::Reply;
 use super::respond::{self, Wire};
 use super::screen::Screened;
 use super::shared::Shared;
-use super::writers::Writers;
 use crate::lock;
 
 /// tiny_http reads bodies up to this size itself, before the request reaches the server, unless
@@ -91,11 +90,13 @@ impl Closer {
         lock(&self.0).1 = thread;
     }
 
-    /// Closes the connections waiting, on this thread; their answers are written by `writers`,
-    /// or here if none is given.
-    pub fn close_waiting(&self, shared: &Shared, writers: Option<&Writers>) {
-        for closing in mem::take(&mut lock(&self.0).0) {
-            close_now(closing, shared, writers);
+    /// Closes the connections waiting, on this thread.
+    pub fn close_waiting(&self, shared: &Shared) {
+        // Taken first: a guard in the loop's head would be held to its end, and the request
+        // loop would wait for every search and write here to hand over its next refusal.
+        let waiting = mem::take(&mut lock(&self.0).0);
+        for closing in waiting {
+            close_now(closing, shared);
         }
     }
 }
@@ -108,7 +109,7 @@ fn hand_over(closing: Closing, shared: &Shared) {
         queue.0.push(closing);
     } else {
         drop(queue);
-        close_now(closing, shared, None);
+        close_now(closing, shared);
     }
 }
 
@@ -158,9 +159,9 @@ pub fn close(peer: SocketAddr, shared: &Shared) {
     hand_over(Closing::Connection(peer), shared);
 }
 
-/// Shuts the read half, answers (through `writers` if given), then shuts both halves; parks a
-/// request whose body cannot be discarded. On the thread of [`Closer`].
-fn close_now(closing: Closing, shared: &Shared, writers: Option<&Writers>) {
+/// Shuts the read half, answers, then shuts both halves; parks a request whose body cannot be
+/// discarded. On the thread of [`Closer`].
+fn close_now(closing: Closing, shared: &Shared) {
     let peer = match &closing {
         Closing::Connection(peer) => Some(*peer),
         Closing::Request(request, ..) => request.remote_addr().copied(),
@@ -176,9 +177,12 @@ fn close_now(closing: Closing, shared: &Shared, writers: Option<&Writers>) {
     // client reset it or closed it, so the discarding read ends at once there too.
     let unread = unread_body(&request, screened);
     if unread > shared.settings.drainable_body {
-        // Answered on the socket itself, which is closed, and the request kept for good.
-        if let (Some(mut socket), Some(wire)) = (socket, wire) {
-            let _ = wire.write_to(&mut socket);
+        // Answered on the socket itself, which is closed, and the request kept for good. With
+        // one send that does not wait: the socket may be full of answers its client never read.
+        if let (Some(socket), Some(wire)) = (socket, wire) {
+            let parts = [IoSlice::new(&wire.made), IoSlice::new(wire.kept)];
+            let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+            let _ = socket.send_vectored_with_flags(&parts, flags);
             let _ = socket.shutdown(Shutdown::Both);
         }
         shared
@@ -195,11 +199,16 @@ fn close_now(closing: Closing, shared: &Shared, writers: Option<&Writers>) {
     // Taken and dropped unused, tiny_http's writer sends nothing.
     let Some(wire) = wire else { return };
     let mut writer = ThenClosed(writer, socket);
-    if let Some(writers) = writers {
-        // Refused when answers wait unread already: the connection is shut without it.
-        let _ = writers.write(peer, (Box::new(writer), wire));
-    } else {
-        let _ = wire.write_to(&mut writer);
+    match peer {
+        // Behind answers still being written to the connection, which tiny_http has it wait for
+        // (for the write timeout each, if the client reads none): on a writer thread, after them.
+        // Refused when too many wait already: the connection is shut without it.
+        Some(peer) if shared.writers.writing_to(peer) => {
+            let _ = shared.writers.write(Some(peer), (Box::new(writer), wire));
+        }
+        // Nothing ahead of it (none can come: the connection is ended), and an answer this small
+        // fits the socket's buffer: here.
+        _ => drop(wire.write_to(&mut writer)),
     }
 }
 

@@ -233,7 +233,17 @@ impl HttpServer {
         while !shared.stop.is_triggered()
             && let Some(http) = shared.acceptor.current()
         {
-            last = Some(http.clone());
+            // Replaced since the last round, here or by the watchdog (which wakes this loop with
+            // no request): its pool threads may still hand in requests from the connections
+            // they hold.
+            if let Some(replaced) = last.replace(http.clone())
+                && !Arc::ptr_eq(&replaced, &http)
+            {
+                retired.push((replaced, Instant::now()));
+                if retired.len() > MAX_RETIRED {
+                    retired.remove(0);
+                }
+            }
             let wait = Duration::from_millis(if retired.is_empty() { 3_600_000 } else { 50 });
             match http.recv_timeout(wait) {
                 Ok(Some(request)) => layer.arrived(request),
@@ -254,16 +264,6 @@ impl HttpServer {
                 }
                 Err(_) => {}
             }
-            // Replaced, here or by the watchdog (which wakes this loop with no request): its
-            // pool threads may still hand in requests from the connections they hold.
-            if let Some(current) = shared.acceptor.current()
-                && !Arc::ptr_eq(&http, &current)
-            {
-                retired.push((http, Instant::now()));
-                if retired.len() > MAX_RETIRED {
-                    retired.remove(0);
-                }
-            }
             answer_queued(&layer, &mut retired);
             retired.retain(|(_, last)| last.elapsed() < quiet);
         }
@@ -282,7 +282,13 @@ impl HttpServer {
         sweep.thread().unpark();
         let _ = sweep.join();
         shared.closer.closed_by(None);
-        shared.closer.close_waiting(shared, None);
+        shared.closer.close_waiting(shared);
+        // The answers handed to the writer threads last (to the last requests, refusals) are
+        // written before their connections are shut, unless their clients read none.
+        let deadline = Instant::now() + DRAIN_TIME;
+        while !shared.writers.idle() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         // tiny_http's threads would keep idle keep-alive connections open after the server
         // stopped, and a client that reused one would wait for an answer that never comes
         // (a browser reconnecting its stream to a restarted server, say). Streams end their

@@ -24,6 +24,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread;
@@ -82,7 +83,15 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
             }
             // Looked at on every pass (the watchdog makes a new probe at most every 2 s), so a
             // dead accept thread is replaced within about a second.
-            if watchdog.accept_thread_gone(shared.local_addr, |probe| peers.contains(&probe)) {
+            // A probe left waiting is no proof on a busy machine: tiny_http's accept thread holds
+            // its copy of the listener for as long as it runs, and a server replaced while it
+            // runs would accept on, among the retired ones, for good.
+            if watchdog.accept_thread_gone(shared.local_addr, |probe| peers.contains(&probe))
+                && shared
+                    .sockets
+                    .count_listeners(shared.acceptor.listener.as_raw_fd())
+                    == 0
+            {
                 shared.log.line(format_args!("the accept thread is gone"));
                 if let Some(dead) = shared.acceptor.current() {
                     shared
@@ -129,7 +138,7 @@ fn rest(shared: &Shared, pause: Duration, dozing: Option<u64>) -> bool {
     let connections = &shared.connections;
     connections.wake_on_request(dozing.map(|_| thread::current()));
     let stopping = loop {
-        shared.closer.close_waiting(shared, Some(&shared.writers));
+        shared.closer.close_waiting(shared);
         let left = deadline.saturating_duration_since(Instant::now());
         if shared.stop.is_triggered() || left.is_zero() {
             break shared.stop.is_triggered();

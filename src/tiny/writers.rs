@@ -1,8 +1,8 @@
-//! The threads that write answers for the request loop and for the sweep (refusals, see
-//! `refuse.rs`), neither of which may wait for a client: one that reads none of its answers
-//! (pipelined requests it never reads) would hold them for the write timeout at each write, and
-//! every other client with them. (tiny_http has an answer wait until the ones before it on its
-//! connection are written, so an answer that ends a connection waits here too.)
+//! The threads that write answers for the request loop, and for the sweep a refusal behind
+//! answers still being written to its connection (`refuse.rs`): neither may wait for a client,
+//! and one that reads none of its answers (pipelined requests it never reads) would hold them
+//! for the write timeout at each write, and every other client with them. (tiny_http has an
+//! answer wait until the ones before it on its connection are written.)
 //!
 //! A thread per answer would cost a thread's start and end each time, about as much as the rest
 //! of a request; these threads stay, so that an answer costs the loop one hand-over. An answer
@@ -90,6 +90,17 @@ impl Writers {
             lock(&self.0.0).free -= 1;
         }
         Ok(())
+    }
+
+    /// Whether no answer is being written or waits to be.
+    pub fn idle(&self) -> bool {
+        let waiting = lock(&self.0.0);
+        waiting.answers.is_empty() && waiting.writing.is_empty()
+    }
+
+    /// Whether an answer to the connection from `peer` is being written, or waits to be.
+    pub fn writing_to(&self, peer: SocketAddr) -> bool {
+        lock(&self.0.0).writing.contains(&peer)
     }
 
     /// Writes the answer it was promised, then those that come, until none has come for
