@@ -63,7 +63,7 @@ page; POST to publish the same way), /feeds/NAME/stream, /htmx4/, /htmx4/on-dema
 SIGINT or SIGTERM ends every stream cleanly and exits 0; a second signal exits at once.
 SIGHUP runs the program file again in place (same PID, same flags): replace the file,
 then kill -HUP; no connection is refused and no message lost. A file that fails
---version is not run.";
+--version, asked after these flags, is not run.";
 
 /// The flag a build with the `redis` feature adds, shown after `--store`.
 #[cfg(feature = "redis")]

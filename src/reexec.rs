@@ -36,10 +36,12 @@ impl Program {
         })
     }
 
-    /// Does the file start? It must print `sse-htmx VERSION` for `--version` and exit 0 within
-    /// five seconds, so that a broken or foreign file never replaces a working server.
+    /// Does the file start, and take this server's flags? Run with them and `--version` after
+    /// them, it must print `sse-htmx VERSION` and exit 0 within five seconds, so that a broken
+    /// or foreign file, or a version that would refuse the flags, never replaces a working
+    /// server.
     pub fn check(&self) -> Result<String, String> {
-        let printed = crate::process::version_of(&self.path, CHECK_TIME)?;
+        let printed = crate::process::version_of(&self.path, &self.args, CHECK_TIME)?;
         let version = printed.trim();
         match version.strip_prefix("sse-htmx ") {
             Some(_) => Ok(version.to_owned()),

@@ -284,13 +284,18 @@ impl Server {
                     path.display()
                 ));
             }
-            // A stop asked for while the re-exec failed ends the process, as it would have.
-            if lock(&self.control.http).stop_asked() {
+            // A stop asked for while the re-exec failed ends the process, as it would have. Held
+            // until the new server's stopper is in place: a stop asked for meanwhile waits for it,
+            // rather than stop the server that has stopped already.
+            let mut stopper = lock(&self.control.http);
+            if stopper.stop_asked() {
+                drop(stopper);
                 wind_down(&self.app, programs.take());
                 return Ok(());
             }
             self.http = handoff.serve_again()?;
-            *lock(&self.control.http) = self.http.stopper();
+            *stopper = self.http.stopper();
+            drop(stopper);
             if programs.is_none() {
                 programs = Some(self.start_programs()?);
             }
@@ -334,12 +339,12 @@ fn open_feeds(config: &Config, carried: Option<&Carried>, log: Log) -> Result<Fe
     let mut noted = carried.map_or_else(Vec::new, |carried| Noted::read(&carried.note));
     let (journal, loaded) = match (&config.store, carried) {
         (Some(path), _) => {
-            let (journal, loaded) = Journal::open(path, config.history).map_err(store_error)?;
+            let (journal, loaded) = Journal::open(path, bounds).map_err(store_error)?;
             // The store knows what was held before its messages; the note is of memory.
             noted.iter_mut().for_each(|note| note.before = None);
             (Some(journal), loaded)
         }
-        (None, Some(carried)) => (None, journal::decode_all(&carried.records, config.history)),
+        (None, Some(carried)) => (None, journal::decode_all(&carried.records, bounds)),
         (None, None) => (None, journal::Loaded::default()),
     };
     if let Some(why) = loaded.cannot_compact {

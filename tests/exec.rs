@@ -126,6 +126,29 @@ fn the_server_stops_its_programs_and_what_they_started() {
     }
 }
 
+/// The shell of `a | b` ends at the stop's `SIGTERM`, so no `SIGKILL` follows for its group; a
+/// `b` that ignores `SIGTERM` must not outlive the stop all the same.
+#[test]
+fn what_a_stopped_program_started_and_that_ignores_sigterm_ends_too() {
+    // `\$\$`: the inner shell's id, not the outer one's.
+    let stubborn = r"trap '' TERM; echo \$\$; while :; do sleep 0.1; done";
+    let server = server(&[("piped", &format!("sh -c \"{stubborn}\" | cat"))], |_| {});
+    let pid: u32 = Feed::open(server.addr, "piped")
+        .next()
+        .0
+        .parse()
+        .expect("a pid");
+    assert!(!ended(pid));
+    server.stop().unwrap();
+    let gone = wait_for(Duration::from_secs(5), || ended(pid));
+    if !gone {
+        let _ = std::process::Command::new("kill")
+            .args(["-s", "KILL", &pid.to_string()])
+            .status();
+    }
+    assert!(gone, "{pid} outlived the stop");
+}
+
 #[test]
 fn a_second_signal_exits_at_once_and_takes_the_programs_with_it() {
     let stubborn = "stubborn=trap '' TERM; echo $$; while :; do sleep 0.1; done";

@@ -268,18 +268,29 @@ fn a_new_file_that_does_not_start_is_not_run_and_the_old_image_serves_on() {
         .events
         .len()
         >= 2));
-    let script = dir.0.join("broken");
-    std::fs::write(&script, "#!/bin/sh\nexit 1\n").unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    replace_file(&script, &binary);
-    hang_up(&server);
-    assert!(
-        wait_for(Duration::from_secs(10), || server
-            .stderr()
-            .contains("not upgrading")),
-        "{}",
-        server.stderr()
-    );
+    // One that fails, and one that would refuse the flags this server runs with (it is asked
+    // its version after them).
+    let refuses_a_flag = "for flag; do case $flag in\n\
+        --publish-limit) echo \"unknown flag $flag\" >&2; exit 2;;\n\
+        --version) echo sse-htmx 9.9.9; exit 0;;\nesac; done; exit 1\n";
+    for (name, body) in [("broken", "exit 1\n"), ("refuses", refuses_a_flag)] {
+        let script = dir.0.join(name);
+        std::fs::write(&script, format!("#!/bin/sh\n{body}")).unwrap();
+        let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(&script, executable).unwrap();
+        let refused = server.stderr().matches("not upgrading").count();
+        replace_file(&script, &binary);
+        hang_up(&server);
+        assert!(
+            wait_for(Duration::from_secs(10), || server
+                .stderr()
+                .matches("not upgrading")
+                .count()
+                > refused),
+            "{name}: {}",
+            server.stderr()
+        );
+    }
     let seen = counter.seen().events.len();
     assert!(wait_for(Duration::from_secs(5), || counter
         .seen()

@@ -45,10 +45,14 @@ pub struct Child {
 /// `SIGKILL` to the group once this process is gone, however it went (`SIGKILL`, a crash, the
 /// OOM killer): what a parent-death signal would do, which `posix_spawn` cannot set. It waits
 /// for the end of a pipe (its descriptor 3) whose other end only this process holds, which the
-/// kernel closes when the process ends. A signal to the group (at a stop, or once the program
-/// has exited) ends it too; it is this process's child, and reaped here, so it leaves no zombie
-/// even when this process is a container's first (which inherits every orphan).
-const WATCHER: &str = "read -r _ <&3; kill -KILL 0";
+/// kernel closes when the process ends. The end of the pipe comes too when the program's
+/// [`Child`] goes, after the `SIGTERM` the group is sent at a stop or once the program has
+/// exited, which the watcher ignores: so what ignored that `SIGTERM` gets `SIGKILL` then (the
+/// `b` of `a | b`, whose shell went at once), and the group's id, which the watcher holds while
+/// it lives, names no other process meanwhile. It is this process's child, and reaped here, so
+/// it leaves no zombie even when this process is a container's first (which inherits every
+/// orphan).
+const WATCHER: &str = "trap '' TERM; read -r _ <&3; kill -KILL 0";
 
 /// The process groups of the programs `spawn_shell` started that are not reaped yet: what
 /// [`kill_programs`] ends.
@@ -178,9 +182,8 @@ fn spawn(
 }
 
 impl Drop for Child {
-    /// Its watcher goes with it: told to go (the end of its pipe), and reaped. It has most often
-    /// ended already, with the signal to the group when the program ended or was stopped; else it
-    /// sends the group `SIGKILL` now, itself included.
+    /// Its watcher goes with it: told to go (the end of its pipe), it sends what is left of the
+    /// group `SIGKILL`, itself included, and is reaped.
     fn drop(&mut self) {
         if let Some((watcher, end)) = self.watcher.take() {
             drop(end);

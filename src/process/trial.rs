@@ -6,11 +6,18 @@ use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Runs `program --version` (without the handoff's variable) and returns what it printed on
-/// stdout (at most 1 KiB) if it exited 0 within `patience`. It is killed past that. Its stderr is
-/// this process's, so that why it failed reaches the server's stderr.
-pub fn version_of(program: &Path, patience: Duration) -> Result<String, String> {
-    let args = [program.as_os_str().to_owned(), OsString::from("--version")];
+/// Runs `program` with `args` (its name first, left out) and `--version` after them (without the
+/// handoff's variable), and returns what it printed on stdout (at most 1 KiB) if it exited 0
+/// within `patience`. It is killed past that. Its stderr is this process's, so that why it
+/// failed reaches the server's stderr. (This server's own flags are read in order, so its
+/// `--version` after them is answered only if it takes them all.)
+pub fn version_of(program: &Path, args: &[OsString], patience: Duration) -> Result<String, String> {
+    let name = std::iter::once(program.as_os_str().to_owned());
+    let version = std::iter::once(OsString::from("--version"));
+    let args: Vec<OsString> = name
+        .chain(args.iter().skip(1).cloned())
+        .chain(version)
+        .collect();
     let mut child = super::spawn(program, &args, false, None).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + patience;
     let status = loop {
@@ -24,6 +31,9 @@ pub fn version_of(program: &Path, patience: Duration) -> Result<String, String> 
         }
         std::thread::sleep(Duration::from_millis(10));
     };
+    // What it left running (in its group, which they keep from being given to another process)
+    // would hold its stdout open, and the read below with it.
+    child.signal_group(super::Signal::KILL);
     let mut printed = String::new();
     if let Some(stdout) = child.stdout.take() {
         let _ = stdout.take(1024).read_to_string(&mut printed);
@@ -43,14 +53,42 @@ mod tests {
 
     #[test]
     fn prints_what_the_program_prints_if_it_exits_0() {
-        let printed = version_of(Path::new("/bin/echo"), Duration::from_secs(5)).unwrap();
+        let printed = version_of(Path::new("/bin/echo"), &[], Duration::from_secs(5)).unwrap();
         assert!(printed.starts_with("echo (GNU coreutils)"), "{printed:?}");
+    }
+
+    /// The arguments come before `--version`, the program's name left out.
+    #[test]
+    fn the_arguments_come_first() {
+        let args = ["sse-htmx", "a", "b c"].map(OsString::from);
+        let printed = version_of(Path::new("/bin/echo"), &args, Duration::from_secs(5)).unwrap();
+        assert_eq!(printed, "a b c --version\n");
+    }
+
+    /// A program that exits and leaves something running that holds its stdout open.
+    #[test]
+    fn what_it_left_running_does_not_hold_the_trial() {
+        let dir = std::env::temp_dir().join(format!("sse-htmx-trial-bg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("leaves");
+        std::fs::write(&script, "#!/bin/sh\nsleep 30 &\necho sse-htmx 9\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let started = Instant::now();
+        let mut printed = version_of(&script, &[], Duration::from_secs(5));
+        // Another test's process may still hold the script's descriptor from its writing.
+        while printed.as_ref().is_err_and(|e| e.contains("busy")) {
+            printed = version_of(&script, &[], Duration::from_secs(5));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(printed.unwrap(), "sse-htmx 9\n");
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 
     #[test]
     fn a_program_that_fails_or_is_missing_is_an_error() {
-        assert!(version_of(Path::new("/bin/false"), Duration::from_secs(5)).is_err());
-        assert!(version_of(Path::new("/no/such/file"), Duration::from_secs(5)).is_err());
+        assert!(version_of(Path::new("/bin/false"), &[], Duration::from_secs(5)).is_err());
+        assert!(version_of(Path::new("/no/such/file"), &[], Duration::from_secs(5)).is_err());
     }
 
     #[test]
@@ -62,10 +100,10 @@ mod tests {
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
         let started = Instant::now();
-        let mut slow = version_of(&script, Duration::from_millis(100));
+        let mut slow = version_of(&script, &[], Duration::from_millis(100));
         // Another test's process may still hold the script's descriptor from its writing.
         while slow.as_ref().is_err_and(|e| e.contains("busy")) {
-            slow = version_of(&script, Duration::from_millis(100));
+            slow = version_of(&script, &[], Duration::from_millis(100));
         }
         let _ = std::fs::remove_dir_all(&dir);
         assert!(slow.unwrap_err().contains("took over"));

@@ -34,9 +34,6 @@ pub enum Reason {
     Heal { series: Series },
 }
 
-/// The most state read back: the chat holds at most 1 MiB of text (a record adds 30 bytes).
-const MAX_STATE: u64 = 64 << 20;
-
 /// What the image before this one handed over.
 pub struct Inherited {
     /// Still listening, with the connections that arrived during the exec in its queue.
@@ -96,10 +93,15 @@ fn parse_series(text: &str) -> Option<Series> {
     })
 }
 
+/// The state, as long as the image before wrote it: every feed's history, which no fixed bound
+/// holds (`--max-feeds` of up to 1 MiB of text each, 64 MiB by default, and a record's own bytes
+/// besides); a cut one would lose the feeds after it. Up to the file's size, so that a
+/// descriptor that is not such a file (a device) yields nothing rather than no end.
 fn read_state(mut file: File) -> io::Result<Vec<u8>> {
     file.seek(SeekFrom::Start(0))?;
-    let mut state = Vec::new();
-    file.take(MAX_STATE).read_to_end(&mut state)?;
+    let len = file.metadata()?.len();
+    let mut state = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(len).read_to_end(&mut state)?;
     Ok(state)
 }
 

@@ -40,6 +40,17 @@ impl Default for Bounds {
     }
 }
 
+/// A count of messages, within the default bytes.
+#[cfg(test)]
+impl From<usize> for Bounds {
+    fn from(max_messages: usize) -> Bounds {
+        Bounds {
+            max_messages,
+            ..Bounds::default()
+        }
+    }
+}
+
 /// What a reconnecting client is sent before live messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resume {

@@ -85,6 +85,7 @@ use std::io::{self, BufReader, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use super::history::Bounds;
 use super::message::Message;
 use header::Beginning;
 use opening::{changed, open_to_append, open_to_read};
@@ -99,8 +100,8 @@ const COMPACTION_SLACK: u64 = 1 << 20;
 pub struct Journal {
     file: File,
     path: PathBuf,
-    /// The messages each feed keeps: what a start loads.
-    keep: usize,
+    /// What each feed's history holds: what a start loads.
+    keep: Bounds,
     /// The file's length, as appended to by this journal.
     len: u64,
     /// The length past which [`Journal::compact_if_due`] compacts.
@@ -122,7 +123,7 @@ pub struct Loaded {
 /// One feed's messages in the journal.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Held {
-    /// The newest messages (at most `keep`), oldest first.
+    /// The newest messages (those the history holds), oldest first.
     pub messages: Vec<Message>,
     /// The id of the newest message read but not kept: the one just before `messages`.
     pub before: Option<u64>,
@@ -131,12 +132,13 @@ pub struct Held {
 }
 
 impl Journal {
-    /// Opens or creates the journal and reads the newest `keep` messages of each feed.
+    /// Opens or creates the journal and reads the newest messages of each feed: those its
+    /// history holds (`keep`: at most so many, and so many bytes).
     ///
     /// Fails, naming the path, if it is not a journal (see the module's doc) or cannot be
     /// opened, read, converted or cut (a missing directory, no permission).
-    pub fn open(path: &Path, keep: usize) -> io::Result<(Journal, Loaded)> {
-        let mut loaded = Loaded::default();
+    pub fn open(path: &Path, keep: impl Into<Bounds>) -> io::Result<(Journal, Loaded)> {
+        let (keep, mut loaded) = (keep.into(), Loaded::default());
         let journal = Journal::open_and_read(path, keep, &mut loaded)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         let problems = loaded.problems.iter_mut().chain(&mut loaded.cannot_compact);
@@ -146,7 +148,7 @@ impl Journal {
         Ok((journal, loaded))
     }
 
-    fn open_and_read(path: &Path, keep: usize, loaded: &mut Loaded) -> io::Result<Journal> {
+    fn open_and_read(path: &Path, keep: Bounds, loaded: &mut Loaded) -> io::Result<Journal> {
         let Some(reading) = open_to_read(path)? else {
             let mut file = OpenOptions::new()
                 .append(true)
@@ -188,7 +190,7 @@ impl Journal {
         }
         let file = open_to_append(path, &reading)?;
         loaded.cannot_compact = cannot_compact(path);
-        if let Some(cut_at) = read(&reading, len, keep, loaded)? {
+        if let Some(cut_at) = read(&reading, len, keep, false, loaded)? {
             file.set_len(cut_at)?;
             loaded.problems.push(format!(
                 "cut off {} bytes at offset {cut_at} that are not a whole record \
@@ -200,7 +202,7 @@ impl Journal {
     }
 
     /// The journal appending to `file`, which holds what `loaded` says.
-    fn at(file: File, path: &Path, keep: usize, loaded: &Loaded) -> Journal {
+    fn at(file: File, path: &Path, keep: Bounds, loaded: &Loaded) -> Journal {
         let len = file.metadata().map_or(0, |meta| meta.len());
         let held = loaded.feeds.iter();
         let held = held.flat_map(|(feed, held)| held.messages.iter().map(move |m| (feed, m)));
@@ -253,9 +255,9 @@ impl Journal {
         if (appending.dev(), appending.ino()) != (looked.dev(), looked.ino()) {
             return Err(changed("was replaced"));
         }
-        // One more than `keep`: on loading, the oldest is `Held::before`.
+        // With the newest message of each feed not held: on loading, it is `Held::before`.
         let mut kept = Loaded::default();
-        read(&reading, looked.len(), self.keep + 1, &mut kept)?;
+        read(&reading, looked.len(), self.keep, true, &mut kept)?;
         let mut bytes = header::HEADER.to_vec();
         for (feed, held) in &kept.feeds {
             bytes.extend(encode_all(feed, &held.messages));
@@ -317,12 +319,20 @@ fn compaction_due(loads: u64) -> u64 {
     header::LEN + 2 * loads + COMPACTION_SLACK
 }
 
-/// Reads every record after the header into `loaded`; returns where an unreadable tail starts.
-fn read(file: &File, len: u64, keep: usize, loaded: &mut Loaded) -> io::Result<Option<u64>> {
+/// Reads every record after the header into `loaded`, each feed's newest within `keep` (and,
+/// with `spare`, the newest message not held before them); returns where an unreadable tail
+/// starts.
+fn read(
+    file: &File,
+    len: u64,
+    keep: Bounds,
+    spare: bool,
+    loaded: &mut Loaded,
+) -> io::Result<Option<u64>> {
     let mut r = BufReader::new(file);
     let mut pos = header::LEN;
     r.seek(SeekFrom::Start(pos))?;
-    let mut gathered = Gathered::default();
+    let mut gathered = Gathered::new(keep);
     // Where the current stretch of unreadable bytes began.
     let mut bad_from = None;
     while pos < len {
@@ -337,50 +347,100 @@ fn read(file: &File, len: u64, keep: usize, loaded: &mut Loaded) -> io::Result<O
             loaded.problems.push(problem);
         }
         let id = message.id;
-        if let Err(last) = gathered.take(feed, message, keep) {
+        if let Err(last) = gathered.take(feed, message) {
             loaded.problems.push(format!(
                 "skipped the record at offset {pos}: its id {id} is not above {last}"
             ));
         }
         pos += size;
     }
-    loaded.feeds = gathered.feeds();
+    loaded.feeds = gathered.feeds(spare);
     Ok(bad_from)
 }
 
-/// Each feed's newest messages, gathered record by record.
+/// Each feed's newest messages, gathered record by record, within the history's bounds.
+struct Gathered {
+    keep: Bounds,
+    feeds: Vec<Gathering>,
+}
+
+/// One feed's, so far.
 #[derive(Default)]
-struct Gathered(Vec<(String, Held, VecDeque<Message>)>);
+struct Gathering {
+    name: String,
+    held: Held,
+    kept: VecDeque<Message>,
+    /// Of the names and texts kept ([`Message::size`]).
+    bytes: usize,
+    /// The newest message not kept.
+    spare: Option<Message>,
+}
 
 impl Gathered {
-    /// Holds `message` of `feed`, and at most `keep` of the feed's; a message whose id is not
-    /// above the feed's last is not taken, and the last is given back.
-    fn take(&mut self, feed: String, message: Message, keep: usize) -> Result<(), u64> {
-        let at = match self.0.iter().position(|(name, ..)| *name == feed) {
+    fn new(keep: Bounds) -> Gathered {
+        Gathered {
+            keep,
+            feeds: Vec::new(),
+        }
+    }
+
+    /// Holds `message` of `feed`, and of the feed's what its history would hold (as
+    /// `History::push` evicts: past either bound); a message whose id is not above the feed's
+    /// last is not taken, and the last is given back.
+    fn take(&mut self, feed: String, message: Message) -> Result<(), u64> {
+        let at = match self
+            .feeds
+            .iter()
+            .position(|gathering| gathering.name == feed)
+        {
             Some(at) => at,
             None => {
-                self.0.push((feed, Held::default(), VecDeque::new()));
-                self.0.len() - 1
+                let name = feed;
+                self.feeds.push(Gathering {
+                    name,
+                    ..Gathering::default()
+                });
+                self.feeds.len() - 1
             }
         };
-        let (_, held, kept) = &mut self.0[at];
+        let gathering = &mut self.feeds[at];
+        let held = &mut gathering.held;
         if let Some(last) = held.last_id.filter(|&last| message.id <= last) {
             return Err(last);
         }
         held.last_id = Some(message.id);
-        kept.push_back(message);
-        if kept.len() > keep {
-            held.before = kept.pop_front().map(|m| m.id);
+        gathering.bytes += message.size();
+        gathering.kept.push_back(message);
+        let Bounds {
+            max_messages,
+            max_bytes,
+        } = self.keep;
+        while gathering.kept.len() > max_messages || gathering.bytes > max_bytes {
+            let Some(oldest) = gathering.kept.pop_front() else {
+                break;
+            };
+            gathering.bytes -= oldest.size();
+            held.before = Some(oldest.id);
+            gathering.spare = Some(oldest);
         }
         Ok(())
     }
 
-    fn feeds(self) -> Vec<(String, Held)> {
-        let held = |(name, held, kept): (String, Held, VecDeque<Message>)| {
-            let messages = kept.into();
-            (name, Held { messages, ..held })
+    /// Each feed's, with its newest message not held first if `spare` (what a compaction
+    /// writes, so that a load finds what was held before: [`Held::before`]).
+    fn feeds(self, spare: bool) -> Vec<(String, Held)> {
+        let held = |gathering: Gathering| {
+            let spare = gathering.spare.filter(|_| spare);
+            let messages = spare.into_iter().chain(gathering.kept).collect();
+            (
+                gathering.name,
+                Held {
+                    messages,
+                    ..gathering.held
+                },
+            )
         };
-        self.0.into_iter().map(held).collect()
+        self.feeds.into_iter().map(held).collect()
     }
 }
 
@@ -393,12 +453,12 @@ pub fn encode_all<'a>(feed: &str, messages: impl IntoIterator<Item = &'a Message
     messages.into_iter().flat_map(|m| encode(feed, m)).collect()
 }
 
-/// The newest `keep` messages of each feed of what [`encode_all`] wrote, as [`Journal::open`]
-/// would load them. These bytes come from this program, so anything that is not a record ends
-/// the reading, with a line for the log.
-pub fn decode_all(records: &[u8], keep: usize) -> Loaded {
+/// The newest messages of each feed of what [`encode_all`] wrote, within `keep`, as
+/// [`Journal::open`] would load them. These bytes come from this program, so anything that is
+/// not a record ends the reading, with a line for the log.
+pub fn decode_all(records: &[u8], keep: impl Into<Bounds>) -> Loaded {
     let mut loaded = Loaded::default();
-    let mut gathered = Gathered::default();
+    let mut gathered = Gathered::new(keep.into());
     let mut pos = 0;
     while pos < records.len() {
         let Some(((feed, message), size)) = decode(&records[pos..]) else {
@@ -410,9 +470,9 @@ pub fn decode_all(records: &[u8], keep: usize) -> Loaded {
             break;
         };
         // One out of order is left out, as from the journal.
-        let _ = gathered.take(feed, message, keep);
+        let _ = gathered.take(feed, message);
         pos += size;
     }
-    loaded.feeds = gathered.feeds();
+    loaded.feeds = gathered.feeds(false);
     loaded
 }

@@ -21,7 +21,8 @@ const POLL: Duration = Duration::from_millis(100);
 /// Waits for `child` to exit, or for the stop; on the stop, ends it (`SIGTERM` to its group,
 /// `SIGKILL` a second later if it is still there). `None` if it was stopped. Either way, what
 /// is left of its group is sent `SIGTERM`, so that a program that put work in the background
-/// and exited does not pile up copies as it is started again.
+/// and exited does not pile up copies as it is started again; what ignores it gets `SIGKILL`
+/// when `child` goes, from its watcher (see `process`).
 pub fn wait(child: &mut Child, stop: &Stop) -> io::Result<Option<ExitStatus>> {
     let exited = loop {
         if let Some(status) = child.try_wait()? {

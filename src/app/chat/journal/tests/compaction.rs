@@ -1,6 +1,7 @@
 //! A journal that grew is compacted to what a start would load, and loads the same afterwards.
 
 use super::*;
+use crate::app::chat::history::History;
 use std::os::unix::fs::PermissionsExt;
 
 /// Appends `count` messages of `feed`, ids from `first`, each with about 500 bytes of text.
@@ -96,4 +97,39 @@ fn a_journal_replaced_under_it_is_not_compacted_and_says_so() {
     // Not tried again at every append.
     journal.append(CHAT, &msg(2201, "next")).unwrap();
     assert!(journal.compact_if_due().is_none());
+}
+
+/// A feed's history holds at most 1 MiB of text, whatever `--history` says: a start loads no
+/// more, and a compaction keeps no more (and one message before it), so that the journal stays
+/// within twice what memory holds plus 1 MiB, as the docs say.
+#[test]
+fn what_is_loaded_and_kept_is_within_the_historys_bytes_too() {
+    let dir = Dir::new("compact-bytes");
+    let path = dir.file();
+    let bounds = Bounds {
+        max_messages: 1000,
+        max_bytes: 100_000,
+    };
+    let (mut journal, _) = Journal::open(&path, bounds).unwrap();
+    // 400 messages of 8 KB: 3.2 MB of text, 400 within the count.
+    let text = "y".repeat(8000);
+    for id in 1..=400 {
+        journal.append(CHAT, &msg(id, &text)).unwrap();
+    }
+    let (was, now) = journal.compact_if_due().expect("due").unwrap();
+    assert!(was > 3_000_000, "{was}");
+    // The history holds 12 of them (each 8,000 bytes of text and a 5- or 6-byte name), and
+    // one more is kept for what was before.
+    assert!(now < 14 * 8_100, "{now} bytes");
+    drop(journal);
+    let mut history = History::new(bounds);
+    for id in 1..=400 {
+        history.push(msg(id, &text)).unwrap();
+    }
+    let held: Vec<u64> = history.recent(usize::MAX).iter().map(|m| m.id).collect();
+    assert_eq!(held.len(), 12);
+    let (_, loaded) = Journal::open(&path, bounds).unwrap();
+    assert_eq!(ids(&loaded), held);
+    assert_eq!(chat(&loaded).before, history.before_oldest());
+    assert_eq!(chat(&loaded).last_id, Some(400));
 }
