@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 /// failed reaches the server's stderr. (This server's own flags are read in order, so its
 /// `--version` after them is answered only if it takes them all.)
 pub fn version_of(program: &Path, args: &[OsString], patience: Duration) -> Result<String, String> {
-    let name = std::iter::once(program.as_os_str().to_owned());
-    let version = std::iter::once(OsString::from("--version"));
-    let args: Vec<OsString> = name
-        .chain(args.iter().skip(1).cloned())
-        .chain(version)
-        .collect();
+    let mut args = args.to_vec();
+    match args.first_mut() {
+        Some(name) => *name = program.into(),
+        None => args.push(program.into()),
+    }
+    args.push("--version".into());
     let mut child = super::spawn(program, &args, false, None).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + patience;
     let status = loop {

@@ -99,8 +99,7 @@ fn parse_series(text: &str) -> Option<Series> {
 /// descriptor that is not such a file (a device) yields nothing rather than no end.
 fn read_state(mut file: File) -> io::Result<Vec<u8>> {
     file.seek(SeekFrom::Start(0))?;
-    let len = file.metadata()?.len();
-    let mut state = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    let (len, mut state) = (file.metadata()?.len(), Vec::new());
     file.take(len).read_to_end(&mut state)?;
     Ok(state)
 }
