@@ -63,7 +63,8 @@ page; POST to publish the same way), /feeds/NAME/stream, /htmx4/, /htmx4/on-dema
 SIGINT or SIGTERM ends every stream cleanly and exits 0; a second signal exits at once.
 SIGHUP runs the program file again in place (same PID, same flags): replace the file,
 then kill -HUP; no connection is refused and no message lost. A file that fails
---version, asked after these flags, is not run.";
+--version, asked after these flags, is not run. A terminal that hangs up (its
+SIGHUP) stops the server.";
 
 /// The flag a build with the `redis` feature adds, shown after `--store`.
 #[cfg(feature = "redis")]
@@ -245,16 +246,24 @@ fn start_line(local: SocketAddr) -> String {
 }
 
 /// The first SIGINT or SIGTERM stops the server cleanly; a second one exits at once. SIGHUP
-/// replaces the process image with the program file, if that starts. Logging never waits nor
-/// panics (see [`Log`]), so neither can keep a signal from being handled.
+/// replaces the process image with the program file, if that starts, unless it says that the
+/// server's terminal has gone (a closed window, an ended `ssh` session): it then stops the
+/// server as SIGTERM does, as it would any program run there. Logging never waits nor panics
+/// (see [`Log`]), so neither can keep a signal from being handled.
 fn handle_signals(stopper: Stopper, log: Log) -> std::io::Result<()> {
     let signals = signals::Signals::new()?;
+    // A terminal that hangs up is taken from every process of its session before any of them
+    // is sent SIGHUP (by the kernel, or by the shell passing it on), so it can no longer be
+    // opened then; a server started with none never had one to lose.
+    let terminal = || std::fs::File::open("/dev/tty").is_ok();
+    let had_terminal = terminal();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             let mut stopping = false;
             let error = signals.forever(|signal| {
-                if signal == libc::SIGHUP {
+                let hung_up = signal == libc::SIGHUP && had_terminal && !terminal();
+                if signal == libc::SIGHUP && !hung_up {
                     match stopper.upgrade() {
                         Ok(version) => {
                             log.line(format_args!("sse-htmx: signal {signal}: running {version}"))
@@ -264,14 +273,20 @@ fn handle_signals(stopper: Stopper, log: Log) -> std::io::Result<()> {
                         )),
                     }
                 } else if !stopping {
+                    let why = if hung_up {
+                        " (the terminal hung up)"
+                    } else {
+                        ""
+                    };
                     log.line(format_args!(
-                        "sse-htmx: signal {signal}: stopping (again to exit at once)"
+                        "sse-htmx: signal {signal}{why}: stopping (again to exit at once)"
                     ));
                     stopper.stop();
                     stopping = true;
-                } else {
-                    // Queued before the code is set: a stop that ends first and exits with the
-                    // code flushes this line too.
+                } else if !hung_up {
+                    // (A hangup says it again, from the kernel and from the shell: the stop goes
+                    // on.) Queued before the code is set: a stop that ends first and exits with
+                    // the code flushes this line too.
                     log.line(format_args!("sse-htmx: signal {signal}: exiting now"));
                     EXITING_NOW.store(128 + signal as u8, Ordering::SeqCst);
                     sse_htmx::kill_programs();

@@ -153,3 +153,54 @@ fn an_answer_that_ends_a_connection_behind_unread_answers_holds_up_no_one() {
         drop(answers);
     }
 }
+
+/// A server run in a terminal stops when the terminal goes (its window closed, its `ssh`
+/// session ended), as any program run there does, rather than take the hangup's SIGHUP for an
+/// upgrade and run on, unseen, holding its port.
+#[test]
+fn a_server_whose_terminal_hangs_up_stops() {
+    // `script` runs the server on a terminal of its own, which goes when `script` is killed.
+    let command = format!(
+        "echo pid $$; exec {} --addr 127.0.0.1:0",
+        common::process::THIS_BUILD
+    );
+    let mut terminal = std::process::Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut output = std::io::BufReader::new(terminal.stdout.take().unwrap());
+    let (mut pid, mut addr) = (None, None);
+    while addr.is_none() {
+        let mut line = String::new();
+        let read = std::io::BufRead::read_line(&mut output, &mut line).unwrap();
+        assert!(read > 0, "the server did not start");
+        pid = pid.or(line
+            .trim()
+            .strip_prefix("pid ")
+            .map(|pid| pid.parse::<u32>().unwrap()));
+        addr = line
+            .split_once("open http://")
+            .and_then(|(_, rest)| rest.trim().trim_end_matches('/').parse::<SocketAddr>().ok());
+    }
+    let (pid, addr) = (pid.expect("a pid"), addr.unwrap());
+    assert_eq!(common::request(addr, "GET", "/healthz", "").status, 200);
+    terminal.kill().unwrap();
+    let _ = terminal.wait();
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, state)| !state.starts_with('Z'))
+        })
+    };
+    let stopped = wait_for(Duration::from_secs(10), || !alive());
+    if !stopped {
+        let _ = std::process::Command::new("kill")
+            .args(["-s", "KILL", &pid.to_string()])
+            .status();
+    }
+    assert!(stopped, "the server runs on after its terminal hung up");
+    assert!(TcpStream::connect(addr).is_err(), "its port is free");
+}
