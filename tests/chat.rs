@@ -913,3 +913,16 @@ fn a_chat_streams_log_line_counts_its_messages_and_every_byte_it_sent() {
         "{logged} in {tail:#?}"
     );
 }
+
+/// A blank `Last-Event-ID` is no position, as no header is: the page gets the recent messages
+/// as the list's new content, not added to what it shows (which would show them twice).
+#[test]
+fn a_blank_last_event_id_is_answered_as_none() {
+    let server = chat_server(|_| {});
+    publish(server.addr, "one");
+    publish(server.addr, "two");
+    let fresh = Subscriber::open(server.addr).messages(2);
+    let blank = Subscriber::open_with(server.addr, "Last-Event-ID: \r\n").messages(2);
+    let data = |messages: &[Msg]| messages.iter().map(|m| m.data.clone()).collect::<Vec<_>>();
+    assert_eq!(data(&blank), data(&fresh));
+}

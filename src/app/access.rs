@@ -14,18 +14,22 @@ use std::path::Path;
 pub struct Token(Box<[u8]>);
 
 impl Token {
-    /// The first line of the file at `path`; an empty one is an error (a token nobody can send
-    /// would close the feeds by mistake). The second value is a warning to log: the file can be
-    /// read by other users.
+    /// The first line of the file at `path` (after a byte-order mark, which some editors
+    /// write); an empty one, or one with a character an HTTP header cannot carry, is an error:
+    /// a token nobody can send would close the feeds by mistake. The second value is a warning
+    /// to log: the file can be read by other users.
     pub fn read(path: &Path) -> io::Result<(Token, Option<String>)> {
         use std::os::unix::fs::PermissionsExt;
         let text = std::fs::read_to_string(path)?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         let first = text.lines().next().unwrap_or("").trim();
+        let refused = |why| Err(io::Error::new(io::ErrorKind::InvalidData, why));
         if first.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "its first line is empty",
-            ));
+            return refused("its first line is empty");
+        }
+        // tiny_http refuses a header with any other byte (a 400 the client cannot get past).
+        if !first.bytes().all(|byte| (b' '..=b'~').contains(&byte)) {
+            return refused("its first line has a character that is not printable ASCII");
         }
         let mode = std::fs::metadata(path)?.permissions().mode();
         let warning = (mode & 0o044 != 0).then(|| {
@@ -136,6 +140,16 @@ mod tests {
         assert!(warning.ends_with("(mode 644); chmod 600 it"), "{warning}");
         std::fs::write(&path, "\nabc\n").unwrap();
         assert!(Token::read(&path).is_err(), "an empty first line");
+        // A byte-order mark, as some editors write, is not part of it.
+        std::fs::write(&path, "\u{feff}abc\r\n").unwrap();
+        assert!(Token::read(&path).unwrap().0.admits(Some("Bearer abc")));
+        // No request could carry it: tiny_http refuses a header that is not ASCII.
+        std::fs::write(&path, "pässwort\n").unwrap();
+        let refused = Token::read(&path).err().expect("refused");
+        assert!(
+            refused.to_string().contains("not printable ASCII"),
+            "{refused}"
+        );
         std::fs::remove_file(&path).unwrap();
         assert!(Token::read(&path).is_err(), "no file");
     }

@@ -239,7 +239,9 @@ impl Feeds {
             }
             // A page that comes back with a position it can resume from keeps what it shows;
             // any other gets the list replaced.
-            let replace = last_event_id.is_none() || resume.missed;
+            // (A blank id is none, as `resume` reads it.)
+            let position = last_event_id.map(str::trim).filter(|id| !id.is_empty());
+            let replace = position.is_none() || resume.missed;
             if let Some(first) = resume.messages.first() {
                 delivery.last_queued = first.id.saturating_sub(1);
             }
