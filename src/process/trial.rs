@@ -65,22 +65,29 @@ mod tests {
         assert_eq!(printed, "a b c --version\n");
     }
 
+    /// The trial of a script of `body`, written in a directory of its own for the test `name`.
+    fn trial_of_script(name: &str, body: &str, patience: Duration) -> Result<String, String> {
+        let dir = std::env::temp_dir().join(format!("sse-htmx-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("script");
+        std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut tried = version_of(&script, &[], patience);
+        // Another test's process may still hold the script's descriptor from its writing.
+        while tried.as_ref().is_err_and(|e| e.contains("busy")) {
+            tried = version_of(&script, &[], patience);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        tried
+    }
+
     /// A program that exits and leaves something running that holds its stdout open.
     #[test]
     fn what_it_left_running_does_not_hold_the_trial() {
-        let dir = std::env::temp_dir().join(format!("sse-htmx-trial-bg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let script = dir.join("leaves");
-        std::fs::write(&script, "#!/bin/sh\nsleep 30 &\necho sse-htmx 9\n").unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
         let started = Instant::now();
-        let mut printed = version_of(&script, &[], Duration::from_secs(5));
-        // Another test's process may still hold the script's descriptor from its writing.
-        while printed.as_ref().is_err_and(|e| e.contains("busy")) {
-            printed = version_of(&script, &[], Duration::from_secs(5));
-        }
-        let _ = std::fs::remove_dir_all(&dir);
+        let body = "sleep 30 &\necho sse-htmx 9";
+        let printed = trial_of_script("trial-bg", body, Duration::from_secs(5));
         assert_eq!(printed.unwrap(), "sse-htmx 9\n");
         assert!(started.elapsed() < Duration::from_secs(10));
     }
@@ -93,19 +100,8 @@ mod tests {
 
     #[test]
     fn a_program_that_takes_too_long_is_killed() {
-        let dir = std::env::temp_dir().join(format!("sse-htmx-trial-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let script = dir.join("slow");
-        std::fs::write(&script, "#!/bin/sh\nexec sleep 30\n").unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
         let started = Instant::now();
-        let mut slow = version_of(&script, &[], Duration::from_millis(100));
-        // Another test's process may still hold the script's descriptor from its writing.
-        while slow.as_ref().is_err_and(|e| e.contains("busy")) {
-            slow = version_of(&script, &[], Duration::from_millis(100));
-        }
-        let _ = std::fs::remove_dir_all(&dir);
+        let slow = trial_of_script("trial", "exec sleep 30", Duration::from_millis(100));
         assert!(slow.unwrap_err().contains("took over"));
         assert!(started.elapsed() < Duration::from_secs(10));
     }
