@@ -1,4 +1,4 @@
-//! The systemd unit the README ships (`deploy/sse-htmx.service`): every flag it passes is one the
+//! The systemd unit the project ships (`deploy/sse-htmx.service`): every flag it passes is one the
 //! binary takes, and `systemd-analyze verify` finds nothing to say about it.
 
 use std::path::{Path, PathBuf};
