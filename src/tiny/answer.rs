@@ -172,7 +172,7 @@ impl<H: Handler> Layer<H> {
             }
             Body::Bytes(_) if on_loop => {
                 let answer = (raw.into_writer(), respond::wire(&reply, screened));
-                match shared.writers.write(Some(request.peer), answer) {
+                match shared.writers.write(request.peer, answer) {
                     Ok(()) => (reply.status, respond::body_bytes(&reply, screened)),
                     // Its client reads none of its answers: its connection is ended, as a
                     // refused one is, and this answer goes unwritten.

@@ -204,7 +204,7 @@ fn close_now(closing: Closing, shared: &Shared) {
         // (for the write timeout each, if the client reads none): on a writer thread, after them.
         // Refused when too many wait already: the connection is shut without it.
         Some(peer) if shared.writers.writing_to(peer) => {
-            let _ = shared.writers.write(Some(peer), (Box::new(writer), wire));
+            let _ = shared.writers.write(peer, (Box::new(writer), wire));
         }
         // Nothing ahead of it (none can come: the connection is ended), and an answer this small
         // fits the socket's buffer: here.

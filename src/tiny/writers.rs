@@ -41,7 +41,7 @@ pub struct Writers(Arc<(Mutex<Waiting>, Condvar)>);
 /// Every waiting thread is either free or promised one of `answers`.
 #[derive(Default)]
 struct Waiting {
-    answers: VecDeque<(Option<SocketAddr>, Answer)>,
+    answers: VecDeque<(SocketAddr, Answer)>,
     /// Below 0 while answers wait with no thread promised to them (none could be started).
     free: isize,
     /// The connections an answer is being written to.
@@ -54,21 +54,19 @@ impl Writers {
     /// Has `answer` to the connection from `peer` written after those before it, by a waiting
     /// thread or a new one. Refused, and the answer dropped, if [`MAX_BEHIND`] answers wait
     /// behind the one being written to `peer` already: its client reads none of them.
-    pub fn write(&self, peer: Option<SocketAddr>, answer: Answer) -> Result<(), SocketAddr> {
+    pub fn write(&self, peer: SocketAddr, answer: Answer) -> Result<(), SocketAddr> {
         let mut waiting = lock(&self.0.0);
-        if let Some(peer) = peer {
-            if waiting.writing.contains(&peer) {
-                if waiting.behind.iter().filter(|(of, _)| *of == peer).count() >= MAX_BEHIND {
-                    // Dropped with the lock let go: dropping tiny_http's writer may write.
-                    drop(waiting);
-                    drop(answer);
-                    return Err(peer);
-                }
-                waiting.behind.push((peer, answer));
-                return Ok(());
+        if waiting.writing.contains(&peer) {
+            if waiting.behind.iter().filter(|(of, _)| *of == peer).count() >= MAX_BEHIND {
+                // Dropped with the lock let go: dropping tiny_http's writer may write.
+                drop(waiting);
+                drop(answer);
+                return Err(peer);
             }
-            waiting.writing.push(peer);
+            waiting.behind.push((peer, answer));
+            return Ok(());
         }
+        waiting.writing.push(peer);
         waiting.answers.push_back((peer, answer));
         if waiting.free > 0 {
             waiting.free -= 1;
@@ -128,9 +126,8 @@ impl Writers {
     }
 
     /// Writes `answer`, then every answer that came behind it for the same connection.
-    fn write_out(&self, (peer, answer): (Option<SocketAddr>, Answer)) {
+    fn write_out(&self, (peer, answer): (SocketAddr, Answer)) {
         send(answer);
-        let Some(peer) = peer else { return };
         loop {
             let mut waiting = lock(&self.0.0);
             let Some(at) = waiting.behind.iter().position(|(of, _)| *of == peer) else {
@@ -214,10 +211,11 @@ mod tests {
         let writers = Writers::default();
         let (stuck, free) = (Recorder::default(), Recorder::default());
         stuck.hold(true);
-        let _ = writers.write(None, (Box::new(stuck.clone()), wire(b"one")));
-        for _ in 0..3 {
+        let peer = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let _ = writers.write(peer(1), (Box::new(stuck.clone()), wire(b"one")));
+        for port in 2..5 {
             free.0.0.lock().unwrap().bytes.clear();
-            let _ = writers.write(None, (Box::new(free.clone()), wire(b"two")));
+            let _ = writers.write(peer(port), (Box::new(free.clone()), wire(b"two")));
             assert!(free.wait_for(b"two"));
         }
         stuck.hold(false);
@@ -232,10 +230,10 @@ mod tests {
         stuck.hold(true);
         // One being written, and MAX_BEHIND behind it.
         for _ in 0..=MAX_BEHIND {
-            let written = writers.write(Some(peer), (Box::new(stuck.clone()), wire(b"x")));
+            let written = writers.write(peer, (Box::new(stuck.clone()), wire(b"x")));
             assert_eq!(written, Ok(()));
         }
-        let refused = writers.write(Some(peer), (Box::new(stuck.clone()), wire(b"y")));
+        let refused = writers.write(peer, (Box::new(stuck.clone()), wire(b"y")));
         assert_eq!(refused, Err(peer));
         // The one thread took the first, and is held up writing it; none waits.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -251,7 +249,8 @@ mod tests {
     fn a_thread_that_waits_takes_the_next_answer() {
         let writers = Writers::default();
         let first = Recorder::default();
-        let _ = writers.write(None, (Box::new(first.clone()), wire(b"a")));
+        let peer = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let _ = writers.write(peer(1), (Box::new(first.clone()), wire(b"a")));
         assert!(first.wait_for(b"a"));
         // The thread that wrote it now waits, promised nothing.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -260,7 +259,7 @@ mod tests {
         }
         assert_eq!(lock(&writers.0.0).free, 1);
         let second = Recorder::default();
-        let _ = writers.write(None, (Box::new(second.clone()), wire(b"b")));
+        let _ = writers.write(peer(2), (Box::new(second.clone()), wire(b"b")));
         assert!(second.wait_for(b"b"));
     }
 }
