@@ -43,6 +43,7 @@ mod process;
 mod reexec;
 mod server;
 mod stop;
+mod thread;
 mod tiny;
 
 pub use config::Config;

@@ -84,9 +84,7 @@ static PRINTER: OnceLock<Printer> = OnceLock::new();
 fn printer() -> &'static Printer {
     PRINTER.get_or_init(|| {
         // The thread waits in `printer()` until this returns.
-        let started = thread::Builder::new()
-            .name("printer".into())
-            .spawn(|| write_lines(printer()));
+        let started = crate::thread::spawn("printer", None, Box::new(|| write_lines(printer())));
         Printer {
             state: Mutex::default(),
             line_queued: Condvar::new(),

@@ -47,12 +47,14 @@ impl Drop for Tiny {
             let server = std::mem::ManuallyDrop::new(server);
             let dropping = self.dropping.clone();
             dropping.fetch_add(1, Ordering::SeqCst);
-            let spawned = std::thread::Builder::new()
-                .name("tiny-drop".into())
-                .spawn(move || {
+            let spawned = crate::thread::spawn(
+                "tiny-drop",
+                None,
+                Box::new(move || {
                     drop(std::mem::ManuallyDrop::into_inner(server));
                     dropping.fetch_sub(1, Ordering::SeqCst);
-                });
+                }),
+            );
             // Not going, so not waited for when the server stops (`serve.rs`).
             if spawned.is_err() {
                 self.dropping.fetch_sub(1, Ordering::SeqCst);

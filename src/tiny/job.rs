@@ -2,7 +2,6 @@
 
 use std::io;
 use std::sync::mpsc;
-use std::thread;
 
 /// Runs `run(job)` on a new thread called `name`. If the thread cannot be spawned, the job
 /// comes back with the error, to be answered.
@@ -15,14 +14,12 @@ pub fn spawn<T: Send + 'static>(
     // The job travels to the thread through a channel: a failed spawn drops the closure, and
     // the job must not go with it.
     let (hand_over, take) = mpsc::sync_channel::<T>(1);
-    let spawned = thread::Builder::new()
-        .name(name.into())
-        .stack_size(stack_size)
-        .spawn(move || {
-            if let Ok(job) = take.recv() {
-                run(job);
-            }
-        });
+    let run = Box::new(move || {
+        if let Ok(job) = take.recv() {
+            run(job);
+        }
+    });
+    let spawned = crate::thread::spawn(name, Some(stack_size), run);
     if let Err(error) = spawned {
         return Err((job, error));
     }

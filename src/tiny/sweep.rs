@@ -57,7 +57,7 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
     let slowest =
         (shared.settings.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(2));
     let closes = shared.clone();
-    let spawned = thread::Builder::new().name("sweep".into()).spawn(move || {
+    let sweep = move || {
         let mut watchdog = Watchdog::default();
         let mut pool = PoolWatch::default();
         let mut held = HeldWatch::default();
@@ -124,7 +124,8 @@ pub fn spawn(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
                 pause = pause.min(SUSPECTS_AGAIN);
             }
         }
-    })?;
+    };
+    let spawned = crate::thread::spawn("sweep", None, Box::new(sweep))?;
     closes.closer.closed_by(Some(spawned.thread().clone()));
     Ok(spawned)
 }

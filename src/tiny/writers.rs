@@ -16,7 +16,6 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::thread;
 use std::time::Duration;
 
 use super::respond::Wire;
@@ -80,10 +79,8 @@ impl Writers {
         // If no thread can be had, the answer waits for the next thread that is (one is started
         // for each answer while none waits). The thread that takes it counts itself free when
         // done with its own: one fewer is free, or it would count twice.
-        let spawned = thread::Builder::new()
-            .name("sse-write".into())
-            .stack_size(STACK_SIZE)
-            .spawn(move || writers.serve());
+        let serve = Box::new(move || writers.serve());
+        let spawned = crate::thread::spawn("sse-write", Some(STACK_SIZE), serve);
         if spawned.is_err() {
             lock(&self.0.0).free -= 1;
         }

@@ -16,7 +16,6 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::Duration;
 
 use super::feeds::{CHAT, Feed, Registry};
@@ -115,9 +114,8 @@ impl Feeds {
             let (sender, receiver) = mpsc::channel();
             let retry = settings.retry;
             let backlog = backlog.clone();
-            thread::Builder::new()
-                .name("feed-fan-out".into())
-                .spawn(move || fan_out(&receiver, share, retry, &backlog))?;
+            let run = Box::new(move || fan_out(&receiver, share, retry, &backlog));
+            crate::thread::spawn("feed-fan-out", None, run)?;
             senders.push(sender);
         }
         let registry = Registry::new(

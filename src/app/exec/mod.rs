@@ -69,9 +69,8 @@ impl Programs {
                 log,
             };
             let stopped = stop.clone();
-            let spawned = thread::Builder::new()
-                .name("exec".into())
-                .spawn(move || program.supervise(&stopped));
+            let supervise = Box::new(move || program.supervise(&stopped));
+            let spawned = crate::thread::spawn("exec", None, supervise);
             match spawned {
                 Ok(supervisor) => supervisors.push(supervisor),
                 Err(error) => {
@@ -186,11 +185,12 @@ impl Program {
         each: Box<dyn FnMut(String) + Send>,
     ) -> Option<thread::JoinHandle<()>> {
         let (feed, log, max_chars) = (self.feed.clone(), self.log, self.max_chars);
-        let spawned = thread::Builder::new().name(which.into()).spawn(move || {
+        let read = Box::new(move || {
             if let Err(error) = lines::for_each(input, max_chars, each) {
                 log.line(format_args!("exec {feed}: {which}: {error}"));
             }
         });
+        let spawned = crate::thread::spawn(which, None, read);
         spawned
             .inspect_err(|error| {
                 let feed = &self.feed;

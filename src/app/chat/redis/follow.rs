@@ -99,9 +99,11 @@ pub fn follow(
         down_logged: false,
     };
     let first = follower.connect();
-    thread::Builder::new()
-        .name("redis-follower".into())
-        .spawn(move || follower.run(first))?;
+    crate::thread::spawn(
+        "redis-follower",
+        None,
+        Box::new(move || follower.run(first)),
+    )?;
     Ok(())
 }
 
