@@ -65,12 +65,19 @@
 //! # Compaction
 //! The journal grows by one record per message (about 30 bytes plus the feed's name, the name
 //! and the text). Once it is more than twice what it would load plus 1 MiB, the append that
-//! took it there is followed by [`Journal::compact`]: what a start would load, and the message
-//! before each feed's oldest (so that a client that missed messages is still told so), replace
-//! the file (`PATH.compacting`, renamed over it, like a conversion). A file left under that
-//! name by a crash is removed by the next compaction. So the file stays within about twice
-//! `--history` messages per feed plus 1 MiB, however fast a feed is published to. Whether that
-//! file can be created is tried when the journal is opened ([`Loaded::cannot_compact`]).
+//! took it there begins a compaction ([`Journal::begin_compaction`]): what a start would load,
+//! and the message before each feed's oldest (so that a client that missed messages is still
+//! told so), replace the file (`PATH.compacting`, renamed over it, like a conversion). A file
+//! left under that name by a crash is removed by the next compaction. So the file stays within
+//! about twice `--history` messages per feed plus 1 MiB, however fast a feed is published to.
+//! Whether that file can be created is tried when the journal is opened
+//! ([`Loaded::cannot_compact`]).
+//!
+//! The slow part, reading the file and writing the new one to disk ([`Compaction::write`]),
+//! takes no lock, so appends go on meanwhile, to the old file. Under the lock,
+//! [`Journal::finish_compaction`] copies what they added to the new file and renames it over
+//! the old: a copy between two files in the page cache, with no wait for the disk. Those last
+//! records are then on disk as any append is, when the kernel writes them back.
 
 mod convert;
 mod crc32;
@@ -104,8 +111,20 @@ pub struct Journal {
     keep: Bounds,
     /// The file's length, as appended to by this journal.
     len: u64,
-    /// The length past which [`Journal::compact_if_due`] compacts.
+    /// The length past which [`Journal::begin_compaction`] begins one.
     compact_at: u64,
+    /// A compaction is under way.
+    compacting: bool,
+}
+
+/// A compaction begun: what it reads and keeps, written off the journal's lock
+/// ([`Compaction::write`]), then put in place under it ([`Journal::finish_compaction`]).
+#[derive(Debug)]
+pub struct Compaction {
+    path: PathBuf,
+    keep: Bounds,
+    /// The appending file's device, inode and length when it began.
+    began: io::Result<(u64, u64, u64)>,
 }
 
 /// What [`Journal::open`] read.
@@ -213,6 +232,7 @@ impl Journal {
             keep,
             len,
             compact_at: compaction_due(loads),
+            compacting: false,
         }
     }
 
@@ -232,47 +252,61 @@ impl Journal {
         Ok(())
     }
 
-    /// Compacts the journal if it has grown past twice what it would load plus 1 MiB (see the
-    /// module's doc): `None` if not, else the length before and after, or why it could not be
-    /// done (the file is kept as it was, and compaction is tried again once it has doubled).
-    pub fn compact_if_due(&mut self) -> Option<io::Result<(u64, u64)>> {
-        if self.len <= self.compact_at {
+    /// Begins a compaction if the journal has grown past twice what it would load plus 1 MiB
+    /// (see the module's doc) and none is under way. Appends go on meanwhile, into this file
+    /// and for the new one.
+    pub fn begin_compaction(&mut self) -> Option<Compaction> {
+        if self.len <= self.compact_at || self.compacting {
             return None;
         }
-        let before = self.len;
-        let compacted = self.compact();
-        if compacted.is_err() {
-            self.compact_at = self.len.saturating_mul(2);
-        }
-        Some(compacted.map(|after| (before, after)))
+        self.compacting = true;
+        let began = self.file.metadata();
+        Some(Compaction {
+            path: self.path.clone(),
+            keep: self.keep,
+            began: began.map(|meta| (meta.dev(), meta.ino(), meta.len())),
+        })
     }
 
-    /// Replaces the file with what it would load, and the message before each feed's oldest;
-    /// returns its new length.
-    fn compact(&mut self) -> io::Result<u64> {
-        let reading = open_to_read(&self.path)?.ok_or_else(|| changed("was removed"))?;
-        let (appending, looked) = (self.file.metadata()?, reading.metadata()?);
-        if (appending.dev(), appending.ino()) != (looked.dev(), looked.ino()) {
-            return Err(changed("was replaced"));
+    /// Puts the file that `written` is in place, with what was appended since the compaction
+    /// began copied to its end; or says why it could not be done (the file is kept as it was,
+    /// and compaction is tried again once it has doubled).
+    pub fn finish_compaction(&mut self, written: io::Result<Written>) -> io::Result<Compacted> {
+        self.compacting = false;
+        let before = self.len;
+        let replaced = written.and_then(|Written { new, len, old }| {
+            let real = new.real.clone();
+            let mut tail = 0;
+            // From the page cache, which the appends have just written: no wait for the disk.
+            let file = new.rename(|new| {
+                tail = rewrite::copy(&old.file, old.len, new)?;
+                Ok(())
+            })?;
+            Ok((file, len + tail, real))
+        });
+        match replaced {
+            Ok((file, after, real)) => {
+                (self.file, self.len) = (file, after);
+                self.compact_at = compaction_due(after);
+                Ok(Compacted {
+                    before,
+                    after,
+                    real,
+                })
+            }
+            Err(error) => {
+                self.compact_at = self.len.saturating_mul(2);
+                Err(error)
+            }
         }
-        // With the newest message of each feed not held: on loading, it is `Held::before`.
-        let mut kept = Loaded::default();
-        read(&reading, looked.len(), self.keep, true, &mut kept)?;
-        let mut bytes = header::HEADER.to_vec();
-        for (feed, held) in &kept.feeds {
-            bytes.extend(encode_all(feed, &held.messages));
-        }
-        // A file under the temporary name was left by a compaction that a crash cut short.
-        let real = std::fs::canonicalize(&self.path)?;
-        let _ = std::fs::remove_file(rewrite::temporary_name(&real, COMPACTING));
-        // Locked before the rename, so that no other server can take the new file meanwhile.
-        self.file = rewrite::replace(&self.path, &reading, COMPACTING, |new| {
-            opening::lock(new)?;
-            new.write_all(&bytes)
-        })?;
-        self.len = bytes.len() as u64;
-        self.compact_at = compaction_due(self.len);
-        Ok(self.len)
+    }
+
+    /// A whole compaction, on the caller's thread.
+    #[cfg(test)]
+    pub fn compact_if_due(&mut self) -> Option<io::Result<(u64, u64)>> {
+        let written = self.begin_compaction()?.write();
+        let compacted = self.finish_compaction(written);
+        Some(compacted.map(|done| (done.before, done.after)))
     }
 
     /// Asks the disk to hold what was appended (`fdatasync`).
@@ -282,6 +316,70 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// A compaction done: the journal's length before and after.
+#[derive(Debug)]
+pub struct Compacted {
+    pub before: u64,
+    pub after: u64,
+    real: PathBuf,
+}
+
+impl Compacted {
+    /// Puts the rename on disk, so that a power cut cannot bring the old file back (it would
+    /// still be whole). Needs no lock, and may take a while on a slow disk.
+    pub fn settle(&self) {
+        rewrite::sync_directory(&self.real);
+    }
+}
+
+/// A compaction's new file, written and on disk, not yet in place.
+pub struct Written {
+    new: rewrite::Beside,
+    len: u64,
+    /// The file it replaces, and its length when the compaction began: appends go on after it.
+    old: Old,
+}
+
+struct Old {
+    file: File,
+    len: u64,
+}
+
+impl Compaction {
+    /// Writes, beside the journal, what a start would load and the message before each feed's
+    /// oldest, as the journal was when the compaction began. Takes no lock: this is the slow
+    /// part (a read of the whole file, a write and an `fsync`).
+    pub fn write(self) -> io::Result<Written> {
+        let (dev, ino, began) = self.began?;
+        let reading = open_to_read(&self.path)?.ok_or_else(|| changed("was removed"))?;
+        let looked = reading.metadata()?;
+        if (dev, ino) != (looked.dev(), looked.ino()) {
+            return Err(changed("was replaced"));
+        }
+        // With the newest message of each feed not held: on loading, it is `Held::before`.
+        let mut kept = Loaded::default();
+        read(&reading, began, self.keep, true, &mut kept)?;
+        let mut bytes = header::HEADER.to_vec();
+        for (feed, held) in &kept.feeds {
+            bytes.extend(encode_all(feed, &held.messages));
+        }
+        // A file under the temporary name was left by a compaction that a crash cut short.
+        let real = std::fs::canonicalize(&self.path)?;
+        let _ = std::fs::remove_file(rewrite::temporary_name(&real, COMPACTING));
+        // Locked before the rename, so that no other server can take the new file meanwhile.
+        let new = rewrite::write_beside(&self.path, &reading, COMPACTING, |new| {
+            opening::lock(new)?;
+            new.write_all(&bytes)
+        })?;
+        let len = bytes.len() as u64;
+        let old = Old {
+            file: reading,
+            len: began,
+        };
+        Ok(Written { new, len, old })
     }
 }
 

@@ -64,7 +64,7 @@ pub struct Feeds {
     /// all threads: how far delivery is behind publishing.
     pub(super) backlog: Arc<AtomicUsize>,
     /// The store every feed's messages go to (`--store`), if there is one.
-    pub(super) journal: Option<Mutex<Journal>>,
+    pub(super) journal: Option<Arc<Mutex<Journal>>>,
     /// Per client address, over all feeds: more feeds are no way around the rate.
     pub(super) limiter: Mutex<Limiter>,
     pub(super) limits: Limits,
@@ -128,7 +128,7 @@ impl Feeds {
         Ok(Feeds {
             registry,
             fan_out: senders,
-            journal: journal.map(Mutex::new),
+            journal: journal.map(|journal| Arc::new(Mutex::new(journal))),
             unsent: Mutex::new(VecDeque::new()),
             next_share: AtomicUsize::new(0),
             backlog,

@@ -4,15 +4,18 @@
 //! for the fan-out threads in the same step; the queue is handed over once the reply is written
 //! (for a request) or at once (from code), so a `POST` is answered before any delivery starts.
 
-use std::sync::Arc;
+use std::io;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::feeds::CHAT;
+use super::journal::{Compacted, Journal};
 use super::live::Feeds;
 use super::message::{self, Draft, Message, Refusal, Submission};
 use super::{form, lock};
 use crate::app::views;
+use crate::log::Log;
 use crate::tiny::{Reply, Request, shown_peer};
 
 /// Messages the fan-out threads may be behind before a publisher from code waits (see
@@ -199,22 +202,28 @@ impl Feeds {
         Ok(message)
     }
 
-    /// Compacts the journal if it is due (see `journal`), outside any room's lock, so that only
-    /// publishes wait for it, not the streams that open meanwhile.
+    /// Compacts the journal if it is due (see `journal`): on a thread of its own, since the
+    /// publishing thread may be the request loop, and a compaction reads the whole file, writes
+    /// what it keeps and waits for the disk. Publishes go on meanwhile; they wait only while
+    /// the new file takes the old one's place.
     fn compact_journal(&self) {
         let Some(journal) = &self.journal else { return };
-        let mut journal = lock(journal);
-        let Some(compacted) = journal.compact_if_due() else {
+        let Some(compaction) = lock(journal).begin_compaction() else {
             return;
         };
-        let path = journal.path().display();
-        match compacted {
-            Ok((before, after)) => self.log.line(format_args!(
-                "journal {path} compacted from {before} to {after} bytes"
-            )),
-            Err(error) => self.log.line(format_args!(
-                "journal {path} not compacted, kept as it was: {error}"
-            )),
+        let log = self.log;
+        let compact = {
+            let journal = journal.clone();
+            move || {
+                let written = compaction.write();
+                let compacted = lock(&journal).finish_compaction(written);
+                report_compaction(&journal, compacted, log);
+            }
+        };
+        let spawned = crate::thread::spawn("journal", None, Box::new(compact));
+        if let Err(error) = spawned {
+            let compacted = lock(journal).finish_compaction(Err(error));
+            report_compaction(journal, compacted, log);
         }
     }
 
@@ -251,6 +260,24 @@ impl Feeds {
     /// [`Feeds::publish_request`], such as a body too large to read).
     pub fn count_refusal(&self, label: &str) {
         self.refusals.count(label);
+    }
+}
+
+/// Says in the log how a compaction of `journal` went, and puts a done one on disk.
+fn report_compaction(journal: &Mutex<Journal>, compacted: io::Result<Compacted>, log: Log) {
+    let path = lock(journal).path().to_owned();
+    let path = path.display();
+    match compacted {
+        Ok(done) => {
+            done.settle();
+            let Compacted { before, after, .. } = done;
+            log.line(format_args!(
+                "journal {path} compacted from {before} to {after} bytes"
+            ));
+        }
+        Err(error) => log.line(format_args!(
+            "journal {path} not compacted, kept as it was: {error}"
+        )),
     }
 }
 

@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::{header, rewrite};
@@ -16,18 +15,7 @@ pub const SUFFIX: &str = ".converting";
 pub fn convert(path: &Path, old: &File) -> io::Result<()> {
     rewrite::replace(path, old, SUFFIX, |new| {
         new.write_all(&header::HEADER)?;
-        // A plain loop rather than `io::copy`, whose fast paths between two files cost the
-        // static binary about 10 KB.
-        let mut buffer = vec![0; 64 * 1024];
-        let mut at = 0;
-        loop {
-            let n = old.read_at(&mut buffer, at)?;
-            if n == 0 {
-                return Ok(());
-            }
-            new.write_all(&buffer[..n])?;
-            at += n as u64;
-        }
+        rewrite::copy(old, 0, new).map(drop)
     })
     .map_err(|error| {
         let what = match error.kind() {

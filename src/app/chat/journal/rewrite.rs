@@ -8,8 +8,8 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions, Permissions};
-use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, fchown};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt, fchown};
 use std::path::{Path, PathBuf};
 
 /// Replaces the file at `path`, open as `old`, with what `fill` writes to the new one, which
@@ -22,16 +22,35 @@ pub fn replace(
     suffix: &str,
     fill: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> io::Result<File> {
+    let beside = write_beside(path, old, suffix, fill)?;
+    let real = beside.real.clone();
+    let new = beside.rename(|_| Ok(()))?;
+    sync_directory(&real);
+    Ok(new)
+}
+
+/// A new file, written and on disk beside the one it is to replace, under its temporary name.
+pub struct Beside {
+    file: File,
+    temporary: PathBuf,
+    /// The file it replaces, links followed.
+    pub real: PathBuf,
+}
+
+/// Writes the file that is to replace `path` (open as `old`): what `fill` writes, on disk (see
+/// [`replace`]).
+pub fn write_beside(
+    path: &Path,
+    old: &File,
+    suffix: &str,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<Beside> {
     let real = fs::canonicalize(path)?;
     let temporary = temporary_name(&real, suffix);
-    let in_temporary = |error: io::Error| {
-        let what = format!("{}: {error}", temporary.display());
-        io::Error::new(error.kind(), what)
-    };
     let meta = old.metadata()?;
     let mode = meta.permissions().mode() & 0o7777;
     // `create_new` never follows a link nor reuses a file that is there.
-    let mut new = OpenOptions::new()
+    let mut file = OpenOptions::new()
         .append(true)
         .create_new(true)
         .mode(mode)
@@ -41,29 +60,74 @@ pub fn replace(
                 let what = format!("{} exists", temporary.display());
                 io::Error::new(error.kind(), what)
             }
-            _ => in_temporary(error),
+            _ => in_file(&temporary, error),
         })?;
     // The mode given at creation is narrowed by the umask; this sets it exactly.
-    let written = new
+    let written = file
         .set_permissions(Permissions::from_mode(mode))
-        .and_then(|()| new.metadata())
+        .and_then(|()| file.metadata())
         .and_then(|made| match (made.uid(), made.gid()) {
             owner if owner == (meta.uid(), meta.gid()) => Ok(()),
-            _ => fchown(&new, Some(meta.uid()), Some(meta.gid())),
+            _ => fchown(&file, Some(meta.uid()), Some(meta.gid())),
         })
-        .and_then(|()| fill(&mut new))
-        .and_then(|()| new.sync_all())
-        .and_then(|()| fs::rename(&temporary, &real));
-    if let Err(error) = written {
-        let _ = fs::remove_file(&temporary);
-        return Err(in_temporary(error));
+        .and_then(|()| fill(&mut file))
+        .and_then(|()| file.sync_all());
+    let beside = Beside {
+        file,
+        temporary,
+        real,
+    };
+    match written {
+        Ok(()) => Ok(beside),
+        Err(error) => Err(beside.remove(error)),
     }
-    // The rename is what makes the new file the journal; if a power cut loses it, the old file
-    // is still there, whole.
+}
+
+impl Beside {
+    /// Appends what `last` writes (not waited onto the disk: as an append to the journal is
+    /// not) and renames the new file over the old; returns it, open for appending. On an error
+    /// the new file is removed, and the old one stays.
+    pub fn rename(mut self, last: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<File> {
+        match last(&mut self.file).and_then(|()| fs::rename(&self.temporary, &self.real)) {
+            Ok(()) => Ok(self.file),
+            Err(error) => Err(self.remove(error)),
+        }
+    }
+
+    /// Removes the new file, after `error`, which comes back naming it.
+    fn remove(self, error: io::Error) -> io::Error {
+        let _ = fs::remove_file(&self.temporary);
+        in_file(&self.temporary, error)
+    }
+}
+
+/// Puts a rename in the directory of `real` on disk. Until then a power cut can lose it, and
+/// leave the old file there, whole.
+pub fn sync_directory(real: &Path) {
     if let Some(dir) = real.parent() {
         let _ = File::open(dir).and_then(|dir| dir.sync_all());
     }
-    Ok(new)
+}
+
+/// Appends to `to` what `from` holds after `at`; returns how many bytes.
+pub fn copy(from: &File, at: u64, to: &mut File) -> io::Result<u64> {
+    // A plain loop rather than `io::copy`, whose fast paths between two files cost the static
+    // binary about 10 KB.
+    let mut buffer = vec![0; 64 * 1024];
+    let mut copied = 0;
+    loop {
+        let n = from.read_at(&mut buffer, at + copied)?;
+        if n == 0 {
+            return Ok(copied);
+        }
+        to.write_all(&buffer[..n])?;
+        copied += n as u64;
+    }
+}
+
+/// `error`, naming `file`.
+fn in_file(file: &Path, error: io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("{}: {error}", file.display()))
 }
 
 /// `NAME.SUFFIX`, beside `real`.

@@ -94,9 +94,49 @@ fn a_journal_replaced_under_it_is_not_compacted_and_says_so() {
     let error = journal.compact_if_due().unwrap().unwrap_err();
     assert!(error.to_string().contains("was replaced"), "{error}");
     assert_eq!(fs::read(&path).unwrap(), b"someone else's");
-    // Not tried again at every append.
+    // Not tried again at every append, but once the journal has doubled.
     journal.append(CHAT, &msg(2201, "next")).unwrap();
     assert!(journal.compact_if_due().is_none());
+    append_many(&mut journal, CHAT, 2202, 2300);
+    assert!(journal.begin_compaction().is_some());
+}
+
+/// A compaction writes its file with no lock held (on a thread of its own in the server):
+/// appends go on meanwhile, to the old file, and are copied to the new one as it takes the old
+/// one's place. None is lost, none read twice.
+#[test]
+fn what_is_appended_while_a_compaction_writes_is_in_the_compacted_file() {
+    let dir = Dir::new("compact-meanwhile");
+    let path = dir.file();
+    let (mut journal, _) = Journal::open(&path, 10).unwrap();
+    append_many(&mut journal, CHAT, 1, 2200);
+    let compaction = journal.begin_compaction().expect("due");
+    // After it began and before it reads: not for it to read.
+    append_many(&mut journal, "late", 1, 3);
+    assert!(journal.begin_compaction().is_none(), "one at a time");
+    let written = compaction.write();
+    append_many(&mut journal, "late", 4, 3);
+    journal.append(CHAT, &msg(2201, "last")).unwrap();
+    let before = fs::metadata(&path).unwrap().len();
+    let done = journal.finish_compaction(written).unwrap();
+    assert_eq!(done.before, before);
+    assert_eq!(done.after, fs::metadata(&path).unwrap().len());
+    assert!(
+        done.after < 10_000,
+        "{} bytes: 17 messages and 1",
+        done.after
+    );
+    journal.append(CHAT, &msg(2202, "after")).unwrap();
+    drop(journal);
+
+    let loaded = load(&path, 10);
+    assert_eq!(loaded.problems, Vec::<String>::new());
+    assert_eq!(ids(&loaded), (2193..=2202).collect::<Vec<_>>());
+    assert_eq!(chat(&loaded).before, Some(2192));
+    let (feed, late) = &loaded.feeds[1];
+    assert_eq!(feed, "late");
+    let late_ids: Vec<u64> = late.messages.iter().map(|m| m.id).collect();
+    assert_eq!(late_ids, (1..=6).collect::<Vec<_>>());
 }
 
 /// A feed's history holds at most 1 MiB of text, whatever `--history` says: a start loads no
