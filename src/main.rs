@@ -212,9 +212,17 @@ fn program(text: &str) -> Result<(String, String), String> {
 }
 
 /// `*`, or an origin as browsers send it (`http://host:port`, lowercase, no path); a final `/`
-/// is dropped.
+/// is dropped, and so is the scheme's own port, which browsers leave out.
 fn origin(text: &str) -> Result<String, String> {
-    let origin = text.strip_suffix('/').unwrap_or(text).to_ascii_lowercase();
+    let mut origin = text.strip_suffix('/').unwrap_or(text).to_ascii_lowercase();
+    let own_port = if origin.starts_with("https:") {
+        ":443"
+    } else {
+        ":80"
+    };
+    if let Some(without) = origin.strip_suffix(own_port) {
+        origin = without.to_owned();
+    }
     let host = origin
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"));

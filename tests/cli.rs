@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
-use common::{ServerProcess, request};
+use common::{EventStream, ServerProcess, request};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_sse-htmx");
 
@@ -109,6 +109,30 @@ fn bad_flags_and_values_are_one_line_and_exit_code_2() {
         "expected * or http(s)://HOST[:PORT]",
     );
     assert_refused(&["--cors", "http://board/page"], "--cors");
+}
+
+/// Browsers leave a scheme's own port out of `Origin`: an origin given with it is the one they
+/// send without it.
+#[test]
+fn a_cors_origin_given_with_its_schemes_own_port_is_the_one_browsers_send() {
+    let cors = [
+        "--cors",
+        "http://Board.example:80/",
+        "--cors",
+        "https://[::1]:443",
+    ];
+    let server = ServerProcess::start(&cors);
+    let allowed = |origin: &str| {
+        let header = format!("Origin: {origin}\r\n");
+        let stream = EventStream::open_path(server.addr, "/connect", &header);
+        assert_eq!(stream.head.status, 200);
+        stream.head.header("Access-Control-Allow-Origin") == Some(origin)
+    };
+    assert!(allowed("http://board.example"));
+    assert!(allowed("https://[::1]"));
+    // Another port is another origin.
+    assert!(!allowed("http://board.example:8080"));
+    assert!(!allowed("https://[::1]:80"));
 }
 
 #[test]
