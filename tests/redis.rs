@@ -595,3 +595,42 @@ fn a_tls_url_is_refused_at_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("TLS"), "{stderr}");
 }
+
+/// A publish waits for Redis, up to its timeout when Redis stalls; the other requests do not
+/// wait with it: it is answered on a thread of its own, not on the request loop.
+#[test]
+fn a_publish_waiting_for_a_stalled_redis_holds_up_no_other_request() {
+    let Some(redis) = RedisServer::start("stalled") else {
+        return;
+    };
+    let server = instance(&redis);
+    let addr = server.addr;
+    publish_to(addr, "/feeds/temp", "before");
+    let pid = redis.pid().expect("redis runs").to_string();
+    let signal = |name: &str| {
+        let status = Command::new("kill").args([name, &pid]).status();
+        assert!(status.unwrap().success(), "kill {name} {pid}");
+    };
+    signal("-STOP");
+    // Redis answers again however the test ends.
+    struct Resume<F: Fn(&str)>(F);
+    impl<F: Fn(&str)> Drop for Resume<F> {
+        fn drop(&mut self) {
+            (self.0)("-CONT");
+        }
+    }
+    let _resume = Resume(signal);
+    let publishing = std::thread::spawn(move || post_text_to(addr, "/feeds/temp", "stalled"));
+    std::thread::sleep(Duration::from_millis(300));
+    let asked = std::time::Instant::now();
+    let page = request(addr, "GET", "/", "");
+    let took = asked.elapsed();
+    assert_eq!(page.status, 200);
+    assert!(
+        !publishing.is_finished(),
+        "the publish was answered before Redis could answer it"
+    );
+    assert!(took < Duration::from_secs(1), "the page took {took:?}");
+    // Refused once its wait for Redis is over (2 s), as when Redis is away.
+    assert_eq!(publishing.join().unwrap().status, 503);
+}

@@ -173,6 +173,13 @@ impl Handler for App {
         }
     }
 
+    /// A publish waits for Redis when the feeds are shared through it (up to seconds when it
+    /// stalls).
+    #[cfg(feature = "redis")]
+    fn may_wait(&self, request: &Request, route: &Route) -> bool {
+        publishes(request, route) && self.feeds.shared_through_redis()
+    }
+
     fn body_limit(&self, request: &Request, route: &Route) -> usize {
         if publishes(request, route) {
             MAX_BODY

@@ -88,10 +88,13 @@ impl<H: Handler> Layer<H> {
         };
         let limit = self.handler.body_limit(&incoming.request, &incoming.route);
         let limit = limit.min(MAX_BODY);
+        // Answered on a thread of its own, as if its body had to be read.
+        let may_wait = self.handler.may_wait(&incoming.request, &incoming.route);
         match framing {
             RequestFraming::Length(length) if length > limit as u64 => {
                 self.refused(incoming, body::TOO_LARGE);
             }
+            _ if may_wait => self.read_on_a_thread(incoming, framing, limit),
             RequestFraming::None | RequestFraming::Length(0) => self.answer(incoming, true),
             // In memory already: this read does not wait.
             RequestFraming::Length(_) if refuse::unread_body(&incoming.raw, screened) == 0 => {
@@ -99,15 +102,24 @@ impl<H: Handler> Layer<H> {
                 let _ = incoming.raw.as_reader().read_to_end(body);
                 self.answer(incoming, true);
             }
-            framing => {
-                let layer = self.clone();
-                let read = move |incoming| layer.read_then_answer(incoming, framing, limit);
-                if let Err(incoming) = self.bodies.spawn(incoming, read) {
-                    let busy = Reply::text(503, "too many requests with a body, try again\n")
-                        .with_header("Retry-After", "1");
-                    self.refuse(incoming, busy);
-                }
-            }
+            framing => self.read_on_a_thread(incoming, framing, limit),
+        }
+    }
+
+    /// Reads the body and answers on a thread of the body readers'; refuses with `503` if
+    /// none can be had.
+    fn read_on_a_thread(
+        self: &Arc<Self>,
+        incoming: Incoming<H::Route>,
+        framing: RequestFraming,
+        limit: usize,
+    ) {
+        let layer = self.clone();
+        let read = move |incoming| layer.read_then_answer(incoming, framing, limit);
+        if let Err(incoming) = self.bodies.spawn(incoming, read) {
+            let busy = Reply::text(503, "too many requests with a body, try again\n")
+                .with_header("Retry-After", "1");
+            self.refuse(incoming, busy);
         }
     }
 

@@ -14,8 +14,13 @@ pub trait Handler: Send + Sync + 'static {
     type Route: Send + 'static;
     fn route(&self, request: &Request) -> Self::Route;
     /// The answer to a request, with its body read. Runs on the request loop, or on the thread
-    /// that read the body: it must not block.
+    /// that read the body: it must not block, unless [`Handler::may_wait`] says so.
     fn handle(&self, request: &Request, route: &Self::Route) -> Reply;
+    /// Whether the answer to the request may wait on something slow (another server): it is
+    /// then made on a thread of its own, as for a body to read, never on the request loop.
+    fn may_wait(&self, _request: &Request, _route: &Self::Route) -> bool {
+        false
+    }
     /// The metrics label of a route, for requests the layer refuses before they reach
     /// [`Handler::handle`].
     fn label(&self, route: &Self::Route) -> &'static str;

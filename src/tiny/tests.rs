@@ -24,9 +24,11 @@ static KEPT: Mutex<Vec<Arc<Outlet>>> = Mutex::new(Vec::new());
 /// the reply's after-work waits for the test's go, then says it ran. `/stream-fails` and
 /// `/stream-panics` are event streams whose body fails, or panics, before its first event;
 /// `/shared-stream-panics` one whose body shares its outlet, keeps it elsewhere, and panics.
+/// `/wait` may wait ([`Handler::may_wait`]): it waits for the test's go before it answers.
 #[derive(Default)]
 struct Echo {
     after: Mutex<Option<(Receiver<()>, Sender<()>)>>,
+    gate: Mutex<Option<Receiver<()>>>,
 }
 
 impl Handler for Echo {
@@ -55,6 +57,10 @@ impl Handler for Echo {
             .with_outlet();
         }
         let reply = Reply::new(200, "application/octet-stream", request.body.clone());
+        let gate = (request.path == "/wait").then(|| self.gate.lock().unwrap().take());
+        if let Some(go) = gate.flatten() {
+            go.recv_timeout(TIMEOUT).expect("the go");
+        }
         if request.path != "/then" {
             return reply;
         }
@@ -73,6 +79,10 @@ impl Handler for Echo {
 
     fn busy(&self) -> Reply {
         Reply::text(503, "busy\n")
+    }
+
+    fn may_wait(&self, request: &Request, _big: &bool) -> bool {
+        request.path == "/wait"
     }
 
     fn body_limit(&self, _request: &Request, &big: &bool) -> usize {
@@ -312,6 +322,32 @@ fn a_slow_body_stalls_no_one_else() {
     assert_eq!(read_response(&mut slow), (200, body(MAX_BODY)));
     chunked_slow.write_all(b"cde\r\n0\r\n\r\n").unwrap();
     assert_eq!(read_response(&mut chunked_slow), (200, b"abcde".to_vec()));
+}
+
+#[test]
+fn an_answer_that_may_wait_holds_up_no_one_else() {
+    let layer = Layer::start();
+    let (go, gate) = mpsc::channel();
+    *layer.echo.gate.lock().unwrap() = Some(gate);
+    let mut waiting = layer.connect();
+    waiting
+        .write_all(b"POST /wait HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+        .unwrap();
+    let taken = Instant::now();
+    while layer.echo.gate.lock().unwrap().is_some() {
+        assert!(taken.elapsed() < TIMEOUT, "the handler never asked");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The handler waits; others are answered meanwhile, with and without a body.
+    let mut other = layer.connect();
+    other.write_all(NEXT).unwrap();
+    assert_eq!(read_response(&mut other).0, 200);
+    other
+        .write_all(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
+        .unwrap();
+    assert_eq!(read_response(&mut other), (200, b"ok".to_vec()));
+    go.send(()).unwrap();
+    assert_eq!(read_response(&mut waiting), (200, b"hi".to_vec()));
 }
 
 #[test]

@@ -21,6 +21,11 @@ impl Feeds {
         self
     }
 
+    /// Whether the feeds are shared through Redis: a publish then waits for it.
+    pub fn shared_through_redis(&self) -> bool {
+        self.redis.is_some()
+    }
+
     /// The id a page comes back with may be one this instance has not read yet (the page saw it
     /// on a faster instance): that id, if it is above every id held and the feed's stream has
     /// it. Asked before the room's lock is taken, since Redis may be slow to answer.
