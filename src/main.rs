@@ -214,21 +214,19 @@ fn program(text: &str) -> Result<(String, String), String> {
 /// `*`, or an origin as browsers send it (`http://host:port`, lowercase, no path); a final `/`
 /// is dropped, and so is the scheme's own port, which browsers leave out.
 fn origin(text: &str) -> Result<String, String> {
-    let mut origin = text.strip_suffix('/').unwrap_or(text).to_ascii_lowercase();
-    let own_port = if origin.starts_with("https:") {
-        ":443"
-    } else {
-        ":80"
-    };
-    if let Some(without) = origin.strip_suffix(own_port) {
-        origin = without.to_owned();
+    let origin = text.strip_suffix('/').unwrap_or(text).to_ascii_lowercase();
+    if origin == "*" {
+        return Ok(origin);
     }
+    let (scheme, own_port) = match origin.strip_prefix("https://") {
+        Some(_) => ("https://", ":443"),
+        None => ("http://", ":80"),
+    };
     let host = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
+        .strip_prefix(scheme)
+        .map(|h| h.strip_suffix(own_port).unwrap_or(h));
     match host {
-        _ if origin == "*" => Ok(origin),
-        Some(host) if !host.is_empty() && !host.contains('/') => Ok(origin),
+        Some(host) if !host.is_empty() && !host.contains('/') => Ok(format!("{scheme}{host}")),
         _ => Err("expected * or http(s)://HOST[:PORT], e.g. http://board:8080".into()),
     }
 }

@@ -109,6 +109,7 @@ fn bad_flags_and_values_are_one_line_and_exit_code_2() {
         "expected * or http(s)://HOST[:PORT]",
     );
     assert_refused(&["--cors", "http://board/page"], "--cors");
+    assert_refused(&["--cors", "*:80"], "--cors");
 }
 
 /// Browsers leave a scheme's own port out of `Origin`: an origin given with it is the one they

@@ -88,35 +88,53 @@ impl<H: Handler> Layer<H> {
         };
         let limit = self.handler.body_limit(&incoming.request, &incoming.route);
         let limit = limit.min(MAX_BODY);
-        // Answered on a thread of its own, as if its body had to be read.
         let may_wait = self.handler.may_wait(&incoming.request, &incoming.route);
         match framing {
             RequestFraming::Length(length) if length > limit as u64 => {
                 self.refused(incoming, body::TOO_LARGE);
             }
-            _ if may_wait => self.read_on_a_thread(incoming, framing, limit),
-            RequestFraming::None | RequestFraming::Length(0) => self.answer(incoming, true),
+            RequestFraming::None | RequestFraming::Length(0) => {
+                self.answer_apart(incoming, may_wait)
+            }
             // In memory already: this read does not wait.
             RequestFraming::Length(_) if refuse::unread_body(&incoming.raw, screened) == 0 => {
                 let body = &mut incoming.request.body;
                 let _ = incoming.raw.as_reader().read_to_end(body);
-                self.answer(incoming, true);
+                self.answer_apart(incoming, may_wait);
             }
-            framing => self.read_on_a_thread(incoming, framing, limit),
+            framing => self.on_a_thread(incoming, move |layer, incoming| {
+                layer.read_then_answer(incoming, framing, limit);
+            }),
         }
     }
 
-    /// Reads the body and answers on a thread of the body readers'; refuses with `503` if
-    /// none can be had.
-    fn read_on_a_thread(
+    /// Answers a request whose body is read: on the request loop, or, if the answer may wait
+    /// ([`Handler::may_wait`]), on a thread of its own, its connection busy meanwhile (as while
+    /// a body is read: the sweep leaves it alone).
+    fn answer_apart(self: &Arc<Self>, incoming: Incoming<H::Route>, may_wait: bool) {
+        if !may_wait {
+            return self.answer(incoming, true);
+        }
+        self.on_a_thread(incoming, |layer, incoming| {
+            let (shared, peer) = (&layer.shared, incoming.request.peer);
+            shared.connections.body_started(peer);
+            fence(shared.log, "answering a request", || {
+                layer.answer(incoming, false)
+            });
+            shared.connections.body_ended(peer);
+        });
+    }
+
+    /// Runs `run` on a thread of the body readers'; refuses the request with `503` if none can
+    /// be had.
+    fn on_a_thread(
         self: &Arc<Self>,
         incoming: Incoming<H::Route>,
-        framing: RequestFraming,
-        limit: usize,
+        run: impl FnOnce(&Arc<Self>, Incoming<H::Route>) + Send + 'static,
     ) {
         let layer = self.clone();
-        let read = move |incoming| layer.read_then_answer(incoming, framing, limit);
-        if let Err(incoming) = self.bodies.spawn(incoming, read) {
+        let run = move |incoming| run(&layer, incoming);
+        if let Err(incoming) = self.bodies.spawn(incoming, run) {
             let busy = Reply::text(503, "too many requests with a body, try again\n")
                 .with_header("Retry-After", "1");
             self.refuse(incoming, busy);

@@ -355,7 +355,7 @@ impl Feeds {
     /// its image: until then a power cut can lose the last half minute or so (see `journal`).
     pub fn sync(&self) {
         let Some(journal) = &self.journal else { return };
-        let journal = lock(journal);
+        let mut journal = lock(journal);
         if let Err(error) = journal.sync() {
             let path = journal.path().display();
             self.log.line(format_args!("store: {path}: {error}"));

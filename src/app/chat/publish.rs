@@ -215,7 +215,10 @@ impl Feeds {
         let compact = {
             let journal = journal.clone();
             move || {
-                let written = compaction.write();
+                // A panic would leave the journal compacting for good, growing without bound.
+                let write = std::panic::AssertUnwindSafe(|| compaction.write());
+                let written = std::panic::catch_unwind(write)
+                    .unwrap_or_else(|_| Err(io::Error::other("the compaction panicked")));
                 let compacted = lock(&journal).finish_compaction(written);
                 report_compaction(&journal, compacted, log);
             }

@@ -488,7 +488,7 @@ fn appends_after_reopening_follow_the_earlier_records() {
     let path = dir.file();
     write(&path, &[msg(1, "a")]);
     write(&path, &[msg(2, "b")]);
-    let (journal, loaded) = Journal::open(&path, 10).unwrap();
+    let (mut journal, loaded) = Journal::open(&path, 10).unwrap();
     assert_eq!(ids(&loaded), [1, 2]);
     assert_eq!(journal.path(), path);
     journal.sync().unwrap();

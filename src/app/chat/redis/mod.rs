@@ -77,7 +77,7 @@ struct Publisher {
     connection: Option<Connection>,
     /// The follower's epoch when `connection` was made.
     epoch: u64,
-    /// When and why the last connection attempt failed.
+    /// When and why the last connection attempt, or the last command, failed.
     failed: Option<(Instant, String)>,
 }
 
@@ -142,8 +142,12 @@ impl Redis {
         let stream_id = match result {
             Ok(stream_id) => stream_id,
             Err(why) => {
-                // A connection that failed mid-command is in an unknown state: a new one next.
+                // A connection that failed mid-command is in an unknown state: a new one next,
+                // not before RETRY_AFTER (or the follower's reconnection), so that publishes
+                // queued behind this one while Redis stalled are refused at once, not each
+                // after its own timeout.
                 publisher.connection = None;
+                publisher.failed = Some((Instant::now(), why.clone()));
                 self.metrics.publish_failed();
                 return Err(Unavailable {
                     why,

@@ -101,6 +101,24 @@ fn a_journal_replaced_under_it_is_not_compacted_and_says_so() {
     assert!(journal.begin_compaction().is_some());
 }
 
+/// A journal replaced while a compaction wrote its new file is left as it is, and so is the
+/// file it was replaced with; the new file is removed.
+#[test]
+fn a_journal_replaced_while_its_compaction_wrote_is_not_replaced_again() {
+    let dir = Dir::new("compact-replaced-meanwhile");
+    let path = dir.file();
+    let (mut journal, _) = Journal::open(&path, 3).unwrap();
+    append_many(&mut journal, CHAT, 1, 2200);
+    let written = journal.begin_compaction().expect("due").write();
+    fs::rename(&path, dir.0.join("moved")).unwrap();
+    fs::write(&path, b"someone else's").unwrap();
+    let error = journal.finish_compaction(written).unwrap_err();
+    assert!(error.to_string().contains("was replaced"), "{error}");
+    assert_eq!(fs::read(&path).unwrap(), b"someone else's");
+    let left = super::super::rewrite::temporary_name(&path, ".compacting");
+    assert!(!left.exists());
+}
+
 /// A compaction writes its file with no lock held (on a thread of its own in the server):
 /// appends go on meanwhile, to the old file, and are copied to the new one as it takes the old
 /// one's place. None is lost, none read twice.
