@@ -295,12 +295,14 @@ impl Journal {
                 tail = rewrite::copy(&old.file, old.len, new)?;
                 if synced { new.sync_data() } else { Ok(()) }
             })?;
-            Ok((file, len + tail, real))
+            Ok((file, len, tail, real))
         });
         match replaced {
-            Ok((file, after, real)) => {
+            Ok((file, kept, tail, real)) => {
+                let after = kept + tail;
                 (self.file, self.len) = (file, after);
-                self.compact_at = compaction_due(after);
+                // From what it keeps: a long tail (a fast feed, a slow disk) is due again soon.
+                self.compact_at = compaction_due(kept);
                 Ok(Compacted {
                     before,
                     after,

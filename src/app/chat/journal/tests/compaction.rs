@@ -157,6 +157,21 @@ fn what_is_appended_while_a_compaction_writes_is_in_the_compacted_file() {
     assert_eq!(late_ids, (1..=6).collect::<Vec<_>>());
 }
 
+/// What a compaction keeps sets when the next is due, not what was appended meanwhile: a tail
+/// of more than 1 MiB (a fast feed while the disk was slow) is compacted away next.
+#[test]
+fn a_compaction_whose_tail_is_long_is_followed_by_another() {
+    let dir = Dir::new("compact-long-tail");
+    let path = dir.file();
+    let (mut journal, _) = Journal::open(&path, 10).unwrap();
+    append_many(&mut journal, CHAT, 1, 2200);
+    let written = journal.begin_compaction().expect("due").write();
+    append_many(&mut journal, CHAT, 2201, 2200);
+    let done = journal.finish_compaction(written).unwrap();
+    assert!(done.after > 1 << 20, "{}", done.after);
+    assert!(journal.begin_compaction().is_some(), "due again");
+}
+
 /// A feed's history holds at most 1 MiB of text, whatever `--history` says: a start loads no
 /// more, and a compaction keeps no more (and one message before it), so that the journal stays
 /// within twice what memory holds plus 1 MiB, as the docs say.
