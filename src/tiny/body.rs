@@ -31,7 +31,8 @@ const TIMED_OUT: HttpRefusal = refusal(408, "request body not received in time\n
 /// The longest a client may take to send a whole body.
 const BODY_TIME: Duration = Duration::from_secs(10);
 
-/// A reader thread reads a little and runs a handler; the handler's stack needs are small.
+/// A reader thread reads a little and runs a handler; the handler's stack needs are small (with
+/// `--redis` a publish runs the Redis client, which may look a host name up: well within it).
 const STACK_SIZE: usize = 256 * 1024;
 
 /// The threads reading bodies now: each holds a clone.
@@ -56,6 +57,11 @@ impl Readers {
         let live = self.live.clone();
         job::spawn("sse-body", STACK_SIZE, (job, live), |(job, _live)| run(job))
             .map_err(|((job, _live), _)| job)
+    }
+
+    /// The threads running now.
+    pub fn running(&self) -> usize {
+        Arc::strong_count(&self.live) - 1
     }
 }
 

@@ -19,8 +19,9 @@ pub struct Connections {
     /// The streams from each address: two while a new connection from the address of one whose
     /// client left unnoticed has a stream too (see [`Connections::reopened`]).
     streams: Mutex<HashMap<SocketAddr, usize>>,
-    /// Connections whose body is being read on a thread of its own.
-    busy: Mutex<HashSet<SocketAddr>>,
+    /// Connections whose body is being read, or whose answer may wait, on a thread of its own:
+    /// how many of their requests (a client that pipelines may have two).
+    busy: Mutex<HashMap<SocketAddr, usize>>,
     /// Connections the server has ended (a refusal, or a response that said `Connection:
     /// close`): requests tiny_http still reads from them are dropped unanswered. Those from a new
     /// connection from the same address are too, unless the ending carries a feed stream whose
@@ -106,11 +107,17 @@ impl Connections {
     }
 
     pub fn body_started(&self, peer: SocketAddr) {
-        lock(&self.busy).insert(peer);
+        *lock(&self.busy).entry(peer).or_default() += 1;
     }
 
     pub fn body_ended(&self, peer: SocketAddr) {
-        lock(&self.busy).remove(&peer);
+        let mut busy = lock(&self.busy);
+        if let Entry::Occupied(mut count) = busy.entry(peer) {
+            *count.get_mut() -= 1;
+            if *count.get() == 0 {
+                count.remove();
+            }
+        }
     }
 
     /// The server has ended the connection from `peer`.
@@ -168,14 +175,14 @@ impl Connections {
     }
 
     pub fn is_busy(&self, peer: SocketAddr) -> bool {
-        lock(&self.busy).contains(&peer)
+        lock(&self.busy).contains_key(&peer)
     }
 
     /// A stream, a body being read, or a connection the server has ended: in any case not one
     /// waiting for tiny_http to read its next request.
     pub fn in_use(&self, peer: SocketAddr) -> bool {
         lock(&self.streams).contains_key(&peer)
-            || lock(&self.busy).contains(&peer)
+            || lock(&self.busy).contains_key(&peer)
             || lock(&self.closed).contains_key(&peer)
     }
 
@@ -196,7 +203,7 @@ impl Connections {
         let mut seen = HashSet::with_capacity(peers.len());
         let mut idle = Vec::new();
         for &peer in peers {
-            if !seen.insert(peer) || streams.contains_key(&peer) || busy.contains(&peer) {
+            if !seen.insert(peer) || streams.contains_key(&peer) || busy.contains_key(&peer) {
                 continue;
             }
             let since = *last_request.entry(peer).or_insert(now);
@@ -292,6 +299,8 @@ mod tests {
         assert!(connections.idle(&all, timeout, start).is_empty());
         connections.stream_started(peer(2));
         connections.request_started(peer(3));
+        // Two requests of one connection, pipelined, each on a thread of its own.
+        connections.body_started(peer(4));
         connections.body_started(peer(4));
         let later = start + timeout;
         let idle = connections.idle(
@@ -300,6 +309,9 @@ mod tests {
             later,
         );
         assert_eq!(idle, vec![peer(1)]);
+        connections.body_ended(peer(4));
+        assert!(connections.idle(&[peer(4)], timeout, later).is_empty());
+        assert!(connections.is_busy(peer(4)));
         connections.body_ended(peer(4));
         assert_eq!(connections.idle(&[peer(4)], timeout, later), vec![peer(4)]);
     }

@@ -45,6 +45,10 @@ type Retired = (Arc<Tiny>, Instant);
 /// How long a stopping server waits for its streams to write their last chunk.
 const DRAIN_TIME: Duration = Duration::from_millis(500);
 
+/// How long a stopping server waits for the requests answered on threads of their own (a body
+/// still arriving, an answer that waits on another server) before it shuts their connections.
+const ANSWERS_TIME: Duration = Duration::from_secs(3);
+
 /// A bound HTTP server. [`HttpServer::run`] serves until [`HttpStopper::stop`].
 pub struct HttpServer {
     shared: Arc<Shared>,
@@ -199,8 +203,9 @@ impl HttpServer {
     }
 
     /// Serves requests until stopped, then gives every stream a moment to end its body. Each
-    /// request is handled on this thread, except event streams and requests whose body is still
-    /// to be read, which each get a thread.
+    /// request is handled on this thread, except event streams, requests whose body is still to
+    /// be read and those whose answer may wait ([`super::Handler::may_wait`]), which each get a
+    /// thread.
     ///
     /// A server stopped to replace the process image hands over its listener: nothing accepts
     /// then, every stream has ended, and the listener is open, with new connections waiting in
@@ -283,6 +288,13 @@ impl HttpServer {
         let _ = sweep.join();
         shared.closer.closed_by(None);
         shared.closer.close_waiting(shared);
+        // A request answered on a thread of its own is answered, unless it takes too long: a
+        // publish waiting for Redis, cut off, could be published and never answered, and
+        // published again by a client that tries again.
+        let deadline = Instant::now() + ANSWERS_TIME;
+        while layer.bodies.running() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         // The answers handed to the writer threads last (to the last requests, refusals) are
         // written before their connections are shut, unless their clients read none.
         let deadline = Instant::now() + DRAIN_TIME;

@@ -353,6 +353,29 @@ fn an_answer_that_may_wait_holds_up_no_one_else() {
     }
 }
 
+/// A server stopping answers a request whose answer waits on a thread of its own before it
+/// shuts its connection: a publish cut off could be made and never answered.
+#[test]
+fn a_stop_waits_for_an_answer_that_may_wait() {
+    let mut layer = Layer::start();
+    let (go, gate) = mpsc::channel();
+    *layer.echo.gate.lock().unwrap() = Some(gate);
+    let mut waiting = layer.connect();
+    waiting
+        .write_all(b"POST /wait HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+        .unwrap();
+    let taken = Instant::now();
+    while layer.echo.gate.lock().unwrap().is_some() {
+        assert!(taken.elapsed() < TIMEOUT, "the handler never asked");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    layer.stopper.stop();
+    std::thread::sleep(Duration::from_millis(300));
+    go.send(()).unwrap();
+    assert_eq!(read_response(&mut waiting), (200, b"hi".to_vec()));
+    layer.thread.take().unwrap().join().unwrap();
+}
+
 #[test]
 fn a_body_cut_short_is_400() {
     let layer = Layer::start();

@@ -280,15 +280,15 @@ impl Journal {
     /// and compaction is tried again once it has doubled).
     pub fn finish_compaction(&mut self, written: io::Result<Written>) -> io::Result<Compacted> {
         self.compacting = false;
-        let (before, path, synced) = (self.len, &self.path, self.synced);
+        let (before, synced) = (self.len, self.synced);
         let replaced = written.and_then(|Written { new, len, old }| {
             let real = new.real.clone();
             let mut tail = 0;
             let file = new.rename(|new| {
                 // Looked at again: the file may have been replaced while the new one was written.
-                let (now, was) = (std::fs::metadata(path)?, old.file.metadata()?);
+                let (now, was) = (std::fs::metadata(&real)?, old.file.metadata()?);
                 if (now.dev(), now.ino()) != (was.dev(), was.ino()) {
-                    return Err(changed("was replaced"));
+                    return Err(compacting("was replaced"));
                 }
                 // From the page cache, which the appends have just written: no wait for the disk,
                 // unless the old file was synced meanwhile (the server is stopping).
@@ -373,10 +373,10 @@ impl Compaction {
     /// part (a read of the whole file, a write and an `fsync`).
     pub fn write(self) -> io::Result<Written> {
         let (dev, ino, began) = self.began?;
-        let reading = open_to_read(&self.path)?.ok_or_else(|| changed("was removed"))?;
+        let reading = open_to_read(&self.path)?.ok_or_else(|| compacting("was removed"))?;
         let looked = reading.metadata()?;
         if (dev, ino) != (looked.dev(), looked.ino()) {
-            return Err(changed("was replaced"));
+            return Err(compacting("was replaced"));
         }
         // With the newest message of each feed not held: on loading, it is `Held::before`.
         let mut kept = Loaded::default();
@@ -400,6 +400,11 @@ impl Compaction {
         };
         Ok(Written { new, len, old })
     }
+}
+
+/// The journal `what` (was replaced, was removed) while it was being compacted.
+fn compacting(what: &str) -> io::Error {
+    io::Error::other(format!("{what} while it was being compacted"))
 }
 
 /// The suffix of the file a compaction writes before it is renamed over the journal.

@@ -81,6 +81,20 @@ struct Publisher {
     failed: Option<(Instant, String)>,
 }
 
+impl Publisher {
+    /// After a command failed: a connection that failed mid-command is in an unknown state, so
+    /// a new one is made next. If Redis did not answer in time (it stalls), not before
+    /// [`RETRY_AFTER`] (or the follower's reconnection), so that the publishes queued behind
+    /// this one are refused at once rather than each after a timeout of its own. Any other
+    /// failure (a connection dropped, an error reply) is no sign of that.
+    fn command_failed(&mut self, why: &str, timed_out: bool) {
+        self.connection = None;
+        if timed_out {
+            self.failed = Some((Instant::now(), why.to_owned()));
+        }
+    }
+}
+
 /// Why a publish did not reach Redis: answered `503` with `Retry-After`.
 #[derive(Debug)]
 pub struct Unavailable {
@@ -121,6 +135,7 @@ impl Redis {
     ) -> Result<Message, Unavailable> {
         let at_ms = message::unix_ms(now);
         let mut publisher = lock(&self.publisher);
+        let mut timed_out = false;
         let result = self.connected(&mut publisher).and_then(|connection| {
             // One round trip: the feed's name in the set (so other instances follow it), then
             // the entry.
@@ -137,17 +152,15 @@ impl Redis {
                 .arg(&entry::fields(draft, at_ms)[..])
                 .query::<(String,)>(connection)
                 .map(|(stream_id,)| stream_id)
-                .map_err(|error| format!("redis at {}: {error}", self.shown))
+                .map_err(|error| {
+                    timed_out = error.is_timeout();
+                    format!("redis at {}: {error}", self.shown)
+                })
         });
         let stream_id = match result {
             Ok(stream_id) => stream_id,
             Err(why) => {
-                // A connection that failed mid-command is in an unknown state: a new one next,
-                // not before RETRY_AFTER (or the follower's reconnection), so that publishes
-                // queued behind this one while Redis stalled are refused at once, not each
-                // after its own timeout.
-                publisher.connection = None;
-                publisher.failed = Some((Instant::now(), why.clone()));
+                publisher.command_failed(&why, timed_out);
                 self.metrics.publish_failed();
                 return Err(Unavailable {
                     why,
@@ -193,8 +206,9 @@ impl Redis {
             .query::<Vec<::redis::Value>>(connection);
         match found {
             Ok(entries) => !entries.is_empty(),
-            Err(_) => {
-                publisher.connection = None;
+            Err(error) => {
+                let why = format!("redis at {}: {error}", self.shown);
+                publisher.command_failed(&why, error.is_timeout());
                 false
             }
         }
