@@ -30,6 +30,18 @@ pub fn accepted_on(listener: SocketAddr, local: SocketAddr) -> bool {
     local.port() == listener.port() && on_its_ip
 }
 
+/// The key a client is counted under: its IPv4 address, or its IPv6 /64 (a host is usually
+/// given a whole /64, and may take any address in it).
+pub fn client(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((v6.to_bits() & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
 /// `peer` as the log shows it: an IPv4 client of a dual-stack `[::]` listener by its IPv4
 /// address (`192.0.2.7:50000`, not `[::ffff:192.0.2.7]:50000`), as on `0.0.0.0`. Only for
 /// showing: the socket's own address, mapped, is what finds its connection.

@@ -134,7 +134,8 @@ impl<H: Handler> Layer<H> {
     ) {
         let layer = self.clone();
         let run = move |incoming| run(&layer, incoming);
-        if let Err(incoming) = self.bodies.spawn(incoming, run) {
+        let peer = incoming.request.peer.ip();
+        if let Err(incoming) = self.bodies.spawn(peer, incoming, run) {
             let busy = Reply::text(503, "too many requests with a body, try again\n")
                 .with_header("Retry-After", "1");
             self.refuse(incoming, busy);

@@ -8,20 +8,27 @@
 //! [`MAX_READERS`] at once, with a read timeout on the socket that adds up to [`BODY_TIME`] for the
 //! whole body; then the same thread asks the handler and answers.
 
+use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
 use super::job;
 use super::screen::{HttpRefusal, RequestFraming, refusal};
+use crate::lock;
 
 /// The largest body any route may take.
 pub const MAX_BODY: usize = 16 * 1024;
 
 /// Bodies read at once; past it a request with a body to read is answered `503`.
 pub const MAX_READERS: usize = 64;
+
+/// Bodies read at once for one client ([`super::client`]: an IPv4 address, an IPv6 /64): one
+/// that trickles its bodies holds no more readers than this, and leaves the rest to others.
+pub const MAX_READERS_PER_CLIENT: usize = 16;
 
 /// A body over the route's limit, declared or read.
 pub const TOO_LARGE: HttpRefusal = refusal(413, "request body too large\n");
@@ -35,16 +42,38 @@ const BODY_TIME: Duration = Duration::from_secs(10);
 /// `--redis` a publish runs the Redis client, which may look a host name up: well within it).
 const STACK_SIZE: usize = 256 * 1024;
 
-/// The threads reading bodies now: each holds a clone.
+/// The threads reading bodies now: each holds a [`Reading`].
 #[derive(Default)]
 pub struct Readers {
     live: Arc<()>,
+    /// How many each client has.
+    clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One reader, counted, over all and for its client, until dropped.
+struct Reading {
+    _live: Arc<()>,
+    clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    client: IpAddr,
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        let mut clients = lock(&self.clients);
+        if let Some(count) = clients.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                clients.remove(&self.client);
+            }
+        }
+    }
 }
 
 impl Readers {
-    /// Runs `run(job)` on a thread of its own. If [`MAX_READERS`] threads are running, or no
-    /// thread can be had, the job comes back.
-    pub fn spawn<T, F>(&self, job: T, run: F) -> Result<(), T>
+    /// Runs `run(job)` on a thread of its own, for the client at `peer`. If [`MAX_READERS`]
+    /// threads are running, or [`MAX_READERS_PER_CLIENT`] for this client, or no thread can be
+    /// had, the job comes back.
+    pub fn spawn<T, F>(&self, peer: IpAddr, job: T, run: F) -> Result<(), T>
     where
         T: Send + 'static,
         F: FnOnce(T) + Send + 'static,
@@ -53,10 +82,25 @@ impl Readers {
         if Arc::strong_count(&self.live) > MAX_READERS {
             return Err(job);
         }
+        let client = super::client(peer);
+        {
+            let mut clients = lock(&self.clients);
+            let count = clients.get(&client).copied().unwrap_or(0);
+            if count >= MAX_READERS_PER_CLIENT {
+                return Err(job);
+            }
+            clients.insert(client, count + 1);
+        }
         // Counted until dropped: once `run` ends, or with the job when no thread can be had.
-        let live = self.live.clone();
-        job::spawn("sse-body", STACK_SIZE, (job, live), |(job, _live)| run(job))
-            .map_err(|((job, _live), _)| job)
+        let reading = Reading {
+            _live: self.live.clone(),
+            clients: self.clients.clone(),
+            client,
+        };
+        job::spawn("sse-body", STACK_SIZE, (job, reading), |(job, _reading)| {
+            run(job);
+        })
+        .map_err(|((job, _reading), _)| job)
     }
 
     /// The threads running now.
@@ -229,21 +273,38 @@ mod tests {
         let readers = Readers::default();
         let (release, wait) = mpsc::channel::<()>();
         let wait = Arc::new(Mutex::new(wait));
-        for _ in 0..MAX_READERS {
+        let waiting = |readers: &Readers, client: &str| {
             let wait = wait.clone();
-            readers
-                .spawn((), move |()| {
-                    let _ = wait.lock().unwrap().recv();
-                })
-                .unwrap();
+            readers.spawn(client.parse().unwrap(), (), move |()| {
+                let _ = wait.lock().unwrap().recv();
+            })
+        };
+        // So many for one client, and no more; its IPv6 /64 is one client.
+        for _ in 0..MAX_READERS_PER_CLIENT / 2 {
+            waiting(&readers, "2001:db8::1").unwrap();
+            waiting(&readers, "2001:db8::2").unwrap();
         }
-        assert_eq!(readers.spawn(7, |_| {}), Err(7));
+        assert_eq!(waiting(&readers, "2001:db8::3"), Err(()));
+        // Others fill the rest, and no more.
+        let others = MAX_READERS - MAX_READERS_PER_CLIENT;
+        for n in 0..others {
+            waiting(&readers, &format!("192.0.2.{n}")).unwrap();
+        }
+        assert_eq!(readers.running(), MAX_READERS);
+        assert_eq!(
+            readers.spawn("198.51.100.1".parse().unwrap(), 7, |_| {}),
+            Err(7)
+        );
         drop(release);
         let deadline = Instant::now() + Duration::from_secs(5);
-        while Arc::strong_count(&readers.live) > 1 && Instant::now() < deadline {
+        while readers.running() > 0 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(Arc::strong_count(&readers.live), 1);
-        assert!(readers.spawn((), |()| {}).is_ok());
+        assert_eq!(readers.running(), 0);
+        assert!(
+            lock(&readers.clients).is_empty(),
+            "every client's count gone"
+        );
+        assert!(waiting(&readers, "2001:db8::3").is_ok());
     }
 }

@@ -20,7 +20,7 @@
 //! | hands a new connection to a pool thread that was woken but has not yet taken its task, so it waits until some connection ends | the sweep finds connections whose bytes stay unread and nudges the pool with a connection that closes at once | `pool.rs`, `sweep.rs` |
 //! | discards an unread body on drop by reading it into one buffer of the declared size, on the dropping thread | a declared body over the route's limit is refused with 413 without being read, the read half shut first; absurd sizes are parked | `refuse.rs`, `answer.rs` |
 //! | answers a request line above HTTP/1.1 (the HTTP/2 preface) with a `505` that waits for the request's own writer, so that thread and its descriptors are held for good, as are parked requests' | they are counted once they look held for a moment; past 32 the process replaces its image in place (`execve`, the listener kept open), which drops them all | `held.rs`, `heal.rs`, `handoff.rs` |
-//! | leaves a body over 1 KiB, a chunked body or one behind `100-continue` on the socket, for whoever reads it to wait for | such bodies are read on a thread of their own (at most 64), with a deadline, capped at the route's limit | `body.rs`, `answer.rs` |
+//! | leaves a body over 1 KiB, a chunked body or one behind `100-continue` on the socket, for whoever reads it to wait for | such bodies are read on a thread of their own (at most 64, 16 for one client), with a deadline, capped at the route's limit | `body.rs`, `answer.rs` |
 //! | under `Connection: upgrade`, hands over the connection itself as the body, however small: not read ahead, not bounded by its declared length, chunks undecoded (read to its end, it waits for the client to close) | such a body is read to its declared length on a body reader's thread like a large one; a chunked one is refused with 501 | `screen.rs`, `refuse.rs` |
 //! | takes `+5` for a `Content-Length`, reads `5, 5` or `x` as no body, uses the first of several, ignores `Content-Length` beside `Transfer-Encoding` and decodes any `Transfer-Encoding` as chunked | the framing rules refuse all of these (400, or 501 for a coding not implemented) | `screen.rs` |
 //! | checks neither `Host` nor the syntax of names, values and methods, and puts no limit on headers | 400 and 431 before routing, once it has read the head; a connection sent over 1 MiB between two looks of the sweep with no request started (a head line that never ends, which tiny_http holds in memory) is closed | `screen.rs`, `sweep.rs` |
@@ -68,7 +68,7 @@ mod tests;
 mod threads;
 mod writers;
 
-pub use address::shown_peer;
+pub use address::{client, shown_peer};
 pub use body::MAX_BODY;
 pub use capacity::{Capacity, HostLimits};
 pub use events::{Ended, Events};

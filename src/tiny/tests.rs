@@ -301,6 +301,41 @@ fn a_body_behind_100_continue_is_read_after_the_interim_answer() {
     assert_eq!(read_response(&mut socket), (200, body(2000)));
 }
 
+/// A client whose bodies come slowly holds at most its share of the threads that read them;
+/// another client's body is still read, and its own once one of its bodies is done.
+#[test]
+fn a_client_holds_at_most_its_share_of_the_body_readers() {
+    let layer = Layer::start();
+    let head =
+        b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\nExpect: 100-continue\r\n\r\n";
+    // Each `100 Continue` says a reader took the body.
+    let reading = |mut socket: TcpStream| {
+        socket.write_all(head).unwrap();
+        assert_eq!(read_response(&mut socket), (100, Vec::new()));
+        socket
+    };
+    let mut slow: Vec<TcpStream> = (0..body::MAX_READERS_PER_CLIENT)
+        .map(|_| reading(layer.connect()))
+        .collect();
+    let mut refused = layer.connect();
+    refused.write_all(head).unwrap();
+    assert_eq!(read_response(&mut refused).0, 503);
+    // From another address.
+    let other = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    other
+        .bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    other.connect(&layer.addr.into()).unwrap();
+    let mut other = reading(TcpStream::from(other));
+    other.write_all(&body(2000)).unwrap();
+    assert_eq!(read_response(&mut other), (200, body(2000)));
+    // One done, and the first client has a reader again.
+    let mut done = slow.pop().unwrap();
+    done.write_all(&body(2000)).unwrap();
+    assert_eq!(read_response(&mut done), (200, body(2000)));
+    slow.push(reading(layer.connect()));
+}
+
 #[test]
 fn a_slow_body_stalls_no_one_else() {
     let layer = Layer::start();

@@ -18,6 +18,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use crate::tiny::client;
+
 /// Buckets held at most: about 40 bytes each.
 pub const MAX_CLIENTS: usize = 10_000;
 
@@ -80,17 +82,6 @@ impl Limiter {
                 self.full_at.remove(&ip);
             }
         }
-    }
-}
-
-/// The key a client is counted under.
-fn client(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((v6.to_bits() & !u128::from(u64::MAX)).into()),
-        },
     }
 }
 
