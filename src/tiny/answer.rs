@@ -117,6 +117,7 @@ impl<H: Handler> Layer<H> {
         }
         self.on_a_thread(incoming, |layer, incoming| {
             let (shared, peer) = (&layer.shared, incoming.request.peer);
+            let _answering = layer.bodies.answering();
             shared.connections.body_started(peer);
             fence(shared.log, "answering a request", || {
                 layer.answer(incoming, false)
@@ -261,6 +262,7 @@ impl<H: Handler> Layer<H> {
             match read {
                 Ok(bytes) => {
                     incoming.request.body = bytes;
+                    let _answering = self.bodies.answering();
                     self.answer(incoming, false);
                 }
                 Err(refusal) => self.refused(incoming, refusal),

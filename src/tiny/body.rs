@@ -5,12 +5,14 @@
 //! wait for `100 Continue`. Any other body (a larger one, a chunked one, one behind `Expect:
 //! 100-continue`) is still on the socket when the request reaches the server, and reading it
 //! takes as long as the client likes. So it is read on a thread of its own, at most
-//! [`MAX_READERS`] at once, with a read timeout on the socket that adds up to [`BODY_TIME`] for the
-//! whole body; then the same thread asks the handler and answers.
+//! [`MAX_READERS`] at once and [`MAX_READERS_PER_CLIENT`] for one client, with a read timeout
+//! on the socket that adds up to [`BODY_TIME`] for the whole body; then the same thread asks the
+//! handler and answers.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,6 +50,18 @@ pub struct Readers {
     live: Arc<()>,
     /// How many each client has.
     clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// Of them, those answering: the body read (or none to read), the handler running or its
+    /// answer being written. What a stopping server waits for (see `serve.rs`).
+    answering: AtomicUsize,
+}
+
+/// A reader answering, counted until dropped.
+pub struct Answering<'a>(&'a AtomicUsize);
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// One reader, counted, over all and for its client, until dropped.
@@ -103,9 +117,15 @@ impl Readers {
         .map_err(|((job, _reading), _)| job)
     }
 
-    /// The threads running now.
-    pub fn running(&self) -> usize {
-        Arc::strong_count(&self.live) - 1
+    /// Counts the calling reader as answering until the guard is dropped.
+    pub fn answering(&self) -> Answering<'_> {
+        self.answering.fetch_add(1, Ordering::SeqCst);
+        Answering(&self.answering)
+    }
+
+    /// The readers answering now.
+    pub fn answering_now(&self) -> usize {
+        self.answering.load(Ordering::SeqCst)
     }
 }
 
@@ -273,6 +293,7 @@ mod tests {
         let readers = Readers::default();
         let (release, wait) = mpsc::channel::<()>();
         let wait = Arc::new(Mutex::new(wait));
+        let running = |readers: &Readers| Arc::strong_count(&readers.live) - 1;
         let waiting = |readers: &Readers, client: &str| {
             let wait = wait.clone();
             readers.spawn(client.parse().unwrap(), (), move |()| {
@@ -290,17 +311,17 @@ mod tests {
         for n in 0..others {
             waiting(&readers, &format!("192.0.2.{n}")).unwrap();
         }
-        assert_eq!(readers.running(), MAX_READERS);
+        assert_eq!(running(&readers), MAX_READERS);
         assert_eq!(
             readers.spawn("198.51.100.1".parse().unwrap(), 7, |_| {}),
             Err(7)
         );
         drop(release);
         let deadline = Instant::now() + Duration::from_secs(5);
-        while readers.running() > 0 && Instant::now() < deadline {
+        while running(&readers) > 0 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(readers.running(), 0);
+        assert_eq!(running(&readers), 0);
         assert!(
             lock(&readers.clients).is_empty(),
             "every client's count gone"

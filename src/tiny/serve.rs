@@ -45,9 +45,10 @@ type Retired = (Arc<Tiny>, Instant);
 /// How long a stopping server waits for its streams to write their last chunk.
 const DRAIN_TIME: Duration = Duration::from_millis(500);
 
-/// How long a stopping server waits for the requests answered on threads of their own (a body
-/// still arriving, an answer that waits on another server) before it shuts their connections.
-const ANSWERS_TIME: Duration = Duration::from_secs(3);
+/// How long a stopping server waits for the answers made on threads of their own (an answer
+/// that waits on another server: a publish waits at most 3 s for Redis) before it shuts their
+/// connections. A body still arriving is not waited for.
+const ANSWERS_TIME: Duration = Duration::from_secs(4);
 
 /// A bound HTTP server. [`HttpServer::run`] serves until [`HttpStopper::stop`].
 pub struct HttpServer {
@@ -292,7 +293,7 @@ impl HttpServer {
         // publish waiting for Redis, cut off, could be published and never answered, and
         // published again by a client that tries again.
         let deadline = Instant::now() + ANSWERS_TIME;
-        while layer.bodies.running() > 0 && Instant::now() < deadline {
+        while layer.bodies.answering_now() > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
         // The answers handed to the writer threads last (to the last requests, refusals) are

@@ -326,14 +326,25 @@ fn a_client_holds_at_most_its_share_of_the_body_readers() {
         .bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into())
         .unwrap();
     other.connect(&layer.addr.into()).unwrap();
+    other.set_read_timeout(Some(TIMEOUT)).unwrap();
     let mut other = reading(TcpStream::from(other));
     other.write_all(&body(2000)).unwrap();
     assert_eq!(read_response(&mut other), (200, body(2000)));
-    // One done, and the first client has a reader again.
+    // One done, and the first client has a reader again (once that reader's thread has let
+    // go of it, just after its answer).
     let mut done = slow.pop().unwrap();
     done.write_all(&body(2000)).unwrap();
     assert_eq!(read_response(&mut done), (200, body(2000)));
-    slow.push(reading(layer.connect()));
+    let started = Instant::now();
+    loop {
+        let mut again = layer.connect();
+        again.write_all(head).unwrap();
+        match read_response(&mut again).0 {
+            100 => break,
+            503 if started.elapsed() < TIMEOUT => std::thread::sleep(Duration::from_millis(10)),
+            status => panic!("{status} after {:?}", started.elapsed()),
+        }
+    }
 }
 
 #[test]
@@ -405,10 +416,33 @@ fn a_stop_waits_for_an_answer_that_may_wait() {
         std::thread::sleep(Duration::from_millis(5));
     }
     layer.stopper.stop();
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_secs(1));
+    let thread = layer.thread.take().unwrap();
+    assert!(
+        !thread.is_finished(),
+        "the server stopped before the answer"
+    );
     go.send(()).unwrap();
     assert_eq!(read_response(&mut waiting), (200, b"hi".to_vec()));
+    thread.join().unwrap();
+}
+
+/// A body still arriving is not waited for by a stopping server: its client may take 10 s.
+#[test]
+fn a_stop_does_not_wait_for_a_body_still_arriving() {
+    let mut layer = Layer::start();
+    let mut slow = layer.connect();
+    slow.write_all(
+        b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut slow), (100, Vec::new()));
+    let asked = Instant::now();
+    layer.stopper.stop();
     layer.thread.take().unwrap().join().unwrap();
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(2), "the stop took {took:?}");
+    assert!(closed(&mut slow));
 }
 
 #[test]

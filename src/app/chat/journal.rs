@@ -286,7 +286,11 @@ impl Journal {
             let mut tail = 0;
             let file = new.rename(|new| {
                 // Looked at again: the file may have been replaced while the new one was written.
-                let (now, was) = (std::fs::metadata(&real)?, old.file.metadata()?);
+                let now = std::fs::metadata(&real).map_err(|error| match error.kind() {
+                    io::ErrorKind::NotFound => compacting("was removed"),
+                    _ => error,
+                })?;
+                let was = old.file.metadata()?;
                 if (now.dev(), now.ino()) != (was.dev(), was.ino()) {
                     return Err(compacting("was replaced"));
                 }

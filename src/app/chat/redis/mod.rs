@@ -39,8 +39,9 @@ use metrics::RedisMetrics;
 
 /// The longest a connection attempt waits.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// The longest a publish waits for Redis's answer.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest a publish waits for each of Redis's two answers (`SADD`, `XADD`: the client
+/// reads both even after one timed out), so a publish waits at most 3 s with a new connection.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
 /// After a failed connection, publishes fail at once for this long instead of each waiting
 /// for a connection that is likely to fail too; also their `Retry-After`.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
