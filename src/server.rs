@@ -466,7 +466,7 @@ impl Stopper {
     /// listener and every feed's messages to the new image, which serves them. Connections that
     /// arrive meanwhile wait in the listen queue.
     ///
-    /// The file must first start and print its version ([`Program::check`]); if it does not,
+    /// The file must first start and print its version (`Program::check`); if it does not,
     /// nothing changes. Returns what it printed, or why there is no upgrade.
     pub fn upgrade(&self) -> Result<String, String> {
         let program =

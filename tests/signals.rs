@@ -187,6 +187,7 @@ fn a_server_whose_terminal_hangs_up_stops() {
     }
     let (pid, addr) = (pid.expect("a pid"), addr.unwrap());
     assert_eq!(common::request(addr, "GET", "/healthz", "").status, 200);
+    let listener = listening_inode(addr.port()).expect("a listening socket");
     terminal.kill().unwrap();
     let _ = terminal.wait();
     let alive = || {
@@ -202,5 +203,24 @@ fn a_server_whose_terminal_hangs_up_stops() {
             .status();
     }
     assert!(stopped, "the server runs on after its terminal hung up");
-    assert!(TcpStream::connect(addr).is_err(), "its port is free");
+    // Its own listener, by inode: another test's server may be given the port meanwhile.
+    assert_ne!(
+        listening_inode(addr.port()),
+        Some(listener),
+        "its listener is closed"
+    );
+}
+
+/// The inode of the IPv4 socket listening on `port`, from /proc/net/tcp.
+fn listening_inode(port: u16) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).find_map(|line| {
+        // sl, local address, remote address, state (0A: LISTEN), queues, timer, retransmits,
+        // uid, timeout, inode.
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (_, local_port) = fields.get(1)?.split_once(':')?;
+        let listens = fields.get(3) == Some(&"0A");
+        let here = u16::from_str_radix(local_port, 16).ok()? == port;
+        (listens && here).then(|| fields.get(9).map(|inode| inode.to_string()))?
+    })
 }

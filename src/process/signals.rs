@@ -2,7 +2,7 @@
 //!
 //! They are blocked in every thread from the first line of `main` on (a thread starts with the
 //! mask of the thread that started it), and one thread takes them from a signalfd, one at a
-//! time, under [`TAKING`]'s lock. So a signal is always either still pending in the kernel, or
+//! time, under `TAKING`'s lock. So a signal is always either still pending in the kernel, or
 //! taken and acted on by that thread, never in between: a handler's self-pipe, read later by
 //! another thread, was lost when an exec came between the two.
 //!
@@ -61,7 +61,7 @@ impl Signals {
     }
 
     /// Takes the signals as they come, one at a time, and acts on each with `act`, holding
-    /// [`TAKING`]'s lock: a signal waits, pending, until then. Returns only on an error.
+    /// `TAKING`'s lock: a signal waits, pending, until then. Returns only on an error.
     pub fn forever(&self, mut act: impl FnMut(libc::c_int)) -> io::Error {
         let mut info = [0u8; size_of::<libc::signalfd_siginfo>()];
         loop {
