@@ -477,9 +477,7 @@ impl Stopper {
         if let Some(why) = self.control.new_image_would_fail() {
             return Err(why);
         }
-        if !lock(&self.control.http).upgrade() {
-            return Err("the server is stopping already".into());
-        }
+        lock(&self.control.http).upgrade()?;
         Ok(version)
     }
 

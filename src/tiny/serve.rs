@@ -85,8 +85,8 @@ impl HttpStopper {
     }
 
     /// Asks the server to stop as [`HttpStopper::stop`] does, and then to run the program file
-    /// again in its place (see [`HttpServer::run`]). Returns `false` if it was stopping already.
-    pub fn upgrade(&self) -> bool {
+    /// again in its place (see [`HttpServer::run`]). If it was stopping already, says why.
+    pub fn upgrade(&self) -> Result<(), &'static str> {
         self.shared.stop_for_reexec(Reason::Upgrade)
     }
 }

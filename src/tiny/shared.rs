@@ -74,17 +74,26 @@ pub struct Shared {
 
 impl Shared {
     /// Stops the server so that it replaces its image, for `reason`; the first reason given
-    /// stands. Returns `false` if the server was stopping already.
+    /// stands. If the server was stopping already, says why it was.
     ///
     /// Accepting stops first; the request loop then ends the streams (`serve.rs`), so that the
     /// pages, which reconnect at once, wait in the listen queue for the new image.
-    pub fn stop_for_reexec(&self, reason: Reason) -> bool {
+    pub fn stop_for_reexec(&self, reason: Reason) -> Result<(), &'static str> {
         let mut slot = lock(&self.reexec);
-        if slot.is_some() || self.stop.is_triggered() {
-            return false;
+        match *slot {
+            Some(Reason::Upgrade) => return Err("the server is being upgraded already"),
+            // Its own file, not the program file: an upgrade asked for now would not happen.
+            Some(Reason::Heal { .. }) => {
+                return Err(
+                    "the server is re-executing its own file already, to heal; send SIGHUP \
+                            again once it serves",
+                );
+            }
+            None if self.stop.is_triggered() => return Err("the server is stopping already"),
+            None => {}
         }
         *slot = Some(reason);
         self.acceptor.close();
-        true
+        Ok(())
     }
 }

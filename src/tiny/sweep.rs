@@ -282,7 +282,7 @@ fn heal_if_over_budget(shared: &Shared, held: usize, said: &mut Option<NotYet>) 
             match would_fail {
                 Some(None) => {
                     let series = Series::next(shared.series, now);
-                    if !shared.stop_for_reexec(Reason::Heal { series }) {
+                    if shared.stop_for_reexec(Reason::Heal { series }).is_err() {
                         return;
                     }
                     let count = series.count;

@@ -456,6 +456,22 @@ fn a_body_cut_short_is_400() {
     assert_eq!(read_response(&mut socket).0, 400);
 }
 
+/// An upgrade asked for while the server already replaces its image is refused, saying why: a
+/// heal runs the server's own file, not the program file an upgrade would.
+#[test]
+fn an_upgrade_asked_for_during_a_heal_or_an_upgrade_is_refused_saying_why() {
+    let bind = || HttpServer::bind(settings(), Arc::default(), Log { quiet: true }, None).unwrap();
+    let (healing, upgrading) = (bind(), bind());
+    let series = heal::Series::next(None, std::time::SystemTime::now());
+    let reason = Reason::Heal { series };
+    assert_eq!(healing.stopper().shared().stop_for_reexec(reason), Ok(()));
+    let refused = healing.stopper().upgrade().unwrap_err();
+    assert!(refused.contains("to heal"), "{refused}");
+    assert_eq!(upgrading.stopper().upgrade(), Ok(()));
+    let refused = upgrading.stopper().upgrade().unwrap_err();
+    assert!(refused.contains("upgraded already"), "{refused}");
+}
+
 #[test]
 fn a_server_stopped_to_replace_its_image_can_serve_again_on_its_listener() {
     let http = HttpServer::bind(settings(), Arc::default(), Log { quiet: true }, None).unwrap();
@@ -464,7 +480,7 @@ fn a_server_stopped_to_replace_its_image_can_serve_again_on_its_listener() {
     let echo = Arc::new(Echo::default());
     let handler = echo.clone();
     let running = std::thread::spawn(move || http.run(handler).unwrap());
-    assert!(stopper.upgrade());
+    assert_eq!(stopper.upgrade(), Ok(()));
     let Some(handoff) = running.join().unwrap() else {
         panic!("stopped to replace its image");
     };
