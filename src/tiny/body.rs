@@ -47,7 +47,6 @@ const STACK_SIZE: usize = 256 * 1024;
 /// The threads reading bodies now: each holds a [`Reading`].
 #[derive(Default)]
 pub struct Readers {
-    live: Arc<()>,
     /// How many each client has.
     clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
     /// Of them, those answering: the body read (or none to read), the handler running or its
@@ -64,9 +63,8 @@ impl Drop for Answering<'_> {
     }
 }
 
-/// One reader, counted, over all and for its client, until dropped.
+/// One reader, counted for its client until dropped.
 struct Reading {
-    _live: Arc<()>,
     clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
     client: IpAddr,
 }
@@ -92,22 +90,18 @@ impl Readers {
         T: Send + 'static,
         F: FnOnce(T) + Send + 'static,
     {
-        // Only the request loop starts readers, so none starts between the count and the clone.
-        if Arc::strong_count(&self.live) > MAX_READERS {
-            return Err(job);
-        }
         let client = super::client(peer);
         {
             let mut clients = lock(&self.clients);
             let count = clients.get(&client).copied().unwrap_or(0);
-            if count >= MAX_READERS_PER_CLIENT {
+            // At most 64 clients hold one, so the sum is quick.
+            if count >= MAX_READERS_PER_CLIENT || clients.values().sum::<usize>() >= MAX_READERS {
                 return Err(job);
             }
             clients.insert(client, count + 1);
         }
         // Counted until dropped: once `run` ends, or with the job when no thread can be had.
         let reading = Reading {
-            _live: self.live.clone(),
             clients: self.clients.clone(),
             client,
         };
@@ -293,7 +287,7 @@ mod tests {
         let readers = Readers::default();
         let (release, wait) = mpsc::channel::<()>();
         let wait = Arc::new(Mutex::new(wait));
-        let running = |readers: &Readers| Arc::strong_count(&readers.live) - 1;
+        let running = |readers: &Readers| lock(&readers.clients).values().sum::<usize>();
         let waiting = |readers: &Readers, client: &str| {
             let wait = wait.clone();
             readers.spawn(client.parse().unwrap(), (), move |()| {

@@ -5,12 +5,13 @@
 //! (for a request) or at once (from code), so a `POST` is answered before any delivery starts.
 
 use std::io;
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::feeds::CHAT;
-use super::journal::{Compacted, Journal};
+use super::journal::Compacted;
 use super::live::Feeds;
 use super::message::{self, Draft, Message, Refusal, Submission};
 use super::{form, lock};
@@ -208,25 +209,29 @@ impl Feeds {
     /// the new file takes the old one's place.
     fn compact_journal(&self) {
         let Some(journal) = &self.journal else { return };
-        let Some(compaction) = lock(journal).begin_compaction() else {
-            return;
+        let (compaction, path) = {
+            let mut journal = lock(journal);
+            let Some(compaction) = journal.begin_compaction() else {
+                return;
+            };
+            (compaction, journal.path().to_owned())
         };
         let log = self.log;
         let compact = {
-            let journal = journal.clone();
+            let (journal, path) = (journal.clone(), path.clone());
             move || {
                 // A panic would leave the journal compacting for good, growing without bound.
                 let write = std::panic::AssertUnwindSafe(|| compaction.write());
                 let written = std::panic::catch_unwind(write)
                     .unwrap_or_else(|_| Err(io::Error::other("the compaction panicked")));
                 let compacted = lock(&journal).finish_compaction(written);
-                report_compaction(&journal, compacted, log);
+                report_compaction(&path, compacted, log);
             }
         };
         let spawned = crate::thread::spawn("journal", None, Box::new(compact));
         if let Err(error) = spawned {
             let compacted = lock(journal).finish_compaction(Err(error));
-            report_compaction(journal, compacted, log);
+            report_compaction(&path, compacted, log);
         }
     }
 
@@ -266,9 +271,8 @@ impl Feeds {
     }
 }
 
-/// Says in the log how a compaction of `journal` went, and puts a done one on disk.
-fn report_compaction(journal: &Mutex<Journal>, compacted: io::Result<Compacted>, log: Log) {
-    let path = lock(journal).path().to_owned();
+/// Says in the log how a compaction of the journal at `path` went, and puts a done one on disk.
+fn report_compaction(path: &Path, compacted: io::Result<Compacted>, log: Log) {
     let path = path.display();
     match compacted {
         Ok(done) => {
