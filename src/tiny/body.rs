@@ -9,7 +9,6 @@
 //! on the socket that adds up to [`BODY_TIME`] for the whole body; then the same thread asks the
 //! handler and answers.
 
-use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,8 +46,8 @@ const STACK_SIZE: usize = 256 * 1024;
 /// The threads reading bodies now: each holds a [`Reading`].
 #[derive(Default)]
 pub struct Readers {
-    /// How many each client has.
-    clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// Each reader's client, at most [`MAX_READERS`] of them.
+    clients: Arc<Mutex<Vec<IpAddr>>>,
     /// Of them, those answering: the body read (or none to read), the handler running or its
     /// answer being written. What a stopping server waits for (see `serve.rs`).
     answering: AtomicUsize,
@@ -65,18 +64,15 @@ impl Drop for Answering<'_> {
 
 /// One reader, counted for its client until dropped.
 struct Reading {
-    clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    clients: Arc<Mutex<Vec<IpAddr>>>,
     client: IpAddr,
 }
 
 impl Drop for Reading {
     fn drop(&mut self) {
         let mut clients = lock(&self.clients);
-        if let Some(count) = clients.get_mut(&self.client) {
-            *count -= 1;
-            if *count == 0 {
-                clients.remove(&self.client);
-            }
+        if let Some(at) = clients.iter().position(|&client| client == self.client) {
+            clients.swap_remove(at);
         }
     }
 }
@@ -93,12 +89,11 @@ impl Readers {
         let client = super::client(peer);
         {
             let mut clients = lock(&self.clients);
-            let count = clients.get(&client).copied().unwrap_or(0);
-            // At most 64 clients hold one, so the sum is quick.
-            if count >= MAX_READERS_PER_CLIENT || clients.values().sum::<usize>() >= MAX_READERS {
+            let its = clients.iter().filter(|&&reading| reading == client).count();
+            if its >= MAX_READERS_PER_CLIENT || clients.len() >= MAX_READERS {
                 return Err(job);
             }
-            clients.insert(client, count + 1);
+            clients.push(client);
         }
         // Counted until dropped: once `run` ends, or with the job when no thread can be had.
         let reading = Reading {
@@ -287,7 +282,7 @@ mod tests {
         let readers = Readers::default();
         let (release, wait) = mpsc::channel::<()>();
         let wait = Arc::new(Mutex::new(wait));
-        let running = |readers: &Readers| lock(&readers.clients).values().sum::<usize>();
+        let running = |readers: &Readers| lock(&readers.clients).len();
         let waiting = |readers: &Readers, client: &str| {
             let wait = wait.clone();
             readers.spawn(client.parse().unwrap(), (), move |()| {
